@@ -1,0 +1,399 @@
+r"""The f-divergence regularisers of the SW-Max training rule (Definition 4.1).
+
+``D_f(p || q) = sum_x q(x) f(p(x) / q(x))`` with ``f = lambda * g`` and ``g`` one of
+
+============  ===========================================  ===============  ============
+name          g(t)                                         g'(0+)           sup g'
+============  ===========================================  ===============  ============
+kl            t log t                                      -inf             +inf
+chi2          (t - 1)^2                                    -2               +inf
+tv            |t - 1|                                      -1 (subgrad.)    +1
+hellinger     (sqrt t - 1)^2                               -inf             1
+reverse_kl    -log t                                       -inf             0
+js            (t log t - (1 + t) log((1 + t) / 2)) / 2     -inf             log(2) / 2
+none          0 (argmax over outcomes, for candidate games)
+============  ===========================================  ===============  ============
+
+Each regulariser is a frozen :class:`Divergence` of pure vectorised callables, kept in
+the registry :data:`DIVERGENCES` (the pattern of scipy's ``MetricInfo``), so that every
+divergence gets every test. The solver never branches on a name: a divergence either
+offers the inverse of ``g'`` (and the KKT root-find of :mod:`rlhf_mech.solver` applies)
+or a ``closed_form`` (TV, whose ``g'`` is not invertible; KL offers both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlhf_mech._numerics import log_expectation_exp
+
+Array = np.ndarray
+LOG2 = float(np.log(2.0))
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """An exact maximiser of ``<pi, s> - lambda * D_g(pi || q)`` for a batch of score rows.
+
+    Attributes
+    ----------
+    pi : (B, m) array, the maximiser.
+    mu : (B,) array, the multiplier of ``sum pi = 1`` (eq. OPT of appendix B).
+    nu : (B,) array, ``(mu - max s) / lambda``, exact to rounding.
+    value : (B,) array, the optimal objective.
+    divergence : (B,) array, ``lambda * D_g(pi || q)`` at the maximiser.
+    """
+
+    pi: Array
+    mu: Array
+    nu: Array
+    value: Array
+    divergence: Array
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """One f-divergence generator ``g`` (the regulariser is ``f = lambda * g``).
+
+    Attributes
+    ----------
+    name : canonical name used in game files.
+    formula : ``g`` as text, for documentation and output.
+    terms : ``(pi, q) -> q * g(pi / q)`` elementwise, in a form that is finite for
+        ``pi = 0`` and ``q`` down to 1e-300.
+    subgradient : ``t -> (lo, hi)``, the interval ``∂g(t)`` (``lo == hi == g'(t)`` where
+        ``g`` is differentiable; ``lo = -inf`` at ``t = 0``, the boundary of the simplex).
+    g_prime : ``t -> g'(t)`` (for TV, the right derivative).
+    g_prime_inverse : ``y -> (t, dt/dy)`` with ``t = (g')^{-1}(y)`` for ``g'(0+) < y < sup g'``,
+        or ``None`` where ``g'`` has no inverse.
+    g_prime_at_zero : ``g'(0+)``; where ``y <= g'(0+)`` the optimal ratio is ``t = 0``.
+    g_prime_sup : ``sup g'``; the multiplier must keep every ``y`` below it.
+    log_convex_inverse : whether ``y -> t(y)`` is log-convex, so that Newton's method on
+        ``log T(mu)`` converges monotonically (KL: it is exact in one step). Otherwise
+        Newton runs on ``T(mu)`` itself, which is convex.
+    closed_form : optional exact solver ``(scores, log_q, q, lam) -> ClosedForm``.
+    aliases : other accepted names.
+    """
+
+    name: str
+    formula: str
+    terms: Callable[[Array, Array], Array]
+    subgradient: Callable[[Array], tuple[Array, Array]]
+    g_prime: Callable[[Array], Array]
+    g_prime_inverse: Callable[[Array], tuple[Array, Array]] | None
+    g_prime_at_zero: float
+    g_prime_sup: float
+    log_convex_inverse: bool = True
+    closed_form: Callable[[Array, Array, Array, float], ClosedForm] | None = None
+    aliases: tuple[str, ...] = ()
+
+    def value(self, pi: Array, q: Array, lam: float) -> Array:
+        """``lambda * D_g(pi || q)`` summed over the last axis."""
+        return lam * self.terms(pi, q).sum(axis=-1)
+
+
+def _smooth(g_prime: Callable[[Array], Array]) -> Callable[[Array], tuple[Array, Array]]:
+    """Subgradient of a differentiable ``g`` whose ``g'(0+) = -inf``: a single point."""
+
+    def subgradient(t: Array) -> tuple[Array, Array]:
+        with np.errstate(divide="ignore"):
+            d = g_prime(t)
+        return d, d
+
+    return subgradient
+
+
+# --- KL: g = t log t ---------------------------------------------------------------------
+
+
+def _kl_terms(pi: Array, q: Array) -> Array:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(pi > 0, pi * (np.log(pi) - np.log(q)), 0.0)
+
+
+def _kl_g_prime(t: Array) -> Array:
+    with np.errstate(divide="ignore"):
+        return np.log(t) + 1.0
+
+
+def _kl_inverse(y: Array) -> tuple[Array, Array]:
+    t = np.exp(y - 1.0)
+    return t, t
+
+
+def _kl_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> ClosedForm:
+    """Gibbs form ``pi ∝ q exp(s / lambda)`` (Prop. 4.8), evaluated in log space.
+
+    With ``L = log E_q exp((s - s_max) / lambda)``: ``value = s_max + lambda L``,
+    ``nu = L - 1`` (eq. OPT with ``g'(t) = log t + 1``) and
+    ``log(pi / q) = (s - s_max) / lambda - L``, formed directly so that neither ``pi`` nor
+    ``D`` is a difference of large numbers. ``pi`` is divided by its sum to remove the last
+    rounding of ``L``.
+    """
+    s_max = scores.max(axis=-1)
+    gaps = (scores - s_max[:, None]) / lam
+    log_mass = log_expectation_exp(gaps, log_q, q)
+    log_ratio = gaps - log_mass[:, None]
+    pi = q * np.exp(log_ratio)
+    pi /= pi.sum(axis=-1, keepdims=True)
+    divergence = lam * np.einsum("bm,bm->b", pi, log_ratio)
+    nu = log_mass - 1.0
+    return ClosedForm(pi=pi, mu=s_max + lam * nu, nu=nu, value=s_max + lam * log_mass, divergence=divergence)
+
+
+# --- chi^2: g = (t - 1)^2 ----------------------------------------------------------------
+
+
+def _chi2_terms(pi: Array, q: Array) -> Array:
+    return (pi - q) ** 2 / q
+
+
+def _chi2_subgradient(t: Array) -> tuple[Array, Array]:
+    d = 2.0 * (t - 1.0)
+    return np.where(t > 0, d, -np.inf), d
+
+
+def _chi2_inverse(y: Array) -> tuple[Array, Array]:
+    return 1.0 + 0.5 * y, np.full_like(y, 0.5)
+
+
+# --- total variation: g = |t - 1| --------------------------------------------------------
+
+
+def _tv_terms(pi: Array, q: Array) -> Array:
+    return np.abs(pi - q)
+
+
+def _tv_subgradient(t: Array) -> tuple[Array, Array]:
+    lo = np.where(t > 1, 1.0, np.where(t > 0, -1.0, -np.inf))
+    hi = np.where(t >= 1, 1.0, -1.0)
+    return lo, hi
+
+
+def _tv_g_prime(t: Array) -> Array:
+    return np.where(t >= 1, 1.0, -1.0)
+
+
+def _tv_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> ClosedForm:
+    """Exact TV solution: the maximiser is a linear programme with an explicit vertex.
+
+    Moving mass ``d`` from outcome x to a best outcome changes the objective by
+    ``d (s_max - s_x - 2 lambda)``, so every outcome with ``s_x < s_max - 2 lambda`` gives up
+    all its mass, every other outcome keeps ``q_x``, and the freed mass goes to the
+    outcomes attaining ``s_max``.
+
+    Tie rules (the further ordering of section 3): an outcome with ``s_x`` exactly
+    ``s_max - 2 lambda`` keeps its mass (mass moves only when strictly profitable), and
+    when several outcomes attain ``s_max`` exactly, the freed mass is split among them in
+    proportion to ``q``. Both choices leave the objective unchanged, so the affine-maximizer
+    payment stays DSIC. ``mu = s_max - lambda``.
+    """
+    s_max = scores.max(axis=-1, keepdims=True)
+    best = scores == s_max
+    dropped = scores < s_max - 2.0 * lam
+    freed = np.where(dropped, q, 0.0).sum(axis=-1, keepdims=True)
+    best_mass = np.where(best, q, 0.0).sum(axis=-1, keepdims=True)
+    pi = np.where(dropped, 0.0, q) + np.where(best, q * (freed / best_mass), 0.0)
+    divergence = lam * np.abs(pi - q).sum(axis=-1)
+    value = np.einsum("bm,bm->b", pi, scores) - divergence
+    nu = np.full(scores.shape[0], -1.0)
+    return ClosedForm(pi=pi, mu=s_max[:, 0] - lam, nu=nu, value=value, divergence=divergence)
+
+
+# --- squared Hellinger: g = (sqrt t - 1)^2 -----------------------------------------------
+
+
+def _hellinger_terms(pi: Array, q: Array) -> Array:
+    return (np.sqrt(pi) - np.sqrt(q)) ** 2
+
+
+def _hellinger_g_prime(t: Array) -> Array:
+    with np.errstate(divide="ignore"):
+        return 1.0 - 1.0 / np.sqrt(t)
+
+
+def _hellinger_inverse(y: Array) -> tuple[Array, Array]:
+    r = 1.0 / (1.0 - y)
+    return r * r, 2.0 * r * r * r
+
+
+# --- reverse KL: g = -log t --------------------------------------------------------------
+
+
+def _reverse_kl_terms(pi: Array, q: Array) -> Array:
+    with np.errstate(divide="ignore"):
+        return q * (np.log(q) - np.log(pi))
+
+
+def _reverse_kl_g_prime(t: Array) -> Array:
+    with np.errstate(divide="ignore"):
+        return -1.0 / t
+
+
+def _reverse_kl_inverse(y: Array) -> tuple[Array, Array]:
+    t = -1.0 / y
+    return t, t * t
+
+
+# --- Jensen-Shannon: g = (t log t - (1 + t) log((1 + t) / 2)) / 2 ------------------------
+
+
+def _js_terms(pi: Array, q: Array) -> Array:
+    # q g(p/q) = (p log(2p / (p + q)) + q log(2q / (p + q))) / 2: no ratio p/q is formed.
+    total = pi + q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_part = np.where(pi > 0, pi * np.log(2.0 * pi / total), 0.0)
+    return 0.5 * (p_part + q * np.log(2.0 * q / total))
+
+
+def _js_g_prime(t: Array) -> Array:
+    # g'(t) = log(2t / (1 + t)) / 2, written with log1p(1/t) for large t, where 2t/(1+t) -> 2.
+    with np.errstate(divide="ignore"):
+        small = 0.5 * (np.log(2.0 * t) - np.log1p(t))
+        large = 0.5 * (LOG2 - np.log1p(1.0 / np.maximum(t, 1.0)))
+    return np.where(t <= 1.0, small, large)
+
+
+def _js_inverse(y: Array) -> tuple[Array, Array]:
+    # 2t/(1+t) = exp(2y)  <=>  t = 1 / expm1(log 2 - 2y); expm1 keeps t accurate near the pole.
+    # dt/dy = 2 (e + 1) t^2 = 2 t (1 + t), the latter finite where e overflows and t = 0.
+    t = 1.0 / np.expm1(LOG2 - 2.0 * y)
+    return t, 2.0 * t * (1.0 + t)
+
+
+# --- no regulariser: the argmax rule of candidate-model games ------------------------------
+
+
+def _none_terms(pi: Array, q: Array) -> Array:
+    return np.zeros(np.broadcast_shapes(np.shape(pi), np.shape(q)))
+
+
+def _none_subgradient(t: Array) -> tuple[Array, Array]:
+    zero = np.zeros_like(t)
+    return np.where(t > 0, zero, -np.inf), zero
+
+
+def _argmax_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> ClosedForm:
+    """Point mass on the best outcome; ties go to the first outcome in file order.
+
+    This is the training rule of section 5 / appendix F over a finite set of trained models
+    (any per-model cost is already folded into the scores). Any fixed tie rule keeps the
+    affine-maximizer payment DSIC, since all maximisers have the same objective.
+    """
+    best = scores.argmax(axis=-1)
+    pi = np.zeros_like(scores)
+    pi[np.arange(scores.shape[0]), best] = 1.0
+    s_max = scores[np.arange(scores.shape[0]), best]
+    zeros = np.zeros(scores.shape[0])
+    return ClosedForm(pi=pi, mu=s_max, nu=zeros, value=s_max, divergence=zeros)
+
+
+KL = Divergence(
+    name="kl",
+    formula="lambda * t * log(t)",
+    terms=_kl_terms,
+    subgradient=_smooth(_kl_g_prime),
+    g_prime=_kl_g_prime,
+    g_prime_inverse=_kl_inverse,
+    g_prime_at_zero=-np.inf,
+    g_prime_sup=np.inf,
+    closed_form=_kl_closed_form,
+    aliases=("kullback_leibler",),
+)
+CHI2 = Divergence(
+    name="chi2",
+    formula="lambda * (t - 1)^2",
+    terms=_chi2_terms,
+    subgradient=_chi2_subgradient,
+    g_prime=lambda t: 2.0 * (t - 1.0),
+    g_prime_inverse=_chi2_inverse,
+    g_prime_at_zero=-2.0,
+    g_prime_sup=np.inf,
+    log_convex_inverse=False,
+    aliases=("chi_squared", "chi-squared"),
+)
+TV = Divergence(
+    name="tv",
+    formula="lambda * |t - 1|",
+    terms=_tv_terms,
+    subgradient=_tv_subgradient,
+    g_prime=_tv_g_prime,
+    g_prime_inverse=None,
+    g_prime_at_zero=-1.0,
+    g_prime_sup=1.0,
+    log_convex_inverse=False,
+    closed_form=_tv_closed_form,
+    aliases=("total_variation",),
+)
+HELLINGER = Divergence(
+    name="hellinger",
+    formula="lambda * (sqrt(t) - 1)^2",
+    terms=_hellinger_terms,
+    subgradient=_smooth(_hellinger_g_prime),
+    g_prime=_hellinger_g_prime,
+    g_prime_inverse=_hellinger_inverse,
+    g_prime_at_zero=-np.inf,
+    g_prime_sup=1.0,
+)
+REVERSE_KL = Divergence(
+    name="reverse_kl",
+    formula="-lambda * log(t)",
+    terms=_reverse_kl_terms,
+    subgradient=_smooth(_reverse_kl_g_prime),
+    g_prime=_reverse_kl_g_prime,
+    g_prime_inverse=_reverse_kl_inverse,
+    g_prime_at_zero=-np.inf,
+    g_prime_sup=0.0,
+    aliases=("reverse-kl",),
+)
+JS = Divergence(
+    name="js",
+    formula="lambda / 2 * (t * log(t) - (1 + t) * log((1 + t) / 2))",
+    terms=_js_terms,
+    subgradient=_smooth(_js_g_prime),
+    g_prime=_js_g_prime,
+    g_prime_inverse=_js_inverse,
+    g_prime_at_zero=-np.inf,
+    g_prime_sup=0.5 * LOG2,
+    aliases=("jensen_shannon",),
+)
+
+ARGMAX = Divergence(
+    name="none",
+    formula="0 (no regulariser: the best outcome, first in file order on ties)",
+    terms=_none_terms,
+    subgradient=_none_subgradient,
+    g_prime=lambda t: np.zeros_like(t),
+    g_prime_inverse=None,
+    g_prime_at_zero=0.0,
+    g_prime_sup=0.0,
+    log_convex_inverse=False,
+    closed_form=_argmax_closed_form,
+    aliases=("argmax",),
+)
+
+#: Every divergence, in documentation order.
+ALL_DIVERGENCES: tuple[Divergence, ...] = (KL, CHI2, TV, HELLINGER, REVERSE_KL, JS, ARGMAX)
+#: Canonical name -> divergence.
+DIVERGENCES: dict[str, Divergence] = {d.name: d for d in ALL_DIVERGENCES}
+_ALIASES: dict[str, str] = {a: d.name for d in ALL_DIVERGENCES for a in (d.name, *d.aliases)}
+
+
+def get_divergence(name: str | Divergence) -> Divergence:
+    """Look a divergence up by name or alias; a :class:`Divergence` is returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        for an unknown name, listing the valid ones.
+    """
+    if isinstance(name, Divergence):
+        return name
+    try:
+        return DIVERGENCES[_ALIASES[name]]
+    except KeyError:
+        valid = ", ".join(DIVERGENCES)
+        raise ValueError(f"unknown divergence {name!r}; expected one of {valid}") from None

@@ -1,0 +1,172 @@
+"""Renderers: results -> Rich tables or JSON-ready dicts. They compute nothing new.
+
+The CLI prints what these return; see :mod:`rlhf_mech.cli`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.console import Group as RichGroup
+from rich.table import Table
+from rich.text import Text
+
+from rlhf_mech.divergences import get_divergence
+from rlhf_mech.game import Game
+from rlhf_mech.mechanism import GameSolution, ProfileOutcome
+
+
+def fmt(x: float) -> str:
+    """A number for a table: 6 significant digits, exact zero as 0."""
+    return "0" if x == 0 else f"{x:.6g}"
+
+
+def fmt_signed(x: float) -> str:
+    return "0" if x == 0 else f"{x:+.6g}"
+
+
+def game_summary(game: Game, payment_rule: str) -> Table:
+    """Key facts of a game: sizes of the problem, the regulariser, the payment rule."""
+    div = get_divergence(game.divergence)
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("game", game.name)
+    table.add_row("outcomes", f"{game.n_outcomes}")
+    table.add_row(
+        "groups", f"{game.n_groups}" + (f" (max_size {fmt(game.max_size)})" if game.max_size else "")
+    )
+    table.add_row("normalization", game.normalization)
+    table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(game.lam)}")
+    table.add_row("payment rule", payment_rule)
+    for note in game.notes:
+        table.add_row("note", note)
+    return table
+
+
+def distribution_table(solution: GameSolution, top: int) -> Table:
+    """The fine-tuned distribution beside pi_init, for the ``top`` most likely outcomes."""
+    game = solution.game
+    show_reported = solution.reported is not solution.truthful
+    key = solution.reported.distribution
+    order = np.argsort(-key, kind="stable")[: max(top, 1)]
+    hidden = game.n_outcomes - order.size
+    title = "fine-tuned distribution" + (
+        f" (top {order.size} of {game.n_outcomes} outcomes)" if hidden else ""
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("outcome")
+    table.add_column("pi_init", justify="right")
+    table.add_column("truthful", justify="right")
+    if show_reported:
+        table.add_column("reported", justify="right")
+    for j in order:
+        row = [game.outcomes[j], fmt(game.pi_init[j]), fmt(solution.truthful.distribution[j])]
+        if show_reported:
+            row.append(fmt(solution.reported.distribution[j]))
+        table.add_row(*row)
+    return table
+
+
+def profile_table(game: Game, outcome: ProfileOutcome, title: str, sizes: np.ndarray) -> Table:
+    """Valuation, group valuation, payment and utility per group, with the totals."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=f"ASW {fmt(outcome.asw)} = SW - D_f {fmt(outcome.divergence_value)}; "
+        f"KKT residual {outcome.kkt_residual:.1e}",
+        caption_justify="left",
+    )
+    for name in ("group", "size (reported)", "valuation", "group valuation", "payment", "utility"):
+        table.add_column(name, justify="left" if name == "group" else "right")
+    for i, name in enumerate(game.group_names):
+        size = fmt(game.sizes[i]) + ("" if sizes[i] == game.sizes[i] else f" ({fmt(sizes[i])})")
+        table.add_row(
+            name,
+            size,
+            fmt(outcome.valuations[i]),
+            fmt(outcome.group_valuations[i]),
+            fmt(outcome.payments[i]),
+            fmt(outcome.utilities[i]),
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        "",
+        f"SW {fmt(outcome.social_welfare)}",
+        fmt(float(outcome.payments.sum())),
+        fmt(float(outcome.utilities.sum())),
+        style="bold",
+    )
+    return table
+
+
+def gains_text(solution: GameSolution) -> Text:
+    """One line per misreporting group: what the reported profile gained it over truth."""
+    game = solution.game
+    lines = []
+    for i in game.misreporting_groups():
+        dv = solution.reported.group_valuations[i] - solution.truthful.group_valuations[i]
+        du = solution.gains[i]
+        verdict = "profitable" if du > 0 else "not profitable"
+        lines.append(
+            f"{game.group_names[i]} misreports: group valuation {fmt_signed(dv)}, "
+            f"utility {fmt_signed(du)} under {solution.payment_rule} ({verdict})"
+        )
+    return Text("\n".join(lines) if lines else "every group reports truthfully")
+
+
+def render_solution(solution: GameSolution, top: int = 10) -> RichGroup:
+    """Everything ``rlhf-mech solve`` shows, as one Rich renderable."""
+    game = solution.game
+    parts: list[Any] = [
+        game_summary(game, solution.payment_rule),
+        distribution_table(solution, top),
+        profile_table(game, solution.truthful, "truthful reports", game.sizes),
+    ]
+    if solution.reported is not solution.truthful:
+        parts.append(profile_table(game, solution.reported, "reported (as in the file)", game.reported_sizes))
+    parts.append(gains_text(solution))
+    return RichGroup(*parts)
+
+
+def _profile_json(game: Game, outcome: ProfileOutcome, sizes: np.ndarray) -> dict[str, Any]:
+    return {
+        "distribution": outcome.distribution.tolist(),
+        "social_welfare": outcome.social_welfare,
+        "asw": outcome.asw,
+        "divergence_value": outcome.divergence_value,
+        "kkt_residual": outcome.kkt_residual,
+        "groups": [
+            {
+                "name": name,
+                "size": float(game.sizes[i]),
+                "reported_size": float(sizes[i]),
+                "valuation": float(outcome.valuations[i]),
+                "group_valuation": float(outcome.group_valuations[i]),
+                "payment": float(outcome.payments[i]),
+                "utility": float(outcome.utilities[i]),
+            }
+            for i, name in enumerate(game.group_names)
+        ],
+    }
+
+
+def solution_to_json(solution: GameSolution) -> dict[str, Any]:
+    """The stable machine-readable form of ``rlhf-mech solve --format json``."""
+    game = solution.game
+    div = get_divergence(game.divergence)
+    return {
+        "game": game.name,
+        "divergence": {"kind": div.name, "lambda": game.lam, "formula": div.formula},
+        "payment_rule": solution.payment_rule,
+        "outcomes": list(game.outcomes),
+        "notes": list(game.notes),
+        "profiles": {
+            "truthful": _profile_json(game, solution.truthful, game.sizes),
+            "reported": _profile_json(game, solution.reported, game.reported_sizes),
+        },
+        "gains": {name: float(g) for name, g in zip(game.group_names, solution.gains, strict=True)},
+    }
