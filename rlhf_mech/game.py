@@ -20,6 +20,29 @@ NORMALIZATIONS: tuple[str, ...] = ("sum", "max", "none")
 
 
 @dataclass(frozen=True)
+class Expectations:
+    """A game file's ``expect:`` block, checked by ``rlhf-mech audit``.
+
+    Attributes
+    ----------
+    profile : ``"truthful"`` or ``"reported"``: the profile the value ranges refer to.
+    dsic, ir, nonnegative_payments, profitable_without_payment : required verdicts
+        (``None``: not checked).
+    ranges : quantity -> {group name -> (lo, hi)}; game-level quantities (``social_welfare``,
+        ``asw``) use the group name ``""``.
+    line : line of ``expect:`` in the file, for messages.
+    """
+
+    profile: str = "truthful"
+    dsic: bool | None = None
+    ir: bool | None = None
+    nonnegative_payments: bool | None = None
+    profitable_without_payment: bool | None = None
+    ranges: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class Game:
     """An RLHF game (section 3) with its true types and the reports.
 
@@ -40,6 +63,8 @@ class Game:
         subtracts as ``lambda * <pi, cost>`` (a candidate model's measured divergence from the
         initial model, section 5). It belongs to no group: it enters ASW and ASW_{-i} alike.
     notes : what was changed on loading (e.g. a renormalised pi_init), for the output.
+    expect : the file's ``expect:`` block, or ``None``.
+    source : the file the game was loaded from, or ``None``.
     """
 
     name: str
@@ -57,6 +82,8 @@ class Game:
     max_size: float | None = None
     outcome_costs: Array | None = None
     notes: tuple[str, ...] = field(default=())
+    expect: Expectations | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         m, n = len(self.outcomes), len(self.group_names)

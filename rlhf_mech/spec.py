@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlhf_mech.divergences import DIVERGENCES, get_divergence
 from rlhf_mech.errors import SpecError
-from rlhf_mech.game import Game
+from rlhf_mech.game import Expectations, Game
 
 #: Tolerance for "sums to 1" / "max is 1" checks (probabilities and reward normalisation).
 NORMALIZATION_TOL = 1e-9
@@ -57,6 +57,25 @@ class GroupSpec(_Strict):
     report: ReportSpec | None = None
 
 
+Range = tuple[FiniteFloat, FiniteFloat]
+
+
+class ExpectSpec(_Strict):
+    """``expect:``: what ``rlhf-mech audit`` must find (issue #4). Ranges are ``[lo, hi]``."""
+
+    profile: Literal["truthful", "reported"] = "truthful"
+    dsic: bool | None = None
+    ir: bool | None = None
+    nonnegative_payments: bool | None = None
+    profitable_without_payment: bool | None = None
+    utility: dict[str, Range] | None = None
+    valuation: dict[str, Range] | None = None
+    group_valuation: dict[str, Range] | None = None
+    payment: dict[str, Range] | None = None
+    social_welfare: Range | None = None
+    asw: Range | None = None
+
+
 class GameSpec(_Strict):
     """The whole game file (format v1); see README.md for every field."""
 
@@ -68,7 +87,7 @@ class GameSpec(_Strict):
     max_size: FiniteFloat | None = Field(default=None, ge=1)
     payment: Literal["none", "affine_maximizer"] = "affine_maximizer"
     groups: list[GroupSpec] = Field(min_length=1)
-    expect: dict[str, Any] | None = None
+    expect: ExpectSpec | None = None
 
 
 _FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
@@ -76,6 +95,7 @@ _FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
     "groups": tuple(GroupSpec.model_fields),
     "report": tuple(ReportSpec.model_fields),
     "divergence": ("kind", "lambda"),
+    "expect": tuple(ExpectSpec.model_fields),
 }
 
 
@@ -356,6 +376,8 @@ def _build_game(doc: _Document, spec: GameSpec) -> Game:
         reported_rewards.append(reported_rm)
         reported_sizes.append(reported_size)
     return Game(
+        expect=_expectations(doc, spec.expect, tuple(names)),
+        source=str(doc.path),
         name=spec.name or doc.path.stem,
         outcomes=outcomes,
         pi_init=pi_init,
@@ -370,6 +392,36 @@ def _build_game(doc: _Document, spec: GameSpec) -> Game:
         reported_sizes=np.array(reported_sizes),
         max_size=spec.max_size,
         notes=tuple(notes),
+    )
+
+
+def _expectations(doc: _Document, spec: ExpectSpec | None, names: tuple[str, ...]) -> Expectations | None:
+    if spec is None:
+        return None
+    ranges: dict[str, dict[str, tuple[float, float]]] = {}
+    for quantity in ("utility", "valuation", "group_valuation", "payment"):
+        given = getattr(spec, quantity) or {}
+        for group, (lo, hi) in given.items():
+            if group not in names:
+                raise doc.error(("expect", quantity, group), f"no group named {group!r}")
+            if lo > hi:
+                raise doc.error(("expect", quantity, group), f"empty range [{lo}, {hi}]")
+        if given:
+            ranges[quantity] = dict(given)
+    for quantity in ("social_welfare", "asw"):
+        bounds = getattr(spec, quantity)
+        if bounds is not None:
+            if bounds[0] > bounds[1]:
+                raise doc.error(("expect", quantity), f"empty range [{bounds[0]}, {bounds[1]}]")
+            ranges[quantity] = {"": bounds}
+    return Expectations(
+        profile=spec.profile,
+        dsic=spec.dsic,
+        ir=spec.ir,
+        nonnegative_payments=spec.nonnegative_payments,
+        profitable_without_payment=spec.profitable_without_payment,
+        ranges=ranges,
+        line=doc.line(("expect",)),
     )
 
 
