@@ -31,7 +31,7 @@ Path_ = tuple[str | int, ...]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DivergenceSpec(_Strict):
@@ -57,7 +57,7 @@ class GroupSpec(_Strict):
     report: ReportSpec | None = None
 
 
-Range = tuple[FiniteFloat, FiniteFloat]
+Range = Annotated[list[FiniteFloat], Field(min_length=2, max_length=2)]
 
 
 class ExpectSpec(_Strict):
@@ -407,13 +407,13 @@ def _expectations(doc: _Document, spec: ExpectSpec | None, names: tuple[str, ...
             if lo > hi:
                 raise doc.error(("expect", quantity, group), f"empty range [{lo}, {hi}]")
         if given:
-            ranges[quantity] = dict(given)
+            ranges[quantity] = {group: (lo, hi) for group, (lo, hi) in given.items()}
     for quantity in ("social_welfare", "asw"):
         bounds = getattr(spec, quantity)
         if bounds is not None:
             if bounds[0] > bounds[1]:
                 raise doc.error(("expect", quantity), f"empty range [{bounds[0]}, {bounds[1]}]")
-            ranges[quantity] = {"": bounds}
+            ranges[quantity] = {"": (bounds[0], bounds[1])}
     return Expectations(
         profile=spec.profile,
         dsic=spec.dsic,
