@@ -43,7 +43,11 @@ def log_expectation_exp(gaps: np.ndarray, log_q: np.ndarray, q: np.ndarray) -> n
     out = np.empty(gaps.shape[0])
     if narrow.any():
         rows = gaps if narrow.all() else gaps[narrow]
-        out[narrow] = np.log1p(np.expm1(rows) @ q + (float(np.sum(q)) - 1.0))
+        # Row sums rather than BLAS gemv: the summation order then does not depend on the
+        # batch size, so a batch and its rows solved one at a time agree bitwise.
+        terms = np.expm1(rows)
+        terms *= q
+        out[narrow] = np.log1p(terms.sum(axis=-1) + (float(np.sum(q)) - 1.0))
     wide = ~narrow
     if wide.any():
         z = (gaps if wide.all() else gaps[wide]) + log_q

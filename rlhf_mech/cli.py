@@ -5,6 +5,7 @@ Exit codes: 0 clean, 1 an audit found violations, 2 bad input (as Click uses for
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,10 +16,19 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from rlhf_mech.audit import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL, AuditOptions, run_audits, summarise
+from rlhf_mech.audit_report import InvalidFile, audit_progress, audits_to_json, render_audit, to_junit
+from rlhf_mech.counterexample import save_counterexamples
 from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.game import Game
+from rlhf_mech.game_writer import write_game
+from rlhf_mech.importer import import_files, parse_group_option, parse_reward_columns
 from rlhf_mech.mechanism import solve as solve_game
-from rlhf_mech.report import render_solution, solution_to_json
+from rlhf_mech.plot import save_sweep_plot
+from rlhf_mech.report import render_import, render_solution, solution_to_json
 from rlhf_mech.spec import game_schema, load_game
+from rlhf_mech.sweep import SweepRequest
+from rlhf_mech.sweep_report import SweepFormat, render_sweeps, sweep_progress, sweep_to_json, sweeps_to_csv
 
 app = typer.Typer(
     name="rlhf-mech",
@@ -85,6 +95,251 @@ def solve(
 def schema() -> None:
     """Print the JSON Schema of the game-file format."""
     print_json(game_schema())
+
+
+ListOption = "a comma list (0.2,0.5,1,2) or start:stop:step"
+
+
+@app.command(name="sweep")
+def sweep_command(
+    game_file: GameFile,
+    *,
+    group: Annotated[str | None, typer.Option(help="The group that misreports.")] = None,
+    all_groups: Annotated[bool, typer.Option("--all-groups", help="Sweep every group in turn.")] = False,
+    alpha: Annotated[str | None, typer.Option(help=f"Strategy 1, report size alpha*w: {ListOption}.")] = None,
+    beta: Annotated[
+        str | None, typer.Option(help=f"Strategy 2, report beta*rm + (1-beta)*rm_-i: {ListOption}.")
+    ] = None,
+    epsilon: Annotated[
+        str | None, typer.Option(help=f"Theorem 4.2, polarised report +-eps: {ListOption}.")
+    ] = None,
+    report_reward: Annotated[
+        str | None, typer.Option(help="Explicit report: rewards as a comma list or a .csv/.npy file.")
+    ] = None,
+    report_size: Annotated[float | None, typer.Option(help="Explicit report: the reported size.")] = None,
+    payment: PaymentOption = None,
+    output_format: Annotated[
+        SweepFormat, typer.Option("--format", help="Output format.")
+    ] = SweepFormat.table,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the sweep to FILE.png (needs [plot]).")] = None,
+) -> None:
+    """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
+    with user_errors():
+        options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
+        request = SweepRequest.from_options(
+            group=group, all_groups=all_groups, report_size=report_size, **options
+        )
+        game = load_game(game_file)
+        with sweep_progress(err_console, request.points(game)) as on_progress:
+            json_out = output_format is SweepFormat.json  # only JSON shows the distributions
+            results = request.run(game, payment.value if payment else None, on_progress, json_out)
+        if plot is not None:
+            err_console.print(f"plot written to {save_sweep_plot(results, plot)}", highlight=False)
+    if output_format is SweepFormat.json:
+        data = [sweep_to_json(r) for r in results]
+        print_json(data if all_groups else data[0])
+    elif output_format is SweepFormat.csv:
+        typer.echo(sweeps_to_csv(results), nl=False)
+    else:
+        console.print(render_sweeps(results))
+
+
+class ImportKind(StrEnum):
+    candidates = "candidates"
+    responses = "responses"
+
+
+class Scale(StrEnum):
+    minmax = "minmax"
+    none = "none"
+
+
+class Normalization(StrEnum):
+    sum = "sum"
+    max = "max"
+
+
+@app.command("import")
+def import_game(
+    files: Annotated[list[Path], typer.Argument(help="Evaluation files (.csv, .jsonl).", show_default=False)],
+    *,
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Game file to write (YAML); big arrays go beside it (.npy)."),
+    ],
+    kind: Annotated[
+        ImportKind | None,
+        typer.Option(
+            "--as",
+            help="candidates: one trained model per file (or per --candidate-col value); responses: the rows "
+            "of one file of initial-model samples are the outcomes. Default: responses for one file "
+            "without --candidate-col/--logratio-col, else candidates.",
+            show_default=False,
+        ),
+    ] = None,
+    reward_col: Annotated[
+        list[str] | None, typer.Option(help="NAME=COLUMN, repeatable. Default: every numeric column.")
+    ] = None,
+    candidate_col: Annotated[str | None, typer.Option(help="Column naming each row's candidate.")] = None,
+    logratio_col: Annotated[
+        str | None, typer.Option(help="Per-response log pi(y) - log pi_init(y); its mean is the KL estimate.")
+    ] = None,
+    logprob_col: Annotated[
+        str | None, typer.Option(help="Per-response log pi_init(y): the initial distribution (responses).")
+    ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME:SIZE:PREF with PREF = MODEL or MODEL=W,MODEL=W; repeatable. "
+            "Default: one group per reward model, size 1."
+        ),
+    ] = None,
+    scale: Annotated[Scale, typer.Option(help="Candidates: minmax rescales each reward model to [0, 1].")] = (
+        Scale.minmax
+    ),
+    normalization: Annotated[Normalization, typer.Option(help="Responses: reward normalisation.")] = (
+        Normalization.sum
+    ),
+    divergence: Annotated[str, typer.Option(help="Responses: the training rule's divergence.")] = "kl",
+    lam: Annotated[float, typer.Option("--lambda", help="Weight of the divergence.")] = 1.0,
+    payment: Annotated[PaymentRule, typer.Option(help="The game's payment rule.")] = (
+        PaymentRule.affine_maximizer
+    ),
+    name: Annotated[str | None, typer.Option(help="The game's name.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file.")] = False,
+) -> None:
+    """Build a game file from the evaluation files an RLHF pipeline writes (docs/candidates.md)."""
+    with user_errors():
+        if output.exists() and not force:
+            raise RlhfMechError(f"{output} exists; pass --force to overwrite it")
+        result = import_files(
+            files,
+            kind=kind.value if kind else None,
+            reward_columns=parse_reward_columns(reward_col or []),
+            candidate_column=candidate_col,
+            logratio_column=logratio_col,
+            logprob_column=logprob_col,
+            groups=[parse_group_option(g) for g in group or []],
+            scale=scale.value,
+            normalization=normalization.value,
+            divergence=divergence,
+            lam=lam,
+            payment_rule=payment.value,
+            name=name,
+        )
+        comment = "Written by rlhf-mech import from " + ", ".join(str(f) for f in files)
+        written = write_game(result.game, output, comment=comment)
+    console.print(render_import(result, written))
+
+
+class AuditBackend(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
+    """Files, directories (every *.yaml / *.yml below, sorted) and globs -> game files."""
+    found: list[Path] = []
+    missing: list[InvalidFile] = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        elif path.is_file():
+            found.append(path)
+        elif glob.has_magic(pattern):
+            matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+            found += [p for p in matches if p.is_file()]
+            if not matches:
+                missing.append(InvalidFile(pattern, f"{pattern}: no file matches"))
+        else:
+            missing.append(InvalidFile(pattern, f"{pattern}: no such file or directory"))
+    return list(dict.fromkeys(found)), missing
+
+
+def _load_games(paths: list[Path]) -> tuple[list[Game], list[InvalidFile]]:
+    games, invalid = [], []
+    for path in paths:
+        try:
+            games.append(load_game(path))
+        except RlhfMechError as exc:
+            invalid.append(InvalidFile(str(path), str(exc)))
+    return games, invalid
+
+
+@app.command("audit")
+def audit_command(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Game files, directories (*.yaml, *.yml) or globs.", show_default=False),
+    ],
+    *,
+    output_format: FormatOption = OutputFormat.table,
+    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML to FILE (for CI).")] = None,
+    counterexamples: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-counterexamples", help="Write each DSIC-violating report as a game file into DIR."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the random search.")] = 0,
+    budget: Annotated[
+        int, typer.Option(min=10, help="Report evaluations per group and payment rule.")
+    ] = DEFAULT_BUDGET,
+    tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of every inequality.")] = DEFAULT_TOL,
+    noise: Annotated[
+        float | None, typer.Option(help="Theorem 4.12: noise bound eps > 0 on every reported reward.")
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="Noise samples per estimate.")] = DEFAULT_SAMPLES,
+    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = 1,
+    backend: Annotated[
+        AuditBackend, typer.Option(help="local processes or a dask cluster.")
+    ] = AuditBackend.local,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (tcp://HOST:PORT) for --backend dask.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
+) -> None:
+    """Audit game files: DSIC, IR, payments >= 0, the need for payment (and noise, expect:).
+
+    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid.
+    """
+    if (backend is AuditBackend.dask) != (scheduler is not None):
+        err_console.print("[bold red]error:[/] --backend dask and --scheduler go together", highlight=False)
+        raise typer.Exit(2)
+    if noise is not None and not noise > 0:
+        err_console.print(f"[bold red]error:[/] --noise must be > 0, got {noise}", highlight=False)
+        raise typer.Exit(2)
+    options = AuditOptions(budget=budget, tol=tol, noise=noise, samples=samples)
+    paths_found, invalid = _game_paths(paths)
+    games, unreadable = _load_games(paths_found)
+    invalid += unreadable
+    for bad in invalid:
+        err_console.print(f"[bold red]error:[/] {bad.message}", highlight=False, soft_wrap=True)
+    with user_errors():
+        tasks = sum(g.n_groups for g in games)
+        with audit_progress(err_console, tasks, enabled=not quiet) as advance:
+            audits = run_audits(
+                games,
+                options,
+                seed=seed,
+                workers=workers,
+                backend=backend.value,
+                scheduler=scheduler,
+                on_task_done=advance,
+            )
+        saved = save_counterexamples(audits, counterexamples) if counterexamples else {}
+        summary = summarise(audits, len(invalid))
+        if junit is not None:
+            try:
+                junit.write_text(to_junit(audits, invalid), encoding="utf-8")
+            except OSError as exc:
+                raise RlhfMechError(f"cannot write {junit}: {exc.strerror or exc}") from None
+    if output_format is OutputFormat.json:
+        print_json(audits_to_json(audits, invalid, summary, saved))
+    else:
+        console.print(render_audit(audits, invalid, summary, saved, quiet=quiet))
+    raise typer.Exit(summary.exit_code)
 
 
 def main() -> Callable[[], Any]:

@@ -75,6 +75,11 @@ class Divergence:
         ``log T(mu)`` converges monotonically (KL: it is exact in one step). Otherwise
         Newton runs on ``T(mu)`` itself, which is convex.
     closed_form : optional exact solver ``(scores, log_q, q, lam) -> ClosedForm``.
+    pole_inverse : for ``g'`` bounded above (a pole of ``(g')^{-1}`` at ``sup g'``):
+        ``d -> (t, d(log t)/dy)`` at ``y = sup g' - d``, the inverse written in the distance ``d > 0``
+        below the pole. An outcome whose ``pi_init`` is 1e-300 and whose optimal mass is
+        O(1) has ``d ~ 1e-150``, which ``y`` itself cannot resolve next to ``sup g' = O(1)``.
+    pole_distance : ``t -> sup g' - g'(t)``, computed without cancellation at large ``t``.
     aliases : other accepted names.
     """
 
@@ -88,6 +93,8 @@ class Divergence:
     g_prime_sup: float
     log_convex_inverse: bool = True
     closed_form: Callable[[Array, Array, Array, float], ClosedForm] | None = None
+    pole_inverse: Callable[[Array], tuple[Array, Array]] | None = None
+    pole_distance: Callable[[Array], Array] | None = None
     aliases: tuple[str, ...] = ()
 
     def value(self, pi: Array, q: Array, lam: float) -> Array:
@@ -215,9 +222,14 @@ def _hellinger_g_prime(t: Array) -> Array:
         return 1.0 - 1.0 / np.sqrt(t)
 
 
-def _hellinger_inverse(y: Array) -> tuple[Array, Array]:
-    r = 1.0 / (1.0 - y)
-    return r * r, 2.0 * r * r * r
+def _hellinger_pole_inverse(d: Array) -> tuple[Array, Array]:
+    # y = 1 - d:  t = 1 / d^2,  d(log t)/dy = 2 / d
+    r = 1.0 / d
+    return r * r, 2.0 * r
+
+
+def _hellinger_pole_distance(t: Array) -> Array:
+    return 1.0 / np.sqrt(t)
 
 
 # --- reverse KL: g = -log t --------------------------------------------------------------
@@ -233,9 +245,14 @@ def _reverse_kl_g_prime(t: Array) -> Array:
         return -1.0 / t
 
 
-def _reverse_kl_inverse(y: Array) -> tuple[Array, Array]:
-    t = -1.0 / y
-    return t, t * t
+def _reverse_kl_pole_inverse(d: Array) -> tuple[Array, Array]:
+    # y = -d:  t = 1 / d,  d(log t)/dy = 1 / d
+    t = 1.0 / d
+    return t, t
+
+
+def _reverse_kl_pole_distance(t: Array) -> Array:
+    return 1.0 / t
 
 
 # --- Jensen-Shannon: g = (t log t - (1 + t) log((1 + t) / 2)) / 2 ------------------------
@@ -257,11 +274,25 @@ def _js_g_prime(t: Array) -> Array:
     return np.where(t <= 1.0, small, large)
 
 
-def _js_inverse(y: Array) -> tuple[Array, Array]:
-    # 2t/(1+t) = exp(2y)  <=>  t = 1 / expm1(log 2 - 2y); expm1 keeps t accurate near the pole.
-    # dt/dy = 2 (e + 1) t^2 = 2 t (1 + t), the latter finite where e overflows and t = 0.
-    t = 1.0 / np.expm1(LOG2 - 2.0 * y)
-    return t, 2.0 * t * (1.0 + t)
+def _js_pole_inverse(d: Array) -> tuple[Array, Array]:
+    # y = log(2)/2 - d:  2t/(1+t) = exp(2y)  <=>  t = 1 / expm1(2d); expm1 keeps t accurate
+    # near the pole. d(log t)/dy = 2 (e + 1) t = 2 (1 + t).
+    t = 1.0 / np.expm1(2.0 * d)
+    return t, 2.0 * (1.0 + t)
+
+
+def _js_pole_distance(t: Array) -> Array:
+    return 0.5 * np.log1p(1.0 / t)
+
+
+def _from_pole(sup: float, pole_inverse: Callable[[Array], tuple[Array, Array]]):
+    """``(g')^{-1}(y)`` and ``dt/dy`` from the inverse written in the distance below the pole."""
+
+    def inverse(y: Array) -> tuple[Array, Array]:
+        t, dlog_t = pole_inverse(sup - y)
+        return t, t * dlog_t
+
+    return inverse
 
 
 # --- no regulariser: the argmax rule of candidate-model games ------------------------------
@@ -334,9 +365,11 @@ HELLINGER = Divergence(
     terms=_hellinger_terms,
     subgradient=_smooth(_hellinger_g_prime),
     g_prime=_hellinger_g_prime,
-    g_prime_inverse=_hellinger_inverse,
+    g_prime_inverse=_from_pole(1.0, _hellinger_pole_inverse),
     g_prime_at_zero=-np.inf,
     g_prime_sup=1.0,
+    pole_inverse=_hellinger_pole_inverse,
+    pole_distance=_hellinger_pole_distance,
 )
 REVERSE_KL = Divergence(
     name="reverse_kl",
@@ -344,9 +377,11 @@ REVERSE_KL = Divergence(
     terms=_reverse_kl_terms,
     subgradient=_smooth(_reverse_kl_g_prime),
     g_prime=_reverse_kl_g_prime,
-    g_prime_inverse=_reverse_kl_inverse,
+    g_prime_inverse=_from_pole(0.0, _reverse_kl_pole_inverse),
     g_prime_at_zero=-np.inf,
     g_prime_sup=0.0,
+    pole_inverse=_reverse_kl_pole_inverse,
+    pole_distance=_reverse_kl_pole_distance,
     aliases=("reverse-kl",),
 )
 JS = Divergence(
@@ -355,9 +390,11 @@ JS = Divergence(
     terms=_js_terms,
     subgradient=_smooth(_js_g_prime),
     g_prime=_js_g_prime,
-    g_prime_inverse=_js_inverse,
+    g_prime_inverse=_from_pole(0.5 * LOG2, _js_pole_inverse),
     g_prime_at_zero=-np.inf,
     g_prime_sup=0.5 * LOG2,
+    pole_inverse=_js_pole_inverse,
+    pole_distance=_js_pole_distance,
     aliases=("jensen_shannon",),
 )
 

@@ -5,6 +5,7 @@ The CLI prints what these return; see :mod:`rlhf_mech.cli`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,8 +13,10 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
+from rlhf_mech.candidates import CandidateGame, is_candidate_game, profile_choice
 from rlhf_mech.divergences import get_divergence
 from rlhf_mech.game import Game
+from rlhf_mech.importer import ImportResult
 from rlhf_mech.mechanism import GameSolution, ProfileOutcome
 
 
@@ -128,8 +131,59 @@ def render_solution(solution: GameSolution, top: int = 10) -> RichGroup:
     ]
     if solution.reported is not solution.truthful:
         parts.append(profile_table(game, solution.reported, "reported (as in the file)", game.reported_sizes))
+    if is_candidate_game(game):
+        parts.append(candidate_choice_table(solution))
     parts.append(gains_text(solution))
     return RichGroup(*parts)
+
+
+def _candidate_choices(solution: GameSolution) -> dict[str, Any]:
+    """Profile label -> :class:`~rlhf_mech.candidates.CandidateChoice`, truthful first."""
+    game = solution.game
+    profiles = {"truthful": (solution.truthful, game.rewards, game.sizes)}
+    if solution.reported is not solution.truthful:
+        profiles["reported"] = (solution.reported, game.reported_rewards, game.reported_sizes)
+    return {
+        label: profile_choice(outcome.distribution, rewards, sizes, game.score_offset)
+        for label, (outcome, rewards, sizes) in profiles.items()
+    }
+
+
+def _preference_text(game: CandidateGame, weights: np.ndarray) -> str:
+    return " + ".join(f"{fmt(w)} {m}" for m, w in zip(game.reward_models, weights, strict=True) if w != 0)
+
+
+def candidate_choice_table(solution: GameSolution) -> Table:
+    """Candidate-model games: the chosen candidate per profile and each leave-one-out choice.
+
+    The choices are looked up by :func:`rlhf_mech.candidates.profile_choice` (the argmax of
+    the training objective and of each ``ASW_{-i}``, ties to the first candidate).
+    """
+    game = solution.game
+    table = Table(
+        title="candidate models: argmax of sum_i w_i v_i - lambda * divergence (ties: first in file order)",
+        title_justify="left",
+    )
+    table.add_column("profile")
+    table.add_column("chosen")
+    table.add_column("objective", justify="right")
+    for name in game.group_names:
+        table.add_column(f"without {name}")
+    for label, choice in _candidate_choices(solution).items():
+        table.add_row(
+            label,
+            game.outcomes[choice.chosen],
+            fmt(choice.objective),
+            *(game.outcomes[c] for c in choice.leave_one_out),
+        )
+    if isinstance(game, CandidateGame) and game.preferences is not None:
+        lines = [
+            f"{name}: values {_preference_text(game, game.preferences[i])}"
+            for i, name in enumerate(game.group_names)
+        ]
+        table.caption = "\n".join([f"scores: {game.scale} scale", *lines])
+        table.caption_justify = "left"
+    return table
 
 
 def _profile_json(game: Game, outcome: ProfileOutcome, sizes: np.ndarray) -> dict[str, Any]:
@@ -169,4 +223,58 @@ def solution_to_json(solution: GameSolution) -> dict[str, Any]:
             "reported": _profile_json(game, solution.reported, game.reported_sizes),
         },
         "gains": {name: float(g) for name, g in zip(game.group_names, solution.gains, strict=True)},
+        **({"candidates": _candidates_json(solution)} if is_candidate_game(game) else {}),
     }
+
+
+def _candidates_json(solution: GameSolution) -> dict[str, Any]:
+    game = solution.game
+    return {
+        label: {
+            "chosen": game.outcomes[choice.chosen],
+            "objective": choice.objective,
+            "leave_one_out": {
+                name: game.outcomes[c] for name, c in zip(game.group_names, choice.leave_one_out, strict=True)
+            },
+        }
+        for label, choice in _candidate_choices(solution).items()
+    }
+
+
+def render_import(result: ImportResult, written: tuple[Path, ...]) -> RichGroup:
+    """What ``rlhf-mech import`` read, the game it built and every transformation applied."""
+    files = Table(title="read", title_justify="left", caption_justify="left")
+    for name in ("file", "column", "role", "min", "max", "mean"):
+        files.add_column(name, justify="right" if name in ("min", "max", "mean") else "left")
+    for summary in result.files:
+        for k, stats in enumerate(summary.used):
+            numbers = (stats.minimum, stats.maximum, stats.mean)
+            files.add_row(
+                str(summary.path) if k == 0 else "",
+                stats.column,
+                stats.role,
+                *(("",) * 3 if stats.role == "candidate" else (fmt(x) for x in numbers)),
+            )
+    files.caption = "\n".join(
+        f"{summary.path}: {summary.rows} rows; columns {', '.join(summary.columns)}"
+        for summary in result.files
+    )
+    parts: list[Any] = [files]
+    if result.candidates:
+        models = tuple(result.reward_columns)
+        cands = Table(title="candidates (mean per reward model, before scaling)", title_justify="left")
+        cands.add_column("candidate")
+        cands.add_column("rows", justify="right")
+        for model in models:
+            cands.add_column(model, justify="right")
+        cands.add_column("KL estimate", justify="right")
+        for cand in result.candidates:
+            kl = "" if cand.kl is None else fmt(cand.kl)
+            cands.add_row(cand.name, str(cand.rows), *(fmt(v) for v in cand.means), kl)
+        parts.append(cands)
+    game = result.game
+    lines = [f"built a {result.kind} game: {game.n_outcomes} outcomes, {game.n_groups} groups"]
+    lines += [f"- {step}" for step in result.steps]
+    lines.append("wrote " + ", ".join(str(p) for p in written))
+    parts.append(Text("\n".join(lines)))
+    return RichGroup(*parts)

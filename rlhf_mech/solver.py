@@ -21,7 +21,13 @@ vectorised Newton iteration on the multiplier, one pass over the scores per iter
    ``T`` (chi^2, piecewise linear). For a convex decreasing function, Newton from the left
    increases monotonically to the root and never leaves the domain; a step that leaves the
    bracket kept from the signs of ``T - 1`` is replaced by bisection (a guard against rounding);
-3. stop when ``|T - 1| <= 4 eps`` or the step is below rounding; ``pi = pi_init * t / T``.
+3. stop when ``|T - 1| <= 4 eps`` (or the step is below rounding and ``|T - 1| <= 1e-10``;
+   a multiplier that stalls further from the root is reported as :data:`STALLED`);
+   ``pi = pi_init * t / T``.
+
+For the divergences whose ``g'`` is bounded (Hellinger, reverse KL, JS) the iterate is the
+best outcome's distance below the pole of ``(g')^{-1}``, so that an outcome with
+``pi_init = 1e-300`` can take mass O(1) (distance ~1e-150) without losing digits.
 
 The result is exact up to rounding: chi^2 puts exactly zero mass where
 ``s(x) - mu <= -2 lambda``, the pole divergences keep every ratio finite.
@@ -40,10 +46,15 @@ Array = np.ndarray
 #: ``status`` values of :class:`SolveResult` and their meaning (scipy's ``flag_map``).
 CONVERGED = 0
 MAXITER = 1
+STALLED = 2
 STATUS_MESSAGES = {
     CONVERGED: "converged",
     MAXITER: "the multiplier iteration hit maxiter before |T - 1| <= tol",
+    STALLED: "the multiplier stopped moving (rounding) with |T - 1| above 1e-10",
 }
+
+#: A multiplier that no longer moves is accepted when the mass is this close to 1.
+_STALL_TOL = 1e-10
 
 _EPS = np.finfo(float).eps
 
@@ -62,7 +73,7 @@ class SolveResult:
         (``mu`` itself cannot resolve ``y = (s - mu) / lambda`` when lambda is tiny).
     value : (...,) array, the optimal objective ``<pi, s> - lambda D_g(pi || pi_init)``.
     divergence : (...,) array, ``lambda * D_g(pi || pi_init)`` at ``pi``.
-    status : (...,) int array, :data:`CONVERGED` or :data:`MAXITER`.
+    status : (...,) int array, :data:`CONVERGED`, :data:`MAXITER` or :data:`STALLED`.
     nit : int, multiplier iterations (passes over the scores); 0 for a closed form.
     method : ``"closed_form"`` or ``"newton"``.
     """
@@ -167,55 +178,89 @@ def solve_sw_max(
     )
 
 
-def _ratios(gaps: Array, nu: Array, div: Divergence) -> tuple[Array, Array]:
-    """``t(x)`` and ``dt/dy`` at ``y = gaps - nu`` (eq. OPT, with ``t = 0`` below ``g'(0+)``)."""
-    y = gaps - nu[:, None]
-    active = y > div.g_prime_at_zero
+def _weighted_ratios(gaps: Array, z: Array, q: Array, div: Divergence) -> tuple[Array, Array]:
+    """``pi_init * t`` and ``pi_init * dt/dy`` at iterate ``z`` (eq. OPT; ``t = 0`` below ``g'(0+)``).
+
+    Without a pole ``z = nu`` and ``y = gaps - nu``. With a pole ``z = sup g' + nu`` is the
+    best outcome's distance below the pole and every outcome's distance is ``z - gaps``: a
+    sum of non-negative numbers, exact to rounding however close to the pole it is; there
+    ``pi_init * dt/dy`` is formed as ``(pi_init * t) * d(log t)/dy``, finite where ``dt/dy``
+    alone overflows.
+    """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if div.pole_inverse is not None:
+            t, dlog_t = div.pole_inverse(z[:, None] - gaps)
+            qt = q * t
+            return qt, qt * dlog_t
+        y = gaps - z[:, None]
+        active = y > div.g_prime_at_zero
         t, dt = div.g_prime_inverse(np.where(active, y, div.g_prime_at_zero + 1.0))
     if not active.all():
         t = np.where(active, t, 0.0)
         dt = np.where(active, dt, 0.0)
-    return t, dt
+    return q * t, q * dt
+
+
+def _start_bracket(gaps: Array, q_best: Array, div: Divergence) -> tuple[Array, Array]:
+    """``[lo, hi]`` in the iterate ``z`` with ``T(lo) >= 1 >= T(hi)`` (module docstring, step 1).
+
+    ``T(z) >= 1`` where every ratio is at least 1 (``y >= g'(1)`` for all outcomes) or where
+    the best outcome alone has ``t = 1 / pi_init`` (mass 1); ``T <= 1`` where ``y <= g'(1)``.
+    """
+    if div.pole_inverse is not None:
+        at_one = float(div.pole_distance(np.array(1.0)))
+        lo = np.maximum(at_one + gaps.min(axis=-1), div.pole_distance(1.0 / q_best))
+        return lo, np.maximum(at_one, lo)
+    g1 = float(div.g_prime(np.array(1.0)))
+    lo = np.maximum(gaps.min(axis=-1) - g1, -div.g_prime(1.0 / q_best))
+    return lo, np.maximum(np.full_like(lo, -g1), lo)
 
 
 def _newton_multiplier(
     scores: Array, q: Array, div: Divergence, lam: float, maxiter: int
 ) -> tuple[Array, Array, Array, Array, Array, Array, int]:
-    # The iteration runs on nu = (mu - s_max) / lambda and the gaps (s - s_max) / lambda, so
-    # that the multiplier is resolved to the rounding of nu, not of mu: at lambda = 1e-6 one
-    # ulp of mu would move every y by 1e-9.
+    # The iteration runs on the scaled multiplier nu = (mu - s_max) / lambda (shifted to the
+    # pole, see _ratios) and the gaps (s - s_max) / lambda, so that the multiplier is resolved
+    # to the rounding of nu, not of mu: at lambda = 1e-6 one ulp of mu moves every y by 1e-9.
     s_max = scores.max(axis=-1)
     gaps = (scores - s_max[:, None]) / lam
-    q_best = q[scores.argmax(axis=-1)]
-    g1 = float(div.g_prime(np.array(1.0)))
-    lo = np.maximum(gaps.min(axis=-1) - g1, -div.g_prime(1.0 / q_best))
-    hi = np.maximum(np.full_like(lo, -g1), lo)
-    nu = lo.copy()
+    lo, hi = _start_bracket(gaps, q[scores.argmax(axis=-1)], div)
+    pole = div.pole_inverse is not None
+    z = lo.copy()
     live = np.ones(scores.shape[0], dtype=bool)
     status = np.full(scores.shape[0], MAXITER)
     nit = 0
     while nit < maxiter:
-        t, dt = _ratios(gaps, nu, div)
+        qt, q_dt = _weighted_ratios(gaps, z, q, div)
         nit += 1
-        mass = t @ q
-        slope = dt @ q  # -dT/dnu
-        done = live & (np.abs(mass - 1.0) <= 4.0 * _EPS)
-        step = np.log(mass) * mass / slope if div.log_convex_inverse else (mass - 1.0) / slope
-        lo = np.where(live & (mass >= 1.0), nu, lo)
-        hi = np.where(live & (mass < 1.0), nu, hi)
-        candidate = nu + step
+        # Row sums, not BLAS gemv: their summation order does not depend on the batch size,
+        # so a batch and its rows solved one at a time agree bitwise.
+        mass = qt.sum(axis=-1)
+        slope = q_dt.sum(axis=-1)  # -dT/dz
+        error = np.abs(mass - 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.log(mass) * mass / slope if div.log_convex_inverse else (mass - 1.0) / slope
+        lo = np.where(live & (mass >= 1.0), z, lo)
+        hi = np.where(live & (mass < 1.0), z, hi)
+        candidate = z + step
         outside = ~((candidate >= lo) & (candidate <= hi)) | ~np.isfinite(candidate)
-        candidate = np.where(outside, 0.5 * (lo + hi), candidate)
-        done |= live & (np.abs(candidate - nu) <= 2.0 * _EPS * np.maximum(np.abs(nu), 1.0))
-        status[done] = CONVERGED
-        live &= ~done
+        # Geometric bisection where the bracket is positive (distances below a pole span
+        # hundreds of orders of magnitude), arithmetic otherwise.
+        middle = np.where(lo > 0, np.sqrt(np.abs(lo * hi)), 0.5 * (lo + hi))
+        candidate = np.where(outside, middle, candidate)
+        scale = np.abs(z) if pole else np.maximum(np.abs(z), 1.0)
+        stalled = np.abs(candidate - z) <= 2.0 * _EPS * scale
+        converged = live & ((error <= 4.0 * _EPS) | (stalled & (error <= _STALL_TOL)))
+        status[converged] = CONVERGED
+        status[live & stalled & ~converged] = STALLED
+        live &= ~(converged | stalled)
         if not live.any():
             break
-        nu = np.where(live, candidate, nu)
-    pi = q * (t / mass[:, None])
+        z = np.where(live, candidate, z)
+    pi = qt / mass[:, None]
     dval = div.value(pi, q, lam)
     value = np.einsum("bm,bm->b", pi, scores) - dval
+    nu = z - div.g_prime_sup if pole else z
     return pi, s_max + lam * nu, nu, value, dval, status, nit
 
 

@@ -10,6 +10,7 @@ its sum when that sum is within 1e-9 of 1 but not 1 to rounding, is recorded in
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -243,9 +244,16 @@ def _vector(
     return vec
 
 
+_YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _number(doc: _Document, value: Any, path: Path_) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise doc.error(path, f"expected a number, got {value!r}")
+        hint = ""
+        if isinstance(value, str) and _YAML11_TEXT_NUMBER.fullmatch(value.strip()):
+            # YAML 1.1 (PyYAML) reads 1e-300 as text: a float needs a dot and a signed exponent.
+            hint = " (YAML reads this as text: write a float with a dot, e.g. 1.0e-300)"
+        raise doc.error(path, f"expected a number, got {value!r}{hint}")
     if not math.isfinite(value):
         raise doc.error(path, f"{value} is not a finite number")
     return float(value)
@@ -285,8 +293,9 @@ def _initial(
     total = float(q.sum())
     if abs(total - 1.0) > NORMALIZATION_TOL:
         raise doc.error(("initial",), f"probabilities sum to {total!r}, not 1 (tolerance 1e-9)")
-    if abs(total - 1.0) > m * np.finfo(float).eps:
-        notes.append(f"initial distribution divided by its sum {total!r} to sum to 1")
+    if abs(total - 1.0) <= m * np.finfo(float).eps:
+        return q  # rounding of the sum itself: the solvers normalise their output anyway
+    notes.append(f"initial distribution divided by its sum {total!r} to sum to 1")
     return q / total
 
 
@@ -302,7 +311,7 @@ def _reward(
     negative = np.flatnonzero(rm < 0)
     if negative.size:
         j = negative[0]
-        raise doc.error(path, f"reward of {outcomes[j]!r} is {rm[j]!r}; rewards must be >= 0")
+        raise doc.error(path, f"reward of {outcomes[j]!r} is {float(rm[j])!r}; rewards must be >= 0")
     if normalization == "sum" and abs(float(rm.sum()) - 1.0) > NORMALIZATION_TOL:
         raise doc.error(path, f"rewards sum to {float(rm.sum())!r}; normalization 'sum' needs 1 (±1e-9)")
     if normalization == "max" and abs(float(rm.max()) - 1.0) > NORMALIZATION_TOL:
@@ -334,6 +343,11 @@ def load_game(path: str | Path) -> Game:
     doc = _Document(path, text)
     if not isinstance(doc.data, Mapping):
         raise SpecError(path, 1, "", "a game file is a YAML mapping (outcomes:, groups:, ...)")
+    if "candidates" in doc.data:
+        # A candidate-model game (issue #5, docs/candidates.md): outcomes are trained models.
+        from rlhf_mech.candidate_spec import candidate_game_from_document
+
+        return candidate_game_from_document(doc)
     try:
         spec = GameSpec.model_validate(doc.data)
     except ValidationError as exc:

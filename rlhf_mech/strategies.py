@@ -10,6 +10,7 @@ family        report                                      truthful value
 size          (rm_i, alpha * w_i)              Strategy 1  alpha = 1
 mixing        (beta rm_i + (1 - beta) rm_-i, w_i)  Str. 2  beta = 1
 polarise      +eps at argmax rm_i, -eps at argmin (Thm 4.2) eps = 0
+explicit      a given (reward, size)                      parameter 0
 ============  ==========================================  =================
 
 A report that had to be adjusted to stay in the reward domain R of section 2 (clipped at
@@ -23,10 +24,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlhf_mech._numerics import rows_per_chunk
+
 Array = np.ndarray
 
 #: Family name -> parameter value that means truthful reporting.
-TRUTHFUL_PARAMETER: dict[str, float] = {"size": 1.0, "mixing": 1.0, "polarise": 0.0}
+TRUTHFUL_PARAMETER: dict[str, float] = {"size": 1.0, "mixing": 1.0, "polarise": 0.0, "explicit": 0.0}
+
+#: Family name -> the symbol of its parameter, as the paper writes it.
+PARAMETER_NAMES: dict[str, str] = {
+    "size": "alpha",
+    "mixing": "beta",
+    "polarise": "epsilon",
+    "explicit": "report",
+}
+
+#: Rows are mixed in blocks of this many values (1 MiB: they stay in cache between passes).
+MIX_BLOCK_ELEMENTS = 1 << 17
+
+#: Tolerance of "the row is still normalised" (the game files' tolerance, section 2).
+NORMALIZATION_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -87,22 +104,94 @@ def mixing_misreports(
 ) -> Misreports:
     """Strategy 2 (section 5): report ``beta rm_i + (1 - beta) rm_-i`` and the true size.
 
-    ``beta > 1`` extrapolates away from the others' preference: negative entries are clipped
-    to 0 and the row renormalised; a ``max``-normalised mix with ``beta < 1`` is also
-    renormalised (its maximum can fall below 1). Both are flagged in ``adjusted``.
+    ``beta > 1`` (or ``beta < 0``) extrapolates past one of the two rewards: negative entries
+    are clipped to 0 and the row renormalised; a ``max``-normalised mix whose maximum is not
+    1 (``beta < 1``) is also rescaled. Both are flagged in ``adjusted``. A ``sum``-normalised
+    mix that needs no clipping sums to 1 up to rounding and is kept as computed (it is within
+    :data:`NORMALIZATION_TOL`). With normalisation ``none`` negative entries are clipped to
+    0 and nothing is rescaled.
+
+    Notes
+    -----
+    Rows are formed in blocks of at most
+    :data:`MIX_BLOCK_ELEMENTS` values (well under :data:`~rlhf_mech._numerics.CHUNK_ELEMENTS`),
+    written into the output.
     """
-    betas = np.asarray(betas, dtype=float)
-    mixed = betas[:, None] * reward + (1.0 - betas[:, None]) * others
-    clipped = np.maximum(mixed, 0.0)
-    normalised = normalise(clipped, normalization)
-    adjusted = np.any(normalised != mixed, axis=1)
+    betas = np.asarray(betas, dtype=float).reshape(-1)
+    reward = np.asarray(reward, dtype=float)
+    others = np.asarray(others, dtype=float)
+    rewards = np.empty((betas.size, reward.size))
+    adjusted = np.zeros(betas.size, dtype=bool)
+    step = rows_per_chunk(reward.size, MIX_BLOCK_ELEMENTS)
+    for start in range(0, betas.size, step):
+        block = slice(start, min(betas.size, start + step))
+        rows = rewards[block]
+        # beta rm_i + (1 - beta) rm_-i as written: at beta = 1 it is rm_i bit for bit.
+        np.multiply(betas[block, None], reward, out=rows)
+        rows += (1.0 - betas[block, None]) * others
+        clipped = rows.min(axis=1) < 0.0
+        if normalization == "max":
+            scale = rows.max(axis=1)
+            fix = clipped | (np.abs(scale - 1.0) > NORMALIZATION_TOL)
+        else:
+            fix = clipped
+        if fix.any():
+            # max(x, 0) leaves the rows without negative entries as they are; only the
+            # flagged rows are rescaled (the others' scale is 1 to rounding, or irrelevant).
+            np.maximum(rows, 0.0, out=rows)
+            if normalization != "none":
+                total = rows.sum(axis=1) if normalization == "sum" else rows.max(axis=1)
+                rows /= np.where(fix, total, 1.0)[:, None]
+            adjusted[block] = fix
     return Misreports(
         family="mixing",
         parameters=betas,
-        rewards=normalised,
+        rewards=rewards,
         sizes=np.full(betas.size, float(size)),
         adjusted=adjusted,
     )
+
+
+def polarise_rewards(rewards: Array, epsilons: Array, normalization: str) -> tuple[Array, Array]:
+    """The reports of the proof of Theorem 4.2 for one or many true rewards at once.
+
+    Parameters
+    ----------
+    rewards : (..., m) true reward models (``sum`` or ``max`` normalised).
+    epsilons : (P,) non-negative steps.
+    normalization : ``"sum"`` or ``"max"``.
+
+    Returns
+    -------
+    reports : (..., P, m) reported rewards.
+    moved : (..., P) the step actually taken, ``min(eps, rm(least))`` (0 for a constant reward).
+
+    Notes
+    -----
+    ``sum``: ``+d`` at the most and ``-d`` at the least preferred outcome (appendix F, table 1);
+    ``max``: ``-d`` at the least preferred outcome only (the maximum stays 1). Ties go to the
+    first outcome in file order (``argmax``/``argmin``). ``d = min(eps, rm(least))`` keeps the
+    report non-negative. A constant reward (``s_i = 1``, Theorem 4.2 case 1) has no most or
+    least preferred outcome and is left unchanged.
+    """
+    if normalization not in ("sum", "max"):
+        raise ValueError("polarisation needs a 'sum' or 'max' normalised reward")
+    rewards = np.asarray(rewards, dtype=float)
+    epsilons = np.asarray(epsilons, dtype=float).reshape(-1)
+    most = np.argmax(rewards, axis=-1)[..., None]
+    least = np.argmin(rewards, axis=-1)[..., None]
+    top = np.take_along_axis(rewards, most, axis=-1)
+    bottom = np.take_along_axis(rewards, least, axis=-1)
+    room = np.where(top == bottom, 0.0, bottom)
+    moved = np.minimum(epsilons, room)
+    reports = np.repeat(rewards[..., None, :], epsilons.size, axis=-2)
+    outcome = np.arange(rewards.shape[-1])
+    lower = (outcome == least)[..., None, :]
+    reports -= np.where(lower, moved[..., None], 0.0)
+    if normalization == "sum":
+        raise_ = (outcome == most)[..., None, :]
+        reports += np.where(raise_, moved[..., None], 0.0)
+    return reports, moved
 
 
 def polarise_misreports(reward: Array, size: float, epsilons: Array, normalization: str) -> Misreports:
@@ -111,18 +200,10 @@ def polarise_misreports(reward: Array, size: float, epsilons: Array, normalizati
     ``sum``: move ``d = min(eps, rm[least])`` from the least to the most preferred outcome;
     ``max``: lower the least preferred outcome by ``d`` (floor 0). Ties: the first outcome
     in file order. A constant reward (``s_i = 1``) is left unchanged. ``d < eps`` is flagged.
+    See :func:`polarise_rewards`.
     """
-    if normalization not in ("sum", "max"):
-        raise ValueError("polarisation needs a 'sum' or 'max' normalised reward")
-    epsilons = np.asarray(epsilons, dtype=float)
-    reward = np.asarray(reward, dtype=float)
-    most, least = int(np.argmax(reward)), int(np.argmin(reward))
-    room = 0.0 if reward[most] == reward[least] else reward[least]
-    moved = np.minimum(epsilons, room)
-    rewards = np.repeat(reward[None, :], epsilons.size, axis=0)
-    rewards[:, least] -= moved
-    if normalization == "sum":
-        rewards[:, most] += moved
+    epsilons = np.asarray(epsilons, dtype=float).reshape(-1)
+    rewards, moved = polarise_rewards(reward, epsilons, normalization)
     return Misreports(
         family="polarise",
         parameters=epsilons,
@@ -130,3 +211,28 @@ def polarise_misreports(reward: Array, size: float, epsilons: Array, normalizati
         sizes=np.full(epsilons.size, float(size)),
         adjusted=moved < epsilons,
     )
+
+
+def explicit_misreports(reward: Array, size: float, report_reward: Array, report_size: float) -> Misreports:
+    """Truth (parameter 0) and one given report (parameter 1), as a two-point family.
+
+    Parameters
+    ----------
+    reward, size : the group's true type.
+    report_reward, report_size : the report (pass the true one for a part that is not
+        misreported). Validity is the caller's concern: nothing is adjusted.
+    """
+    return Misreports(
+        family="explicit",
+        parameters=np.array([0.0, 1.0]),
+        rewards=np.stack([np.asarray(reward, dtype=float), np.asarray(report_reward, dtype=float)]),
+        sizes=np.array([float(size), float(report_size)]),
+        adjusted=np.zeros(2, dtype=bool),
+    )
+
+
+def with_truth(family: str, parameters: Array) -> tuple[Array, int]:
+    """Sorted distinct parameters with the family's truthful value added; and its index."""
+    truthful = TRUTHFUL_PARAMETER[family]
+    values = np.unique(np.append(np.asarray(parameters, dtype=float).reshape(-1), truthful))
+    return values, int(np.searchsorted(values, truthful))

@@ -1,0 +1,382 @@
+"""Renderers of audits (issue #4): a Rich table, JSON and JUnit XML. They compute nothing.
+
+Every figure comes from :mod:`rlhf_mech.audit`; these functions only format and arrange it.
+An invalid file is an :class:`InvalidFile` (its path and the one-line error). The CLI prints
+what these return (:mod:`rlhf_mech.cli`).
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.console import Group as RichGroup
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from rlhf_mech.audit import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
+
+#: Reward vectors with more entries than this are left out of JSON and shortened in tables.
+JSON_VECTOR_LIMIT = 1000
+_TABLE_VECTOR_LIMIT = 6
+
+#: Table column per check: header and the name of the figure.
+_COLUMNS: dict[str, str] = {
+    "dsic": "DSIC\nmax gain",
+    "ir": "IR\nutility",
+    "nonnegative_payments": "p >= 0\nmin p",
+    "no_payment": "no payment\nmax gain",
+    "noisy_dsic": "noise\nE gain",
+    "expect": "expect",
+}
+
+
+@dataclass(frozen=True)
+class InvalidFile:
+    """A file the audit could not load: its path and the one-line error."""
+
+    source: str
+    message: str
+
+
+def fmt_figure(x: float) -> str:
+    """A figure as in the issue: two significant digits with a sign (``+0.083``, ``-2.1e-15``)."""
+    if not math.isfinite(x):
+        return str(x)
+    return "0" if x == 0 else f"{x:+.2g}"
+
+
+def _mark(finding: Finding) -> str:
+    if finding.expected is None:
+        return "[dim]·[/]"
+    return "[green]✓[/]" if finding.passed else "[bold red]✗[/]"
+
+
+def _cell(findings: Sequence[Finding]) -> str:
+    if not findings:
+        return ""
+    if len(findings) == 1 and findings[0].check != "expect":
+        f = findings[0]
+        return f"{_mark(f)} {fmt_figure(f.value)}"
+    failed = [f for f in findings if not f.passed]
+    if not failed:
+        return f"[green]✓[/] {len(findings)}/{len(findings)}"
+    first = failed[0]
+    return f"[bold red]✗[/] {first.quantity} {fmt_figure(first.value)}" + (
+        f" (+{len(failed) - 1})" if len(failed) > 1 else ""
+    )
+
+
+def vector_text(reward: Sequence[float]) -> str:
+    """A reward vector, shortened to its first entries for large games."""
+    shown = ", ".join(f"{v:.4g}" for v in reward[:_TABLE_VECTOR_LIMIT])
+    more = len(reward) - _TABLE_VECTOR_LIMIT
+    return f"[{shown}" + (f", ... ({more} more)]" if more > 0 else "]")
+
+
+def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> Table:
+    """One row per game and group, one column per check with its figure (✓ pass, ✗ fail,
+    · reported but not required); a ``(game)`` row for the game-level ``expect:`` findings."""
+    checks = [c for c in _COLUMNS if any(f.check == c for a in audits for f in a.findings)]
+    table = Table(
+        title="rlhf-mech audit",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("game", overflow="fold", min_width=10)
+    table.add_column("group", overflow="fold", min_width=8)
+    for check in checks:
+        table.add_column(_COLUMNS[check], justify="right" if check != "expect" else "left", no_wrap=True)
+    for audit in audits:
+        names = [*audit.game.group_names, ""]
+        for k, name in enumerate(names):
+            row = [f for f in audit.findings if f.group == name]
+            if not row:
+                continue
+            cells = [_cell([f for f in row if f.check == check]) for check in checks]
+            table.add_row(audit.game.name if k == 0 else "", name or "(game)", *cells)
+        table.add_section()
+    for bad in invalid:
+        table.add_row(bad.source, "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1))
+    return table
+
+
+def failure_lines(audits: Sequence[GameAudit], saved: Mapping[tuple[int, str], str] | None = None) -> Text:
+    """One line per failed finding; DSIC violations name the best misreport (and its file)."""
+    saved = saved or {}
+    lines: list[str] = []
+    for k, audit in enumerate(audits):
+        for f in audit.failures:
+            where = f"{audit.game.name} / {f.group}" if f.group else audit.game.name
+            line = f"✗ {where}: {CHECKS[f.check]}: {fmt_figure(f.value)} fails {f.statement}"
+            if f.detail:
+                line += f" ({f.detail})"
+            lines.append(line)
+            if f.check == "dsic":
+                group = next(g for g in audit.groups if g.name == f.group)
+                best = group.dsic.best
+                lines.append(
+                    f"    best misreport: size {best.size:.6g}, reward {vector_text(best.reward)}, "
+                    f"gain {fmt_figure(best.gain)}"
+                    + (f"; saved to {saved[(k, f.group)]}" if (k, f.group) in saved else "")
+                )
+    return Text("\n".join(lines))
+
+
+def summary_text(summary: AuditSummary) -> str:
+    """The one-line summary."""
+    verdict = "FAIL" if summary.exit_code else "OK"
+    text = (
+        f"{verdict}: {summary.games} game(s), {summary.groups} group(s): "
+        f"{summary.passed} check(s) passed, {summary.failed} failed"
+    )
+    if summary.failed:
+        text += f" in {summary.failed_games} game(s)"
+    if summary.invalid:
+        text += f"; {summary.invalid} invalid file(s)"
+    return text
+
+
+def render_audit(
+    audits: Sequence[GameAudit],
+    invalid: Sequence[InvalidFile],
+    summary: AuditSummary,
+    saved: Mapping[tuple[int, str], str] | None = None,
+    *,
+    quiet: bool = False,
+) -> RichGroup:
+    """Everything ``rlhf-mech audit`` prints: the table, the failures, notes and the summary
+    (``quiet``: the summary only)."""
+    style = "bold red" if summary.exit_code else "bold green"
+    if quiet:
+        return RichGroup(Text(summary_text(summary), style=style))
+    parts: list[Any] = [audit_table(audits, invalid)]
+    failures = failure_lines(audits, saved)
+    if failures.plain:
+        parts.append(failures)
+    notes = [f"note: {a.game.name}: {note}" for a in audits for note in a.notes]
+    if notes:
+        parts.append(Text("\n".join(notes), style="dim"))
+    parts.append(Text(summary_text(summary), style=style))
+    return RichGroup(*parts)
+
+
+@contextmanager
+def audit_progress(console: Console, tasks: int, enabled: bool = True) -> Iterator[Callable[[], None] | None]:
+    """A Rich progress bar on ``console`` over the audit's per-group tasks; ``None`` (no bar)
+    when the console is not a terminal (piped), when disabled or for a single task."""
+    if not (enabled and console.is_terminal and tasks > 1):
+        yield None
+        return
+    columns = (TextColumn("audit"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("audit", total=tasks)
+        yield lambda: progress.advance(task)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+
+
+def _num(x: float) -> float | None:
+    """A JSON-safe float: non-finite values become ``null``."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _misreport_json(report: Misreport) -> dict[str, Any]:
+    small = report.reward.size <= JSON_VECTOR_LIMIT
+    return {
+        "gain": _num(report.gain),
+        "size": _num(report.size),
+        "reward": [float(v) for v in report.reward] if small else None,
+        "found_by": report.found_by,
+    }
+
+
+def _search_json(result: SearchResult) -> dict[str, Any]:
+    return {
+        "payment_rule": result.payment_rule,
+        "max_gain": _num(result.best.gain),
+        "best_misreport": _misreport_json(result.best),
+        "best_at_true_size": _misreport_json(result.best_at_true_size),
+        "evaluations": result.evaluations,
+        "min_payment": _num(result.min_payment),
+        "status": result.status,
+        "message": result.message,
+    }
+
+
+def _group_json(audit: GameAudit, group: GroupAudit, saved: str | None) -> dict[str, Any]:
+    truthful = audit.truthful.truthful
+    i = group.index
+    noisy = group.noisy
+    return {
+        "name": group.name,
+        "size": group.size,
+        "truthful": {
+            "valuation": _num(truthful.valuations[i]),
+            "group_valuation": _num(truthful.group_valuations[i]),
+            "payment": _num(truthful.payments[i]),
+            "utility": _num(truthful.utilities[i]),
+        },
+        "dsic": _search_json(group.dsic),
+        "no_payment": {
+            **_search_json(group.no_payment),
+            "prediction": {
+                "predicted": group.prediction.predicted,
+                "theorem": group.prediction.theorem or None,
+                "reason": group.prediction.reason,
+            },
+        },
+        "noisy": None
+        if noisy is None
+        else {
+            "eps": noisy.eps,
+            "samples": noisy.samples,
+            "bound": _num(noisy.bound),
+            "gain": _num(noisy.gain),
+            "stderr": _num(noisy.stderr),
+            "max_sample_gain": _num(noisy.max_sample_gain),
+            "candidates": noisy.candidates,
+            "reward": [float(v) for v in noisy.reward] if noisy.reward.size <= JSON_VECTOR_LIMIT else None,
+        },
+        "counterexample": saved,
+    }
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "check": f.check,
+        "group": f.group or None,
+        "quantity": f.quantity or None,
+        "value": _num(f.value),
+        "passed": f.passed,
+        "holds": f.holds,
+        "expected": f.expected,
+        "statement": f.statement,
+        "detail": f.detail,
+    }
+
+
+def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One game's audit with every figure (``saved``: group name -> counterexample path)."""
+    game, options = audit.game, audit.options
+    saved = saved or {}
+    return {
+        "source": game.source,
+        "game": game.name,
+        "passed": audit.passed,
+        "payment_rule": game.payment_rule,
+        "normalization": game.normalization,
+        "divergence": {"kind": game.divergence, "lambda": game.lam},
+        "outcomes": game.n_outcomes,
+        "search": {
+            "seed": audit.seed,
+            "budget": options.budget,
+            "tol": options.tol,
+            "noise": options.noise,
+            "samples": options.samples if options.noise is not None else None,
+            "size_bound": audit.size_bound,
+            "size_bound_source": audit.size_bound_source,
+            "reward_bound": audit.reward_bound,
+        },
+        "truthful": {
+            "social_welfare": _num(audit.truthful.truthful.social_welfare),
+            "asw": _num(audit.truthful.truthful.asw),
+        },
+        "groups": [_group_json(audit, g, saved.get(g.name)) for g in audit.groups],
+        "findings": [_finding_json(f) for f in audit.findings],
+        "notes": list(audit.notes),
+    }
+
+
+def audits_to_json(
+    audits: Sequence[GameAudit],
+    invalid: Sequence[InvalidFile],
+    summary: AuditSummary,
+    saved: Mapping[tuple[int, str], str] | None = None,
+) -> dict[str, Any]:
+    """``rlhf-mech audit --format json``: one object per game (invalid files as
+    ``{"source", "error"}``) and the summary."""
+    saved = saved or {}
+    games = [
+        audit_to_json(a, {group: path for (k, group), path in saved.items() if k == index})
+        for index, a in enumerate(audits)
+    ]
+    games += [{"source": bad.source, "error": bad.message} for bad in invalid]
+    return {
+        "games": games,
+        "summary": {
+            "games": summary.games,
+            "groups": summary.groups,
+            "invalid": summary.invalid,
+            "passed": summary.passed,
+            "failed": summary.failed,
+            "exit_code": summary.exit_code,
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# JUnit XML
+# --------------------------------------------------------------------------------------------
+
+
+def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> str:
+    """JUnit XML for CI dashboards: a test suite per file, a test case per game x check.
+
+    A check's test case fails when any of its findings fails; the failure lists them. An
+    invalid file is a test case ``load`` with an ``<error>``. No timings, so the output is
+    the same for the same input.
+    """
+    root = ET.Element("testsuites", name="rlhf-mech audit")
+    total = failures = errors = 0
+    for audit in audits:
+        checks = [c for c in CHECKS if any(f.check == c for f in audit.findings)]
+        suite = ET.SubElement(root, "testsuite", name=audit.game.source or audit.game.name)
+        suite_failures = 0
+        for check in checks:
+            findings = [f for f in audit.findings if f.check == check]
+            case = ET.SubElement(suite, "testcase", classname=audit.game.name, name=check)
+            failed = [f for f in findings if not f.passed]
+            if failed:
+                suite_failures += 1
+                lines = [
+                    f"{f.group or '(game)'}: {fmt_figure(f.value)} fails {f.statement}"
+                    + (f" ({f.detail})" if f.detail else "")
+                    for f in failed
+                ]
+                node = ET.SubElement(case, "failure", message=lines[0], type=check)
+                node.text = "\n".join(lines)
+            else:
+                out = ET.SubElement(case, "system-out")
+                out.text = "\n".join(
+                    f"{f.group or '(game)'}: {fmt_figure(f.value)} ({f.statement})" for f in findings
+                )
+        suite.set("tests", str(len(checks)))
+        suite.set("failures", str(suite_failures))
+        suite.set("errors", "0")
+        total += len(checks)
+        failures += suite_failures
+    for bad in invalid:
+        suite = ET.SubElement(root, "testsuite", name=bad.source, tests="1", failures="0", errors="1")
+        case = ET.SubElement(suite, "testcase", classname=bad.source, name="load")
+        ET.SubElement(case, "error", message=bad.message, type="invalid file")
+        total += 1
+        errors += 1
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    root.set("errors", str(errors))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

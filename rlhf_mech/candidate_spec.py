@@ -1,0 +1,227 @@
+"""Candidate-model game files (YAML): file -> validated spec -> :class:`CandidateGame`.
+
+A game file whose top-level mapping has a ``candidates:`` key is read here (dispatched by
+:func:`rlhf_mech.spec.load_game`); see docs/candidates.md for every field. Validation and
+errors follow the core format: every problem is one :class:`~rlhf_mech.errors.SpecError`
+naming the file, the line and the field. The only transformation is the declared
+``scale``; a constant reward model under ``minmax`` is recorded in ``Game.notes``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rlhf_mech.candidates import CandidateGame, build_candidate_game
+from rlhf_mech.spec import (
+    ExpectSpec,
+    FiniteFloat,
+    Path_,
+    _Document,
+    _expectations,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CandidateSpec(_Strict):
+    """One trained model: its mean reward per base reward model and its measured divergence."""
+
+    name: str = Field(min_length=1)
+    scores: dict[str, Any]
+    divergence: FiniteFloat = Field(default=0.0, ge=0)
+
+
+class WeightSpec(_Strict):
+    """``divergence: {lambda: 1.0}``: the weight on the candidates' divergence values."""
+
+    lambda_: FiniteFloat = Field(default=1.0, alias="lambda", gt=0)
+
+
+class PreferenceReportSpec(_Strict):
+    """A group's report; an omitted field is reported truthfully."""
+
+    preference: dict[str, Any] | None = None
+    size: FiniteFloat | None = None
+
+
+class CandidateGroupSpec(_Strict):
+    """One group: its true size and non-negative combination of base reward models."""
+
+    name: str = Field(min_length=1)
+    size: FiniteFloat
+    preference: dict[str, Any]
+    report: PreferenceReportSpec | None = None
+
+
+class CandidateGameSpec(_Strict):
+    """The whole candidate-game file; see docs/candidates.md."""
+
+    name: str | None = None
+    reward_models: list[str] = Field(min_length=1)
+    scale: Literal["minmax", "none"]
+    candidates: list[CandidateSpec] = Field(min_length=1)
+    divergence: WeightSpec = WeightSpec()
+    payment: Literal["none", "affine_maximizer"] = "affine_maximizer"
+    max_size: FiniteFloat | None = Field(default=None, ge=1)
+    groups: list[CandidateGroupSpec] = Field(min_length=1)
+    expect: ExpectSpec | None = None
+
+
+_FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
+    "": tuple(f.alias or k for k, f in CandidateGameSpec.model_fields.items()),
+    "candidates": tuple(CandidateSpec.model_fields),
+    "groups": tuple(CandidateGroupSpec.model_fields),
+    "report": tuple(PreferenceReportSpec.model_fields),
+    "divergence": ("lambda",),
+    "expect": tuple(ExpectSpec.model_fields),
+}
+
+
+def _pydantic_error(doc: _Document, exc: ValidationError) -> Exception:
+    err = exc.errors()[0]
+    loc = tuple(part for part in err["loc"] if isinstance(part, int | str))
+    if err["type"] == "extra_forbidden":
+        parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), "")
+        expected = ", ".join(_FIELDS_BY_PARENT.get(parent, ()))
+        return doc.error(loc, f"unknown field (expected one of: {expected})")
+    if err["type"] == "missing":
+        return doc.error(loc, "required field is missing")
+    return doc.error(loc, err["msg"])
+
+
+def candidate_game_from_document(doc: _Document) -> CandidateGame:
+    """Validate a parsed candidate-game document and build the game.
+
+    Raises
+    ------
+    SpecError
+        naming the file, line and field of the first problem.
+    """
+    try:
+        spec = CandidateGameSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _pydantic_error(doc, exc) from None
+    return _build(doc, spec)
+
+
+def _unique(doc: _Document, names: list[str], path: Path_, what: str) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise doc.error((*path, i), f"duplicate {what} {name!r}")
+        seen.add(name)
+    return tuple(names)
+
+
+def _number(doc: _Document, value: Any, path: Path_) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise doc.error(path, f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise doc.error(path, f"{value} is not a finite number")
+    return float(value)
+
+
+def _scores(doc: _Document, value: Mapping[str, Any], path: Path_, models: tuple[str, ...]) -> np.ndarray:
+    unknown = [k for k in value if k not in models]
+    if unknown:
+        raise doc.error((*path, unknown[0]), f"unknown reward model {unknown[0]!r} (not in reward_models)")
+    missing = [k for k in models if k not in value]
+    if missing:
+        raise doc.error(path, f"no score for reward model(s) {', '.join(missing)}")
+    return np.array([_number(doc, value[k], (*path, k)) for k in models])
+
+
+def _preference(doc: _Document, value: Mapping[str, Any], path: Path_, models: tuple[str, ...]) -> np.ndarray:
+    """``{model: weight}`` -> (k,) weights, 0 for an omitted model; non-negative, not all 0."""
+    unknown = [k for k in value if k not in models]
+    if unknown:
+        raise doc.error((*path, unknown[0]), f"unknown reward model {unknown[0]!r} (not in reward_models)")
+    weights = np.zeros(len(models))
+    for j, model in enumerate(models):
+        if model in value:
+            weight = _number(doc, value[model], (*path, model))
+            if weight < 0:
+                raise doc.error((*path, model), f"weight {weight!r} is negative; weights must be >= 0")
+            weights[j] = weight
+    if not weights.any():
+        raise doc.error(path, "a preference needs at least one positive weight")
+    return weights
+
+
+def _size(doc: _Document, value: float, path: Path_, max_size: float | None) -> float:
+    if value < 1:
+        raise doc.error(path, f"size {value!r} is below 1")
+    if max_size is not None and value > max_size:
+        raise doc.error(path, f"size {value!r} is above max_size {max_size!r}")
+    return float(value)
+
+
+def _build(doc: _Document, spec: CandidateGameSpec) -> CandidateGame:
+    models = _unique(doc, spec.reward_models, ("reward_models",), "reward model")
+    names = _unique(doc, [c.name for c in spec.candidates], ("candidates",), "candidate name")
+    raw = np.array(
+        [_scores(doc, c.scores, ("candidates", i, "scores"), models) for i, c in enumerate(spec.candidates)]
+    )
+    if spec.scale == "none":
+        # The paper's reward domain (section 2) is non-negative; IR (Prop. 4.4) relies on it.
+        negative = np.argwhere(raw < 0)
+        if negative.size:
+            c, j = negative[0]
+            raise doc.error(
+                ("candidates", int(c), "scores", models[j]),
+                f"score {float(raw[c, j])!r} is negative; with scale: none scores must be >= 0 "
+                "(use scale: minmax to rescale)",
+            )
+    group_names: list[str] = []
+    prefs, sizes, reported_prefs, reported_sizes = [], [], [], []
+    for i, group in enumerate(spec.groups):
+        where: Path_ = ("groups", i)
+        if group.name in group_names:
+            raise doc.error((*where, "name"), f"duplicate group name {group.name!r}")
+        group_names.append(group.name)
+        pref = _preference(doc, group.preference, (*where, "preference"), models)
+        size = _size(doc, group.size, (*where, "size"), spec.max_size)
+        report = group.report or PreferenceReportSpec()
+        reported_pref = pref
+        if report.preference is not None:
+            reported_pref = _preference(doc, report.preference, (*where, "report", "preference"), models)
+        reported_size = size
+        if report.size is not None:
+            reported_size = _size(doc, report.size, (*where, "report", "size"), spec.max_size)
+        prefs.append(pref)
+        sizes.append(size)
+        reported_prefs.append(reported_pref)
+        reported_sizes.append(reported_size)
+    return build_candidate_game(
+        name=spec.name or doc.path.stem,
+        candidates=names,
+        reward_models=models,
+        raw_scores=raw,
+        scale=spec.scale,
+        divergences=np.array([c.divergence for c in spec.candidates]),
+        lam=spec.divergence.lambda_,
+        payment_rule=spec.payment,
+        group_names=tuple(group_names),
+        preferences=np.array(prefs),
+        sizes=np.array(sizes),
+        reported_preferences=np.array(reported_prefs),
+        reported_sizes=np.array(reported_sizes),
+        max_size=spec.max_size,
+        expect=_expectations(doc, spec.expect, tuple(group_names)),
+        source=str(doc.path),
+    )
+
+
+def candidate_game_schema() -> dict[str, Any]:
+    """The JSON Schema of the candidate-game file format."""
+    schema = CandidateGameSpec.model_json_schema(by_alias=True)
+    schema["title"] = "rlhf-mech candidate-model game file"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

@@ -1,0 +1,106 @@
+"""Counterexamples as game files: the audited game with one group's misreport (issue #4).
+
+``rlhf-mech audit --save-counterexamples DIR`` writes, for every report that violates DSIC,
+the game with a ``report:`` block for that group and the other groups truthful (as they
+were audited), so that ``rlhf-mech solve FILE`` replays it and shows the same gain. The
+file is written by :func:`rlhf_mech.game_writer.write_game`, the canonical writer of both
+game formats: a core game gets ``report: {reward, size}``, a candidate-model game
+``report: {preference, size}``; rows longer than its inline limit go to ``.npy`` files
+beside the YAML. Floats are written with ``repr``, which round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from rlhf_mech.audit import GameAudit, Misreport
+from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.game import Game
+from rlhf_mech.game_writer import write_game
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "game"
+
+
+def counterexample_game(game: Game, i: int, report: Misreport) -> Game:
+    """``game`` with group ``i`` reporting ``report`` and every other group truthful.
+
+    The ``expect:`` block is dropped (it describes the original profile).
+    """
+    reported_rewards = game.rewards.copy()
+    reported_rewards[i] = report.reward
+    reported_sizes = game.sizes.copy()
+    reported_sizes[i] = report.size
+    changes = {
+        "name": f"{game.name} ({game.group_names[i]} misreports)",
+        "reported_rewards": reported_rewards,
+        "reported_sizes": reported_sizes,
+        "expect": None,
+        "notes": (),
+    }
+    preferences = getattr(game, "preferences", None)
+    if preferences is not None:
+        if report.preference is None:
+            raise ValueError("a candidate-model game's misreport needs its preference")
+        reported_preferences = preferences.copy()
+        reported_preferences[i] = report.preference
+        changes["reported_preferences"] = reported_preferences
+    return dataclasses.replace(game, **changes)
+
+
+def write_counterexample(game: Game, i: int, report: Misreport, path: str | Path) -> tuple[Path, ...]:
+    """Write :func:`counterexample_game` to ``path`` (YAML, plus ``.npy`` files for long rows).
+
+    Returns
+    -------
+    The paths written, the YAML first.
+
+    Raises
+    ------
+    RlhfMechError
+        when the game cannot be written in a game-file format (e.g. a core game with
+        normalisation ``none``) or a file cannot be written.
+    """
+    path = Path(path)
+    comment = (
+        f"Counterexample found by rlhf-mech audit in {game.source or game.name}:\n"
+        f"group {game.group_names[i]!r} gains {report.gain:+.6g} under payment {game.payment_rule} "
+        f"by the report below (found by {report.found_by});\n"
+        "the other groups report truthfully. Replay: rlhf-mech solve " + path.name
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RlhfMechError(f"cannot create {path.parent}: {exc.strerror or exc}") from None
+    try:
+        return write_game(counterexample_game(game, i, report), path, comment=comment)
+    except ValueError as exc:
+        raise RlhfMechError(f"{game.name}: cannot write a counterexample file: {exc}") from None
+
+
+def save_counterexamples(audits: Sequence[GameAudit], directory: str | Path) -> dict[tuple[int, str], str]:
+    """Write every DSIC-violating best misreport of ``audits`` into ``directory``.
+
+    A group violates when its DSIC finding does not hold (gain above the tolerance), whatever
+    the file's ``expect:`` says. Files are named ``<file stem>.<group>.yaml``.
+
+    Returns
+    -------
+    {(index of the audit, group name): path of the YAML written}
+    """
+    directory = Path(directory)
+    saved: dict[tuple[int, str], str] = {}
+    for k, audit in enumerate(audits):
+        game = audit.game
+        stem = _slug(Path(game.source).stem if game.source else game.name)
+        for finding in audit.findings:
+            if finding.check != "dsic" or finding.holds:
+                continue
+            group = next(g for g in audit.groups if g.name == finding.group)
+            path = directory / f"{stem}.{_slug(group.name)}.yaml"
+            saved[(k, group.name)] = str(write_counterexample(game, group.index, group.dsic.best, path)[0])
+    return saved

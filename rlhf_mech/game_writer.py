@@ -1,0 +1,253 @@
+"""Writing games back to files: :class:`~rlhf_mech.game.Game` -> YAML (+ .npy arrays).
+
+The inverse of :func:`rlhf_mech.spec.load_game` for both formats: a core-format game
+(outcomes, rewards per group) and a candidate-model game
+(:class:`~rlhf_mech.candidates.CandidateGame`). The output is canonical: writing a game,
+loading it and writing it again gives the same bytes, and loading gives the same numbers
+(floats are written with ``repr``, which round-trips exactly).
+
+Arrays with more than :data:`INLINE_LIMIT` entries per row go to ``<stem>.<field>.npy``
+beside the YAML, referenced as ``{file: ..., row: i}``. Nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy.optimize import nnls
+
+from rlhf_mech.candidates import CandidateGame
+from rlhf_mech.divergences import get_divergence
+from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.game import Expectations, Game
+
+Array = np.ndarray
+
+#: Rows of at most this many values are written inline; longer ones go to .npy files.
+INLINE_LIMIT = 16
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style with indented sequences; leaf lists and mappings in flow style."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
+        return super().increase_indent(flow, False)
+
+
+def _represent_float(dumper: yaml.SafeDumper, value: float) -> yaml.Node:
+    if value.is_integer() and abs(value) < 2.0**53:
+        return dumper.represent_int(int(value))
+    text = repr(value)
+    # YAML 1.1 (PyYAML) reads "1e-05" as a string: a float needs a dot and a signed exponent.
+    if "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+_Dumper.add_representer(float, _represent_float)
+
+
+@dataclass(frozen=True)
+class GameDocument:
+    """A game ready to write: the YAML mapping and the arrays it references.
+
+    Attributes
+    ----------
+    data : the mapping, in the order the fields are written.
+    arrays : file name (relative to the YAML) -> array, for the ``{file: ...}`` references.
+    """
+
+    data: dict[str, Any]
+    arrays: dict[str, Array]
+
+
+def dump_yaml(data: dict[str, Any], comment: str | None = None) -> str:
+    """The YAML text of ``data``; ``comment`` (any number of lines) becomes a ``#`` header."""
+    body = yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=1 << 30, allow_unicode=True
+    )
+    if not comment:
+        return body
+    header = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines())
+    return header + body
+
+
+def _floats(values: Array) -> list[float]:
+    return [float(v) for v in np.asarray(values, dtype=float).ravel()]
+
+
+def _expect_data(expect: Expectations) -> dict[str, Any]:
+    data: dict[str, Any] = {"profile": expect.profile}
+    for key in ("dsic", "ir", "nonnegative_payments", "profitable_without_payment"):
+        value = getattr(expect, key)
+        if value is not None:
+            data[key] = value
+    for quantity, ranges in expect.ranges.items():
+        if set(ranges) == {""}:
+            data[quantity] = _floats(ranges[""])
+        else:
+            data[quantity] = {group: _floats(bounds) for group, bounds in ranges.items()}
+    return data
+
+
+def _common_tail(game: Game, data: dict[str, Any]) -> None:
+    if game.max_size is not None:
+        data["max_size"] = float(game.max_size)
+    data["payment"] = game.payment_rule
+
+
+def _default_outcomes(m: int) -> tuple[str, ...]:
+    return tuple(f"x{j}" for j in range(m))
+
+
+def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> GameDocument:
+    """The file form (format v1) of a core game.
+
+    Parameters
+    ----------
+    game : a game whose ``normalization`` is ``sum`` or ``max`` and that has no outcome costs.
+    stem : prefix of the .npy file names (``<stem>.rewards.npy`` etc.).
+    inline_limit : rows longer than this go to .npy files.
+    """
+    if game.normalization not in ("sum", "max") or game.outcome_costs is not None:
+        raise ValueError("a core-format game needs normalization 'sum' or 'max' and no outcome costs")
+    m = game.n_outcomes
+    inline = m <= inline_limit
+    arrays: dict[str, Array] = {}
+    data: dict[str, Any] = {"name": game.name}
+    data["outcomes"] = m if game.outcomes == _default_outcomes(m) else list(game.outcomes)
+    if np.array_equal(game.pi_init, np.full(m, 1.0 / m)):
+        data["initial"] = "uniform"
+    elif inline:
+        data["initial"] = _floats(game.pi_init)
+    else:
+        arrays[f"{stem}.initial.npy"] = np.asarray(game.pi_init, dtype=float)
+        data["initial"] = {"file": f"{stem}.initial.npy"}
+    data["normalization"] = game.normalization
+    data["divergence"] = {"kind": get_divergence(game.divergence).name, "lambda": float(game.lam)}
+    _common_tail(game, data)
+
+    def reward_ref(field: str, matrix: Array, i: int) -> Any:
+        if inline:
+            return _floats(matrix[i])
+        name = f"{stem}.{field}.npy"
+        arrays.setdefault(name, np.asarray(matrix, dtype=float))
+        return {"file": name, "row": i}
+
+    groups = []
+    for i, name in enumerate(game.group_names):
+        group: dict[str, Any] = {"name": name, "size": float(game.sizes[i])}
+        group["reward"] = reward_ref("rewards", game.rewards, i)
+        report: dict[str, Any] = {}
+        if not np.array_equal(game.reported_rewards[i], game.rewards[i]):
+            report["reward"] = reward_ref("reported_rewards", game.reported_rewards, i)
+        if game.reported_sizes[i] != game.sizes[i]:
+            report["size"] = float(game.reported_sizes[i])
+        if report:
+            group["report"] = report
+        groups.append(group)
+    data["groups"] = groups
+    if game.expect is not None:
+        data["expect"] = _expect_data(game.expect)
+    return GameDocument(data=data, arrays=arrays)
+
+
+def _weights(models: tuple[str, ...], weights: Array) -> dict[str, float]:
+    """``{model: weight}`` for the non-zero weights (an omitted model has weight 0)."""
+    return {model: float(w) for model, w in zip(models, weights, strict=True) if w != 0}
+
+
+def _reported_preference(game: CandidateGame, i: int) -> Array:
+    """Group i's reported preference, recovered from ``reported_rewards`` if it was replaced."""
+    assert game.reported_preferences is not None and game.scores is not None
+    stored = game.reported_preferences[i]
+    if np.allclose(stored @ game.scores.T, game.reported_rewards[i], rtol=1e-12, atol=1e-12):
+        return stored
+    weights, residual = nnls(game.scores, game.reported_rewards[i])
+    if residual > 1e-9 * max(1.0, float(np.abs(game.reported_rewards[i]).max())):
+        raise ValueError(
+            f"group {game.group_names[i]!r} reports valuations that are no non-negative combination of "
+            "the reward models; a candidate-game file cannot hold them"
+        )
+    return weights
+
+
+def candidate_document(game: CandidateGame) -> GameDocument:
+    """The file form of a candidate-model game (docs/candidates.md); the raw scores are written."""
+    assert game.raw_scores is not None and game.preferences is not None
+    models = game.reward_models
+    candidates = []
+    for c, name in enumerate(game.outcomes):
+        entry: dict[str, Any] = {
+            "name": name,
+            "scores": {model: float(s) for model, s in zip(models, game.raw_scores[c], strict=True)},
+        }
+        cost = 0.0 if game.outcome_costs is None else float(game.outcome_costs[c])
+        if cost != 0:
+            entry["divergence"] = cost
+        candidates.append(entry)
+    data: dict[str, Any] = {
+        "name": game.name,
+        "reward_models": list(models),
+        "scale": game.scale,
+        "candidates": candidates,
+        "divergence": {"lambda": float(game.lam)},
+    }
+    _common_tail(game, data)
+    groups = []
+    for i, name in enumerate(game.group_names):
+        group: dict[str, Any] = {
+            "name": name,
+            "size": float(game.sizes[i]),
+            "preference": _weights(models, game.preferences[i]),
+        }
+        report: dict[str, Any] = {}
+        if not np.array_equal(game.reported_rewards[i], game.rewards[i]):
+            report["preference"] = _weights(models, _reported_preference(game, i))
+        if game.reported_sizes[i] != game.sizes[i]:
+            report["size"] = float(game.reported_sizes[i])
+        if report:
+            group["report"] = report
+        groups.append(group)
+    data["groups"] = groups
+    if game.expect is not None:
+        data["expect"] = _expect_data(game.expect)
+    return GameDocument(data=data, arrays={})
+
+
+def game_document(game: Game, stem: str = "game", inline_limit: int = INLINE_LIMIT) -> GameDocument:
+    """The file form of any game: :func:`candidate_document` or :func:`core_document`."""
+    if isinstance(game, CandidateGame):
+        return candidate_document(game)
+    return core_document(game, stem, inline_limit)
+
+
+def write_game(
+    game: Game, path: str | Path, comment: str | None = None, inline_limit: int = INLINE_LIMIT
+) -> tuple[Path, ...]:
+    """Write ``game`` to ``path`` (YAML) and its large arrays beside it (.npy).
+
+    Returns
+    -------
+    The paths written, the YAML first.
+
+    Raises
+    ------
+    RlhfMechError
+        when a file cannot be written.
+    """
+    path = Path(path)
+    document = game_document(game, path.stem, inline_limit)
+    written = [path, *(path.parent / name for name in document.arrays)]
+    try:
+        path.write_text(dump_yaml(document.data, comment), encoding="utf-8")
+        for target, array in zip(written[1:], document.arrays.values(), strict=True):
+            np.save(target, array, allow_pickle=False)
+    except OSError as exc:
+        raise RlhfMechError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
+    return tuple(written)

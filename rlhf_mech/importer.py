@@ -1,0 +1,709 @@
+"""Games from the evaluation files RLHF pipelines write (``rlhf-mech import``, issue #5).
+
+Two kinds of input:
+
+* **candidates**: one CSV/JSONL file per trained model (or one file with a candidate column),
+  one row per sampled response and one score column per reward model. Each candidate's
+  score is its mean per reward model (Definition 3.1, "averaging the reward of the
+  sequences sampled"); a column of per-response ``log pi(y) / pi_init(y)`` gives its KL
+  estimate, the mean log-ratio. The result is a :class:`~rlhf_mech.candidates.CandidateGame`.
+* **responses**: one file of responses sampled from the initial model, one score column per
+  reward model. The rows become the outcomes of a core game, the initial distribution is
+  uniform over them or the softmax of a log-probability column; each reward column is
+  shifted to be non-negative and divided by its sum or maximum (section 2).
+
+The functions read the files and return the game with a summary of what was read and every
+transformation applied, in words; they print and write nothing. Problems in a file raise
+:class:`~rlhf_mech.errors.SpecError` naming the file, the line and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import logsumexp
+
+from rlhf_mech.candidates import SCALES, build_candidate_game
+from rlhf_mech.divergences import get_divergence
+from rlhf_mech.errors import RlhfMechError, SpecError
+from rlhf_mech.game import Game
+
+Array = np.ndarray
+
+#: File suffixes read as CSV and as JSON Lines.
+CSV_SUFFIXES = (".csv",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+# --- reading tables --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalTable:
+    """A CSV or JSONL file as rows of raw values.
+
+    Attributes
+    ----------
+    path : the file.
+    columns : column names in file order (JSONL: the keys in order of first appearance).
+    rows : one mapping column -> raw value per row (strings for CSV).
+    lines : 1-based line on which each row starts, for messages.
+    """
+
+    path: Path
+    columns: tuple[str, ...]
+    rows: tuple[Mapping[str, Any], ...]
+    lines: tuple[int, ...]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.rows)
+
+
+def _read_csv(path: Path, text: str) -> EvalTable:
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise SpecError(path, None, "", "the file is empty") from None
+    except csv.Error as exc:
+        raise SpecError(path, 1, "", f"invalid CSV: {exc}") from None
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise SpecError(path, 1, name, "duplicate column name")
+        seen.add(name)
+    rows, lines = [], []
+    start = reader.line_num + 1
+    try:
+        for record in reader:
+            if record:
+                if len(record) != len(header):
+                    raise SpecError(
+                        path, start, "", f"expected {len(header)} fields (the header's), got {len(record)}"
+                    )
+                rows.append(dict(zip(header, record, strict=True)))
+                lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise SpecError(path, start, "", f"invalid CSV: {exc}") from None
+    return EvalTable(path=path, columns=tuple(header), rows=tuple(rows), lines=tuple(lines))
+
+
+def _read_jsonl(path: Path, text: str) -> EvalTable:
+    columns: dict[str, None] = {}
+    rows, lines = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SpecError(path, number, "", f"invalid JSON: {exc.msg}") from None
+        if not isinstance(row, dict):
+            raise SpecError(path, number, "", "each line must be a JSON object")
+        columns.update(dict.fromkeys(row))
+        rows.append(row)
+        lines.append(number)
+    return EvalTable(path=path, columns=tuple(columns), rows=tuple(rows), lines=tuple(lines))
+
+
+def read_table(path: str | Path) -> EvalTable:
+    """Read a ``.csv`` (header row) or ``.jsonl``/``.ndjson`` (one object per line) file.
+
+    Raises
+    ------
+    SpecError
+        for an unreadable file, an unknown suffix, a malformed row or a file without rows.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
+        raise SpecError(path, None, "", "expected a .csv, .jsonl or .ndjson file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, None, "", f"cannot read the file: {exc}") from None
+    table = _read_csv(path, text) if suffix in CSV_SUFFIXES else _read_jsonl(path, text)
+    if not table.rows:
+        raise SpecError(path, None, "", "the file has no data rows")
+    return table
+
+
+def _value(raw: Any) -> float | None:
+    """A finite float from a CSV string or a JSON number; ``None`` if it is not one."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _require_column(table: EvalTable, column: str) -> None:
+    if column not in table.columns:
+        shown = ", ".join(table.columns)
+        raise SpecError(table.path, 1, column, f"no column named {column!r} (columns: {shown})")
+
+
+def numeric_column(table: EvalTable, column: str) -> Array:
+    """The column as a (rows,) float array.
+
+    Raises
+    ------
+    SpecError
+        naming the first row whose value is missing, not a number or not finite.
+    """
+    _require_column(table, column)
+    values = np.empty(table.n_rows)
+    for r, row in enumerate(table.rows):
+        raw = row.get(column)
+        value = _value(raw)
+        if value is None:
+            what = "missing value" if raw is None or raw == "" else f"{raw!r} is not a finite number"
+            raise SpecError(table.path, table.lines[r], column, what)
+        values[r] = value
+    return values
+
+
+def text_column(table: EvalTable, column: str) -> tuple[str, ...]:
+    """The column's values as strings (for a candidate column)."""
+    _require_column(table, column)
+    out = []
+    for r, row in enumerate(table.rows):
+        raw = row.get(column)
+        if raw is None or raw == "":
+            raise SpecError(table.path, table.lines[r], column, "missing value")
+        out.append(str(raw))
+    return tuple(out)
+
+
+def is_numeric_column(table: EvalTable, column: str) -> bool:
+    """Whether every row holds a finite number in ``column``."""
+    return all(_value(row.get(column)) is not None for row in table.rows)
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """What one used column held: its role, and min / max / mean over the rows."""
+
+    column: str
+    role: str
+    minimum: float
+    maximum: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """One input file: its rows, all its columns, and statistics of the columns used."""
+
+    path: Path
+    rows: int
+    columns: tuple[str, ...]
+    used: tuple[ColumnStats, ...]
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """One candidate: where its rows came from, its mean scores and its KL estimate."""
+
+    name: str
+    path: Path
+    rows: int
+    means: Array
+    kl: float | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The game built from evaluation files, with what was read and done.
+
+    Attributes
+    ----------
+    game : a :class:`~rlhf_mech.candidates.CandidateGame` (kind ``candidates``) or a core
+        :class:`~rlhf_mech.game.Game` (kind ``responses``).
+    kind : ``"candidates"`` or ``"responses"``.
+    reward_columns : reward model name -> column.
+    files : one summary per input file.
+    candidates : per-candidate summaries (kind ``candidates``; empty otherwise).
+    steps : every transformation applied and every default taken, one sentence each.
+    """
+
+    game: Game
+    kind: str
+    reward_columns: dict[str, str]
+    files: tuple[FileSummary, ...]
+    candidates: tuple[CandidateSummary, ...]
+    steps: tuple[str, ...]
+
+
+def _stats(column: str, role: str, values: Array) -> ColumnStats:
+    return ColumnStats(column, role, float(values.min()), float(values.max()), float(values.mean()))
+
+
+# --- groups ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupOption:
+    """A group given on the command line: ``NAME:SIZE:PREF``."""
+
+    name: str
+    size: float
+    preference: dict[str, float]
+
+
+def parse_group_option(text: str) -> GroupOption:
+    """Parse ``NAME:SIZE:PREF`` with PREF ``model`` or ``model=weight,model=weight,...``.
+
+    Raises
+    ------
+    RlhfMechError
+        naming the option and what is wrong.
+    """
+    where = f"--group {text!r}"
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0]:
+        raise RlhfMechError(f"{where}: expected NAME:SIZE:PREF, e.g. g1:3:helpful=0.8,harmless=0.2")
+    name, size_text, pref_text = parts
+    size = _value(size_text)
+    if size is None or size < 1:
+        raise RlhfMechError(f"{where}: size {size_text!r} must be a number >= 1")
+    preference: dict[str, float] = {}
+    for item in pref_text.split(","):
+        model, _, weight_text = item.partition("=")
+        model = model.strip()
+        weight = _value(weight_text) if weight_text else 1.0
+        if not model or weight is None or weight < 0:
+            raise RlhfMechError(f"{where}: {item!r} is not MODEL or MODEL=WEIGHT with a weight >= 0")
+        if model in preference:
+            raise RlhfMechError(f"{where}: reward model {model!r} appears twice")
+        preference[model] = weight
+    if not any(preference.values()):
+        raise RlhfMechError(f"{where}: a preference needs at least one positive weight")
+    return GroupOption(name=name, size=size, preference=preference)
+
+
+def _group_arrays(
+    groups: Sequence[GroupOption], models: tuple[str, ...], steps: list[str]
+) -> tuple[tuple[str, ...], Array, Array]:
+    """Names, (n, k) preferences and (n,) sizes; one group per reward model when none given."""
+    if not groups:
+        steps.append(
+            "groups: none given, so one group per reward model, size 1, valuing only that model "
+            "(edit the file or pass --group NAME:SIZE:PREF)"
+        )
+        return models, np.eye(len(models)), np.ones(len(models))
+    names: list[str] = []
+    prefs = np.zeros((len(groups), len(models)))
+    for i, group in enumerate(groups):
+        if group.name in names:
+            raise RlhfMechError(f"--group: duplicate group name {group.name!r}")
+        names.append(group.name)
+        for model, weight in group.preference.items():
+            if model not in models:
+                raise RlhfMechError(
+                    f"--group {group.name}: unknown reward model {model!r} "
+                    f"(reward models: {', '.join(models)})"
+                )
+            prefs[i, models.index(model)] = weight
+    return tuple(names), prefs, np.array([g.size for g in groups])
+
+
+def _reward_columns(
+    table: EvalTable, given: Mapping[str, str] | None, reserved: set[str], steps: list[str]
+) -> dict[str, str]:
+    """Reward model name -> column: as given, or every numeric column not used otherwise."""
+    if given:
+        for column in given.values():
+            _require_column(table, column)
+        return dict(given)
+    columns = [c for c in table.columns if c not in reserved and is_numeric_column(table, c)]
+    if not columns:
+        raise SpecError(table.path, 1, "", "no numeric column to use as a reward model; pass --reward-col")
+    steps.append(
+        "reward models: every numeric column of "
+        f"{table.path.name} ({', '.join(columns)}); choose with --reward-col NAME=COLUMN"
+    )
+    return {c: c for c in columns}
+
+
+def _check_lam(lam: float) -> None:
+    if not (math.isfinite(lam) and lam > 0):
+        raise RlhfMechError(f"--lambda must be positive and finite, got {lam!r}")
+
+
+# --- candidate games -------------------------------------------------------------------------
+
+
+def import_candidates(
+    paths: Sequence[str | Path],
+    *,
+    reward_columns: Mapping[str, str] | None = None,
+    candidate_column: str | None = None,
+    logratio_column: str | None = None,
+    groups: Sequence[GroupOption] = (),
+    scale: str = "minmax",
+    lam: float = 1.0,
+    payment_rule: str = "affine_maximizer",
+    name: str | None = None,
+) -> ImportResult:
+    """A candidate-model game from per-model evaluation files.
+
+    Parameters
+    ----------
+    paths : one file per candidate (named after the file's stem), or files holding several
+        candidates told apart by ``candidate_column`` (in order of first appearance).
+    reward_columns : reward model name -> column; default every numeric column.
+    logratio_column : per-response ``log pi(y) - log pi_init(y)``; the candidate's divergence
+        is its mean (the Monte-Carlo KL estimate), 0 when not given.
+    groups : the groups; default one per reward model with size 1.
+    scale : ``minmax`` or ``none`` (see :data:`~rlhf_mech.candidates.SCALES`).
+    lam : weight on the divergences; payment_rule : the payment rule; name : the game's name.
+    """
+    if scale not in SCALES:
+        raise RlhfMechError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if not paths:
+        raise RlhfMechError("no input files")
+    _check_lam(lam)
+    steps: list[str] = []
+    tables = [read_table(p) for p in paths]
+    reserved = {c for c in (candidate_column, logratio_column) if c}
+    columns = _reward_columns(tables[0], reward_columns, reserved, steps)
+    models = tuple(columns)
+    files: list[FileSummary] = []
+    found: dict[str, CandidateSummary] = {}
+    for table in tables:
+        scores = np.column_stack([numeric_column(table, columns[m]) for m in models])
+        used = [_stats(columns[m], f"reward {m}", scores[:, j]) for j, m in enumerate(models)]
+        logratio = None
+        if logratio_column:
+            logratio = numeric_column(table, logratio_column)
+            used.append(_stats(logratio_column, "log-ratio", logratio))
+        if candidate_column:
+            labels = text_column(table, candidate_column)
+            used.insert(0, ColumnStats(candidate_column, "candidate", math.nan, math.nan, math.nan))
+        else:
+            labels = (table.path.stem,) * table.n_rows
+        files.append(FileSummary(table.path, table.n_rows, table.columns, tuple(used)))
+        for label in dict.fromkeys(labels):
+            if label in found:
+                raise SpecError(
+                    table.path,
+                    None,
+                    candidate_column or "",
+                    f"candidate {label!r} also in {found[label].path}",
+                )
+            rows = np.array([lab == label for lab in labels])
+            kl = None if logratio is None else float(logratio[rows].mean())
+            found[label] = CandidateSummary(label, table.path, int(rows.sum()), scores[rows].mean(axis=0), kl)
+    candidates = tuple(found.values())
+    steps.append(
+        f"candidates: {len(candidates)}, "
+        + ("one per value of column " + repr(candidate_column) if candidate_column else "one per file")
+        + "; each score is the mean over the candidate's rows"
+    )
+    raw = np.array([c.means for c in candidates])
+    divergences = np.zeros(len(candidates))
+    if logratio_column:
+        steps.append(
+            f"divergence: KL estimate = mean of column {logratio_column!r} over each candidate's rows"
+        )
+        for c, cand in enumerate(candidates):
+            assert cand.kl is not None
+            if cand.kl < 0:
+                steps.append(
+                    f"candidate {cand.name!r}: KL estimate {cand.kl!r} < 0 (sampling noise); written as 0"
+                )
+            divergences[c] = max(cand.kl, 0.0)
+    if scale == "none" and (raw < 0).any():
+        c, j = np.argwhere(raw < 0)[0]
+        raise RlhfMechError(
+            f"candidate {candidates[c].name!r} has mean {models[j]} score {float(raw[c, j])!r} < 0; "
+            "scale none needs scores >= 0 (use --scale minmax)"
+        )
+    steps.append(
+        "scale: minmax, each reward model rescaled to [0, 1] across the candidates when the game is "
+        "loaded (the file keeps the means)"
+        if scale == "minmax"
+        else "scale: none, the means are used as they are"
+    )
+    group_names, prefs, sizes = _group_arrays(groups, models, steps)
+    game = build_candidate_game(
+        name=name or "imported-candidates",
+        candidates=tuple(c.name for c in candidates),
+        reward_models=models,
+        raw_scores=raw,
+        scale=scale,
+        divergences=divergences,
+        lam=lam,
+        payment_rule=payment_rule,
+        group_names=group_names,
+        preferences=prefs,
+        sizes=sizes,
+    )
+    return ImportResult(
+        game=game,
+        kind="candidates",
+        reward_columns=columns,
+        files=tuple(files),
+        candidates=candidates,
+        steps=(*steps, *game.notes),
+    )
+
+
+# --- response games --------------------------------------------------------------------------
+
+
+def normalise_rewards(values: Array, normalization: str) -> tuple[Array, float, float]:
+    """Shift a reward column to be non-negative, then divide by its sum or maximum (section 2).
+
+    Returns
+    -------
+    rewards : the normalised column; shift : what was added (``-min`` when the minimum is
+    negative, else 0); divisor : the sum or maximum it was divided by.
+
+    Raises
+    ------
+    ValueError
+        if the shifted column is all zero (it carries no preference).
+    """
+    shift = -float(values.min()) if values.min() < 0 else 0.0
+    shifted = values + shift
+    divisor = float(shifted.sum() if normalization == "sum" else shifted.max())
+    if divisor == 0:
+        raise ValueError("every value is the same after shifting to be non-negative")
+    return shifted / divisor, shift, divisor
+
+
+def _exact_simplex(q: Array) -> Array:
+    """``q / sum q``, its largest entry nudged (by ulps) until the float sum is exactly 1.
+
+    The game-file loader divides ``initial`` by its sum, so only an exact sum loads back
+    unchanged (and writes back to the same bytes).
+    """
+    q = q / q.sum()
+    top = int(np.argmax(q))
+    for _ in range(8):
+        residual = 1.0 - float(q.sum())
+        if residual == 0.0:
+            break
+        q[top] += residual
+    return q
+
+
+def import_responses(
+    path: str | Path,
+    *,
+    reward_columns: Mapping[str, str] | None = None,
+    logprob_column: str | None = None,
+    groups: Sequence[GroupOption] = (),
+    normalization: str = "sum",
+    divergence: str = "kl",
+    lam: float = 1.0,
+    payment_rule: str = "affine_maximizer",
+    name: str | None = None,
+) -> ImportResult:
+    """A core game whose outcomes are the rows of one file of responses from the initial model.
+
+    Parameters
+    ----------
+    path : the file; row j becomes outcome ``x{j}``.
+    reward_columns : reward model name -> column; default every numeric column.
+    logprob_column : ``log pi_init(y)`` per response; the initial distribution is its softmax
+        over the rows (normalised in log space). Default: uniform.
+    groups : the groups; a group's reward is its preference combination of the normalised
+        reward columns, normalised again. Default: one group per reward model, size 1.
+    normalization : ``sum`` or ``max``; divergence, lam : the regulariser; payment_rule,
+    name : as in the game file.
+    """
+    if normalization not in ("sum", "max"):
+        raise RlhfMechError(f"--normalization must be sum or max, got {normalization!r}")
+    try:
+        divergence = get_divergence(divergence).name
+    except ValueError as exc:
+        raise RlhfMechError(f"--divergence: {exc}") from None
+    _check_lam(lam)
+    steps: list[str] = []
+    table = read_table(path)
+    reserved = {logprob_column} if logprob_column else set()
+    columns = _reward_columns(table, reward_columns, reserved, steps)
+    models = tuple(columns)
+    m = table.n_rows
+    steps.append(f"outcomes: the {m} rows of {table.path.name}, row j (file order) -> outcome x{{j}}")
+    used: list[ColumnStats] = []
+    normalised = np.empty((len(models), m))
+    for k, model in enumerate(models):
+        values = numeric_column(table, columns[model])
+        used.append(_stats(columns[model], f"reward {model}", values))
+        try:
+            normalised[k], shift, divisor = normalise_rewards(values, normalization)
+        except ValueError as exc:
+            raise SpecError(table.path, None, columns[model], str(exc)) from None
+        shifted = f"shifted by {shift!r} (its minimum was {-shift!r}), then " if shift else ""
+        steps.append(
+            f"reward {model} (column {columns[model]!r}): {shifted}divided by its {normalization} {divisor!r}"
+        )
+    pi_init = np.full(m, 1.0 / m)
+    if logprob_column:
+        logp = numeric_column(table, logprob_column)
+        used.append(_stats(logprob_column, "log-probability", logp))
+        log_total = float(logsumexp(logp))
+        pi_init = _exact_simplex(np.exp(logp - log_total))
+        tiny = np.finfo(float).tiny
+        low = np.flatnonzero(pi_init < tiny)
+        if low.size:
+            r = int(low[0])
+            raise SpecError(
+                table.path,
+                table.lines[r],
+                logprob_column,
+                f"log-probability {float(logp[r])!r} is {log_total - logp[r]:.1f} below the log of "
+                "the total: its probability underflows (every outcome needs p > 0)",
+            )
+        steps.append(
+            f"initial distribution: the softmax of column {logprob_column!r} over the rows, "
+            f"exp(logprob - L) with L = logsumexp(logprob) = {log_total!r} (normalised in log space)"
+        )
+    else:
+        steps.append("initial distribution: uniform over the rows")
+    group_names, prefs, sizes = _group_arrays(groups, models, steps)
+    rewards = prefs @ normalised
+    for i, group in enumerate(group_names):
+        combination = " + ".join(
+            f"{w:g} {model}" for model, w in zip(models, prefs[i], strict=True) if w != 0
+        )
+        divisor = rewards[i].sum() if normalization == "sum" else rewards[i].max()
+        rewards[i] = rewards[i] / divisor
+        if np.count_nonzero(prefs[i]) > 1:
+            steps.append(f"group {group}: reward = ({combination}) divided by its {normalization}")
+    game = Game(
+        name=name or table.path.stem,
+        outcomes=tuple(f"x{j}" for j in range(m)),
+        pi_init=pi_init,
+        normalization=normalization,
+        divergence=divergence,
+        lam=lam,
+        payment_rule=payment_rule,
+        group_names=group_names,
+        rewards=rewards,
+        sizes=sizes,
+        reported_rewards=rewards,
+        reported_sizes=sizes,
+    )
+    summary = FileSummary(table.path, m, table.columns, tuple(used))
+    return ImportResult(
+        game=game,
+        kind="responses",
+        reward_columns=columns,
+        files=(summary,),
+        candidates=(),
+        steps=tuple(steps),
+    )
+
+
+# --- command-line options --------------------------------------------------------------------
+
+
+def parse_reward_columns(options: Sequence[str]) -> dict[str, str]:
+    """``["helpful=score_helpful", "harmless"]`` -> ``{"helpful": "score_helpful", "harmless": "harmless"}``.
+
+    Raises
+    ------
+    RlhfMechError
+        for an empty name or column, or a name given twice.
+    """
+    columns: dict[str, str] = {}
+    for option in options:
+        name, _, column = option.partition("=")
+        name, column = name.strip(), (column or name).strip()
+        if not name or not column:
+            raise RlhfMechError(f"--reward-col {option!r}: expected NAME=COLUMN (or COLUMN)")
+        if name in columns:
+            raise RlhfMechError(f"--reward-col: reward model {name!r} given twice")
+        columns[name] = column
+    return columns
+
+
+def resolve_kind(
+    kind: str | None,
+    n_files: int,
+    candidate_column: str | None,
+    logratio_column: str | None,
+    logprob_column: str | None,
+) -> str:
+    """``candidates`` or ``responses``; checks that the options fit it before any file is read.
+
+    Without ``kind``: ``responses`` for a single file with neither a candidate nor a
+    log-ratio column, else ``candidates``.
+
+    Raises
+    ------
+    RlhfMechError
+        for options that conflict with the kind.
+    """
+    if kind is None:
+        kind = "responses" if n_files == 1 and not (candidate_column or logratio_column) else "candidates"
+    if kind == "candidates" and logprob_column:
+        raise RlhfMechError("--logprob-col is for --as responses (the initial model's samples)")
+    if kind == "responses":
+        if candidate_column or logratio_column:
+            raise RlhfMechError("--candidate-col and --logratio-col are for --as candidates")
+        if n_files != 1:
+            raise RlhfMechError(f"--as responses reads one file of initial-model samples, got {n_files}")
+    return kind
+
+
+def import_files(
+    paths: Sequence[str | Path],
+    *,
+    kind: str | None = None,
+    reward_columns: Mapping[str, str] | None = None,
+    candidate_column: str | None = None,
+    logratio_column: str | None = None,
+    logprob_column: str | None = None,
+    groups: Sequence[GroupOption] = (),
+    scale: str = "minmax",
+    normalization: str = "sum",
+    divergence: str = "kl",
+    lam: float = 1.0,
+    payment_rule: str = "affine_maximizer",
+    name: str | None = None,
+) -> ImportResult:
+    """:func:`import_candidates` or :func:`import_responses`, as :func:`resolve_kind` decides."""
+    kind = resolve_kind(kind, len(paths), candidate_column, logratio_column, logprob_column)
+    common = {"reward_columns": reward_columns, "groups": groups, "lam": lam, "payment_rule": payment_rule}
+    if kind == "candidates":
+        return import_candidates(
+            paths,
+            candidate_column=candidate_column,
+            logratio_column=logratio_column,
+            scale=scale,
+            name=name,
+            **common,
+        )
+    return import_responses(
+        paths[0],
+        logprob_column=logprob_column,
+        normalization=normalization,
+        divergence=divergence,
+        name=name,
+        **common,
+    )

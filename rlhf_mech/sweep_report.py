@@ -1,0 +1,274 @@
+"""Renderers for sweeps: Rich table, JSON dict, CSV text. They compute nothing new.
+
+The table has the layout of the paper's tables 2-6 (appendix F): one column per parameter
+value, one row per quantity of the deviating group, the best value of each row in bold and
+truth's column marked. A sweep of more than :data:`MAX_COLUMNS` points is shown transposed
+(one row per point). See :mod:`rlhf_mech.sweep` for the quantities.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Console
+from rich.console import Group as RichGroup
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from rlhf_mech.report import fmt
+from rlhf_mech.sweep import SweepResult
+
+#: More points than this are shown one row per point instead of one column per point.
+MAX_COLUMNS = 10
+#: Sweeps of at least this many points (all groups together) get a progress bar on a terminal.
+PROGRESS_MIN_POINTS = 200
+#: Rows whose best value is bold (the reported size is an input, not a result).
+BETTER_ROWS = frozenset(
+    {"valuations", "group_valuations", "payments", "utilities", "utilities_no_payment", "social_welfare"}
+)
+
+FAMILY_TITLES: dict[str, str] = {
+    "size": "Strategy 1: report size alpha * w_i",
+    "mixing": "Strategy 2: report beta * rm_i + (1 - beta) * rm_-i",
+    "polarise": "Theorem 4.2: polarised report (epsilon)",
+    "explicit": "explicit report",
+}
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "game",
+    "group",
+    "strategy",
+    "parameter_name",
+    "parameter",
+    "truthful",
+    "reported_size",
+    "valuation",
+    "group_valuation",
+    "payment",
+    "utility",
+    "utility_no_payment",
+    "social_welfare",
+    "clipped",
+)
+
+
+class SweepFormat(StrEnum):
+    """Output formats of ``rlhf-mech sweep``."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def num(x: float) -> str:
+    """A number for the sweep table: 4 significant digits (JSON and CSV keep all of them)."""
+    return "0" if x == 0 else f"{x:.4g}"
+
+
+def _rows(result: SweepResult) -> list[tuple[str, str]]:
+    """(label, SweepResult attribute) of the table's rows, in the order of tables 2-6."""
+    rows = []
+    if result.family in ("size", "explicit"):
+        rows.append(("reported size", "reported_sizes"))
+    rows += [("valuation v_i", "valuations"), ("group valuation w_i v_i", "group_valuations")]
+    if result.payment_rule != "none":
+        rows += [("payment", "payments"), ("utility", "utilities")]
+    rows += [("utility w/o payment", "utilities_no_payment"), ("social welfare", "social_welfare")]
+    return rows
+
+
+def parameter_label(result: SweepResult, k: int) -> str:
+    """The header of point ``k``: its value, ``*`` for truth and ``†`` when clipped."""
+    if result.family == "explicit":
+        label = "truth" if k == result.truthful_index else "report"
+    else:
+        label = num(float(result.parameters[k]))
+    return label + ("*" if k == result.truthful_index else "") + ("†" if result.clipped[k] else "")
+
+
+def _caption(result: SweepResult) -> str:
+    parts = ["* truthful report"]
+    if result.clipped.any():
+        parts.append("† report adjusted to stay valid")
+    parts.append("bold: best for the group in its row")
+    if result.payment_rule != "none":
+        parts.append("utility = w_i v_i - payment")
+    return "; ".join(parts)
+
+
+def _cell(result: SweepResult, attribute: str, k: int) -> Text:
+    value = float(getattr(result, attribute)[k])
+    best = attribute in BETTER_ROWS and bool(result.is_best(attribute)[k])
+    return Text(num(value), style="bold" if best else "")
+
+
+def _title(result: SweepResult) -> str:
+    return (
+        f"{result.group_name}: {FAMILY_TITLES[result.family]}; others' reports fixed "
+        f"(game {result.game.name}, payment {result.payment_rule})"
+    )
+
+
+def sweep_table(result: SweepResult) -> Table:
+    """The paper's table layout: parameters as columns (or as rows for long sweeps)."""
+    rows = _rows(result)
+    points = range(result.parameters.size)
+    truth = result.truthful_index
+    table = Table(
+        title=Text(_title(result)), title_justify="left", caption=_caption(result), caption_justify="left"
+    )
+    if result.parameters.size <= MAX_COLUMNS:
+        table.add_column(result.parameter_name)
+        for k in points:
+            style = "underline" if k == truth else ""
+            table.add_column(parameter_label(result, k), justify="right", header_style=style, no_wrap=True)
+        for label, attribute in rows:
+            table.add_row(label, *(_cell(result, attribute, k) for k in points))
+        return table
+    table.add_column(result.parameter_name, justify="right", no_wrap=True)
+    for label, _ in rows:
+        table.add_column(label, justify="right")
+    for k in points:
+        table.add_row(
+            parameter_label(result, k),
+            *(_cell(result, attribute, k) for _, attribute in rows),
+            style="underline" if k == truth else "",
+        )
+    return table
+
+
+def _deviation_words(result: SweepResult, with_payment: bool) -> str:
+    best = result.best_deviation(with_payment)
+    assert best is not None
+    gain, k = best
+    if result.family == "explicit":
+        where = "the given report"
+    else:
+        where = f"{result.parameter_name}={fmt(float(result.parameters[k]))}"
+    if result.truth_is_optimal(with_payment):
+        return f"truth is optimal (best deviation {gain:+.3g} at {where})"
+    return f"{result.group_name} gains {gain:+.3g} by reporting {where}"
+
+
+def verdict(result: SweepResult) -> str:
+    """The closing sentence: is truth optimal without payment, and under the payment rule."""
+    if result.best_deviation() is None:
+        return "only the truthful report was evaluated"
+    words = f"without payments {_deviation_words(result, with_payment=False)}"
+    if result.payment_rule != "none":
+        rule = result.payment_rule.replace("_", "-")
+        words += f"; with {rule} payments {_deviation_words(result, with_payment=True)}"
+    return words
+
+
+def render_sweep(result: SweepResult) -> RichGroup:
+    """Everything ``rlhf-mech sweep`` shows for one group, as one Rich renderable."""
+    parts: list[Any] = [sweep_table(result)]
+    parts += [Text(f"note: {note}", style="dim") for note in result.notes]
+    parts.append(Text(verdict(result), style="bold"))
+    return RichGroup(*parts)
+
+
+def render_sweeps(results: Sequence[SweepResult]) -> RichGroup:
+    """Several sweeps (``--all-groups``), one after the other."""
+    parts: list[Any] = []
+    for n, result in enumerate(results):
+        if n:
+            parts.append(Text(""))
+        parts.append(render_sweep(result))
+    return RichGroup(*parts)
+
+
+def sweep_to_json(result: SweepResult) -> dict[str, Any]:
+    """The stable machine-readable form of one sweep (``--format json``)."""
+    return {
+        "game": result.game.name,
+        "group": result.group_name,
+        "strategy": result.family,
+        "parameter_name": result.parameter_name,
+        "payment_rule": result.payment_rule,
+        "notes": list(result.notes),
+        "verdict": verdict(result),
+        "points": [
+            {
+                "parameter": float(result.parameters[k]),
+                "truthful": k == result.truthful_index,
+                "report": {
+                    "reward": result.reported_rewards[k].tolist(),
+                    "size": float(result.reported_sizes[k]),
+                },
+                "distribution": None if result.distributions is None else result.distributions[k].tolist(),
+                "valuation": float(result.valuations[k]),
+                "group_valuation": float(result.group_valuations[k]),
+                "payment": float(result.payments[k]),
+                "utility": float(result.utilities[k]),
+                "utility_no_payment": float(result.utilities_no_payment[k]),
+                "social_welfare": float(result.social_welfare[k]),
+                "clipped": bool(result.clipped[k]),
+            }
+            for k in range(result.parameters.size)
+        ],
+    }
+
+
+def sweeps_to_csv(results: Sequence[SweepResult]) -> str:
+    """One row per point (and group), the columns of :data:`CSV_COLUMNS`; no vectors."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in results:
+        for k in range(r.parameters.size):
+            writer.writerow(
+                [
+                    r.game.name,
+                    r.group_name,
+                    r.family,
+                    r.parameter_name,
+                    repr(float(r.parameters[k])),
+                    k == r.truthful_index,
+                    repr(float(r.reported_sizes[k])),
+                    *(
+                        repr(float(getattr(r, a)[k]))
+                        for a in (
+                            "valuations",
+                            "group_valuations",
+                            "payments",
+                            "utilities",
+                            "utilities_no_payment",
+                            "social_welfare",
+                        )
+                    ),
+                    bool(r.clipped[k]),
+                ]
+            )
+    return out.getvalue()
+
+
+@contextmanager
+def sweep_progress(console: Console, points: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on ``console`` for sweeps of many points; ``None`` when piped.
+
+    Yields a callback for :func:`rlhf_mech.sweep.sweep`'s ``on_progress``; the bar counts the
+    points of all sweeps made inside the ``with`` block (``points`` in all).
+    """
+    if not console.is_terminal or points < PROGRESS_MIN_POINTS:
+        yield None
+        return
+    columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("sweep", total=points)
+        offset = 0
+
+        def advance(done: int, total: int) -> None:
+            nonlocal offset
+            progress.update(task, completed=offset + done)
+            if done == total:  # this sweep is finished; the next one counts on from here
+                offset += total
+
+        yield advance

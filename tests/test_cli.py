@@ -1,0 +1,215 @@
+"""``rlhf-mech solve`` and ``rlhf-mech schema`` (other commands are tested in their own files).
+
+Each test checks ``exit_code`` first (with the output as the failure message), then what
+the user reads. Bad input exits 2 with one line on stderr naming ``file:line`` and the
+field, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cases import INVALID_GAME_FILES, VALID_GAME, InvalidGameFile
+from typer.testing import CliRunner
+
+from rlhf_mech.cli import app
+
+runner = CliRunner()
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "games" / "harmless_vs_humor.yaml"
+
+PROFILE_KEYS = {"distribution", "social_welfare", "asw", "groups"}
+GROUP_KEYS = {"name", "size", "valuation", "group_valuation", "payment", "utility"}
+
+
+def _ok(result) -> None:
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+
+
+def test_solve_example_table() -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE)])
+    _ok(result)
+    out = result.stdout
+    for text in ("harmless-vs-humor", "affine_maximizer", "fine-tuned distribution", "truthful reports"):
+        assert text in out, text
+    assert "reported (as in the file)" in out
+    assert "alices misreports:" in out and "(not profitable)" in out
+    assert "KKT residual" in out
+    assert result.stderr == ""
+    assert "\x1b[" not in out  # no colour codes
+    assert max(len(line) for line in out.splitlines()) <= 120
+
+
+def test_solve_top_limits_the_distribution_table() -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--top", "2"])
+    _ok(result)
+    assert "(top 2 of 4 outcomes)" in result.stdout
+
+
+def test_solve_json_has_the_stable_keys() -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"])
+    _ok(result)
+    data = json.loads(result.stdout)
+    assert {"game", "divergence", "payment_rule", "profiles"} <= set(data)
+    assert data["game"] == "harmless-vs-humor"
+    assert data["payment_rule"] == "affine_maximizer"
+    assert data["divergence"]["kind"] == "kl" and data["divergence"]["lambda"] == 1.0
+    assert set(data["profiles"]) == {"truthful", "reported"}
+    for profile in data["profiles"].values():
+        assert set(profile) >= PROFILE_KEYS
+        assert abs(sum(profile["distribution"]) - 1.0) <= 1e-12
+        assert len(profile["distribution"]) == 4
+        assert [g["name"] for g in profile["groups"]] == ["alices", "bobs"]
+        for group in profile["groups"]:
+            assert set(group) >= GROUP_KEYS
+            assert group["utility"] == pytest.approx(group["group_valuation"] - group["payment"], abs=1e-15)
+            assert group["payment"] >= -1e-12
+        assert profile["social_welfare"] == pytest.approx(
+            sum(g["group_valuation"] for g in profile["groups"])
+        )
+    reported = data["profiles"]["reported"]["groups"][0]
+    truthful = data["profiles"]["truthful"]["groups"][0]
+    assert reported["utility"] < truthful["utility"]  # Prop. 4.4 on the example's misreport
+
+
+def test_solve_json_is_deterministic() -> None:
+    first = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"])
+    second = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"])
+    _ok(first)
+    _ok(second)
+    assert first.stdout_bytes == second.stdout_bytes
+
+
+def test_solve_json_deterministic_across_processes() -> None:
+    """Byte-identical JSON from two separate ``rlhf-mech solve`` processes."""
+    cmd = [sys.executable, "-m", "rlhf_mech", "solve", str(EXAMPLE), "--format", "json"]
+    first = subprocess.run(cmd, capture_output=True, check=False)
+    second = subprocess.run(cmd, capture_output=True, check=False)
+    assert first.returncode == 0, first.stderr.decode()
+    assert first.stdout == second.stdout
+
+
+def test_solve_payment_override() -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json", "--payment", "none"])
+    _ok(result)
+    data = json.loads(result.stdout)
+    assert data["payment_rule"] == "none"
+    for profile in data["profiles"].values():
+        assert all(g["payment"] == 0.0 for g in profile["groups"])
+    # without payments the polarised report of the example is profitable (Theorem 4.2)
+    assert (
+        data["profiles"]["reported"]["groups"][0]["utility"]
+        > data["profiles"]["truthful"]["groups"][0]["utility"]
+    )
+
+
+def test_solve_prints_the_note_on_a_renormalised_initial(tmp_path: Path) -> None:
+    path = tmp_path / "note.yaml"
+    path.write_text(VALID_GAME.replace("[0.5, 0.25, 0.25]", "[0.5, 0.25, 0.2499999995]"))
+    result = runner.invoke(app, ["solve", str(path)])
+    _ok(result)
+    assert "note" in result.stdout and "initial distribution divided by its sum" in result.stdout
+    data = json.loads(runner.invoke(app, ["solve", str(path), "--format", "json"]).stdout)
+    assert data["notes"] == ["initial distribution divided by its sum 0.9999999995 to sum to 1"]
+
+
+def test_solve_truthful_game_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "truthful.yaml"
+    path.write_text(VALID_GAME)
+    result = runner.invoke(app, ["solve", str(path)])
+    _ok(result)
+    assert "every group reports truthfully" in result.stdout
+    data = json.loads(runner.invoke(app, ["solve", str(path), "--format", "json"]).stdout)
+    assert data["profiles"]["truthful"] == data["profiles"]["reported"]
+
+
+@pytest.mark.parametrize("case", INVALID_GAME_FILES, ids=lambda c: c.name)
+def test_solve_bad_game_file_exits_2_with_one_line(case: InvalidGameFile, tmp_path: Path) -> None:
+    for name, values in case.files.items():
+        array = np.asarray(values, dtype=float)
+        if name.endswith(".npy"):
+            np.save(tmp_path / name, array)
+        else:
+            np.savetxt(tmp_path / name, np.atleast_2d(array), delimiter=",")
+    path = tmp_path / "bad.yaml"
+    path.write_text(case.text)
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    where = f"{path}:{case.line}: " if case.line is not None else f"{path}: "
+    assert lines[0].startswith(f"error: {where}"), lines[0]
+    if case.field:
+        assert lines[0].startswith(f"error: {where}{case.field}: "), lines[0]
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_solve_missing_file_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["solve", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {tmp_path / 'absent.yaml'}: cannot read the file")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_error_line_prints_user_text_literally(tmp_path: Path) -> None:
+    """Names from the file are not Rich markup: '[red]team' must reach the user as written."""
+    path = tmp_path / "markup.yaml"
+    path.write_text(
+        VALID_GAME.replace("name: g1", 'name: "[red]team"').replace("name: g2", 'name: "[red]team"')
+    )
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "duplicate group name '[red]team'" in result.stderr, result.stderr
+
+
+def test_solve_table_prints_names_literally(tmp_path: Path) -> None:
+    path = tmp_path / "markup.yaml"
+    path.write_text(VALID_GAME.replace("name: g1", 'name: "[bold]team"'))
+    result = runner.invoke(app, ["solve", str(path)])
+    _ok(result)
+    assert "[bold]team" in result.stdout
+
+
+def test_solve_bad_option_exits_2() -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "xml"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_solve_bad_file_in_a_real_process(tmp_path: Path) -> None:
+    """The installed entry point: exit 2, one stderr line, no traceback."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(VALID_GAME.replace("lambda: 1.0", "lambda: -1"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlhf_mech", "solve", str(path)], capture_output=True, check=False
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2, stderr
+    assert stderr.splitlines() == [f"error: {path}:5: divergence.lambda: Input should be greater than 0"]
+    assert proc.stdout == b""
+
+
+def test_schema_prints_json() -> None:
+    result = runner.invoke(app, ["schema"])
+    _ok(result)
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "rlhf-mech game file, format v1"
+    assert "groups" in schema["properties"]
+    assert runner.invoke(app, ["schema"]).stdout_bytes == result.stdout_bytes
+
+
+def test_help_lists_solve_and_schema() -> None:
+    result = runner.invoke(app, ["--help"])
+    _ok(result)
+    assert "solve" in result.stdout and "schema" in result.stdout
+    proc = subprocess.run([sys.executable, "-m", "rlhf_mech", "--help"], capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"solve" in proc.stdout

@@ -1,0 +1,267 @@
+"""``rlhf-mech sweep`` (issue #3): exit code first, then what the user reads."""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+from rich.progress import Progress
+from typer.testing import CliRunner
+
+from rlhf_mech import sweep_report
+from rlhf_mech.cli import app
+from rlhf_mech.plot import MISSING_MATPLOTLIB
+from rlhf_mech.spec import load_game
+from rlhf_mech.sweep import sweep
+from rlhf_mech.sweep_report import sweep_progress
+
+runner = CliRunner()
+GAME = str(Path(__file__).resolve().parents[1] / "games" / "harmless_vs_humor.yaml")
+
+THREE_GROUPS = """\
+name: three
+outcomes: [a, b, c, d]
+normalization: sum
+divergence: {kind: kl, lambda: 0.5}
+groups:
+  - {name: ann, size: 3, reward: [0.1, 0.2, 0.3, 0.4]}
+  - {name: ben, size: 2, reward: [0.4, 0.3, 0.2, 0.1]}
+  - {name: cat, size: 1, reward: [0.25, 0.25, 0.4, 0.1]}
+"""
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["sweep", *args])
+
+
+def words(text: str) -> str:
+    """The text with every run of whitespace as one space (Rich wraps long lines)."""
+    return " ".join(text.split())
+
+
+def test_alpha_table_like_the_paper() -> None:
+    result = invoke(GAME, "--group", "alices", "--alpha", "0.2,0.5,1.5,2,3")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "alices: Strategy 1" in out
+    for header in ("0.2", "0.5", "1*", "1.5", "2", "3"):
+        assert header in out
+    for row in (
+        "valuation v_i",
+        "group valuation w_i v_i",
+        "payment",
+        "utility w/o payment",
+        "social welfare",
+    ):
+        assert row in out
+    assert "reported sizes are real-valued" in words(out)
+    assert "without payments alices gains +0.348 by reporting alpha=3" in words(out)
+    assert "with affine-maximizer payments truth is optimal (best deviation -0.0328 at alpha=1.5)" in words(
+        out
+    )
+
+
+def test_truth_is_added_and_range_lists_work() -> None:
+    result = invoke(GAME, "--group", "bobs", "--beta", "0:3:0.5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [p["parameter"] for p in data["points"]] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert [p["truthful"] for p in data["points"]].count(True) == 1
+    eps = json.loads(invoke(GAME, "--group", "bobs", "--epsilon", "0.01,0.02", "--format", "json").stdout)
+    assert [p["parameter"] for p in eps["points"]] == [0.0, 0.01, 0.02]
+
+
+def test_json_keys_are_stable() -> None:
+    result = invoke(GAME, "--group", "alices", "--beta", "0.5,3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert {"game", "group", "strategy", "points"} <= set(data)
+    assert (data["game"], data["group"], data["strategy"]) == ("harmless-vs-humor", "alices", "mixing")
+    point_keys = {
+        "parameter",
+        "report",
+        "distribution",
+        "valuation",
+        "group_valuation",
+        "payment",
+        "utility",
+        "utility_no_payment",
+        "social_welfare",
+        "clipped",
+    }
+    game = load_game(GAME)
+    for point in data["points"]:
+        assert point_keys <= set(point)
+        assert set(point["report"]) == {"reward", "size"}
+        assert len(point["report"]["reward"]) == len(point["distribution"]) == game.n_outcomes
+        assert point["group_valuation"] == pytest.approx(game.sizes[0] * point["valuation"], rel=1e-15)
+        assert point["utility"] == pytest.approx(point["group_valuation"] - point["payment"], abs=1e-15)
+        assert point["utility_no_payment"] == point["group_valuation"]
+    assert [p["clipped"] for p in data["points"]] == [False, False, True]
+    assert any("clipped to 0" in note for note in data["notes"])
+
+
+def test_json_equals_the_library() -> None:
+    data = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)
+    expected = sweep(load_game(GAME), "alices", "size", [2.0])
+    assert [p["utility"] for p in data["points"]] == expected.utilities.tolist()
+    assert [p["payment"] for p in data["points"]] == expected.payments.tolist()
+
+
+def test_csv_has_one_row_per_point() -> None:
+    result = invoke(GAME, "--group", "alices", "--epsilon", "0.01,0.2", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["parameter"] for r in rows] == ["0.0", "0.01", "0.2"]
+    assert [r["truthful"] for r in rows] == ["True", "False", "False"]
+    assert [r["clipped"] for r in rows] == ["False", "False", "True"]  # eps 0.2 > rm(refuse) = 0.1
+    assert {r["strategy"] for r in rows} == {"polarise"}
+    assert float(rows[0]["utility"]) > float(rows[1]["utility"]) > float(rows[2]["utility"])
+
+
+def test_all_groups(tmp_path: Path) -> None:
+    path = tmp_path / "three.yaml"
+    path.write_text(THREE_GROUPS, encoding="utf-8")
+    result = invoke(str(path), "--all-groups", "--beta", "0.5,2", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [d["group"] for d in data] == ["ann", "ben", "cat"]
+    assert all("size-weighted mean" in " ".join(d["notes"]) for d in data)
+    table = invoke(str(path), "--all-groups", "--alpha", "2")
+    assert table.exit_code == 0, table.output
+    assert all(f"{name}: Strategy 1" in table.stdout for name in ("ann", "ben", "cat"))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(invoke(str(path), "--all-groups", "--alpha", "2", "--format", "csv").stdout)
+        )
+    )
+    assert len(rows) == 6
+
+
+def test_explicit_report() -> None:
+    result = invoke(GAME, "--group", "alices", "--report-reward", "0.05,0.6,0.05,0.3", "--report-size", "4")
+    assert result.exit_code == 0, result.output
+    assert "truth*" in result.stdout and "report" in result.stdout
+    assert "without payments alices gains" in words(result.stdout)
+    assert "by reporting the given report" in words(result.stdout)
+    data = json.loads(invoke(GAME, "--group", "alices", "--report-size", "4", "--format", "json").stdout)
+    assert [p["report"]["size"] for p in data["points"]] == [3.0, 4.0]
+    assert data["points"][1]["report"]["reward"] == data["points"][0]["report"]["reward"]
+
+
+def test_explicit_report_from_a_file(tmp_path: Path) -> None:
+    np.savetxt(tmp_path / "report.csv", [[0.05, 0.6, 0.05, 0.3]], delimiter=",")
+    result = invoke(
+        GAME, "--group", "alices", "--report-reward", str(tmp_path / "report.csv"), "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["points"][1]["report"]["reward"] == [0.05, 0.6, 0.05, 0.3]
+
+
+def test_payment_none_shows_no_payment_rows() -> None:
+    result = invoke(GAME, "--group", "alices", "--alpha", "2", "--payment", "none")
+    assert result.exit_code == 0, result.output
+    assert "payment none" in words(result.stdout)
+    assert "affine-maximizer" not in result.stdout
+    assert "without payments alices gains" in words(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--group", "carol", "--alpha", "2"], "no group named 'carol'; the groups are alices, bobs"),
+        (["--group", "alices", "--alpha", "2", "--beta", "2"], "two strategies at once: --alpha and --beta"),
+        (["--group", "alices", "--alpha", "2", "--report-size", "4"], "two strategies at once"),
+        (["--group", "alices"], "no strategy"),
+        (["--alpha", "2"], "exactly one of --group NAME and --all-groups"),
+        (["--group", "alices", "--all-groups", "--alpha", "2"], "exactly one of --group"),
+        (["--group", "alices", "--alpha", "0.2,x"], "--alpha: cannot read '0.2,x'"),
+        (["--group", "alices", "--beta", "3:1:0.5"], "--beta: range '3:1:0.5' needs finite start <= stop"),
+        (["--group", "alices", "--alpha", "0"], "alpha = 0: alpha must be > 0"),
+        (["--group", "alices", "--epsilon", "-0.1"], "epsilon must be >= 0"),
+        (["--group", "alices", "--report-reward", "0.5,0.5"], "expected 4 rewards"),
+        (["--group", "alices", "--report-reward", "0.5,0.5,0.5,0.5"], "sum is 2.0"),
+        (["--group", "alices", "--report-size", "0"], "a reported size must be a positive number"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args: list[str], message: str) -> None:
+    result = invoke(GAME, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stdout == ""
+
+
+def test_missing_file_and_bad_format_exit_2(tmp_path: Path) -> None:
+    result = invoke(str(tmp_path / "nope.yaml"), "--group", "a", "--alpha", "2")
+    assert result.exit_code == 2, result.output
+    assert "cannot read the file" in result.stderr
+    assert invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "xml").exit_code == 2
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "sweep.png"
+    result = invoke(GAME, "--all-groups", "--beta", "0:3:0.25", "--plot", str(target), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "plot written to" in result.stderr
+    assert "plot written" not in result.stdout
+
+
+def test_plot_without_matplotlib_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = invoke(GAME, "--group", "alices", "--alpha", "2", "--plot", str(tmp_path / "x.png"))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"error: {MISSING_MATPLOTLIB}"
+    assert "pip install matplotlib" in MISSING_MATPLOTLIB
+
+
+def test_no_progress_bar_when_piped() -> None:
+    result = invoke(GAME, "--group", "alices", "--beta", "0:3:0.001", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert len(result.stdout.splitlines()) == 3002
+
+
+def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    completed: list[float] = []
+
+    class RecordingProgress(Progress):
+        def update(self, task_id, **fields) -> None:
+            completed.append(fields["completed"])
+            super().update(task_id, **fields)
+
+    monkeypatch.setattr(sweep_report, "Progress", RecordingProgress)
+    console = Console(file=io.StringIO(), force_terminal=True, width=80)
+    game = load_game(GAME)
+    with sweep_progress(console, 2 * 3001) as on_progress:
+        assert on_progress is not None
+        for group in ("alices", "bobs"):  # two sweeps count on one bar
+            sweep(game, group, "mixing", np.linspace(0, 3, 3000), on_progress=on_progress)
+    assert completed[-1] == 6002 and 3001 in completed
+    assert completed == sorted(completed)
+    with sweep_progress(console, 10) as on_progress:
+        assert on_progress is None  # few points: no bar
+    with sweep_progress(Console(file=io.StringIO()), 5000) as on_progress:
+        assert on_progress is None  # not a terminal: no bar
+
+
+def test_help_mentions_every_option() -> None:
+    result = runner.invoke(app, ["sweep", "--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--group", "--all-groups", "--alpha", "--beta", "--epsilon", "--report-reward", "--plot"):
+        assert option in result.stdout
