@@ -188,6 +188,8 @@ class SearchResult:
     evaluations : reports evaluated.
     min_payment : smallest payment ``p_i`` over the evaluated reports (0 for rule ``none``).
     status : :data:`CONVERGED` or :data:`BUDGET_EXHAUSTED`.
+    priced : reports whose payment ``min_payment`` is taken over (the evaluations less the
+        gradient's probes).
     """
 
     payment_rule: str
@@ -196,6 +198,7 @@ class SearchResult:
     evaluations: int
     min_payment: float
     status: int
+    priced: int = 0
 
     @property
     def message(self) -> str:
@@ -504,10 +507,12 @@ class _Objective:
         self.true_scores = base + self.w * self.rm
         truth = solve_sw_max(self.true_scores, self.q, self.div, self.lam)
         self.truth_pi = truth.pi
-        self.truth_asw = float(truth.value)
+        # the same formula as for every report in __call__, so that truth itself gains exactly 0
+        self.truth_asw = float(truth.pi @ self.true_scores - truth.divergence)
         self.truth_valuation = float(self.truth_pi @ self.rm)
         self.loo = float(solve_sw_max(base, self.q, self.div, self.lam).value) if rule != "none" else 0.0
         self.evaluations = 0
+        self.priced = 0  # reports whose payment was computed (the gradient's probes are not)
         self.min_payment = np.inf if rule != "none" else 0.0
 
     def __call__(self, rewards: Array, sizes: Array) -> Array:
@@ -530,6 +535,7 @@ class _Objective:
                 payments = self.loo - (sol.value - own)
                 self.min_payment = min(self.min_payment, float(payments.min()))
         self.evaluations += sizes.size
+        self.priced += sizes.size
         return gains
 
     def misreport(self, theta: Array, size: float, gain: float, found_by: str) -> Misreport:
@@ -702,8 +708,9 @@ def search_misreports(
        one at the true size from the best reward misreport, half the remaining budget each;
     4. the best reward misreport at sizes ``W`` and 1.
 
-    Truthful reporting itself is never a candidate, so under a DSIC mechanism the best gain
-    is slightly negative (the closest approach to truth), not exactly 0.
+    The truthful report is left out of steps 1 and 2, so under a DSIC mechanism the best gain
+    is usually slightly negative (the closest approach to truth); it is exactly 0 where the
+    outcome does not move with the report (TV, the argmax rule).
     """
     space = space or ReportSpace.of(game)
     objective = _Objective(game, i, payment_rule)
@@ -769,6 +776,7 @@ def search_misreports(
         evaluations=objective.evaluations,
         min_payment=float(objective.min_payment),
         status=CONVERGED if conv_a and conv_b else BUDGET_EXHAUSTED,
+        priced=objective.priced,
     )
 
 
@@ -795,7 +803,7 @@ def predict_no_payment_gain(game: Game, i: int) -> Prediction:
     div = get_divergence(game.divergence)
     distinct = np.unique(rm).size
     if distinct < 2:
-        return Prediction(False, "", "constant reward (s_i = 1): truth is optimal (Theorem 4.2.1)")
+        return Prediction(False, "", "constant reward (s_i = 1): truth is optimal (Theorem 4.2, case 1)")
     if div.g_prime_inverse is None:
         return Prediction(False, "", f"f = {div.name} is not strictly convex: no prediction")
     objective = _Objective(game, i, "none")
@@ -1197,7 +1205,7 @@ def audit_game(
         batch = [
             is_dsic(g, tol, dsic_exp),
             is_ir(g.name, float(truthful.utilities[i]), tol, ir_exp),
-            has_nonnegative_payments(g.name, payment, g.dsic.evaluations, tol, pay_exp),
+            has_nonnegative_payments(g.name, payment, g.dsic.priced, tol, pay_exp),
             is_profitable_without_payment(g, tol, profit_exp),
         ]
         noisy = is_approximately_dsic(g, tol)
@@ -1257,6 +1265,22 @@ def _dask_client(scheduler: str):  # pragma: no cover - exercised with dask inst
         raise RlhfMechError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
 
 
+def audit_groups(game: Game, indices: Sequence[int], options: AuditOptions, seed: int) -> list[GroupAudit]:
+    """:func:`audit_group` for several groups of one game: one task of :func:`run_audits`."""
+    return [audit_group(game, i, options, group_seed(seed, game.source, game.name, i)) for i in indices]
+
+
+def _chunks(n_groups: int, parallelism: int) -> list[tuple[int, ...]]:
+    """Split a game's groups into at most ``4 x parallelism`` consecutive tasks.
+
+    A task ships the whole game to its worker, so a large game is cut into a few tasks
+    rather than one per group; every group keeps its own seed, so the cut changes nothing
+    in the result.
+    """
+    size = max(1, math.ceil(n_groups / (4 * max(1, parallelism))))
+    return [tuple(range(start, min(n_groups, start + size))) for start in range(0, n_groups, size)]
+
+
 def run_audits(
     games: Sequence[Game],
     options: AuditOptions,
@@ -1267,65 +1291,62 @@ def run_audits(
     scheduler: str | None = None,
     on_task_done: Callable[[], None] | None = None,
 ) -> list[GameAudit]:
-    """Audit many games; the per-group tasks run in parallel.
+    """Audit many games; the per-group work runs in parallel.
 
     Parameters
     ----------
     games : the games, in output order; options : see :class:`AuditOptions`.
-    seed : the seed every task's seed comes from (:func:`group_seed`).
+    seed : the seed every group's seed comes from (:func:`group_seed`).
     workers : joblib processes (``backend="local"``); 1 runs in this process.
     backend : ``"local"`` (joblib's loky processes) or ``"dask"`` (joblib's dask backend on
         the cluster at ``scheduler``, e.g. ``tcp://host:8786``; needs the ``dask`` extra).
-    on_task_done : called after each group's task, in order (for a progress bar).
+    on_task_done : called once per group when its work is done, in order (a progress bar).
 
     Returns
     -------
     list of GameAudit, one per game, in order. The result is the same for every ``workers``
-    and backend: each task has its own seed and results are assembled in task order.
+    and backend: each group has its own seed and results are assembled in order.
     """
-    tasks = [(g, i) for g, game in enumerate(games) for i in range(game.n_groups)]
+    if backend not in ("local", "dask"):
+        raise ValueError(f"`backend` must be 'local' or 'dask', got {backend!r}")
+    if backend == "dask" and scheduler is None:
+        raise ValueError("`scheduler` is required with backend 'dask'")
+    per_game: list[list[GroupAudit]] = [[] for _ in games]
 
-    def job(g: int, i: int):
-        game = games[g]
-        return audit_group, (game, i, options, group_seed(seed, game.source, game.name, i))
-
-    results: list[GroupAudit] = []
-    if backend == "local" and workers == 1:
-        for g, i in tasks:
-            fn, args = job(g, i)
-            results.append(fn(*args))
+    def collect(g: int, done: list[GroupAudit]) -> None:
+        per_game[g].extend(done)
+        for _ in done:
             if on_task_done:
                 on_task_done()
+
+    if backend == "local" and workers == 1:
+        for g, game in enumerate(games):
+            for i in range(game.n_groups):
+                collect(g, audit_groups(game, (i,), options, seed))
     else:
         from joblib import Parallel, delayed, parallel_config
 
-        calls = (delayed(fn)(*args) for fn, args in (job(g, i) for g, i in tasks))
-        if backend == "dask":
-            if scheduler is None:
-                raise ValueError("`scheduler` is required with backend 'dask'")
-            client = _dask_client(scheduler)
-            try:
+        client = _dask_client(scheduler) if backend == "dask" else None
+        try:
+            parallelism = workers if client is None else max(1, sum(client.nthreads().values()))
+            tasks = [
+                (g, chunk) for g, game in enumerate(games) for chunk in _chunks(game.n_groups, parallelism)
+            ]
+            calls = (delayed(audit_groups)(games[g], chunk, options, seed) for g, chunk in tasks)
+            if client is None:
+                run = Parallel(n_jobs=workers, return_as="generator")
+                for (g, _), done in zip(tasks, run(calls), strict=True):
+                    collect(g, done)
+            else:
                 with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
-                    for result in Parallel(n_jobs=-1, return_as="generator")(calls):
-                        results.append(result)
-                        if on_task_done:
-                            on_task_done()
-            finally:
+                    run = Parallel(n_jobs=-1, return_as="generator")
+                    for (g, _), done in zip(tasks, run(calls), strict=True):
+                        collect(g, done)
+        finally:
+            if client is not None:
                 client.close()
-        elif backend == "local":
-            for result in Parallel(n_jobs=workers, return_as="generator")(calls):
-                results.append(result)
-                if on_task_done:
-                    on_task_done()
-        else:
-            raise ValueError(f"`backend` must be 'local' or 'dask', got {backend!r}")
-    audits = []
-    start = 0
     with threadpool_limits(limits=1, user_api="blas"):
-        for game in games:
-            audits.append(audit_game(game, options, seed, results[start : start + game.n_groups]))
-            start += game.n_groups
-    return audits
+        return [audit_game(game, options, seed, per_game[g]) for g, game in enumerate(games)]
 
 
 @dataclass(frozen=True)

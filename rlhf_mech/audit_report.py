@@ -17,6 +17,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.console import Group as RichGroup
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -103,10 +104,10 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
             if not row:
                 continue
             cells = [_cell([f for f in row if f.check == check]) for check in checks]
-            table.add_row(audit.game.name if k == 0 else "", name or "(game)", *cells)
+            table.add_row(escape(audit.game.name) if k == 0 else "", escape(name) or "(game)", *cells)
         table.add_section()
     for bad in invalid:
-        table.add_row(bad.source, "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1))
+        table.add_row(escape(bad.source), "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1))
     return table
 
 
@@ -212,6 +213,7 @@ def _search_json(result: SearchResult) -> dict[str, Any]:
         "best_at_true_size": _misreport_json(result.best_at_true_size),
         "evaluations": result.evaluations,
         "min_payment": _num(result.min_payment),
+        "priced": result.priced,
         "status": result.status,
         "message": result.message,
     }
@@ -362,7 +364,9 @@ def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -
             else:
                 out = ET.SubElement(case, "system-out")
                 out.text = "\n".join(
-                    f"{f.group or '(game)'}: {fmt_figure(f.value)} ({f.statement})" for f in findings
+                    f"{f.group or '(game)'}: {fmt_figure(f.value)} ({f.statement})"
+                    + (f"; {f.detail}" if f.detail else "")
+                    for f in findings
                 )
         suite.set("tests", str(len(checks)))
         suite.set("failures", str(suite_failures))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from rlhf_mech.candidates import CandidateGame, build_candidate_game
 from rlhf_mech.spec import (
@@ -23,11 +23,9 @@ from rlhf_mech.spec import (
     Path_,
     _Document,
     _expectations,
+    _pydantic_error,
+    _Strict,
 )
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CandidateSpec(_Strict):
@@ -84,18 +82,6 @@ _FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
 }
 
 
-def _pydantic_error(doc: _Document, exc: ValidationError) -> Exception:
-    err = exc.errors()[0]
-    loc = tuple(part for part in err["loc"] if isinstance(part, int | str))
-    if err["type"] == "extra_forbidden":
-        parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), "")
-        expected = ", ".join(_FIELDS_BY_PARENT.get(parent, ()))
-        return doc.error(loc, f"unknown field (expected one of: {expected})")
-    if err["type"] == "missing":
-        return doc.error(loc, "required field is missing")
-    return doc.error(loc, err["msg"])
-
-
 def candidate_game_from_document(doc: _Document) -> CandidateGame:
     """Validate a parsed candidate-game document and build the game.
 
@@ -107,7 +93,7 @@ def candidate_game_from_document(doc: _Document) -> CandidateGame:
     try:
         spec = CandidateGameSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise _pydantic_error(doc, exc) from None
+        raise _pydantic_error(doc, exc, _FIELDS_BY_PARENT) from None
     return _build(doc, spec)
 
 

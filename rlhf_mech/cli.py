@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from rlhf_mech.audit import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL, AuditOptions, run_audits, summarise
 from rlhf_mech.audit_report import InvalidFile, audit_progress, audits_to_json, render_audit, to_junit
@@ -51,13 +52,18 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+def print_error(message: str) -> None:
+    """One line on stderr; the message is printed literally (user text is never markup)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the domain exception into one line on stderr and exit code 2."""
     try:
         yield
     except RlhfMechError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         raise typer.Exit(2) from None
 
 
@@ -121,7 +127,7 @@ def sweep_command(
     output_format: Annotated[
         SweepFormat, typer.Option("--format", help="Output format.")
     ] = SweepFormat.table,
-    plot: Annotated[Path | None, typer.Option(help="Also draw the sweep to FILE.png (needs [plot]).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the sweep to FILE.png (matplotlib).")] = None,
 ) -> None:
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
     with user_errors():
@@ -305,17 +311,17 @@ def audit_command(
     Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid.
     """
     if (backend is AuditBackend.dask) != (scheduler is not None):
-        err_console.print("[bold red]error:[/] --backend dask and --scheduler go together", highlight=False)
+        print_error("--backend dask and --scheduler go together")
         raise typer.Exit(2)
     if noise is not None and not noise > 0:
-        err_console.print(f"[bold red]error:[/] --noise must be > 0, got {noise}", highlight=False)
+        print_error(f"--noise must be > 0, got {noise}")
         raise typer.Exit(2)
     options = AuditOptions(budget=budget, tol=tol, noise=noise, samples=samples)
     paths_found, invalid = _game_paths(paths)
     games, unreadable = _load_games(paths_found)
     invalid += unreadable
     for bad in invalid:
-        err_console.print(f"[bold red]error:[/] {bad.message}", highlight=False, soft_wrap=True)
+        print_error(bad.message)
     with user_errors():
         tasks = sum(g.n_groups for g in games)
         with audit_progress(err_console, tasks, enabled=not quiet) as advance:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech._numerics import log_expectation_exp
+from rlhf_mech._numerics import log_expectation_exp, row_dot
 
 Array = np.ndarray
 LOG2 = float(np.log(2.0))
@@ -80,6 +80,13 @@ class Divergence:
         below the pole. An outcome whose ``pi_init`` is 1e-300 and whose optimal mass is
         O(1) has ``d ~ 1e-150``, which ``y`` itself cannot resolve next to ``sup g' = O(1)``.
     pole_distance : ``t -> sup g' - g'(t)``, computed without cancellation at large ``t``.
+    closed_form_value : optional ``(scores, log_q, q, lam) -> (B,)``, the optimal values alone,
+        for the leave-one-out problems of the payment rule, which need no ``pi``. It may
+        overwrite ``scores`` (its callers pass a scratch array).
+    gibbs_form : whether the maximiser is ``pi ∝ q exp(s / lambda)`` (KL). Then the optimal
+        value for the scores ``s + delta`` is ``V(s) + lambda log E_pi exp(delta / lambda)``
+        (the Donsker-Varadhan identity), and :mod:`rlhf_mech.payments` reads every
+        leave-one-out value off ``pi`` in one pass over the rewards.
     aliases : other accepted names.
     """
 
@@ -95,6 +102,8 @@ class Divergence:
     closed_form: Callable[[Array, Array, Array, float], ClosedForm] | None = None
     pole_inverse: Callable[[Array], tuple[Array, Array]] | None = None
     pole_distance: Callable[[Array], Array] | None = None
+    closed_form_value: Callable[[Array, Array, Array, float], Array] | None = None
+    gibbs_form: bool = False
     aliases: tuple[str, ...] = ()
 
     def value(self, pi: Array, q: Array, lam: float) -> Array:
@@ -137,18 +146,55 @@ def _kl_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> Closed
     With ``L = log E_q exp((s - s_max) / lambda)``: ``value = s_max + lambda L``,
     ``nu = L - 1`` (eq. OPT with ``g'(t) = log t + 1``) and
     ``log(pi / q) = (s - s_max) / lambda - L``, formed directly so that neither ``pi`` nor
-    ``D`` is a difference of large numbers. ``pi`` is divided by its sum to remove the last
-    rounding of ``L``.
+    ``D`` is a difference of large numbers. ``pi`` is the ``q exp(gap)`` that the sum behind
+    ``L`` already evaluated (one exponential per outcome), divided by its own sum so that it
+    sums to 1 to rounding.
     """
     s_max = scores.max(axis=-1)
-    gaps = (scores - s_max[:, None]) / lam
-    log_mass = log_expectation_exp(gaps, log_q, q)
-    log_ratio = gaps - log_mass[:, None]
-    pi = q * np.exp(log_ratio)
+    gaps = np.subtract(scores, s_max[:, None])
+    gaps /= lam
+    log_mass, pi = _kl_log_mass(gaps, log_q, q)
     pi /= pi.sum(axis=-1, keepdims=True)
-    divergence = lam * np.einsum("bm,bm->b", pi, log_ratio)
+    gaps -= log_mass[:, None]  # log(pi / q)
+    divergence = lam * row_dot(pi, gaps, work=gaps)
     nu = log_mass - 1.0
     return ClosedForm(pi=pi, mu=s_max + lam * nu, nu=nu, value=s_max + lam * log_mass, divergence=divergence)
+
+
+def _kl_log_mass(gaps: Array, log_q: Array, q: Array) -> tuple[Array, Array]:
+    """``log E_q exp(gaps)`` per row, as :func:`~rlhf_mech._numerics.log_expectation_exp`, and
+    the unnormalised maximiser ``q exp(gaps - c)`` (``c`` a constant per row) on the way."""
+    narrow = gaps.min(axis=-1) >= -1.0
+    if not narrow.any():  # the usual case, without copies
+        return _kl_wide(gaps, log_q)
+    log_mass = np.empty(gaps.shape[0])
+    weights = np.empty_like(gaps)
+    e = np.expm1(gaps[narrow])
+    log_mass[narrow] = np.log1p(row_dot(e, q) + (float(np.sum(q)) - 1.0))
+    e += 1.0
+    e *= q
+    weights[narrow] = e
+    wide = ~narrow
+    if wide.any():
+        log_mass[wide], weights[wide] = _kl_wide(gaps[wide], log_q)
+    return log_mass, weights
+
+
+def _kl_wide(gaps: Array, log_q: Array) -> tuple[Array, Array]:
+    """Max-shift over ``z = gaps + log q``: ``log sum exp(z)`` and ``exp(z - max z)``."""
+    z = np.add(gaps, log_q)
+    z_max = z.max(axis=-1)
+    z -= z_max[:, None]
+    np.exp(z, out=z)
+    return z_max + np.log(z.sum(axis=-1)), z
+
+
+def _kl_optimal_value(scores: Array, log_q: Array, q: Array, lam: float) -> Array:
+    """Optimal value only, ``s_max + lambda log E_q exp((s - s_max) / lambda)``; overwrites ``scores``."""
+    s_max = scores.max(axis=-1)
+    scores -= s_max[:, None]
+    scores /= lam
+    return s_max + lam * log_expectation_exp(scores, log_q, q)
 
 
 # --- chi^2: g = (t - 1)^2 ----------------------------------------------------------------
@@ -205,9 +251,20 @@ def _tv_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> Closed
     best_mass = np.where(best, q, 0.0).sum(axis=-1, keepdims=True)
     pi = np.where(dropped, 0.0, q) + np.where(best, q * (freed / best_mass), 0.0)
     divergence = lam * np.abs(pi - q).sum(axis=-1)
-    value = np.einsum("bm,bm->b", pi, scores) - divergence
+    value = row_dot(pi, scores) - divergence
     nu = np.full(scores.shape[0], -1.0)
     return ClosedForm(pi=pi, mu=s_max[:, 0] - lam, nu=nu, value=value, divergence=divergence)
+
+
+def _tv_optimal_value(scores: Array, log_q: Array, q: Array, lam: float) -> Array:
+    """Optimal value only: ``sum_x q_x max(s_x, s_max - 2 lambda)``; overwrites ``scores``.
+
+    Every outcome below ``s_max - 2 lambda`` hands its mass ``q_x`` to a best outcome, where
+    it is worth ``s_max`` less the TV cost of moving it (``lambda`` out, ``lambda`` in).
+    """
+    s_max = scores.max(axis=-1)
+    np.maximum(scores, (s_max - 2.0 * lam)[:, None], out=scores)
+    return row_dot(scores, q)
 
 
 # --- squared Hellinger: g = (sqrt t - 1)^2 -----------------------------------------------
@@ -322,6 +379,11 @@ def _argmax_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> Cl
     return ClosedForm(pi=pi, mu=s_max, nu=zeros, value=s_max, divergence=zeros)
 
 
+def _argmax_optimal_value(scores: Array, log_q: Array, q: Array, lam: float) -> Array:
+    """Optimal value only: the best score."""
+    return scores.max(axis=-1)
+
+
 KL = Divergence(
     name="kl",
     formula="lambda * t * log(t)",
@@ -332,6 +394,8 @@ KL = Divergence(
     g_prime_at_zero=-np.inf,
     g_prime_sup=np.inf,
     closed_form=_kl_closed_form,
+    closed_form_value=_kl_optimal_value,
+    gibbs_form=True,
     aliases=("kullback_leibler",),
 )
 CHI2 = Divergence(
@@ -357,6 +421,7 @@ TV = Divergence(
     g_prime_sup=1.0,
     log_convex_inverse=False,
     closed_form=_tv_closed_form,
+    closed_form_value=_tv_optimal_value,
     aliases=("total_variation",),
 )
 HELLINGER = Divergence(
@@ -409,6 +474,7 @@ ARGMAX = Divergence(
     g_prime_sup=0.0,
     log_convex_inverse=False,
     closed_form=_argmax_closed_form,
+    closed_form_value=_argmax_optimal_value,
     aliases=("argmax",),
 )
 

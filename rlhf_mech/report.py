@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Group as RichGroup
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -35,7 +36,7 @@ def game_summary(game: Game, payment_rule: str) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("game", game.name)
+    table.add_row("game", escape(game.name))
     table.add_row("outcomes", f"{game.n_outcomes}")
     table.add_row(
         "groups", f"{game.n_groups}" + (f" (max_size {fmt(game.max_size)})" if game.max_size else "")
@@ -44,7 +45,7 @@ def game_summary(game: Game, payment_rule: str) -> Table:
     table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(game.lam)}")
     table.add_row("payment rule", payment_rule)
     for note in game.notes:
-        table.add_row("note", note)
+        table.add_row("note", escape(note))
     return table
 
 
@@ -65,7 +66,7 @@ def distribution_table(solution: GameSolution, top: int) -> Table:
     if show_reported:
         table.add_column("reported", justify="right")
     for j in order:
-        row = [game.outcomes[j], fmt(game.pi_init[j]), fmt(solution.truthful.distribution[j])]
+        row = [escape(game.outcomes[j]), fmt(game.pi_init[j]), fmt(solution.truthful.distribution[j])]
         if show_reported:
             row.append(fmt(solution.reported.distribution[j]))
         table.add_row(*row)
@@ -86,7 +87,7 @@ def profile_table(game: Game, outcome: ProfileOutcome, title: str, sizes: np.nda
     for i, name in enumerate(game.group_names):
         size = fmt(game.sizes[i]) + ("" if sizes[i] == game.sizes[i] else f" ({fmt(sizes[i])})")
         table.add_row(
-            name,
+            escape(name),
             size,
             fmt(outcome.valuations[i]),
             fmt(outcome.group_valuations[i]),
@@ -168,20 +169,20 @@ def candidate_choice_table(solution: GameSolution) -> Table:
     table.add_column("chosen")
     table.add_column("objective", justify="right")
     for name in game.group_names:
-        table.add_column(f"without {name}")
+        table.add_column(f"without {escape(name)}")
     for label, choice in _candidate_choices(solution).items():
         table.add_row(
             label,
-            game.outcomes[choice.chosen],
+            escape(game.outcomes[choice.chosen]),
             fmt(choice.objective),
-            *(game.outcomes[c] for c in choice.leave_one_out),
+            *(escape(game.outcomes[c]) for c in choice.leave_one_out),
         )
     if isinstance(game, CandidateGame) and game.preferences is not None:
         lines = [
             f"{name}: values {_preference_text(game, game.preferences[i])}"
             for i, name in enumerate(game.group_names)
         ]
-        table.caption = "\n".join([f"scores: {game.scale} scale", *lines])
+        table.caption = escape("\n".join([f"scores: {game.scale} scale", *lines]))
         table.caption_justify = "left"
     return table
 
@@ -270,7 +271,7 @@ def render_import(result: ImportResult, written: tuple[Path, ...]) -> RichGroup:
         cands.add_column("KL estimate", justify="right")
         for cand in result.candidates:
             kl = "" if cand.kl is None else fmt(cand.kl)
-            cands.add_row(cand.name, str(cand.rows), *(fmt(v) for v in cand.means), kl)
+            cands.add_row(escape(cand.name), str(cand.rows), *(fmt(v) for v in cand.means), kl)
         parts.append(cands)
     game = result.game
     lines = [f"built a {result.kind} game: {game.n_outcomes} outcomes, {game.n_groups} groups"]

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlhf_mech._numerics import TILE_ELEMENTS, row_dot, tile_shape
 from rlhf_mech.divergences import Divergence, get_divergence
 
 Array = np.ndarray
@@ -57,6 +58,8 @@ STATUS_MESSAGES = {
 _STALL_TOL = 1e-10
 
 _EPS = np.finfo(float).eps
+#: A row is packed once at most this fraction of its outcomes can still be active.
+_PACK_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ def _validate(scores: Array, pi_init: Array, lam: float) -> tuple[Array, Array]:
         )
     if not np.all(pi_init >= np.finfo(float).tiny):
         raise ValueError("`pi_init` must be positive (and at least 2.2e-308, a normal float)")
-    if not np.all(np.isfinite(scores)):
+    # min and max propagate NaN: two reductions instead of a boolean array of scores.shape
+    if scores.size and not (np.isfinite(scores.min()) and np.isfinite(scores.max())):
         raise ValueError("`scores` must be finite")
     if not (np.isfinite(lam) and lam > 0):
         raise ValueError(f"`lam` must be positive and finite, got {lam}")
@@ -150,14 +154,13 @@ def solve_sw_max(
     scores, pi_init = _validate(scores, pi_init, lam)
     batch_shape = scores.shape[:-1]
     flat = scores.reshape(-1, scores.shape[-1])
-    log_q = np.log(pi_init)
     use_closed = method == "closed_form" or (method == "auto" and div.closed_form is not None)
     if method not in ("auto", "newton", "closed_form"):
         raise ValueError(f"`method` must be 'auto', 'newton' or 'closed_form', got {method!r}")
     if use_closed:
         if div.closed_form is None:
             raise ValueError(f"divergence {div.name!r} has no closed form")
-        sol = div.closed_form(flat, log_q, pi_init, lam)
+        sol = div.closed_form(flat, np.log(pi_init), pi_init, lam)
         pi, mu, value, dval = sol.pi, sol.mu, sol.value, sol.divergence
         nu = sol.nu
         status, nit, used = np.zeros(flat.shape[0], dtype=int), 0, "closed_form"
@@ -190,15 +193,17 @@ def _weighted_ratios(gaps: Array, z: Array, q: Array, div: Divergence) -> tuple[
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if div.pole_inverse is not None:
             t, dlog_t = div.pole_inverse(z[:, None] - gaps)
-            qt = q * t
-            return qt, qt * dlog_t
+            # in place where the inverse returned two arrays of its own (reverse KL returns one)
+            qt = np.multiply(q, t, out=None if t is dlog_t else t)
+            return qt, np.multiply(qt, dlog_t, out=dlog_t)
         y = gaps - z[:, None]
         active = y > div.g_prime_at_zero
-        t, dt = div.g_prime_inverse(np.where(active, y, div.g_prime_at_zero + 1.0))
-    if not active.all():
-        t = np.where(active, t, 0.0)
-        dt = np.where(active, dt, 0.0)
-    return q * t, q * dt
+        # (g')^{-1} runs on every y; where y <= g'(0+) its value (possibly inf or nan, the
+        # warnings are off) is replaced by t = 0
+        t, dt = div.g_prime_inverse(y)
+        if active.all():
+            return q * t, q * dt
+        return np.where(active, q * t, 0.0), np.where(active, q * dt, 0.0)
 
 
 def _start_bracket(gaps: Array, q_best: Array, div: Divergence) -> tuple[Array, Array]:
@@ -216,32 +221,124 @@ def _start_bracket(gaps: Array, q_best: Array, div: Divergence) -> tuple[Array, 
     return lo, np.maximum(np.full_like(lo, -g1), lo)
 
 
+def _row_blocks(rows: Array, rb: int) -> list[slice | Array]:
+    """``rows`` (sorted indices) in groups of ``rb``, as slices where they are contiguous."""
+    blocks: list[slice | Array] = []
+    for k in range(0, rows.size, rb):
+        idx = rows[k : k + rb]
+        contiguous = int(idx[-1]) - int(idx[0]) + 1 == idx.size
+        blocks.append(slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx)
+    return blocks
+
+
+def _sweep(
+    gaps: Array,
+    z: Array,
+    q: Array,
+    div: Divergence,
+    rows: Array,
+    mass: Array,
+    slope: Array,
+    packed: dict[int, tuple[Array, Array]],
+) -> None:
+    """One Newton pass over ``rows``: ``mass = sum q t`` and ``slope = sum q dt/dy`` at ``z``.
+
+    The rows are taken in cache-sized tiles (:func:`~rlhf_mech._numerics.tile_shape`), so the
+    temporaries of the inverse stay in cache; a row's sums depend on its length only (whole
+    rows below :data:`~rlhf_mech._numerics.TILE_ELEMENTS`, else tile by tile in order). A row
+    in ``packed`` is swept over its packed ``(gaps, q)`` instead (see :func:`_pack`).
+    """
+    rb, cb = tile_shape(gaps.shape[1])
+    for sel in _row_blocks(rows, rb):
+        row_gaps, row_q = (gaps[sel], q) if rb > 1 or sel.start not in packed else packed[sel.start]
+        row_gaps = row_gaps.reshape(-1, row_gaps.shape[-1])
+        acc_mass = acc_slope = 0.0
+        for c0 in range(0, row_gaps.shape[1], cb):
+            cols = slice(c0, c0 + cb)
+            qt, q_dt = _weighted_ratios(row_gaps[:, cols], z[sel], row_q[cols], div)
+            acc_mass = acc_mass + qt.sum(axis=-1)
+            acc_slope = acc_slope + q_dt.sum(axis=-1)
+        mass[sel] = acc_mass
+        slope[sel] = acc_slope
+
+
+def _pack(
+    gaps: Array, q: Array, div: Divergence, z: Array, rows: Array, packed: dict[int, tuple[Array, Array]]
+) -> None:
+    """Drop, from each long row in ``rows``, the outcomes that stay at ``t = 0`` from ``z`` on.
+
+    For ``g'(0+) > -inf`` (chi^2) an outcome with ``gap <= z + g'(0+)`` has ``t = 0`` at every
+    iterate ``>= z``, and ``z`` here is the left end of the row's bracket, which the iterates
+    never go below. Once fewer than half of a row's outcomes can still be active, the sweeps
+    run over a packed copy of the rest (Michelot's shrinking active set): later passes over
+    a sparse solution touch a fraction of the row.
+    """
+    for i in rows:
+        row_gaps, row_q = packed.get(int(i), (gaps[i], q))
+        keep = row_gaps > z[i] + div.g_prime_at_zero
+        kept = int(np.count_nonzero(keep))
+        if 0 < kept <= row_gaps.size * _PACK_BELOW:
+            packed[int(i)] = (row_gaps[keep], row_q[keep])
+
+
 def _newton_multiplier(
-    scores: Array, q: Array, div: Divergence, lam: float, maxiter: int
-) -> tuple[Array, Array, Array, Array, Array, Array, int]:
+    scores: Array,
+    q: Array,
+    div: Divergence,
+    lam: float,
+    maxiter: int,
+    *,
+    want_pi: bool = True,
+    overwrite_scores: bool = False,
+) -> tuple[Array | None, Array, Array, Array, Array, Array, int]:
+    """The safeguarded Newton iteration of the module docstring on a ``(B, m)`` batch.
+
+    A batch of at most :data:`~rlhf_mech._numerics.TILE_ELEMENTS` values is evaluated whole,
+    one call of the inverse per iteration; a larger one in cache-sized tiles over the rows
+    still live (:func:`_sweep`), plus one closing pass that forms ``pi`` (if ``want_pi``) and
+    the value. ``overwrite_scores`` lets the iteration keep its gaps in ``scores``.
+    """
     # The iteration runs on the scaled multiplier nu = (mu - s_max) / lambda (shifted to the
-    # pole, see _ratios) and the gaps (s - s_max) / lambda, so that the multiplier is resolved
-    # to the rounding of nu, not of mu: at lambda = 1e-6 one ulp of mu moves every y by 1e-9.
+    # pole, see _weighted_ratios) and the gaps (s - s_max) / lambda, so that the multiplier is
+    # resolved to the rounding of nu, not of mu: at lambda = 1e-6 one ulp of mu moves every y
+    # by 1e-9.
+    n_rows, m = scores.shape
     s_max = scores.max(axis=-1)
-    gaps = (scores - s_max[:, None]) / lam
-    lo, hi = _start_bracket(gaps, q[scores.argmax(axis=-1)], div)
+    q_best = q[scores.argmax(axis=-1)]
+    gaps = np.subtract(scores, s_max[:, None], out=scores if overwrite_scores else None)
+    gaps /= lam
+    lo, hi = _start_bracket(gaps, q_best, div)
     pole = div.pole_inverse is not None
     z = lo.copy()
-    live = np.ones(scores.shape[0], dtype=bool)
-    status = np.full(scores.shape[0], MAXITER)
+    z_eval = z.copy()  # where mass (and the ratios) were last evaluated, per row
+    live = np.ones(n_rows, dtype=bool)
+    status = np.full(n_rows, MAXITER)
+    one_tile = n_rows * m <= TILE_ELEMENTS
+    # long rows of a divergence with t = 0 below g'(0+) shrink to their possible support
+    packing = not one_tile and m > TILE_ELEMENTS and np.isfinite(div.g_prime_at_zero)
+    packed: dict[int, tuple[Array, Array]] = {}
+    mass = np.empty(n_rows)
+    slope = np.empty(n_rows)
+    qt = None
     nit = 0
     while nit < maxiter:
-        qt, q_dt = _weighted_ratios(gaps, z, q, div)
+        if one_tile:
+            qt, q_dt = _weighted_ratios(gaps, z, q, div)
+            # Row sums, not BLAS gemv: their summation order does not depend on the batch
+            # size, so a batch and its rows solved one at a time agree bitwise.
+            mass = qt.sum(axis=-1)
+            slope = q_dt.sum(axis=-1)  # -dT/dz
+        else:
+            _sweep(gaps, z, q, div, np.flatnonzero(live), mass, slope, packed)
+        z_eval = np.where(live, z, z_eval)
         nit += 1
-        # Row sums, not BLAS gemv: their summation order does not depend on the batch size,
-        # so a batch and its rows solved one at a time agree bitwise.
-        mass = qt.sum(axis=-1)
-        slope = q_dt.sum(axis=-1)  # -dT/dz
         error = np.abs(mass - 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.log(mass) * mass / slope if div.log_convex_inverse else (mass - 1.0) / slope
         lo = np.where(live & (mass >= 1.0), z, lo)
         hi = np.where(live & (mass < 1.0), z, hi)
+        if packing:
+            _pack(gaps, q, div, lo, np.flatnonzero(live & (mass >= 1.0)), packed)
         candidate = z + step
         outside = ~((candidate >= lo) & (candidate <= hi)) | ~np.isfinite(candidate)
         # Geometric bisection where the bracket is positive (distances below a pole span
@@ -257,11 +354,63 @@ def _newton_multiplier(
         if not live.any():
             break
         z = np.where(live, candidate, z)
-    pi = qt / mass[:, None]
-    dval = div.value(pi, q, lam)
-    value = np.einsum("bm,bm->b", pi, scores) - dval
+    pi, inner, dval = _newton_finish(gaps, z_eval, mass, qt, q, div, lam, want_pi)
     nu = z - div.g_prime_sup if pole else z
-    return pi, s_max + lam * nu, nu, value, dval, status, nit
+    return pi, s_max + lam * nu, nu, s_max + lam * inner - dval, dval, status, nit
+
+
+def _newton_finish(
+    gaps: Array, z: Array, mass: Array, qt: Array | None, q: Array, div: Divergence, lam: float, want_pi: bool
+) -> tuple[Array | None, Array, Array]:
+    """``pi = q t / mass`` at the last evaluation, ``<pi, gaps>`` and ``lambda D_g(pi || q)``.
+
+    ``qt`` is the last iteration's ``q t`` where the batch was one tile; otherwise the ratios
+    are evaluated once more, tile by tile, at ``z``.
+    """
+    if qt is not None:
+        pi = qt / mass[:, None]
+        return (pi if want_pi else None), row_dot(pi, gaps), div.value(pi, q, lam)
+    n_rows, m = gaps.shape
+    pi_out = np.empty((n_rows, m)) if want_pi else None
+    inner = np.zeros(n_rows)
+    terms = np.zeros(n_rows)
+    rb, cb = tile_shape(m)
+    for sel in _row_blocks(np.arange(n_rows), rb):
+        for c0 in range(0, m, cb):
+            cols = slice(c0, c0 + cb)
+            qt_tile, _ = _weighted_ratios(gaps[sel, cols], z[sel], q[cols], div)
+            pi_tile = qt_tile / mass[sel, None]
+            inner[sel] += row_dot(pi_tile, gaps[sel, cols])
+            terms[sel] += div.terms(pi_tile, q[cols]).sum(axis=-1)
+            if pi_out is not None:
+                pi_out[sel, cols] = pi_tile
+    return pi_out, inner, lam * terms
+
+
+def optimal_values(
+    scores: Array, pi_init: Array, divergence: str | Divergence, lam: float, *, maxiter: int = 100
+) -> tuple[Array, Array, int]:
+    """Optimal values alone of a ``(B, m)`` batch, for the leave-one-out problems of eq. (1).
+
+    Unlike :func:`solve_sw_max` this forms no ``pi`` (closed forms use the divergence's
+    ``closed_form_value``), does not validate its arguments, and uses ``scores`` as scratch
+    space: it is overwritten.
+
+    Returns
+    -------
+    value : (B,) array; status : (B,) int array; nit : Newton iterations (0 for a closed form).
+    """
+    div = get_divergence(divergence)
+    if div.closed_form_value is not None:
+        values = div.closed_form_value(scores, np.log(pi_init), pi_init, lam)
+        return values, np.zeros(scores.shape[0], dtype=int), 0
+    if div.closed_form is not None:
+        sol = div.closed_form(scores, np.log(pi_init), pi_init, lam)
+        return sol.value, np.zeros(scores.shape[0], dtype=int), 0
+    _, _, _, value, _, status, nit = _newton_multiplier(
+        scores, pi_init, div, lam, maxiter, want_pi=False, overwrite_scores=True
+    )
+    return value, status, nit
 
 
 def kkt_residual(

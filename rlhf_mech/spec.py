@@ -161,12 +161,16 @@ class _Document:
         return SpecError(self.path, self.line(path), format_field(path), message)
 
 
-def _pydantic_error(doc: _Document, exc: ValidationError) -> SpecError:
+def _pydantic_error(
+    doc: _Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]] = _FIELDS_BY_PARENT
+) -> SpecError:
+    """The first pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys
+    each mapping accepts (by the name of the key that holds it), for unknown-field messages."""
     err = exc.errors()[0]
     loc = tuple(part for part in err["loc"] if isinstance(part, int | str))
     if err["type"] == "extra_forbidden":
         parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), "")
-        expected = ", ".join(_FIELDS_BY_PARENT.get(parent, ()))
+        expected = ", ".join(fields_by_parent.get(parent, ()))
         return doc.error(loc, f"unknown field (expected one of: {expected})")
     if err["type"] == "missing":
         return doc.error(loc, "required field is missing")

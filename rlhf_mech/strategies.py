@@ -107,9 +107,10 @@ def mixing_misreports(
     ``beta > 1`` (or ``beta < 0``) extrapolates past one of the two rewards: negative entries
     are clipped to 0 and the row renormalised; a ``max``-normalised mix whose maximum is not
     1 (``beta < 1``) is also rescaled. Both are flagged in ``adjusted``. A ``sum``-normalised
-    mix that needs no clipping sums to 1 up to rounding and is kept as computed (it is within
-    :data:`NORMALIZATION_TOL`). With normalisation ``none`` negative entries are clipped to
-    0 and nothing is rescaled.
+    mix that needs no clipping sums to 1 up to rounding and is kept as computed; a
+    ``max``-normalised one is always divided by its maximum, and flagged only when that
+    moved it by more than :data:`NORMALIZATION_TOL`. With normalisation ``none`` negative
+    entries are clipped to 0 and nothing is rescaled.
 
     Notes
     -----
@@ -130,19 +131,18 @@ def mixing_misreports(
         np.multiply(betas[block, None], reward, out=rows)
         rows += (1.0 - betas[block, None]) * others
         clipped = rows.min(axis=1) < 0.0
+        if clipped.any():
+            np.maximum(rows, 0.0, out=rows)  # leaves the rows without negative entries as they are
+            if normalization == "sum":
+                rows /= np.where(clipped, rows.sum(axis=1), 1.0)[:, None]
         if normalization == "max":
+            # Clipping keeps the (positive) maximum. Every row is divided by it, so that the
+            # report's maximum is 1 exactly; a rescaling within the tolerance is rounding, not
+            # an adjustment, and is not flagged.
             scale = rows.max(axis=1)
-            fix = clipped | (np.abs(scale - 1.0) > NORMALIZATION_TOL)
-        else:
-            fix = clipped
-        if fix.any():
-            # max(x, 0) leaves the rows without negative entries as they are; only the
-            # flagged rows are rescaled (the others' scale is 1 to rounding, or irrelevant).
-            np.maximum(rows, 0.0, out=rows)
-            if normalization != "none":
-                total = rows.sum(axis=1) if normalization == "sum" else rows.max(axis=1)
-                rows /= np.where(fix, total, 1.0)[:, None]
-            adjusted[block] = fix
+            rows /= scale[:, None]
+            clipped |= np.abs(scale - 1.0) > NORMALIZATION_TOL
+        adjusted[block] = clipped
     return Misreports(
         family="mixing",
         parameters=betas,

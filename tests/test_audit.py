@@ -188,7 +188,7 @@ def test_search_respects_the_budget_and_size_bound(rng):
 def test_affine_maximizer_passes_on_random_games(rng):
     """Proposition 4.4 on 120 random games: DSIC, IR and p >= 0 hold, the search finds no gain."""
     divergences = ("kl", "chi2", "tv", "hellinger", "reverse_kl", "js")
-    options = AuditOptions(budget=12)
+    options = AuditOptions(budget=24)
     worst = -np.inf
     for k in range(120):
         g = random_game(rng, max_groups=3, max_outcomes=5)

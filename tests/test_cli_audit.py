@@ -183,3 +183,35 @@ def test_dask_backend_on_a_local_cluster(games):
     local = audit(str(games), "--format", "json")
     assert remote.exit_code == 1, remote.output
     assert remote.stdout == local.stdout
+
+
+def test_names_and_errors_are_printed_literally(tmp_path):
+    (tmp_path / "markup.yaml").write_text(
+        GOOD.replace("name: good", "name: '[bold]game'").replace("name: g1", "name: '[red]team'"),
+        encoding="utf-8",
+    )
+    (tmp_path / "bad.yaml").write_text(
+        GOOD.replace("name: g2", "name: '[red]team'").replace("name: g1", "name: '[red]team'"),
+        encoding="utf-8",
+    )
+    result = audit(str(tmp_path))
+    assert result.exit_code == 2
+    assert "[bold]game" in result.stdout and "[red]team" in result.stdout
+    assert "duplicate group name '[red]team'" in result.stderr
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from rlhf_mech.audit_report import audit_progress
+
+    with audit_progress(Console(file=io.StringIO()), 10) as advance:
+        assert advance is None  # piped: no bar
+    terminal = Console(file=io.StringIO(), force_terminal=True)
+    with audit_progress(terminal, 10) as advance:
+        assert callable(advance)
+        advance()
+    with audit_progress(terminal, 10, enabled=False) as advance:
+        assert advance is None  # --quiet
