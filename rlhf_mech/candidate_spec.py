@@ -24,6 +24,7 @@ from rlhf_mech.spec import (
     _Document,
     _expectations,
     _pydantic_error,
+    _size,
     _Strict,
 )
 
@@ -139,14 +140,6 @@ def _preference(doc: _Document, value: Mapping[str, Any], path: Path_, models: t
     if not weights.any():
         raise doc.error(path, "a preference needs at least one positive weight")
     return weights
-
-
-def _size(doc: _Document, value: float, path: Path_, max_size: float | None) -> float:
-    if value < 1:
-        raise doc.error(path, f"size {value!r} is below 1")
-    if max_size is not None and value > max_size:
-        raise doc.error(path, f"size {value!r} is above max_size {max_size!r}")
-    return float(value)
 
 
 def _build(doc: _Document, spec: CandidateGameSpec) -> CandidateGame:

@@ -27,6 +27,12 @@ DIVERGENCE_NAMES: tuple[str, ...] = tuple(DIVERGENCES)
 NEWTON_DIVERGENCES: tuple[str, ...] = tuple(
     n for n, d in DIVERGENCES.items() if d.g_prime_inverse is not None
 )
+#: Divergences with an exact closed-form maximiser (KL, TV, the argmax rule).
+CLOSED_FORM_DIVERGENCES: tuple[str, ...] = tuple(
+    n for n, d in DIVERGENCES.items() if d.closed_form is not None
+)
+#: Divergences that regularise (every one but the argmax rule of candidate games).
+REGULARISING_DIVERGENCES: tuple[str, ...] = tuple(n for n in DIVERGENCES if n != "none")
 #: Divergences whose maximiser has full support (g'(0+) = -inf): Theorem 4.2's setting.
 FULL_SUPPORT_DIVERGENCES: tuple[str, ...] = tuple(
     n for n, d in DIVERGENCES.items() if d.g_prime_at_zero == -np.inf

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pytest
 from cases import CONSTANT_SCORE, SOLVER_CASES, SolverCase, random_pi_init
-from conftest import DIVERGENCE_NAMES
+from conftest import DIVERGENCE_NAMES, REGULARISING_DIVERGENCES
 from scipy.optimize import brentq, linprog, minimize
 
 from rlhf_mech.divergences import DIVERGENCES
@@ -155,10 +155,13 @@ def test_closed_form_catalogue(case: SolverCase) -> None:
     assert result.success
 
 
+@pytest.mark.parametrize("divergence", REGULARISING_DIVERGENCES)
 def test_constant_scores_leave_pi_init_unchanged(divergence: str) -> None:
-    """With ``s = c`` the regulariser alone decides: ``pi = pi_init``, value ``c``."""
-    if divergence == "none":
-        pytest.skip("no regulariser: the argmax rule picks the first outcome")
+    """With ``s = c`` the regulariser alone decides: ``pi = pi_init``, value ``c``.
+
+    (The argmax rule has no regulariser: with constant scores it picks the first outcome,
+    which the argmax tie-rule tests cover.)
+    """
     q = np.array([0.1, 0.2, 0.3, 0.4])
     result = solve_sw_max(np.full(4, CONSTANT_SCORE), q, divergence, 0.3)
     np.testing.assert_allclose(result.pi, q, rtol=1e-15, atol=0)
