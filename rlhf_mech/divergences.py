@@ -71,6 +71,9 @@ class Divergence:
         or ``None`` where ``g'`` has no inverse.
     g_prime_at_zero : ``g'(0+)``; where ``y <= g'(0+)`` the optimal ratio is ``t = 0``.
     g_prime_sup : ``sup g'``; the multiplier must keep every ``y`` below it.
+    affine_inverse : whether ``t(y) = 1 + (y - g'(1)) / g''(1)`` on its support (chi^2): then
+        ``sum_{x in S} pi_init(x) t(x)`` is linear in the multiplier for any set ``S`` of
+        outcomes, and one histogram pass gives a lower end of the bracket next to the root.
     log_convex_inverse : whether ``y -> t(y)`` is log-convex, so that Newton's method on
         ``log T(mu)`` converges monotonically (KL: it is exact in one step). Otherwise
         Newton runs on ``T(mu)`` itself, which is convex.
@@ -99,6 +102,7 @@ class Divergence:
     g_prime_at_zero: float
     g_prime_sup: float
     log_convex_inverse: bool = True
+    affine_inverse: bool = False
     closed_form: Callable[[Array, Array, Array, float], ClosedForm] | None = None
     pole_inverse: Callable[[Array], tuple[Array, Array]] | None = None
     pole_distance: Callable[[Array], Array] | None = None
@@ -408,6 +412,7 @@ CHI2 = Divergence(
     g_prime_at_zero=-2.0,
     g_prime_sup=np.inf,
     log_convex_inverse=False,
+    affine_inverse=True,
     aliases=("chi_squared", "chi-squared"),
 )
 TV = Divergence(

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech._numerics import TILE_ELEMENTS, row_dot, tile_shape
+from rlhf_mech._numerics import TILE_ELEMENTS, row_dot, rows_per_chunk, tile_shape
 from rlhf_mech.divergences import Divergence, get_divergence
 
 Array = np.ndarray
@@ -77,7 +77,8 @@ class SolveResult:
     value : (...,) array, the optimal objective ``<pi, s> - lambda D_g(pi || pi_init)``.
     divergence : (...,) array, ``lambda * D_g(pi || pi_init)`` at ``pi``.
     status : (...,) int array, :data:`CONVERGED`, :data:`MAXITER` or :data:`STALLED`.
-    nit : int, multiplier iterations (passes over the scores); 0 for a closed form.
+    nit : int, passes over the scores: multiplier iterations, plus the histogram pass that
+        starts an affine inverse (chi^2); 0 for a closed form.
     method : ``"closed_form"`` or ``"newton"``.
     """
 
@@ -221,6 +222,48 @@ def _start_bracket(gaps: Array, q_best: Array, div: Divergence) -> tuple[Array, 
     return lo, np.maximum(np.full_like(lo, -g1), lo)
 
 
+#: Ratio between consecutive thresholds of the histogram start (:func:`_affine_start`).
+_HISTOGRAM_RATIO = 1.25
+
+
+def _affine_start(gaps: Array, q: Array, div: Divergence, lo: Array, hi: Array) -> Array:
+    """A lower end of the bracket next to the root, for an affine inverse (chi^2), in one pass.
+
+    With ``t(y) = 1 + (y - g'(1)) / h`` on its support, ``T(z) >= sum_{x in S} q (1 + (gap_x - z
+    - g'(1)) / h)`` for *any* set ``S`` (each term ``max(0, .)`` is at least its argument), and
+    the right side is linear in ``z``: its root ``z_S`` has ``T(z_S) >= 1``. The sets
+    ``S_k = {x : -gap_x <= c r^k}`` (thresholds growing geometrically from the support's edge
+    at ``hi``, ``r = 1.25``) are read off one histogram of the gaps per row; the best ``z_S`` is
+    within one threshold step of the root, where Newton from the left needs few steps.
+    """
+    g1 = float(div.g_prime(np.array(1.0)))
+    h = float(div.g_prime(np.array(2.0))) - g1  # g'' (g' is affine on the support)
+    c_min = np.maximum(-(hi + div.g_prime_at_zero), np.finfo(float).tiny)
+    n_rows, m = gaps.shape
+    log_r = np.log(_HISTOGRAM_RATIO)
+    bins = int(np.ceil(np.log(max(1.0, float(np.max(-gaps.min(axis=-1) / c_min)))) / log_r)) + 2
+    best = lo.copy()
+    step = rows_per_chunk(m)
+    for start in range(0, n_rows, step):
+        rows = slice(start, min(n_rows, start + step))
+        block = gaps[rows]
+        k = np.log(np.maximum(-block, c_min[rows, None]) / c_min[rows, None])
+        k /= log_r
+        index = np.ceil(k, out=k).astype(np.intp)
+        index += (np.arange(block.shape[0]) * bins)[:, None]
+        shape = (block.shape[0], bins)
+        weights = np.broadcast_to(q, block.shape)
+        mass = np.bincount(index.ravel(), weights.ravel(), shape[0] * bins).reshape(shape)
+        first = np.bincount(index.ravel(), (weights * block).ravel(), shape[0] * bins).reshape(shape)
+        np.cumsum(mass, axis=-1, out=mass)
+        np.cumsum(first, axis=-1, out=first)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            roots = h - h / mass + first / mass - g1
+        roots = np.where(mass > 0, roots, -np.inf)
+        best[rows] = np.maximum(best[rows], np.minimum(roots.max(axis=-1), hi[rows]))
+    return best
+
+
 def _row_blocks(rows: Array, rb: int) -> list[slice | Array]:
     """``rows`` (sorted indices) in groups of ``rb``, as slices where they are contiguous."""
     blocks: list[slice | Array] = []
@@ -308,6 +351,11 @@ def _newton_multiplier(
     gaps = np.subtract(scores, s_max[:, None], out=scores if overwrite_scores else None)
     gaps /= lam
     lo, hi = _start_bracket(gaps, q_best, div)
+    start_passes = 0
+    if div.affine_inverse:
+        lo = _affine_start(gaps, q, div, lo, hi)
+        start_passes = 1  # the histogram is a pass over the data, counted in ``nit``
+    nit = start_passes
     pole = div.pole_inverse is not None
     z = lo.copy()
     z_eval = z.copy()  # where mass (and the ratios) were last evaluated, per row
@@ -320,8 +368,7 @@ def _newton_multiplier(
     mass = np.empty(n_rows)
     slope = np.empty(n_rows)
     qt = None
-    nit = 0
-    while nit < maxiter:
+    while nit < start_passes + maxiter:
         if one_tile:
             qt, q_dt = _weighted_ratios(gaps, z, q, div)
             # Row sums, not BLAS gemv: their summation order does not depend on the batch

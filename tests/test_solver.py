@@ -429,20 +429,26 @@ def test_batch_costs_one_pass_per_iteration(newton_divergence: str, rng: np.rand
     q = random_pi_init(rng, 9)
     result = solve_sw_max(scores, q, counting, 0.05, method="newton")
     assert result.success and result.nit >= 2
-    assert len(calls) == result.nit
+    # an affine inverse (chi^2) starts with one histogram pass, counted in nit (solver._affine_start)
+    assert len(calls) == result.nit - (1 if div.affine_inverse else 0)
     assert all(shape == (64, 9) for shape in calls)
 
 
 def test_batch_with_mixed_statuses(newton_divergence: str) -> None:
-    """The ``test_flags`` idea: one batch, some rows converged, some at maxiter."""
-    q = np.array([0.1, 0.2, 0.3, 0.4])
-    scores = np.array([[0.5, 0.5, 0.5, 0.5], [0.0, 1.0, 2.5, 2.0], [0.5, 0.5, 0.5, 0.5]])
-    result = solve_sw_max(scores, q, newton_divergence, 1.0, method="newton", maxiter=1)
+    """The ``test_flags`` idea: one batch, some rows converged, some at maxiter.
+
+    The middle row needs more than one Newton step for every divergence (chi^2 included,
+    whose histogram start lands on the root of easier rows).
+    """
+    q = np.array([0.05, 0.48, 0.11, 0.18, 0.17, 0.01])
+    hard = [2.4, 1.2, 0.3, 1.6, 1.1, 1.8]
+    scores = np.array([[0.5] * 6, hard, [0.5] * 6])
+    result = solve_sw_max(scores, q, newton_divergence, 0.1, method="newton", maxiter=1)
     np.testing.assert_array_equal(result.status, [CONVERGED, MAXITER, CONVERGED])
     assert not result.success
     assert result.message == STATUS_MESSAGES[MAXITER]
     np.testing.assert_allclose(result.pi[[0, 2]], np.stack([q, q]), rtol=1e-15)
-    full = solve_sw_max(scores, q, newton_divergence, 1.0, method="newton")
+    full = solve_sw_max(scores, q, newton_divergence, 0.1, method="newton")
     assert full.success and full.message == STATUS_MESSAGES[CONVERGED] == "converged"
 
 
