@@ -71,12 +71,10 @@ class Divergence:
         or ``None`` where ``g'`` has no inverse.
     g_prime_at_zero : ``g'(0+)``; where ``y <= g'(0+)`` the optimal ratio is ``t = 0``.
     g_prime_sup : ``sup g'``; the multiplier must keep every ``y`` below it.
-    affine_inverse : whether ``t(y) = 1 + (y - g'(1)) / g''(1)`` on its support (chi^2): then
-        ``sum_{x in S} pi_init(x) t(x)`` is linear in the multiplier for any set ``S`` of
-        outcomes, and one histogram pass gives a lower end of the bracket next to the root.
-    log_convex_inverse : whether ``y -> t(y)`` is log-convex, so that Newton's method on
-        ``log T(mu)`` converges monotonically (KL: it is exact in one step). Otherwise
-        Newton runs on ``T(mu)`` itself, which is convex.
+    newton_power : ``p`` of the Newton iteration on ``T(z)^(-1/p)`` (see
+        ``solver._newton_step``): ``inf`` for ``log T`` (KL, where ``t`` is log-linear),
+        ``-1`` for ``T`` itself (chi^2, piecewise linear), the order of the pole of
+        ``(g')^{-1}`` otherwise (``t ~ d^-p``: Hellinger 2, reverse KL 1, JS 1).
     closed_form : optional exact solver ``(scores, log_q, q, lam) -> ClosedForm``.
     pole_inverse : for ``g'`` bounded above (a pole of ``(g')^{-1}`` at ``sup g'``):
         ``d -> (t, d(log t)/dy)`` at ``y = sup g' - d``, the inverse written in the distance ``d > 0``
@@ -101,8 +99,7 @@ class Divergence:
     g_prime_inverse: Callable[[Array], tuple[Array, Array]] | None
     g_prime_at_zero: float
     g_prime_sup: float
-    log_convex_inverse: bool = True
-    affine_inverse: bool = False
+    newton_power: float = np.inf
     closed_form: Callable[[Array, Array, Array, float], ClosedForm] | None = None
     pole_inverse: Callable[[Array], tuple[Array, Array]] | None = None
     pole_distance: Callable[[Array], Array] | None = None
@@ -411,8 +408,7 @@ CHI2 = Divergence(
     g_prime_inverse=_chi2_inverse,
     g_prime_at_zero=-2.0,
     g_prime_sup=np.inf,
-    log_convex_inverse=False,
-    affine_inverse=True,
+    newton_power=-1.0,
     aliases=("chi_squared", "chi-squared"),
 )
 TV = Divergence(
@@ -424,7 +420,6 @@ TV = Divergence(
     g_prime_inverse=None,
     g_prime_at_zero=-1.0,
     g_prime_sup=1.0,
-    log_convex_inverse=False,
     closed_form=_tv_closed_form,
     closed_form_value=_tv_optimal_value,
     aliases=("total_variation",),
@@ -438,6 +433,7 @@ HELLINGER = Divergence(
     g_prime_inverse=_from_pole(1.0, _hellinger_pole_inverse),
     g_prime_at_zero=-np.inf,
     g_prime_sup=1.0,
+    newton_power=2.0,
     pole_inverse=_hellinger_pole_inverse,
     pole_distance=_hellinger_pole_distance,
 )
@@ -450,6 +446,7 @@ REVERSE_KL = Divergence(
     g_prime_inverse=_from_pole(0.0, _reverse_kl_pole_inverse),
     g_prime_at_zero=-np.inf,
     g_prime_sup=0.0,
+    newton_power=1.0,
     pole_inverse=_reverse_kl_pole_inverse,
     pole_distance=_reverse_kl_pole_distance,
     aliases=("reverse-kl",),
@@ -463,6 +460,7 @@ JS = Divergence(
     g_prime_inverse=_from_pole(0.5 * LOG2, _js_pole_inverse),
     g_prime_at_zero=-np.inf,
     g_prime_sup=0.5 * LOG2,
+    newton_power=1.0,
     pole_inverse=_js_pole_inverse,
     pole_distance=_js_pole_distance,
     aliases=("jensen_shannon",),
@@ -477,7 +475,6 @@ ARGMAX = Divergence(
     g_prime_inverse=None,
     g_prime_at_zero=0.0,
     g_prime_sup=0.0,
-    log_convex_inverse=False,
     closed_form=_argmax_closed_form,
     closed_form_value=_argmax_optimal_value,
     aliases=("argmax",),

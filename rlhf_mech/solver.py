@@ -16,10 +16,14 @@ vectorised Newton iteration on the multiplier, one pass over the scores per iter
 
 1. start at ``mu_0 = max(s_min - lambda g'(1), s_max - lambda g'(1 / pi_init(x*)))``, where
    ``T(mu_0) >= 1`` (every ratio is at least 1, or the best outcome alone carries mass 1);
-   the upper end ``s_max - lambda g'(1)`` has ``T <= 1``;
-2. Newton steps on ``log T`` (when ``t(y)`` is log-convex: KL, Hellinger, reverse KL, JS) or on
-   ``T`` (chi^2, piecewise linear). For a convex decreasing function, Newton from the left
-   increases monotonically to the root and never leaves the domain; a step that leaves the
+   the upper end ``s_max - lambda g'(1)`` has ``T <= 1``. Where ``t`` can be 0 (chi^2) one
+   histogram pass raises the start to the best of Jensen's lower bounds over nested sets of
+   outcomes (:func:`_histogram_start`);
+2. Newton steps on ``T^(-1/p)`` (:func:`_newton_step`): ``log T`` for KL (``p = inf``), ``T``
+   for chi^2 (``p = -1``, piecewise linear), ``p`` = the order of the pole of ``(g')^{-1}``
+   for Hellinger (2), reverse KL and JS (1), where that power is linear for one dominant
+   outcome. Newton on a monotone convex or concave function from a point of the bracket
+   reaches the root monotonically after at most one overshoot; a step that leaves the
    bracket kept from the signs of ``T - 1`` is replaced by bisection (a guard against rounding);
 3. stop when ``|T - 1| <= 4 eps`` (or the step is below rounding and ``|T - 1| <= 1e-10``;
    a multiplier that stalls further from the root is reported as :data:`STALLED`);
@@ -78,7 +82,7 @@ class SolveResult:
     divergence : (...,) array, ``lambda * D_g(pi || pi_init)`` at ``pi``.
     status : (...,) int array, :data:`CONVERGED`, :data:`MAXITER` or :data:`STALLED`.
     nit : int, passes over the scores: multiplier iterations, plus the histogram pass that
-        starts an affine inverse (chi^2); 0 for a closed form.
+        starts the bracket (:func:`_histogram_start`); 0 for a closed form.
     method : ``"closed_form"`` or ``"newton"``.
     """
 
@@ -222,26 +226,30 @@ def _start_bracket(gaps: Array, q_best: Array, div: Divergence) -> tuple[Array, 
     return lo, np.maximum(np.full_like(lo, -g1), lo)
 
 
-#: Ratio between consecutive thresholds of the histogram start (:func:`_affine_start`).
+#: Ratio between consecutive thresholds of the histogram start (:func:`_histogram_start`).
 _HISTOGRAM_RATIO = 1.25
+#: Number of thresholds of the histogram start (they span a ratio of 1.25^64 ~ 1.6e6).
+_HISTOGRAM_BINS = 64
 
 
-def _affine_start(gaps: Array, q: Array, div: Divergence, lo: Array, hi: Array) -> Array:
-    """A lower end of the bracket next to the root, for an affine inverse (chi^2), in one pass.
+def _histogram_start(gaps: Array, q: Array, div: Divergence, lo: Array, hi: Array) -> Array:
+    """A lower end of the bracket next to the root, from one histogram pass over the gaps.
 
-    With ``t(y) = 1 + (y - g'(1)) / h`` on its support, ``T(z) >= sum_{x in S} q (1 + (gap_x - z
-    - g'(1)) / h)`` for *any* set ``S`` (each term ``max(0, .)`` is at least its argument), and
-    the right side is linear in ``z``: its root ``z_S`` has ``T(z_S) >= 1``. The sets
-    ``S_k = {x : -gap_x <= c r^k}`` (thresholds growing geometrically from the support's edge
-    at ``hi``, ``r = 1.25``) are read off one histogram of the gaps per row; the best ``z_S`` is
-    within one threshold step of the root, where Newton from the left needs few steps.
+    ``t`` is convex in ``y`` for every divergence here (``g'`` is concave), so for any set
+    ``S`` of outcomes Jensen's inequality gives
+    ``T(z) >= sum_S q t(gap - z) >= Q_S t(gbar_S - z)`` with ``Q_S = sum_S q`` and ``gbar_S``
+    the ``q``-weighted mean gap over ``S``. The right side equals 1 at
+    ``z_S = gbar_S - g'(1 / Q_S)`` (with a pole: ``gbar_S + pole_distance(1 / Q_S)``), so
+    ``T(z_S) >= 1``: a valid lower end. The sets ``{x : -gap_x <= c}`` for thresholds ``c``
+    growing geometrically are read off one histogram per row, and the best ``z_S`` lies near
+    the root, where Newton from the left needs few steps. (The bounds of
+    :func:`_start_bracket` are the sets "all outcomes" and "the best outcome".)
     """
-    g1 = float(div.g_prime(np.array(1.0)))
-    h = float(div.g_prime(np.array(2.0))) - g1  # g'' (g' is affine on the support)
-    c_min = np.maximum(-(hi + div.g_prime_at_zero), np.finfo(float).tiny)
     n_rows, m = gaps.shape
     log_r = np.log(_HISTOGRAM_RATIO)
-    bins = int(np.ceil(np.log(max(1.0, float(np.max(-gaps.min(axis=-1) / c_min)))) / log_r)) + 2
+    spread = np.maximum(-gaps.min(axis=-1), np.finfo(float).tiny)
+    c_min = spread * _HISTOGRAM_RATIO ** -(_HISTOGRAM_BINS - 1)
+    bins = _HISTOGRAM_BINS
     best = lo.copy()
     step = rows_per_chunk(m)
     for start in range(0, n_rows, step):
@@ -250,6 +258,7 @@ def _affine_start(gaps: Array, q: Array, div: Divergence, lo: Array, hi: Array) 
         k = np.log(np.maximum(-block, c_min[rows, None]) / c_min[rows, None])
         k /= log_r
         index = np.ceil(k, out=k).astype(np.intp)
+        np.minimum(index, bins - 1, out=index)
         index += (np.arange(block.shape[0]) * bins)[:, None]
         shape = (block.shape[0], bins)
         weights = np.broadcast_to(q, block.shape)
@@ -257,11 +266,31 @@ def _affine_start(gaps: Array, q: Array, div: Divergence, lo: Array, hi: Array) 
         first = np.bincount(index.ravel(), (weights * block).ravel(), shape[0] * bins).reshape(shape)
         np.cumsum(mass, axis=-1, out=mass)
         np.cumsum(first, axis=-1, out=first)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            roots = h - h / mass + first / mass - g1
-        roots = np.where(mass > 0, roots, -np.inf)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            mean_gap = first / mass
+            if div.pole_inverse is not None:
+                roots = mean_gap + div.pole_distance(1.0 / mass)
+            else:
+                roots = mean_gap - div.g_prime(1.0 / mass)
+        roots = np.where((mass > 0) & np.isfinite(roots), roots, -np.inf)
         best[rows] = np.maximum(best[rows], np.minimum(roots.max(axis=-1), hi[rows]))
     return best
+
+
+def _newton_step(mass: Array, slope: Array, power: float) -> Array:
+    """Newton step in ``z`` on ``phi(T) = T^(-1/p) - 1`` (``p = inf``: ``log T``; ``p = -1``: ``T - 1``).
+
+    ``phi'(z) = T^(-1/p - 1) * slope / p`` with ``slope = -dT/dz``, so the step is
+    ``p T (T^(1/p) - 1) / slope``. The power linearises ``T`` near a pole ``t ~ d^-p``
+    (Hellinger p = 2, reverse KL and JS p = 1): there ``T^(-1/p)`` is concave, exactly linear
+    for one dominant outcome, and Newton from the left is monotone; ``log T`` is the limit
+    ``p -> inf`` (KL: exact in one step) and ``p = -1`` is Newton on ``T`` (chi^2).
+    """
+    if np.isinf(power):
+        return np.log(mass) * mass / slope
+    if power == -1.0:
+        return (mass - 1.0) / slope
+    return power * mass * np.expm1(np.log(mass) / power) / slope
 
 
 def _row_blocks(rows: Array, rb: int) -> list[slice | Array]:
@@ -352,8 +381,11 @@ def _newton_multiplier(
     gaps /= lam
     lo, hi = _start_bracket(gaps, q_best, div)
     start_passes = 0
-    if div.affine_inverse:
-        lo = _affine_start(gaps, q, div, lo, hi)
+    if np.isfinite(div.g_prime_at_zero) and m > 1:
+        # t = 0 below g'(0+) (chi^2): T is piecewise, and Newton from a far start crosses its
+        # breakpoints one by one (13 passes at lambda = 1e-3, m = 10^6); for the pole
+        # divergences the start is rarely the bottleneck and the pass costs more than it saves.
+        lo = _histogram_start(gaps, q, div, lo, hi)
         start_passes = 1  # the histogram is a pass over the data, counted in ``nit``
     nit = start_passes
     pole = div.pole_inverse is not None
@@ -381,7 +413,7 @@ def _newton_multiplier(
         nit += 1
         error = np.abs(mass - 1.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.log(mass) * mass / slope if div.log_convex_inverse else (mass - 1.0) / slope
+            step = _newton_step(mass, slope, div.newton_power)
         lo = np.where(live & (mass >= 1.0), z, lo)
         hi = np.where(live & (mass < 1.0), z, hi)
         if packing:

@@ -429,8 +429,9 @@ def test_batch_costs_one_pass_per_iteration(newton_divergence: str, rng: np.rand
     q = random_pi_init(rng, 9)
     result = solve_sw_max(scores, q, counting, 0.05, method="newton")
     assert result.success and result.nit >= 2
-    # an affine inverse (chi^2) starts with one histogram pass, counted in nit (solver._affine_start)
-    assert len(calls) == result.nit - (1 if div.affine_inverse else 0)
+    # chi^2 (t = 0 below a finite g'(0+)) starts with one histogram pass, counted in nit
+    # (solver._histogram_start)
+    assert len(calls) == result.nit - (1 if np.isfinite(div.g_prime_at_zero) else 0)
     assert all(shape == (64, 9) for shape in calls)
 
 
