@@ -12,6 +12,7 @@ beside the YAML, referenced as ``{file: ..., row: i}``. Nothing here reads a fil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,13 +140,30 @@ def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> Ga
         arrays.setdefault(name, np.asarray(matrix, dtype=float))
         return {"file": name, "row": i}
 
+    _groups_tail(
+        game,
+        data,
+        "reward",
+        lambda i: reward_ref("rewards", game.rewards, i),
+        lambda i: reward_ref("reported_rewards", game.reported_rewards, i),
+    )
+    return GameDocument(data=data, arrays=arrays)
+
+
+def _groups_tail(
+    game: Game,
+    data: dict[str, Any],
+    key: str,
+    true_value: Callable[[int], Any],
+    reported_value: Callable[[int], Any],
+) -> None:
+    """``groups:`` (name, size, ``key``, and a ``report:`` of what differs) and ``expect:``."""
     groups = []
     for i, name in enumerate(game.group_names):
-        group: dict[str, Any] = {"name": name, "size": float(game.sizes[i])}
-        group["reward"] = reward_ref("rewards", game.rewards, i)
+        group: dict[str, Any] = {"name": name, "size": float(game.sizes[i]), key: true_value(i)}
         report: dict[str, Any] = {}
         if not np.array_equal(game.reported_rewards[i], game.rewards[i]):
-            report["reward"] = reward_ref("reported_rewards", game.reported_rewards, i)
+            report[key] = reported_value(i)
         if game.reported_sizes[i] != game.sizes[i]:
             report["size"] = float(game.reported_sizes[i])
         if report:
@@ -154,7 +172,6 @@ def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> Ga
     data["groups"] = groups
     if game.expect is not None:
         data["expect"] = _expect_data(game.expect)
-    return GameDocument(data=data, arrays=arrays)
 
 
 def _weights(models: tuple[str, ...], weights: Array) -> dict[str, float]:
@@ -199,24 +216,14 @@ def candidate_document(game: CandidateGame) -> GameDocument:
         "divergence": {"lambda": float(game.lam)},
     }
     _common_tail(game, data)
-    groups = []
-    for i, name in enumerate(game.group_names):
-        group: dict[str, Any] = {
-            "name": name,
-            "size": float(game.sizes[i]),
-            "preference": _weights(models, game.preferences[i]),
-        }
-        report: dict[str, Any] = {}
-        if not np.array_equal(game.reported_rewards[i], game.rewards[i]):
-            report["preference"] = _weights(models, _reported_preference(game, i))
-        if game.reported_sizes[i] != game.sizes[i]:
-            report["size"] = float(game.reported_sizes[i])
-        if report:
-            group["report"] = report
-        groups.append(group)
-    data["groups"] = groups
-    if game.expect is not None:
-        data["expect"] = _expect_data(game.expect)
+    preferences = game.preferences
+    _groups_tail(
+        game,
+        data,
+        "preference",
+        lambda i: _weights(models, preferences[i]),
+        lambda i: _weights(models, _reported_preference(game, i)),
+    )
     return GameDocument(data=data, arrays={})
 
 
