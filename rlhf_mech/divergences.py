@@ -81,6 +81,10 @@ class Divergence:
         below the pole. An outcome whose ``pi_init`` is 1e-300 and whose optimal mass is
         O(1) has ``d ~ 1e-150``, which ``y`` itself cannot resolve next to ``sup g' = O(1)``.
     pole_distance : ``t -> sup g' - g'(t)``, computed without cancellation at large ``t``.
+    pole_curvature : ``(t, l) -> h`` with ``l = d(log t)/dy`` (as ``pole_inverse`` returns it)
+        and ``d^2 t / dd^2 = t l h``: the second derivative that the third-order multiplier
+        step of ``solver._newton_step`` fits its power to. For ``t = d^-p``,
+        ``h = (1 + 1/p) l`` (reverse KL ``2 l``, Hellinger ``1.5 l``); JS ``2 + 4 t``.
     closed_form_value : optional ``(scores, log_q, q, lam) -> (B,)``, the optimal values alone,
         for the leave-one-out problems of the payment rule, which need no ``pi``. It may
         overwrite ``scores`` (its callers pass a scratch array).
@@ -103,6 +107,7 @@ class Divergence:
     closed_form: Callable[[Array, Array, Array, float], ClosedForm] | None = None
     pole_inverse: Callable[[Array], tuple[Array, Array]] | None = None
     pole_distance: Callable[[Array], Array] | None = None
+    pole_curvature: Callable[[Array, Array], Array] | None = None
     closed_form_value: Callable[[Array, Array, Array, float], Array] | None = None
     gibbs_form: bool = False
     aliases: tuple[str, ...] = ()
@@ -290,6 +295,11 @@ def _hellinger_pole_distance(t: Array) -> Array:
     return 1.0 / np.sqrt(t)
 
 
+def _hellinger_pole_curvature(t: Array, dlog_t: Array) -> Array:
+    # t = d^-2:  d^2t/dd^2 = 6 d^-4 = t * l * 1.5 l  with  l = 2 / d
+    return 1.5 * dlog_t
+
+
 # --- reverse KL: g = -log t --------------------------------------------------------------
 
 
@@ -311,6 +321,11 @@ def _reverse_kl_pole_inverse(d: Array) -> tuple[Array, Array]:
 
 def _reverse_kl_pole_distance(t: Array) -> Array:
     return 1.0 / t
+
+
+def _reverse_kl_pole_curvature(t: Array, dlog_t: Array) -> Array:
+    # t = 1 / d:  d^2t/dd^2 = 2 d^-3 = t * l * 2 l  with  l = 1 / d
+    return 2.0 * dlog_t
 
 
 # --- Jensen-Shannon: g = (t log t - (1 + t) log((1 + t) / 2)) / 2 ------------------------
@@ -341,6 +356,11 @@ def _js_pole_inverse(d: Array) -> tuple[Array, Array]:
 
 def _js_pole_distance(t: Array) -> Array:
     return 0.5 * np.log1p(1.0 / t)
+
+
+def _js_pole_curvature(t: Array, dlog_t: Array) -> Array:
+    # l = 2 (1 + t) and dl/dy = 2 dt/dy = 2 t l, so d^2t/dd^2 = t (l^2 + 2 t l) = t l (2 + 4 t)
+    return 2.0 + 4.0 * t
 
 
 def _from_pole(sup: float, pole_inverse: Callable[[Array], tuple[Array, Array]]):
@@ -436,6 +456,7 @@ HELLINGER = Divergence(
     newton_power=2.0,
     pole_inverse=_hellinger_pole_inverse,
     pole_distance=_hellinger_pole_distance,
+    pole_curvature=_hellinger_pole_curvature,
 )
 REVERSE_KL = Divergence(
     name="reverse_kl",
@@ -449,6 +470,7 @@ REVERSE_KL = Divergence(
     newton_power=1.0,
     pole_inverse=_reverse_kl_pole_inverse,
     pole_distance=_reverse_kl_pole_distance,
+    pole_curvature=_reverse_kl_pole_curvature,
     aliases=("reverse-kl",),
 )
 JS = Divergence(
@@ -463,6 +485,7 @@ JS = Divergence(
     newton_power=1.0,
     pole_inverse=_js_pole_inverse,
     pole_distance=_js_pole_distance,
+    pole_curvature=_js_pole_curvature,
     aliases=("jensen_shannon",),
 )
 
