@@ -438,12 +438,14 @@ def test_batch_costs_one_pass_per_iteration(newton_divergence: str, rng: np.rand
 def test_batch_with_mixed_statuses(newton_divergence: str) -> None:
     """The ``test_flags`` idea: one batch, some rows converged, some at maxiter.
 
-    The middle row needs more than one Newton step for every divergence (chi^2 included,
-    whose histogram start lands on the root of easier rows).
+    The middle row (300 outcomes, uniform scores) needs more than one Newton step for every
+    divergence: chi^2's histogram start resolves every outcome of a short row into its own
+    set, and lands on the root of such rows at once.
     """
-    q = np.array([0.05, 0.48, 0.11, 0.18, 0.17, 0.01])
-    hard = [2.4, 1.2, 0.3, 1.6, 1.1, 1.8]
-    scores = np.array([[0.5] * 6, hard, [0.5] * 6])
+    rng = np.random.default_rng(0)
+    m = 300
+    q = rng.dirichlet(np.ones(m))
+    scores = np.stack([np.full(m, 0.5), rng.uniform(0.0, 3.0, m), np.full(m, 0.5)])
     result = solve_sw_max(scores, q, newton_divergence, 0.1, method="newton", maxiter=1)
     np.testing.assert_array_equal(result.status, [CONVERGED, MAXITER, CONVERGED])
     assert not result.success
