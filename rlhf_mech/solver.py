@@ -14,11 +14,11 @@ and ``mu`` is the root of ``T(mu) = sum_x pi_init(x) t(x) - 1``, a decreasing co
 Divergences with a closed form (KL, TV) use it. For the others the root is found by a
 vectorised Newton iteration on the multiplier, one pass over the scores per iteration:
 
-1. start at ``mu_0 = max(s_min - lambda g'(1), s_max - lambda g'(1 / pi_init(x*)))``, where
-   ``T(mu_0) >= 1`` (every ratio is at least 1, or the best outcome alone carries mass 1);
-   the upper end ``s_max - lambda g'(1)`` has ``T <= 1``. Where ``t`` can be 0 (chi^2) one
-   histogram pass raises the start to the best of Jensen's lower bounds over nested sets of
-   outcomes (:func:`_histogram_start`);
+1. start at the largest of the lower bounds of :func:`_start_bracket`, where ``T >= 1``
+   (one outcome alone carries mass 1, or Jensen's bound over all outcomes); the upper end
+   ``s_max - lambda g'(1)`` has ``T <= 1``. Where ``t`` can be 0 (chi^2) one histogram pass
+   raises the start to the best of Jensen's lower bounds over nested sets of outcomes
+   (:func:`_histogram_start`);
 2. Newton steps on ``T^(-1/p)`` (:func:`_newton_step`): ``log T`` for KL (``p = inf``), ``T``
    for chi^2 (``p = -1``, piecewise linear). For Hellinger, reverse KL and JS (a pole of
    ``(g')^{-1}``) the same pass also sums ``d^2T/dz^2`` and ``p`` is fitted so that
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech._numerics import TILE_ELEMENTS, row_dot, rows_per_chunk, tile_shape
+from rlhf_mech._numerics import CHUNK_ELEMENTS, TILE_ELEMENTS, row_dot, rows_per_chunk, tile_shape
 from rlhf_mech.divergences import Divergence, get_divergence
 
 Array = np.ndarray
@@ -224,19 +224,36 @@ def _weighted_ratios(
         return np.where(active, q * t, 0.0), np.where(active, q * dt, 0.0), None
 
 
-def _start_bracket(gaps: Array, q_best: Array, div: Divergence) -> tuple[Array, Array]:
+def _start_bracket(gaps: Array, q: Array, div: Divergence) -> tuple[Array, Array]:
     """``[lo, hi]`` in the iterate ``z`` with ``T(lo) >= 1 >= T(hi)`` (module docstring, step 1).
 
-    ``T(z) >= 1`` where every ratio is at least 1 (``y >= g'(1)`` for all outcomes) or where
-    the best outcome alone has ``t = 1 / pi_init`` (mass 1); ``T <= 1`` where ``y <= g'(1)``.
+    ``T(z) >= 1`` where some outcome ``x`` alone has ``t = 1 / pi_init(x)`` (mass 1), and, by
+    Jensen's inequality (``t`` is convex), where ``Q t(gbar - z) = 1`` with ``gbar`` the
+    ``pi_init``-mean gap and ``Q = sum pi_init`` (the set "all outcomes" of
+    :func:`_histogram_start`). ``lo`` is the largest of these bounds, the first taken over
+    every outcome, not only the best one: where the best outcome is rare (``pi_init`` ~
+    1e-200) the outcome that carries the mass, or the mean, gives a bound next to the root,
+    the best outcome one 200 orders of magnitude below it. ``T <= 1`` where ``y <= g'(1)``.
     """
-    if div.pole_inverse is not None:
-        at_one = float(div.pole_distance(np.array(1.0)))
-        lo = np.maximum(at_one + gaps.min(axis=-1), div.pole_distance(1.0 / q_best))
-        return lo, np.maximum(at_one, lo)
-    g1 = float(div.g_prime(np.array(1.0)))
-    lo = np.maximum(gaps.min(axis=-1) - g1, -div.g_prime(1.0 / q_best))
-    return lo, np.maximum(np.full_like(lo, -g1), lo)
+    total = float(np.sum(q))
+    mean_gap = row_dot(gaps, q) / total
+    with np.errstate(divide="ignore", over="ignore"):
+        if div.pole_inverse is not None:
+            at_one = float(div.pole_distance(np.array(1.0)))
+            lo = np.maximum(
+                mean_gap + div.pole_distance(1.0 / total), _row_max_of_sum(gaps, div.pole_distance(1.0 / q))
+            )
+            return lo, np.maximum(at_one, lo)
+        g1 = float(div.g_prime(np.array(1.0)))
+        lo = np.maximum(mean_gap - div.g_prime(1.0 / total), _row_max_of_sum(gaps, -div.g_prime(1.0 / q)))
+        return lo, np.maximum(np.full_like(lo, -g1), lo)
+
+
+def _row_max_of_sum(a: Array, v: Array) -> Array:
+    """``max(a + v, axis=-1)`` for a ``(B, m)`` array and an ``(m,)`` vector, in row blocks of
+    at most :data:`~rlhf_mech._numerics.CHUNK_ELEMENTS` / 32 values (no ``(B, m)`` temporary)."""
+    step = rows_per_chunk(a.shape[1], CHUNK_ELEMENTS // 32)
+    return np.concatenate([np.max(a[k : k + step] + v, axis=-1) for k in range(0, a.shape[0], step)])
 
 
 #: The histogram start (:func:`_histogram_start`) bins a distance below the best outcome by
@@ -419,10 +436,9 @@ def _newton_multiplier(
     # by 1e-9.
     n_rows, m = scores.shape
     s_max = scores.max(axis=-1)
-    q_best = q[scores.argmax(axis=-1)]
     gaps = np.subtract(scores, s_max[:, None], out=scores if overwrite_scores else None)
     gaps /= lam
-    lo, hi = _start_bracket(gaps, q_best, div)
+    lo, hi = _start_bracket(gaps, q, div)
     start_passes = 0
     if np.isfinite(div.g_prime_at_zero) and m > 1:
         # t = 0 below g'(0+) (chi^2): T is piecewise, and Newton from a far start crosses its

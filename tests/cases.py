@@ -885,3 +885,58 @@ def random_game(
         max_size=max_size,
         normalization=norm,
     )
+
+
+#: Score families of :func:`random_multiplier_problem` (the multiplier's hard regimes).
+SCORE_FAMILIES = ("uniform", "normal", "exponential", "ties")
+#: Initial-distribution families; ``extreme`` is log-uniform over 1e-300 .. 1.
+PI_INIT_FAMILIES = ("uniform", "dirichlet", "sparse_dirichlet", "extreme")
+
+
+@dataclass(frozen=True)
+class MultiplierProblem:
+    """One SW-Max problem for the multiplier iteration: ``scores``, ``pi_init``, ``lam``."""
+
+    scores: Array
+    pi_init: Array
+    lam: float
+    score_family: str
+    pi_init_family: str
+
+
+def random_multiplier_problem(
+    rng: np.random.Generator,
+    *,
+    sizes: tuple[int, ...] = (2, 10, 100, 1000),
+    pi_init_families: tuple[str, ...] = PI_INIT_FAMILIES[:3],
+) -> MultiplierProblem:
+    """A problem from the regimes where Newton on the multiplier is slowest.
+
+    Scores uniform on [0, 10] (mass spread over outcomes at every distance below a pole),
+    normal or exponential at a random scale 1e-3 .. 1e3, or rounded to {0, 1, 2, 3} (ties at
+    the best outcome); ``pi_init`` uniform, Dirichlet(1), Dirichlet(0.05) (most mass on a few
+    outcomes) or, with ``extreme``, log-uniform over 1e-300 .. 1; lambda log-uniform over
+    1e-6 .. 1e6; m drawn from ``sizes``.
+    """
+    m = int(rng.choice(sizes))
+    family = SCORE_FAMILIES[int(rng.integers(len(SCORE_FAMILIES)))]
+    if family == "uniform":
+        scores = rng.uniform(0.0, 10.0, m)
+    elif family == "normal":
+        scores = rng.normal(size=m) * 10.0 ** rng.uniform(-3, 3)
+    elif family == "exponential":
+        scores = rng.exponential(size=m) * 10.0 ** rng.uniform(-3, 3)
+    else:
+        scores = np.round(rng.uniform(0.0, 3.0, m))
+    prior = pi_init_families[int(rng.integers(len(pi_init_families)))]
+    if prior == "uniform":
+        q = np.full(m, 1.0 / m)
+    elif prior == "dirichlet":
+        q = rng.dirichlet(np.ones(m))
+    elif prior == "sparse_dirichlet":
+        q = rng.dirichlet(np.full(m, 0.05))
+    else:
+        q = np.exp(rng.uniform(-690.0, 0.0, m))
+    q = np.maximum(q, 1e-300)
+    q = np.maximum(q / q.sum(), 1e-300)
+    return MultiplierProblem(scores, q, float(10.0 ** rng.uniform(-6, 6)), family, prior)

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 import pytest
-from cases import CONSTANT_SCORE, SOLVER_CASES, SolverCase, random_pi_init
+from cases import CONSTANT_SCORE, SOLVER_CASES, SolverCase, random_multiplier_problem, random_pi_init
 from conftest import DIVERGENCE_NAMES, REGULARISING_DIVERGENCES
 from scipy.optimize import brentq, linprog, minimize
 
@@ -540,38 +540,22 @@ def test_single_outcome(name: str) -> None:
 # --- convergence speed: passes over the scores, not time ------------------------------------
 
 
-def _spread_problem(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
-    """Scores, pi_init and lambda of one random problem from the families of the pass bound."""
-    m = int(rng.choice([2, 10, 100, 1000]))
-    family = int(rng.integers(4))
-    if family == 0:
-        scores = rng.uniform(0.0, 10.0, m)  # mass spread at every scale below a pole
-    elif family == 1:
-        scores = rng.normal(size=m) * 10.0 ** rng.uniform(-3, 3)
-    elif family == 2:
-        scores = rng.exponential(size=m) * 10.0 ** rng.uniform(-3, 3)
-    else:
-        scores = np.round(rng.uniform(0.0, 3.0, m))  # ties, the best outcome among them
-    concentration = [None, 1.0, 0.05][int(rng.integers(3))]
-    q = np.full(m, 1.0 / m) if concentration is None else rng.dirichlet(np.full(m, concentration))
-    q = np.maximum(q, 1e-300)
-    return scores, q / q.sum(), float(10.0 ** rng.uniform(-6, 6))
-
-
 def test_newton_needs_at_most_eight_passes(newton_divergence: str) -> None:
     """Issue 6: <= 8 passes over the scores per solve (histogram start included).
 
-    Over 300 random problems: m = 2 .. 1000, lambda = 1e-6 .. 1e6, uniform, normal,
-    exponential and tied scores, pi_init uniform or Dirichlet(1) or Dirichlet(0.05). The
-    fitted-power step of ``solver._newton_step`` is what keeps the pole divergences there
-    (the fixed-power step needed 9 - 11 passes on uniform scores at lambda ~ 1 - 10).
+    Over 300 problems of ``cases.random_multiplier_problem``: m = 2 .. 1000, lambda = 1e-6
+    .. 1e6, uniform, normal, exponential and tied scores, pi_init uniform, Dirichlet(1) or
+    Dirichlet(0.05). The fitted-power step of ``solver._newton_step`` is what keeps the pole
+    divergences there (the fixed-power step needed 9 - 11 passes on uniform scores at
+    lambda ~ 1 - 10). ``benchmarks/passes.py`` prints the distribution, with pi_init down
+    to 1e-300 too.
     """
     rng = np.random.default_rng(20261127)
     worst = 0
     for _ in range(300):
-        scores, q, lam = _spread_problem(rng)
-        result = solve_sw_max(scores, q, newton_divergence, lam)
-        assert result.success, (scores, q, lam)
+        problem = random_multiplier_problem(rng)
+        result = solve_sw_max(problem.scores, problem.pi_init, newton_divergence, problem.lam)
+        assert result.success, problem
         worst = max(worst, result.nit)
     assert worst <= 8
 
