@@ -236,24 +236,32 @@ def _start_bracket(gaps: Array, q: Array, div: Divergence) -> tuple[Array, Array
     the best outcome one 200 orders of magnitude below it. ``T <= 1`` where ``y <= g'(1)``.
     """
     total = float(np.sum(q))
-    mean_gap = row_dot(gaps, q) / total
+    pole = div.pole_inverse is not None
     with np.errstate(divide="ignore", over="ignore"):
-        if div.pole_inverse is not None:
-            at_one = float(div.pole_distance(np.array(1.0)))
-            lo = np.maximum(
-                mean_gap + div.pole_distance(1.0 / total), _row_max_of_sum(gaps, div.pole_distance(1.0 / q))
-            )
-            return lo, np.maximum(at_one, lo)
-        g1 = float(div.g_prime(np.array(1.0)))
-        lo = np.maximum(mean_gap - div.g_prime(1.0 / total), _row_max_of_sum(gaps, -div.g_prime(1.0 / q)))
-        return lo, np.maximum(np.full_like(lo, -g1), lo)
+        # the gap below which outcome x alone carries mass 1 is z_x = gap_x + alone_x
+        alone = div.pole_distance(1.0 / q) if pole else -div.g_prime(1.0 / q)
+        jensen = div.pole_distance(1.0 / total) if pole else -div.g_prime(1.0 / total)
+    first, best_alone = _mean_and_max(gaps, q, alone)
+    lo = np.maximum(first / total + jensen, best_alone)
+    if pole:
+        return lo, np.maximum(float(div.pole_distance(np.array(1.0))), lo)
+    return lo, np.maximum(-float(div.g_prime(np.array(1.0))), lo)
 
 
-def _row_max_of_sum(a: Array, v: Array) -> Array:
-    """``max(a + v, axis=-1)`` for a ``(B, m)`` array and an ``(m,)`` vector, in row blocks of
-    at most :data:`~rlhf_mech._numerics.CHUNK_ELEMENTS` / 32 values (no ``(B, m)`` temporary)."""
-    step = rows_per_chunk(a.shape[1], CHUNK_ELEMENTS // 32)
-    return np.concatenate([np.max(a[k : k + step] + v, axis=-1) for k in range(0, a.shape[0], step)])
+def _mean_and_max(gaps: Array, q: Array, v: Array) -> tuple[Array, Array]:
+    """``(sum(gaps * q), max(gaps + v))`` along rows, in row blocks of at most
+    :data:`~rlhf_mech._numerics.CHUNK_ELEMENTS` / 32 values (no ``(B, m)`` temporary)."""
+    n_rows, m = gaps.shape
+    step = rows_per_chunk(m, CHUNK_ELEMENTS // 32)
+    first = np.empty(n_rows)
+    largest = np.empty(n_rows)
+    work = np.empty((min(step, n_rows), m))
+    for k in range(0, n_rows, step):
+        block = gaps[k : k + step]
+        buf = work[: block.shape[0]]
+        largest[k : k + step] = np.add(block, v, out=buf).max(axis=-1)
+        first[k : k + step] = row_dot(block, q, work=buf)
+    return first, largest
 
 
 #: The histogram start (:func:`_histogram_start`) bins a distance below the best outcome by
