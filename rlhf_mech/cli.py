@@ -19,6 +19,7 @@ from rich.text import Text
 
 from rlhf_mech.audit import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL, AuditOptions, run_audits, summarise
 from rlhf_mech.audit_report import InvalidFile, audit_progress, audits_to_json, render_audit, to_junit
+from rlhf_mech.candidate_spec import candidate_game_schema
 from rlhf_mech.counterexample import save_counterexamples
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.game import Game
@@ -98,9 +99,13 @@ def solve(
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    candidates: Annotated[
+        bool, typer.Option("--candidates", help="The candidate-model game format (docs/candidates.md).")
+    ] = False,
+) -> None:
     """Print the JSON Schema of the game-file format."""
-    print_json(game_schema())
+    print_json(candidate_game_schema() if candidates else game_schema())
 
 
 ListOption = "a comma list (0.2,0.5,1,2) or start:stop:step"

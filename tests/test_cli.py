@@ -206,6 +206,14 @@ def test_schema_prints_json() -> None:
     assert runner.invoke(app, ["schema"]).stdout_bytes == result.stdout_bytes
 
 
+def test_schema_of_the_candidate_format() -> None:
+    result = runner.invoke(app, ["schema", "--candidates"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "rlhf-mech candidate-model game file"
+    assert {"reward_models", "candidates", "groups"} <= set(schema["properties"])
+
+
 def test_help_lists_solve_and_schema() -> None:
     result = runner.invoke(app, ["--help"])
     _ok(result)
