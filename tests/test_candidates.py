@@ -26,7 +26,8 @@ from rlhf_mech.cli import app
 from rlhf_mech.strategies import mixing_misreports, others_reward
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+#: copies of ../shared/data (tests/data/reference/README.md)
+REFERENCE = ROOT / "tests" / "data" / "reference"
 runner = CliRunner()
 
 GAME = """\
@@ -403,9 +404,8 @@ def test_rewardedsoups_game():
     )
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="the project's reference data is not beside the repository")
 def test_rewardedsoups_game_holds_the_source_numbers():
-    with (SHARED / "rewardedsoups_llama7b_news_summary_front.csv").open(newline="") as fh:
+    with (REFERENCE / "rewardedsoups_llama7b_news_summary_front.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     game = load_game(ROOT / "games" / "rewardedsoups_news.yaml")
     expected = [
