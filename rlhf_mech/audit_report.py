@@ -22,7 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.audit import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
+from rlhf_mech.audit import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit
+from rlhf_mech.misreport_search import Misreport, SearchResult
 
 #: Reward vectors with more entries than this are left out of JSON and shortened in tables.
 JSON_VECTOR_LIMIT = 1000

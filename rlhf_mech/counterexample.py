@@ -16,10 +16,11 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from rlhf_mech.audit import GameAudit, Misreport
+from rlhf_mech.audit import GameAudit
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.game import Game
 from rlhf_mech.game_writer import write_game
+from rlhf_mech.misreport_search import Misreport
 
 
 def _slug(text: str) -> str:

@@ -8,22 +8,18 @@ import numpy as np
 import pytest
 from cases import random_game
 
-from rlhf_mech.audit import (
-    AuditOptions,
-    ReportSpace,
-    _Objective,
-    audit_game,
-    evaluations_for,
-    group_seed,
-    noisy_search,
-    predict_no_payment_gain,
-    run_audits,
-    search_misreports,
-    summarise,
-)
+from rlhf_mech.audit import AuditOptions, audit_game, group_seed, run_audits, summarise
 from rlhf_mech.counterexample import save_counterexamples, write_counterexample
 from rlhf_mech.game import Expectations, Game
 from rlhf_mech.mechanism import solve
+from rlhf_mech.misreport_search import (
+    ReportSpace,
+    _Objective,
+    evaluations_for,
+    noisy_search,
+    predict_no_payment_gain,
+    search_misreports,
+)
 from rlhf_mech.spec import load_game
 
 NO_PAYMENT_GAME = """\
