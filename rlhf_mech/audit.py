@@ -4,12 +4,14 @@ For every group ``i`` the audit asks the questions of sections 3-4 about the gam
 with the other groups reporting truthfully:
 
 * :func:`is_dsic` (Definition 3.2): the largest utility gain over truthful reporting that a
-  best-response search (:func:`search_misreports`) finds under the game's payment rule;
+  best-response search (:func:`~rlhf_mech.misreport_search.search_misreports`) finds under
+  the game's payment rule;
 * :func:`is_ir` (Definition 3.3): the utility of truthful reporting is ``>= 0``;
 * :func:`has_nonnegative_payments` (Proposition 4.4): ``p_i >= 0`` at the truthful profile and
   at every report the search evaluated;
 * :func:`is_profitable_without_payment` (Theorems 4.2 and 4.3 / B.2): the same search with
-  payment ``none``, beside what the theorems predict (:func:`predict_no_payment_gain`);
+  payment ``none``, beside what the theorems predict
+  (:func:`~rlhf_mech.misreport_search.predict_no_payment_gain`);
 * :func:`is_approximately_dsic` (Theorem 4.12, with ``noise``): the expected gain of the best
   misreport found when the mechanism sees noisy reward models stays below ``2 w_i eps``;
 * the game file's ``expect:`` block (:func:`range_findings`, :func:`existential_findings`).
@@ -82,7 +84,7 @@ class AuditOptions:
     Attributes
     ----------
     budget : report evaluations per group and payment rule (search effort), at least 10;
-        games with more than 10^4 outcomes get fewer (:func:`evaluations_for`).
+        games with more than 10^4 outcomes get fewer (:func:`~rlhf_mech.misreport_search.evaluations_for`).
     tol : tolerance of every inequality (``gain <= tol``, ``u >= -tol``, ...).
     noise : ``eps`` of Theorem 4.12, or ``None`` to skip the noisy check.
     samples : noise samples per evaluation of the noisy check.
@@ -166,7 +168,7 @@ class GameAudit:
     options : the options used; seed : the seed the per-group seeds came from.
     size_bound : ``W``, the largest size searched; size_bound_source : where it came from.
     reward_bound : ``R`` for ``none``-normalised games, the largest total preference weight
-        for candidate-model games, else ``None`` (see :class:`ReportSpace`).
+        for candidate-model games, else ``None`` (see :class:`~rlhf_mech.misreport_search.ReportSpace`).
     truthful : the mechanism on the truthful (and the file's reported) profile.
     groups : per-group results, in file order.
     findings : every finding, per group in file order, then the game-level ones.
