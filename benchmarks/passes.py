@@ -50,8 +50,11 @@ def main() -> None:
     problems = [draw() for _ in range(count)]
     print(f"machine: {machine()}")
     print(f"{count} problems, m in {sizes}, lambda 1e-6 .. 1e6, seed {args.seed}")
-    row_format = "{:<11} {:<17} {:>5} {:>6} {:>6} {:>5}"
-    print(row_format.format("divergence", "pi_init", "count", "mean", "worst", "> 8"))
+    print(
+        "{:<11} {:<17} {:>5} {:>6} {:>6} {:>5}".format(
+            "divergence", "pi_init", "count", "mean", "worst", "> 8"
+        )
+    )
     fields: dict[str, object] = {}
     failures = 0
     for name in NEWTON:
@@ -68,7 +71,7 @@ def main() -> None:
             mine = passes[[p.pi_init_family == family for p in problems]]
             if mine.size:
                 row = (name, family, mine.size, mine.mean(), mine.max(), int((mine > 8).sum()))
-                print(row_format.replace("6}", "6.2f}", 1).format(*row))
+                print("{:<11} {:<17} {:>5d} {:>6.2f} {:>6d} {:>5d}".format(*row))
         regular = passes[[p.pi_init_family != "extreme" for p in problems]]
         worst = problems[int(np.argmax(passes))]
         print(

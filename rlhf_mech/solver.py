@@ -236,16 +236,23 @@ def _start_bracket(gaps: Array, q: Array, div: Divergence) -> tuple[Array, Array
     the best outcome one 200 orders of magnitude below it. ``T <= 1`` where ``y <= g'(1)``.
     """
     total = float(np.sum(q))
-    pole = div.pole_inverse is not None
+    # outcome x alone is the set {x}: its bound is gap_x + _jensen_offset(q_x)
+    first, best_alone = _mean_and_max(gaps, q, _jensen_offset(q, div))
+    lo = np.maximum(first / total + _jensen_offset(np.array(total), div), best_alone)
+    return lo, np.maximum(float(_jensen_offset(np.array(1.0), div)), lo)
+
+
+def _jensen_offset(mass: Array, div: Divergence) -> Array:
+    """``c(Q)`` with ``Q t(gbar - z) = 1`` at ``z = gbar + c(Q)``: the Jensen bound of a set of
+    outcomes of ``pi_init``-mass ``Q`` and mean gap ``gbar`` (:func:`_histogram_start`).
+
+    ``c = -g'(1 / Q)``, or ``pole_distance(1 / Q)`` in the iterate of a pole divergence. At
+    ``Q = 1`` it is the upper end of the bracket (every ratio 1).
+    """
     with np.errstate(divide="ignore", over="ignore"):
-        # the gap below which outcome x alone carries mass 1 is z_x = gap_x + alone_x
-        alone = div.pole_distance(1.0 / q) if pole else -div.g_prime(1.0 / q)
-        jensen = div.pole_distance(1.0 / total) if pole else -div.g_prime(1.0 / total)
-    first, best_alone = _mean_and_max(gaps, q, alone)
-    lo = np.maximum(first / total + jensen, best_alone)
-    if pole:
-        return lo, np.maximum(float(div.pole_distance(np.array(1.0))), lo)
-    return lo, np.maximum(-float(div.g_prime(np.array(1.0))), lo)
+        if div.pole_inverse is not None:
+            return div.pole_distance(1.0 / mass)
+        return -div.g_prime(1.0 / mass)
 
 
 def _mean_and_max(gaps: Array, q: Array, v: Array) -> tuple[Array, Array]:
@@ -310,11 +317,7 @@ def _histogram_start(gaps: Array, q: Array, div: Divergence, lo: Array, hi: Arra
         np.cumsum(mass, axis=-1, out=mass)
         np.cumsum(first, axis=-1, out=first)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            mean_gap = first / mass
-            if div.pole_inverse is not None:
-                roots = mean_gap + div.pole_distance(1.0 / mass)
-            else:
-                roots = mean_gap - div.g_prime(1.0 / mass)
+            roots = first / mass + _jensen_offset(mass, div)
         roots = np.where((mass > 0) & np.isfinite(roots), roots, -np.inf)
         best[rows] = np.maximum(best[rows], np.minimum(roots.max(axis=-1), hi[rows]))
     return best
