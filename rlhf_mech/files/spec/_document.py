@@ -1,10 +1,11 @@
-"""Game files (YAML, format v1): file -> validated spec -> :class:`~rlhf_mech.game.Game`.
+"""What both game-file formats share: the YAML document with its lines, errors, arrays, numbers.
 
-This is the only module that knows about YAML and pydantic. Every problem in a file
-becomes one :class:`~rlhf_mech.errors.SpecError` naming the file, the line and the field;
-nothing the user wrote is rescaled. The one change made on loading, dividing ``initial`` by
-its sum when that sum is within 1e-9 of 1 but not 1 to rounding, is recorded in
-``Game.notes`` and printed by the CLI.
+Every problem in a file becomes one :class:`~rlhf_mech.errors.SpecError` naming the file, the
+line and the field. :class:`Document` parses the YAML once and keeps the line of every node;
+:func:`pydantic_error` turns a pydantic error into such a line; :class:`ArrayLoader` reads
+``{file: ...}`` references beside the game file; :func:`vector` and :func:`number` read
+numbers; :class:`ExpectSpec` and :func:`expectations` are the ``expect:`` block of both
+formats.
 """
 
 from __future__ import annotations
@@ -19,49 +20,24 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rlhf_mech.divergences import DIVERGENCES, get_divergence
+from rlhf_mech.core import Expectations
 from rlhf_mech.errors import SpecError
-from rlhf_mech.game import Expectations, Game
-
-#: Tolerance for "sums to 1" / "max is 1" checks (probabilities and reward normalisation).
-NORMALIZATION_TOL = 1e-9
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Path_ = tuple[str | int, ...]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """A strict, frozen pydantic model: unknown keys are errors, types are not coerced."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class DivergenceSpec(_Strict):
-    """``divergence: {kind: kl, lambda: 1.0}``."""
-
-    kind: str = "kl"
-    lambda_: FiniteFloat = Field(default=1.0, alias="lambda", gt=0)
-
-
-class ReportSpec(_Strict):
-    """A group's report; an omitted field is reported truthfully."""
-
-    reward: Any = None
-    size: FiniteFloat | None = None
-
-
-class GroupSpec(_Strict):
-    """One group: its true size and reward model, and optionally a report."""
-
-    name: str = Field(min_length=1)
-    size: FiniteFloat
-    reward: Any
-    report: ReportSpec | None = None
 
 
 Range = Annotated[list[FiniteFloat], Field(min_length=2, max_length=2)]
 
 
-class ExpectSpec(_Strict):
+class ExpectSpec(Strict):
     """``expect:``: what ``rlhf-mech audit`` must find (issue #4). Ranges are ``[lo, hi]``."""
 
     profile: Literal["truthful", "reported"] = "truthful"
@@ -77,29 +53,6 @@ class ExpectSpec(_Strict):
     asw: Range | None = None
 
 
-class GameSpec(_Strict):
-    """The whole game file (format v1); see README.md for every field."""
-
-    name: str | None = None
-    outcomes: Any
-    initial: Any = "uniform"
-    normalization: Literal["sum", "max"] = "sum"
-    divergence: DivergenceSpec = DivergenceSpec()
-    max_size: FiniteFloat | None = Field(default=None, ge=1)
-    payment: Literal["none", "affine_maximizer"] = "affine_maximizer"
-    groups: list[GroupSpec] = Field(min_length=1)
-    expect: ExpectSpec | None = None
-
-
-_FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
-    "": tuple(f.alias or k for k, f in GameSpec.model_fields.items()),
-    "groups": tuple(GroupSpec.model_fields),
-    "report": tuple(ReportSpec.model_fields),
-    "divergence": ("kind", "lambda"),
-    "expect": tuple(ExpectSpec.model_fields),
-}
-
-
 def format_field(path: Path_) -> str:
     """``('groups', 1, 'reward')`` -> ``groups[1].reward``."""
     out = ""
@@ -108,7 +61,7 @@ def format_field(path: Path_) -> str:
     return out
 
 
-class _Document:
+class Document:
     """A parsed YAML document with the line of every node, for error messages."""
 
     def __init__(self, path: Path, text: str) -> None:
@@ -161,8 +114,8 @@ class _Document:
         return SpecError(self.path, self.line(path), format_field(path), message)
 
 
-def _pydantic_error(
-    doc: _Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]] = _FIELDS_BY_PARENT
+def pydantic_error(
+    doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
 ) -> SpecError:
     """The first pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys
     each mapping accepts (by the name of the key that holds it), for unknown-field messages."""
@@ -177,10 +130,10 @@ def _pydantic_error(
     return doc.error(loc, err["msg"])
 
 
-class _ArrayLoader:
+class ArrayLoader:
     """Loads ``{file: ..., row: k}`` references relative to the game file, once per file."""
 
-    def __init__(self, doc: _Document) -> None:
+    def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.cache: dict[Path, np.ndarray] = {}
 
@@ -220,8 +173,8 @@ class _ArrayLoader:
         return np.asarray(array, dtype=float)
 
 
-def _vector(
-    doc: _Document, arrays: _ArrayLoader, value: Any, path: Path_, outcomes: tuple[str, ...]
+def vector(
+    doc: Document, arrays: ArrayLoader, value: Any, path: Path_, outcomes: tuple[str, ...]
 ) -> np.ndarray:
     """A list, an {outcome: value} mapping or a file reference -> (m,) finite float array."""
     m = len(outcomes)
@@ -235,9 +188,9 @@ def _vector(
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise doc.error(path, f"no value for outcome(s) {shown}")
-        vec = np.array([_number(doc, value[o], (*path, o)) for o in outcomes])
+        vec = np.array([number(doc, value[o], (*path, o)) for o in outcomes])
     elif isinstance(value, list):
-        vec = np.array([_number(doc, v, (*path, i)) for i, v in enumerate(value)])
+        vec = np.array([number(doc, v, (*path, i)) for i, v in enumerate(value)])
     else:
         raise doc.error(path, "expected a list of numbers, an {outcome: value} mapping or {file: ...}")
     if vec.shape != (m,):
@@ -251,7 +204,7 @@ def _vector(
 _YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
-def _number(doc: _Document, value: Any, path: Path_) -> float:
+def number(doc: Document, value: Any, path: Path_) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         hint = ""
         if isinstance(value, str) and _YAML11_TEXT_NUMBER.fullmatch(value.strip()):
@@ -263,67 +216,8 @@ def _number(doc: _Document, value: Any, path: Path_) -> float:
     return float(value)
 
 
-def _outcomes(doc: _Document, value: Any) -> tuple[str, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise doc.error(("outcomes",), "the number of outcomes must be at least 1")
-        return tuple(f"x{j}" for j in range(value))
-    if not isinstance(value, list) or not value:
-        raise doc.error(("outcomes",), "expected a non-empty list of names or a positive integer")
-    names = tuple(str(v) for v in value)
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if name in seen:
-            raise doc.error(("outcomes", i), f"duplicate outcome name {name!r}")
-        seen.add(name)
-    return names
-
-
-def _initial(
-    doc: _Document, arrays: _ArrayLoader, value: Any, outcomes: tuple[str, ...], notes: list[str]
-) -> np.ndarray:
-    m = len(outcomes)
-    if value == "uniform":
-        return np.full(m, 1.0 / m)
-    q = _vector(doc, arrays, value, ("initial",), outcomes)
-    tiny = np.finfo(float).tiny
-    bad = np.flatnonzero(q < tiny)
-    if bad.size:
-        raise doc.error(
-            ("initial",),
-            f"probability of {outcomes[bad[0]]!r} is {q[bad[0]]:.3g}; every p must be > 0 "
-            f"(and at least {tiny:.3g}, the smallest normal float)",
-        )
-    total = float(q.sum())
-    if abs(total - 1.0) > NORMALIZATION_TOL:
-        raise doc.error(("initial",), f"probabilities sum to {total!r}, not 1 (tolerance 1e-9)")
-    if abs(total - 1.0) <= m * np.finfo(float).eps:
-        return q  # rounding of the sum itself: the solvers normalise their output anyway
-    notes.append(f"initial distribution divided by its sum {total!r} to sum to 1")
-    return q / total
-
-
-def _reward(
-    doc: _Document,
-    arrays: _ArrayLoader,
-    value: Any,
-    path: Path_,
-    outcomes: tuple[str, ...],
-    normalization: str,
-) -> np.ndarray:
-    rm = _vector(doc, arrays, value, path, outcomes)
-    negative = np.flatnonzero(rm < 0)
-    if negative.size:
-        j = negative[0]
-        raise doc.error(path, f"reward of {outcomes[j]!r} is {float(rm[j])!r}; rewards must be >= 0")
-    if normalization == "sum" and abs(float(rm.sum()) - 1.0) > NORMALIZATION_TOL:
-        raise doc.error(path, f"rewards sum to {float(rm.sum())!r}; normalization 'sum' needs 1 (±1e-9)")
-    if normalization == "max" and abs(float(rm.max()) - 1.0) > NORMALIZATION_TOL:
-        raise doc.error(path, f"largest reward is {float(rm.max())!r}; normalization 'max' needs 1 (±1e-9)")
-    return rm
-
-
-def _size(doc: _Document, value: float, path: Path_, max_size: float | None) -> float:
+def valid_size(doc: Document, value: float, path: Path_, max_size: float | None) -> float:
+    """A group's size: a real number in ``[1, max_size]`` (section 3's ``W``)."""
     if value < 1:
         raise doc.error(path, f"size {value!r} is below 1")
     if max_size is not None and value > max_size:
@@ -331,89 +225,8 @@ def _size(doc: _Document, value: float, path: Path_, max_size: float | None) -> 
     return float(value)
 
 
-def load_game(path: str | Path) -> Game:
-    """Read and validate a game file (format v1, see README.md).
-
-    Raises
-    ------
-    SpecError
-        naming the file, line and field of the first problem.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, None, "", f"cannot read the file: {exc}") from None
-    doc = _Document(path, text)
-    if not isinstance(doc.data, Mapping):
-        raise SpecError(path, 1, "", "a game file is a YAML mapping (outcomes:, groups:, ...)")
-    if "candidates" in doc.data:
-        # A candidate-model game (issue #5, docs/candidates.md): outcomes are trained models.
-        from rlhf_mech.candidate_spec import candidate_game_from_document
-
-        return candidate_game_from_document(doc)
-    try:
-        spec = GameSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise _pydantic_error(doc, exc) from None
-    return _build_game(doc, spec)
-
-
-def _build_game(doc: _Document, spec: GameSpec) -> Game:
-    try:
-        divergence = get_divergence(spec.divergence.kind).name
-    except ValueError:
-        raise doc.error(
-            ("divergence", "kind"),
-            f"unknown divergence {spec.divergence.kind!r}; expected one of {', '.join(DIVERGENCES)}",
-        ) from None
-    notes: list[str] = []
-    arrays = _ArrayLoader(doc)
-    outcomes = _outcomes(doc, spec.outcomes)
-    pi_init = _initial(doc, arrays, spec.initial, outcomes, notes)
-    names: list[str] = []
-    rewards, sizes, reported_rewards, reported_sizes = [], [], [], []
-    for i, group in enumerate(spec.groups):
-        where: Path_ = ("groups", i)
-        if group.name in names:
-            raise doc.error((*where, "name"), f"duplicate group name {group.name!r}")
-        names.append(group.name)
-        rm = _reward(doc, arrays, group.reward, (*where, "reward"), outcomes, spec.normalization)
-        size = _size(doc, group.size, (*where, "size"), spec.max_size)
-        report = group.report or ReportSpec()
-        reported_rm = rm
-        if report.reward is not None:
-            reported_rm = _reward(
-                doc, arrays, report.reward, (*where, "report", "reward"), outcomes, spec.normalization
-            )
-        reported_size = size
-        if report.size is not None:
-            reported_size = _size(doc, report.size, (*where, "report", "size"), spec.max_size)
-        rewards.append(rm)
-        sizes.append(size)
-        reported_rewards.append(reported_rm)
-        reported_sizes.append(reported_size)
-    return Game(
-        expect=_expectations(doc, spec.expect, tuple(names)),
-        source=str(doc.path),
-        name=spec.name or doc.path.stem,
-        outcomes=outcomes,
-        pi_init=pi_init,
-        normalization=spec.normalization,
-        divergence=divergence,
-        lam=spec.divergence.lambda_,
-        payment_rule=spec.payment,
-        group_names=tuple(names),
-        rewards=np.array(rewards),
-        sizes=np.array(sizes),
-        reported_rewards=np.array(reported_rewards),
-        reported_sizes=np.array(reported_sizes),
-        max_size=spec.max_size,
-        notes=tuple(notes),
-    )
-
-
-def _expectations(doc: _Document, spec: ExpectSpec | None, names: tuple[str, ...]) -> Expectations | None:
+def expectations(doc: Document, spec: ExpectSpec | None, names: tuple[str, ...]) -> Expectations | None:
+    """The validated ``expect:`` block (group names checked) as :class:`~rlhf_mech.core.Expectations`."""
     if spec is None:
         return None
     ranges: dict[str, dict[str, tuple[float, float]]] = {}
@@ -443,9 +256,6 @@ def _expectations(doc: _Document, spec: ExpectSpec | None, names: tuple[str, ...
     )
 
 
-def game_schema() -> dict[str, Any]:
-    """The JSON Schema of the game-file format v1 (``rlhf-mech schema``)."""
-    schema = GameSpec.model_json_schema(by_alias=True)
-    schema["title"] = "rlhf-mech game file, format v1"
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema
+def literal(values: tuple[str, ...]) -> Any:
+    """``Literal[values]`` for a pydantic field whose vocabulary comes from a registry."""
+    return Literal[values]  # type: ignore[valid-type]

@@ -17,13 +17,13 @@ with the other groups reporting truthfully:
 * the game file's ``expect:`` block (:func:`range_findings`, :func:`existential_findings`).
 
 Every check returns a :class:`Finding` that states its tolerance. The functions are pure:
-files are read and written at the edge (:mod:`rlhf_mech.spec`, :mod:`rlhf_mech.counterexample`),
-output is rendered by :mod:`rlhf_mech.audit_report`. :func:`run_audits` spreads the per-group
-work over joblib processes (or a dask cluster) with a seed per task, so that the result does
-not depend on the number of workers.
+files are read and written at the edge (:mod:`rlhf_mech.files`), output is rendered by
+:mod:`rlhf_mech.render`. :func:`run_audits` spreads the per-group work over joblib processes
+(or a dask cluster whose client the caller connects) with a seed per task, so that the result
+does not depend on the number of workers.
 
 The search for profitable misreports (the space of valid reports, the objective, the local
-optimiser, Theorems 4.2 / B.2 and 4.12) is :mod:`rlhf_mech.misreport_search`.
+optimiser, Theorems 4.2 / B.2 and 4.12) is :mod:`rlhf_mech.analysis._search`.
 """
 
 from __future__ import annotations
@@ -33,14 +33,12 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.game import Game
-from rlhf_mech.mechanism import GameSolution, solve
-from rlhf_mech.misreport_search import (
+from rlhf_mech.analysis._search import (
     NoisyResult,
     Prediction,
     ReportSpace,
@@ -51,6 +49,7 @@ from rlhf_mech.misreport_search import (
     search_misreports,
     size_bound,
 )
+from rlhf_mech.core import NONE, Game, GameSolution, solve
 
 Array = np.ndarray
 
@@ -227,13 +226,15 @@ def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.Seed
     dsic_seed, none_seed, noise_seed = seed.spawn(3)
     space = ReportSpace.of(game)
     budget = evaluations_for(options.budget, game.n_outcomes)
-    dsic = search_misreports(game, i, game.payment_rule, budget, np.random.default_rng(dsic_seed), space)
-    if game.payment_rule == "none":
+    rule = game.mechanism.payment_rule
+    dsic = search_misreports(game, i, rule, budget, np.random.default_rng(dsic_seed), space)
+    if not rule.charges:
         no_payment = dsic
     else:
-        no_payment = search_misreports(game, i, "none", budget, np.random.default_rng(none_seed), space)
+        no_payment = search_misreports(game, i, NONE, budget, np.random.default_rng(none_seed), space)
     noisy = None
-    if options.noise is not None and game.payment_rule == "affine_maximizer":
+    # Theorem 4.12 bounds the gain under a DSIC payment that sees noisy reward models
+    if options.noise is not None and rule.dsic:
         noisy = noisy_search(
             game,
             i,
@@ -246,7 +247,7 @@ def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.Seed
     return GroupAudit(
         index=i,
         name=game.group_names[i],
-        size=float(game.sizes[i]),
+        size=float(game.truth.sizes[i]),
         dsic=dsic,
         no_payment=no_payment,
         noisy=noisy,
@@ -476,15 +477,8 @@ def audit_game(
     if game.max_size is None:
         notes.append(f"{source}: sizes searched in [1, {bound:g}]")
     space = ReportSpace.of(game)
-    if space.kind == "none":
-        notes.append(
-            f"normalization none: rewards searched in [0, {space.bound:g}] (the largest true reward)"
-        )
-    elif space.kind == "preference":
-        notes.append(
-            f"candidate-model game: reports are preferences over the reward models with total weight "
-            f"at most {space.bound:g} (the largest true total)"
-        )
+    if space.note:
+        notes.append(space.note)
     notes.extend(game.notes)
     return GameAudit(
         game=game,
@@ -492,7 +486,7 @@ def audit_game(
         seed=seed,
         size_bound=bound,
         size_bound_source=source,
-        reward_bound=space.bound if space.kind in ("none", "preference") else None,
+        reward_bound=space.bound if space.bounded else None,
         truthful=solution,
         groups=tuple(groups),
         findings=tuple(findings),
@@ -503,19 +497,6 @@ def audit_game(
 # --------------------------------------------------------------------------------------------
 # Many games, in parallel
 # --------------------------------------------------------------------------------------------
-
-
-def _dask_client(scheduler: str):  # pragma: no cover - exercised with dask installed
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise RlhfMechError(
-            "--backend dask needs the optional dask extra: pip install 'rlhf-mech[dask]'"
-        ) from None
-    try:
-        return Client(scheduler, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise RlhfMechError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
 
 
 def audit_groups(game: Game, indices: Sequence[int], options: AuditOptions, seed: int) -> list[GroupAudit]:
@@ -540,8 +521,7 @@ def run_audits(
     *,
     seed: int = 0,
     workers: int = 1,
-    backend: str = "local",
-    scheduler: str | None = None,
+    dask_client: Any | None = None,
     on_task_done: Callable[[], None] | None = None,
 ) -> list[GameAudit]:
     """Audit many games; the per-group work runs in parallel.
@@ -550,9 +530,10 @@ def run_audits(
     ----------
     games : the games, in output order; options : see :class:`AuditOptions`.
     seed : the seed every group's seed comes from (:func:`group_seed`).
-    workers : joblib processes (``backend="local"``); 1 runs in this process.
-    backend : ``"local"`` (joblib's loky processes) or ``"dask"`` (joblib's dask backend on
-        the cluster at ``scheduler``, e.g. ``tcp://host:8786``; needs the ``dask`` extra).
+    workers : joblib processes; 1 runs in this process.
+    dask_client : a connected ``dask.distributed.Client``: the work then runs on its cluster
+        through joblib's dask backend (``workers`` is ignored). The caller connects and
+        closes it.
     on_task_done : called once per group when its work is done, in order (a progress bar).
 
     Returns
@@ -560,10 +541,6 @@ def run_audits(
     list of GameAudit, one per game, in order. The result is the same for every ``workers``
     and backend: each group has its own seed and results are assembled in order.
     """
-    if backend not in ("local", "dask"):
-        raise ValueError(f"`backend` must be 'local' or 'dask', got {backend!r}")
-    if backend == "dask" and scheduler is None:
-        raise ValueError("`scheduler` is required with backend 'dask'")
     per_game: list[list[GroupAudit]] = [[] for _ in games]
 
     def collect(g: int, done: list[GroupAudit]) -> None:
@@ -572,32 +549,26 @@ def run_audits(
             if on_task_done:
                 on_task_done()
 
-    if backend == "local" and workers == 1:
+    client = dask_client
+    if client is None and workers == 1:
         for g, game in enumerate(games):
             for i in range(game.n_groups):
                 collect(g, audit_groups(game, (i,), options, seed))
     else:
         from joblib import Parallel, delayed, parallel_config
 
-        client = _dask_client(scheduler) if backend == "dask" else None
-        try:
-            parallelism = workers if client is None else max(1, sum(client.nthreads().values()))
-            tasks = [
-                (g, chunk) for g, game in enumerate(games) for chunk in _chunks(game.n_groups, parallelism)
-            ]
-            calls = (delayed(audit_groups)(games[g], chunk, options, seed) for g, chunk in tasks)
-            if client is None:
-                run = Parallel(n_jobs=workers, return_as="generator")
+        parallelism = workers if client is None else max(1, sum(client.nthreads().values()))
+        tasks = [(g, chunk) for g, game in enumerate(games) for chunk in _chunks(game.n_groups, parallelism)]
+        calls = (delayed(audit_groups)(games[g], chunk, options, seed) for g, chunk in tasks)
+        if client is None:
+            run = Parallel(n_jobs=workers, return_as="generator")
+            for (g, _), done in zip(tasks, run(calls), strict=True):
+                collect(g, done)
+        else:
+            with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
+                run = Parallel(n_jobs=-1, return_as="generator")
                 for (g, _), done in zip(tasks, run(calls), strict=True):
                     collect(g, done)
-            else:
-                with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
-                    run = Parallel(n_jobs=-1, return_as="generator")
-                    for (g, _), done in zip(tasks, run(calls), strict=True):
-                        collect(g, done)
-        finally:
-            if client is not None:
-                client.close()
     with threadpool_limits(limits=1, user_api="blas"):
         return [audit_game(game, options, seed, per_game[g]) for g, game in enumerate(games)]
 

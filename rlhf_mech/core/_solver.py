@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech._numerics import CHUNK_ELEMENTS, TILE_ELEMENTS, row_dot, rows_per_chunk, tile_shape
-from rlhf_mech.divergences import Divergence, get_divergence
+from rlhf_mech.core._divergences import Divergence, get_divergence
+from rlhf_mech.core._numerics import CHUNK_ELEMENTS, TILE_ELEMENTS, row_dot, rows_per_chunk, tile_shape
 
 Array = np.ndarray
 

@@ -15,7 +15,9 @@ explicit      a given (reward, size)                      parameter 0
 
 A report that had to be adjusted to stay in the reward domain R of section 2 (clipped at
 0, renormalised, eps capped) is flagged in :attr:`Misreports.adjusted`, so that output can
-say so; nothing is adjusted silently.
+say so; nothing is adjusted silently. The families' vocabulary (name, parameter symbol,
+truthful value, title) is the registry :data:`FAMILIES`, which the sweep, its renderers and
+the command line read.
 """
 
 from __future__ import annotations
@@ -24,26 +26,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech._numerics import rows_per_chunk
+from rlhf_mech.core import NORMALIZATION_TOL, Normalization
+from rlhf_mech.core._numerics import rows_per_chunk
 
 Array = np.ndarray
-
-#: Family name -> parameter value that means truthful reporting.
-TRUTHFUL_PARAMETER: dict[str, float] = {"size": 1.0, "mixing": 1.0, "polarise": 0.0, "explicit": 0.0}
-
-#: Family name -> the symbol of its parameter, as the paper writes it.
-PARAMETER_NAMES: dict[str, str] = {
-    "size": "alpha",
-    "mixing": "beta",
-    "polarise": "epsilon",
-    "explicit": "report",
-}
 
 #: Rows are mixed in blocks of this many values (1 MiB: they stay in cache between passes).
 MIX_BLOCK_ELEMENTS = 1 << 17
 
-#: Tolerance of "the row is still normalised" (the game files' tolerance, section 2).
-NORMALIZATION_TOL = 1e-9
+
+@dataclass(frozen=True)
+class Family:
+    """One misreport family of the registry.
+
+    Attributes
+    ----------
+    name : ``"size"``, ``"mixing"``, ``"polarise"`` or ``"explicit"``.
+    parameter : the symbol of its parameter, as the paper writes it (``alpha``, ...).
+    truthful : the parameter value that means truthful reporting.
+    title : what the family reports, with the paper's name for it.
+    """
+
+    name: str
+    parameter: str
+    truthful: float
+    title: str
+
+
+#: Every family, by name (the sweep's strategies; section 5 and Theorem 4.2).
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("size", "alpha", 1.0, "Strategy 1: report size alpha * w_i"),
+        Family("mixing", "beta", 1.0, "Strategy 2: report beta * rm_i + (1 - beta) * rm_-i"),
+        Family("polarise", "epsilon", 0.0, "Theorem 4.2: polarised report (epsilon)"),
+        Family("explicit", "report", 0.0, "explicit report"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -64,15 +83,6 @@ class Misreports:
     rewards: Array
     sizes: Array
     adjusted: Array
-
-
-def normalise(rewards: Array, normalization: str) -> Array:
-    """Rescale non-negative reward rows to the normalisation of section 2 (``none``: unchanged)."""
-    if normalization == "sum":
-        return rewards / rewards.sum(axis=-1, keepdims=True)
-    if normalization == "max":
-        return rewards / rewards.max(axis=-1, keepdims=True)
-    return rewards
 
 
 def others_reward(reported_rewards: Array, reported_sizes: Array, group: int) -> Array:
@@ -100,17 +110,16 @@ def size_misreports(reward: Array, size: float, alphas: Array) -> Misreports:
 
 
 def mixing_misreports(
-    reward: Array, size: float, others: Array, betas: Array, normalization: str
+    reward: Array, size: float, others: Array, betas: Array, normalization: Normalization
 ) -> Misreports:
     """Strategy 2 (section 5): report ``beta rm_i + (1 - beta) rm_-i`` and the true size.
 
     ``beta > 1`` (or ``beta < 0``) extrapolates past one of the two rewards: negative entries
-    are clipped to 0 and the row renormalised; a ``max``-normalised mix whose maximum is not
-    1 (``beta < 1``) is also rescaled. Both are flagged in ``adjusted``. A ``sum``-normalised
-    mix that needs no clipping sums to 1 up to rounding and is kept as computed; a
-    ``max``-normalised one is always divided by its maximum, and flagged only when that
-    moved it by more than :data:`NORMALIZATION_TOL`. With normalisation ``none`` negative
-    entries are clipped to 0 and nothing is rescaled.
+    are clipped to 0. A row that was clipped, or whose total (sum or maximum) is more than
+    :data:`~rlhf_mech.core.NORMALIZATION_TOL` away from 1 (a ``max``-normalised mix with
+    ``beta < 1``), is divided by its total; both are flagged in ``adjusted``. A mix that is a
+    valid report (unclipped, total within the tolerance) is kept as computed. With
+    normalisation ``none`` negative entries are clipped to 0 and nothing is rescaled.
 
     Notes
     -----
@@ -133,15 +142,10 @@ def mixing_misreports(
         clipped = rows.min(axis=1) < 0.0
         if clipped.any():
             np.maximum(rows, 0.0, out=rows)  # leaves the rows without negative entries as they are
-            if normalization == "sum":
-                rows /= np.where(clipped, rows.sum(axis=1), 1.0)[:, None]
-        if normalization == "max":
-            # Clipping keeps the (positive) maximum. Every row is divided by it, so that the
-            # report's maximum is 1 exactly; a rescaling within the tolerance is rounding, not
-            # an adjustment, and is not flagged.
-            scale = rows.max(axis=1)
-            rows /= scale[:, None]
-            clipped |= np.abs(scale - 1.0) > NORMALIZATION_TOL
+        if normalization.normalised:
+            total = normalization.total(rows)
+            clipped |= np.abs(total - 1.0) > NORMALIZATION_TOL
+            rows /= np.where(clipped, total, 1.0)[:, None]
         adjusted[block] = clipped
     return Misreports(
         family="mixing",
@@ -152,14 +156,14 @@ def mixing_misreports(
     )
 
 
-def polarise_rewards(rewards: Array, epsilons: Array, normalization: str) -> tuple[Array, Array]:
+def polarise_rewards(rewards: Array, epsilons: Array, normalization: Normalization) -> tuple[Array, Array]:
     """The reports of the proof of Theorem 4.2 for one or many true rewards at once.
 
     Parameters
     ----------
     rewards : (..., m) true reward models (``sum`` or ``max`` normalised).
     epsilons : (P,) non-negative steps.
-    normalization : ``"sum"`` or ``"max"``.
+    normalization : a normalisation with a total (``sum`` or ``max``).
 
     Returns
     -------
@@ -174,7 +178,7 @@ def polarise_rewards(rewards: Array, epsilons: Array, normalization: str) -> tup
     report non-negative. A constant reward (``s_i = 1``, Theorem 4.2 case 1) has no most or
     least preferred outcome and is left unchanged.
     """
-    if normalization not in ("sum", "max"):
+    if not normalization.normalised:
         raise ValueError("polarisation needs a 'sum' or 'max' normalised reward")
     rewards = np.asarray(rewards, dtype=float)
     epsilons = np.asarray(epsilons, dtype=float).reshape(-1)
@@ -188,13 +192,15 @@ def polarise_rewards(rewards: Array, epsilons: Array, normalization: str) -> tup
     outcome = np.arange(rewards.shape[-1])
     lower = (outcome == least)[..., None, :]
     reports -= np.where(lower, moved[..., None], 0.0)
-    if normalization == "sum":
+    if normalization.moves_mass:
         raise_ = (outcome == most)[..., None, :]
         reports += np.where(raise_, moved[..., None], 0.0)
     return reports, moved
 
 
-def polarise_misreports(reward: Array, size: float, epsilons: Array, normalization: str) -> Misreports:
+def polarise_misreports(
+    reward: Array, size: float, epsilons: Array, normalization: Normalization
+) -> Misreports:
     """The report of the proof of Theorem 4.2 (appendix F, table 1).
 
     ``sum``: move ``d = min(eps, rm[least])`` from the least to the most preferred outcome;
@@ -233,6 +239,6 @@ def explicit_misreports(reward: Array, size: float, report_reward: Array, report
 
 def with_truth(family: str, parameters: Array) -> tuple[Array, int]:
     """Sorted distinct parameters with the family's truthful value added; and its index."""
-    truthful = TRUTHFUL_PARAMETER[family]
+    truthful = FAMILIES[family].truthful
     values = np.unique(np.append(np.asarray(parameters, dtype=float).reshape(-1), truthful))
     return values, int(np.searchsorted(values, truthful))

@@ -3,7 +3,7 @@
 ``rlhf-mech audit --save-counterexamples DIR`` writes, for every report that violates DSIC,
 the game with a ``report:`` block for that group and the other groups truthful (as they
 were audited), so that ``rlhf-mech solve FILE`` replays it and shows the same gain. The
-file is written by :func:`rlhf_mech.game_writer.write_game`, the canonical writer of both
+file is written by :func:`rlhf_mech.files.write_game`, the canonical writer of both
 game formats: a core game gets ``report: {reward, size}``, a candidate-model game
 ``report: {preference, size}``; rows longer than its inline limit go to ``.npy`` files
 beside the YAML. Floats are written with ``repr``, which round-trips exactly.
@@ -16,11 +16,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from rlhf_mech.audit import GameAudit
+from rlhf_mech.analysis import GameAudit, Misreport
+from rlhf_mech.core import Game
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.game import Game
-from rlhf_mech.game_writer import write_game
-from rlhf_mech.misreport_search import Misreport
+from rlhf_mech.files._writer import write_game
 
 
 def _slug(text: str) -> str:
@@ -32,25 +31,13 @@ def counterexample_game(game: Game, i: int, report: Misreport) -> Game:
 
     The ``expect:`` block is dropped (it describes the original profile).
     """
-    reported_rewards = game.rewards.copy()
-    reported_rewards[i] = report.reward
-    reported_sizes = game.sizes.copy()
-    reported_sizes[i] = report.size
-    changes = {
-        "name": f"{game.name} ({game.group_names[i]} misreports)",
-        "reported_rewards": reported_rewards,
-        "reported_sizes": reported_sizes,
-        "expect": None,
-        "notes": (),
-    }
-    preferences = getattr(game, "preferences", None)
-    if preferences is not None:
-        if report.preference is None:
-            raise ValueError("a candidate-model game's misreport needs its preference")
-        reported_preferences = preferences.copy()
-        reported_preferences[i] = report.preference
-        changes["reported_preferences"] = reported_preferences
-    return dataclasses.replace(game, **changes)
+    return dataclasses.replace(
+        game,
+        name=f"{game.name} ({game.group_names[i]} misreports)",
+        reports=game.truth.with_report(i, report.reward, report.size, report.preference),
+        expect=None,
+        notes=(),
+    )
 
 
 def write_counterexample(game: Game, i: int, report: Misreport, path: str | Path) -> tuple[Path, ...]:
@@ -69,7 +56,8 @@ def write_counterexample(game: Game, i: int, report: Misreport, path: str | Path
     path = Path(path)
     comment = (
         f"Counterexample found by rlhf-mech audit in {game.source or game.name}:\n"
-        f"group {game.group_names[i]!r} gains {report.gain:+.6g} under payment {game.payment_rule} "
+        f"group {game.group_names[i]!r} gains {report.gain:+.6g} "
+        f"under payment {game.mechanism.payment_rule.name} "
         f"by the report below (found by {report.found_by});\n"
         "the other groups report truthfully. Replay: rlhf-mech solve " + path.name
     )

@@ -1,8 +1,8 @@
-"""Writing games back to files: :class:`~rlhf_mech.game.Game` -> YAML (+ .npy arrays).
+"""Writing games back to files: :class:`~rlhf_mech.core.Game` -> YAML (+ .npy arrays).
 
-The inverse of :func:`rlhf_mech.spec.load_game` for both formats: a core-format game
-(outcomes, rewards per group) and a candidate-model game
-(:class:`~rlhf_mech.candidates.CandidateGame`). The output is canonical: writing a game,
+The inverse of :func:`rlhf_mech.files.load_game` for both formats: a core-format game
+(outcomes, rewards per group) and a candidate-model game (groups report preferences in the
+game's :class:`~rlhf_mech.core.ReportBasis`). The output is canonical: writing a game,
 loading it and writing it again gives the same bytes, and loading gives the same numbers
 (floats are written with ``repr``, which round-trips exactly).
 
@@ -19,12 +19,9 @@ from typing import Any
 
 import numpy as np
 import yaml
-from scipy.optimize import nnls
 
-from rlhf_mech.candidates import CandidateGame
-from rlhf_mech.divergences import get_divergence
+from rlhf_mech.core import FILE_NORMALIZATIONS, Expectations, Game, ReportBasis
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.game import Expectations, Game
 
 Array = np.ndarray
 
@@ -99,7 +96,7 @@ def _expect_data(expect: Expectations) -> dict[str, Any]:
 def _common_tail(game: Game, data: dict[str, Any]) -> None:
     if game.max_size is not None:
         data["max_size"] = float(game.max_size)
-    data["payment"] = game.payment_rule
+    data["payment"] = game.mechanism.payment_rule.name
 
 
 def _default_outcomes(m: int) -> tuple[str, ...]:
@@ -115,22 +112,23 @@ def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> Ga
     stem : prefix of the .npy file names (``<stem>.rewards.npy`` etc.).
     inline_limit : rows longer than this go to .npy files.
     """
-    if game.normalization not in ("sum", "max") or game.outcome_costs is not None:
+    mechanism = game.mechanism
+    if game.normalization not in FILE_NORMALIZATIONS or mechanism.outcome_costs is not None:
         raise ValueError("a core-format game needs normalization 'sum' or 'max' and no outcome costs")
     m = game.n_outcomes
     inline = m <= inline_limit
     arrays: dict[str, Array] = {}
     data: dict[str, Any] = {"name": game.name}
     data["outcomes"] = m if game.outcomes == _default_outcomes(m) else list(game.outcomes)
-    if np.array_equal(game.pi_init, np.full(m, 1.0 / m)):
+    if np.array_equal(mechanism.pi_init, np.full(m, 1.0 / m)):
         data["initial"] = "uniform"
     elif inline:
-        data["initial"] = _floats(game.pi_init)
+        data["initial"] = _floats(mechanism.pi_init)
     else:
-        arrays[f"{stem}.initial.npy"] = np.asarray(game.pi_init, dtype=float)
+        arrays[f"{stem}.initial.npy"] = np.asarray(mechanism.pi_init, dtype=float)
         data["initial"] = {"file": f"{stem}.initial.npy"}
-    data["normalization"] = game.normalization
-    data["divergence"] = {"kind": get_divergence(game.divergence).name, "lambda": float(game.lam)}
+    data["normalization"] = game.normalization.value
+    data["divergence"] = {"kind": mechanism.divergence.name, "lambda": mechanism.lam}
     _common_tail(game, data)
 
     def reward_ref(field: str, matrix: Array, i: int) -> Any:
@@ -144,8 +142,8 @@ def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> Ga
         game,
         data,
         "reward",
-        lambda i: reward_ref("rewards", game.rewards, i),
-        lambda i: reward_ref("reported_rewards", game.reported_rewards, i),
+        lambda i: reward_ref("rewards", game.truth.rewards, i),
+        lambda i: reward_ref("reported_rewards", game.reports.rewards, i),
     )
     return GameDocument(data=data, arrays=arrays)
 
@@ -158,14 +156,15 @@ def _groups_tail(
     reported_value: Callable[[int], Any],
 ) -> None:
     """``groups:`` (name, size, ``key``, and a ``report:`` of what differs) and ``expect:``."""
+    truth, reports = game.truth, game.reports
     groups = []
     for i, name in enumerate(game.group_names):
-        group: dict[str, Any] = {"name": name, "size": float(game.sizes[i]), key: true_value(i)}
+        group: dict[str, Any] = {"name": name, "size": float(truth.sizes[i]), key: true_value(i)}
         report: dict[str, Any] = {}
-        if not np.array_equal(game.reported_rewards[i], game.rewards[i]):
+        if not np.array_equal(reports.rewards[i], truth.rewards[i]):
             report[key] = reported_value(i)
-        if game.reported_sizes[i] != game.sizes[i]:
-            report["size"] = float(game.reported_sizes[i])
+        if reports.sizes[i] != truth.sizes[i]:
+            report["size"] = float(reports.sizes[i])
         if report:
             group["report"] = report
         groups.append(group)
@@ -179,58 +178,46 @@ def _weights(models: tuple[str, ...], weights: Array) -> dict[str, float]:
     return {model: float(w) for model, w in zip(models, weights, strict=True) if w != 0}
 
 
-def _reported_preference(game: CandidateGame, i: int) -> Array:
-    """Group i's reported preference, recovered from ``reported_rewards`` if it was replaced."""
-    assert game.reported_preferences is not None and game.scores is not None
-    stored = game.reported_preferences[i]
-    if np.allclose(stored @ game.scores.T, game.reported_rewards[i], rtol=1e-12, atol=1e-12):
-        return stored
-    weights, residual = nnls(game.scores, game.reported_rewards[i])
-    if residual > 1e-9 * max(1.0, float(np.abs(game.reported_rewards[i]).max())):
-        raise ValueError(
-            f"group {game.group_names[i]!r} reports valuations that are no non-negative combination of "
-            "the reward models; a candidate-game file cannot hold them"
-        )
-    return weights
-
-
-def candidate_document(game: CandidateGame) -> GameDocument:
-    """The file form of a candidate-model game (docs/candidates.md); the raw scores are written."""
-    assert game.raw_scores is not None and game.preferences is not None
-    models = game.reward_models
+def candidate_document(game: Game, basis: ReportBasis) -> GameDocument:
+    """The file form of a candidate-model game (docs/candidates.md) whose groups report in
+    ``basis``; the raw scores are written."""
+    models = basis.reward_models
+    costs = game.mechanism.outcome_costs
     candidates = []
     for c, name in enumerate(game.outcomes):
         entry: dict[str, Any] = {
             "name": name,
-            "scores": {model: float(s) for model, s in zip(models, game.raw_scores[c], strict=True)},
+            "scores": {model: float(s) for model, s in zip(models, basis.raw_scores[c], strict=True)},
         }
-        cost = 0.0 if game.outcome_costs is None else float(game.outcome_costs[c])
+        cost = 0.0 if costs is None else float(costs[c])
         if cost != 0:
             entry["divergence"] = cost
         candidates.append(entry)
     data: dict[str, Any] = {
         "name": game.name,
         "reward_models": list(models),
-        "scale": game.scale,
+        "scale": basis.scale.value,
         "candidates": candidates,
-        "divergence": {"lambda": float(game.lam)},
+        "divergence": {"lambda": game.mechanism.lam},
     }
     _common_tail(game, data)
-    preferences = game.preferences
+    true_preferences, reported_preferences = game.truth.preferences, game.reports.preferences
+    assert true_preferences is not None and reported_preferences is not None
     _groups_tail(
         game,
         data,
         "preference",
-        lambda i: _weights(models, preferences[i]),
-        lambda i: _weights(models, _reported_preference(game, i)),
+        lambda i: _weights(models, true_preferences[i]),
+        lambda i: _weights(models, reported_preferences[i]),
     )
     return GameDocument(data=data, arrays={})
 
 
 def game_document(game: Game, stem: str = "game", inline_limit: int = INLINE_LIMIT) -> GameDocument:
-    """The file form of any game: :func:`candidate_document` or :func:`core_document`."""
-    if isinstance(game, CandidateGame):
-        return candidate_document(game)
+    """The file form of a game: the candidate format where its groups report in a basis,
+    else the core format."""
+    if game.report_basis is not None:
+        return candidate_document(game, game.report_basis)
     return core_document(game, stem, inline_limit)
 
 

@@ -1,6 +1,8 @@
 """The ``rlhf-mech`` command line: thin wiring from files to the core and to rendering.
 
 Exit codes: 0 clean, 1 an audit found violations, 2 bad input (as Click uses for bad options).
+Only Typer, Rich and the core registries (for the options' vocabulary) are imported at start-up;
+each command imports the layers it uses, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,26 +13,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from rlhf_mech.audit import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL, AuditOptions, run_audits, summarise
-from rlhf_mech.audit_report import InvalidFile, audit_progress, audits_to_json, render_audit, to_junit
-from rlhf_mech.candidate_spec import candidate_game_schema
-from rlhf_mech.counterexample import save_counterexamples
+from rlhf_mech.core import FILE_NORMALIZATIONS, PAYMENT_RULES, Scale
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.game import Game
-from rlhf_mech.game_writer import write_game
-from rlhf_mech.importer import import_files, parse_group_option, parse_reward_columns
-from rlhf_mech.mechanism import solve as solve_game
-from rlhf_mech.plot import save_sweep_plot
-from rlhf_mech.report import render_import, render_solution, solution_to_json
-from rlhf_mech.spec import game_schema, load_game
-from rlhf_mech.sweep import SweepRequest
-from rlhf_mech.sweep_report import SweepFormat, render_sweeps, sweep_progress, sweep_to_json, sweeps_to_csv
+
+if TYPE_CHECKING:
+    from rlhf_mech.analysis import GameAudit
+    from rlhf_mech.core import Game
+    from rlhf_mech.render import InvalidFile
 
 app = typer.Typer(
     name="rlhf-mech",
@@ -43,14 +38,25 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-class PaymentRule(StrEnum):
-    none = "none"
-    affine_maximizer = "affine_maximizer"
+#: The payment rules of the registry, as a Typer choice.
+PaymentRule = StrEnum("PaymentRule", {name: name for name in PAYMENT_RULES})  # type: ignore[misc]
+#: The normalisations a core game may declare, as a Typer choice.
+Normalization = StrEnum("Normalization", {n.value: n.value for n in FILE_NORMALIZATIONS})  # type: ignore[misc]
+#: The candidate-game scales, as a Typer choice.
+ScaleChoice = StrEnum("ScaleChoice", {s.value: s.value for s in Scale})  # type: ignore[misc]
 
 
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
+
+
+class SweepFormat(StrEnum):
+    """Output formats of ``rlhf-mech sweep``."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 def print_error(message: str) -> None:
@@ -89,6 +95,10 @@ def solve(
     top: Annotated[int, typer.Option(min=1, help="Outcomes shown in the distribution table.")] = 10,
 ) -> None:
     """Run the mechanism on a game: truthful versus reported profiles, side by side."""
+    from rlhf_mech.core import solve as solve_game
+    from rlhf_mech.files import load_game
+    from rlhf_mech.render import render_solution, solution_to_json
+
     with user_errors():
         game = load_game(game_file)
         solution = solve_game(game, payment.value if payment else None)
@@ -105,6 +115,8 @@ def schema(
     ] = False,
 ) -> None:
     """Print the JSON Schema of the game-file format."""
+    from rlhf_mech.files import candidate_game_schema, game_schema
+
     print_json(candidate_game_schema() if candidates else game_schema())
 
 
@@ -135,6 +147,10 @@ def sweep_command(
     plot: Annotated[Path | None, typer.Option(help="Also draw the sweep to FILE.png (matplotlib).")] = None,
 ) -> None:
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
+    from rlhf_mech.cli._options import SweepRequest
+    from rlhf_mech.files import load_game
+    from rlhf_mech.render import render_sweeps, save_sweep_plot, sweep_progress, sweep_to_json, sweeps_to_csv
+
     with user_errors():
         options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
         request = SweepRequest.from_options(
@@ -158,16 +174,6 @@ def sweep_command(
 class ImportKind(StrEnum):
     candidates = "candidates"
     responses = "responses"
-
-
-class Scale(StrEnum):
-    minmax = "minmax"
-    none = "none"
-
-
-class Normalization(StrEnum):
-    sum = "sum"
-    max = "max"
 
 
 @app.command("import")
@@ -205,21 +211,24 @@ def import_game(
             "Default: one group per reward model, size 1."
         ),
     ] = None,
-    scale: Annotated[Scale, typer.Option(help="Candidates: minmax rescales each reward model to [0, 1].")] = (
-        Scale.minmax
-    ),
+    scale: Annotated[
+        ScaleChoice, typer.Option(help="Candidates: minmax rescales each reward model to [0, 1].")
+    ] = ScaleChoice.minmax,  # type: ignore[attr-defined]
     normalization: Annotated[Normalization, typer.Option(help="Responses: reward normalisation.")] = (
-        Normalization.sum
+        Normalization.sum  # type: ignore[attr-defined]
     ),
     divergence: Annotated[str, typer.Option(help="Responses: the training rule's divergence.")] = "kl",
     lam: Annotated[float, typer.Option("--lambda", help="Weight of the divergence.")] = 1.0,
     payment: Annotated[PaymentRule, typer.Option(help="The game's payment rule.")] = (
-        PaymentRule.affine_maximizer
+        PaymentRule.affine_maximizer  # type: ignore[attr-defined]
     ),
     name: Annotated[str | None, typer.Option(help="The game's name.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file.")] = False,
 ) -> None:
     """Build a game file from the evaluation files an RLHF pipeline writes (docs/candidates.md)."""
+    from rlhf_mech.files import import_files, parse_group_option, parse_reward_columns, write_game
+    from rlhf_mech.render import render_import
+
     with user_errors():
         if output.exists() and not force:
             raise RlhfMechError(f"{output} exists; pass --force to overwrite it")
@@ -250,6 +259,8 @@ class AuditBackend(StrEnum):
 
 def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
     """Files, directories (every *.yaml / *.yml below, sorted) and globs -> game files."""
+    from rlhf_mech.render import InvalidFile
+
     found: list[Path] = []
     missing: list[InvalidFile] = []
     for pattern in patterns:
@@ -269,6 +280,9 @@ def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
 
 
 def _load_games(paths: list[Path]) -> tuple[list[Game], list[InvalidFile]]:
+    from rlhf_mech.files import load_game
+    from rlhf_mech.render import InvalidFile
+
     games, invalid = [], []
     for path in paths:
         try:
@@ -294,14 +308,12 @@ def audit_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the random search.")] = 0,
-    budget: Annotated[
-        int, typer.Option(min=10, help="Report evaluations per group and payment rule.")
-    ] = DEFAULT_BUDGET,
-    tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of every inequality.")] = DEFAULT_TOL,
+    budget: Annotated[int, typer.Option(min=10, help="Report evaluations per group and payment rule.")] = 200,
+    tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of every inequality.")] = 1e-9,
     noise: Annotated[
         float | None, typer.Option(help="Theorem 4.12: noise bound eps > 0 on every reported reward.")
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Noise samples per estimate.")] = DEFAULT_SAMPLES,
+    samples: Annotated[int, typer.Option(min=1, help="Noise samples per estimate.")] = 64,
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = 1,
     backend: Annotated[
         AuditBackend, typer.Option(help="local processes or a dask cluster.")
@@ -315,6 +327,10 @@ def audit_command(
 
     Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid.
     """
+    from rlhf_mech.analysis import AuditOptions, run_audits, summarise
+    from rlhf_mech.files import save_counterexamples
+    from rlhf_mech.render import audit_progress, audits_to_json, render_audit, to_junit
+
     if (backend is AuditBackend.dask) != (scheduler is not None):
         print_error("--backend dask and --scheduler go together")
         raise typer.Exit(2)
@@ -329,16 +345,15 @@ def audit_command(
         print_error(bad.message)
     with user_errors():
         tasks = sum(g.n_groups for g in games)
-        with audit_progress(err_console, tasks, enabled=not quiet) as advance:
-            audits = run_audits(
-                games,
-                options,
-                seed=seed,
-                workers=workers,
-                backend=backend.value,
-                scheduler=scheduler,
-                on_task_done=advance,
-            )
+        client = _dask_client(scheduler) if scheduler is not None else None
+        try:
+            with audit_progress(err_console, tasks, enabled=not quiet) as advance:
+                audits: list[GameAudit] = run_audits(
+                    games, options, seed=seed, workers=workers, dask_client=client, on_task_done=advance
+                )
+        finally:
+            if client is not None:
+                client.close()
         saved = save_counterexamples(audits, counterexamples) if counterexamples else {}
         summary = summarise(audits, len(invalid))
         if junit is not None:
@@ -351,6 +366,20 @@ def audit_command(
     else:
         console.print(render_audit(audits, invalid, summary, saved, quiet=quiet))
     raise typer.Exit(summary.exit_code)
+
+
+def _dask_client(scheduler: str) -> Any:  # pragma: no cover - exercised with dask installed
+    """A client of the dask scheduler at ``scheduler`` (the ``dask`` extra)."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise RlhfMechError(
+            "--backend dask needs the optional dask extra: pip install 'rlhf-mech[dask]'"
+        ) from None
+    try:
+        return Client(scheduler, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise RlhfMechError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
 
 
 def main() -> Callable[[], Any]:

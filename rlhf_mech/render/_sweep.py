@@ -3,7 +3,7 @@
 The table has the layout of the paper's tables 2-6 (appendix F): one column per parameter
 value, one row per quantity of the deviating group, the best value of each row in bold and
 truth's column marked. A sweep of more than :data:`MAX_COLUMNS` points is shown transposed
-(one row per point). See :mod:`rlhf_mech.sweep` for the quantities.
+(one row per point). See :mod:`rlhf_mech.analysis` (:func:`~rlhf_mech.analysis.sweep`) for the quantities.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.report import fmt
-from rlhf_mech.sweep import SweepResult
+from rlhf_mech.analysis import FAMILIES, SweepResult
+from rlhf_mech.render._format import fmt
 
 #: More points than this are shown one row per point instead of one column per point.
 MAX_COLUMNS = 10
@@ -32,13 +32,6 @@ PROGRESS_MIN_POINTS = 200
 BETTER_ROWS = frozenset(
     {"valuations", "group_valuations", "payments", "utilities", "utilities_no_payment", "social_welfare"}
 )
-
-FAMILY_TITLES: dict[str, str] = {
-    "size": "Strategy 1: report size alpha * w_i",
-    "mixing": "Strategy 2: report beta * rm_i + (1 - beta) * rm_-i",
-    "polarise": "Theorem 4.2: polarised report (epsilon)",
-    "explicit": "explicit report",
-}
 
 CSV_COLUMNS: tuple[str, ...] = (
     "game",
@@ -77,7 +70,7 @@ def _rows(result: SweepResult) -> list[tuple[str, str]]:
     if result.family in ("size", "explicit"):
         rows.append(("reported size", "reported_sizes"))
     rows += [("valuation v_i", "valuations"), ("group valuation w_i v_i", "group_valuations")]
-    if result.payment_rule != "none":
+    if result.payment_rule.charges:
         rows += [("payment", "payments"), ("utility", "utilities")]
     rows += [("utility w/o payment", "utilities_no_payment"), ("social welfare", "social_welfare")]
     return rows
@@ -97,7 +90,7 @@ def _caption(result: SweepResult) -> str:
     if result.clipped.any():
         parts.append("† report adjusted to stay valid")
     parts.append("bold: best for the group in its row")
-    if result.payment_rule != "none":
+    if result.payment_rule.charges:
         parts.append("utility = w_i v_i - payment")
     return "; ".join(parts)
 
@@ -110,8 +103,8 @@ def _cell(result: SweepResult, attribute: str, k: int) -> Text:
 
 def _title(result: SweepResult) -> str:
     return (
-        f"{result.group_name}: {FAMILY_TITLES[result.family]}; others' reports fixed "
-        f"(game {result.game.name}, payment {result.payment_rule})"
+        f"{result.group_name}: {FAMILIES[result.family].title}; others' reports fixed "
+        f"(game {result.game.name}, payment {result.payment_rule.name})"
     )
 
 
@@ -161,8 +154,8 @@ def verdict(result: SweepResult) -> str:
     if result.best_deviation() is None:
         return "only the truthful report was evaluated"
     words = f"without payments {_deviation_words(result, with_payment=False)}"
-    if result.payment_rule != "none":
-        rule = result.payment_rule.replace("_", "-")
+    if result.payment_rule.charges:
+        rule = result.payment_rule.name.replace("_", "-")
         words += f"; with {rule} payments {_deviation_words(result, with_payment=True)}"
     return words
 
@@ -192,7 +185,7 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
         "group": result.group_name,
         "strategy": result.family,
         "parameter_name": result.parameter_name,
-        "payment_rule": result.payment_rule,
+        "payment_rule": result.payment_rule.name,
         "notes": list(result.notes),
         "verdict": verdict(result),
         "points": [
@@ -254,7 +247,7 @@ def sweeps_to_csv(results: Sequence[SweepResult]) -> str:
 def sweep_progress(console: Console, points: int) -> Iterator[Callable[[int, int], None] | None]:
     """A Rich progress bar on ``console`` for sweeps of many points; ``None`` when piped.
 
-    Yields a callback for :func:`rlhf_mech.sweep.sweep`'s ``on_progress``; the bar counts the
+    Yields a callback for :func:`rlhf_mech.analysis.sweep`'s ``on_progress``; the bar counts the
     points of all sweeps made inside the ``with`` block (``points`` in all).
     """
     if not console.is_terminal or points < PROGRESS_MIN_POINTS:

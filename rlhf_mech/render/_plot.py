@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlhf_mech.analysis import SweepResult
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.sweep import SweepResult
 
 MISSING_MATPLOTLIB = "--plot needs matplotlib: pip install matplotlib (the 'plot' extra of rlhf-mech)"
 
@@ -49,15 +49,15 @@ def sweep_figure(results: Sequence[SweepResult]) -> Any:
     for ax, result in zip(axes.flat, results, strict=False):
         x = result.parameters
         t = result.truthful_index
-        lines = LINES if result.payment_rule != "none" else LINES[:1]
+        lines = LINES if result.payment_rule.charges else LINES[:1]
         for attribute, label, colour, marker in lines:
             y = getattr(result, attribute)
             ax.plot(x, y, color=colour, marker=marker, markersize=4 if x.size <= 30 else 0, label=label)
         ax.axvline(x[t], color="grey", linestyle="--", linewidth=1, label="truth")
         ax.plot([x[t]], [result.utilities[t]], marker="*", markersize=12, color="tab:green", linestyle="")
         ax.set_xlabel(result.parameter_name)
-        size = f"{result.game.sizes[result.group]:g}"
-        ax.set_title(f"{result.group_name} (w = {size}), payment {result.payment_rule}", fontsize=10)
+        size = f"{result.game.truth.sizes[result.group]:g}"
+        ax.set_title(f"{result.group_name} (w = {size}), payment {result.payment_rule.name}", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(results) :]:

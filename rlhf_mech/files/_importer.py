@@ -6,7 +6,7 @@ Two kinds of input:
   one row per sampled response and one score column per reward model. Each candidate's
   score is its mean per reward model (Definition 3.1, "averaging the reward of the
   sequences sampled"); a column of per-response ``log pi(y) / pi_init(y)`` gives its KL
-  estimate, the mean log-ratio. The result is a :class:`~rlhf_mech.candidates.CandidateGame`.
+  estimate, the mean log-ratio. The result is a candidate-model :class:`~rlhf_mech.core.Game`.
 * **responses**: one file of responses sampled from the initial model, one score column per
   reward model. The rows become the outcomes of a core game, the initial distribution is
   uniform over them or the softmax of a log-probability column; each reward column is
@@ -30,10 +30,17 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from rlhf_mech.candidates import SCALES, build_candidate_game
-from rlhf_mech.divergences import get_divergence
+from rlhf_mech.core import (
+    FILE_NORMALIZATIONS,
+    Game,
+    Mechanism,
+    Normalization,
+    Profile,
+    Scale,
+    candidate_game,
+    get_divergence,
+)
 from rlhf_mech.errors import RlhfMechError, SpecError
-from rlhf_mech.game import Game
 
 Array = np.ndarray
 
@@ -237,8 +244,8 @@ class ImportResult:
 
     Attributes
     ----------
-    game : a :class:`~rlhf_mech.candidates.CandidateGame` (kind ``candidates``) or a core
-        :class:`~rlhf_mech.game.Game` (kind ``responses``).
+    game : a candidate-model game (kind ``candidates``, its groups report in a
+        :class:`~rlhf_mech.core.ReportBasis`) or a core game (kind ``responses``).
     kind : ``"candidates"`` or ``"responses"``.
     reward_columns : reward model name -> column.
     files : one summary per input file.
@@ -375,11 +382,11 @@ def import_candidates(
     logratio_column : per-response ``log pi(y) - log pi_init(y)``; the candidate's divergence
         is its mean (the Monte-Carlo KL estimate), 0 when not given.
     groups : the groups; default one per reward model with size 1.
-    scale : ``minmax`` or ``none`` (see :data:`~rlhf_mech.candidates.SCALES`).
+    scale : a :class:`~rlhf_mech.core.Scale` name (``minmax`` or ``none``).
     lam : weight on the divergences; payment_rule : the payment rule; name : the game's name.
     """
-    if scale not in SCALES:
-        raise RlhfMechError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    if scale not in tuple(Scale):
+        raise RlhfMechError(f"--scale must be one of {', '.join(Scale)}, got {scale!r}")
     if not paths:
         raise RlhfMechError("no input files")
     _check_lam(lam)
@@ -433,7 +440,7 @@ def import_candidates(
                     f"candidate {cand.name!r}: KL estimate {cand.kl!r} < 0 (sampling noise); written as 0"
                 )
             divergences[c] = max(cand.kl, 0.0)
-    if scale == "none" and (raw < 0).any():
+    if Scale(scale) is Scale.NONE and (raw < 0).any():
         c, j = np.argwhere(raw < 0)[0]
         raise RlhfMechError(
             f"candidate {candidates[c].name!r} has mean {models[j]} score {float(raw[c, j])!r} < 0; "
@@ -442,11 +449,11 @@ def import_candidates(
     steps.append(
         "scale: minmax, each reward model rescaled to [0, 1] across the candidates when the game is "
         "loaded (the file keeps the means)"
-        if scale == "minmax"
+        if Scale(scale) is Scale.MINMAX
         else "scale: none, the means are used as they are"
     )
     group_names, prefs, sizes = _group_arrays(groups, models, steps)
-    game = build_candidate_game(
+    game = candidate_game(
         name=name or "imported-candidates",
         candidates=tuple(c.name for c in candidates),
         reward_models=models,
@@ -472,7 +479,7 @@ def import_candidates(
 # --- response games --------------------------------------------------------------------------
 
 
-def normalise_rewards(values: Array, normalization: str) -> tuple[Array, float, float]:
+def normalise_rewards(values: Array, normalization: Normalization) -> tuple[Array, float, float]:
     """Shift a reward column to be non-negative, then divide by its sum or maximum (section 2).
 
     Returns
@@ -487,7 +494,7 @@ def normalise_rewards(values: Array, normalization: str) -> tuple[Array, float, 
     """
     shift = -float(values.min()) if values.min() < 0 else 0.0
     shifted = values + shift
-    divisor = float(shifted.sum() if normalization == "sum" else shifted.max())
+    divisor = float(normalization.total(shifted))
     if divisor == 0:
         raise ValueError("every value is the same after shifting to be non-negative")
     return shifted / divisor, shift, divisor
@@ -515,7 +522,7 @@ def import_responses(
     reward_columns: Mapping[str, str] | None = None,
     logprob_column: str | None = None,
     groups: Sequence[GroupOption] = (),
-    normalization: str = "sum",
+    normalization: Normalization | str = Normalization.SUM,
     divergence: str = "kl",
     lam: float = 1.0,
     payment_rule: str = "affine_maximizer",
@@ -534,8 +541,11 @@ def import_responses(
     normalization : ``sum`` or ``max``; divergence, lam : the regulariser; payment_rule,
     name : as in the game file.
     """
-    if normalization not in ("sum", "max"):
-        raise RlhfMechError(f"--normalization must be sum or max, got {normalization!r}")
+    if normalization not in FILE_NORMALIZATIONS:
+        raise RlhfMechError(
+            f"--normalization must be one of {', '.join(FILE_NORMALIZATIONS)}, got {normalization!r}"
+        )
+    normalization = Normalization(normalization)
     try:
         divergence = get_divergence(divergence).name
     except ValueError as exc:
@@ -559,7 +569,8 @@ def import_responses(
             raise SpecError(table.path, None, columns[model], str(exc)) from None
         shifted = f"shifted by {shift!r} (its minimum was {-shift!r}), then " if shift else ""
         steps.append(
-            f"reward {model} (column {columns[model]!r}): {shifted}divided by its {normalization} {divisor!r}"
+            f"reward {model} (column {columns[model]!r}): {shifted}divided by its "
+            f"{normalization.value} {divisor!r}"
         )
     pi_init = np.full(m, 1.0 / m)
     if logprob_column:
@@ -590,23 +601,18 @@ def import_responses(
         combination = " + ".join(
             f"{w:g} {model}" for model, w in zip(models, prefs[i], strict=True) if w != 0
         )
-        divisor = rewards[i].sum() if normalization == "sum" else rewards[i].max()
-        rewards[i] = rewards[i] / divisor
+        rewards[i] = rewards[i] / normalization.total(rewards[i])
         if np.count_nonzero(prefs[i]) > 1:
-            steps.append(f"group {group}: reward = ({combination}) divided by its {normalization}")
+            steps.append(f"group {group}: reward = ({combination}) divided by its {normalization.value}")
+    truth = Profile(rewards, sizes)
     game = Game(
         name=name or table.path.stem,
         outcomes=tuple(f"x{j}" for j in range(m)),
-        pi_init=pi_init,
-        normalization=normalization,
-        divergence=divergence,
-        lam=lam,
-        payment_rule=payment_rule,
         group_names=group_names,
-        rewards=rewards,
-        sizes=sizes,
-        reported_rewards=rewards,
-        reported_sizes=sizes,
+        mechanism=Mechanism(pi_init=pi_init, divergence=divergence, lam=lam, payment_rule=payment_rule),
+        normalization=normalization,
+        truth=truth,
+        reports=truth,
     )
     summary = FileSummary(table.path, m, table.columns, tuple(used))
     return ImportResult(

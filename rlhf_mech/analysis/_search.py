@@ -38,29 +38,26 @@ with ``ASW_true(pi) = <pi, sum_j w_j rm_j + offset> - D_f(pi || pi_init)``; unde
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech._numerics import rows_per_chunk
-from rlhf_mech.divergences import get_divergence
-from rlhf_mech.game import Game
-from rlhf_mech.solver import solve_sw_max
-from rlhf_mech.strategies import (
+from rlhf_mech.analysis._strategies import (
     mixing_misreports,
     others_reward,
     polarise_misreports,
     size_misreports,
 )
+from rlhf_mech.core import NONE, Game, Mechanism, Normalization, PaymentRule, Profile, deviation, outcome
 
 Array = np.ndarray
 
 #: ``status`` values of :class:`SearchResult` (scipy's ``flag_map`` idea).
-CONVERGED = 0
+SEARCH_CONVERGED = 0
 BUDGET_EXHAUSTED = 1
-STATUS_MESSAGES = {
-    CONVERGED: "the local search's step fell below 1e-7 without improving",
+SEARCH_STATUS_MESSAGES = {
+    SEARCH_CONVERGED: "the local search's step fell below 1e-7 without improving",
     BUDGET_EXHAUSTED: "the evaluation budget ran out before the local search converged",
 }
 
@@ -124,7 +121,7 @@ class SearchResult:
         the strategies of Theorems 4.2 and 4.12).
     evaluations : reports evaluated.
     min_payment : smallest payment ``p_i`` over the evaluated reports (0 for rule ``none``).
-    status : :data:`CONVERGED` or :data:`BUDGET_EXHAUSTED`.
+    status : :data:`SEARCH_CONVERGED` or :data:`BUDGET_EXHAUSTED`.
     priced : reports whose payment ``min_payment`` is taken over (the evaluations less the
         gradient's probes).
     """
@@ -139,7 +136,7 @@ class SearchResult:
 
     @property
     def message(self) -> str:
-        return STATUS_MESSAGES[self.status]
+        return SEARCH_STATUS_MESSAGES[self.status]
 
 
 @dataclass(frozen=True)
@@ -197,17 +194,64 @@ def size_bound(game: Game) -> tuple[float, str]:
     """``W``, the largest size a group may report, and where it comes from (section 3)."""
     if game.max_size is not None:
         return float(game.max_size), "max_size"
-    largest = float(max(game.sizes.max(), game.reported_sizes.max()))
+    largest = float(max(game.truth.sizes.max(), game.reports.sizes.max()))
     return max(10.0, 2.0 * largest), "no max_size in the file: max(10, 2 x the largest size)"
 
 
-def _preference_basis(game: Game) -> tuple[Array, Array] | None:
-    """``(preferences (n, k), scores (m, k))`` of a candidate-model game, else ``None``."""
-    preferences = getattr(game, "preferences", None)
-    scores = getattr(game, "scores", None)
-    if preferences is None or scores is None:
-        return None
-    return np.asarray(preferences, dtype=float), np.asarray(scores, dtype=float)
+@dataclass(frozen=True)
+class _Domain:
+    """How the search's parameters are constrained: one record per kind of report.
+
+    Attributes
+    ----------
+    note : the constraint in words, for the audit's notes (``{bound}`` is filled in), or ``""``.
+    total : ``x -> (B, 1)`` total that must be 1 (or at most ``bound``), or ``None`` for a box.
+    budget : whether the total is an upper bound (preference weights) rather than equal to 1.
+    centred : whether a gradient step must keep the total (it is projected on sum 0).
+    capped : whether each entry has an upper end (a gradient step into it is dropped).
+    dirichlet : whether the entries share a total (a simplex or a budget): spread-out samples
+        are Dirichlet(1) draws and steps scale with the largest entry; else uniform draws.
+    """
+
+    note: str
+    total: Callable[[Array], Array] | None
+    budget: bool
+    centred: bool
+    capped: bool
+    dirichlet: bool
+
+
+def _row_sum(x: Array) -> Array:
+    return x.sum(axis=-1, keepdims=True)
+
+
+def _row_max(x: Array) -> Array:
+    return x.max(axis=-1, keepdims=True)
+
+
+#: The reward domains of section 2, and the box of ``none``-normalised measured scores.
+_REWARD_DOMAINS: dict[Normalization, _Domain] = {
+    Normalization.SUM: _Domain("", _row_sum, False, True, False, True),
+    Normalization.MAX: _Domain("", _row_max, False, False, True, False),
+    Normalization.NONE: _Domain(
+        "normalization none: rewards searched in [0, {bound:g}] (the largest true reward)",
+        None,
+        False,
+        False,
+        True,
+        False,
+    ),
+}
+#: Preference weights over a report basis (candidate-model games).
+_PREFERENCE_DOMAIN = _Domain(
+    "candidate-model game: reports are preferences over the reward models with total weight "
+    "at most {bound:g} (the largest true total)",
+    _row_sum,
+    True,
+    False,
+    False,
+    True,
+)
 
 
 @dataclass(frozen=True)
@@ -218,16 +262,19 @@ class ReportSpace:
 
     Attributes
     ----------
-    kind : ``"sum"``, ``"max"``, ``"none"`` (``theta`` is the reward vector, section 2) or
-        ``"preference"`` (candidate-model games: ``theta`` is the preference over the base
-        reward models and the reward is ``theta @ basis``).
+    domain : how ``theta`` is constrained: a reward vector in the domain R of section 2 (sum
+        or max normalised, or in ``[0, R]`` for measured scores), or a preference over the
+        base reward models of the game's report basis (the reward is ``theta @ basis``).
+    normalization : the normalisation the parameter vectors obey (the game's for rewards,
+        ``none`` for preference weights): what the structured families keep.
     size_bound : ``W``.
-    bound : ``R``, the largest entry of a ``none`` reward; for ``preference``, the largest
-        total weight ``sum theta``.
-    basis : (k, m) array, the candidates' scores per base reward model (``preference``).
+    bound : ``R``, the largest entry of a ``none`` reward; for preferences, the largest total
+        weight ``sum theta``; 1 otherwise.
+    basis : (k, m) array, the candidates' scores per base reward model, or ``None``.
     """
 
-    kind: str
+    domain: _Domain
+    normalization: Normalization
     size_bound: float
     bound: float = 1.0
     basis: Array | None = None
@@ -237,19 +284,32 @@ class ReportSpace:
         """The report space of ``game``; ``R`` (or the weight bound) is the largest true value
         over all groups, so a report stays on the scale of the game's measurements."""
         size = size_bound(game)[0]
-        pref = _preference_basis(game)
-        if pref is not None:
-            total = float(pref[0].sum(axis=1).max())
-            return cls("preference", size, total if total > 0 else 1.0, pref[1].T.copy())
-        if game.normalization == "none":
-            top = float(game.rewards.max())
-            return cls("none", size, top if top > 0 else 1.0)
-        return cls(game.normalization, size)
+        if game.report_basis is not None:
+            assert game.truth.preferences is not None
+            total = float(game.truth.preferences.sum(axis=1).max())
+            basis = game.report_basis.scores.T.copy()
+            return cls(_PREFERENCE_DOMAIN, Normalization.NONE, size, total if total > 0 else 1.0, basis)
+        domain = _REWARD_DOMAINS[game.normalization]
+        if domain.total is None:
+            top = float(game.truth.rewards.max())
+            return cls(domain, game.normalization, size, top if top > 0 else 1.0)
+        return cls(domain, game.normalization, size)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the space has a bound taken from the game (``R`` or the weight total)."""
+        return bool(self.domain.note)
+
+    @property
+    def note(self) -> str:
+        """The space's constraint in words for the audit's notes (``""`` when standard)."""
+        return self.domain.note.format(bound=self.bound)
 
     def truth(self, game: Game, i: int) -> Array:
         """Group ``i``'s true parameters."""
-        pref = _preference_basis(game)
-        return pref[0][i].copy() if self.kind == "preference" and pref is not None else game.rewards[i].copy()
+        truth = game.truth
+        source = truth.rewards if self.basis is None or truth.preferences is None else truth.preferences
+        return source[i].copy()
 
     def rewards(self, theta: Array) -> Array:
         """(B, d) parameters -> (B, m) reward vectors."""
@@ -257,19 +317,21 @@ class ReportSpace:
 
     def project(self, theta: Array) -> Array:
         """Map (B, d) finite rows into the space (in place when given a float array): clip at
-        0; then ``sum``: divide by the sum; ``max``: by the maximum; ``none``: clip at ``R``;
-        ``preference``: scale down to total weight ``<= bound``. A row with nothing left
-        becomes the constant reward (or uniform weights)."""
+        0; then divide by the total (sum or maximum; for preferences only down to total
+        weight ``<= bound``), or for a box clip at ``R``. A row with nothing left becomes the
+        constant reward (or uniform weights)."""
         x = np.asarray(theta, dtype=float)
         np.maximum(x, 0.0, out=x)
-        if self.kind == "none":
+        domain = self.domain
+        if domain.total is None:
             return np.minimum(x, self.bound, out=x)
-        scale = x.max(axis=-1, keepdims=True) if self.kind == "max" else x.sum(axis=-1, keepdims=True)
+        scale = domain.total(x)
         empty = scale[..., 0] <= 0
         if empty.any():
-            x[empty] = 1.0 if self.kind != "preference" else self.bound / x.shape[-1]
-            scale[empty] = 1.0 if self.kind == "max" else x.shape[-1]
-        if self.kind == "preference":
+            fill = self.bound / x.shape[-1] if domain.budget else 1.0
+            x[empty] = fill
+            scale[empty] = domain.total(x[empty])
+        if domain.budget:
             return np.divide(x, np.maximum(scale / self.bound, 1.0), out=x)
         return np.divide(x, scale, out=x)
 
@@ -277,32 +339,31 @@ class ReportSpace:
         return np.clip(sizes, 1.0, self.size_bound)
 
     def scale(self, theta: Array) -> float:
-        """The typical size of an entry, for step lengths."""
-        if self.kind == "sum":
-            return float(max(theta.max(), 1.0 / theta.size))
-        if self.kind == "max":
+        """The typical size of an entry, for step lengths: ``R`` for a box, 1 for a maximum,
+        else the largest entry but at least the total spread evenly."""
+        domain = self.domain
+        if domain.total is None:
+            return self.bound
+        if not domain.dirichlet:
             return 1.0
-        if self.kind == "preference":
-            return float(max(theta.max(), self.bound / theta.size))
-        return self.bound
+        return float(max(theta.max(), self.bound / theta.size))
 
     def upper(self) -> float:
         """The upper end of one entry (for the gradient's active constraints)."""
-        return {"sum": 1.0, "max": 1.0}.get(self.kind, self.bound)
+        return self.bound
 
     def contains(self, theta: Array, sizes: Array, tol: float = 1e-9) -> Array:
         """(B,) bool: whether each report is valid (to ``tol``), as the game files check."""
         theta = np.atleast_2d(theta)
         ok = np.all(theta >= 0, axis=-1) & np.all(np.isfinite(theta), axis=-1)
-        if self.kind == "sum":
-            ok &= np.abs(theta.sum(axis=-1) - 1.0) <= tol
-        elif self.kind == "max":
-            ok &= np.abs(theta.max(axis=-1) - 1.0) <= tol
-        elif self.kind == "none":
+        domain = self.domain
+        if domain.total is None:
             ok &= np.all(theta <= self.bound, axis=-1)
-        else:
-            total = theta.sum(axis=-1)
+        elif domain.budget:
+            total = domain.total(theta)[..., 0]
             ok &= (total > 0) & (total <= self.bound * (1 + tol))
+        else:
+            ok &= np.abs(domain.total(theta)[..., 0] - 1.0) <= tol
         sizes = np.atleast_1d(sizes)
         return ok & (sizes >= 1.0) & (sizes <= self.size_bound)
 
@@ -317,20 +378,20 @@ class ReportSpace:
         rows = center + (self.scale(center) * sigma)[:, None] * noise
         spread = kinds >= 3
         if spread.any():
+            domain = self.domain
             draws = rng.random((int(spread.sum()), d))
-            if self.kind in ("sum", "preference"):
+            if domain.dirichlet:
                 draws = -np.log1p(-draws)  # Exp(1): normalised, a Dirichlet(1) draw
             skewed = kinds[spread] == 4
             draws[skewed] = draws[skewed] ** 4
-            top = self.bound if self.kind in ("none", "preference") else 1.0
-            if self.kind == "preference":
+            if domain.budget:
                 draws *= (
-                    top
+                    self.bound
                     * rng.random((draws.shape[0], 1))
                     / np.maximum(draws.sum(axis=1, keepdims=True), 1e-300)
                 )
-            elif self.kind == "none":
-                draws *= top
+            elif domain.total is None:
+                draws *= self.bound
             rows[spread] = draws
         return self.project(rows)
 
@@ -341,80 +402,68 @@ class ReportSpace:
 
 
 class _Objective:
-    """Gains (and payments) of batches of reports of group ``i``, others truthful."""
+    """Gains (and payments) of batches of reports of group ``i``, the others truthful.
 
-    def __init__(self, game: Game, i: int, rule: str) -> None:
-        self.game, self.i, self.rule = game, i, rule
-        self.div = get_divergence(game.divergence)
-        self.q, self.lam = game.pi_init, game.lam
-        self.rm, self.w = game.rewards[i], float(game.sizes[i])
-        base = game.sizes @ game.rewards - self.w * self.rm
-        if game.score_offset is not None:
-            base = base + game.score_offset
-        self.base = base  # the others' (truthful) scores plus the offset
-        self.true_scores = base + self.w * self.rm
-        truth = solve_sw_max(self.true_scores, self.q, self.div, self.lam)
-        self.truth_pi = truth.pi
-        # the same formula as for every report in __call__, so that truth itself gains exactly 0
-        self.truth_asw = float(truth.pi @ self.true_scores - truth.divergence)
-        self.truth_valuation = float(self.truth_pi @ self.rm)
-        self.loo = float(solve_sw_max(base, self.q, self.div, self.lam).value) if rule != "none" else 0.0
+    Every evaluation is one call of the mechanism kernel (:meth:`~rlhf_mech.core.Deviation.outcomes`);
+    the gain of a report is its utility less the truthful report's, evaluated the same way
+    (so truth gains exactly 0).
+    """
+
+    def __init__(self, game: Game, i: int, mechanism: Mechanism, space: ReportSpace) -> None:
+        self.game, self.i, self.mechanism, self.space = game, i, mechanism, space
+        truth = game.truth
+        self.rm, self.w = truth.rewards[i], float(truth.sizes[i])
+        self.deviation = deviation(mechanism, truth, truth, i)
+        at_truth = self.deviation.outcomes(self.rm[None, None], np.array([[self.w]]))
+        assert at_truth.distributions is not None
+        self.truth_pi = at_truth.distributions[0, 0]
+        self.truth_utility = float(at_truth.utilities[0, 0])
         self.evaluations = 0
         self.priced = 0  # reports whose payment was computed (the gradient's probes are not)
-        self.min_payment = np.inf if rule != "none" else 0.0
+        self.min_payment = np.inf
 
     def __call__(self, rewards: Array, sizes: Array) -> Array:
         """(B,) gains of the reports ``(rewards[b], sizes[b])``."""
         rewards = np.atleast_2d(rewards)
         sizes = np.atleast_1d(np.asarray(sizes, dtype=float))
-        gains = np.empty(sizes.size)
-        step = rows_per_chunk(self.q.size)
-        for start in range(0, sizes.size, step):
-            block = slice(start, min(sizes.size, start + step))
-            scores = self.base + sizes[block, None] * rewards[block]
-            sol = solve_sw_max(scores, self.q, self.div, self.lam)
-            if self.rule == "none":
-                gains[block] = self.w * (sol.pi @ self.rm - self.truth_valuation)
-            else:
-                # gain = ASW_true(pi') - ASW_true(pi*) (proof of Proposition 4.4): V_{-i} cancels.
-                gains[block] = (sol.pi @ self.true_scores - sol.divergence) - self.truth_asw
-                # p_i = V_{-i} - (V' - s <pi', r>), eq. (1) on the reports.
-                own = sizes[block] * np.einsum("bm,bm->b", sol.pi, rewards[block])
-                payments = self.loo - (sol.value - own)
-                self.min_payment = min(self.min_payment, float(payments.min()))
+        out = self.deviation.outcomes(rewards[None], sizes[None], keep_distributions=False)
+        self.min_payment = min(self.min_payment, float(out.payments.min()))
         self.evaluations += sizes.size
         self.priced += sizes.size
-        return gains
+        return out.utilities[0] - self.truth_utility
 
     def misreport(self, theta: Array, size: float, gain: float, found_by: str) -> Misreport:
         """A :class:`Misreport` from search parameters (rewards, or a candidate preference)."""
-        if theta.size == self.rm.size and getattr(self.game, "preferences", None) is None:
+        if self.space.basis is None:
             return Misreport(theta, size, gain, found_by)
-        return Misreport(theta @ self.game.scores.T, size, gain, found_by, preference=theta)
+        return Misreport(self.space.rewards(theta[None])[0], size, gain, found_by, preference=theta)
 
-    def gradient(self, space: ReportSpace, theta: Array, size: float) -> tuple[Array, float] | None:
+    def gradient(self, theta: Array, size: float) -> tuple[Array, float] | None:
         """d gain / d (theta, size) for a divergence with an invertible ``g'`` (else ``None``).
 
         Implicit differentiation of eq. (OPT): ``pi(x) = q(x) t((s(x) - mu) / lambda)`` gives
         ``d pi / d s = diag(a) - a a^T / sum(a)`` with ``a = q t' / lambda``. The gain's
-        derivative in ``pi`` is ``w_i rm_i`` (no payment) or ``S_true - s`` (affine maximizer:
-        ``d ASW_true / d pi = S_true - lambda g'(t) = S_true - s + mu``, and ``mu`` drops out).
+        derivative in ``pi`` is ``w_i rm_i`` plus, under an affine payment (eq. 1),
+        ``d ASW_{-i} / d pi = b - lambda g'(t) = -w~ rm~ + mu`` (``mu`` drops out).
         """
-        if self.div.g_prime_inverse is None:
+        mechanism = self.mechanism
+        div = mechanism.divergence
+        if div.g_prime_inverse is None:
             return None
+        space = self.space
         reward = space.rewards(theta[None])[0]
-        scores = self.base + size * reward
-        sol = solve_sw_max(scores, self.q, self.div, self.lam)
+        scores = self.deviation.others_scores[0] + size * reward
+        sol = mechanism.training_rule.solve_scores(mechanism, scores)
         self.evaluations += 1
-        y = (scores - scores.max()) / self.lam - float(sol.nu)
-        active = y > self.div.g_prime_at_zero
+        y = (scores - scores.max()) / mechanism.lam - float(sol.nu)
+        active = y > div.g_prime_at_zero
         with np.errstate(all="ignore"):
-            _, dt = self.div.g_prime_inverse(np.where(active, y, 0.0))
-        a = np.where(active, self.q * dt / self.lam, 0.0)
+            _, dt = div.g_prime_inverse(np.where(active, y, 0.0))
+        a = np.where(active, mechanism.pi_init * dt / mechanism.lam, 0.0)
         total = a.sum()
         if not (np.all(np.isfinite(a)) and total > 0):
             return None
-        c = self.w * self.rm if self.rule == "none" else self.w * self.rm - size * reward
+        c = self.w * self.rm - (size * reward if mechanism.payment_rule.affine else 0.0)
         jc = a * (c - (a @ c) / total)
         d_reward = size * jc
         if space.basis is not None:
@@ -430,7 +479,7 @@ class _Objective:
 def _family_candidates(game: Game, i: int, space: ReportSpace, k: int) -> list[tuple[str, Array, Array]]:
     """The structured misreports of :mod:`rlhf_mech.strategies`, ``k`` parameters each, as
     ``(family, parameters (P, d), sizes (P,))`` (truthful parameters left out)."""
-    theta, w = space.truth(game, i), float(game.sizes[i])
+    theta, w = space.truth(game, i), float(game.truth.sizes[i])
     out: list[tuple[str, Array, Array]] = []
     alphas = np.linspace(1.0 / w, space.size_bound / w, k + 1)
     alphas = alphas[~np.isclose(alphas, 1.0, rtol=0, atol=1e-12)]
@@ -438,14 +487,13 @@ def _family_candidates(game: Game, i: int, space: ReportSpace, k: int) -> list[t
     out.append(("size", np.array(fam.rewards), fam.sizes))
     if game.n_groups > 1:
         truths = np.array([space.truth(game, j) for j in range(game.n_groups)])
-        others = others_reward(truths, game.sizes, i)
+        others = others_reward(truths, game.truth.sizes, i)
         betas = np.linspace(-1.0, 2.0, k + 1)
         betas = betas[~np.isclose(betas, 1.0, rtol=0, atol=1e-12)]
-        norm = space.kind if space.kind in ("sum", "max") else "none"
-        fam = mixing_misreports(theta, w, others, betas, norm)
+        fam = mixing_misreports(theta, w, others, betas, space.normalization)
         out.append(("mixing", space.project(np.array(fam.rewards)), fam.sizes))
-    if space.kind in ("sum", "max"):
-        fam = polarise_misreports(theta, w, np.geomspace(1e-4, 1.0, k), space.kind)
+    if space.normalization.normalised:
+        fam = polarise_misreports(theta, w, np.geomspace(1e-4, 1.0, k), space.normalization)
         out.append(("polarise", space.project(np.array(fam.rewards)), fam.sizes))
     return out
 
@@ -482,12 +530,12 @@ def _pattern_search(
         moves = []
         if budget - used > 1:
             before = objective.evaluations
-            grad = objective.gradient(space, x, s)
+            grad = objective.gradient(x, s)
             used += objective.evaluations - before
             if grad is not None:
-                direction = grad[0] - (grad[0].mean() if space.kind == "sum" else 0.0)
+                direction = grad[0] - (grad[0].mean() if space.domain.centred else 0.0)
                 direction[(x <= 0) & (direction < 0)] = 0.0
-                if space.kind not in ("sum", "preference"):
+                if space.domain.capped:
                     direction[(x >= space.upper()) & (direction > 0)] = 0.0
                 peak = np.abs(direction).max()
                 if np.isfinite(peak) and peak > 0:
@@ -528,7 +576,7 @@ def _pattern_search(
 def search_misreports(
     game: Game,
     i: int,
-    payment_rule: str,
+    payment_rule: str | PaymentRule,
     budget: int,
     rng: np.random.Generator,
     space: ReportSpace | None = None,
@@ -537,7 +585,7 @@ def search_misreports(
 
     Parameters
     ----------
-    game : the game; i : the group; payment_rule : ``"none"`` or ``"affine_maximizer"``.
+    game : the game; i : the group; payment_rule : the rule the utilities are computed under.
     budget : report evaluations to spend (at least 10).
     rng : the random generator of this task.
     space : the valid reports (default :meth:`ReportSpace.of` the game).
@@ -561,8 +609,9 @@ def search_misreports(
     outcome does not move with the report (TV, the argmax rule).
     """
     space = space or ReportSpace.of(game)
-    objective = _Objective(game, i, payment_rule)
-    theta, w = space.truth(game, i), float(game.sizes[i])
+    mechanism = game.mechanism.with_payment_rule(payment_rule)
+    objective = _Objective(game, i, mechanism, space)
+    theta, w = space.truth(game, i), float(game.truth.sizes[i])
     k = max(3, budget // 12)
     labels: list[str] = []
     thetas: list[Array] = []
@@ -618,12 +667,12 @@ def search_misreports(
         if cross[k] > best.gain:
             best = objective.misreport(at_size.theta.copy(), float(ends[k]), float(cross[k]), "local")
     return SearchResult(
-        payment_rule=payment_rule,
+        payment_rule=mechanism.payment_rule.name,
         best=best,
         best_at_true_size=at_size,
         evaluations=objective.evaluations,
         min_payment=float(objective.min_payment),
-        status=CONVERGED if conv_a and conv_b else BUDGET_EXHAUSTED,
+        status=SEARCH_CONVERGED if conv_a and conv_b else BUDGET_EXHAUSTED,
         priced=objective.priced,
     )
 
@@ -647,68 +696,54 @@ def predict_no_payment_gain(game: Game, i: int) -> Prediction:
     ``t(z) = sum_x (rm_i(z) - rm_i(x)) pi_init(x) / f''(pi(x)/pi_init(x))`` is non-zero for
     some ``z``; ``pi_init / f''`` is ``q t' / lambda`` in the solver's terms.
     """
-    rm = game.rewards[i]
-    div = get_divergence(game.divergence)
+    truth = game.truth
+    rm = truth.rewards[i]
+    mechanism = game.mechanism.with_payment_rule(NONE)
+    div = mechanism.divergence
     distinct = np.unique(rm).size
     if distinct < 2:
         return Prediction(False, "", "constant reward (s_i = 1): truth is optimal (Theorem 4.2, case 1)")
     if div.g_prime_inverse is None:
         return Prediction(False, "", f"f = {div.name} is not strictly convex: no prediction")
-    objective = _Objective(game, i, "none")
-    if not np.all(objective.truth_pi > 0):
+    at_truth = outcome(mechanism, truth, truth)
+    if not np.all(at_truth.distribution > 0):
         return Prediction(False, "", "the fine-tuned model lacks full support: no prediction")
     if rm.min() > 0:
         return Prediction(True, "4.2", f"s_i = {distinct} >= 2 and min rm_i = {rm.min():.3g} > 0")
-    scores = objective.true_scores
-    sol = solve_sw_max(scores, game.pi_init, div, game.lam)
-    y = (scores - scores.max()) / game.lam - float(sol.nu)
+    scores = mechanism.scores(truth.rewards, truth.sizes)
+    y = (scores - scores.max()) / mechanism.lam - float(at_truth.solve.nu)
     with np.errstate(all="ignore"):
         _, dt = div.g_prime_inverse(y)
-    a = game.pi_init * dt / game.lam
+    a = mechanism.pi_init * dt / mechanism.lam
     t = rm * a.sum() - a @ rm
     if np.all(np.isfinite(t)) and np.abs(t).max() > 1e-12 * max(1.0, float(np.abs(a).sum())):
         return Prediction(True, "B.2", f"min rm_i = 0 and max |t(x)| = {np.abs(t).max():.3g} > 0")
     return Prediction(False, "", "min rm_i = 0 and t(x) = 0 for every x: no prediction")
 
 
-def _noise_batch(
-    game: Game, objective: _Objective, eps: float, samples: int, seed: np.random.SeedSequence
-) -> tuple[Array, Array]:
-    """Noisy scores of the others (S, m) and group i's own noise (S, m), for one sample set."""
-    rng = np.random.default_rng(seed)
-    m = game.n_outcomes
-    others = np.repeat(objective.base[None], samples, axis=0)
-    own = np.empty((samples, m))
-    for j in range(game.n_groups):
-        draw = rng.uniform(-eps, eps, size=(samples, m))
-        if j == objective.i:
-            own = draw
-        else:
-            others += float(game.sizes[j]) * draw
-    return others, own
-
-
-def _noisy_gains(objective: _Objective, rewards: Array, others: Array, own: Array) -> Array:
+def _noisy_gains(
+    game: Game, i: int, rewards: Array, eps: float, samples: int, seed: np.random.SeedSequence
+) -> Array:
     """(C, S) per-sample gains of reward reports at the true size, with common noise.
 
-    Per sample, ``u_i = w <pi, rm_i> + <pi, S_hat_{-i}> - D(pi) - V_{-i}(hat)`` (eq. 1 on the
-    noisy reports); ``V_{-i}(hat)`` does not depend on i's report and cancels in the gain.
+    Sample ``s`` is one game of the kernel's batch in which every group's report is its
+    report plus noise (uniform on ``[-eps, eps]``, drawn per group in file order); the
+    utilities of truth and of each candidate are evaluated on the same sample.
     """
-    game, w = objective.game, objective.w
-    reports = np.vstack([objective.rm[None], rewards])  # row 0: truth
-    c, s = reports.shape[0], others.shape[0]
-    utilities = np.empty((c, s))
-    step = max(1, rows_per_chunk(game.n_outcomes) // s)
-    for start in range(0, c, step):
-        block = slice(start, min(c, start + step))
-        scores = others[None] + w * (reports[block, None, :] + own[None])
-        flat = scores.reshape(-1, game.n_outcomes)
-        sol = solve_sw_max(flat, game.pi_init, objective.div, game.lam)
-        pi = sol.pi.reshape(scores.shape)
-        u = w * (pi @ objective.rm) + np.einsum("csm,sm->cs", pi, others)
-        u -= sol.divergence.reshape(pi.shape[:2])
-        utilities[block] = u
-    return utilities[1:] - utilities[0]
+    rng = np.random.default_rng(seed)
+    truth = game.truth
+    noise = np.stack(
+        [rng.uniform(-eps, eps, size=(samples, game.n_outcomes)) for _ in range(game.n_groups)], axis=1
+    )
+    batch = (samples, *truth.rewards.shape)
+    true_batch = Profile(np.broadcast_to(truth.rewards, batch), np.broadcast_to(truth.sizes, batch[:2]))
+    noisy = Profile(truth.rewards + noise, np.broadcast_to(truth.sizes, batch[:2]))
+    group = deviation(game.mechanism, true_batch, noisy, i)
+    reports = np.vstack([truth.rewards[i][None], rewards])  # row 0: truth
+    reported = reports[None] + noise[:, i, None, :]  # (S, C + 1, m): the mechanism sees report + noise
+    sizes = np.full(reported.shape[:2], float(truth.sizes[i]))
+    utilities = group.outcomes(reported, sizes, keep_distributions=False).utilities
+    return (utilities[:, 1:] - utilities[:, :1]).T
 
 
 def noisy_search(
@@ -720,8 +755,8 @@ def noisy_search(
     budget: int,
     seeds: Sequence[Array] = (),
 ) -> NoisyResult:
-    """Theorem 4.12: the best expected gain of a reward misreport when the mechanism
-    (``p^AFF``) uses ``rm_hat = report + noise``.
+    """Theorem 4.12: the best expected gain of a reward misreport when the mechanism uses
+    ``rm_hat = report + noise`` (under the game's payment rule, ``p^AFF`` in the theorem).
 
     Parameters
     ----------
@@ -741,14 +776,14 @@ def noisy_search(
     mechanism, not luck. Candidates are compared on one sample set; the winner's gain is
     then estimated on an independent one.
     """
-    objective = _Objective(game, i, "affine_maximizer")
     search_seed, eval_seed, cand_seed = seed.spawn(3)
     rng = np.random.default_rng(cand_seed)
     space = ReportSpace.of(game)
     theta = space.truth(game, i)
+    rm, w = game.truth.rewards[i], float(game.truth.sizes[i])
     n_cand = int(np.clip(budget // 25, 4, 16))
     # perturbations of the truth of relative size eps / 4 .. 4 eps (relative to the rewards)
-    relative = eps / max(float(np.abs(objective.rm).max()), np.finfo(float).tiny)
+    relative = eps / max(float(np.abs(rm).max()), np.finfo(float).tiny)
     steps = space.scale(theta) * relative * np.geomspace(0.25, 4.0, n_cand)
     cands = theta + steps[:, None] * rng.standard_normal((n_cand, theta.size))
     thetas = space.project(np.vstack([*(np.atleast_2d(t) for t in seeds), cands]))
@@ -756,23 +791,21 @@ def noisy_search(
     if thetas.shape[0] == 0:
         thetas = space.project(theta + steps[-1] * rng.standard_normal((1, theta.size)))
     rewards = space.rewards(thetas)
-    others, own = _noise_batch(game, objective, eps, samples, search_seed)
-    mean_gains = _noisy_gains(objective, rewards, others, own).mean(axis=1)
+    mean_gains = _noisy_gains(game, i, rewards, eps, samples, search_seed).mean(axis=1)
     pick = int(np.argmax(mean_gains))
     winner = rewards[pick]
-    others, own = _noise_batch(game, objective, eps, samples, eval_seed)
-    per_sample = _noisy_gains(objective, winner[None], others, own)[0]
+    per_sample = _noisy_gains(game, i, winner[None], eps, samples, eval_seed)[0]
     stderr = float(per_sample.std(ddof=1) / np.sqrt(samples)) if samples > 1 else float("nan")
     return NoisyResult(
         eps=eps,
         samples=samples,
-        bound=2.0 * objective.w * eps,
+        bound=2.0 * w * eps,
         gain=float(per_sample.mean()),
         stderr=stderr,
         max_sample_gain=float(per_sample.max()),
         reward=winner,
         candidates=int(rewards.shape[0]),
-        preference=thetas[pick] if space.kind == "preference" else None,
+        preference=thetas[pick] if space.basis is not None else None,
     )
 
 

@@ -1,6 +1,6 @@
 """Renderers of audits (issue #4): a Rich table, JSON and JUnit XML. They compute nothing.
 
-Every figure comes from :mod:`rlhf_mech.audit`; these functions only format and arrange it.
+Every figure comes from :mod:`rlhf_mech.analysis`; these functions only format and arrange it.
 An invalid file is an :class:`InvalidFile` (its path and the one-line error). The CLI prints
 what these return (:mod:`rlhf_mech.cli`).
 """
@@ -22,8 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.audit import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit
-from rlhf_mech.misreport_search import Misreport, SearchResult
+from rlhf_mech.analysis import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
 
 #: Reward vectors with more entries than this are left out of JSON and shortened in tables.
 JSON_VECTOR_LIMIT = 1000
@@ -280,9 +279,9 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
         "source": game.source,
         "game": game.name,
         "passed": audit.passed,
-        "payment_rule": game.payment_rule,
-        "normalization": game.normalization,
-        "divergence": {"kind": game.divergence, "lambda": game.lam},
+        "payment_rule": game.mechanism.payment_rule.name,
+        "normalization": game.normalization.value,
+        "divergence": {"kind": game.mechanism.divergence.name, "lambda": game.mechanism.lam},
         "outcomes": game.n_outcomes,
         "search": {
             "seed": audit.seed,

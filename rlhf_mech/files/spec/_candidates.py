@@ -1,7 +1,8 @@
-"""Candidate-model game files (YAML): file -> validated spec -> :class:`CandidateGame`.
+"""Candidate-model game files (YAML): document -> validated spec -> :class:`~rlhf_mech.core.Game`.
 
 A game file whose top-level mapping has a ``candidates:`` key is read here (dispatched by
-:func:`rlhf_mech.spec.load_game`); see docs/candidates.md for every field. Validation and
+:func:`rlhf_mech.files.load_game`); see docs/candidates.md for every field. The game's groups
+report in a :class:`~rlhf_mech.core.ReportBasis` (preferences over the reward models). Validation and
 errors follow the core format: every problem is one :class:`~rlhf_mech.errors.SpecError`
 naming the file, the line and the field. The only transformation is the declared
 ``scale``; a constant reward model under ``minmax`` is recorded in ``Game.notes``.
@@ -9,27 +10,28 @@ naming the file, the line and the field. The only transformation is the declared
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field, ValidationError
 
-from rlhf_mech.candidates import CandidateGame, build_candidate_game
-from rlhf_mech.spec import (
+from rlhf_mech.core import PAYMENT_RULES, Game, Scale, candidate_game
+from rlhf_mech.files.spec._document import (
+    Document,
     ExpectSpec,
     FiniteFloat,
     Path_,
-    _Document,
-    _expectations,
-    _pydantic_error,
-    _size,
-    _Strict,
+    Strict,
+    expectations,
+    literal,
+    number,
+    pydantic_error,
+    valid_size,
 )
 
 
-class CandidateSpec(_Strict):
+class CandidateSpec(Strict):
     """One trained model: its mean reward per base reward model and its measured divergence."""
 
     name: str = Field(min_length=1)
@@ -37,20 +39,20 @@ class CandidateSpec(_Strict):
     divergence: FiniteFloat = Field(default=0.0, ge=0)
 
 
-class WeightSpec(_Strict):
+class WeightSpec(Strict):
     """``divergence: {lambda: 1.0}``: the weight on the candidates' divergence values."""
 
     lambda_: FiniteFloat = Field(default=1.0, alias="lambda", gt=0)
 
 
-class PreferenceReportSpec(_Strict):
+class PreferenceReportSpec(Strict):
     """A group's report; an omitted field is reported truthfully."""
 
     preference: dict[str, Any] | None = None
     size: FiniteFloat | None = None
 
 
-class CandidateGroupSpec(_Strict):
+class CandidateGroupSpec(Strict):
     """One group: its true size and non-negative combination of base reward models."""
 
     name: str = Field(min_length=1)
@@ -59,21 +61,21 @@ class CandidateGroupSpec(_Strict):
     report: PreferenceReportSpec | None = None
 
 
-class CandidateGameSpec(_Strict):
+class CandidateGameSpec(Strict):
     """The whole candidate-game file; see docs/candidates.md."""
 
     name: str | None = None
     reward_models: list[str] = Field(min_length=1)
-    scale: Literal["minmax", "none"]
+    scale: literal(tuple(s.value for s in Scale))  # type: ignore[valid-type]
     candidates: list[CandidateSpec] = Field(min_length=1)
     divergence: WeightSpec = WeightSpec()
-    payment: Literal["none", "affine_maximizer"] = "affine_maximizer"
+    payment: literal(tuple(PAYMENT_RULES)) = "affine_maximizer"  # type: ignore[valid-type]
     max_size: FiniteFloat | None = Field(default=None, ge=1)
     groups: list[CandidateGroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
 
 
-_FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
+FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
     "": tuple(f.alias or k for k, f in CandidateGameSpec.model_fields.items()),
     "candidates": tuple(CandidateSpec.model_fields),
     "groups": tuple(CandidateGroupSpec.model_fields),
@@ -83,7 +85,7 @@ _FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
 }
 
 
-def candidate_game_from_document(doc: _Document) -> CandidateGame:
+def candidate_game_from_document(doc: Document) -> Game:
     """Validate a parsed candidate-game document and build the game.
 
     Raises
@@ -94,11 +96,11 @@ def candidate_game_from_document(doc: _Document) -> CandidateGame:
     try:
         spec = CandidateGameSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise _pydantic_error(doc, exc, _FIELDS_BY_PARENT) from None
+        raise pydantic_error(doc, exc, FIELDS_BY_PARENT) from None
     return _build(doc, spec)
 
 
-def _unique(doc: _Document, names: list[str], path: Path_, what: str) -> tuple[str, ...]:
+def _unique(doc: Document, names: list[str], path: Path_, what: str) -> tuple[str, ...]:
     seen: set[str] = set()
     for i, name in enumerate(names):
         if name in seen:
@@ -107,25 +109,17 @@ def _unique(doc: _Document, names: list[str], path: Path_, what: str) -> tuple[s
     return tuple(names)
 
 
-def _number(doc: _Document, value: Any, path: Path_) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise doc.error(path, f"expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise doc.error(path, f"{value} is not a finite number")
-    return float(value)
-
-
-def _scores(doc: _Document, value: Mapping[str, Any], path: Path_, models: tuple[str, ...]) -> np.ndarray:
+def _scores(doc: Document, value: Mapping[str, Any], path: Path_, models: tuple[str, ...]) -> np.ndarray:
     unknown = [k for k in value if k not in models]
     if unknown:
         raise doc.error((*path, unknown[0]), f"unknown reward model {unknown[0]!r} (not in reward_models)")
     missing = [k for k in models if k not in value]
     if missing:
         raise doc.error(path, f"no score for reward model(s) {', '.join(missing)}")
-    return np.array([_number(doc, value[k], (*path, k)) for k in models])
+    return np.array([number(doc, value[k], (*path, k)) for k in models])
 
 
-def _preference(doc: _Document, value: Mapping[str, Any], path: Path_, models: tuple[str, ...]) -> np.ndarray:
+def _preference(doc: Document, value: Mapping[str, Any], path: Path_, models: tuple[str, ...]) -> np.ndarray:
     """``{model: weight}`` -> (k,) weights, 0 for an omitted model; non-negative, not all 0."""
     unknown = [k for k in value if k not in models]
     if unknown:
@@ -133,7 +127,7 @@ def _preference(doc: _Document, value: Mapping[str, Any], path: Path_, models: t
     weights = np.zeros(len(models))
     for j, model in enumerate(models):
         if model in value:
-            weight = _number(doc, value[model], (*path, model))
+            weight = number(doc, value[model], (*path, model))
             if weight < 0:
                 raise doc.error((*path, model), f"weight {weight!r} is negative; weights must be >= 0")
             weights[j] = weight
@@ -142,13 +136,13 @@ def _preference(doc: _Document, value: Mapping[str, Any], path: Path_, models: t
     return weights
 
 
-def _build(doc: _Document, spec: CandidateGameSpec) -> CandidateGame:
+def _build(doc: Document, spec: CandidateGameSpec) -> Game:
     models = _unique(doc, spec.reward_models, ("reward_models",), "reward model")
     names = _unique(doc, [c.name for c in spec.candidates], ("candidates",), "candidate name")
     raw = np.array(
         [_scores(doc, c.scores, ("candidates", i, "scores"), models) for i, c in enumerate(spec.candidates)]
     )
-    if spec.scale == "none":
+    if Scale(spec.scale) is Scale.NONE:
         # The paper's reward domain (section 2) is non-negative; IR (Prop. 4.4) relies on it.
         negative = np.argwhere(raw < 0)
         if negative.size:
@@ -166,19 +160,19 @@ def _build(doc: _Document, spec: CandidateGameSpec) -> CandidateGame:
             raise doc.error((*where, "name"), f"duplicate group name {group.name!r}")
         group_names.append(group.name)
         pref = _preference(doc, group.preference, (*where, "preference"), models)
-        size = _size(doc, group.size, (*where, "size"), spec.max_size)
+        size = valid_size(doc, group.size, (*where, "size"), spec.max_size)
         report = group.report or PreferenceReportSpec()
         reported_pref = pref
         if report.preference is not None:
             reported_pref = _preference(doc, report.preference, (*where, "report", "preference"), models)
         reported_size = size
         if report.size is not None:
-            reported_size = _size(doc, report.size, (*where, "report", "size"), spec.max_size)
+            reported_size = valid_size(doc, report.size, (*where, "report", "size"), spec.max_size)
         prefs.append(pref)
         sizes.append(size)
         reported_prefs.append(reported_pref)
         reported_sizes.append(reported_size)
-    return build_candidate_game(
+    return candidate_game(
         name=spec.name or doc.path.stem,
         candidates=names,
         reward_models=models,
@@ -193,14 +187,6 @@ def _build(doc: _Document, spec: CandidateGameSpec) -> CandidateGame:
         reported_preferences=np.array(reported_prefs),
         reported_sizes=np.array(reported_sizes),
         max_size=spec.max_size,
-        expect=_expectations(doc, spec.expect, tuple(group_names)),
+        expect=expectations(doc, spec.expect, tuple(group_names)),
         source=str(doc.path),
     )
-
-
-def candidate_game_schema() -> dict[str, Any]:
-    """The JSON Schema of the candidate-game file format."""
-    schema = CandidateGameSpec.model_json_schema(by_alias=True)
-    schema["title"] = "rlhf-mech candidate-model game file"
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return schema

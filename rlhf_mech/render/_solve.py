@@ -1,11 +1,10 @@
-"""Renderers: results -> Rich tables or JSON-ready dicts. They compute nothing new.
+"""Renderers of ``solve``: a game's solution -> Rich tables or a JSON-ready dict.
 
-The CLI prints what these return; see :mod:`rlhf_mech.cli`.
+They compute nothing new; the CLI prints what these return (:mod:`rlhf_mech.cli`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,25 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.candidates import CandidateGame, is_candidate_game, profile_choice
-from rlhf_mech.divergences import get_divergence
-from rlhf_mech.game import Game
-from rlhf_mech.importer import ImportResult
-from rlhf_mech.mechanism import GameSolution, ProfileOutcome
+from rlhf_mech.core import Game, GameSolution, Mechanism, ProfileOutcome, ReportBasis
+from rlhf_mech.render._format import fmt, fmt_signed
 
 
-def fmt(x: float) -> str:
-    """A number for a table: 6 significant digits, exact zero as 0."""
-    return "0" if x == 0 else f"{x:.6g}"
-
-
-def fmt_signed(x: float) -> str:
-    return "0" if x == 0 else f"{x:+.6g}"
-
-
-def game_summary(game: Game, payment_rule: str) -> Table:
+def game_summary(game: Game, mechanism: Mechanism) -> Table:
     """Key facts of a game: sizes of the problem, the regulariser, the payment rule."""
-    div = get_divergence(game.divergence)
+    div = mechanism.divergence
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -41,9 +28,9 @@ def game_summary(game: Game, payment_rule: str) -> Table:
     table.add_row(
         "groups", f"{game.n_groups}" + (f" (max_size {fmt(game.max_size)})" if game.max_size else "")
     )
-    table.add_row("normalization", game.normalization)
-    table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(game.lam)}")
-    table.add_row("payment rule", payment_rule)
+    table.add_row("normalization", game.normalization.value)
+    table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(mechanism.lam)}")
+    table.add_row("payment rule", mechanism.payment_rule.name)
     for note in game.notes:
         table.add_row("note", escape(note))
     return table
@@ -65,8 +52,9 @@ def distribution_table(solution: GameSolution, top: int) -> Table:
     table.add_column("truthful", justify="right")
     if show_reported:
         table.add_column("reported", justify="right")
+    pi_init = solution.mechanism.pi_init
     for j in order:
-        row = [escape(game.outcomes[j]), fmt(game.pi_init[j]), fmt(solution.truthful.distribution[j])]
+        row = [escape(game.outcomes[j]), fmt(pi_init[j]), fmt(solution.truthful.distribution[j])]
         if show_reported:
             row.append(fmt(solution.reported.distribution[j]))
         table.add_row(*row)
@@ -84,8 +72,9 @@ def profile_table(game: Game, outcome: ProfileOutcome, title: str, sizes: np.nda
     )
     for name in ("group", "size (reported)", "valuation", "group valuation", "payment", "utility"):
         table.add_column(name, justify="left" if name == "group" else "right")
+    true_sizes = game.truth.sizes
     for i, name in enumerate(game.group_names):
-        size = fmt(game.sizes[i]) + ("" if sizes[i] == game.sizes[i] else f" ({fmt(sizes[i])})")
+        size = fmt(true_sizes[i]) + ("" if sizes[i] == true_sizes[i] else f" ({fmt(sizes[i])})")
         table.add_row(
             escape(name),
             size,
@@ -117,7 +106,7 @@ def gains_text(solution: GameSolution) -> Text:
         verdict = "profitable" if du > 0 else "not profitable"
         lines.append(
             f"{game.group_names[i]} misreports: group valuation {fmt_signed(dv)}, "
-            f"utility {fmt_signed(du)} under {solution.payment_rule} ({verdict})"
+            f"utility {fmt_signed(du)} under {solution.payment_rule.name} ({verdict})"
         )
     return Text("\n".join(lines) if lines else "every group reports truthfully")
 
@@ -126,40 +115,33 @@ def render_solution(solution: GameSolution, top: int = 10) -> RichGroup:
     """Everything ``rlhf-mech solve`` shows, as one Rich renderable."""
     game = solution.game
     parts: list[Any] = [
-        game_summary(game, solution.payment_rule),
+        game_summary(game, solution.mechanism),
         distribution_table(solution, top),
-        profile_table(game, solution.truthful, "truthful reports", game.sizes),
+        profile_table(game, solution.truthful, "truthful reports", game.truth.sizes),
     ]
     if solution.reported is not solution.truthful:
-        parts.append(profile_table(game, solution.reported, "reported (as in the file)", game.reported_sizes))
-    if is_candidate_game(game):
+        parts.append(profile_table(game, solution.reported, "reported (as in the file)", game.reports.sizes))
+    if solution.truthful.leave_one_out_choices is not None:
         parts.append(candidate_choice_table(solution))
     parts.append(gains_text(solution))
     return RichGroup(*parts)
 
 
-def _candidate_choices(solution: GameSolution) -> dict[str, Any]:
-    """Profile label -> :class:`~rlhf_mech.candidates.CandidateChoice`, truthful first."""
-    game = solution.game
-    profiles = {"truthful": (solution.truthful, game.rewards, game.sizes)}
+def _profiles(solution: GameSolution) -> dict[str, ProfileOutcome]:
+    """Profile label -> outcome: truthful, and reported where it differs."""
+    profiles = {"truthful": solution.truthful}
     if solution.reported is not solution.truthful:
-        profiles["reported"] = (solution.reported, game.reported_rewards, game.reported_sizes)
-    return {
-        label: profile_choice(outcome.distribution, rewards, sizes, game.score_offset)
-        for label, (outcome, rewards, sizes) in profiles.items()
-    }
+        profiles["reported"] = solution.reported
+    return profiles
 
 
-def _preference_text(game: CandidateGame, weights: np.ndarray) -> str:
-    return " + ".join(f"{fmt(w)} {m}" for m, w in zip(game.reward_models, weights, strict=True) if w != 0)
+def _preference_text(basis: ReportBasis, weights: np.ndarray) -> str:
+    return " + ".join(f"{fmt(w)} {m}" for m, w in zip(basis.reward_models, weights, strict=True) if w != 0)
 
 
 def candidate_choice_table(solution: GameSolution) -> Table:
-    """Candidate-model games: the chosen candidate per profile and each leave-one-out choice.
-
-    The choices are looked up by :func:`rlhf_mech.candidates.profile_choice` (the argmax of
-    the training objective and of each ``ASW_{-i}``, ties to the first candidate).
-    """
+    """A training rule that selects one outcome (the argmax rule over candidate models): the
+    chosen candidate per profile, its objective and each leave-one-out choice."""
     game = solution.game
     table = Table(
         title="candidate models: argmax of sum_i w_i v_i - lambda * divergence (ties: first in file order)",
@@ -170,19 +152,21 @@ def candidate_choice_table(solution: GameSolution) -> Table:
     table.add_column("objective", justify="right")
     for name in game.group_names:
         table.add_column(f"without {escape(name)}")
-    for label, choice in _candidate_choices(solution).items():
+    for label, profile in _profiles(solution).items():
+        assert profile.leave_one_out_choices is not None
         table.add_row(
             label,
-            escape(game.outcomes[choice.chosen]),
-            fmt(choice.objective),
-            *(escape(game.outcomes[c]) for c in choice.leave_one_out),
+            escape(game.outcomes[profile.chosen]),
+            fmt(profile.objective),
+            *(escape(game.outcomes[c]) for c in profile.leave_one_out_choices),
         )
-    if isinstance(game, CandidateGame) and game.preferences is not None:
+    basis, preferences = game.report_basis, game.truth.preferences
+    if basis is not None and preferences is not None:
         lines = [
-            f"{name}: values {_preference_text(game, game.preferences[i])}"
+            f"{name}: values {_preference_text(basis, preferences[i])}"
             for i, name in enumerate(game.group_names)
         ]
-        table.caption = escape("\n".join([f"scores: {game.scale} scale", *lines]))
+        table.caption = escape("\n".join([f"scores: {basis.scale.value} scale", *lines]))
         table.caption_justify = "left"
     return table
 
@@ -197,7 +181,7 @@ def _profile_json(game: Game, outcome: ProfileOutcome, sizes: np.ndarray) -> dic
         "groups": [
             {
                 "name": name,
-                "size": float(game.sizes[i]),
+                "size": float(game.truth.sizes[i]),
                 "reported_size": float(sizes[i]),
                 "valuation": float(outcome.valuations[i]),
                 "group_valuation": float(outcome.group_valuations[i]),
@@ -212,70 +196,34 @@ def _profile_json(game: Game, outcome: ProfileOutcome, sizes: np.ndarray) -> dic
 def solution_to_json(solution: GameSolution) -> dict[str, Any]:
     """The stable machine-readable form of ``rlhf-mech solve --format json``."""
     game = solution.game
-    div = get_divergence(game.divergence)
+    div = solution.mechanism.divergence
+    candidates = solution.truthful.leave_one_out_choices is not None
     return {
         "game": game.name,
-        "divergence": {"kind": div.name, "lambda": game.lam, "formula": div.formula},
-        "payment_rule": solution.payment_rule,
+        "divergence": {"kind": div.name, "lambda": solution.mechanism.lam, "formula": div.formula},
+        "payment_rule": solution.payment_rule.name,
         "outcomes": list(game.outcomes),
         "notes": list(game.notes),
         "profiles": {
-            "truthful": _profile_json(game, solution.truthful, game.sizes),
-            "reported": _profile_json(game, solution.reported, game.reported_sizes),
+            "truthful": _profile_json(game, solution.truthful, game.truth.sizes),
+            "reported": _profile_json(game, solution.reported, game.reports.sizes),
         },
         "gains": {name: float(g) for name, g in zip(game.group_names, solution.gains, strict=True)},
-        **({"candidates": _candidates_json(solution)} if is_candidate_game(game) else {}),
+        **({"candidates": _candidates_json(solution)} if candidates else {}),
     }
 
 
 def _candidates_json(solution: GameSolution) -> dict[str, Any]:
     game = solution.game
-    return {
-        label: {
-            "chosen": game.outcomes[choice.chosen],
-            "objective": choice.objective,
+    out: dict[str, Any] = {}
+    for label, profile in _profiles(solution).items():
+        assert profile.leave_one_out_choices is not None
+        out[label] = {
+            "chosen": game.outcomes[profile.chosen],
+            "objective": profile.objective,
             "leave_one_out": {
-                name: game.outcomes[c] for name, c in zip(game.group_names, choice.leave_one_out, strict=True)
+                name: game.outcomes[c]
+                for name, c in zip(game.group_names, profile.leave_one_out_choices, strict=True)
             },
         }
-        for label, choice in _candidate_choices(solution).items()
-    }
-
-
-def render_import(result: ImportResult, written: tuple[Path, ...]) -> RichGroup:
-    """What ``rlhf-mech import`` read, the game it built and every transformation applied."""
-    files = Table(title="read", title_justify="left", caption_justify="left")
-    for name in ("file", "column", "role", "min", "max", "mean"):
-        files.add_column(name, justify="right" if name in ("min", "max", "mean") else "left")
-    for summary in result.files:
-        for k, stats in enumerate(summary.used):
-            numbers = (stats.minimum, stats.maximum, stats.mean)
-            files.add_row(
-                str(summary.path) if k == 0 else "",
-                stats.column,
-                stats.role,
-                *(("",) * 3 if stats.role == "candidate" else (fmt(x) for x in numbers)),
-            )
-    files.caption = "\n".join(
-        f"{summary.path}: {summary.rows} rows; columns {', '.join(summary.columns)}"
-        for summary in result.files
-    )
-    parts: list[Any] = [files]
-    if result.candidates:
-        models = tuple(result.reward_columns)
-        cands = Table(title="candidates (mean per reward model, before scaling)", title_justify="left")
-        cands.add_column("candidate")
-        cands.add_column("rows", justify="right")
-        for model in models:
-            cands.add_column(model, justify="right")
-        cands.add_column("KL estimate", justify="right")
-        for cand in result.candidates:
-            kl = "" if cand.kl is None else fmt(cand.kl)
-            cands.add_row(escape(cand.name), str(cand.rows), *(fmt(v) for v in cand.means), kl)
-        parts.append(cands)
-    game = result.game
-    lines = [f"built a {result.kind} game: {game.n_outcomes} outcomes, {game.n_groups} groups"]
-    lines += [f"- {step}" for step in result.steps]
-    lines.append("wrote " + ", ".join(str(p) for p in written))
-    parts.append(Text("\n".join(lines)))
-    return RichGroup(*parts)
+    return out

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech._numerics import log_expectation_exp, row_dot
+from rlhf_mech.core._numerics import log_expectation_exp, row_dot
 
 Array = np.ndarray
 LOG2 = float(np.log(2.0))
@@ -88,6 +88,8 @@ class Divergence:
     closed_form_value : optional ``(scores, log_q, q, lam) -> (B,)``, the optimal values alone,
         for the leave-one-out problems of the payment rule, which need no ``pi``. It may
         overwrite ``scores`` (its callers pass a scratch array).
+    point_mass : whether the maximiser puts all mass on one outcome (the argmax rule): the
+        outcome a leave-one-out problem selects is then reported beside its value.
     gibbs_form : whether the maximiser is ``pi ∝ q exp(s / lambda)`` (KL). Then the optimal
         value for the scores ``s + delta`` is ``V(s) + lambda log E_pi exp(delta / lambda)``
         (the Donsker-Varadhan identity), and :mod:`rlhf_mech.payments` reads every
@@ -110,6 +112,7 @@ class Divergence:
     pole_curvature: Callable[[Array, Array], Array] | None = None
     closed_form_value: Callable[[Array, Array, Array, float], Array] | None = None
     gibbs_form: bool = False
+    point_mass: bool = False
     aliases: tuple[str, ...] = ()
 
     def value(self, pi: Array, q: Array, lam: float) -> Array:
@@ -500,6 +503,7 @@ ARGMAX = Divergence(
     g_prime_sup=0.0,
     closed_form=_argmax_closed_form,
     closed_form_value=_argmax_optimal_value,
+    point_mass=True,
     aliases=("argmax",),
 )
 

@@ -1,0 +1,154 @@
+"""Command-line option parsing that is more than Typer's types: parameter lists, the sweep request.
+
+Everything here raises :class:`~rlhf_mech.errors.RlhfMechError` with the option named, before
+any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlhf_mech.analysis import SweepResult, group_index, sweep, with_truth
+from rlhf_mech.core import Game, PaymentRule, ProgressCallback
+from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.files import read_reward
+
+Array = np.ndarray
+
+#: The most points a parameter list may expand to.
+MAX_POINTS = 1_000_000
+
+
+def parse_parameters(text: str, option: str = "parameter") -> Array:
+    """A comma list ``0.2,0.5,1`` or an inclusive range ``start:stop:step`` -> (P,) floats.
+
+    Raises
+    ------
+    RlhfMechError
+        for anything else (the message names ``option``).
+    """
+    spec = text.strip()
+    try:
+        if ":" in spec:
+            start, stop, step = (float(part) for part in spec.split(":"))
+            if not all(math.isfinite(v) for v in (start, stop, step)) or step <= 0 or stop < start:
+                raise RlhfMechError(f"{option}: range {text!r} needs finite start <= stop and step > 0")
+            count = math.floor((stop - start) / step + 1e-9) + 1
+            if count > MAX_POINTS:
+                raise RlhfMechError(f"{option}: range {text!r} has {count} points (at most {MAX_POINTS})")
+            # 12 significant digits: 0.1 * 3 is reported as 0.3, not 0.30000000000000004.
+            return np.array([float(f"{start + k * step:.12g}") for k in range(count)])
+        values = np.array([float(part) for part in spec.split(",")])
+    except ValueError:
+        raise RlhfMechError(
+            f"{option}: cannot read {text!r}; expected a comma list (0.5,1,2) or start:stop:step"
+        ) from None
+    if not np.all(np.isfinite(values)):
+        raise RlhfMechError(f"{option}: {text!r} has a value that is not a finite number")
+    return values
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """What ``rlhf-mech sweep`` was asked for, checked before any work starts.
+
+    Attributes
+    ----------
+    family : the misreport family; parameters : its values (empty for ``explicit``).
+    report_reward : the ``--report-reward`` text (comma list or file), or ``None``.
+    report_size : the ``--report-size`` value, or ``None``.
+    group : the group's name (``None`` with ``all_groups``).
+    all_groups : sweep every group in turn.
+    """
+
+    family: str
+    parameters: Array
+    report_reward: str | None = None
+    report_size: float | None = None
+    group: str | None = None
+    all_groups: bool = False
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        group: str | None,
+        all_groups: bool,
+        alpha: str | None = None,
+        beta: str | None = None,
+        epsilon: str | None = None,
+        report_reward: str | None = None,
+        report_size: float | None = None,
+    ) -> SweepRequest:
+        """Check the command line's choice of group and strategy.
+
+        Raises
+        ------
+        RlhfMechError
+            unless exactly one of ``--group``/``--all-groups`` and exactly one strategy
+            (``--alpha``, ``--beta``, ``--epsilon``, or ``--report-reward``/``--report-size``)
+            is given, or when a parameter list cannot be read.
+        """
+        if (group is None) == (not all_groups):
+            raise RlhfMechError("give exactly one of --group NAME and --all-groups")
+        given = {
+            "--alpha": alpha is not None,
+            "--beta": beta is not None,
+            "--epsilon": epsilon is not None,
+            "--report-reward/--report-size": report_reward is not None or report_size is not None,
+        }
+        chosen = [name for name, on in given.items() if on]
+        if len(chosen) != 1:
+            what = "two strategies at once: " + " and ".join(chosen) if chosen else "no strategy"
+            raise RlhfMechError(
+                f"{what}; give one of --alpha, --beta, --epsilon or --report-reward/--report-size"
+            )
+        if report_size is not None and not (math.isfinite(report_size) and report_size > 0):
+            raise RlhfMechError(f"--report-size {report_size}: a reported size must be a positive number")
+        for family, option, text in (
+            ("size", "--alpha", alpha),
+            ("mixing", "--beta", beta),
+            ("polarise", "--epsilon", epsilon),
+        ):
+            if text is not None:
+                return cls(family, parse_parameters(text, option), group=group, all_groups=all_groups)
+        return cls("explicit", np.empty(0), report_reward, report_size, group, all_groups)
+
+    def groups(self, game: Game) -> list[int]:
+        """The deviating groups' indices (:class:`RlhfMechError` for an unknown name)."""
+        if self.all_groups:
+            return list(range(game.n_groups))
+        assert self.group is not None
+        return [group_index(game, self.group)]
+
+    def points(self, game: Game) -> int:
+        """How many points all the sweeps have together (for a progress bar)."""
+        per_group = 2 if self.family == "explicit" else with_truth(self.family, self.parameters)[0].size
+        return per_group * len(self.groups(game))
+
+    def run(
+        self,
+        game: Game,
+        payment_rule: str | PaymentRule | None = None,
+        on_progress: ProgressCallback | None = None,
+        keep_distributions: bool = True,
+    ) -> list[SweepResult]:
+        """One :func:`sweep` per requested group."""
+        reward = None if self.report_reward is None else read_reward(self.report_reward, game)
+        return [
+            sweep(
+                game,
+                i,
+                self.family,
+                self.parameters,
+                payment_rule,
+                report_reward=reward,
+                report_size=self.report_size,
+                on_progress=on_progress,
+                keep_distributions=keep_distributions,
+            )
+            for i in self.groups(game)
+        ]

@@ -1,0 +1,411 @@
+r"""Payment rules (section 3): the registry, and the affine-maximizer payment of eq. (1).
+
+A payment rule charges each group for the reports of all (section 3). Each rule is a frozen
+:class:`PaymentRule` of pure functions, kept in :data:`PAYMENT_RULES` (the pattern of
+:mod:`~rlhf_mech.core._divergences`): a new rule is one entry plus its functions, and no
+caller branches on a rule's name.
+
+============================  ======================================================  =========
+rule                          p_i                                                     paper
+============================  ======================================================  =========
+``none``                      0                                                       Thm 4.2
+``affine_maximizer``          max_pi ASW_-i(pi) - ASW_-i(psi(reports))                eq. (1)
+============================  ======================================================  =========
+
+``ASW_{-i}(pi) = sum_{j != i} w_j <pi, rm_j> + <pi, offset> - D_f(pi || pi_init)`` on the
+*reports*. The first term of eq. (1) is the optimal value of the training problem without
+group ``i`` (a leave-one-out solve); the second is ``OBJ(pi*) - w_i <pi*, rm_i>``, the
+objective at the fine-tuned model less group ``i``'s own term. :func:`affine_maximizer_payment`
+is that one equation; every caller (a profile, a batch of one group's deviations, the
+searches) evaluates it there. By Proposition 4.4 ``(psi, p^AFF)`` is DSIC and IR and
+``p_i >= 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rlhf_mech.core._numerics import rows_per_chunk, tile_shape
+from rlhf_mech.core._solver import CONVERGED, SolveResult
+
+if TYPE_CHECKING:
+    from rlhf_mech.core._mechanism import Mechanism, Profile
+
+Array = np.ndarray
+_TINY = np.finfo(float).tiny
+_EPS = np.finfo(float).eps
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """Payments of one profile of reports.
+
+    Attributes
+    ----------
+    payments : (n,) array, ``p_i``.
+    leave_one_out_values : (n,) array, the first term of eq. (1), ``max_pi ASW_{-i}(pi)``
+        (zeros for rule ``none``).
+    status : (n,) int array, the solver status of each leave-one-out problem
+        (:data:`~rlhf_mech.core.CONVERGED` where none was solved); a payment computed from a
+        problem that did not converge says so here.
+    rule : the payment rule's name.
+    """
+
+    payments: Array
+    leave_one_out_values: Array
+    status: Array
+    rule: str
+
+    @property
+    def converged(self) -> bool:
+        return bool(np.all(self.status == CONVERGED))
+
+
+@dataclass(frozen=True)
+class PaymentRule:
+    """One payment rule of the registry.
+
+    Attributes
+    ----------
+    name : canonical name used in game files and on the command line.
+    formula : ``p_i`` as text, for documentation and output.
+    reference : where the paper defines or discusses it.
+    charges : whether the rule ever charges (``False`` for ``none``: output leaves out the
+        payment rows that would all be 0).
+    dsic : whether a theorem makes the mechanism DSIC under this rule (Proposition 4.4),
+        so that an audit's search is a check of the theorem rather than the verdict.
+    nonnegative : whether payments are ``>= 0`` by a theorem (Proposition 4.4).
+    affine : whether ``p_i = first - ASW_{-i}(pi*)`` with a first term that group ``i``'s
+        report does not move (eq. 1), so that its utility is the true ASW at ``pi*`` less a
+        constant (the proof of Proposition 4.4): what a gradient of the utility uses.
+    profile_payments : ``(mechanism, reports, scores, solution) -> PaymentResult``: every
+        group's payment for one profile of reports, whose scores and training solution the
+        caller has.
+    others_optimum : ``(mechanism, others_scores (G, m)) -> (first (G,), status (G,))``: for
+        one group whose report varies while the others' are fixed, the part of its payment
+        that does not depend on its report (eq. 1's first term), from the others' scores
+        (with the offset), one value per game; zeros where the rule has none.
+    group_payments : ``(first (G, 1), objective (G, P), own (G, P)) -> (G, P)``: that group's
+        payment at each of its reports, from the training objective at the report's
+        fine-tuned model and its reported term ``w~ <pi, rm~>`` there.
+    """
+
+    name: str
+    formula: str
+    reference: str
+    charges: bool
+    dsic: bool
+    nonnegative: bool
+    affine: bool
+    profile_payments: Callable[[Mechanism, Profile, Array, SolveResult], PaymentResult]
+    others_optimum: Callable[[Mechanism, Array], tuple[Array, Array]]
+    group_payments: Callable[[Array, Array, Array], Array]
+
+
+def affine_maximizer_payment(first: Array, objective: Array, own: Array) -> Array:
+    r"""Eq. (1): ``p_i = max_pi ASW_{-i}(pi) - ASW_{-i}(psi(reports))``.
+
+    Parameters
+    ----------
+    first : ``max_pi ASW_{-i}(pi)``, the optimal value of the training problem without group
+        ``i`` (it does not depend on group ``i``'s report: what makes the rule DSIC).
+    objective : ``OBJ(pi*)``, the training objective at the fine-tuned model on the reports
+        (``sum_j w~_j <pi*, rm~_j> + <pi*, offset> - D_f(pi* || pi_init)``).
+    own : ``w~_i <pi*, rm~_i>``, group ``i``'s reported term at ``pi*``.
+
+    Returns
+    -------
+    ``first - (objective - own)``, broadcast; ``objective - own`` is ``ASW_{-i}(pi*)``.
+    """
+    return first - (objective - own)
+
+
+# --- none ------------------------------------------------------------------------------------
+
+
+def _no_profile_payments(
+    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
+) -> PaymentResult:
+    n = reports.n_groups
+    zeros = np.zeros(n)
+    return PaymentResult(zeros, zeros, np.full(n, CONVERGED), NONE.name)
+
+
+def _no_others_optimum(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
+    games = others_scores.shape[0]
+    return np.zeros(games), np.full(games, CONVERGED)
+
+
+def _no_group_payments(first: Array, objective: Array, own: Array) -> Array:
+    return np.zeros(np.shape(objective))
+
+
+# --- the affine maximizer --------------------------------------------------------------------
+
+
+def affine_maximizer_payments(
+    mechanism: Mechanism, reports: Profile, solution: SolveResult | None = None
+) -> PaymentResult:
+    r"""The affine-maximizer payment rule ``p^AFF`` (eq. 1) for one profile of reports.
+
+    Parameters
+    ----------
+    mechanism : the mechanism (its training rule, regulariser and outcome costs are used;
+        its payment rule is not consulted).
+    reports : the reported profile (rewards (n, m), sizes (n,)).
+    solution : the training rule's solution for ``mechanism.scores(reports)``, if computed.
+
+    Returns
+    -------
+    PaymentResult
+
+    Notes
+    -----
+    :func:`affine_maximizer_payment` with ``V_{-i}`` the optimal value of the scores
+    ``s - w_i rm_i`` (``s = mechanism.scores(reports)``), solved as batches of at most
+    :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` values (only values are formed, no
+    ``pi``). Proposition 4.4: DSIC, IR, ``p_i >= 0`` (up to rounding: a computed payment may
+    be -1e-16; it is reported as computed).
+
+    For KL (a divergence with ``gibbs_form``) the leave-one-out maximiser is ``pi*`` tilted by
+    ``exp(-w_i rm_i / lambda)``, so (Donsker-Varadhan) ``V_{-i} - V = lambda log E_{pi*}
+    exp(-w_i rm_i / lambda)`` and eq. (1) reads
+
+        p_i = lambda log E_{pi*} exp(-w_i (rm_i - c_i) / lambda),   c_i = <pi*, rm_i>,
+
+    a centred cumulant that is >= 0 by Jensen. All n payments then cost one pass over the
+    rewards with one exponential per entry and no leave-one-out solve. The pass evaluates
+    ``lambda log E exp(-w_i rm_i / lambda) + w_i c_i``; where that may have lost digits (a
+    payment small next to lambda, when lambda is also large next to ``|V|``), the centred
+    form is evaluated with ``expm1``. Rows where the exponentials would overflow, or where
+    outcomes that ``pi*`` rounds to zero could matter, are solved directly instead.
+    """
+    scores = mechanism.scores(reports.rewards, reports.sizes)
+    if solution is None:
+        solution = mechanism.training_rule.solve_scores(mechanism, scores)
+    return _affine_profile_payments(mechanism, reports, scores, solution)
+
+
+def _affine_profile_payments(
+    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
+) -> PaymentResult:
+    rewards, weights = reports.rewards, reports.sizes
+    n = rewards.shape[0]
+    value = float(solution.value)
+    status = np.full(n, CONVERGED)
+    todo = np.arange(n)
+    loo = np.empty(n)
+    payments = np.empty(n)
+    if mechanism.divergence.gibbs_form:
+        loo, payments, ok = _gibbs_leave_one_out(rewards, weights, solution.pi, value, mechanism.lam)
+        todo = np.flatnonzero(~ok)
+    if todo.size:
+        loo[todo], status[todo] = _direct_leave_one_out(mechanism, reports, scores, todo)
+        own = weights[todo] * (rewards @ solution.pi)[todo]
+        payments[todo] = affine_maximizer_payment(loo[todo], value, own)
+    return PaymentResult(payments, loo, status, AFFINE_MAXIMIZER.name)
+
+
+def leave_one_out_blocks(reports: Profile, scores: Array, rows: Array):
+    """The score rows ``s - w_i rm_i`` of the groups ``rows``, in blocks of at most
+    :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` values.
+
+    Yields ``(k, block)``: the block holds the rows of ``rows[k : k + len(block)]``. The same
+    buffer is reused (and may be overwritten by the consumer) from one block to the next.
+    """
+    rewards, weights = reports.rewards, reports.sizes
+    m = rewards.shape[1]
+    step = rows_per_chunk(m)
+    buf = np.empty((min(step, rows.size), m))
+    for k in range(0, rows.size, step):
+        idx = rows[k : k + step]
+        block = slice(int(idx[0]), int(idx[-1]) + 1) if int(idx[-1]) - int(idx[0]) + 1 == idx.size else idx
+        out = buf[: idx.size]
+        np.multiply(weights[block, None], rewards[block], out=out)
+        np.subtract(scores, out, out=out)
+        yield k, out
+
+
+def _direct_leave_one_out(
+    mechanism: Mechanism, reports: Profile, scores: Array, rows: Array
+) -> tuple[Array, Array]:
+    """Optimal values and statuses of the rows ``s - w_i rm_i``, ``i`` in ``rows``."""
+    values = np.empty(rows.size)
+    status = np.empty(rows.size, dtype=int)
+    for k, block in leave_one_out_blocks(reports, scores, rows):
+        part = slice(k, k + block.shape[0])
+        values[part], status[part] = mechanism.training_rule.optimal_values(mechanism, block)
+    return values, status
+
+
+def _affine_others_optimum(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
+    """The deviating group's first term of eq. (1) is the optimal value of the others' scores
+    alone: one solve per game, whatever the group reports."""
+    games, m = others_scores.shape
+    first = np.zeros(games)
+    status = np.empty(games, dtype=int)
+    step = rows_per_chunk(m)
+    for start in range(0, games, step):
+        block = slice(start, min(games, start + step))
+        first[block], status[block] = mechanism.training_rule.optimal_values(
+            mechanism, others_scores[block].copy()
+        )
+    return first, status
+
+
+#: Where the centred payment ``p_i`` is below ``lambda`` times this (and lambda exceeds the
+#: scale of the values), it is re-evaluated from ``expm1`` of the centred exponents.
+_SMALL_PAYMENT = 0.125
+
+
+def _gibbs_leave_one_out(
+    rewards: Array, weights: Array, pi: Array, value: float, lam: float
+) -> tuple[Array, Array, Array]:
+    """``(V_{-i}, p_i, ok)`` for a Gibbs-form (KL) maximiser ``pi`` with optimal value ``value``.
+
+    Pass 1, over tiles of the rewards: ``c_i = E_pi rm_i`` and
+    ``T_i = E_pi exp(k_i rm_i)``, ``k_i = -w_i / lambda``; then ``V_{-i} = V + lambda log T_i``
+    and ``p_i = lambda log T_i + w_i c_i``. Pass 2, for the rows where that sum may have lost
+    digits or fell outside the normal range: ``p_i = lambda log1p(E_pi expm1(k_i (rm_i - c_i)))``
+    (the argument is >= 0 by Jensen, so nothing cancels in ``log1p``). ``ok`` is False where
+    neither pass is exact (overflow, or probability lost to underflow in ``pi`` that the
+    exponentials could scale back up); those rows must be solved directly.
+    """
+    m = rewards.shape[1]
+    total = float(pi.sum())
+    k = -weights / lam
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        means, sums = _tilted_sums(rewards, k, pi)
+        means /= total
+        log_tilt = np.log(sums / total)  # (V_{-i} - V) / lambda
+        payments = lam * log_tilt + weights * means
+        loo = value + lam * log_tilt
+        # relative loss of the terms that underflowed (each below TINY) is at most m TINY / sums
+        ok = np.isfinite(sums) & (sums >= m * _TINY / _EPS**2) & np.isfinite(means)
+        underflow = bool(pi.min() < _TINY)
+        if underflow:  # outcomes with pi = 0: exp(k rm) must not be able to scale them back up
+            r_min, r_max = rewards.min(axis=1), rewards.max(axis=1)
+            e_max = np.maximum(k * r_min, k * r_max)
+            ok &= e_max - np.log(sums) <= np.log(_EPS**2 / (m * _TINY))
+        again = ~ok | ((payments < _SMALL_PAYMENT * lam) & (lam > np.abs(value) + np.abs(weights * means)))
+        again &= np.isfinite(means)
+        rows2 = np.flatnonzero(again)
+        if rows2.size:
+            x = _centred_expm1(rewards, k, means, pi, rows2)
+            x /= total
+            ok2 = np.isfinite(x) & (x > -1.0)
+            if underflow:
+                k2, c2 = k[rows2], means[rows2]
+                e_max2 = np.maximum(k2 * (r_min[rows2] - c2), k2 * (r_max[rows2] - c2))
+                ok2 &= e_max2 <= np.log(_EPS**2 / (m * _TINY))
+            use = rows2[ok2]
+            payments[use] = lam * np.log1p(x[ok2])
+            loo[use] = value + payments[use] - weights[use] * means[use]
+            ok[use] = True
+            ok[rows2[~ok2]] = False
+    return loo, payments, ok
+
+
+def _tilted_sums(rewards: Array, k: Array, pi: Array) -> tuple[Array, Array]:
+    """``(rewards @ pi, exp(k[:, None] * rewards) @ pi)`` in one pass over ``rewards``.
+
+    Tiles of at most :data:`~rlhf_mech._numerics.TILE_ELEMENTS` values: each is read
+    from memory once, and its exponentials stay in cache for the product that follows.
+    """
+    n, m = rewards.shape
+    rb, cb = tile_shape(m)
+    means = np.zeros(n)
+    sums = np.zeros(n)
+    if rb == 1:  # long rows: 1-D tiles, accumulated in order (the common, hot case)
+        pi_tiles = [pi[c0 : c0 + cb] for c0 in range(0, m, cb)]
+        buf = np.empty(cb)
+        outs = [buf[: p.size] for p in pi_tiles]
+        for i in range(n):
+            row, k_i = rewards[i], k[i]
+            mean = total = 0.0
+            for c0, p, out in zip(range(0, m, cb), pi_tiles, outs, strict=True):
+                block = row[c0 : c0 + cb]
+                mean += np.dot(block, p)
+                np.multiply(block, k_i, out=out)
+                total += np.dot(np.exp(out, out=out), p)
+            means[i] = mean
+            sums[i] = total
+        return means, sums
+    buf = np.empty((rb, m))
+    for r0 in range(0, n, rb):
+        rows = slice(r0, min(n, r0 + rb))
+        block = rewards[rows]
+        out = buf[: block.shape[0]]
+        means[rows] = block @ pi
+        np.multiply(block, k[rows, None], out=out)
+        sums[rows] = np.exp(out, out=out) @ pi
+    return means, sums
+
+
+def _centred_expm1(rewards: Array, k: Array, means: Array, pi: Array, rows: Array) -> Array:
+    """``sum_x pi_x expm1(k_i (rm_i(x) - c_i))`` for ``i`` in ``rows``."""
+    m = rewards.shape[1]
+    rb, cb = tile_shape(m)
+    x = np.zeros(rows.size)
+    for j in range(0, rows.size, rb):
+        idx = rows[j : j + rb]
+        part = slice(j, j + idx.size)
+        for c0 in range(0, m, cb):
+            cols = slice(c0, min(m, c0 + cb))
+            y = rewards[idx, cols] - means[idx, None]
+            y *= k[idx, None]
+            np.expm1(y, out=y)
+            x[part] += y @ pi[cols]
+    return x
+
+
+NONE = PaymentRule(
+    name="none",
+    formula="p_i = 0",
+    reference="Theorem 4.2 (no payment: misreports pay off)",
+    charges=False,
+    dsic=False,
+    nonnegative=True,
+    affine=False,
+    profile_payments=_no_profile_payments,
+    others_optimum=_no_others_optimum,
+    group_payments=_no_group_payments,
+)
+AFFINE_MAXIMIZER = PaymentRule(
+    name="affine_maximizer",
+    formula="p_i = max_pi ASW_-i(pi) - ASW_-i(psi(reports))",
+    reference="eq. (1); DSIC, IR and p >= 0 by Proposition 4.4",
+    charges=True,
+    dsic=True,
+    nonnegative=True,
+    affine=True,
+    profile_payments=_affine_profile_payments,
+    others_optimum=_affine_others_optimum,
+    group_payments=affine_maximizer_payment,
+)
+
+#: Every payment rule, in documentation order.
+ALL_PAYMENT_RULES: tuple[PaymentRule, ...] = (NONE, AFFINE_MAXIMIZER)
+#: Canonical name -> payment rule.
+PAYMENT_RULES: dict[str, PaymentRule] = {rule.name: rule for rule in ALL_PAYMENT_RULES}
+
+
+def get_payment_rule(name: str | PaymentRule) -> PaymentRule:
+    """Look a payment rule up by name; a :class:`PaymentRule` is returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        for an unknown name, listing the valid ones.
+    """
+    if isinstance(name, PaymentRule):
+        return name
+    try:
+        return PAYMENT_RULES[name]
+    except KeyError:
+        valid = ", ".join(PAYMENT_RULES)
+        raise ValueError(f"unknown payment rule {name!r}; expected one of {valid}") from None

@@ -1,0 +1,102 @@
+r"""Training rules ``psi`` (section 3): the registry.
+
+A training rule maps a profile of reports to the fine-tuned distribution. Each rule is a
+frozen :class:`TrainingRule` of pure functions, kept in :data:`TRAINING_RULES` (the pattern of
+:mod:`~rlhf_mech.core._divergences`): a new rule is one entry plus its functions.
+
+==========  ==================================================================  ==============
+rule        psi(reports)                                                        paper
+==========  ==================================================================  ==============
+``sw_max``  argmax_pi sum_i w_i <pi, rm_i> + <pi, offset> - D_f(pi || pi_init)  Definition 4.1
+==========  ==================================================================  ==============
+
+SW-Max sees a profile only through its scores ``s = sum_i w_i rm_i + offset``
+(:meth:`~rlhf_mech.core.Mechanism.scores`), so its functions take score rows; the solver is
+:func:`~rlhf_mech.core.solve_sw_max` with the mechanism's divergence and lambda.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rlhf_mech.core._solver import SolveResult, kkt_residual, optimal_values, solve_sw_max
+
+if TYPE_CHECKING:
+    from rlhf_mech.core._mechanism import Mechanism
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainingRule:
+    """One training rule of the registry.
+
+    Attributes
+    ----------
+    name : canonical name used in game files.
+    objective : the training objective as text, for documentation and output.
+    reference : where the paper defines it.
+    solve_scores : ``(mechanism, scores (..., m)) -> SolveResult``: the fine-tuned distribution
+        of each row of scores.
+    optimal_values : ``(mechanism, scores (B, m)) -> (values (B,), status (B,))``: the optimal
+        objective alone (no ``pi`` is formed), for the leave-one-out problems of eq. (1);
+        ``scores`` is scratch space and is overwritten.
+    kkt_residual : ``(mechanism, solution, scores) -> (...,)``: the relative violation of the
+        optimality conditions at a solution (0 for an exact optimum, to rounding).
+    """
+
+    name: str
+    objective: str
+    reference: str
+    solve_scores: Callable[[Mechanism, Array], SolveResult]
+    optimal_values: Callable[[Mechanism, Array], tuple[Array, Array]]
+    kkt_residual: Callable[[Mechanism, SolveResult, Array], Array]
+
+
+def _sw_max_solve(mechanism: Mechanism, scores: Array) -> SolveResult:
+    return solve_sw_max(scores, mechanism.pi_init, mechanism.divergence, mechanism.lam)
+
+
+def _sw_max_values(mechanism: Mechanism, scores: Array) -> tuple[Array, Array]:
+    values, status, _ = optimal_values(scores, mechanism.pi_init, mechanism.divergence, mechanism.lam)
+    return values, status
+
+
+def _sw_max_kkt(mechanism: Mechanism, solution: SolveResult, scores: Array) -> Array:
+    return kkt_residual(solution, scores, mechanism.pi_init, mechanism.divergence, mechanism.lam)
+
+
+SW_MAX = TrainingRule(
+    name="sw_max",
+    objective="sum_i w_i v_i(pi) - D_f(pi || pi_init)",
+    reference="Definition 4.1",
+    solve_scores=_sw_max_solve,
+    optimal_values=_sw_max_values,
+    kkt_residual=_sw_max_kkt,
+)
+
+#: Every training rule, in documentation order.
+ALL_TRAINING_RULES: tuple[TrainingRule, ...] = (SW_MAX,)
+#: Canonical name -> training rule.
+TRAINING_RULES: dict[str, TrainingRule] = {rule.name: rule for rule in ALL_TRAINING_RULES}
+
+
+def get_training_rule(name: str | TrainingRule) -> TrainingRule:
+    """Look a training rule up by name; a :class:`TrainingRule` is returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        for an unknown name, listing the valid ones.
+    """
+    if isinstance(name, TrainingRule):
+        return name
+    try:
+        return TRAINING_RULES[name]
+    except KeyError:
+        valid = ", ".join(TRAINING_RULES)
+        raise ValueError(f"unknown training rule {name!r}; expected one of {valid}") from None

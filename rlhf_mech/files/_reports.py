@@ -1,0 +1,47 @@
+"""A reported reward vector given on the command line: a comma list or a ``.csv``/``.npy`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rlhf_mech.core import Game
+from rlhf_mech.errors import RlhfMechError
+
+Array = np.ndarray
+
+
+def read_reward(text: str, game: Game, option: str = "--report-reward") -> Array:
+    """A reported reward for ``game``: ``m`` comma-separated numbers, or a file of them.
+
+    Raises
+    ------
+    RlhfMechError
+        naming ``option``: unreadable, not ``m`` finite numbers, or outside the game's reward
+        domain (section 2: ``rm >= 0`` and the normalisation, within 1e-9).
+    """
+    path = Path(text)
+    if path.suffix in (".csv", ".npy"):
+        try:
+            values = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
+        except (OSError, ValueError) as exc:
+            raise RlhfMechError(f"{option}: cannot read {text}: {exc}") from None
+        values = np.asarray(values, dtype=float).reshape(-1)
+    else:
+        try:
+            values = np.array([float(part) for part in text.split(",")])
+        except ValueError:
+            raise RlhfMechError(
+                f"{option}: cannot read {text!r}; expected a comma list of rewards or a .csv/.npy file"
+            ) from None
+    if values.shape != (game.n_outcomes,):
+        raise RlhfMechError(
+            f"{option}: expected {game.n_outcomes} rewards (one per outcome), got {values.size}"
+        )
+    if not np.all(np.isfinite(values)):
+        raise RlhfMechError(f"{option}: rewards must be finite numbers")
+    problem = game.normalization.violation(values, game.outcomes)
+    if problem is not None:
+        raise RlhfMechError(f"{option}: {problem}")
+    return values
