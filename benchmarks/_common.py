@@ -48,12 +48,12 @@ def make_problem(n: int, m: int, lam: float = 1.0, seed: int = 0) -> Problem:
 
 def mechanism(problem: Problem, divergence: str):
     """Solve + affine-maximizer payments for truthful reports (what the benchmarks time)."""
-    from rlhf_mech.payments import affine_maximizer_payments
-    from rlhf_mech.solver import solve_sw_max
+    from rlhf_mech.core import Mechanism, Profile, affine_maximizer_payments, solve_sw_max
 
     p = problem
     solution = solve_sw_max(p.sizes @ p.rewards, p.pi_init, divergence, p.lam)
-    payment = affine_maximizer_payments(p.rewards, p.sizes, p.pi_init, divergence, p.lam, solution=solution)
+    mechanism = Mechanism(p.pi_init, divergence, p.lam)
+    payment = affine_maximizer_payments(mechanism, Profile(p.rewards, p.sizes), solution=solution)
     return solution, payment
 
 
@@ -97,7 +97,7 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, {bench!r})
 from _common import _status_kib, make_problem, mechanism
-import rlhf_mech
+import rlhf_mech.analysis, rlhf_mech.files  # loaded lazily: load the package before the baseline
 base = _status_kib("VmRSS")  # interpreter + numpy + rlhf_mech
 p = make_problem({n}, {m}, {lam}, {seed})
 try:

@@ -29,7 +29,7 @@ import numpy as np
 from _common import machine, result_line
 from cases import PI_INIT_FAMILIES, random_multiplier_problem
 
-from rlhf_mech.solver import kkt_residual, solve_sw_max
+from rlhf_mech.core import kkt_residual, solve_sw_max
 
 NEWTON = ("chi2", "hellinger", "reverse_kl", "js")
 #: A solve whose KKT residual exceeds this counts as a failure (relative to max(1, |y|)).

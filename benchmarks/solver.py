@@ -29,8 +29,8 @@ import argparse
 
 from _common import floor_functions, interleaved_best, machine, make_problem, mechanism, peak_rss, result_line
 
-import rlhf_mech.payments as payments_module
-from rlhf_mech.divergences import get_divergence
+import rlhf_mech.core._training as training_module
+from rlhf_mech.core import get_divergence
 
 ALL = ("kl", "tv", "chi2", "hellinger", "reverse_kl", "js", "none")
 
@@ -38,18 +38,18 @@ ALL = ("kl", "tv", "chi2", "hellinger", "reverse_kl", "js", "none")
 def leave_one_out_passes(problem, divergence: str) -> int:
     """Most Newton iterations any leave-one-out problem of one mechanism run took."""
     seen: list[int] = [0]
-    original = payments_module.optimal_values
+    original = training_module.optimal_values
 
     def counting(*args, **kwargs):
         result = original(*args, **kwargs)
         seen.append(int(result[2]))
         return result
 
-    payments_module.optimal_values = counting
+    training_module.optimal_values = counting  # what the SW-Max rule's leave-one-out values call
     try:
         mechanism(problem, divergence)
     finally:
-        payments_module.optimal_values = original
+        training_module.optimal_values = original
     return max(seen)
 
 
@@ -101,17 +101,19 @@ def main() -> None:
         if rss is not None:
             fields[f"{name}_peak_rss_ratio"] = rss
     if "kl" in names:
-        # the same through mechanism.mechanism_outcome, which also values pi on the true types
+        # the same through the kernel's outcome(), which also values pi on the true types
         # (one more R @ pi) and checks the KKT residual of the solve
-        from rlhf_mech.mechanism import mechanism_outcome
+        from rlhf_mech.core import Mechanism, Profile
+        from rlhf_mech.core import outcome as mechanism_outcome
 
-        r, w = problem.rewards, problem.sizes
-        outcome = lambda: mechanism_outcome(r, w, r, w, problem.pi_init, "kl", args.lam)  # noqa: E731
+        truth = Profile(problem.rewards, problem.sizes)
+        kl = Mechanism(problem.pi_init, "kl", args.lam)
+        outcome = lambda: mechanism_outcome(kl, truth, truth)  # noqa: E731
         times = interleaved_best({**floors, "outcome": outcome}, repeat)
         ratio, ratio_pre = times["outcome"] / times["floor"], times["outcome"] / times["floor_prealloc"]
         row = ("kl*", times["outcome"], ratio, ratio_pre, 0, 0, "")
         print("{:<11} {:>8.4f} {:>7.2f} {:>9.2f} {:>8d} {:>4d} {:>10}".format(*row))
-        print("kl*: mechanism_outcome (solve, payments, valuations on the true types, KKT residual)")
+        print("kl*: rlhf_mech.core.outcome (solve, payments, valuations on the true types, KKT residual)")
         fields["kl_outcome_ratio_to_floor"] = ratio
         fields["kl_outcome_ratio_to_floor_prealloc"] = ratio_pre
     print(f"floor (np.exp of (n+1) x m + w @ R): {floor:.4f} s; with a preallocated result: {prealloc:.4f} s")

@@ -1,8 +1,8 @@
-"""Benchmark: a batched beta sweep against separate ``mechanism_outcome`` calls.
+"""Benchmark: a batched beta sweep against separate ``rlhf_mech.core.outcome`` calls.
 
 A game with 10^4 outcomes and 8 groups (KL, lambda 1e-3, random pi_init); group 0 sweeps
 Strategy 2 (beta) over 1,000 points in [0, 3] (truth included). The same 1,000 profiles are
-then evaluated with one :func:`rlhf_mech.mechanism.mechanism_outcome` call each (the
+then evaluated with one :func:`rlhf_mech.core.outcome` call each (the
 reference the tests use point by point), in the same run. The goal of issue #3: the sweep
 costs at most 5% of the separate calls.
 
@@ -23,10 +23,8 @@ import time
 
 import numpy as np
 
-from rlhf_mech.game import Game
-from rlhf_mech.mechanism import mechanism_outcome
-from rlhf_mech.strategies import mixing_misreports, others_reward
-from rlhf_mech.sweep import sweep
+from rlhf_mech.analysis import mixing_misreports, others_reward, sweep
+from rlhf_mech.core import Game, Mechanism, Normalization, Profile, outcome
 
 
 def make_game(groups: int, outcomes: int, seed: int = 0) -> Game:
@@ -38,40 +36,25 @@ def make_game(groups: int, outcomes: int, seed: int = 0) -> Game:
     return Game(
         name=f"random-{groups}x{outcomes}",
         outcomes=tuple(f"x{j}" for j in range(outcomes)),
-        pi_init=rng.dirichlet(np.ones(outcomes)),
-        normalization="sum",
-        divergence="kl",
-        lam=1e-3,
-        payment_rule="affine_maximizer",
         group_names=tuple(f"g{i}" for i in range(groups)),
-        rewards=rewards,
-        sizes=sizes,
-        reported_rewards=rewards,
-        reported_sizes=sizes,
+        mechanism=Mechanism(rng.dirichlet(np.ones(outcomes)), "kl", 1e-3),
+        normalization=Normalization.SUM,
+        truth=Profile(rewards, sizes),
+        reports=Profile(rewards, sizes),
     )
 
 
 def separate_calls(game: Game, group: int, betas: np.ndarray) -> tuple[float, np.ndarray]:
-    """One report and one ``mechanism_outcome`` per point; returns (seconds, utilities)."""
+    """One report and one ``outcome`` call per point; returns (seconds, utilities)."""
     utilities = np.empty(betas.size)
     start = time.perf_counter()
-    others = others_reward(game.reported_rewards, game.reported_sizes, group)
+    truth, reports = game.truth, game.reports
+    others = others_reward(reports.rewards, reports.sizes, group)
     for k, beta in enumerate(betas):
-        report = mixing_misreports(game.rewards[group], game.sizes[group], others, [beta], game.normalization)
-        rewards = game.reported_rewards.copy()
-        rewards[group] = report.rewards[0]
-        outcome = mechanism_outcome(
-            game.rewards,
-            game.sizes,
-            rewards,
-            game.reported_sizes,
-            game.pi_init,
-            game.divergence,
-            game.lam,
-            game.payment_rule,
-            game.score_offset,
-        )
-        utilities[k] = outcome.utilities[group]
+        own_reward, own_size = truth.rewards[group], truth.sizes[group]
+        report = mixing_misreports(own_reward, own_size, others, [beta], game.normalization)
+        point = reports.with_report(group, report.rewards[0], float(reports.sizes[group]))
+        utilities[k] = outcome(game.mechanism, truth, point).utilities[group]
     return time.perf_counter() - start, utilities
 
 
@@ -79,7 +62,7 @@ def tune_malloc() -> bool:
     """Stop glibc from returning freed blocks to the OS (and page-faulting them back in).
 
     By default glibc mmaps blocks above a threshold that adapts to what was freed before, and
-    trims the heap top; the 8-row leave-one-out temporaries of ``mechanism_outcome`` at
+    trims the heap top; the 8-row leave-one-out temporaries of ``outcome`` at
     m = 10^4 (640 KB) then cost fresh page faults on most calls, which makes the separate
     calls 2-3x slower depending on what ran earlier in the process. With fixed thresholds both
     sides are measured on compute. Returns whether it worked (glibc only).
@@ -122,9 +105,10 @@ def main() -> None:
     sweep_s, separate_s = min(sweep_times), min(separate_times)
     error = float(np.max(np.abs(utilities - result.utilities)))
     ratio = sweep_s / separate_s
-    print(f"game: {args.groups} groups x {args.outcomes} outcomes, KL lambda {game.lam}; malloc {malloc}")
+    lam = game.mechanism.lam
+    print(f"game: {args.groups} groups x {args.outcomes} outcomes, KL lambda {lam}; malloc {malloc}")
     print(f"beta sweep, {result.parameters.size} points (batched): {sweep_s:.3f} s")
-    print(f"{result.parameters.size} separate mechanism_outcome calls: {separate_s:.3f} s")
+    print(f"{result.parameters.size} separate outcome calls: {separate_s:.3f} s")
     median = float(np.median(sweep_times) / np.median(separate_times))
     print(f"(best of {args.repeat} alternating runs; median ratio {median:.4f})")
     print(f"sweep runs: {_seconds(sweep_times)}; separate runs: {_seconds(separate_times)}")

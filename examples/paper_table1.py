@@ -8,7 +8,7 @@ truthfully, and the affine-maximizer payment (eq. 1) is charged. The table gives
 standard deviation over ``--samples`` games of the change in group 1's valuation (x1e2) and
 utility (x1e4) against truthful reporting, beside the paper's numbers.
 
-All games and all epsilons are one batch (:func:`rlhf_mech.sweep.deviation_outcomes`, which
+All games and all epsilons are one batch (:meth:`rlhf_mech.core.Deviation.outcomes`, which
 solves the score rows in cache-sized blocks; the games are drawn in chunks of at most
 2^22 values): 100,000 samples take seconds.
 
@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rlhf_mech._numerics import CHUNK_ELEMENTS
-from rlhf_mech.strategies import polarise_rewards
-from rlhf_mech.sweep import deviation_outcomes
+from rlhf_mech.analysis import polarise_rewards
+from rlhf_mech.core import CHUNK_ELEMENTS, Mechanism, Normalization, Profile, deviation
 
 EPSILONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 DEFAULT_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper_table1.csv"
@@ -55,7 +54,7 @@ def table1(
     """
     rng = np.random.default_rng(seed)
     eps = np.array((0.0, *epsilons))  # eps = 0: truth, the reference of every change
-    pi_init = np.full(outcomes, 1.0 / outcomes)
+    mechanism = Mechanism(np.full(outcomes, 1.0 / outcomes), "kl", lam)
     per_chunk = max(1, CHUNK_ELEMENTS // (eps.size * outcomes))
     changes: dict[str, list[np.ndarray]] = {"valuation": [], "group_valuation": [], "utility": []}
     for start in range(0, samples, per_chunk):
@@ -63,20 +62,10 @@ def table1(
         rewards = rng.random((count, groups, outcomes))
         rewards /= rewards.sum(axis=-1, keepdims=True)
         sizes = rng.integers(1, 11, (count, groups)).astype(float)
-        reports, _ = polarise_rewards(rewards[:, 0], eps, "sum")
-        out = deviation_outcomes(
-            rewards,
-            sizes,
-            rewards,
-            sizes,
-            0,
-            reports,
-            np.repeat(sizes[:, :1], eps.size, axis=1),
-            pi_init,
-            "kl",
-            lam,
-            "affine_maximizer",
-            keep_distributions=False,
+        reports, _ = polarise_rewards(rewards[:, 0], eps, Normalization.SUM)
+        truth = Profile(rewards, sizes)
+        out = deviation(mechanism, truth, truth, 0).outcomes(
+            reports, np.repeat(sizes[:, :1], eps.size, axis=1), keep_distributions=False
         )
         for key, values in (
             ("valuation", out.valuations),

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rlhf_mech.core import AFFINE_MAXIMIZER, Game, Mechanism, Normalization, PaymentRule, Profile
+
 Array = np.ndarray
 
 E = math.e
@@ -833,21 +835,20 @@ def random_pi_init(rng: np.random.Generator, m: int) -> Array:
     return rng.dirichlet(np.ones(m))
 
 
-def random_rewards(rng: np.random.Generator, n: int, m: int, normalization: str) -> Array:
+def random_rewards(rng: np.random.Generator, n: int, m: int, normalization: str | Normalization) -> Array:
     """``n`` reward models valid for ``normalization`` (section 2): non-negative, sum or max 1.
 
     Every third row or so has exact zeros, to visit the boundary of the reward domain.
     """
+    norm = Normalization(normalization)
+    if not norm.normalised:
+        raise ValueError(f"unknown normalization {normalization!r}")
     raw = rng.uniform(0.0, 1.0, size=(n, m))
     sparse = rng.uniform(size=n) < 0.3
     if m > 1:
         raw[sparse, rng.integers(0, m, size=int(sparse.sum()))] = 0.0
     raw[raw.max(axis=1) == 0.0, 0] = 1.0
-    if normalization == "sum":
-        return raw / raw.sum(axis=1, keepdims=True)
-    if normalization == "max":
-        return raw / raw.max(axis=1, keepdims=True)
-    raise ValueError(f"unknown normalization {normalization!r}")
+    return norm.normalise(raw)
 
 
 @dataclass(frozen=True)
@@ -859,7 +860,30 @@ class RandomGame:
     pi_init: Array
     lam: float
     max_size: float
-    normalization: str
+    normalization: Normalization
+
+    @property
+    def truth(self) -> Profile:
+        """The true types ``(rm_i, w_i)`` as a :class:`~rlhf_mech.core.Profile`."""
+        return Profile(self.rewards, self.sizes)
+
+    def mechanism(self, divergence: str, payment_rule: str | PaymentRule = AFFINE_MAXIMIZER) -> Mechanism:
+        """SW-Max with ``divergence`` and this game's lambda and pi_init, under ``payment_rule``."""
+        return Mechanism(self.pi_init, divergence, self.lam, payment_rule=payment_rule)
+
+    def game(self, divergence: str, payment_rule: str | PaymentRule = AFFINE_MAXIMIZER) -> Game:
+        """This game as a :class:`~rlhf_mech.core.Game` (truthful reports), for sweeps."""
+        n, m = self.rewards.shape
+        return Game(
+            name="random",
+            outcomes=tuple(f"x{j}" for j in range(m)),
+            group_names=tuple(f"g{i}" for i in range(n)),
+            mechanism=self.mechanism(divergence, payment_rule),
+            normalization=self.normalization,
+            truth=self.truth,
+            reports=self.truth,
+            max_size=self.max_size,
+        )
 
 
 def random_game(
@@ -868,13 +892,13 @@ def random_game(
     max_groups: int = 4,
     max_outcomes: int = 6,
     log10_lambda: tuple[float, float] = (-3.0, 3.0),
-    normalization: str | None = None,
+    normalization: str | Normalization | None = None,
 ) -> RandomGame:
     """A game with 1..max_groups groups (at least 2 when possible), 2..max_outcomes outcomes,
     integer sizes in [1, max_size], lambda log-uniform over ``10**log10_lambda``."""
     n = int(rng.integers(2, max_groups + 1))
     m = int(rng.integers(2, max_outcomes + 1))
-    norm = normalization or str(rng.choice(["sum", "max"]))
+    norm = Normalization(normalization or str(rng.choice(["sum", "max"])))
     max_size = float(rng.integers(1, 11))
     sizes = rng.integers(1, int(max_size) + 1, size=n).astype(float)
     return RandomGame(

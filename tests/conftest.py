@@ -1,4 +1,8 @@
-"""Shared fixtures: every divergence gets every test; terminal output is stable.
+"""Shared fixtures: every registry entry gets every test; terminal output is stable.
+
+The registry fixtures (``divergence``, ``payment_rule``, ``training_rule``,
+``normalization``) run a test once per entry, so a new divergence, payment rule, training
+rule or file normalisation gets every test that asks for one.
 
 The Rich consoles of :mod:`rlhf_mech.cli` are built when that module is imported, and read
 ``COLUMNS`` then, so width and colour are fixed here, before any test module imports it,
@@ -19,7 +23,13 @@ os.environ.update(_TERMINAL)
 for _name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
     os.environ.pop(_name, None)
 
-from rlhf_mech.divergences import DIVERGENCES  # noqa: E402
+from rlhf_mech.core import (  # noqa: E402
+    DIVERGENCES,
+    FILE_NORMALIZATIONS,
+    PAYMENT_RULES,
+    TRAINING_RULES,
+    Normalization,
+)
 
 #: Every registered divergence (the registry fixture of scipy's ``test_distance.py``).
 DIVERGENCE_NAMES: tuple[str, ...] = tuple(DIVERGENCES)
@@ -37,6 +47,12 @@ REGULARISING_DIVERGENCES: tuple[str, ...] = tuple(n for n in DIVERGENCES if n !=
 FULL_SUPPORT_DIVERGENCES: tuple[str, ...] = tuple(
     n for n, d in DIVERGENCES.items() if d.g_prime_at_zero == -np.inf
 )
+#: Every registered payment rule (section 3), by name.
+PAYMENT_RULE_NAMES: tuple[str, ...] = tuple(PAYMENT_RULES)
+#: Every registered training rule (section 3), by name.
+TRAINING_RULE_NAMES: tuple[str, ...] = tuple(TRAINING_RULES)
+#: The normalisations a core game file may declare (section 2).
+FILE_NORMALIZATION_NAMES: tuple[str, ...] = tuple(n.value for n in FILE_NORMALIZATIONS)
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +67,24 @@ def _stable_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 def divergence(request: pytest.FixtureRequest) -> str:
     """Each divergence of the registry in turn, so a new entry gets every test."""
     return request.param
+
+
+@pytest.fixture(params=PAYMENT_RULE_NAMES)
+def payment_rule(request: pytest.FixtureRequest) -> str:
+    """Each payment rule of the registry in turn, so a new entry gets every test."""
+    return request.param
+
+
+@pytest.fixture(params=TRAINING_RULE_NAMES)
+def training_rule(request: pytest.FixtureRequest) -> str:
+    """Each training rule of the registry in turn, so a new entry gets every test."""
+    return request.param
+
+
+@pytest.fixture(params=FILE_NORMALIZATION_NAMES)
+def normalization(request: pytest.FixtureRequest) -> Normalization:
+    """Each normalisation a game file may declare (``sum``, ``max``), as its member."""
+    return Normalization(request.param)
 
 
 @pytest.fixture(params=NEWTON_DIVERGENCES)

@@ -1,26 +1,35 @@
-"""Tests of rlhf_mech.audit (issue #4): the best-response search and the incentive checks."""
+"""Tests of rlhf_mech.analysis's audit (issue #4): the best-response search and the incentive checks."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from cases import random_game
+from typer.testing import CliRunner
 
-from rlhf_mech.audit import AuditOptions, audit_game, group_seed, run_audits, summarise
-from rlhf_mech.counterexample import save_counterexamples, write_counterexample
-from rlhf_mech.game import Expectations, Game
-from rlhf_mech.mechanism import solve
-from rlhf_mech.misreport_search import (
+from rlhf_mech.analysis import (
+    AuditOptions,
     ReportSpace,
-    _Objective,
+    audit_game,
     evaluations_for,
+    group_seed,
     noisy_search,
     predict_no_payment_gain,
+    run_audits,
     search_misreports,
+    summarise,
 )
-from rlhf_mech.spec import load_game
+
+# The search's objective (its batched gains and their gradient) has no public name; these
+# two tests reach it in the analysis layer's private module.
+from rlhf_mech.analysis._search import _Objective
+from rlhf_mech.cli import app
+from rlhf_mech.core import Expectations, Game, Mechanism, Profile, solve
+from rlhf_mech.files import load_game, save_counterexamples, write_counterexample
 
 NO_PAYMENT_GAME = """\
 # Theorem 4.2's condition holds for both groups: min rm_i > 0 and two distinct values.
@@ -57,22 +66,37 @@ def make_game(
     rewards = np.asarray(rewards, dtype=float)
     sizes = np.asarray(sizes, dtype=float)
     n, m = rewards.shape
-    return Game(
-        name=name,
-        outcomes=tuple(f"x{j}" for j in range(m)),
+    mechanism = Mechanism(
         pi_init=np.full(m, 1.0 / m) if pi_init is None else np.asarray(pi_init, dtype=float),
-        normalization=normalization,
         divergence=divergence,
         lam=lam,
         payment_rule=payment_rule,
+    )
+    truth = Profile(rewards, sizes)
+    return Game(
+        name=name,
+        outcomes=tuple(f"x{j}" for j in range(m)),
         group_names=tuple(f"g{i}" for i in range(n)),
-        rewards=rewards,
-        sizes=sizes,
-        reported_rewards=rewards,
-        reported_sizes=sizes,
+        mechanism=mechanism,
+        normalization=normalization,
+        truth=truth,
+        reports=truth,
         max_size=max_size,
         expect=expect,
     )
+
+
+def objective_of(game: Game, i: int, rule: str) -> _Objective:
+    """The search's objective for group ``i`` of ``game`` under payment ``rule``."""
+    return _Objective(game, i, game.mechanism.with_payment_rule(rule), ReportSpace.of(game))
+
+
+def report_space(kind: str, size_bound: float, bound: float = 1.0) -> ReportSpace:
+    """The report space of rewards normalised by ``kind`` with sizes in ``[1, size_bound]``
+    and, for ``none``, entries in ``[0, bound]`` (``ReportSpace.of`` a one-group game: the
+    constructor takes the analysis layer's private domain record)."""
+    reward = {"sum": [0.5, 0.5], "max": [1.0, 0.0], "none": [bound, 0.0]}[kind]
+    return ReportSpace.of(make_game([reward], [1.0], normalization=kind, max_size=size_bound))
 
 
 def findings(audit, check):
@@ -84,7 +108,7 @@ def findings(audit, check):
 
 @pytest.mark.parametrize("kind", ["sum", "max", "none"])
 def test_projection_is_valid_exactly(kind, rng):
-    space = ReportSpace(kind, size_bound=5.0, bound=2.0)
+    space = report_space(kind, size_bound=5.0, bound=2.0)
     raw = rng.normal(size=(200, 7)) * rng.uniform(0.01, 10, size=(200, 1))
     raw[0] = -1.0  # nothing left after clipping: the constant reward
     projected = space.project(raw.copy())
@@ -94,7 +118,7 @@ def test_projection_is_valid_exactly(kind, rng):
 
 
 def test_projection_keeps_valid_rows():
-    space = ReportSpace("max", size_bound=3.0)
+    space = report_space("max", size_bound=3.0)
     row = np.array([[0.2, 1.0, 0.0, 0.5]])
     assert np.array_equal(space.project(row.copy()), row)
 
@@ -104,7 +128,7 @@ def test_projection_keeps_valid_rows():
 
 @pytest.mark.parametrize("rule", ["none", "affine_maximizer"])
 def test_gain_matches_the_mechanism(rule, rng):
-    """The batched gain equals u_i(report) - u_i(truth) of :func:`mechanism.solve`."""
+    """The batched gain equals u_i(report) - u_i(truth) of :func:`rlhf_mech.core.solve`."""
     g = random_game(rng, max_groups=3, max_outcomes=5, log10_lambda=(-1, 1))
     game = make_game(
         g.rewards,
@@ -116,15 +140,11 @@ def test_gain_matches_the_mechanism(rule, rng):
         max_size=g.max_size,
     )
     space = ReportSpace.of(game)
-    reports = space.sample(rng, 6, game.rewards[0])
+    reports = space.sample(rng, 6, game.truth.rewards[0])
     sizes = rng.uniform(1, space.size_bound, 6)
-    gains = _Objective(game, 0, rule)(reports, sizes)
+    gains = objective_of(game, 0, rule)(reports, sizes)
     for report, size, gain in zip(reports, sizes, gains, strict=True):
-        reported = game.rewards.copy()
-        reported[0] = report
-        reported_sizes = game.sizes.copy()
-        reported_sizes[0] = size
-        replay = Game(**{**game.__dict__, "reported_rewards": reported, "reported_sizes": reported_sizes})
+        replay = dataclasses.replace(game, reports=game.truth.with_report(0, report, size))
         assert solve(replay).gains[0] == pytest.approx(gain, abs=1e-12)
 
 
@@ -140,11 +160,10 @@ def test_gradient_matches_finite_differences(newton_divergence, rng):
             lam=g.lam,
             payment_rule=rule,
         )
-        objective = _Objective(game, 0, rule)
-        space = ReportSpace.of(game)
+        objective = objective_of(game, 0, rule)
         theta = rng.dirichlet(np.ones(game.n_outcomes) * 2)
         size = 2.5
-        d_theta, d_size = objective.gradient(space, theta, size)
+        d_theta, d_size = objective.gradient(theta, size)
         h = 1e-6
         eye = np.eye(theta.size)
         fd = (
@@ -165,7 +184,7 @@ def test_search_finds_the_no_payment_gain_of_theorem_4_2(write_game):
     result = search_misreports(game, 0, "none", 200, np.random.default_rng(0))
     assert result.best.gain > 0.1
     assert result.best_at_true_size.gain > 0
-    assert result.best_at_true_size.size == game.sizes[0]
+    assert result.best_at_true_size.size == game.truth.sizes[0]
     space = ReportSpace.of(game)
     assert space.contains(result.best.reward, result.best.size, tol=1e-12).all()
     assert result.evaluations <= 200
@@ -202,7 +221,7 @@ def test_affine_maximizer_passes_on_random_games(rng):
         failed = [
             f for f in audit.findings if f.check in ("dsic", "ir", "nonnegative_payments") and not f.passed
         ]
-        assert not failed, (k, game.divergence, failed)
+        assert not failed, (k, game.mechanism.divergence.name, failed)
         worst = max(worst, *(f.value for f in findings(audit, "dsic")))
     assert worst <= 1e-9
 
@@ -230,7 +249,7 @@ def test_prediction_cases():
     assert predict_no_payment_gain(kl, 0).predicted is False  # s_i = 1: truth optimal
     assert predict_no_payment_gain(kl, 1).theorem == "B.2"  # min rm = 0, t(x) != 0
     assert predict_no_payment_gain(kl, 2).theorem == "4.2"
-    tv = make_game(kl.rewards, kl.sizes, divergence="tv", payment_rule="none")
+    tv = make_game(kl.truth.rewards, kl.truth.sizes, divergence="tv", payment_rule="none")
     assert predict_no_payment_gain(tv, 2).predicted is False
 
 
@@ -243,7 +262,7 @@ def test_noisy_gain_stays_below_the_bound(rng):
         game = make_game(g.rewards, g.sizes, pi_init=g.pi_init, normalization=g.normalization, lam=g.lam)
         eps = 0.05
         result = noisy_search(game, 0, eps, 32, np.random.SeedSequence(k), 100)
-        assert result.bound == pytest.approx(2 * game.sizes[0] * eps)
+        assert result.bound == pytest.approx(2 * game.truth.sizes[0] * eps)
         assert result.gain <= result.bound
         assert result.max_sample_gain <= result.bound  # the proof holds per sample (common noise)
 
@@ -386,29 +405,28 @@ def test_candidate_games_are_searched_over_preferences():
     path = Path(__file__).parent.parent / "games" / "paper" / "table2.yaml"
     game = load_game(path)
     space = ReportSpace.of(game)
-    assert space.kind == "preference"
+    assert space.basis is not None  # the search moves preferences over the base reward models
     result = search_misreports(game, 1, "none", 60, np.random.default_rng(0))
     assert result.best.preference is not None
-    assert np.allclose(result.best.preference @ game.scores.T, result.best.reward)
+    assert np.allclose(result.best.preference @ game.report_basis.scores.T, result.best.reward)
     assert result.best.gain > 0
 
 
 def test_dask_backend_without_dask_says_what_to_install(write_game, monkeypatch):
+    # run_audits takes a connected client now; the command line connects it (--backend dask).
     import sys
 
-    from rlhf_mech.errors import RlhfMechError
-
     monkeypatch.setitem(sys.modules, "dask.distributed", None)  # import fails
-    game = load_game(write_game(NO_PAYMENT_GAME))
-    with pytest.raises(RlhfMechError, match=r"pip install 'rlhf-mech\[dask\]'"):
-        run_audits([game], AuditOptions(budget=10), backend="dask", scheduler="tcp://127.0.0.1:1")
+    path = write_game(NO_PAYMENT_GAME)
+    args = ["audit", str(path), "--budget", "10", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert re.search(r"pip install 'rlhf-mech\[dask\]'", result.stderr), result.stderr
 
 
 def test_candidate_game_counterexample_replays(tmp_path):
-    import dataclasses
-
     game = load_game(Path(__file__).parent.parent / "games" / "paper" / "table2.yaml")
-    unpaid = dataclasses.replace(game, payment_rule="none", expect=None)
+    unpaid = dataclasses.replace(game, mechanism=game.mechanism.with_payment_rule("none"), expect=None)
     audit = audit_game(unpaid, AuditOptions(budget=60))
     violations = [f for f in findings(audit, "dsic") if not f.holds]
     assert violations

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rlhf_mech import SpecError, load_game, mechanism_outcome, solve
-from rlhf_mech import game_writer as writer
-from rlhf_mech.candidates import (
-    CandidateGame,
-    build_candidate_game,
-    candidate_valuations,
-    leave_one_out_choices,
-    minmax_scale,
-    profile_choice,
-)
+from rlhf_mech import SpecError, core, load_game, solve
+from rlhf_mech import files as writer
+from rlhf_mech.analysis import mixing_misreports, others_reward
 from rlhf_mech.cli import app
-from rlhf_mech.strategies import mixing_misreports, others_reward
+from rlhf_mech.core import Game, Profile, candidate_game, minmax_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 #: copies of ../shared/data (tests/data/reference/README.md)
@@ -57,7 +52,7 @@ groups:
 """
 
 
-def _toy(**changes) -> CandidateGame:
+def _toy(**changes) -> Game:
     args = dict(
         name="toy",
         candidates=("a", "b", "c"),
@@ -72,12 +67,12 @@ def _toy(**changes) -> CandidateGame:
         sizes=np.array([3.0, 2.0]),
     )
     args.update(changes)
-    return build_candidate_game(**args)
+    return candidate_game(**args)
 
 
-def _brute_force(game: CandidateGame, reported_rewards: np.ndarray, reported_sizes: np.ndarray):
+def _brute_force(game: Game, reported_rewards: np.ndarray, reported_sizes: np.ndarray):
     """Chosen candidate, leave-one-out choices and payments by enumeration (eq. 1)."""
-    cost = game.lam * game.outcome_costs
+    cost = game.mechanism.lam * game.mechanism.outcome_costs
     totals = reported_sizes @ reported_rewards - cost
     chosen = int(np.argmax(totals))
     loo, payments = [], []
@@ -103,15 +98,15 @@ def test_minmax_scale_maps_each_reward_model_to_unit_interval():
 def test_constant_reward_model_is_noted():
     game = _toy(raw_scores=np.array([[1.0, 0.3], [0.0, 0.3], [0.6, 0.3]]), scale="minmax")
     assert game.notes == ("reward model 'harmless' scores every candidate the same; scaled to 0",)
-    np.testing.assert_array_equal(game.scores[:, 1], 0.0)
+    np.testing.assert_array_equal(game.report_basis.scores[:, 1], 0.0)
 
 
 def test_rewards_are_preference_combinations_of_scores():
     game = _toy()
-    np.testing.assert_allclose(game.rewards, [[0.8, 0.2, 0.6], [0.0, 1.0, 0.6]], rtol=0, atol=1e-15)
-    np.testing.assert_array_equal(game.rewards, candidate_valuations(game.preferences, game.scores))
-    np.testing.assert_array_equal(game.score_offset, [-0.0, -1.0, -0.2])
-    assert game.divergence == "none" and game.normalization == "none"
+    np.testing.assert_allclose(game.truth.rewards, [[0.8, 0.2, 0.6], [0.0, 1.0, 0.6]], rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(game.truth.rewards, game.report_basis.rewards(game.truth.preferences))
+    np.testing.assert_array_equal(game.mechanism.score_offset, [-0.0, -1.0, -0.2])
+    assert game.mechanism.divergence.name == "none" and game.normalization == "none"
 
 
 # --- the training rule and the payment --------------------------------------------------------
@@ -130,27 +125,17 @@ def test_ties_go_to_the_first_candidate_in_file_order():
     twins = _toy(raw_scores=np.array([[0.5, 0.5], [0.5, 0.5], [0.1, 0.1]]), divergences=np.zeros(3))
     outcome = solve(twins).truthful
     assert outcome.distribution.tolist() == [1.0, 0.0, 0.0]
-    assert leave_one_out_choices(twins.rewards, twins.sizes).tolist() == [0, 0]
+    assert outcome.leave_one_out_choices.tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0, 4.0])
 def test_payments_and_choices_match_enumeration(alpha):
     game = _toy()
-    sizes = game.sizes * np.array([alpha, 1.0])
-    outcome = mechanism_outcome(
-        game.rewards,
-        game.sizes,
-        game.rewards,
-        sizes,
-        game.pi_init,
-        "none",
-        game.lam,
-        score_offset=game.score_offset,
-    )
-    chosen, loo, payments = _brute_force(game, game.rewards, sizes)
-    choice = profile_choice(outcome.distribution, game.rewards, sizes, game.score_offset)
-    assert choice.chosen == chosen
-    assert choice.leave_one_out.tolist() == loo.tolist()
+    sizes = game.truth.sizes * np.array([alpha, 1.0])
+    outcome = core.outcome(game.mechanism, game.truth, Profile(game.truth.rewards, sizes))
+    chosen, loo, payments = _brute_force(game, game.truth.rewards, sizes)
+    assert outcome.chosen == chosen
+    assert outcome.leave_one_out_choices.tolist() == loo.tolist()
     np.testing.assert_allclose(outcome.payments, payments, rtol=0, atol=1e-12)
 
 
@@ -164,7 +149,7 @@ def candidate_games(draw):
     prefs = rng.uniform(0, 1, (n, k))
     prefs[rng.uniform(size=(n, k)) < 0.3] = 0.0
     prefs[np.arange(n), rng.integers(0, k, n)] += 0.1
-    game = build_candidate_game(
+    game = candidate_game(
         name="random",
         candidates=tuple(f"c{j}" for j in range(m)),
         reward_models=tuple(f"r{j}" for j in range(k)),
@@ -189,24 +174,25 @@ def test_affine_maximizer_is_dsic_and_ir_over_candidates(drawn):
     truthful = solve(game).truthful
     assert np.all(truthful.utilities >= -1e-12)
     assert np.all(truthful.payments >= -1e-12)
-    common = (game.pi_init, "none", game.lam, "affine_maximizer", game.score_offset)
+    basis = game.report_basis
     for _ in range(10):
         i = int(rng.integers(game.n_groups))
-        reported_rewards, reported_sizes = game.rewards.copy(), game.sizes.copy()
+        reported_rewards, reported_sizes = game.truth.rewards.copy(), game.truth.sizes.copy()
         reported_sizes[i] = rng.uniform(0.2, 12.0)
-        reported_rewards[i] = candidate_valuations(rng.uniform(0, 1, len(game.reward_models)), game.scores)
-        outcome = mechanism_outcome(game.rewards, game.sizes, reported_rewards, reported_sizes, *common)
+        reported_rewards[i] = basis.rewards(rng.uniform(0, 1, len(basis.reward_models)))
+        outcome = core.outcome(game.mechanism, game.truth, Profile(reported_rewards, reported_sizes))
         assert outcome.utilities[i] <= truthful.utilities[i] + 1e-9
 
 
 def test_mixing_misreports_are_preference_mixtures():
     # Valuations are linear in the preference, so Strategy 2 (beta <= 1) mixes preferences.
     game = _toy()
-    others = others_reward(game.rewards, game.sizes, 0)
+    truth = game.truth
+    others = others_reward(truth.rewards, truth.sizes, 0)
     betas = np.array([0.0, 0.3, 0.7, 1.0])
-    reports = mixing_misreports(game.rewards[0], game.sizes[0], others, betas, game.normalization)
-    mixed = betas[:, None] * game.preferences[0] + (1 - betas[:, None]) * game.preferences[1]
-    np.testing.assert_allclose(reports.rewards, candidate_valuations(mixed, game.scores), atol=1e-15)
+    reports = mixing_misreports(truth.rewards[0], truth.sizes[0], others, betas, game.normalization)
+    mixed = betas[:, None] * truth.preferences[0] + (1 - betas[:, None]) * truth.preferences[1]
+    np.testing.assert_allclose(reports.rewards, game.report_basis.rewards(mixed), atol=1e-15)
     assert not reports.adjusted.any()
 
 
@@ -218,11 +204,19 @@ def test_load_candidate_game(tmp_path):
     path.write_text(GAME)
     game = load_game(path)
     expected = _toy(reported_sizes=np.array([6.0, 2.0]), max_size=10.0)
-    assert isinstance(game, CandidateGame)
+    assert game.report_basis is not None  # a candidate-model game
     assert game.outcomes == ("a", "b", "c")
-    for field in ("rewards", "reported_rewards", "sizes", "reported_sizes", "outcome_costs", "preferences"):
-        np.testing.assert_array_equal(getattr(game, field), getattr(expected, field), err_msg=field)
-    assert game.lam == 2.0 and game.max_size == 10.0 and game.misreporting_groups() == (0,)
+    for field in (
+        "truth.rewards",
+        "reports.rewards",
+        "truth.sizes",
+        "reports.sizes",
+        "mechanism.outcome_costs",
+        "truth.preferences",
+    ):
+        get = attrgetter(field)
+        np.testing.assert_array_equal(get(game), get(expected), err_msg=field)
+    assert game.mechanism.lam == 2.0 and game.max_size == 10.0 and game.misreporting_groups() == (0,)
 
 
 ERRORS = [
@@ -332,21 +326,29 @@ def test_write_load_write_is_byte_identical(tmp_path):
     again = load_game(first)
     writer.write_game(again, second, comment="a header")
     assert first.read_bytes() == second.read_bytes()
-    for field in ("rewards", "reported_rewards", "reported_sizes", "outcome_costs", "raw_scores"):
-        np.testing.assert_array_equal(getattr(again, field), getattr(game, field), err_msg=field)
+    for field in (
+        "truth.rewards",
+        "reports.rewards",
+        "reports.sizes",
+        "mechanism.outcome_costs",
+        "report_basis.raw_scores",
+    ):
+        get = attrgetter(field)
+        np.testing.assert_array_equal(get(again), get(game), err_msg=field)
 
 
 def test_writer_recovers_a_replaced_preference_report():
-    # A caller that replaces reported_rewards (a sweep) leaves reported_preferences stale.
+    # A replaced report is a whole Profile now: rewards and preferences change together, and
+    # reports whose preferences are stale (rewards replaced alone) are refused by Game.
     game = _toy()
+    basis = game.report_basis
     mixed = np.array([0.5, 0.5])
-    replaced = CandidateGame(
-        **{
-            **game.__dict__,
-            "reported_rewards": np.vstack([candidate_valuations(mixed, game.scores), game.rewards[1]]),
-        }
-    )
-    data = writer.candidate_document(replaced).data
+    reports = game.reports.with_report(0, basis.rewards(mixed), game.reports.sizes[0], mixed)
+    stale = Profile(reports.rewards, reports.sizes, game.reports.preferences)
+    with pytest.raises(ValueError, match=r"not `reports\.preferences` in the report basis"):
+        dataclasses.replace(game, reports=stale)
+    replaced = dataclasses.replace(game, reports=reports)
+    data = writer.candidate_document(replaced, basis).data
     report = data["groups"][0]["report"]["preference"]
     assert report == pytest.approx({"helpful": 0.5, "harmless": 0.5})
 
@@ -363,8 +365,8 @@ def test_solve_shows_chosen_and_leave_one_out_candidates(tmp_path):
     assert "without g1" in result.stdout and "without g2" in result.stdout
     assert "g1: values 0.8 helpful + 0.2 harmless" in result.stdout
     game = load_game(path)
-    truthful = _brute_force(game, game.rewards, game.sizes)
-    reported = _brute_force(game, game.reported_rewards, game.reported_sizes)
+    truthful = _brute_force(game, game.truth.rewards, game.truth.sizes)
+    reported = _brute_force(game, game.reports.rewards, game.reports.sizes)
     data = json.loads(runner.invoke(app, ["solve", str(path), "--format", "json"]).stdout)["candidates"]
     for label, (chosen, loo, _) in (("truthful", truthful), ("reported", reported)):
         assert data[label]["chosen"] == game.outcomes[chosen]
@@ -382,20 +384,20 @@ def test_solve_shows_chosen_and_leave_one_out_candidates(tmp_path):
 )
 def test_bundled_candidate_games_load_and_are_canonical(tmp_path, name):
     game = load_game(ROOT / "games" / name)
-    assert isinstance(game, CandidateGame)
+    assert game.report_basis is not None  # a candidate-model game
     solution = solve(game)
     assert np.all(solution.truthful.utilities >= -1e-12)
     out = tmp_path / "again.yaml"
     writer.write_game(game, out)
-    np.testing.assert_array_equal(load_game(out).rewards, game.rewards)
+    np.testing.assert_array_equal(load_game(out).truth.rewards, game.truth.rewards)
 
 
 def test_rewardedsoups_game():
     game = load_game(ROOT / "games" / "rewardedsoups_news.yaml")
     assert len(game.outcomes) == 23 and game.outcomes[-2:] == ("init", "morl")
-    assert game.scale == "minmax"
-    np.testing.assert_array_equal(game.scores.min(axis=0), [0.0, 0.0])
-    np.testing.assert_array_equal(game.scores.max(axis=0), [1.0, 1.0])
+    assert game.report_basis.scale == "minmax"
+    np.testing.assert_array_equal(game.report_basis.scores.min(axis=0), [0.0, 0.0])
+    np.testing.assert_array_equal(game.report_basis.scores.max(axis=0), [1.0, 1.0])
     solution = solve(game)
     assert game.outcomes[int(np.argmax(solution.truthful.distribution))] == "soup-13"
     assert game.outcomes[int(np.argmax(solution.reported.distribution))] == "soup-18"
@@ -412,4 +414,4 @@ def test_rewardedsoups_game_holds_the_source_numbers():
         [float(r["R1_gpt2_reward_summarization"]), float(r["R2_bart_faithful_summary_detector_1minus0"])]
         for r in rows
     ]
-    np.testing.assert_array_equal(game.raw_scores, expected)
+    np.testing.assert_array_equal(game.report_basis.raw_scores, expected)

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rlhf_mech.cli import app
-from rlhf_mech.mechanism import solve
-from rlhf_mech.spec import load_game
+from rlhf_mech.core import solve
+from rlhf_mech.files import load_game
 
 runner = CliRunner()
 
@@ -205,7 +205,7 @@ def test_progress_bar_only_on_a_terminal():
 
     from rich.console import Console
 
-    from rlhf_mech.audit_report import audit_progress
+    from rlhf_mech.render import audit_progress
 
     with audit_progress(Console(file=io.StringIO()), 10) as advance:
         assert advance is None  # piped: no bar

@@ -14,12 +14,10 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.testing import CliRunner
 
-from rlhf_mech import sweep_report
+from rlhf_mech.analysis import sweep
 from rlhf_mech.cli import app
-from rlhf_mech.plot import MISSING_MATPLOTLIB
-from rlhf_mech.spec import load_game
-from rlhf_mech.sweep import sweep
-from rlhf_mech.sweep_report import sweep_progress
+from rlhf_mech.files import load_game
+from rlhf_mech.render import MISSING_MATPLOTLIB, sweep_progress
 
 runner = CliRunner()
 GAME = str(Path(__file__).resolve().parents[1] / "games" / "harmless_vs_humor.yaml")
@@ -100,7 +98,7 @@ def test_json_keys_are_stable() -> None:
         assert point_keys <= set(point)
         assert set(point["report"]) == {"reward", "size"}
         assert len(point["report"]["reward"]) == len(point["distribution"]) == game.n_outcomes
-        assert point["group_valuation"] == pytest.approx(game.sizes[0] * point["valuation"], rel=1e-15)
+        assert point["group_valuation"] == pytest.approx(game.truth.sizes[0] * point["valuation"], rel=1e-15)
         assert point["utility"] == pytest.approx(point["group_valuation"] - point["payment"], abs=1e-15)
         assert point["utility_no_payment"] == point["group_valuation"]
     assert [p["clipped"] for p in data["points"]] == [False, False, True]
@@ -186,7 +184,7 @@ def test_payment_none_shows_no_payment_rows() -> None:
         (["--group", "alices", "--alpha", "0"], "alpha = 0: alpha must be > 0"),
         (["--group", "alices", "--epsilon", "-0.1"], "epsilon must be >= 0"),
         (["--group", "alices", "--report-reward", "0.5,0.5"], "expected 4 rewards"),
-        (["--group", "alices", "--report-reward", "0.5,0.5,0.5,0.5"], "sum is 2.0"),
+        (["--group", "alices", "--report-reward", "0.5,0.5,0.5,0.5"], "--report-reward: rewards sum to 2.0"),
         (["--group", "alices", "--report-size", "0"], "a reported size must be a positive number"),
     ],
 )
@@ -245,7 +243,7 @@ def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
             completed.append(fields["completed"])
             super().update(task_id, **fields)
 
-    monkeypatch.setattr(sweep_report, "Progress", RecordingProgress)
+    monkeypatch.setattr("rlhf_mech.render._sweep.Progress", RecordingProgress)
     console = Console(file=io.StringIO(), force_terminal=True, width=80)
     game = load_game(GAME)
     with sweep_progress(console, 2 * 3001) as on_progress:

@@ -1,7 +1,7 @@
 """The regularisers of Definition 4.1: each ``Divergence`` against ``g`` written out here.
 
 Every test runs over the whole registry (the ``divergence`` fixture). The reference ``g``
-and ``g'`` below are typed from the table in ``rlhf_mech/divergences.py`` (and Prop. 4.8
+and ``g'`` below are typed from the table in ``rlhf_mech/core/_divergences.py`` (and Prop. 4.8
 for KL and chi^2); derivatives are checked by the complex step ``Im g(t + ih) / h``, which
 is exact to rounding and shares no code with the library.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import CLOSED_FORM_DIVERGENCES
 
-from rlhf_mech.divergences import (
+from rlhf_mech.core import (
     ALL_DIVERGENCES,
     DIVERGENCES,
     Divergence,

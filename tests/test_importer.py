@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from rlhf_mech import SpecError, load_game
-from rlhf_mech import game_writer as writer
-from rlhf_mech.candidates import CandidateGame, minmax_scale
+from rlhf_mech import files as writer
 from rlhf_mech.cli import app
+from rlhf_mech.core import Normalization, minmax_scale
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.importer import (
+from rlhf_mech.files import (
     import_candidates,
     import_files,
     import_responses,
@@ -116,13 +117,13 @@ def test_unknown_column_and_suffix(tmp_path, model_files):
 def test_candidate_means_and_kl(model_files):
     result = import_candidates(model_files, reward_columns=COLUMNS, logratio_column="logratio")
     game = result.game
-    assert isinstance(game, CandidateGame)
+    assert game.report_basis is not None  # a candidate-model game
     assert game.outcomes == ("model_a", "model_b")
-    np.testing.assert_allclose(game.raw_scores, [[2.0, 1.0], [1.5, 0.0]], atol=1e-15)
-    np.testing.assert_allclose(game.outcome_costs, [0.2, 0.1], atol=1e-15)
-    np.testing.assert_array_equal(game.scores, minmax_scale(game.raw_scores)[0])
+    np.testing.assert_allclose(game.report_basis.raw_scores, [[2.0, 1.0], [1.5, 0.0]], atol=1e-15)
+    np.testing.assert_allclose(game.mechanism.outcome_costs, [0.2, 0.1], atol=1e-15)
+    np.testing.assert_array_equal(game.report_basis.scores, minmax_scale(game.report_basis.raw_scores)[0])
     assert game.group_names == ("helpful", "harmless")
-    np.testing.assert_array_equal(game.preferences, np.eye(2))
+    np.testing.assert_array_equal(game.truth.preferences, np.eye(2))
     assert any("one group per reward model, size 1" in step for step in result.steps)
     stats = {s.column: s for s in result.files[1].used}
     assert (stats["score_harmless"].minimum, stats["score_harmless"].maximum) == (-1.0, 1.0)
@@ -132,7 +133,7 @@ def test_negative_kl_estimate_is_written_as_zero(tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("s,lr\n1,-0.2\n2,0.1\n")
     result = import_candidates([path], reward_columns={"s": "s"}, logratio_column="lr")
-    assert result.game.outcome_costs.tolist() == [0.0]
+    assert result.game.mechanism.outcome_costs.tolist() == [0.0]
     assert any("KL estimate -0.05" in step and "written as 0" in step for step in result.steps)
 
 
@@ -141,8 +142,8 @@ def test_candidate_column_splits_one_file(tmp_path):
     path.write_text("model,s,t\nB,1,0\nA,3,1\nB,2,1\nA,5,1\n")
     result = import_candidates([path], candidate_column="model", scale="none")
     assert result.game.outcomes == ("B", "A")
-    assert result.game.reward_models == ("s", "t")
-    np.testing.assert_array_equal(result.game.raw_scores, [[1.5, 0.5], [4.0, 1.0]])
+    assert result.game.report_basis.reward_models == ("s", "t")
+    np.testing.assert_array_equal(result.game.report_basis.raw_scores, [[1.5, 0.5], [4.0, 1.0]])
     assert [c.rows for c in result.candidates] == [2, 2]
 
 
@@ -157,9 +158,9 @@ def test_groups_from_options(model_files):
     groups = [parse_group_option("alice:3:helpful=0.8,harmless=0.2"), parse_group_option("bob:2:harmless")]
     game = import_candidates(model_files, reward_columns=COLUMNS, groups=groups).game
     assert game.group_names == ("alice", "bob")
-    np.testing.assert_array_equal(game.preferences, [[0.8, 0.2], [0.0, 1.0]])
-    np.testing.assert_array_equal(game.sizes, [3.0, 2.0])
-    np.testing.assert_allclose(game.rewards, game.preferences @ game.scores.T)
+    np.testing.assert_array_equal(game.truth.preferences, [[0.8, 0.2], [0.0, 1.0]])
+    np.testing.assert_array_equal(game.truth.sizes, [3.0, 2.0])
+    np.testing.assert_allclose(game.truth.rewards, game.truth.preferences @ game.report_basis.scores.T)
     with pytest.raises(RlhfMechError, match="unknown reward model 'humor'"):
         import_candidates(model_files, reward_columns=COLUMNS, groups=[parse_group_option("c:1:humor")])
 
@@ -177,9 +178,18 @@ def test_candidate_import_loads_back_the_same_numbers(tmp_path, model_files):
     written = writer.write_game(result.game, first, comment="imported")
     assert written == (first,)
     loaded = load_game(first)
-    for field in ("raw_scores", "scores", "rewards", "sizes", "outcome_costs", "preferences", "pi_init"):
-        np.testing.assert_array_equal(getattr(loaded, field), getattr(result.game, field), err_msg=field)
-    assert loaded.outcomes == result.game.outcomes and loaded.lam == result.game.lam
+    for field in (
+        "report_basis.raw_scores",
+        "report_basis.scores",
+        "truth.rewards",
+        "truth.sizes",
+        "mechanism.outcome_costs",
+        "truth.preferences",
+        "mechanism.pi_init",
+    ):
+        get = attrgetter(field)
+        np.testing.assert_array_equal(get(loaded), get(result.game), err_msg=field)
+    assert loaded.outcomes == result.game.outcomes and loaded.mechanism.lam == result.game.mechanism.lam
     second = tmp_path / "again.yaml"
     writer.write_game(loaded, second, comment="imported")
     assert first.read_bytes() == second.read_bytes()
@@ -191,12 +201,12 @@ def test_candidate_import_loads_back_the_same_numbers(tmp_path, model_files):
 @pytest.mark.parametrize("normalization", ["sum", "max"])
 def test_normalise_rewards_shifts_then_divides(normalization):
     values = np.array([-1.0, 0.0, 3.0])
-    rewards, shift, divisor = normalise_rewards(values, normalization)
+    rewards, shift, divisor = normalise_rewards(values, Normalization(normalization))
     assert shift == 1.0
     assert divisor == (5.0 if normalization == "sum" else 4.0)
     np.testing.assert_array_equal(rewards, (values + 1.0) / divisor)
     with pytest.raises(ValueError, match="same after shifting"):
-        normalise_rewards(np.array([-2.0, -2.0]), normalization)
+        normalise_rewards(np.array([-2.0, -2.0]), Normalization(normalization))
 
 
 @pytest.mark.parametrize("normalization", ["sum", "max"])
@@ -209,12 +219,14 @@ def test_response_game(tmp_path, normalization):
     game = result.game
     assert game.outcomes == tuple(f"x{j}" for j in range(6))
     logp = columns["logprob"]
-    np.testing.assert_allclose(game.pi_init, np.exp(logp - logp.max()) / np.exp(logp - logp.max()).sum())
-    helpful = normalise_rewards(columns["score_helpful"], normalization)[0]
-    harmless = normalise_rewards(columns["score_harmless"], normalization)[0]
+    np.testing.assert_allclose(
+        game.mechanism.pi_init, np.exp(logp - logp.max()) / np.exp(logp - logp.max()).sum()
+    )
+    helpful = normalise_rewards(columns["score_helpful"], Normalization(normalization))[0]
+    harmless = normalise_rewards(columns["score_harmless"], Normalization(normalization))[0]
     mix = 0.5 * helpful + 0.5 * harmless
     mix /= mix.sum() if normalization == "sum" else mix.max()
-    np.testing.assert_allclose(game.rewards, [mix, harmless], rtol=1e-14)
+    np.testing.assert_allclose(game.truth.rewards, [mix, harmless], rtol=1e-14)
     steps = "\n".join(result.steps)
     assert "reward helpful (column 'score_helpful'): shifted by" in steps  # normal(0, 1) has negatives
     assert "reward harmless (column 'score_harmless'): divided by its" in steps
@@ -224,7 +236,7 @@ def test_response_game(tmp_path, normalization):
 def test_response_game_uniform_by_default(tmp_path):
     path, _ = _responses(tmp_path, 3)
     game = import_responses(path, reward_columns=COLUMNS).game
-    np.testing.assert_array_equal(game.pi_init, np.full(3, 1 / 3))
+    np.testing.assert_array_equal(game.mechanism.pi_init, np.full(3, 1 / 3))
 
 
 def test_underflowing_log_probability_is_an_error(tmp_path):
@@ -247,8 +259,9 @@ def test_response_import_round_trip(tmp_path, m):
     assert len(written) == (1 if m <= writer.INLINE_LIMIT else 3)
     loaded = load_game(first)
     assert loaded.notes == ()
-    for field in ("pi_init", "rewards", "sizes", "reported_rewards"):
-        np.testing.assert_array_equal(getattr(loaded, field), getattr(result.game, field), err_msg=field)
+    for field in ("mechanism.pi_init", "truth.rewards", "truth.sizes", "reports.rewards"):
+        get = attrgetter(field)
+        np.testing.assert_array_equal(get(loaded), get(result.game), err_msg=field)
     blobs = {p.name: p.read_bytes() for p in written}
     again = writer.write_game(loaded, first)
     assert {p.name: p.read_bytes() for p in again} == blobs

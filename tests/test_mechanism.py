@@ -1,7 +1,7 @@
 """The mechanism ``(psi, p)`` on profiles of reports, measured on the true types (section 3).
 
 * Proposition 4.4: under ``p^AFF`` no misreport (random valid reports and the structured
-  families of ``rlhf_mech.strategies``) beats truth by more than 1e-9; truthful utilities
+  families of ``rlhf_mech.analysis``) beats truth by more than 1e-9; truthful utilities
   and payments are non-negative (IR);
 * Theorem 4.2: without payments a constant reward cannot gain (case 1) and the +eps/-eps
   polarisation strictly raises the group's valuation when ``min rm_i > 0`` (case 2);
@@ -18,15 +18,21 @@ import pytest
 from cases import RandomGame, random_game, random_pi_init, random_rewards
 from conftest import FULL_SUPPORT_DIVERGENCES
 
-from rlhf_mech.divergences import DIVERGENCES
-from rlhf_mech.game import Game
-from rlhf_mech.mechanism import mechanism_outcome, solve
-from rlhf_mech.solver import solve_sw_max
-from rlhf_mech.strategies import (
+from rlhf_mech.analysis import (
     mixing_misreports,
     others_reward,
     polarise_misreports,
     size_misreports,
+)
+from rlhf_mech.core import (
+    DIVERGENCES,
+    Game,
+    Mechanism,
+    Normalization,
+    Profile,
+    outcome,
+    solve,
+    solve_sw_max,
 )
 
 DSIC_TOL = 1e-9
@@ -35,7 +41,7 @@ IR_TOL = 1e-12
 
 def candidate_reports(game: RandomGame, i: int, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
     """Misreports ``(reward, size)`` of group ``i``: random valid ones (reward domain of
-    section 2, size in [1, max_size]) and the families of ``strategies`` (section 5, Thm 4.2)."""
+    section 2, size in [1, max_size]) and the misreport families (section 5, Thm 4.2)."""
     m = game.rewards.shape[1]
     rm, w = game.rewards[i], float(game.sizes[i])
     reports: list[tuple[np.ndarray, float]] = []
@@ -56,16 +62,12 @@ def candidate_reports(game: RandomGame, i: int, rng: np.random.Generator) -> lis
 
 def dsic_regret(game: RandomGame, divergence: str, i: int, rng: np.random.Generator) -> tuple[float, object]:
     """The largest utility gain of group ``i`` over truth among its candidate misreports."""
-    args = (game.pi_init, divergence, game.lam)
-    truth = mechanism_outcome(game.rewards, game.sizes, game.rewards, game.sizes, *args)
+    mechanism = game.mechanism(divergence)
+    truth = outcome(mechanism, game.truth, game.truth)
     regret = -math.inf
     for reward, size in candidate_reports(game, i, rng):
-        reported_rewards = game.rewards.copy()
-        reported_rewards[i] = reward
-        reported_sizes = game.sizes.copy()
-        reported_sizes[i] = size
-        outcome = mechanism_outcome(game.rewards, game.sizes, reported_rewards, reported_sizes, *args)
-        regret = max(regret, float(outcome.utilities[i] - truth.utilities[i]))
+        lie = outcome(mechanism, game.truth, game.truth.with_report(i, reward, size))
+        regret = max(regret, float(lie.utilities[i] - truth.utilities[i]))
     return regret, truth
 
 
@@ -94,22 +96,19 @@ def test_theorem_4_2_case_1_constant_reward_cannot_gain(divergence: str, rng: np
         m = game.rewards.shape[1]
         rewards = game.rewards.copy()
         rewards[0] = constant if constant is not None else 1.0 / m
-        truth = mechanism_outcome(
-            rewards, game.sizes, rewards, game.sizes, game.pi_init, divergence, game.lam, "none"
-        )
+        mechanism = game.mechanism(divergence, "none")
+        true_types = Profile(rewards, game.sizes)
+        truth = outcome(mechanism, true_types, true_types)
         for report in random_rewards(rng, 5, m, normalization):
             reported = rewards.copy()
             reported[0] = report
-            outcome = mechanism_outcome(
-                rewards, game.sizes, reported, game.sizes, game.pi_init, divergence, game.lam, "none"
-            )
-            assert outcome.utilities[0] == pytest.approx(truth.utilities[0], rel=1e-14)
+            lie = outcome(mechanism, true_types, Profile(reported, game.sizes))
+            assert lie.utilities[0] == pytest.approx(truth.utilities[0], rel=1e-14)
 
 
-@pytest.mark.parametrize("normalization", ["sum", "max"])
 @pytest.mark.parametrize("divergence_name", [*FULL_SUPPORT_DIVERGENCES, "chi2"])
 def test_theorem_4_2_case_2_polarisation_is_profitable_without_payments(
-    divergence_name: str, normalization: str
+    divergence_name: str, normalization: Normalization
 ) -> None:
     """Theorem 4.2 case 2 (appendix B): with ``p = 0``, ``s_i >= 2`` and ``min rm_i > 0``, the
     report +eps at argmax / -eps at argmin (``sum``) or -eps at argmin (``max``) strictly
@@ -122,7 +121,7 @@ def test_theorem_4_2_case_2_polarisation_is_profitable_without_payments(
         n, m = game.rewards.shape
         rewards = game.rewards.copy()
         raw = rng.uniform(0.05, 1.0, size=m)  # min rm_0 > 0 and s_0 >= 2 (almost surely)
-        rewards[0] = raw / (raw.sum() if normalization == "sum" else raw.max())
+        rewards[0] = normalization.normalise(raw)
         # lambda on the scale of the scores, so the change of pi is not lost to rounding
         lam = float(game.sizes.sum() * 10.0 ** rng.uniform(-1.0, 0.5))
         if divergence_name == "chi2":
@@ -132,9 +131,10 @@ def test_theorem_4_2_case_2_polarisation_is_profitable_without_payments(
         assert not family.adjusted[0]
         reported = rewards.copy()
         reported[0] = family.rewards[0]
-        args = (game.pi_init, divergence_name, lam, "none")
-        truth = mechanism_outcome(rewards, game.sizes, rewards, game.sizes, *args)
-        lie = mechanism_outcome(rewards, game.sizes, reported, game.sizes, *args)
+        mechanism = Mechanism(game.pi_init, divergence_name, lam, payment_rule="none")
+        true_types = Profile(rewards, game.sizes)
+        truth = outcome(mechanism, true_types, true_types)
+        lie = outcome(mechanism, true_types, Profile(reported, game.sizes))
         assert np.all(truth.distribution > 0.0)
         np.testing.assert_array_equal(lie.payments, np.zeros(n))
         gain = float(lie.group_valuations[0] - truth.group_valuations[0])
@@ -151,9 +151,11 @@ def test_polarisation_gain_is_taken_away_by_the_payment() -> None:
     reported = np.array([[0.05, 0.6, 0.05, 0.3], [0.1, 0.3, 0.5, 0.1]])
     sizes = np.array([3.0, 7.0])
     q = np.array([0.4, 0.3, 0.1, 0.2])
+    true_types = Profile(rewards, sizes)
     for rule, profitable in (("none", True), ("affine_maximizer", False)):
-        truth = mechanism_outcome(rewards, sizes, rewards, sizes, q, "kl", 1.0, rule)
-        lie = mechanism_outcome(rewards, sizes, reported, sizes, q, "kl", 1.0, rule)
+        mechanism = Mechanism(q, "kl", 1.0, payment_rule=rule)
+        truth = outcome(mechanism, true_types, true_types)
+        lie = outcome(mechanism, true_types, Profile(reported, sizes))
         assert bool(lie.utilities[0] > truth.utilities[0]) is profitable
         assert lie.group_valuations[0] > truth.group_valuations[0]
 
@@ -164,9 +166,7 @@ def test_profile_outcome_bookkeeping(divergence: str, rng: np.random.Generator) 
     game = random_game(rng, log10_lambda=(-1.0, 1.0))
     reported_rewards = random_rewards(rng, *game.rewards.shape, game.normalization)
     reported_sizes = game.sizes + 1.0
-    out = mechanism_outcome(
-        game.rewards, game.sizes, reported_rewards, reported_sizes, game.pi_init, divergence, game.lam
-    )
+    out = outcome(game.mechanism(divergence), game.truth, Profile(reported_rewards, reported_sizes))
     solution = solve_sw_max(reported_sizes @ reported_rewards, game.pi_init, divergence, game.lam)
     np.testing.assert_array_equal(out.distribution, solution.pi)
     np.testing.assert_allclose(out.valuations, game.rewards @ out.distribution, rtol=1e-15)
@@ -185,8 +185,12 @@ def test_score_offset_counts_in_asw_not_in_valuations() -> None:
     rewards = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
     sizes = np.array([2.0, 1.0])
     q = np.array([0.5, 0.25, 0.25])
-    offset = np.array([-0.3, 0.0, -0.1])
-    out = mechanism_outcome(rewards, sizes, rewards, sizes, q, "kl", 0.5, score_offset=offset)
+    # outcome costs owned by no group: the score offset -lambda * costs = (-0.3, 0, -0.1)
+    mechanism = Mechanism(q, "kl", 0.5, outcome_costs=np.array([0.6, 0.0, 0.2]))
+    offset = mechanism.score_offset
+    np.testing.assert_array_equal(offset, [-0.3, 0.0, -0.1])
+    profile = Profile(rewards, sizes)
+    out = outcome(mechanism, profile, profile)
     expected = solve_sw_max(sizes @ rewards + offset, q, "kl", 0.5)
     np.testing.assert_array_equal(out.distribution, expected.pi)
     np.testing.assert_allclose(out.valuations, rewards @ expected.pi, rtol=1e-15)
@@ -203,16 +207,14 @@ def _game(reported_rewards=None, reported_sizes=None) -> Game:
     return Game(
         name="t",
         outcomes=("refuse", "safe_joke", "edgy_joke", "lecture"),
-        pi_init=np.array([0.4, 0.3, 0.1, 0.2]),
-        normalization="sum",
-        divergence="kl",
-        lam=1.0,
-        payment_rule="affine_maximizer",
         group_names=("alices", "bobs"),
-        rewards=rewards,
-        sizes=sizes,
-        reported_rewards=rewards if reported_rewards is None else reported_rewards,
-        reported_sizes=sizes if reported_sizes is None else reported_sizes,
+        mechanism=Mechanism(np.array([0.4, 0.3, 0.1, 0.2]), "kl", 1.0, payment_rule="affine_maximizer"),
+        normalization=Normalization("sum"),
+        truth=Profile(rewards, sizes),
+        reports=Profile(
+            rewards if reported_rewards is None else reported_rewards,
+            sizes if reported_sizes is None else reported_sizes,
+        ),
         max_size=10.0,
     )
 
@@ -221,7 +223,7 @@ def test_solve_truthful_game_reuses_the_truthful_outcome() -> None:
     solution = solve(_game())
     assert solution.reported is solution.truthful
     np.testing.assert_array_equal(solution.gains, [0.0, 0.0])
-    assert solution.payment_rule == "affine_maximizer"
+    assert solution.payment_rule.name == "affine_maximizer"
 
 
 def test_solve_compares_reported_with_truthful() -> None:
@@ -231,16 +233,14 @@ def test_solve_compares_reported_with_truthful() -> None:
     assert game.misreporting_groups() == (0,)
     np.testing.assert_array_equal(solution.gains, solution.reported.utilities - solution.truthful.utilities)
     assert solution.gains[0] < 0.0  # p^AFF makes the polarisation unprofitable
-    direct = mechanism_outcome(
-        game.rewards, game.sizes, game.reported_rewards, game.reported_sizes, game.pi_init, "kl", 1.0
-    )
+    direct = outcome(Mechanism(game.mechanism.pi_init, "kl", 1.0), game.truth, game.reports)
     np.testing.assert_array_equal(solution.reported.utilities, direct.utilities)
 
 
 def test_solve_payment_rule_override() -> None:
     game = _game(reported_sizes=np.array([5.0, 7.0]))
     solution = solve(game, payment_rule="none")
-    assert solution.payment_rule == "none"
+    assert solution.payment_rule.name == "none"
     np.testing.assert_array_equal(solution.truthful.payments, [0.0, 0.0])
     np.testing.assert_array_equal(solution.reported.payments, [0.0, 0.0])
     assert solution.gains[0] > 0.0  # over-reporting the size pays without payments (section 4.1)
@@ -257,7 +257,8 @@ def test_a_million_outcomes(name: str) -> None:
     q[:3] = 1e-300
     rewards = random_rewards(rng, 2, m, "max")
     sizes = np.array([1.0, 2.0])
-    out = mechanism_outcome(rewards, sizes, rewards, sizes, q, name, 0.5)
+    profile = Profile(rewards, sizes)
+    out = outcome(Mechanism(q, name, 0.5), profile, profile)
     assert out.solve.success
     assert np.all(np.isfinite(out.distribution)) and np.all(out.distribution >= 0.0)
     assert abs(math.fsum(out.distribution) - 1.0) <= 1e-12

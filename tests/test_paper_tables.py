@@ -4,7 +4,7 @@ Group 1 (helpfulness) reports size ``alpha * w1`` (Strategy 1, real-valued) and 
 preference; the others report truthfully. The printed rows are group 1's valuation
 ``w1 * v1``, its utility (valuation - payment) and the social welfare, each to 2 decimals;
 ours must agree within :data:`TOL`. The figures are checked three ways: with
-:func:`~rlhf_mech.mechanism.mechanism_outcome` directly, with :func:`rlhf_mech.sweep.sweep`
+:func:`rlhf_mech.outcome` directly, with :func:`rlhf_mech.sweep`
 and through ``rlhf-mech sweep --format json``.
 """
 
@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rlhf_mech import load_game, mechanism_outcome
+from rlhf_mech import Profile, load_game, outcome, sweep
 from rlhf_mech.cli import app
-from rlhf_mech.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 #: copies of ../shared/data (tests/data/reference/README.md)
@@ -52,26 +51,16 @@ runner = CliRunner()
 
 
 def _library_rows(table: int) -> dict[str, np.ndarray]:
-    """Each alpha through ``mechanism_outcome``: group 1 reports ``alpha * w1``."""
+    """Each alpha through ``outcome``: group 1 reports ``alpha * w1``."""
     game = load_game(ROOT / PAPER[table][0])
     rows: dict[str, list[float]] = {"valuation": [], "utility": [], "social_welfare": []}
     for alpha in ALPHAS:
-        sizes = game.sizes.copy()
-        sizes[0] = alpha * game.sizes[0]
-        outcome = mechanism_outcome(
-            game.rewards,
-            game.sizes,
-            game.rewards,
-            sizes,
-            game.pi_init,
-            game.divergence,
-            game.lam,
-            game.payment_rule,
-            game.score_offset,
-        )
-        rows["valuation"].append(float(outcome.group_valuations[0]))
-        rows["utility"].append(float(outcome.utilities[0]))
-        rows["social_welfare"].append(outcome.social_welfare)
+        sizes = game.truth.sizes.copy()
+        sizes[0] = alpha * game.truth.sizes[0]
+        result = outcome(game.mechanism, game.truth, Profile(game.truth.rewards, sizes))
+        rows["valuation"].append(float(result.group_valuations[0]))
+        rows["utility"].append(float(result.utilities[0]))
+        rows["social_welfare"].append(result.social_welfare)
     return {k: np.array(v) for k, v in rows.items()}
 
 
@@ -163,7 +152,7 @@ def test_printed_numbers_are_the_reference_csv():
         assert printed["utility"][k] == float(r["utility_group1"])
         assert printed["social_welfare"][k] == float(r["social_welfare"])
         game = load_game(ROOT / PAPER[table][0])
-        assert tuple(game.sizes) == (float(r["w1"]), float(r["w2"]), float(r["w3"]))
+        assert tuple(game.truth.sizes) == (float(r["w1"]), float(r["w2"]), float(r["w3"]))
 
 
 @pytest.mark.parametrize("table", PAPER)
@@ -172,7 +161,9 @@ def test_bundled_candidates_are_the_reference_csv(table):
         rows = list(csv.DictReader(fh))
     game = load_game(ROOT / PAPER[table][0])
     assert game.outcomes == tuple(r["candidate"] for r in rows)
-    assert game.reward_models == ("helpfulness", "harmlessness", "humor")
-    expected = np.array([[float(r[m]) for m in game.reward_models] for r in rows])
-    np.testing.assert_array_equal(game.raw_scores, expected)
-    np.testing.assert_array_equal(game.scores, expected)
+    basis = game.report_basis
+    assert basis is not None
+    assert basis.reward_models == ("helpfulness", "harmlessness", "humor")
+    expected = np.array([[float(r[m]) for m in basis.reward_models] for r in rows])
+    np.testing.assert_array_equal(basis.raw_scores, expected)
+    np.testing.assert_array_equal(basis.scores, expected)

@@ -14,15 +14,26 @@ import numpy as np
 import pytest
 from cases import PAYMENT_CASES, PaymentCase, random_game, random_pi_init, random_rewards
 
-from rlhf_mech import payments as payments_module
-from rlhf_mech.payments import (
+from rlhf_mech.analysis import sweep
+from rlhf_mech.core import (
+    AFFINE_MAXIMIZER,
+    CONVERGED,
+    NONE,
     PAYMENT_RULES,
+    Mechanism,
+    Profile,
     affine_maximizer_payments,
-    check_payment_rule,
-    compute_payments,
-    leave_one_out_values,
+    deviation,
+    get_payment_rule,
+    outcome,
+    solve_sw_max,
 )
-from rlhf_mech.solver import solve_sw_max
+
+
+def leave_one_out_values(rewards, weights, pi_init, divergence, lam) -> np.ndarray:
+    """The first term of eq. (1) for every group, as the affine-maximizer payment computes it."""
+    mechanism = Mechanism(pi_init, divergence, lam)
+    return affine_maximizer_payments(mechanism, Profile(rewards, weights)).leave_one_out_values
 
 
 @pytest.mark.parametrize("case", PAYMENT_CASES, ids=lambda c: c.name)
@@ -30,7 +41,7 @@ def test_hand_worked_payments(case: PaymentCase) -> None:
     rewards, weights, q = np.array(case.rewards), np.array(case.weights), np.array(case.pi_init)
     solution = solve_sw_max(weights @ rewards, q, case.divergence, case.lam)
     np.testing.assert_allclose(solution.pi, case.pi, rtol=0, atol=1e-15)
-    result = affine_maximizer_payments(rewards, weights, q, case.divergence, case.lam)
+    result = affine_maximizer_payments(Mechanism(q, case.divergence, case.lam), Profile(rewards, weights))
     np.testing.assert_allclose(result.payments, case.payments, rtol=0, atol=1e-14)
     assert result.rule == "affine_maximizer"
 
@@ -50,7 +61,7 @@ def test_kl_payments_closed_form(rng: np.random.Generator) -> None:
         pi = q * np.exp((s - s.max()) / lam)
         pi /= pi.sum()
         expected = [v(s - w[i] * rw[i], q, lam) - v(s, q, lam) + w[i] * (rw[i] @ pi) for i in range(len(w))]
-        result = affine_maximizer_payments(rw, w, q, "kl", lam)
+        result = affine_maximizer_payments(Mechanism(q, "kl", lam), Profile(rw, w))
         np.testing.assert_allclose(result.payments, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -73,7 +84,7 @@ def test_payments_follow_eq_1(divergence: str, rng: np.random.Generator) -> None
         game = random_game(rng, log10_lambda=(-2.0, 2.0))
         rw, w, q, lam = game.rewards, game.sizes, game.pi_init, game.lam
         full = solve_sw_max(w @ rw, q, divergence, lam)
-        result = affine_maximizer_payments(rw, w, q, divergence, lam)
+        result = affine_maximizer_payments(Mechanism(q, divergence, lam), Profile(rw, w))
         for i in range(len(w)):
             v_minus_i = float(solve_sw_max(w @ rw - w[i] * rw[i], q, divergence, lam).value)
             asw_minus_i = float(full.value) - w[i] * float(rw[i] @ full.pi)
@@ -88,7 +99,7 @@ def test_payments_nonnegative_on_random_games(divergence: str, rng: np.random.Ge
     worst = 0.0
     for _ in range(200):
         game = random_game(rng)
-        p = affine_maximizer_payments(game.rewards, game.sizes, game.pi_init, divergence, game.lam).payments
+        p = affine_maximizer_payments(game.mechanism(divergence), game.truth).payments
         assert np.all(np.isfinite(p))
         worst = min(worst, float(p.min()))
     assert worst >= -1e-12
@@ -112,8 +123,9 @@ def test_given_solution_is_used_unchanged(divergence: str) -> None:
     w = np.array([2.0, 1.0])
     q = np.array([0.5, 0.25, 0.25])
     solution = solve_sw_max(w @ rw, q, divergence, 0.5)
-    with_solution = affine_maximizer_payments(rw, w, q, divergence, 0.5, solution=solution)
-    without = affine_maximizer_payments(rw, w, q, divergence, 0.5)
+    mechanism, reports = Mechanism(q, divergence, 0.5), Profile(rw, w)
+    with_solution = affine_maximizer_payments(mechanism, reports, solution=solution)
+    without = affine_maximizer_payments(mechanism, reports)
     np.testing.assert_array_equal(with_solution.payments, without.payments)
 
 
@@ -125,7 +137,7 @@ def test_leave_one_out_in_chunks_matches_one_batch(
     w = rng.integers(1, 6, size=9).astype(float)
     q = random_pi_init(rng, 5)
     one_batch = leave_one_out_values(rw, w, q, divergence, 0.3)
-    monkeypatch.setattr(payments_module, "rows_per_chunk", lambda m: 2)
+    monkeypatch.setattr("rlhf_mech.core._payments.rows_per_chunk", lambda m: 2)
     chunked = leave_one_out_values(rw, w, q, divergence, 0.3)
     np.testing.assert_allclose(chunked, one_batch, rtol=1e-13, atol=1e-14)
 
@@ -135,10 +147,13 @@ def test_score_offset_enters_every_problem(divergence: str) -> None:
     rw = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
     w = np.array([2.0, 1.0])
     q = np.array([0.5, 0.25, 0.25])
-    offset = np.array([-0.3, 0.0, -0.1])
     lam = 0.5
+    # outcome costs owned by no group: the score offset -lambda * costs = (-0.3, 0, -0.1)
+    mechanism = Mechanism(q, divergence, lam, outcome_costs=np.array([0.6, 0.0, 0.2]))
+    offset = mechanism.score_offset
+    np.testing.assert_array_equal(offset, [-0.3, 0.0, -0.1])
     full = solve_sw_max(w @ rw + offset, q, divergence, lam)
-    result = affine_maximizer_payments(rw, w, q, divergence, lam, score_offset=offset)
+    result = affine_maximizer_payments(mechanism, Profile(rw, w))
     for i in range(2):
         v_minus_i = float(solve_sw_max(w @ rw - w[i] * rw[i] + offset, q, divergence, lam).value)
         expected = v_minus_i - (float(full.value) - w[i] * float(rw[i] @ full.pi))
@@ -146,22 +161,34 @@ def test_score_offset_enters_every_problem(divergence: str) -> None:
         assert result.payments[i] >= -1e-12
 
 
+def _rule_payments(rule: str, rw: np.ndarray, w: np.ndarray, q: np.ndarray, divergence: str, lam: float):
+    """``rule``'s payments for one profile, as :func:`rlhf_mech.core.outcome` computes them."""
+    mechanism = Mechanism(q, divergence, lam, payment_rule=get_payment_rule(rule))
+    reports = Profile(rw, w)
+    scores = mechanism.scores(reports.rewards, reports.sizes)
+    solution = mechanism.training_rule.solve_scores(mechanism, scores)
+    return mechanism.payment_rule.profile_payments(mechanism, reports, scores, solution)
+
+
 def test_payment_rule_none_and_validation() -> None:
     rw = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
     w = np.array([2.0, 1.0])
     q = np.full(3, 1 / 3)
-    result = compute_payments("none", rw, w, q, "kl", 1.0)
+    result = _rule_payments("none", rw, w, q, "kl", 1.0)
     np.testing.assert_array_equal(result.payments, [0.0, 0.0])
     np.testing.assert_array_equal(result.leave_one_out_values, [0.0, 0.0])
     assert result.rule == "none"
-    aff = compute_payments("affine_maximizer", rw, w, q, "kl", 1.0)
-    np.testing.assert_array_equal(aff.payments, affine_maximizer_payments(rw, w, q, "kl", 1.0).payments)
-    assert PAYMENT_RULES == ("none", "affine_maximizer")
-    assert check_payment_rule("none") == "none"
+    aff = _rule_payments("affine_maximizer", rw, w, q, "kl", 1.0)
+    np.testing.assert_array_equal(
+        aff.payments, affine_maximizer_payments(Mechanism(q, "kl", 1.0), Profile(rw, w)).payments
+    )
+    assert tuple(PAYMENT_RULES) == ("none", "affine_maximizer")
+    assert get_payment_rule("none") is NONE
+    assert get_payment_rule(AFFINE_MAXIMIZER) is AFFINE_MAXIMIZER
     with pytest.raises(
         ValueError, match=r"unknown payment rule 'vcg'; expected one of none, affine_maximizer"
     ):
-        compute_payments("vcg", rw, w, q, "kl", 1.0)
+        _rule_payments("vcg", rw, w, q, "kl", 1.0)
 
 
 @pytest.mark.parametrize("lam", [1e-6, 1e6])
@@ -180,8 +207,146 @@ def test_payments_finite_and_nonnegative_at_extremes(divergence: str, lam: float
             q[j] = 0.0
             q /= q.sum()
             q[j] = 1e-300
-        result = affine_maximizer_payments(rw, w, q, divergence, lam)
+        result = affine_maximizer_payments(Mechanism(q, divergence, lam), Profile(rw, w))
         scale = float(np.abs(s).max())
         assert np.all(np.isfinite(result.payments))
         assert np.all(np.isfinite(result.leave_one_out_values))
         assert float(result.payments.min()) >= -1e-9 * scale, result.payments
+
+
+# --- every payment rule of the registry ---------------------------------------------------------
+# The ``payment_rule`` fixture runs each test once per rule; what a rule's flags promise
+# (``charges``, ``nonnegative``, ``dsic``) is checked on random games.
+
+#: The families of section 5 and Theorem 4.2, with parameters as in ``test_sweep.py``.
+SWEPT_FAMILIES = {
+    "size": [0.2, 0.5, 1.5, 2.0, 3.0],
+    "mixing": [-0.5, 0.0, 0.5, 0.8, 1.2, 1.5, 2.0, 3.0],
+    "polarise": [1e-3, 1e-2, 0.05, 0.1, 0.5],
+}
+
+
+def _random_reports(rng: np.random.Generator, game, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """``points`` valid reports ``(rewards (P, m), sizes (P,))`` of one group: rewards in the
+    game's reward domain, sizes in [1, max_size]."""
+    m = game.rewards.shape[1]
+    rewards = random_rewards(rng, points, m, game.normalization)
+    sizes = rng.uniform(1.0, max(game.max_size, 1.0), size=points)
+    return rewards, sizes
+
+
+def test_profile_payments_are_finite_and_converged(
+    payment_rule: str, divergence: str, rng: np.random.Generator
+) -> None:
+    """``profile_payments`` on random profiles: (n,) finite payments and leave-one-out values,
+    every status CONVERGED, the rule's name; ``outcome`` reports the same payments."""
+    rule = get_payment_rule(payment_rule)
+    for _ in range(30):
+        game = random_game(rng, log10_lambda=(-2.0, 2.0))
+        n, m = game.rewards.shape
+        mechanism = game.mechanism(divergence, rule)
+        reports = Profile(random_rewards(rng, n, m, game.normalization), game.sizes + rng.integers(0, 3, n))
+        scores = mechanism.scores(reports.rewards, reports.sizes)
+        solution = mechanism.training_rule.solve_scores(mechanism, scores)
+        result = rule.profile_payments(mechanism, reports, scores, solution)
+        assert result.payments.shape == (n,)
+        assert result.leave_one_out_values.shape == (n,)
+        assert np.all(np.isfinite(result.payments))
+        assert np.all(np.isfinite(result.leave_one_out_values))
+        assert np.all(result.status == CONVERGED) and result.converged
+        assert result.rule == rule.name
+        measured = outcome(mechanism, game.truth, reports)
+        np.testing.assert_array_equal(measured.payments, result.payments)
+        assert measured.payment.rule == rule.name
+
+
+def test_charges_flag(payment_rule: str, divergence: str, rng: np.random.Generator) -> None:
+    """``charges=False``: every payment is 0, also under deviations; ``charges=True``: some
+    random game is charged (a payment above 1e-6)."""
+    rule = get_payment_rule(payment_rule)
+    largest = 0.0
+    for _ in range(30):
+        game = random_game(rng, log10_lambda=(-1.0, 1.0))
+        mechanism = game.mechanism(divergence, rule)
+        payments = outcome(mechanism, game.truth, game.truth).payments
+        rewards, sizes = _random_reports(rng, game, 5)
+        batch = deviation(mechanism, game.truth, game.truth, 0).outcomes(rewards[None], sizes[None])
+        if not rule.charges:
+            np.testing.assert_array_equal(payments, 0.0)
+            np.testing.assert_array_equal(batch.payments, 0.0)
+            np.testing.assert_array_equal(batch.leave_one_out_values, 0.0)
+            np.testing.assert_array_equal(batch.utilities, batch.group_valuations)
+        largest = max(largest, float(payments.max()), float(batch.payments.max()))
+    assert (largest > 1e-6) is rule.charges
+
+
+@pytest.mark.parametrize("payment_rule", [name for name, r in PAYMENT_RULES.items() if r.nonnegative])
+def test_nonnegative_flag(payment_rule: str, divergence: str, rng: np.random.Generator) -> None:
+    """``nonnegative=True`` (Proposition 4.4 for p^AFF): no payment below -1e-12, for truthful
+    profiles and for random deviations of one group."""
+    rule = get_payment_rule(payment_rule)
+    worst = 0.0
+    for _ in range(50):
+        game = random_game(rng)
+        mechanism = game.mechanism(divergence, rule)
+        truthful = outcome(mechanism, game.truth, game.truth)
+        i = int(rng.integers(0, game.rewards.shape[0]))
+        rewards, sizes = _random_reports(rng, game, 6)
+        batch = deviation(mechanism, game.truth, game.truth, i).outcomes(rewards[None], sizes[None])
+        lie = outcome(mechanism, game.truth, game.truth.with_report(i, rewards[0], sizes[0]))
+        worst = min(
+            worst, float(truthful.payments.min()), float(batch.payments.min()), float(lie.payments.min())
+        )
+    assert worst >= -1e-12
+
+
+@pytest.mark.parametrize("payment_rule", [name for name, r in PAYMENT_RULES.items() if r.dsic])
+def test_dsic_flag(payment_rule: str, divergence: str, rng: np.random.Generator) -> None:
+    """``dsic=True`` (Proposition 4.4 for p^AFF): on random games no report of the size,
+    mixing and polarise families (``sweep``) and no random valid report (``deviation``) beats
+    truth by more than 1e-9."""
+    rule = get_payment_rule(payment_rule)
+    worst = -np.inf
+    for _ in range(10):
+        random = random_game(rng, log10_lambda=(-2.0, 2.0))
+        game = random.game(divergence, rule)
+        i = int(rng.integers(0, game.n_groups))
+        for family, parameters in SWEPT_FAMILIES.items():
+            result = sweep(game, i, family, parameters)
+            assert result.payment_rule is rule
+            assert result.converged
+            worst = max(worst, float(result.gains().max()))
+        rewards, sizes = _random_reports(rng, random, 8)
+        batch = deviation(game.mechanism, game.truth, game.reports, i).outcomes(rewards[None], sizes[None])
+        truth = outcome(game.mechanism, game.truth, game.reports).utilities[i]
+        worst = max(worst, float((batch.utilities - truth).max()))
+    assert worst <= 1e-9
+
+
+def test_deviation_outcomes_equal_outcome_at_each_point(
+    payment_rule: str, divergence: str, rng: np.random.Generator
+) -> None:
+    """``Deviation.outcomes`` at each point equals ``outcome`` on the profile with that group's
+    report replaced (the others misreport too), to 1e-12."""
+    rule = get_payment_rule(payment_rule)
+    for _ in range(5):
+        game = random_game(rng, log10_lambda=(-2.0, 2.0))
+        n, m = game.rewards.shape
+        mechanism = Mechanism(
+            game.pi_init, divergence, game.lam, payment_rule=rule, outcome_costs=rng.random(m)
+        )
+        others = Profile(random_rewards(rng, n, m, game.normalization), game.sizes + 1.0)
+        i = int(rng.integers(0, n))
+        rewards, sizes = _random_reports(rng, game, 6)
+        batch = deviation(mechanism, game.truth, others, i).outcomes(rewards[None], sizes[None])
+        for k in range(sizes.size):
+            ref = outcome(mechanism, game.truth, others.with_report(i, rewards[k], sizes[k]))
+            np.testing.assert_allclose(batch.distributions[0, k], ref.distribution, rtol=0, atol=1e-12)
+            assert abs(batch.valuations[0, k] - ref.valuations[i]) <= 1e-12
+            assert abs(batch.group_valuations[0, k] - ref.group_valuations[i]) <= 1e-12
+            assert abs(batch.payments[0, k] - ref.payments[i]) <= 1e-12
+            assert abs(batch.utilities[0, k] - ref.utilities[i]) <= 1e-12
+            assert abs(batch.social_welfare[0, k] - ref.social_welfare) <= 1e-12
+            assert abs(batch.values[0, k] - ref.objective) <= 1e-12
+            assert abs(batch.leave_one_out_values[0] - ref.payment.leave_one_out_values[i]) <= 1e-12
+            assert batch.status[0, k] == CONVERGED

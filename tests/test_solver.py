@@ -23,9 +23,9 @@ from cases import CONSTANT_SCORE, SOLVER_CASES, SolverCase, random_multiplier_pr
 from conftest import DIVERGENCE_NAMES, REGULARISING_DIVERGENCES
 from scipy.optimize import brentq, linprog, minimize
 
-from rlhf_mech.divergences import DIVERGENCES
-from rlhf_mech.solver import (
+from rlhf_mech.core import (
     CONVERGED,
+    DIVERGENCES,
     MAXITER,
     STATUS_MESSAGES,
     SolveResult,
@@ -37,7 +37,7 @@ LOG2 = math.log(2.0)
 KKT_TOL = 1e-10
 
 
-# --- references, typed from g (module table of rlhf_mech/divergences.py) ------------------
+# --- references, typed from g (module table of rlhf_mech/core/_divergences.py) -------------
 
 
 def t_of_y(name: str, y: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from cases import INVALID_GAME_FILES, VALID_GAME, InvalidGameFile
 
 from rlhf_mech.errors import RlhfMechError, SpecError
-from rlhf_mech.spec import game_schema, load_game
+from rlhf_mech.files import game_schema, load_game
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "games" / "harmless_vs_humor.yaml"
 
@@ -57,29 +57,34 @@ def test_valid_game_round_trip(write_game) -> None:
     game = load_game(write_game(VALID_GAME))
     assert game.name == "base"
     assert game.outcomes == ("a", "b", "c")
-    np.testing.assert_array_equal(game.pi_init, [0.5, 0.25, 0.25])
+    np.testing.assert_array_equal(game.mechanism.pi_init, [0.5, 0.25, 0.25])
     assert game.normalization == "sum"
-    assert (game.divergence, game.lam, game.payment_rule, game.max_size) == (
+    assert (
+        game.mechanism.divergence.name,
+        game.mechanism.lam,
+        game.mechanism.payment_rule.name,
+        game.max_size,
+    ) == (
         "kl",
         1.0,
         "affine_maximizer",
         5.0,
     )
     assert game.group_names == ("g1", "g2")
-    np.testing.assert_array_equal(game.rewards, [[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
-    np.testing.assert_array_equal(game.sizes, [2.0, 1.0])
-    np.testing.assert_array_equal(game.reported_rewards, game.rewards)
-    np.testing.assert_array_equal(game.reported_sizes, game.sizes)
+    np.testing.assert_array_equal(game.truth.rewards, [[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
+    np.testing.assert_array_equal(game.truth.sizes, [2.0, 1.0])
+    np.testing.assert_array_equal(game.reports.rewards, game.truth.rewards)
+    np.testing.assert_array_equal(game.reports.sizes, game.truth.sizes)
     assert game.is_truthful and game.notes == () and game.expect is None
-    assert game.outcome_costs is None
+    assert game.mechanism.outcome_costs is None
 
 
 def test_example_game_loads() -> None:
     game = load_game(EXAMPLE)
     assert game.name == "harmless-vs-humor"
     assert game.outcomes == ("refuse", "safe_joke", "edgy_joke", "lecture")
-    np.testing.assert_array_equal(game.rewards[1], [0.1, 0.3, 0.5, 0.1])  # from a mapping
-    np.testing.assert_array_equal(game.reported_rewards[0], [0.05, 0.6, 0.05, 0.3])
+    np.testing.assert_array_equal(game.truth.rewards[1], [0.1, 0.3, 0.5, 0.1])  # from a mapping
+    np.testing.assert_array_equal(game.reports.rewards[0], [0.05, 0.6, 0.05, 0.3])
     assert game.misreporting_groups() == (0,)
     assert game.source == str(EXAMPLE)
 
@@ -91,8 +96,8 @@ def test_integer_outcomes_are_named_x0_x1(write_game) -> None:
         )
     )
     assert game.outcomes == ("x0", "x1", "x2")
-    np.testing.assert_array_equal(game.pi_init, np.full(3, 1 / 3))
-    np.testing.assert_array_equal(game.rewards, [[0.5, 0.25, 0.25]])
+    np.testing.assert_array_equal(game.mechanism.pi_init, np.full(3, 1 / 3))
+    np.testing.assert_array_equal(game.truth.rewards, [[0.5, 0.25, 0.25]])
 
 
 @pytest.mark.parametrize(
@@ -105,7 +110,7 @@ def test_integer_outcomes_are_named_x0_x1(write_game) -> None:
 )
 def test_initial_forms(initial: str, expected: list[float], write_game) -> None:
     game = load_game(write_game(f"outcomes: [a, b]\ninitial: {initial}\n" + GROUPS_TAIL))
-    np.testing.assert_array_equal(game.pi_init, expected)
+    np.testing.assert_array_equal(game.mechanism.pi_init, expected)
     assert game.notes == ()
 
 
@@ -113,7 +118,7 @@ def test_initial_default_is_uniform(write_game) -> None:
     game = load_game(
         write_game("outcomes: [a, b, c, d]\n" + GROUPS_TAIL.replace("[0.5, 0.5]", "[0.25, 0.25, 0.25, 0.25]"))
     )
-    np.testing.assert_array_equal(game.pi_init, np.full(4, 0.25))
+    np.testing.assert_array_equal(game.mechanism.pi_init, np.full(4, 0.25))
 
 
 def test_initial_within_tolerance_is_renormalised_with_a_note(write_game) -> None:
@@ -121,8 +126,10 @@ def test_initial_within_tolerance_is_renormalised_with_a_note(write_game) -> Non
     game = load_game(write_game("outcomes: [a, b]\ninitial: [0.5, 0.4999999995]\n" + GROUPS_TAIL))
     assert len(game.notes) == 1
     assert re.fullmatch(r"initial distribution divided by its sum 0\.9999999995 to sum to 1", game.notes[0])
-    assert abs(game.pi_init.sum() - 1.0) <= 1e-15
-    np.testing.assert_allclose(game.pi_init, np.array([0.5, 0.4999999995]) / 0.9999999995, rtol=1e-15)
+    assert abs(game.mechanism.pi_init.sum() - 1.0) <= 1e-15
+    np.testing.assert_allclose(
+        game.mechanism.pi_init, np.array([0.5, 0.4999999995]) / 0.9999999995, rtol=1e-15
+    )
 
 
 def test_initial_off_by_rounding_only_has_no_note(write_game) -> None:
@@ -143,14 +150,14 @@ def test_rewards_within_tolerance_are_kept_as_written(write_game) -> None:
     game = load_game(
         write_game("outcomes: [a, b]\n" + GROUPS_TAIL.replace("[0.5, 0.5]", "[0.5, 0.4999999995]"))
     )
-    np.testing.assert_array_equal(game.rewards, [[0.5, 0.4999999995]])
+    np.testing.assert_array_equal(game.truth.rewards, [[0.5, 0.4999999995]])
 
 
 def test_max_normalization(write_game) -> None:
     text = "outcomes: [a, b, c]\nnormalization: max\n" + GROUPS_TAIL.replace("[0.5, 0.5]", "[1.0, 0.0, 0.25]")
     game = load_game(write_game(text))
     assert game.normalization == "max"
-    np.testing.assert_array_equal(game.rewards, [[1.0, 0.0, 0.25]])
+    np.testing.assert_array_equal(game.truth.rewards, [[1.0, 0.0, 0.25]])
 
 
 def test_report_given_in_part(write_game) -> None:
@@ -159,9 +166,9 @@ def test_report_given_in_part(write_game) -> None:
         "    size: 1\n", "    size: 1\n    report:\n      reward: [0.2, 0.2, 0.6]\n"
     )
     game = load_game(write_game(text))
-    np.testing.assert_array_equal(game.reported_sizes, [4.0, 1.0])
-    np.testing.assert_array_equal(game.reported_rewards[0], game.rewards[0])
-    np.testing.assert_array_equal(game.reported_rewards[1], [0.2, 0.2, 0.6])
+    np.testing.assert_array_equal(game.reports.sizes, [4.0, 1.0])
+    np.testing.assert_array_equal(game.reports.rewards[0], game.truth.rewards[0])
+    np.testing.assert_array_equal(game.reports.rewards[1], [0.2, 0.2, 0.6])
     assert not game.is_truthful
     assert game.misreporting_groups() == (0, 1)
 
@@ -181,9 +188,9 @@ def test_file_references_share_one_npy(write_game) -> None:
         "  - name: g3\n    size: 3\n    reward: {file: rm.csv, row: 1}\n"
     )
     game = load_game(write_game(text, files={"rm.npy": rows, "rm.csv": rows, "q.csv": (0.2, 0.3, 0.5)}))
-    np.testing.assert_array_equal(game.rewards, [rows[0], rows[2], rows[1]])
-    np.testing.assert_array_equal(game.reported_rewards[1], rows[1])
-    np.testing.assert_array_equal(game.pi_init, [0.2, 0.3, 0.5])
+    np.testing.assert_array_equal(game.truth.rewards, [rows[0], rows[2], rows[1]])
+    np.testing.assert_array_equal(game.reports.rewards[1], rows[1])
+    np.testing.assert_array_equal(game.mechanism.pi_init, [0.2, 0.3, 0.5])
 
 
 def test_file_reference_is_relative_to_the_game_file(tmp_path: Path) -> None:
@@ -194,14 +201,14 @@ def test_file_reference_is_relative_to_the_game_file(tmp_path: Path) -> None:
         "outcomes: [a, b]\ngroups:\n  - name: g\n    size: 1\n    reward: {file: rm.npy}\n"
     )
     game = load_game(sub / "g.yaml")
-    np.testing.assert_array_equal(game.rewards, [[0.25, 0.75]])
+    np.testing.assert_array_equal(game.truth.rewards, [[0.25, 0.75]])
 
 
 def test_divergence_alias_and_defaults(write_game) -> None:
     game = load_game(write_game("outcomes: [a, b]\ndivergence: {kind: total_variation}\n" + GROUPS_TAIL))
-    assert (game.divergence, game.lam) == ("tv", 1.0)
+    assert (game.mechanism.divergence.name, game.mechanism.lam) == ("tv", 1.0)
     game = load_game(write_game("outcomes: [a, b]\n" + GROUPS_TAIL, name="defaults.yaml"))
-    assert (game.name, game.divergence, game.payment_rule, game.max_size) == (
+    assert (game.name, game.mechanism.divergence.name, game.mechanism.payment_rule.name, game.max_size) == (
         "defaults",
         "kl",
         "affine_maximizer",
@@ -212,7 +219,7 @@ def test_divergence_alias_and_defaults(write_game) -> None:
 
 def test_sizes_without_max_size_are_unbounded(write_game) -> None:
     game = load_game(write_game("outcomes: [a, b]\n" + GROUPS_TAIL.replace("size: 1", "size: 1000000")))
-    np.testing.assert_array_equal(game.sizes, [1e6])
+    np.testing.assert_array_equal(game.truth.sizes, [1e6])
 
 
 def test_expect_block(write_game) -> None:

@@ -1,6 +1,6 @@
 """Misreport families (section 5, Strategies 1 and 2; proof of Theorem 4.2, appendix B).
 
-Each family must contain truth at ``TRUTHFUL_PARAMETER``, produce reports in the reward
+Each family must contain truth at its ``FAMILIES[name].truthful`` parameter, produce reports in the reward
 domain of section 2 for the game's normalisation, and flag in ``adjusted`` exactly the
 reports that were clipped, renormalised or capped.
 """
@@ -13,14 +13,14 @@ from cases import random_rewards
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf_mech.strategies import (
-    TRUTHFUL_PARAMETER,
+from rlhf_mech.analysis import (
+    FAMILIES,
     mixing_misreports,
-    normalise,
     others_reward,
     polarise_misreports,
     size_misreports,
 )
+from rlhf_mech.core import FILE_NORMALIZATIONS, Normalization
 
 #: The game files' tolerance for "sums to 1" / "max is 1" (section 2).
 TOL = 1e-9
@@ -28,23 +28,20 @@ TOL = 1e-9
 positive_rows = st.lists(st.floats(0.0, 1.0), min_size=2, max_size=6).filter(lambda r: max(r) > 0.01)
 
 
-def _valid(rewards: np.ndarray, normalization: str) -> None:
+def _valid(rewards: np.ndarray, normalization: Normalization) -> None:
     assert np.all(np.isfinite(rewards))
     assert np.all(rewards >= 0.0)
-    if normalization == "sum":
-        np.testing.assert_allclose(rewards.sum(axis=-1), 1.0, rtol=0, atol=1e-12)
-    else:
-        np.testing.assert_allclose(rewards.max(axis=-1), 1.0, rtol=0, atol=1e-12)
+    # sum_x rm(x) = 1 or max_x rm(x) = 1 (section 2)
+    np.testing.assert_allclose(normalization.total(rewards), 1.0, rtol=0, atol=1e-12)
 
 
 def test_truthful_parameters() -> None:
-    assert TRUTHFUL_PARAMETER["size"] == 1.0
-    assert TRUTHFUL_PARAMETER["mixing"] == 1.0
-    assert TRUTHFUL_PARAMETER["polarise"] == 0.0
+    assert FAMILIES["size"].truthful == 1.0
+    assert FAMILIES["mixing"].truthful == 1.0
+    assert FAMILIES["polarise"].truthful == 0.0
 
 
-@pytest.mark.parametrize("normalization", ["sum", "max"])
-def test_each_family_contains_truth_at_its_truthful_parameter(normalization: str) -> None:
+def test_each_family_contains_truth_at_its_truthful_parameter(normalization: Normalization) -> None:
     """The report at the truthful parameter is the true type, bit for bit, and not adjusted."""
     rng = np.random.default_rng(5)
     for _ in range(300):
@@ -52,17 +49,17 @@ def test_each_family_contains_truth_at_its_truthful_parameter(normalization: str
         rm, other = random_rewards(rng, 2, m, normalization)
         w = float(rng.integers(1, 10))
         families = {
-            "size": size_misreports(rm, w, np.array([0.5, TRUTHFUL_PARAMETER["size"], 2.0])),
+            "size": size_misreports(rm, w, np.array([0.5, FAMILIES["size"].truthful, 2.0])),
             "mixing": mixing_misreports(
-                rm, w, other, np.array([0.0, TRUTHFUL_PARAMETER["mixing"]]), normalization
+                rm, w, other, np.array([0.0, FAMILIES["mixing"].truthful]), normalization
             ),
             "polarise": polarise_misreports(
-                rm, w, np.array([TRUTHFUL_PARAMETER["polarise"], 0.1]), normalization
+                rm, w, np.array([FAMILIES["polarise"].truthful, 0.1]), normalization
             ),
         }
         for name, family in families.items():
             assert family.family == name
-            k = int(np.flatnonzero(family.parameters == TRUTHFUL_PARAMETER[name])[0])
+            k = int(np.flatnonzero(family.parameters == FAMILIES[name].truthful)[0])
             assert not family.adjusted[k], name
             assert family.sizes[k] == w, name
             np.testing.assert_array_equal(family.rewards[k], rm, err_msg=name)
@@ -79,8 +76,7 @@ def test_size_family() -> None:
     assert not family.adjusted.any()
 
 
-@pytest.mark.parametrize("normalization", ["sum", "max"])
-def test_mixing_reports_valid_and_flagged_exactly(normalization: str) -> None:
+def test_mixing_reports_valid_and_flagged_exactly(normalization: Normalization) -> None:
     """Strategy 2: ``beta rm_i + (1 - beta) rm_-i``; a report is flagged iff it had an entry
     below 0 (clipped) or, for ``max``, a maximum off 1 by more than 1e-9 (rescaled); an
     unflagged report is the mix itself, a flagged one the clipped and rescaled mix."""
@@ -98,7 +94,7 @@ def test_mixing_reports_valid_and_flagged_exactly(normalization: str) -> None:
         expected = clipped | rescaled
         np.testing.assert_array_equal(family.adjusted, expected)
         np.testing.assert_allclose(family.rewards[~expected], mixed[~expected], rtol=0, atol=1e-15)
-        fixed = normalise(np.maximum(mixed[expected], 0.0), normalization)
+        fixed = normalization.normalise(np.maximum(mixed[expected], 0.0))
         np.testing.assert_allclose(family.rewards[expected], fixed, rtol=0, atol=1e-15)
         np.testing.assert_array_equal(family.sizes, np.ones(8))
         flagged += int(expected.sum())
@@ -108,13 +104,14 @@ def test_mixing_reports_valid_and_flagged_exactly(normalization: str) -> None:
 def test_mixing_sum_within_unit_interval_is_never_flagged() -> None:
     """For beta in [0, 1] a ``sum`` mix is a convex combination: valid, nothing to adjust
     (a renormalisation by a sum that is 1 to rounding is not an adjustment)."""
+    total = Normalization("sum")
     rng = np.random.default_rng(7)
     for _ in range(300):
         m = int(rng.integers(2, 7))
         rm, other = random_rewards(rng, 2, m, "sum")
-        family = mixing_misreports(rm, 1.0, other, rng.uniform(0.0, 1.0, size=6), "sum")
+        family = mixing_misreports(rm, 1.0, other, rng.uniform(0.0, 1.0, size=6), total)
         assert not family.adjusted.any()
-        _valid(family.rewards, "sum")
+        _valid(family.rewards, total)
 
 
 @settings(max_examples=150, deadline=None)
@@ -122,12 +119,12 @@ def test_mixing_sum_within_unit_interval_is_never_flagged() -> None:
     rm=positive_rows,
     other=positive_rows,
     beta=st.floats(-2.0, 4.0),
-    normalization=st.sampled_from(["sum", "max"]),
+    normalization=st.sampled_from(FILE_NORMALIZATIONS),
 )
 def test_mixing_reports_stay_in_the_reward_domain(rm, other, beta, normalization) -> None:
     m = min(len(rm), len(other))
-    rm = normalise(np.array(rm[:m]), normalization)
-    other = normalise(np.array(other[:m]), normalization)
+    rm = normalization.normalise(np.array(rm[:m]))
+    other = normalization.normalise(np.array(other[:m]))
     if not (np.isfinite(rm).all() and np.isfinite(other).all()):
         return
     family = mixing_misreports(rm, 2.0, other, np.array([beta]), normalization)
@@ -137,8 +134,7 @@ def test_mixing_reports_stay_in_the_reward_domain(rm, other, beta, normalization
     _valid(family.rewards, normalization)
 
 
-@pytest.mark.parametrize("normalization", ["sum", "max"])
-def test_polarise_moves_eps_and_flags_caps(normalization: str) -> None:
+def test_polarise_moves_eps_and_flags_caps(normalization: Normalization) -> None:
     """Theorem 4.2's report: ``d = min(eps, rm(least))``, ``+d`` at the argmax (sum only),
     ``-d`` at the argmin; flagged iff ``d < eps``."""
     rng = np.random.default_rng(8)
@@ -160,20 +156,20 @@ def test_polarise_moves_eps_and_flags_caps(normalization: str) -> None:
 
 
 def test_polarise_ties_go_to_the_first_outcome() -> None:
-    family = polarise_misreports(np.array([0.1, 0.4, 0.1, 0.4]), 1.0, np.array([0.05]), "sum")
+    family = polarise_misreports(np.array([0.1, 0.4, 0.1, 0.4]), 1.0, np.array([0.05]), Normalization("sum"))
     np.testing.assert_allclose(family.rewards[0], [0.05, 0.45, 0.1, 0.4], rtol=0, atol=1e-16)
 
 
 def test_polarise_constant_reward_is_left_unchanged() -> None:
     """``s_i = 1`` (Theorem 4.2 case 1): no most or least preferred outcome; d = 0 < eps."""
-    family = polarise_misreports(np.full(4, 0.25), 1.0, np.array([0.0, 0.1]), "sum")
+    family = polarise_misreports(np.full(4, 0.25), 1.0, np.array([0.0, 0.1]), Normalization("sum"))
     np.testing.assert_array_equal(family.rewards, np.full((2, 4), 0.25))
     np.testing.assert_array_equal(family.adjusted, [False, True])
 
 
 def test_polarise_needs_a_normalised_reward() -> None:
     with pytest.raises(ValueError, match=r"polarisation needs a 'sum' or 'max' normalised reward"):
-        polarise_misreports(np.array([0.2, 0.8]), 1.0, np.array([0.1]), "none")
+        polarise_misreports(np.array([0.2, 0.8]), 1.0, np.array([0.1]), Normalization("none"))
 
 
 def test_others_reward_is_the_size_weighted_mean_of_the_others() -> None:
@@ -187,6 +183,6 @@ def test_others_reward_is_the_size_weighted_mean_of_the_others() -> None:
 
 def test_normalise() -> None:
     rows = np.array([[1.0, 3.0], [2.0, 2.0]])
-    np.testing.assert_array_equal(normalise(rows, "sum"), [[0.25, 0.75], [0.5, 0.5]])
-    np.testing.assert_array_equal(normalise(rows, "max"), [[1.0 / 3.0, 1.0], [1.0, 1.0]])
-    np.testing.assert_array_equal(normalise(rows, "none"), rows)
+    np.testing.assert_array_equal(Normalization("sum").normalise(rows), [[0.25, 0.75], [0.5, 0.5]])
+    np.testing.assert_array_equal(Normalization("max").normalise(rows), [[1.0 / 3.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(Normalization("none").normalise(rows), rows)

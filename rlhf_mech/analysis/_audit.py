@@ -479,6 +479,10 @@ def audit_game(
     space = ReportSpace.of(game)
     if space.note:
         notes.append(space.note)
+    profiles = {"truthful": truthful, "reported": solution.reported}
+    for label, profile in profiles.items():
+        if not profile.converged and (label == "truthful" or profile is not truthful):
+            notes.append(f"the {label} profile did not converge: {profile.status_message}")
     notes.extend(game.notes)
     return GameAudit(
         game=game,

@@ -538,7 +538,8 @@ def _pattern_search(
                 if space.domain.capped:
                     direction[(x >= space.upper()) & (direction > 0)] = 0.0
                 peak = np.abs(direction).max()
-                if np.isfinite(peak) and peak > 0:
+                # a subnormal peak would overflow sc / peak to inf and the move to NaN
+                if np.isfinite(peak) and peak > sc * np.finfo(float).tiny:
                     direction *= sc / peak
                     moves.append(x + np.multiply.outer(np.array(_LINE_SEARCH) * step, direction))
         coords = np.arange(d) if d <= _COORDINATES else rng.choice(d, coords_per_iter, replace=False)

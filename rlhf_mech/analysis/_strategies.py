@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech.core import NORMALIZATION_TOL, Normalization
-from rlhf_mech.core._numerics import rows_per_chunk
+from rlhf_mech.core import NORMALIZATION_TOL, Normalization, rows_per_chunk
 
 Array = np.ndarray
 

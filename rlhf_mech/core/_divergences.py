@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlhf_mech.core._numerics import log_expectation_exp, row_dot
+from rlhf_mech.core._registry import lookup
 
 Array = np.ndarray
 LOG2 = float(np.log(2.0))
@@ -522,10 +523,4 @@ def get_divergence(name: str | Divergence) -> Divergence:
     ValueError
         for an unknown name, listing the valid ones.
     """
-    if isinstance(name, Divergence):
-        return name
-    try:
-        return DIVERGENCES[_ALIASES[name]]
-    except KeyError:
-        valid = ", ".join(DIVERGENCES)
-        raise ValueError(f"unknown divergence {name!r}; expected one of {valid}") from None
+    return lookup("divergence", DIVERGENCES, Divergence, name, _ALIASES)

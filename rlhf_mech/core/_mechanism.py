@@ -36,6 +36,7 @@ from rlhf_mech.core._payments import (
     leave_one_out_blocks,
 )
 from rlhf_mech.core._solver import SolveResult
+from rlhf_mech.core._status import STATUS_MESSAGES
 from rlhf_mech.core._training import SW_MAX, TrainingRule, get_training_rule
 
 Array = np.ndarray
@@ -246,6 +247,16 @@ class ProfileOutcome:
     def converged(self) -> bool:
         """Whether the training solve and every leave-one-out solve of the payment converged."""
         return bool(self.solve.success and self.payment.converged)
+
+    @property
+    def status_message(self) -> str:
+        """What did not converge, in words (``"converged"`` when everything did)."""
+        if self.converged:
+            return "converged"
+        if not self.solve.success:
+            return f"the training solve: {self.solve.message}"
+        worst = int(np.max(self.payment.status))
+        return f"a leave-one-out solve of the payment: {STATUS_MESSAGES[worst]}"
 
 
 def outcome(mechanism: Mechanism, truth: Profile, reports: Profile) -> ProfileOutcome:

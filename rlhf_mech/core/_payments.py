@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rlhf_mech.core._numerics import rows_per_chunk, tile_shape
-from rlhf_mech.core._solver import CONVERGED, SolveResult
+from rlhf_mech.core._registry import lookup
+from rlhf_mech.core._status import CONVERGED
 
 if TYPE_CHECKING:
     from rlhf_mech.core._mechanism import Mechanism, Profile
+    from rlhf_mech.core._solver import SolveResult
 
 Array = np.ndarray
 _TINY = np.finfo(float).tiny
@@ -402,10 +404,4 @@ def get_payment_rule(name: str | PaymentRule) -> PaymentRule:
     ValueError
         for an unknown name, listing the valid ones.
     """
-    if isinstance(name, PaymentRule):
-        return name
-    try:
-        return PAYMENT_RULES[name]
-    except KeyError:
-        valid = ", ".join(PAYMENT_RULES)
-        raise ValueError(f"unknown payment rule {name!r}; expected one of {valid}") from None
+    return lookup("payment rule", PAYMENT_RULES, PaymentRule, name)

@@ -48,18 +48,10 @@ import numpy as np
 
 from rlhf_mech.core._divergences import Divergence, get_divergence
 from rlhf_mech.core._numerics import CHUNK_ELEMENTS, TILE_ELEMENTS, row_dot, rows_per_chunk, tile_shape
+from rlhf_mech.core._status import CONVERGED, MAXITER, STALLED, STATUS_MESSAGES
 
 Array = np.ndarray
 
-#: ``status`` values of :class:`SolveResult` and their meaning (scipy's ``flag_map``).
-CONVERGED = 0
-MAXITER = 1
-STALLED = 2
-STATUS_MESSAGES = {
-    CONVERGED: "converged",
-    MAXITER: "the multiplier iteration hit maxiter before |T - 1| <= tol",
-    STALLED: "the multiplier stopped moving (rounding) with |T - 1| above what its digits resolve",
-}
 
 #: A multiplier that no longer moves is accepted when the mass is this close to 1.
 _STALL_TOL = 1e-10

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rlhf_mech.core._registry import lookup
 from rlhf_mech.core._solver import SolveResult, kkt_residual, optimal_values, solve_sw_max
 
 if TYPE_CHECKING:
@@ -93,10 +94,4 @@ def get_training_rule(name: str | TrainingRule) -> TrainingRule:
     ValueError
         for an unknown name, listing the valid ones.
     """
-    if isinstance(name, TrainingRule):
-        return name
-    try:
-        return TRAINING_RULES[name]
-    except KeyError:
-        valid = ", ".join(TRAINING_RULES)
-        raise ValueError(f"unknown training rule {name!r}; expected one of {valid}") from None
+    return lookup("training rule", TRAINING_RULES, TrainingRule, name)

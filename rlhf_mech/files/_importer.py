@@ -479,7 +479,7 @@ def import_candidates(
 # --- response games --------------------------------------------------------------------------
 
 
-def normalise_rewards(values: Array, normalization: Normalization) -> tuple[Array, float, float]:
+def normalise_rewards(values: Array, normalization: Normalization | str) -> tuple[Array, float, float]:
     """Shift a reward column to be non-negative, then divide by its sum or maximum (section 2).
 
     Returns
@@ -494,7 +494,7 @@ def normalise_rewards(values: Array, normalization: Normalization) -> tuple[Arra
     """
     shift = -float(values.min()) if values.min() < 0 else 0.0
     shifted = values + shift
-    divisor = float(normalization.total(shifted))
+    divisor = float(Normalization(normalization).total(shifted))
     if divisor == 0:
         raise ValueError("every value is the same after shifting to be non-negative")
     return shifted / divisor, shift, divisor

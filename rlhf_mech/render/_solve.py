@@ -67,7 +67,8 @@ def profile_table(game: Game, outcome: ProfileOutcome, title: str, sizes: np.nda
         title=title,
         title_justify="left",
         caption=f"ASW {fmt(outcome.asw)} = SW - D_f {fmt(outcome.divergence_value)}; "
-        f"KKT residual {outcome.kkt_residual:.1e}",
+        f"KKT residual {outcome.kkt_residual:.1e}"
+        + ("" if outcome.converged else f"; NOT CONVERGED: {outcome.status_message}"),
         caption_justify="left",
     )
     for name in ("group", "size (reported)", "valuation", "group valuation", "payment", "utility"):

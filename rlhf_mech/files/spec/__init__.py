@@ -13,9 +13,9 @@ from typing import Any
 
 from rlhf_mech.core import Game
 from rlhf_mech.errors import SpecError
-from rlhf_mech.files.spec._candidates import CandidateGameSpec, candidate_game_from_document
+from rlhf_mech.files.spec._candidates import CandidateGameSpec, candidate_game_from_spec
 from rlhf_mech.files.spec._core import GameSpec, core_game
-from rlhf_mech.files.spec._document import Document
+from rlhf_mech.files.spec._document import Document, validated
 
 
 def load_game(path: str | Path) -> Game:
@@ -35,8 +35,8 @@ def load_game(path: str | Path) -> Game:
     if not isinstance(doc.data, Mapping):
         raise SpecError(path, 1, "", "a game file is a YAML mapping (outcomes:, groups:, ...)")
     if "candidates" in doc.data:
-        return candidate_game_from_document(doc)
-    return core_game(doc)
+        return candidate_game_from_spec(doc, validated(doc, CandidateGameSpec))
+    return core_game(doc, validated(doc, GameSpec))
 
 
 def _schema(model: type[GameSpec] | type[CandidateGameSpec], title: str) -> dict[str, Any]:

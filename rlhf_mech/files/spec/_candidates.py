@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from rlhf_mech.core import PAYMENT_RULES, Game, Scale, candidate_game
 from rlhf_mech.files.spec._document import (
@@ -26,7 +26,6 @@ from rlhf_mech.files.spec._document import (
     expectations,
     literal,
     number,
-    pydantic_error,
     valid_size,
 )
 
@@ -75,31 +74,6 @@ class CandidateGameSpec(Strict):
     expect: ExpectSpec | None = None
 
 
-FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
-    "": tuple(f.alias or k for k, f in CandidateGameSpec.model_fields.items()),
-    "candidates": tuple(CandidateSpec.model_fields),
-    "groups": tuple(CandidateGroupSpec.model_fields),
-    "report": tuple(PreferenceReportSpec.model_fields),
-    "divergence": ("lambda",),
-    "expect": tuple(ExpectSpec.model_fields),
-}
-
-
-def candidate_game_from_document(doc: Document) -> Game:
-    """Validate a parsed candidate-game document and build the game.
-
-    Raises
-    ------
-    SpecError
-        naming the file, line and field of the first problem.
-    """
-    try:
-        spec = CandidateGameSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise pydantic_error(doc, exc, FIELDS_BY_PARENT) from None
-    return _build(doc, spec)
-
-
 def _unique(doc: Document, names: list[str], path: Path_, what: str) -> tuple[str, ...]:
     seen: set[str] = set()
     for i, name in enumerate(names):
@@ -136,7 +110,8 @@ def _preference(doc: Document, value: Mapping[str, Any], path: Path_, models: tu
     return weights
 
 
-def _build(doc: Document, spec: CandidateGameSpec) -> Game:
+def candidate_game_from_spec(doc: Document, spec: CandidateGameSpec) -> Game:
+    """The :class:`~rlhf_mech.core.Game` of a validated candidate-game spec."""
     models = _unique(doc, spec.reward_models, ("reward_models",), "reward model")
     names = _unique(doc, [c.name for c in spec.candidates], ("candidates",), "candidate name")
     raw = np.array(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from rlhf_mech.core import (
     DIVERGENCES,
@@ -32,7 +32,6 @@ from rlhf_mech.files.spec._document import (
     Strict,
     expectations,
     literal,
-    pydantic_error,
     valid_size,
     vector,
 )
@@ -73,30 +72,6 @@ class GameSpec(Strict):
     payment: literal(tuple(PAYMENT_RULES)) = "affine_maximizer"  # type: ignore[valid-type]
     groups: list[GroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
-
-
-FIELDS_BY_PARENT: dict[str, tuple[str, ...]] = {
-    "": tuple(f.alias or k for k, f in GameSpec.model_fields.items()),
-    "groups": tuple(GroupSpec.model_fields),
-    "report": tuple(ReportSpec.model_fields),
-    "divergence": tuple(f.alias or k for k, f in DivergenceSpec.model_fields.items()),
-    "expect": tuple(ExpectSpec.model_fields),
-}
-
-
-def core_game(doc: Document) -> Game:
-    """Validate a parsed core-format document and build the game.
-
-    Raises
-    ------
-    SpecError
-        naming the file, line and field of the first problem.
-    """
-    try:
-        spec = GameSpec.model_validate(doc.data)
-    except ValidationError as exc:
-        raise pydantic_error(doc, exc, FIELDS_BY_PARENT) from None
-    return _build_game(doc, spec)
 
 
 def _outcomes(doc: Document, value: Any) -> tuple[str, ...]:
@@ -154,7 +129,8 @@ def _reward(
     return rm
 
 
-def _build_game(doc: Document, spec: GameSpec) -> Game:
+def core_game(doc: Document, spec: GameSpec) -> Game:
+    """The :class:`~rlhf_mech.core.Game` of a validated core-format spec (arrays checked here)."""
     try:
         divergence = get_divergence(spec.divergence.kind).name
     except ValueError:

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import numpy as np
 import yaml
@@ -26,6 +26,7 @@ from rlhf_mech.errors import SpecError
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Path_ = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 class Strict(BaseModel):
@@ -254,6 +255,36 @@ def expectations(doc: Document, spec: ExpectSpec | None, names: tuple[str, ...])
         ranges=ranges,
         line=doc.line(("expect",)),
     )
+
+
+def fields_by_parent(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
+    """The keys each mapping of a file accepts, by the name of the key that holds it (``""``
+    for the top level), read off the pydantic models, for "unknown field" messages."""
+    out: dict[str, tuple[str, ...]] = {}
+
+    def visit(parent: str, current: type[BaseModel]) -> None:
+        out[parent] = tuple(f.alias or k for k, f in current.model_fields.items())
+        for key, info in current.model_fields.items():
+            for nested in _models_in(info.annotation):
+                visit(info.alias or key, nested)
+
+    visit("", model)
+    return out
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside a field's type (``M``, ``list[M]``, ``M | None`` ...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def validated(doc: Document, model: type[M]) -> M:
+    """``doc``'s data validated by ``model``; the first problem as a :class:`SpecError`."""
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise pydantic_error(doc, exc, fields_by_parent(model)) from None
 
 
 def literal(values: tuple[str, ...]) -> Any:

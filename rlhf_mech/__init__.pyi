@@ -1,0 +1,35 @@
+"""The public names of :mod:`rlhf_mech`: the one list, read lazily by ``core._lazy.attach_stub``."""
+
+from rlhf_mech.analysis import AuditOptions as AuditOptions
+from rlhf_mech.analysis import GameAudit as GameAudit
+from rlhf_mech.analysis import SweepResult as SweepResult
+from rlhf_mech.analysis import audit_game as audit_game
+from rlhf_mech.analysis import run_audits as run_audits
+from rlhf_mech.analysis import sweep as sweep
+from rlhf_mech.core import DIVERGENCES as DIVERGENCES
+from rlhf_mech.core import PAYMENT_RULES as PAYMENT_RULES
+from rlhf_mech.core import TRAINING_RULES as TRAINING_RULES
+from rlhf_mech.core import Divergence as Divergence
+from rlhf_mech.core import Game as Game
+from rlhf_mech.core import GameSolution as GameSolution
+from rlhf_mech.core import Mechanism as Mechanism
+from rlhf_mech.core import Normalization as Normalization
+from rlhf_mech.core import PaymentResult as PaymentResult
+from rlhf_mech.core import PaymentRule as PaymentRule
+from rlhf_mech.core import Profile as Profile
+from rlhf_mech.core import ProfileOutcome as ProfileOutcome
+from rlhf_mech.core import ReportBasis as ReportBasis
+from rlhf_mech.core import SolveResult as SolveResult
+from rlhf_mech.core import TrainingRule as TrainingRule
+from rlhf_mech.core import affine_maximizer_payments as affine_maximizer_payments
+from rlhf_mech.core import get_divergence as get_divergence
+from rlhf_mech.core import get_payment_rule as get_payment_rule
+from rlhf_mech.core import get_training_rule as get_training_rule
+from rlhf_mech.core import kkt_residual as kkt_residual
+from rlhf_mech.core import outcome as outcome
+from rlhf_mech.core import solve as solve
+from rlhf_mech.core import solve_sw_max as solve_sw_max
+from rlhf_mech.errors import RlhfMechError as RlhfMechError
+from rlhf_mech.errors import SpecError as SpecError
+from rlhf_mech.files import load_game as load_game
+from rlhf_mech.files import write_game as write_game

@@ -1,0 +1,35 @@
+"""The one lookup every registry of the core uses (divergences, training and payment rules).
+
+A registry is a dict from canonical name to a frozen record (the pattern of scipy's
+``MetricInfo`` table); its aliases, where it has any, are a dict from every accepted name to
+the canonical one. A lookup by an unknown name raises ``ValueError`` listing the valid names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def lookup(
+    kind: str,
+    registry: Mapping[str, T],
+    record_type: type[T],
+    name: str | T,
+    aliases: Mapping[str, str] | None = None,
+) -> T:
+    """The record ``name`` names in ``registry`` (a ``record_type`` is returned unchanged).
+
+    Raises
+    ------
+    ValueError
+        for anything else: ``unknown {kind} 'x'; expected one of a, b``.
+    """
+    if isinstance(name, record_type):
+        return name
+    canonical = (aliases or {}).get(name, name) if isinstance(name, str) else None
+    if canonical in registry:
+        return registry[canonical]
+    raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(registry)}")
