@@ -26,7 +26,6 @@ from rlhf_mech.analysis import (
 
 # The search's objective (its batched gains and their gradient) has no public name; these
 # two tests reach it in the analysis layer's private module.
-from rlhf_mech.analysis._search import _Objective
 from rlhf_mech.cli import app
 from rlhf_mech.core import Expectations, Game, Mechanism, Profile, solve
 from rlhf_mech.files import load_game, save_counterexamples, write_counterexample
@@ -86,94 +85,8 @@ def make_game(
     )
 
 
-def objective_of(game: Game, i: int, rule: str) -> _Objective:
-    """The search's objective for group ``i`` of ``game`` under payment ``rule``."""
-    return _Objective(game, i, game.mechanism.with_payment_rule(rule), ReportSpace.of(game))
-
-
-def report_space(kind: str, size_bound: float, bound: float = 1.0) -> ReportSpace:
-    """The report space of rewards normalised by ``kind`` with sizes in ``[1, size_bound]``
-    and, for ``none``, entries in ``[0, bound]`` (``ReportSpace.of`` a one-group game: the
-    constructor takes the analysis layer's private domain record)."""
-    reward = {"sum": [0.5, 0.5], "max": [1.0, 0.0], "none": [bound, 0.0]}[kind]
-    return ReportSpace.of(make_game([reward], [1.0], normalization=kind, max_size=size_bound))
-
-
 def findings(audit, check):
     return [f for f in audit.findings if f.check == check]
-
-
-# --- the report space ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["sum", "max", "none"])
-def test_projection_is_valid_exactly(kind, rng):
-    space = report_space(kind, size_bound=5.0, bound=2.0)
-    raw = rng.normal(size=(200, 7)) * rng.uniform(0.01, 10, size=(200, 1))
-    raw[0] = -1.0  # nothing left after clipping: the constant reward
-    projected = space.project(raw.copy())
-    assert space.contains(projected, np.ones(200), tol=1e-12).all()
-    sampled = space.sample(rng, 50, space.project(rng.uniform(size=(1, 7)))[0])
-    assert space.contains(sampled, np.ones(50), tol=1e-12).all()
-
-
-def test_projection_keeps_valid_rows():
-    space = report_space("max", size_bound=3.0)
-    row = np.array([[0.2, 1.0, 0.0, 0.5]])
-    assert np.array_equal(space.project(row.copy()), row)
-
-
-# --- the objective --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("rule", ["none", "affine_maximizer"])
-def test_gain_matches_the_mechanism(rule, rng):
-    """The batched gain equals u_i(report) - u_i(truth) of :func:`rlhf_mech.core.solve`."""
-    g = random_game(rng, max_groups=3, max_outcomes=5, log10_lambda=(-1, 1))
-    game = make_game(
-        g.rewards,
-        g.sizes,
-        pi_init=g.pi_init,
-        normalization=g.normalization,
-        lam=g.lam,
-        payment_rule=rule,
-        max_size=g.max_size,
-    )
-    space = ReportSpace.of(game)
-    reports = space.sample(rng, 6, game.truth.rewards[0])
-    sizes = rng.uniform(1, space.size_bound, 6)
-    gains = objective_of(game, 0, rule)(reports, sizes)
-    for report, size, gain in zip(reports, sizes, gains, strict=True):
-        replay = dataclasses.replace(game, reports=game.truth.with_report(0, report, size))
-        assert solve(replay).gains[0] == pytest.approx(gain, abs=1e-12)
-
-
-def test_gradient_matches_finite_differences(newton_divergence, rng):
-    g = random_game(rng, max_groups=3, max_outcomes=6, log10_lambda=(-0.5, 0.5))
-    for rule in ("none", "affine_maximizer"):
-        game = make_game(
-            g.rewards,
-            g.sizes,
-            pi_init=g.pi_init,
-            normalization="sum",
-            divergence=newton_divergence,
-            lam=g.lam,
-            payment_rule=rule,
-        )
-        objective = objective_of(game, 0, rule)
-        theta = rng.dirichlet(np.ones(game.n_outcomes) * 2)
-        size = 2.5
-        d_theta, d_size = objective.gradient(theta, size)
-        h = 1e-6
-        eye = np.eye(theta.size)
-        fd = (
-            objective(theta + h * eye, np.full(theta.size, size))
-            - objective(theta - h * eye, np.full(theta.size, size))
-        ) / (2 * h)
-        fd_size = (objective(theta[None], [size + h]) - objective(theta[None], [size - h]))[0] / (2 * h)
-        scale = max(1.0, np.abs(d_theta).max())
-        assert np.abs(fd - d_theta).max() <= 1e-6 * scale
-        assert abs(fd_size - d_size) <= 1e-6 * max(1.0, abs(d_size))
 
 
 # --- the search ------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def test_the_normalization_fixture_is_a_file_normalization(normalization: Normal
     assert normalization.normalised
 
 
-#: member -> (total of each row of ROWS, normalised ROWS, moves_mass)
+#: member -> (total of each row of ROWS, normalised ROWS, linear_total)
 ROWS = np.array([[1.0, 3.0], [2.0, 2.0], [0.0, 0.5]])
 EXPECTED = {
     Normalization.SUM: ([4.0, 4.0, 0.5], [[0.25, 0.75], [0.5, 0.5], [0.0, 1.0]], True),
@@ -179,8 +179,8 @@ EXPECTED = {
 
 @pytest.mark.parametrize("member", list(Normalization))
 def test_normalization_total_and_normalise(member: Normalization) -> None:
-    totals, normalised, moves_mass = EXPECTED[member]
-    assert member.moves_mass is moves_mass
+    totals, normalised, linear_total = EXPECTED[member]
+    assert member.linear_total is linear_total
     assert member.normalised is (totals is not None)
     if totals is None:
         with pytest.raises(ValueError, match=r"normalization 'none' has no total"):

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rlhf_mech.analysis._others import OthersSpec, others_profiles
 from rlhf_mech.analysis._search import (
     NoisyResult,
     Prediction,
@@ -49,7 +50,7 @@ from rlhf_mech.analysis._search import (
     search_misreports,
     size_bound,
 )
-from rlhf_mech.core import NONE, Game, GameSolution, solve
+from rlhf_mech.core import NONE, Game, GameSolution, Profile, outcome, solve
 
 Array = np.ndarray
 
@@ -87,12 +88,15 @@ class AuditOptions:
     tol : tolerance of every inequality (``gain <= tol``, ``u >= -tol``, ...).
     noise : ``eps`` of Theorem 4.12, or ``None`` to skip the noisy check.
     samples : noise samples per evaluation of the noisy check.
+    others : the other groups' report profiles each group's best response is searched against
+        (:class:`~rlhf_mech.analysis.OthersSpec`: the file's profile by default).
     """
 
     budget: int = DEFAULT_BUDGET
     tol: float = DEFAULT_TOL
     noise: float | None = None
     samples: int = DEFAULT_SAMPLES
+    others: OthersSpec = field(default_factory=OthersSpec)
 
     def __post_init__(self) -> None:
         if int(self.budget) != self.budget or self.budget < 10:
@@ -112,10 +116,15 @@ class GroupAudit:
     Attributes
     ----------
     index, name, size : the group.
-    dsic : search under the game's payment rule.
-    no_payment : search under payment ``none`` (the same object when that is the game's rule).
-    noisy : Theorem 4.12's check, or ``None`` (no ``noise``, or the rule is ``none``).
+    dsic : search under the game's payment rule, against the others' profile where it found
+        the largest gain (the group's ``epsilon_ic``).
+    no_payment : search under payment ``none`` at the first profile (the same object when
+        that is the game's rule).
+    noisy : Theorem 4.12's check, or ``None`` (no ``noise``, or the rule is not DSIC).
     prediction : Theorems 4.2 / B.2 at the truthful profile.
+    profiles : the others' report profiles searched against, in order.
+    profile_gains : (len(profiles),) the largest gain found against each.
+    worst_profile : the index of the profile of ``dsic``.
     """
 
     index: int
@@ -125,6 +134,15 @@ class GroupAudit:
     no_payment: SearchResult
     noisy: NoisyResult | None
     prediction: Prediction
+    profiles: tuple[Profile, ...] = ()
+    profile_gains: tuple[float, ...] = ()
+    worst_profile: int = 0
+
+    @property
+    def epsilon_ic(self) -> float:
+        """The largest gain over truth found against any of the others' profiles: the
+        mechanism is ``epsilon``-IC for this group at most at this ``epsilon`` (a lower bound)."""
+        return self.dsic.best.gain
 
 
 @dataclass(frozen=True)
@@ -158,6 +176,27 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Health:
+    """How well solved the figures of an audit are.
+
+    Attributes
+    ----------
+    max_kkt_residual : the largest relative KKT residual of the training solves behind the
+        reported figures: the truthful and reported profiles and every group's best
+        misreports (each replayed as a profile).
+    stalled : solves that did not converge: the searches' evaluations (left out of their
+        results) plus the profiles and replays.
+    """
+
+    max_kkt_residual: float
+    stalled: int
+
+    @property
+    def healthy(self) -> bool:
+        return self.stalled == 0
+
+
+@dataclass(frozen=True)
 class GameAudit:
     """Everything the audit found in one game.
 
@@ -167,11 +206,12 @@ class GameAudit:
     options : the options used; seed : the seed the per-group seeds came from.
     size_bound : ``W``, the largest size searched; size_bound_source : where it came from.
     reward_bound : ``R`` for ``none``-normalised games, the largest total preference weight
-        for candidate-model games, else ``None`` (see :class:`~rlhf_mech.misreport_search.ReportSpace`).
+        for candidate-model games, else ``None`` (see :class:`~rlhf_mech.analysis.ReportSpace`).
     truthful : the mechanism on the truthful (and the file's reported) profile.
     groups : per-group results, in file order.
     findings : every finding, per group in file order, then the game-level ones.
     notes : legal but noteworthy facts (no ``max_size``, solver warnings, ...).
+    health : the numerical health of what the audit reports (:class:`Health`).
     """
 
     game: Game
@@ -184,10 +224,19 @@ class GameAudit:
     groups: tuple[GroupAudit, ...]
     findings: tuple[Finding, ...]
     notes: tuple[str, ...] = field(default=())
+    health: Health | None = None
 
     @property
     def passed(self) -> bool:
         return all(f.passed for f in self.findings)
+
+    @property
+    def epsilon_ic(self) -> tuple[float, str]:
+        """The largest gain over truth any group's search found under the game's payment rule
+        (over every others' profile searched), and that group: a lower bound on the
+        mechanism's ``epsilon`` of incentive compatibility."""
+        worst = max(self.groups, key=lambda g: g.epsilon_ic)
+        return worst.epsilon_ic, worst.name
 
     @property
     def failures(self) -> tuple[Finding, ...]:
@@ -223,15 +272,24 @@ def audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.SeedS
 
 
 def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.SeedSequence) -> GroupAudit:
-    dsic_seed, none_seed, noise_seed = seed.spawn(3)
+    dsic_seed, none_seed, noise_seed, others_seed = seed.spawn(4)
     space = ReportSpace.of(game)
     budget = evaluations_for(options.budget, game.n_outcomes)
     rule = game.mechanism.payment_rule
-    dsic = search_misreports(game, i, rule, budget, np.random.default_rng(dsic_seed), space)
+    profiles = others_profiles(game, i, options.others, np.random.default_rng(others_seed))
+    searches = [
+        search_misreports(game, i, rule, budget, np.random.default_rng(s), space, others=profile)
+        for s, profile in zip(dsic_seed.spawn(len(profiles)), profiles, strict=True)
+    ]
+    gains = tuple(float(r.best.gain) for r in searches)
+    worst = int(np.argmax(gains))
+    dsic = searches[worst]
     if not rule.charges:
-        no_payment = dsic
+        no_payment = searches[0]
     else:
-        no_payment = search_misreports(game, i, NONE, budget, np.random.default_rng(none_seed), space)
+        no_payment = search_misreports(
+            game, i, NONE, budget, np.random.default_rng(none_seed), space, others=profiles[0]
+        )
     noisy = None
     # Theorem 4.12 bounds the gain under a DSIC payment that sees noisy reward models
     if options.noise is not None and rule.dsic:
@@ -241,8 +299,8 @@ def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.Seed
             options.noise,
             options.samples,
             noise_seed,
-            budget,
-            seeds=(dsic.best_at_true_size.theta,),
+            max(12, budget // 8),  # each report is evaluated on every noise sample
+            seeds=(searches[0].best_at_true_size.theta,),
         )
     return GroupAudit(
         index=i,
@@ -252,6 +310,9 @@ def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.Seed
         no_payment=no_payment,
         noisy=noisy,
         prediction=predict_no_payment_gain(game, i),
+        profiles=tuple(profiles),
+        profile_gains=gains,
+        worst_profile=worst,
     )
 
 
@@ -472,10 +533,15 @@ def audit_game(
     findings.extend(f for f in ranges if not f.group)
     findings.extend(existential_findings(game, per_group))
 
+    health = _health(game, solution, groups)
     bound, source = size_bound(game)
     notes: list[str] = []
     if game.max_size is None:
         notes.append(f"{source}: sizes searched in [1, {bound:g}]")
+    if options.others.kind != "file":
+        notes.append(
+            f"best responses searched against {options.others.label} profile(s) of the others' reports"
+        )
     space = ReportSpace.of(game)
     if space.note:
         notes.append(space.note)
@@ -495,7 +561,27 @@ def audit_game(
         groups=tuple(groups),
         findings=tuple(findings),
         notes=tuple(notes),
+        health=health,
     )
+
+
+def _health(game: Game, solution: GameSolution, groups: Sequence[GroupAudit]) -> Health:
+    """:class:`Health`: the KKT residuals of the profiles and of every group's best
+    misreports, replayed against the profile they were found at."""
+    mechanism = game.mechanism.with_payment_rule(NONE)  # the training solve alone
+    residuals = [solution.truthful.kkt_residual, solution.reported.kkt_residual]
+    stalled = sum(
+        not o.converged for o in {id(o): o for o in (solution.truthful, solution.reported)}.values()
+    )
+    for g in groups:
+        stalled += g.dsic.stalled + (g.no_payment.stalled if g.no_payment is not g.dsic else 0)
+        others = g.profiles[g.worst_profile] if g.profiles else game.truth
+        for report in (g.dsic.best, g.dsic.best_at_true_size):
+            replay = others.with_report(g.index, report.reward, report.size, report.preference)
+            result = outcome(mechanism, game.truth, replay)
+            residuals.append(result.kkt_residual)
+            stalled += not result.converged
+    return Health(max_kkt_residual=float(max(residuals)), stalled=int(stalled))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,44 +1,50 @@
-r"""Best-response search for profitable misreports of one group (the audit's engine, issue #4).
+r"""Best-response search: the most profitable report of one group, the others' reports fixed.
 
-With the other groups reporting truthfully, :func:`search_misreports` looks for the report
-``(rm, w)`` of group ``i`` that maximises its utility under a payment rule (section 3): the
-structured families of :mod:`rlhf_mech.strategies` (size, mixing, polarise), random valid
-reports, then a pattern-search local optimiser from the best (:func:`_pattern_search`).
-:func:`predict_no_payment_gain` states what Theorems 4.2 / B.2 say without payments, and
-:func:`noisy_search` estimates Theorem 4.12's gain under noisy reward models. The checks and
-their verdicts are :mod:`rlhf_mech.audit`.
+Under the affine-maximizer payment a search's verdict is backed by Proposition 4.4; under any
+other payment (none, the heuristics of section 4.4) the search *is* the audit. It is built on
+the structure of the problem rather than on luck.
 
-The space of valid reports (:class:`ReportSpace`)
--------------------------------------------------
-A report is a reward vector in the domain R of section 2 and a size in ``[1, W]``:
+The report space as a polytope of contributions
+-----------------------------------------------
+The training rule sees group ``i`` only through its contribution ``c = w~ rm~`` to the scores
+(Definition 4.1), and SW-Max ignores a constant added to every score (``sum pi = 1``), so the
+reports that matter form a polytope of contributions ``z`` (:class:`ReportSpace`):
 
-* ``sum``: ``rm >= 0``, ``sum rm = 1``; ``max``: ``0 <= rm <= 1``, ``max rm = 1``;
-* ``none`` (candidate-model games, whose rewards are measured scores): ``0 <= rm <= R`` with
-  ``R`` the largest true reward of any group in the game, so that a report stays on the scale
-  of the measurements (scaling by the size is searched separately);
-* sizes are real numbers in ``[1, W]``, a superset of the integers of section 3 that game files
-  accept; ``W = max_size``, or ``max(10, 2 x the largest size in the file)`` when the file has
-  none (the audit says so in its notes).
+================  ===========================================  ==============================
+reports           contributions, up to a constant              vertices
+================  ===========================================  ==============================
+``sum`` rewards   ``z >= 0, sum z <= W``  (sizes in [1, W])     ``0`` and ``W e_x``
+``max`` rewards   ``0 <= z <= W``                               ``W 1_S`` for sets ``S``
+``none`` scores   ``0 <= z <= W R``                             ``W R 1_S``
+preferences       ``phi >= 0, sum phi <= W B``, ``c = phi S^T`` ``0`` and ``W B e_j``
+================  ===========================================  ==============================
 
-Every report the search evaluates is mapped into this space by :meth:`ReportSpace.project`
-(clip, then divide by the sum or the maximum), so validity holds exactly, to rounding.
+(``R``: the largest true score; ``B``: the largest true total weight; for reports at the true
+size ``w_i`` replace ``W`` by ``w_i``.) Every point maps back to a valid report
+(:meth:`ReportSpace.report`).
 
-Utility gains
--------------
-With the others' reports fixed, ``V_{-i}`` in eq. (1) does not depend on group i's report, so
-under ``p^AFF`` the gain of a report ``(r, s)`` over truth is (proof of Proposition 4.4)::
+The search (:func:`search_misreports`)
+--------------------------------------
+1. candidates, evaluated as batches of the mechanism kernel: the polytope's vertices (all of
+   them where there are few; nested sets along several orderings and random sets where
+   there are many), points on random faces, the structured families of section 5 and
+   Theorem 4.2, random perturbations of the truth;
+2. polishing from the best distinct starts by projected gradient ascent with the exact
+   gradient of the utility (implicit differentiation of the KKT conditions,
+   :meth:`~rlhf_mech.core.Deviation.contribution_outcomes`), a batched line search per start;
+   where the training rule is not differentiable (TV), a batched compass search;
+3. for the argmax rule over candidate models, the exact best response: for each candidate a
+   linear programme says whether some report selects it (:func:`_argmax_best_response`).
 
-    gain = ASW_true(psi(r, s)) - ASW_true(psi(rm_i, w_i))  <= 0,
-
-with ``ASW_true(pi) = <pi, sum_j w_j rm_j + offset> - D_f(pi || pi_init)``; under payment
-``none`` it is ``w_i <psi(r, s) - psi(rm_i, w_i), rm_i>``. A batch of B reports costs one
-:func:`~rlhf_mech.solver.solve_sw_max` call on a (B, m) array of scores.
+Both the whole space (sizes in ``[1, W]``) and reports at the true size are searched. The
+gain found is a *lower bound* on the group's true best-response gain (exact for the argmax
+rule). The search is deterministic in its seed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +55,19 @@ from rlhf_mech.analysis._strategies import (
     polarise_misreports,
     size_misreports,
 )
-from rlhf_mech.core import NONE, Game, Mechanism, Normalization, PaymentRule, Profile, deviation, outcome
+from rlhf_mech.core import (
+    CONVERGED,
+    NONE,
+    Deviation,
+    Game,
+    Mechanism,
+    Normalization,
+    PaymentRule,
+    Profile,
+    deviation,
+    outcome,
+    rows_per_chunk,
+)
 
 Array = np.ndarray
 
@@ -57,24 +75,25 @@ Array = np.ndarray
 SEARCH_CONVERGED = 0
 BUDGET_EXHAUSTED = 1
 SEARCH_STATUS_MESSAGES = {
-    SEARCH_CONVERGED: "the local search's step fell below 1e-7 without improving",
-    BUDGET_EXHAUSTED: "the evaluation budget ran out before the local search converged",
+    SEARCH_CONVERGED: "every polished start reached a local optimum (step below 1e-9 of the space)",
+    BUDGET_EXHAUSTED: "the evaluation budget ran out before every polished start converged",
 }
 
 #: Games with more outcomes than this get fewer evaluations per search (:func:`evaluations_for`).
 LARGE_GAME_OUTCOMES = 10_000
 #: The fewest evaluations a search of a large game gets.
 MIN_LARGE_GAME_EVALUATIONS = 40
-
-#: The local search stops when its step (a fraction of the reward scale) falls below this.
-MIN_STEP = 1e-7
-#: Coordinates tried per local-search iteration (all of them when m is at most this).
-_COORDINATES = 12
-#: Random dense directions tried per local-search iteration when m > _COORDINATES.
-_DENSE_DIRECTIONS = 3
-#: Step multipliers of the line search along the gradient (it reaches 4^-6 of the step at once,
-#: so the search can approach a maximiser that is much closer than the step).
-_LINE_SEARCH = (2.0, 1.0, 0.25, 4.0**-2, 4.0**-4, 4.0**-6)
+#: A polished start stops when its step falls below this fraction of the space's extent.
+MIN_STEP = 1e-9
+#: Distinct starts polished per space.
+_STARTS = 4
+#: Trial step multipliers of the line search along the projected gradient (per iteration,
+#: for every start at once).
+_TRIALS = (4.0, 1.0, 0.25)
+#: Shrink factor of a start's step when no trial improved.
+_SHRINK = 1.0 / 16.0
+#: Two points closer than this (relative to the space's extent) are the same start.
+_SAME_START = 1e-6
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,10 +110,11 @@ class Misreport:
     reward : (m,) array, the reported reward model (valid for the game's normalisation).
     size : the reported size.
     gain : utility of this report minus utility of the truthful report.
-    found_by : ``"size"``, ``"mixing"``, ``"polarise"`` (the families of
-        :mod:`rlhf_mech.strategies`), ``"random"`` or ``"local"`` (the local optimiser).
-    preference : (k,) array, the reported preference over the base reward models of a
-        candidate-model game (``reward = preference @ scores.T``); ``None`` otherwise.
+    found_by : ``"vertex"``, ``"face"``, ``"size"``, ``"mixing"``, ``"polarise"`` (the
+        families of :data:`~rlhf_mech.analysis.FAMILIES`), ``"random"``, ``"local"`` (the
+        polish) or ``"exact"`` (the argmax rule's linear programmes).
+    preference : (k,) array, the reported preference over the base reward models of a game
+        whose groups report in a basis (``reward = preference @ scores.T``); ``None`` otherwise.
     """
 
     reward: Array
@@ -105,7 +125,7 @@ class Misreport:
 
     @property
     def theta(self) -> Array:
-        """The parameters the search moves (:class:`ReportSpace`)."""
+        """The report's parameters in its space (the reward, or the preference)."""
         return self.reward if self.preference is None else self.preference
 
 
@@ -113,17 +133,22 @@ class Misreport:
 class SearchResult:
     """The best-response search of one group under one payment rule.
 
+    The gains are lower bounds on the group's true best-response gain over the reports the
+    space admits (exact for the argmax rule of candidate-model games).
+
     Attributes
     ----------
     payment_rule : the rule the utilities were computed under.
     best : the report with the largest gain found (any size in ``[1, W]``).
     best_at_true_size : the best report whose size is the true size (reward misreports only,
         the strategies of Theorems 4.2 and 4.12).
-    evaluations : reports evaluated.
+    evaluations : reports evaluated (each one training solve).
     min_payment : smallest payment ``p_i`` over the evaluated reports (0 for rule ``none``).
     status : :data:`SEARCH_CONVERGED` or :data:`BUDGET_EXHAUSTED`.
-    priced : reports whose payment ``min_payment`` is taken over (the evaluations less the
-        gradient's probes).
+    priced : reports whose payment ``min_payment`` is taken over.
+    stalled : evaluated reports whose solve did not converge (their gains are not trusted:
+        they are left out of ``best``).
+    exact : whether the gains are exact (the argmax rule), not lower bounds.
     """
 
     payment_rule: str
@@ -133,10 +158,16 @@ class SearchResult:
     min_payment: float
     status: int
     priced: int = 0
+    stalled: int = 0
+    exact: bool = False
 
     @property
     def message(self) -> str:
         return SEARCH_STATUS_MESSAGES[self.status]
+
+    @property
+    def converged(self) -> bool:
+        return self.status == SEARCH_CONVERGED
 
 
 @dataclass(frozen=True)
@@ -154,8 +185,9 @@ class NoisyResult:
     stderr : standard error of ``gain``.
     max_sample_gain : the largest gain over those samples (also bounded by ``2 w_i eps``).
     reward : (m,) the misreport (at the true size, as in the theorem).
-    candidates : reports the search compared.
-    preference : the misreport's preference weights in a candidate-model game, else ``None``.
+    candidates : reports the search evaluated (each on every sample).
+    search_gain : the best report's mean gain on the samples the search optimised over.
+    preference : the misreport's preference weights in a basis game, else ``None``.
     """
 
     eps: float
@@ -166,6 +198,7 @@ class NoisyResult:
     max_sample_gain: float
     reward: Array
     candidates: int
+    search_gain: float = math.nan
     preference: Array | None = None
 
 
@@ -186,7 +219,7 @@ class Prediction:
 
 
 # --------------------------------------------------------------------------------------------
-# The space of valid reports
+# The space of valid reports and its polytope of contributions
 # --------------------------------------------------------------------------------------------
 
 
@@ -199,114 +232,124 @@ def size_bound(game: Game) -> tuple[float, str]:
 
 
 @dataclass(frozen=True)
-class _Domain:
-    """How the search's parameters are constrained: one record per kind of report.
-
-    Attributes
-    ----------
-    note : the constraint in words, for the audit's notes (``{bound}`` is filled in), or ``""``.
-    total : ``x -> (B, 1)`` total that must be 1 (or at most ``bound``), or ``None`` for a box.
-    budget : whether the total is an upper bound (preference weights) rather than equal to 1.
-    centred : whether a gradient step must keep the total (it is projected on sum 0).
-    capped : whether each entry has an upper end (a gradient step into it is dropped).
-    dirichlet : whether the entries share a total (a simplex or a budget): spread-out samples
-        are Dirichlet(1) draws and steps scale with the largest entry; else uniform draws.
-    """
-
-    note: str
-    total: Callable[[Array], Array] | None
-    budget: bool
-    centred: bool
-    capped: bool
-    dirichlet: bool
-
-
-def _row_sum(x: Array) -> Array:
-    return x.sum(axis=-1, keepdims=True)
-
-
-def _row_max(x: Array) -> Array:
-    return x.max(axis=-1, keepdims=True)
-
-
-#: The reward domains of section 2, and the box of ``none``-normalised measured scores.
-_REWARD_DOMAINS: dict[Normalization, _Domain] = {
-    Normalization.SUM: _Domain("", _row_sum, False, True, False, True),
-    Normalization.MAX: _Domain("", _row_max, False, False, True, False),
-    Normalization.NONE: _Domain(
-        "normalization none: rewards searched in [0, {bound:g}] (the largest true reward)",
-        None,
-        False,
-        False,
-        True,
-        False,
-    ),
-}
-#: Preference weights over a report basis (candidate-model games).
-_PREFERENCE_DOMAIN = _Domain(
-    "candidate-model game: reports are preferences over the reward models with total weight "
-    "at most {bound:g} (the largest true total)",
-    _row_sum,
-    True,
-    False,
-    False,
-    True,
-)
-
-
-@dataclass(frozen=True)
 class ReportSpace:
-    """The valid reports of a group: a parameter vector and a size in ``[1, W]``.
+    """The valid reports of a group, and the polytope of their contributions to the scores.
 
-    The search moves parameters ``theta``; :meth:`rewards` maps them to reward vectors.
+    A report is parameters ``theta`` (a reward vector, or preference weights over a basis) and
+    a size in ``[1, W]``. Its contribution in the space's coordinates is ``z = size * theta``;
+    the scores it adds are ``z`` (rewards) or ``z @ basis`` (preferences).
 
     Attributes
     ----------
-    domain : how ``theta`` is constrained: a reward vector in the domain R of section 2 (sum
-        or max normalised, or in ``[0, R]`` for measured scores), or a preference over the
-        base reward models of the game's report basis (the reward is ``theta @ basis``).
-    normalization : the normalisation the parameter vectors obey (the game's for rewards,
-        ``none`` for preference weights): what the structured families keep.
+    normalization : what the reward vectors satisfy (section 2); ``none`` for preference
+        weights.
     size_bound : ``W``.
-    bound : ``R``, the largest entry of a ``none`` reward; for preferences, the largest total
-        weight ``sum theta``; 1 otherwise.
+    dimension : ``d``, the number of parameters (``m`` outcomes, or ``k`` base reward models).
+    bound : per unit of size, the extent of one coordinate: ``R`` (the largest true score) for
+        ``none`` rewards, ``B`` (the largest true total weight) for preferences, 1 otherwise.
     basis : (k, m) array, the candidates' scores per base reward model, or ``None``.
     """
 
-    domain: _Domain
     normalization: Normalization
     size_bound: float
+    dimension: int
     bound: float = 1.0
     basis: Array | None = None
 
     @classmethod
     def of(cls, game: Game) -> ReportSpace:
-        """The report space of ``game``; ``R`` (or the weight bound) is the largest true value
-        over all groups, so a report stays on the scale of the game's measurements."""
+        """The report space of ``game``; ``R`` (or ``B``) is the largest true value over all
+        groups, so that a report stays on the scale of the game's measurements."""
         size = size_bound(game)[0]
         if game.report_basis is not None:
             assert game.truth.preferences is not None
             total = float(game.truth.preferences.sum(axis=1).max())
             basis = game.report_basis.scores.T.copy()
-            return cls(_PREFERENCE_DOMAIN, Normalization.NONE, size, total if total > 0 else 1.0, basis)
-        domain = _REWARD_DOMAINS[game.normalization]
-        if domain.total is None:
+            return cls(Normalization.NONE, size, basis.shape[0], total if total > 0 else 1.0, basis)
+        m = game.n_outcomes
+        if not game.normalization.normalised:
             top = float(game.truth.rewards.max())
-            return cls(domain, game.normalization, size, top if top > 0 else 1.0)
-        return cls(domain, game.normalization, size)
+            return cls(game.normalization, size, m, top if top > 0 else 1.0)
+        return cls(game.normalization, size, m)
+
+    # --- the polytope ------------------------------------------------------------------------
+
+    @property
+    def simplex(self) -> bool:
+        """Whether the contributions form a capped simplex ``{z >= 0, sum z <= U}`` (sum-
+        normalised rewards, preferences); else a box ``[0, U]^d``."""
+        return self.basis is not None or self.normalization is Normalization.SUM
+
+    def cap(self, size: float) -> float:
+        """``U``: the polytope's extent for reports of size at most ``size``."""
+        return float(size) * self.bound
 
     @property
     def bounded(self) -> bool:
         """Whether the space has a bound taken from the game (``R`` or the weight total)."""
-        return bool(self.domain.note)
+        return self.basis is not None or not self.normalization.normalised
 
     @property
     def note(self) -> str:
         """The space's constraint in words for the audit's notes (``""`` when standard)."""
-        return self.domain.note.format(bound=self.bound)
+        if self.basis is not None:
+            return (
+                "candidate-model game: reports are preferences over the reward models with total "
+                f"weight at most {self.bound:g} (the largest true total)"
+            )
+        if not self.normalization.normalised:
+            return f"normalization none: rewards searched in [0, {self.bound:g}] (the largest true reward)"
+        return ""
+
+    def project(self, z: Array, cap: float) -> Array:
+        """Euclidean projection of (B, d) rows onto the polytope of extent ``cap`` (a new array).
+
+        A box is clipped; a capped simplex is clipped at 0 and, where the row sums above
+        ``cap``, projected onto ``{z >= 0, sum z = cap}`` (the sort-based algorithm).
+        Preferences keep a total of at least ``1e-9 cap`` (a preference needs a positive
+        weight).
+        """
+        x = np.clip(np.asarray(z, dtype=float), 0.0, None if self.simplex else cap)
+        if not self.simplex:
+            return x
+        over = x.sum(axis=-1) > cap
+        if over.any():
+            x[over] = _project_simplex(np.asarray(z, dtype=float)[over], cap)
+        if self.basis is not None:
+            empty = x.sum(axis=-1) < 1e-9 * cap
+            x[empty] = 1e-9 * cap / x.shape[-1]
+        return x
+
+    def vertices(self, cap: float, limit: int, orders: Array, rng: np.random.Generator) -> Array:
+        """Vertices of the polytope of extent ``cap``: all of them when there are at most
+        ``limit``; else the nested sets ``U 1_S`` along each row of ``orders`` ((r, d)
+        permutations, e.g. by true reward), then random sets, ``limit`` in all."""
+        d = self.dimension
+        if self.simplex:  # the origin (no influence) and the corners
+            corners = np.vstack([np.zeros(d), cap * np.eye(d)])
+            return corners[:limit]
+        if d <= 20 and 2**d - 1 <= limit:
+            codes = np.arange(1, 2**d)
+            return cap * ((codes[:, None] >> np.arange(d)) & 1).astype(float)
+        sets = []
+        per_order = max(1, (limit // 2) // max(1, len(orders)))
+        sizes = np.unique(np.geomspace(1, d - 1, min(per_order, d - 1)).round().astype(int))
+        for order in orders:
+            for k in sizes:
+                row = np.zeros(d)
+                row[order[:k]] = cap
+                sets.append(row)
+        rows = np.array(sets)[:limit] if sets else np.zeros((0, d))
+        extra = limit - rows.shape[0]
+        if extra > 0:
+            density = rng.uniform(0.05, 0.95, (extra, 1))
+            rows = np.vstack([rows, cap * (rng.random((extra, d)) < density)])
+        return rows
+
+    # --- reports and contributions ---------------------------------------------------------
 
     def truth(self, game: Game, i: int) -> Array:
-        """Group ``i``'s true parameters."""
+        """Group ``i``'s true parameters (reward vector, or preference)."""
         truth = game.truth
         source = truth.rewards if self.basis is None or truth.preferences is None else truth.preferences
         return source[i].copy()
@@ -315,160 +358,321 @@ class ReportSpace:
         """(B, d) parameters -> (B, m) reward vectors."""
         return theta if self.basis is None else theta @ self.basis
 
-    def project(self, theta: Array) -> Array:
-        """Map (B, d) finite rows into the space (in place when given a float array): clip at
-        0; then divide by the total (sum or maximum; for preferences only down to total
-        weight ``<= bound``), or for a box clip at ``R``. A row with nothing left becomes the
-        constant reward (or uniform weights)."""
-        x = np.asarray(theta, dtype=float)
-        np.maximum(x, 0.0, out=x)
-        domain = self.domain
-        if domain.total is None:
-            return np.minimum(x, self.bound, out=x)
-        scale = domain.total(x)
-        empty = scale[..., 0] <= 0
-        if empty.any():
-            fill = self.bound / x.shape[-1] if domain.budget else 1.0
-            x[empty] = fill
-            scale[empty] = domain.total(x[empty])
-        if domain.budget:
-            return np.divide(x, np.maximum(scale / self.bound, 1.0), out=x)
-        return np.divide(x, scale, out=x)
+    def contributions(self, z: Array) -> Array:
+        """(B, d) contributions in the space's coordinates -> (B, m) added scores."""
+        return z if self.basis is None else z @ self.basis
 
-    def clip_sizes(self, sizes: Array) -> Array:
-        return np.clip(sizes, 1.0, self.size_bound)
+    def report(self, z: Array, size: float | None = None) -> tuple[Array, Array]:
+        """Valid reports ``(theta (B, d), sizes (B,))`` whose contributions equal ``z`` up to a
+        constant (exactly, for preferences and ``none`` rewards).
 
-    def scale(self, theta: Array) -> float:
-        """The typical size of an entry, for step lengths: ``R`` for a box, 1 for a maximum,
-        else the largest entry but at least the total spread evenly."""
-        domain = self.domain
-        if domain.total is None:
-            return self.bound
-        if not domain.dirichlet:
-            return 1.0
-        return float(max(theta.max(), self.bound / theta.size))
-
-    def upper(self) -> float:
-        """The upper end of one entry (for the gradient's active constraints)."""
-        return self.bound
+        ``size`` fixes every report's size (a point of the polytope of that extent); else the
+        size is the one the point needs, at least 1: the total (``sum``), the largest entry
+        (``max``), the largest entry over ``R`` (``none``) or the total weight over ``B``
+        (preferences). Where that is below the size used, ``sum`` and ``max`` rewards are
+        shifted by a constant (which changes no score difference).
+        """
+        z = np.atleast_2d(np.asarray(z, dtype=float))
+        if self.basis is not None or not self.normalization.normalised:
+            extent = z.sum(axis=-1) if self.basis is not None else z.max(axis=-1)
+            sizes = (
+                np.clip(extent / self.bound, 1.0, self.size_bound) if size is None else np.full(len(z), size)
+            )
+            return z / sizes[:, None], sizes
+        total = self.normalization.total(z)
+        sizes = np.clip(total, 1.0, self.size_bound) if size is None else np.full(len(z), float(size))
+        shift = np.maximum(sizes - total, 0.0)
+        if self.normalization.linear_total:  # sum: spread the missing mass evenly
+            shift = shift / z.shape[-1]
+        theta = (z + shift[:, None]) / sizes[:, None]
+        return self.normalization.normalise(theta), sizes
 
     def contains(self, theta: Array, sizes: Array, tol: float = 1e-9) -> Array:
         """(B,) bool: whether each report is valid (to ``tol``), as the game files check."""
         theta = np.atleast_2d(theta)
         ok = np.all(theta >= 0, axis=-1) & np.all(np.isfinite(theta), axis=-1)
-        domain = self.domain
-        if domain.total is None:
-            ok &= np.all(theta <= self.bound, axis=-1)
-        elif domain.budget:
-            total = domain.total(theta)[..., 0]
+        if self.basis is not None:
+            total = theta.sum(axis=-1)
             ok &= (total > 0) & (total <= self.bound * (1 + tol))
+        elif not self.normalization.normalised:
+            ok &= np.all(theta <= self.bound * (1 + tol), axis=-1)
         else:
-            ok &= np.abs(domain.total(theta)[..., 0] - 1.0) <= tol
+            ok &= np.abs(self.normalization.total(theta) - 1.0) <= tol
         sizes = np.atleast_1d(sizes)
-        return ok & (sizes >= 1.0) & (sizes <= self.size_bound)
+        return ok & (sizes >= 1.0 - tol) & (sizes <= self.size_bound * (1 + tol))
 
-    def sample(self, rng: np.random.Generator, k: int, center: Array) -> Array:
-        """``k`` random valid parameter rows: perturbations of ``center`` at three scales (rows
-        ``0, 1, 2 mod 5``), draws spread over the whole space (Dirichlet(1) / uniform, row
-        ``3 mod 5``) and skewed draws (uniform^4, row ``4 mod 5``)."""
-        d = center.size
-        kinds = np.arange(k) % 5
-        sigma = np.array([0.03, 0.15, 0.5, 0.0, 0.0])[kinds]
-        noise = rng.standard_normal((k, d))
-        rows = center + (self.scale(center) * sigma)[:, None] * noise
-        spread = kinds >= 3
-        if spread.any():
-            domain = self.domain
-            draws = rng.random((int(spread.sum()), d))
-            if domain.dirichlet:
-                draws = -np.log1p(-draws)  # Exp(1): normalised, a Dirichlet(1) draw
-            skewed = kinds[spread] == 4
-            draws[skewed] = draws[skewed] ** 4
-            if domain.budget:
-                draws *= (
-                    self.bound
-                    * rng.random((draws.shape[0], 1))
-                    / np.maximum(draws.sum(axis=1, keepdims=True), 1e-300)
-                )
-            elif domain.total is None:
-                draws *= self.bound
-            rows[spread] = draws
-        return self.project(rows)
+
+def _project_simplex(v: Array, total: float) -> Array:
+    """Rows of ``v`` projected onto ``{x >= 0, sum x = total}`` (Held et al.; Duchi et al. 2008)."""
+    u = -np.sort(-v, axis=-1)
+    css = np.cumsum(u, axis=-1) - total
+    k = np.arange(1, v.shape[-1] + 1)
+    rho = np.count_nonzero(u - css / k > 0, axis=-1)
+    theta = css[np.arange(v.shape[0]), rho - 1] / rho
+    return np.maximum(v - theta[:, None], 0.0)
 
 
 # --------------------------------------------------------------------------------------------
-# The objective: utility gains of a batch of reports
+# The objective: utility gains (and their gradients) of batches of contributions
 # --------------------------------------------------------------------------------------------
 
 
-class _Objective:
-    """Gains (and payments) of batches of reports of group ``i``, the others truthful.
+class ReportObjective:
+    """Gains, gradients and payments of batches of one group's reports, the others fixed.
 
-    Every evaluation is one call of the mechanism kernel (:meth:`~rlhf_mech.core.Deviation.outcomes`);
-    the gain of a report is its utility less the truthful report's, evaluated the same way
-    (so truth gains exactly 0).
+    Every evaluation is one call of the mechanism kernel
+    (:meth:`~rlhf_mech.core.Deviation.contribution_outcomes`) over ``G`` games: one (the
+    others' reports), or the noise samples of Theorem 4.12 with ``extra`` the own noise
+    ``w_i eps_s`` added to the contribution in sample ``s``. The gain of a report is its mean
+    utility over the games less the truthful report's, evaluated the same way (so truth
+    gains exactly 0).
+
+    Parameters
+    ----------
+    group : the kernel's deviation of the group (``G`` games).
+    space : the group's report space.
+    truth : (d,) the truthful contribution ``w_i theta_i``.
+    extra : (G, m) added to every contribution, or ``None``.
     """
 
-    def __init__(self, game: Game, i: int, mechanism: Mechanism, space: ReportSpace) -> None:
-        self.game, self.i, self.mechanism, self.space = game, i, mechanism, space
-        truth = game.truth
-        self.rm, self.w = truth.rewards[i], float(truth.sizes[i])
-        self.deviation = deviation(mechanism, truth, truth, i)
-        at_truth = self.deviation.outcomes(self.rm[None, None], np.array([[self.w]]))
-        assert at_truth.distributions is not None
-        self.truth_pi = at_truth.distributions[0, 0]
-        self.truth_utility = float(at_truth.utilities[0, 0])
+    def __init__(
+        self, group: Deviation, space: ReportSpace, truth: Array, extra: Array | None = None
+    ) -> None:
+        self.group, self.space, self.truth, self.extra = group, space, truth, extra
+        self.differentiable = group.differentiable
         self.evaluations = 0
-        self.priced = 0  # reports whose payment was computed (the gradient's probes are not)
+        self.priced = 0
+        self.stalled = 0
         self.min_payment = np.inf
+        self.truth_utility = float(self._utilities(truth[None], gradients=False)[0][0])
+        self.evaluations = self.priced = 0
 
-    def __call__(self, rewards: Array, sizes: Array) -> Array:
-        """(B,) gains of the reports ``(rewards[b], sizes[b])``."""
-        rewards = np.atleast_2d(rewards)
-        sizes = np.atleast_1d(np.asarray(sizes, dtype=float))
-        out = self.deviation.outcomes(rewards[None], sizes[None], keep_distributions=False)
-        self.min_payment = min(self.min_payment, float(out.payments.min()))
-        self.evaluations += sizes.size
-        self.priced += sizes.size
-        return out.utilities[0] - self.truth_utility
+    def __call__(self, z: Array, gradients: bool = False) -> tuple[Array, Array | None]:
+        """``(gains (B,), gradients (B, d) or None)`` of the contributions ``z`` (B, d).
 
-    def misreport(self, theta: Array, size: float, gain: float, found_by: str) -> Misreport:
-        """A :class:`Misreport` from search parameters (rewards, or a candidate preference)."""
-        if self.space.basis is None:
-            return Misreport(theta, size, gain, found_by)
-        return Misreport(self.space.rewards(theta[None])[0], size, gain, found_by, preference=theta)
-
-    def gradient(self, theta: Array, size: float) -> tuple[Array, float] | None:
-        """d gain / d (theta, size) for a divergence with an invertible ``g'`` (else ``None``).
-
-        Implicit differentiation of eq. (OPT): ``pi(x) = q(x) t((s(x) - mu) / lambda)`` gives
-        ``d pi / d s = diag(a) - a a^T / sum(a)`` with ``a = q t' / lambda``. The gain's
-        derivative in ``pi`` is ``w_i rm_i`` plus, under an affine payment (eq. 1),
-        ``d ASW_{-i} / d pi = b - lambda g'(t) = -w~ rm~ + mu`` (``mu`` drops out).
+        Reports whose solve did not converge get gain ``-inf`` (they cannot be trusted) and
+        are counted in :attr:`stalled`.
         """
-        mechanism = self.mechanism
-        div = mechanism.divergence
-        if div.g_prime_inverse is None:
-            return None
-        space = self.space
-        reward = space.rewards(theta[None])[0]
-        scores = self.deviation.others_scores[0] + size * reward
-        sol = mechanism.training_rule.solve_scores(mechanism, scores)
-        self.evaluations += 1
-        y = (scores - scores.max()) / mechanism.lam - float(sol.nu)
-        active = y > div.g_prime_at_zero
-        with np.errstate(all="ignore"):
-            _, dt = div.g_prime_inverse(np.where(active, y, 0.0))
-        a = np.where(active, mechanism.pi_init * dt / mechanism.lam, 0.0)
-        total = a.sum()
-        if not (np.all(np.isfinite(a)) and total > 0):
-            return None
-        c = self.w * self.rm - (size * reward if mechanism.payment_rule.affine else 0.0)
-        jc = a * (c - (a @ c) / total)
-        d_reward = size * jc
-        if space.basis is not None:
-            return space.basis @ d_reward, float(reward @ jc)
-        return d_reward, float(reward @ jc)
+        utilities, slopes = self._utilities(np.atleast_2d(z), gradients and self.differentiable)
+        return utilities - self.truth_utility, slopes
+
+    def _utilities(self, z: Array, gradients: bool) -> tuple[Array, Array | None]:
+        c = self.space.contributions(z)  # (B, m)
+        games = self.group.games
+        step = max(1, rows_per_chunk(c.shape[-1]) // games)
+        utilities = np.empty(len(c))
+        slopes = np.empty((len(c), z.shape[-1])) if gradients else None
+        for start in range(0, len(c), step):
+            block = slice(start, min(len(c), start + step))
+            batch = np.broadcast_to(c[block], (games, *c[block].shape))
+            if self.extra is not None:
+                batch = batch + self.extra[:, None, :]
+            out = self.group.contribution_outcomes(batch, gradients=gradients, keep_distributions=False)
+            utility = out.utilities.mean(axis=0)
+            bad = np.any(out.status != CONVERGED, axis=0)
+            self.stalled += int(bad.sum())
+            utilities[block] = np.where(bad, -np.inf, utility)
+            self.min_payment = min(self.min_payment, float(out.payments.min()))
+            if slopes is not None:
+                assert out.gradients is not None
+                g = out.gradients.mean(axis=0)
+                slopes[block] = g if self.space.basis is None else g @ self.space.basis.T
+        self.evaluations += len(c)
+        self.priced += len(c)
+        return utilities, slopes
+
+    def misreport(self, z: Array, gain: float, found_by: str, size: float | None = None) -> Misreport:
+        """The :class:`Misreport` of the contribution ``z`` (one row)."""
+        theta, sizes = self.space.report(z[None], size)
+        reward = self.space.rewards(theta)[0]
+        preference = theta[0] if self.space.basis is not None else None
+        return Misreport(reward, float(sizes[0]), float(gain), found_by, preference)
+
+
+def group_objective(
+    game: Game, i: int, mechanism: Mechanism | None = None, others: Profile | None = None
+) -> ReportObjective:
+    """The :class:`ReportObjective` of group ``i`` under ``mechanism`` (default the game's),
+    the others reporting ``others`` (default truthfully)."""
+    mechanism = mechanism or game.mechanism
+    space = ReportSpace.of(game)
+    truth_z = float(game.truth.sizes[i]) * space.truth(game, i)
+    return ReportObjective(deviation(mechanism, game.truth, others or game.truth, i), space, truth_z)
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pool:
+    """Evaluated points of one polytope: contributions, gains, gradients, labels (per batch)."""
+
+    z: list[Array]
+    gains: list[Array]
+    slopes: list[Array | None]
+    labels: list[str]
+
+    @classmethod
+    def empty(cls) -> _Pool:
+        return cls([], [], [], [])
+
+    def add(self, objective: ReportObjective, z: Array, label: str, budget: int) -> None:
+        room = budget - objective.evaluations
+        if room <= 0 or len(z) == 0:
+            return
+        z = z[:room]
+        gains, slopes = objective(z, gradients=True)
+        self.z.append(z)
+        self.gains.append(gains)
+        self.slopes.append(slopes)
+        self.labels.append(label)
+
+    def best(self, count: int, scale: float) -> tuple[Array, Array, Array | None, list[str]]:
+        """The ``count`` best points that are pairwise more than ``_SAME_START`` apart (their
+        contributions, gains, gradients and labels); nothing else is copied."""
+        where = [(b, k) for b, gains in enumerate(self.gains) for k in range(len(gains))]
+        if not where:
+            return np.zeros((0, 0)), np.zeros(0), None, []
+        gains = np.concatenate(self.gains)
+        picked: list[tuple[int, int]] = []
+        for j in np.argsort(-gains, kind="stable"):
+            if not np.isfinite(gains[j]):
+                break
+            b, k = where[j]
+            point = self.z[b][k]
+            if all(np.abs(point - self.z[pb][pk]).max() > _SAME_START * scale for pb, pk in picked):
+                picked.append((b, k))
+            if len(picked) == count:
+                break
+        if not picked:
+            return np.zeros((0, 0)), np.zeros(0), None, []
+        z = np.array([self.z[b][k] for b, k in picked])
+        best_gains = np.array([self.gains[b][k] for b, k in picked])
+        has_slopes = all(self.slopes[b] is not None for b, _ in picked)
+        slopes = np.array([self.slopes[b][k] for b, k in picked]) if has_slopes else None  # type: ignore[index]
+        return z, best_gains, slopes, [self.labels[b] for b, _ in picked]
+
+
+def _orders(space: ReportSpace, objective: ReportObjective, truth: Array, own: Array) -> Array:
+    """Orderings of the coordinates for nested vertex sets: by the true reward, by the
+    utility's gradient at the truth, and by the others' scores (low first)."""
+    rows = [np.argsort(-own, kind="stable")]
+    if objective.differentiable:
+        _, slopes = objective(truth[None], gradients=True)  # one evaluation, at the truth
+        assert slopes is not None
+        rows.append(np.argsort(-slopes[0], kind="stable"))
+    if space.basis is None:
+        rows.append(np.argsort(objective.group.others_scores[0], kind="stable"))
+    return np.array(rows)
+
+
+def _family_points(game: Game, i: int, space: ReportSpace, k: int) -> list[tuple[str, Array]]:
+    """The structured misreports of :data:`~rlhf_mech.analysis.FAMILIES` (section 5, Theorem
+    4.2), ``k`` parameters each, as contributions (truthful parameters left out)."""
+    theta, w = space.truth(game, i), float(game.truth.sizes[i])
+    out: list[tuple[str, Array]] = []
+    alphas = np.linspace(1.0 / w, space.size_bound / w, k + 1)
+    alphas = alphas[~np.isclose(alphas, 1.0, rtol=0, atol=1e-12)]
+    fam = size_misreports(theta, w, alphas)
+    out.append(("size", np.asarray(fam.rewards) * fam.sizes[:, None]))
+    if game.n_groups > 1:
+        truths = game.truth.rewards if space.basis is None else game.truth.preferences
+        assert truths is not None
+        others = others_reward(truths, game.truth.sizes, i)
+        betas = np.linspace(-1.0, 2.0, k + 1)
+        betas = betas[~np.isclose(betas, 1.0, rtol=0, atol=1e-12)]
+        fam = mixing_misreports(theta, w, others, betas, space.normalization)
+        out.append(("mixing", np.asarray(fam.rewards) * fam.sizes[:, None]))
+    if space.normalization.normalised and space.basis is None:
+        fam = polarise_misreports(theta, w, np.geomspace(1e-4, 1.0, k), space.normalization)
+        out.append(("polarise", np.asarray(fam.rewards) * fam.sizes[:, None]))
+    return out
+
+
+def _faces(vertices: Array, count: int, rng: np.random.Generator) -> Array:
+    """``count`` random points on faces spanned by 2-3 of ``vertices`` (and the origin)."""
+    if len(vertices) == 0 or count <= 0:
+        return np.zeros((0, vertices.shape[-1]))
+    corners = np.vstack([vertices, np.zeros(vertices.shape[-1])])
+    picks = rng.integers(0, len(corners), (count, 3))
+    weights = rng.dirichlet(np.ones(3), count)
+    return np.einsum("cj,cjd->cd", weights, corners[picks])
+
+
+# --------------------------------------------------------------------------------------------
+# Polishing
+# --------------------------------------------------------------------------------------------
+
+
+def _polish(
+    objective: ReportObjective,
+    cap: float,
+    z: Array,
+    gains: Array,
+    slopes: Array | None,
+    budget: int,
+    rng: np.random.Generator,
+) -> tuple[Array, Array, bool]:
+    """Local ascent from the starts ``z`` (S, d) in the polytope of extent ``cap``.
+
+    With gradients: projected gradient ascent; each iteration tries, for every live start at
+    once, the steps ``alpha * cap * g / max|g|`` for the multipliers :data:`_TRIALS`
+    (projected on the polytope) and keeps the best if it improves, else shrinks ``alpha``.
+    Without: a compass search over a few coordinates per iteration. Returns the final points,
+    their gains and whether every start converged (``alpha`` below :data:`MIN_STEP`).
+    """
+    space = objective.space
+    z, gains = z.copy(), gains.copy()
+    alpha = np.full(len(z), 0.25)
+    live = np.ones(len(z), dtype=bool)
+    d = z.shape[-1]
+    while live.any() and objective.evaluations < budget:
+        idx = np.flatnonzero(live)
+        if slopes is not None:
+            g = slopes[idx]
+            peak = np.abs(g).max(axis=-1)
+            usable = peak > 0
+            direction = np.where(usable[:, None], g / np.where(usable, peak, 1.0)[:, None], 0.0)
+            steps = np.array(_TRIALS)[None, :, None] * (alpha[idx, None, None] * cap) * direction[:, None, :]
+            trials = z[idx, None, :] + steps
+        else:
+            coords = rng.integers(0, d, (len(idx), 2))
+            sign = np.where(rng.random((len(idx), 2)) < 0.5, -1.0, 1.0)
+            steps = np.zeros((len(idx), 2, d))
+            rows = np.arange(len(idx))[:, None]
+            steps[rows, np.arange(2)[None, :], coords] = sign * (alpha[idx, None] * cap)
+            trials = z[idx, None, :] + steps
+        shape = trials.shape
+        flat = space.project(trials.reshape(-1, d), cap)
+        room = budget - objective.evaluations
+        if room <= 0:
+            break
+        take = min(len(flat), room)
+        trial_gains = np.full(len(flat), -np.inf)
+        trial_slopes = np.zeros((len(flat), d)) if slopes is not None else None
+        got, got_slopes = objective(flat[:take], gradients=slopes is not None)
+        trial_gains[:take] = got
+        if trial_slopes is not None and got_slopes is not None:
+            trial_slopes[:take] = got_slopes
+        trial_gains = trial_gains.reshape(shape[:2])
+        best = np.argmax(trial_gains, axis=1)
+        rows = np.arange(len(idx))
+        improved = trial_gains[rows, best] > gains[idx] + 4 * np.finfo(float).eps * np.maximum(
+            1.0, np.abs(gains[idx])
+        )
+        flat = flat.reshape(shape)
+        for r in np.flatnonzero(improved):
+            k = idx[r]
+            z[k] = flat[r, best[r]]
+            gains[k] = trial_gains[r, best[r]]
+            if slopes is not None and trial_slopes is not None:
+                slopes[k] = trial_slopes.reshape(*shape[:2], d)[r, best[r]]
+            alpha[k] = min(1.0, alpha[k] * max(1.0, _TRIALS[best[r]]))
+        alpha[idx[~improved]] *= _SHRINK
+        live &= alpha >= MIN_STEP
+    return z, gains, not live.any()
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,102 +680,93 @@ class _Objective:
 # --------------------------------------------------------------------------------------------
 
 
-def _family_candidates(game: Game, i: int, space: ReportSpace, k: int) -> list[tuple[str, Array, Array]]:
-    """The structured misreports of :mod:`rlhf_mech.strategies`, ``k`` parameters each, as
-    ``(family, parameters (P, d), sizes (P,))`` (truthful parameters left out)."""
-    theta, w = space.truth(game, i), float(game.truth.sizes[i])
-    out: list[tuple[str, Array, Array]] = []
-    alphas = np.linspace(1.0 / w, space.size_bound / w, k + 1)
-    alphas = alphas[~np.isclose(alphas, 1.0, rtol=0, atol=1e-12)]
-    fam = size_misreports(theta, w, alphas)
-    out.append(("size", np.array(fam.rewards), fam.sizes))
-    if game.n_groups > 1:
-        truths = np.array([space.truth(game, j) for j in range(game.n_groups)])
-        others = others_reward(truths, game.truth.sizes, i)
-        betas = np.linspace(-1.0, 2.0, k + 1)
-        betas = betas[~np.isclose(betas, 1.0, rtol=0, atol=1e-12)]
-        fam = mixing_misreports(theta, w, others, betas, space.normalization)
-        out.append(("mixing", space.project(np.array(fam.rewards)), fam.sizes))
-    if space.normalization.normalised:
-        fam = polarise_misreports(theta, w, np.geomspace(1e-4, 1.0, k), space.normalization)
-        out.append(("polarise", space.project(np.array(fam.rewards)), fam.sizes))
-    return out
-
-
-def _pattern_search(
-    objective: _Objective,
-    space: ReportSpace,
-    start: Misreport,
-    rng: np.random.Generator,
+def _search_polytope(
+    objective: ReportObjective,
+    game: Game,
+    i: int,
+    cap: float,
     budget: int,
-    *,
-    fixed_size: bool,
-) -> tuple[Misreport, bool]:
-    """Batched compass search over valid reports, started at ``start``.
+    rng: np.random.Generator,
+    families: Sequence[tuple[str, Array]],
+    orders: Array,
+) -> tuple[Array, float, str, bool]:
+    """Candidates, then polishing, in the polytope of extent ``cap``; the best point, its
+    gain, how it was found and whether the polish converged. ``orders`` are the coordinate
+    orderings the nested vertex sets follow (:func:`_orders`)."""
+    space = objective.space
+    truth_z = float(game.truth.sizes[i]) * space.truth(game, i)
+    start = objective.evaluations
+    share = start + max(4, budget // 3)  # vertices and families
+    pool = _Pool.empty()
+    vertices = space.vertices(cap, max(2, share - objective.evaluations), orders, rng)
+    pool.add(objective, vertices, "vertex", share)
+    for label, points in families:
+        pool.add(objective, space.project(points, cap), label, start + budget // 2)
+    faces = _faces(vertices, max(2, budget // 8), rng)
+    pool.add(objective, faces, "face", start + (2 * budget) // 3)
+    scale = max(cap, np.finfo(float).tiny)
+    noise = truth_z + scale * 0.05 * rng.standard_normal((max(2, budget // 16), truth_z.size))
+    pool.add(objective, space.project(noise, cap), "random", start + (2 * budget) // 3)
+    z, gains, slopes, labels = pool.best(_STARTS, scale)
+    if len(gains) == 0:
+        return truth_z, 0.0, "truth", True
+    polished, polished_gains, converged = _polish(objective, cap, z, gains, slopes, start + budget, rng)
+    k = int(np.argmax(polished_gains))
+    moved = np.abs(polished[k] - z[k]).max() > 0
+    return polished[k], float(polished_gains[k]), "local" if moved else labels[k], converged
 
-    Each iteration evaluates, as one batch: the projected gradient direction at six step
-    lengths from 2 to 4^-6 (smooth divergences), +/- moves along coordinates (all of them for
-    small dimension, a random subset otherwise) and along a few random dense directions, and
-    +/- size moves. The best improving report becomes the new point and the step doubles (at
-    most 1); without one the step is halved. Returns the best report and whether the step
-    fell below :data:`MIN_STEP`.
+
+def _argmax_best_response(
+    objective: ReportObjective, game: Game, i: int, cap: float
+) -> tuple[Array, float] | None:
+    """The exact best response under the argmax rule (a point-mass training rule).
+
+    The selected candidate ``c`` determines the utility (``w_i v_i(c)`` less a payment that,
+    under eq. (1), is ``first - ASW_{-i}(e_c)`` with ``ASW_{-i}(e_c) = b_c``). For every
+    candidate a linear programme (scipy's HiGHS) asks whether a point ``z`` of the polytope
+    makes it the argmax with a positive margin over the earlier candidates (ties go to the
+    first) and no loss to the later ones; the best of the candidates some report selects is
+    the best response, evaluated by the kernel. Returns ``(z, gain)``, or ``None`` when no
+    programme succeeded.
     """
-    x, s, g = start.theta.copy(), float(start.size), float(start.gain)
-    d = x.size
-    step = 0.5
-    used = 0
-    found_by = start.found_by
-    coords_per_iter = min(d, _COORDINATES)
-    dense = _DENSE_DIRECTIONS if d > _COORDINATES else 0
-    while used < budget:
-        if step < MIN_STEP:
-            return objective.misreport(x, s, g, found_by), True
-        sc = space.scale(x)
-        moves = []
-        if budget - used > 1:
-            before = objective.evaluations
-            grad = objective.gradient(x, s)
-            used += objective.evaluations - before
-            if grad is not None:
-                direction = grad[0] - (grad[0].mean() if space.domain.centred else 0.0)
-                direction[(x <= 0) & (direction < 0)] = 0.0
-                if space.domain.capped:
-                    direction[(x >= space.upper()) & (direction > 0)] = 0.0
-                peak = np.abs(direction).max()
-                # a subnormal peak would overflow sc / peak to inf and the move to NaN
-                if np.isfinite(peak) and peak > sc * np.finfo(float).tiny:
-                    direction *= sc / peak
-                    moves.append(x + np.multiply.outer(np.array(_LINE_SEARCH) * step, direction))
-        coords = np.arange(d) if d <= _COORDINATES else rng.choice(d, coords_per_iter, replace=False)
-        block = np.repeat(x[None], 2 * coords.size, axis=0)
-        block[np.arange(coords.size), coords] += step * sc
-        block[coords.size + np.arange(coords.size), coords] -= step * sc
-        moves.append(block)
-        if dense:
-            dirs = rng.standard_normal((dense, d))
-            dirs *= (step * sc / np.abs(dirs).max(axis=1))[:, None]
-            moves.extend((x + dirs, x - dirs))
-        thetas = space.project(np.vstack(moves))
-        sizes = np.full(thetas.shape[0], s)
-        if not fixed_size:
-            delta = step * (space.size_bound - 1.0)
-            extra = space.clip_sizes(np.array([s + delta, s - delta]))
-            extra = extra[extra != s]
-            thetas = np.vstack([thetas, np.repeat(x[None], extra.size, axis=0)])
-            sizes = np.concatenate([sizes, extra])
-        room = budget - used
-        if room <= 0:
-            break
-        thetas, sizes = thetas[:room], sizes[:room]
-        gains = objective(space.rewards(thetas), sizes)
-        used += sizes.size
-        best = int(np.argmax(gains))
-        if gains[best] > g + 4.0 * np.finfo(float).eps * max(1.0, abs(g)):
-            x, s, g, found_by = thetas[best].copy(), float(sizes[best]), float(gains[best]), "local"
-            step = min(1.0, 2.0 * step)
-        else:
-            step *= 0.5
-    return objective.misreport(x, s, g, found_by), step < MIN_STEP
+    from scipy.optimize import linprog
+
+    space = objective.space
+    others = objective.group.others_scores[0]
+    m = others.size
+    basis = np.eye(m) if space.basis is None else space.basis  # (d, m)
+    d = basis.shape[0]
+    values = []
+    for c in range(m):
+        # maximise t: (z B)_c - (z B)_x - t >= b_x - b_c (x < c), (z B)_c - (z B)_x >= b_x - b_c (x > c)
+        diff = basis[:, [c]] - basis  # (d, m): column x is B_c - B_x
+        a_ub = np.hstack([-diff.T, np.zeros((m, 1))])
+        a_ub[:c, -1] = 1.0
+        b_ub = -(others - others[c])
+        a_ub, b_ub = np.delete(a_ub, c, axis=0), np.delete(b_ub, c)
+        bounds = [(0.0, cap)] * d + [(None, 1.0)]
+        extra_a = np.hstack([np.ones((1, d)), np.zeros((1, 1))]) if space.simplex else np.zeros((0, d + 1))
+        extra_b = np.array([cap]) if space.simplex else np.zeros(0)
+        res = linprog(
+            np.r_[np.zeros(d), -1.0],
+            A_ub=np.vstack([a_ub, extra_a]),
+            b_ub=np.r_[b_ub, extra_b],
+            bounds=bounds,
+            method="highs",
+        )
+        if res.status != 0:
+            values.append(None)
+            continue
+        margin = -res.fun
+        feasible = margin > 1e-12 * max(1.0, float(np.abs(others).max())) if c > 0 else margin >= 0
+        values.append(res.x[:d] if feasible else None)
+    points = [z for z in values if z is not None]
+    if not points:
+        return None
+    z = space.project(np.array(points), cap)
+    gains, _ = objective(z)
+    k = int(np.argmax(gains))
+    return z[k], float(gains[k])
 
 
 def search_misreports(
@@ -581,15 +776,17 @@ def search_misreports(
     budget: int,
     rng: np.random.Generator,
     space: ReportSpace | None = None,
+    others: Profile | None = None,
 ) -> SearchResult:
-    """Search for group ``i``'s most profitable misreport, the others reporting truthfully.
+    """Search for group ``i``'s most profitable report (its best response).
 
     Parameters
     ----------
     game : the game; i : the group; payment_rule : the rule the utilities are computed under.
-    budget : report evaluations to spend (at least 10).
-    rng : the random generator of this task.
+    budget : report evaluations to spend (at least 10); each is one training solve.
+    rng : the random generator of this task (the search is deterministic in it).
     space : the valid reports (default :meth:`ReportSpace.of` the game).
+    others : the other groups' reports (default: truthful); group ``i``'s row is ignored.
 
     Returns
     -------
@@ -597,85 +794,60 @@ def search_misreports(
 
     Notes
     -----
-    1. Structured families (:mod:`rlhf_mech.strategies`): size scaling over ``[1, W]``,
-       mixing with the others' mean (beta in [-1, 2]) and the polarisation of the proof of
-       Theorem 4.2, ``budget / 12`` parameters each;
-    2. ``budget / 4`` random valid reports (half at the true size, half at uniform sizes);
-    3. a batched compass search (:func:`_pattern_search`) from the best report so far, then
-       one at the true size from the best reward misreport, half the remaining budget each;
-    4. the best reward misreport at sizes ``W`` and 1.
-
-    The truthful report is left out of steps 1 and 2, so under a DSIC mechanism the best gain
-    is usually slightly negative (the closest approach to truth); it is exactly 0 where the
-    outcome does not move with the report (TV, the argmax rule).
+    See the module docstring. Two thirds of the budget go to the whole space (sizes in
+    ``[1, W]``), one third to reports at the true size; each spends a third on vertices and
+    the structured families, a third on faces and perturbations, the rest polishing the best
+    :data:`_STARTS` distinct points. The best report is re-evaluated as a report (not a
+    contribution) so that its gain replays exactly.
     """
-    space = space or ReportSpace.of(game)
     mechanism = game.mechanism.with_payment_rule(payment_rule)
-    objective = _Objective(game, i, mechanism, space)
-    theta, w = space.truth(game, i), float(game.truth.sizes[i])
-    k = max(3, budget // 12)
-    labels: list[str] = []
-    thetas: list[Array] = []
-    sizes: list[Array] = []
-    for family, fam_thetas, fam_sizes in _family_candidates(game, i, space, k):
-        labels += [family] * fam_sizes.size
-        thetas.append(fam_thetas)
-        sizes.append(np.asarray(fam_sizes, dtype=float))
-    n_random = max(4, budget // 4)
-    labels += ["random"] * n_random
-    thetas.append(space.sample(rng, n_random, theta))
-    sizes.append(np.where(np.arange(n_random) % 2 == 0, w, rng.uniform(1.0, space.size_bound, n_random)))
-    all_thetas = np.vstack(thetas)
-    all_sizes = space.clip_sizes(np.concatenate(sizes))
-    keep = all_sizes != w
-    keep[~keep] = np.any(all_thetas[~keep] != theta, axis=1)  # truth is not a misreport
-    cap = max(1, budget // 2)
-    pick = np.flatnonzero(keep)
-    if pick.size > cap:  # a tiny budget: keep an even spread of the candidates
-        pick = pick[np.unique(np.linspace(0, pick.size - 1, cap).round().astype(int))]
-    all_thetas, all_sizes = all_thetas[pick], all_sizes[pick]
-    labels = [labels[p] for p in pick]
-    gains = objective(space.rewards(all_thetas), all_sizes)
-
-    def best_of(mask: Array) -> Misreport | None:
-        if not mask.any():
-            return None
-        idx = int(np.flatnonzero(mask)[np.argmax(gains[mask])])
-        return objective.misreport(
-            all_thetas[idx].copy(), float(all_sizes[idx]), float(gains[idx]), labels[idx]
+    space = space or ReportSpace.of(game)
+    w = float(game.truth.sizes[i])
+    truth_z = w * space.truth(game, i)
+    objective = ReportObjective(deviation(mechanism, game.truth, others or game.truth, i), space, truth_z)
+    families = _family_points(game, i, space, max(3, budget // 24))
+    orders = _orders(space, objective, truth_z, game.truth.rewards[i] if space.basis is None else truth_z)
+    search_budget = budget - 2  # the two best points are evaluated once more, as reports
+    whole_budget = max(6, (2 * search_budget) // 3)
+    exact = mechanism.divergence.point_mass
+    found: list[tuple[Array, float, str, float | None]] = []
+    converged = True
+    for cap, size, share in (
+        (space.cap(space.size_bound), None, whole_budget),
+        (space.cap(w), w, search_budget),
+    ):
+        in_space = [(label, z) for label, z in families if size is None or label != "size"]
+        z, gain, label, ok = _search_polytope(
+            objective, game, i, cap, share - objective.evaluations, rng, in_space, orders
         )
-
-    best = best_of(np.ones(all_sizes.size, dtype=bool))
-    at_size = best_of(all_sizes == w)
-    if at_size is None:  # only size misreports so far: start next to the truth
-        start = space.project((theta + 1e-3 * space.scale(theta) * rng.standard_normal(theta.size))[None])
-        gain = float(objective(space.rewards(start), np.array([w]))[0])
-        at_size = objective.misreport(start[0], w, gain, "random")
-    if best is None:
-        best = at_size
-    remaining = max(0, budget - objective.evaluations)
-    best, conv_a = _pattern_search(objective, space, best, rng, remaining // 2, fixed_size=False)
-    remaining = max(0, budget - objective.evaluations - 2)
-    at_size, conv_b = _pattern_search(objective, space, at_size, rng, remaining, fixed_size=True)
+        if exact:
+            best = _argmax_best_response(objective, game, i, cap)
+            if best is not None and best[1] >= gain:
+                z, gain, label, ok = best[0], best[1], "exact", True
+        converged &= ok
+        found.append((z, gain, label, size))
+    best, at_size = (_as_report(objective, z, label, size) for z, _, label, size in found)
     if at_size.gain > best.gain:
         best = at_size
-    # the best reward misreport at the extreme sizes (cross the two phases)
-    ends = np.array([space.size_bound, 1.0])[: max(0, budget - objective.evaluations)]
-    ends = ends[ends != at_size.size]
-    if ends.size:
-        cross = objective(space.rewards(np.repeat(at_size.theta[None], ends.size, axis=0)), ends)
-        k = int(np.argmax(cross))
-        if cross[k] > best.gain:
-            best = objective.misreport(at_size.theta.copy(), float(ends[k]), float(cross[k]), "local")
     return SearchResult(
         payment_rule=mechanism.payment_rule.name,
         best=best,
         best_at_true_size=at_size,
         evaluations=objective.evaluations,
         min_payment=float(objective.min_payment),
-        status=SEARCH_CONVERGED if conv_a and conv_b else BUDGET_EXHAUSTED,
+        status=SEARCH_CONVERGED if converged else BUDGET_EXHAUSTED,
         priced=objective.priced,
+        stalled=objective.stalled,
+        exact=exact,
     )
+
+
+def _as_report(objective: ReportObjective, z: Array, label: str, size: float | None) -> Misreport:
+    """The report of contribution ``z``, its gain evaluated from the report itself."""
+    theta, sizes = objective.space.report(z[None], size)
+    exact = float(sizes[0]) * theta
+    gains, _ = objective(exact)
+    return objective.misreport(exact[0], float(gains[0]), label, float(sizes[0]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -722,29 +894,26 @@ def predict_no_payment_gain(game: Game, i: int) -> Prediction:
     return Prediction(False, "", "min rm_i = 0 and t(x) = 0 for every x: no prediction")
 
 
-def _noisy_gains(
-    game: Game, i: int, rewards: Array, eps: float, samples: int, seed: np.random.SeedSequence
-) -> Array:
-    """(C, S) per-sample gains of reward reports at the true size, with common noise.
+def noisy_objective(
+    game: Game, i: int, space: ReportSpace, eps: float, samples: int, seed: np.random.SeedSequence
+) -> ReportObjective:
+    """The sample-average objective of Theorem 4.12 on one set of noise samples.
 
-    Sample ``s`` is one game of the kernel's batch in which every group's report is its
-    report plus noise (uniform on ``[-eps, eps]``, drawn per group in file order); the
-    utilities of truth and of each candidate are evaluated on the same sample.
+    Sample ``s`` is one game of the kernel's batch in which every group's report is its report
+    plus noise (uniform on ``[-eps, eps]``, drawn per group in file order, in outcome space);
+    the group's own noise enters its contribution as ``w_i eps_s``. Every report is evaluated
+    on the same samples (common random numbers).
     """
     rng = np.random.default_rng(seed)
     truth = game.truth
-    noise = np.stack(
-        [rng.uniform(-eps, eps, size=(samples, game.n_outcomes)) for _ in range(game.n_groups)], axis=1
-    )
+    m = game.n_outcomes
+    noise = np.stack([rng.uniform(-eps, eps, size=(samples, m)) for _ in range(game.n_groups)], axis=1)
     batch = (samples, *truth.rewards.shape)
     true_batch = Profile(np.broadcast_to(truth.rewards, batch), np.broadcast_to(truth.sizes, batch[:2]))
     noisy = Profile(truth.rewards + noise, np.broadcast_to(truth.sizes, batch[:2]))
     group = deviation(game.mechanism, true_batch, noisy, i)
-    reports = np.vstack([truth.rewards[i][None], rewards])  # row 0: truth
-    reported = reports[None] + noise[:, i, None, :]  # (S, C + 1, m): the mechanism sees report + noise
-    sizes = np.full(reported.shape[:2], float(truth.sizes[i]))
-    utilities = group.outcomes(reported, sizes, keep_distributions=False).utilities
-    return (utilities[:, 1:] - utilities[:, :1]).T
+    w = float(truth.sizes[i])
+    return ReportObjective(group, space, w * space.truth(game, i), extra=w * noise[:, i, :])
 
 
 def noisy_search(
@@ -762,7 +931,8 @@ def noisy_search(
     Parameters
     ----------
     game, i : the game and the group; eps : the noise bound; samples : noise samples.
-    seed : seeds the noise and the candidates; budget : the search effort.
+    seed : seeds the noise and the candidates; budget : reports to evaluate (each on every
+        sample).
     seeds : extra candidate parameters (e.g. the best reward misreport of the noiseless
         search, :attr:`Misreport.theta`).
 
@@ -772,30 +942,25 @@ def noisy_search(
     clipped or renormalised: ``rm_hat`` may leave R, but the mechanism's arithmetic does not
     need it inside, and clipping or renormalising would break the theorem's premise
     ``max_x |rm_hat(x) - rm(x)| <= eps``. Sizes are reported truthfully (the theorem bounds
-    reward misreports). With common noise for truth and misreport, every sample's gain is at
-    most ``2 w_i eps`` (the proof of Theorem 4.12 holds per sample), so the check tests the
-    mechanism, not luck. Candidates are compared on one sample set; the winner's gain is
-    then estimated on an independent one.
+    reward misreports). The search is the noiseless one's (vertices, faces, the given seeds,
+    gradient polishing) on the sample-average utility with common random numbers for every
+    report, so truth and misreport see the same noise and every sample's gain is at most
+    ``2 w_i eps`` (the proof of Theorem 4.12 holds per sample). The winner's gain is then
+    estimated on an independent sample set (its selection does not bias the estimate).
     """
     search_seed, eval_seed, cand_seed = seed.spawn(3)
     rng = np.random.default_rng(cand_seed)
     space = ReportSpace.of(game)
-    theta = space.truth(game, i)
-    rm, w = game.truth.rewards[i], float(game.truth.sizes[i])
-    n_cand = int(np.clip(budget // 25, 4, 16))
-    # perturbations of the truth of relative size eps / 4 .. 4 eps (relative to the rewards)
-    relative = eps / max(float(np.abs(rm).max()), np.finfo(float).tiny)
-    steps = space.scale(theta) * relative * np.geomspace(0.25, 4.0, n_cand)
-    cands = theta + steps[:, None] * rng.standard_normal((n_cand, theta.size))
-    thetas = space.project(np.vstack([*(np.atleast_2d(t) for t in seeds), cands]))
-    thetas = thetas[np.any(thetas != theta, axis=1)]
-    if thetas.shape[0] == 0:
-        thetas = space.project(theta + steps[-1] * rng.standard_normal((1, theta.size)))
-    rewards = space.rewards(thetas)
-    mean_gains = _noisy_gains(game, i, rewards, eps, samples, search_seed).mean(axis=1)
-    pick = int(np.argmax(mean_gains))
-    winner = rewards[pick]
-    per_sample = _noisy_gains(game, i, winner[None], eps, samples, eval_seed)[0]
+    w = float(game.truth.sizes[i])
+    objective = noisy_objective(game, i, space, eps, samples, search_seed)
+    cap = space.cap(w)
+    seeded = [("seed", space.project(w * np.atleast_2d(t), cap)) for t in seeds]
+    truth_z = w * space.truth(game, i)
+    orders = _orders(space, objective, truth_z, game.truth.rewards[i] if space.basis is None else truth_z)
+    z, search_gain, _, _ = _search_polytope(objective, game, i, cap, budget, rng, seeded, orders)
+    theta, _ = space.report(z[None], w)
+    fresh = noisy_objective(game, i, space, eps, samples, eval_seed)
+    per_sample = _per_sample_gains(fresh, w * theta)
     stderr = float(per_sample.std(ddof=1) / np.sqrt(samples)) if samples > 1 else float("nan")
     return NoisyResult(
         eps=eps,
@@ -804,10 +969,22 @@ def noisy_search(
         gain=float(per_sample.mean()),
         stderr=stderr,
         max_sample_gain=float(per_sample.max()),
-        reward=winner,
-        candidates=int(rewards.shape[0]),
-        preference=thetas[pick] if space.basis is not None else None,
+        reward=space.rewards(theta)[0],
+        candidates=objective.evaluations,
+        search_gain=float(search_gain),
+        preference=theta[0] if space.basis is not None else None,
     )
+
+
+def _per_sample_gains(objective: ReportObjective, z: Array) -> Array:
+    """(S,) the gain of contribution ``z`` (1, d) in each sample of ``objective``."""
+    group, space = objective.group, objective.space
+    c = np.vstack([space.contributions(objective.truth[None]), space.contributions(z)])
+    batch = np.broadcast_to(c, (group.games, 2, c.shape[-1]))
+    if objective.extra is not None:
+        batch = batch + objective.extra[:, None, :]
+    utilities = group.contribution_outcomes(batch, keep_distributions=False).utilities
+    return utilities[:, 1] - utilities[:, 0]
 
 
 def evaluations_for(budget: int, m: int) -> int:

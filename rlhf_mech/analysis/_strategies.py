@@ -114,11 +114,12 @@ def mixing_misreports(
     """Strategy 2 (section 5): report ``beta rm_i + (1 - beta) rm_-i`` and the true size.
 
     ``beta > 1`` (or ``beta < 0``) extrapolates past one of the two rewards: negative entries
-    are clipped to 0. A row that was clipped, or whose total (sum or maximum) is more than
-    :data:`~rlhf_mech.core.NORMALIZATION_TOL` away from 1 (a ``max``-normalised mix with
-    ``beta < 1``), is divided by its total; both are flagged in ``adjusted``. A mix that is a
-    valid report (unclipped, total within the tolerance) is kept as computed. With
-    normalisation ``none`` negative entries are clipped to 0 and nothing is rescaled.
+    are clipped to 0 and the row divided by its total. A ``sum``-normalised mix that needs no
+    clipping sums to 1 up to rounding and is kept as computed; a ``max``-normalised one is
+    always divided by its maximum (a mix's maximum drifts below 1 for ``beta < 1``). A report
+    is flagged in ``adjusted`` when it was clipped or its total was more than
+    :data:`~rlhf_mech.core.NORMALIZATION_TOL` away from 1. With normalisation ``none``
+    negative entries are clipped to 0 and nothing is rescaled.
 
     Notes
     -----
@@ -142,9 +143,13 @@ def mixing_misreports(
         if clipped.any():
             np.maximum(rows, 0.0, out=rows)  # leaves the rows without negative entries as they are
         if normalization.normalised:
+            # A sum-normalised mix sums to 1 up to rounding and is kept as computed unless
+            # clipped; a max-normalised one's maximum drifts, so every row is divided by it.
+            # A rescaling within the tolerance is rounding, not an adjustment: not flagged.
             total = normalization.total(rows)
+            rescale = clipped | (not normalization.linear_total)
+            rows /= np.where(rescale, total, 1.0)[:, None]
             clipped |= np.abs(total - 1.0) > NORMALIZATION_TOL
-            rows /= np.where(clipped, total, 1.0)[:, None]
         adjusted[block] = clipped
     return Misreports(
         family="mixing",
@@ -191,7 +196,7 @@ def polarise_rewards(rewards: Array, epsilons: Array, normalization: Normalizati
     outcome = np.arange(rewards.shape[-1])
     lower = (outcome == least)[..., None, :]
     reports -= np.where(lower, moved[..., None], 0.0)
-    if normalization.moves_mass:
+    if normalization.linear_total:
         raise_ = (outcome == most)[..., None, :]
         reports += np.where(raise_, moved[..., None], 0.0)
     return reports, moved

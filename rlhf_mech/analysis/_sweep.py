@@ -252,7 +252,7 @@ def _polarise_notes(game: Game, i: int, reports: Misreports) -> list[str]:
     most, least = int(np.argmax(reward)), int(np.argmin(reward))
     if reward[most] == reward[least]:
         return [f"{game.group_names[i]} values every outcome equally (s_i = 1): the report cannot change"]
-    plus = f"+eps at {game.outcomes[most]!r} (most preferred), " if game.normalization.moves_mass else ""
+    plus = f"+eps at {game.outcomes[most]!r} (most preferred), " if game.normalization.linear_total else ""
     notes = [f"{plus}-eps at {game.outcomes[least]!r} (least preferred); ties: first outcome in file order"]
     if reports.adjusted.any():
         shown = ", ".join(_num(e) for e in reports.parameters[reports.adjusted])

@@ -113,8 +113,19 @@ def schema(
     candidates: Annotated[
         bool, typer.Option("--candidates", help="The candidate-model game format (docs/candidates.md).")
     ] = False,
+    audit: Annotated[
+        bool, typer.Option("--audit", help="The JSON that `audit --format json` prints.")
+    ] = False,
 ) -> None:
-    """Print the JSON Schema of the game-file format."""
+    """Print a JSON Schema: of game files (default), candidate-model games, or audit JSON."""
+    if candidates and audit:
+        print_error("give at most one of --candidates and --audit")
+        raise typer.Exit(2)
+    if audit:
+        from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
+
+        print_json(audit_schema(AUDIT_SCHEMA_VERSION))
+        return
     from rlhf_mech.files import candidate_game_schema, game_schema
 
     print_json(candidate_game_schema() if candidates else game_schema())
@@ -314,6 +325,13 @@ def audit_command(
         float | None, typer.Option(help="Theorem 4.12: noise bound eps > 0 on every reported reward.")
     ] = None,
     samples: Annotated[int, typer.Option(min=1, help="Noise samples per estimate.")] = 64,
+    others: Annotated[
+        str,
+        typer.Option(
+            help="The other groups' reports each best response is searched against: file (the "
+            "file's reports), truthful, 'grid K' (K Halton profiles) or 'random N' (N random profiles)."
+        ),
+    ] = "file",
     workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = 1,
     backend: Annotated[
         AuditBackend, typer.Option(help="local processes or a dask cluster.")
@@ -328,6 +346,7 @@ def audit_command(
     Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid.
     """
     from rlhf_mech.analysis import AuditOptions, run_audits, summarise
+    from rlhf_mech.cli._options import parse_others
     from rlhf_mech.files import save_counterexamples
     from rlhf_mech.render import audit_progress, audits_to_json, render_audit, to_junit
 
@@ -337,7 +356,9 @@ def audit_command(
     if noise is not None and not noise > 0:
         print_error(f"--noise must be > 0, got {noise}")
         raise typer.Exit(2)
-    options = AuditOptions(budget=budget, tol=tol, noise=noise, samples=samples)
+    with user_errors():
+        others_spec = parse_others(others)
+    options = AuditOptions(budget=budget, tol=tol, noise=noise, samples=samples, others=others_spec)
     paths_found, invalid = _game_paths(paths)
     games, unreadable = _load_games(paths_found)
     invalid += unreadable

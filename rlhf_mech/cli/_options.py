@@ -11,12 +11,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech.analysis import SweepResult, group_index, sweep, with_truth
+from rlhf_mech.analysis import OTHERS_KINDS, OthersSpec, SweepResult, group_index, sweep, with_truth
 from rlhf_mech.core import Game, PaymentRule, ProgressCallback
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files import read_reward
 
 Array = np.ndarray
+
+
+def parse_others(text: str) -> OthersSpec:
+    """``file``, ``truthful``, ``grid K`` or ``random N`` (also ``grid:K``, ``grid=K``).
+
+    Raises
+    ------
+    RlhfMechError
+        naming ``--others`` and the valid forms.
+    """
+    kind, _, count = text.strip().replace(":", " ").replace("=", " ").partition(" ")
+    forms = "file, truthful, 'grid K' or 'random N'"
+    if kind not in OTHERS_KINDS:
+        raise RlhfMechError(f"--others {text!r}: expected {forms}")
+    sampled = OTHERS_KINDS[kind][1]
+    count = count.strip()
+    if sampled != bool(count) or (count and not count.isdigit()) or (count and int(count) < 1):
+        raise RlhfMechError(f"--others {text!r}: expected {forms} with a positive integer K or N")
+    return OthersSpec(kind, int(count) if count else 1)
+
 
 #: The most points a parameter list may expand to.
 MAX_POINTS = 1_000_000

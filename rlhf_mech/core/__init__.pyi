@@ -41,6 +41,7 @@ from rlhf_mech.core._payments import get_payment_rule as get_payment_rule
 from rlhf_mech.core._solver import SolveResult as SolveResult
 from rlhf_mech.core._solver import kkt_residual as kkt_residual
 from rlhf_mech.core._solver import optimal_values as optimal_values
+from rlhf_mech.core._solver import sensitivity as sensitivity
 from rlhf_mech.core._solver import solve_sw_max as solve_sw_max
 from rlhf_mech.core._status import CONVERGED as CONVERGED
 from rlhf_mech.core._status import MAXITER as MAXITER

@@ -104,6 +104,7 @@ class Game:
     notes : what was changed on loading (e.g. a renormalised pi_init), for the output.
     expect : the file's ``expect:`` block, or ``None``.
     source : the file the game was loaded from, or ``None``.
+    digest : the SHA-256 of that file's bytes (hex), or ``None``.
     """
 
     name: str
@@ -118,6 +119,7 @@ class Game:
     notes: tuple[str, ...] = ()
     expect: Expectations | None = None
     source: str | None = None
+    digest: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", Normalization(self.normalization))

@@ -327,6 +327,9 @@ class DeviationOutcomes:
     social_welfare : (G, P) ``sum_j w_j v_j`` (true types).
     status : (G, P) solver status of the point's solve, or of its game's leave-one-out solve
         where that did not converge (:data:`~rlhf_mech.core.CONVERGED` when both did).
+    gradients : (G, P, m) ``d u_i / d c``, the utility's gradient in the report's contribution
+        ``c = w~ rm~`` (defined up to a constant: adding one to every entry changes nothing),
+        or ``None`` when not asked for.
     """
 
     distributions: Array | None
@@ -338,6 +341,7 @@ class DeviationOutcomes:
     utilities: Array
     social_welfare: Array
     status: Array
+    gradients: Array | None = None
 
 
 def _blocks(games: int, points: int, rows: int) -> list[tuple[slice, slice]]:
@@ -407,38 +411,126 @@ class Deviation:
 
         Notes
         -----
-        One training solve per block of rows ``others_scores + w~ rm~``; the payments are the
-        payment rule's ``group_payments`` of the training objective and the group's reported
-        term at each point. Equal, up to rounding in the order of the sums, to
-        :func:`outcome` at each point.
+        The training rule sees the report only through its contribution ``w~ rm~`` to the
+        scores (Definition 4.1), so this is :meth:`contribution_outcomes` of ``w~ rm~``,
+        formed block by block.
         """
-        mechanism = self.mechanism
         rewards = np.asarray(rewards, dtype=float)
         sizes = np.asarray(sizes, dtype=float)
+        self._check(rewards.shape, sizes.shape)
+
+        def scores(gs: slice, ps: slice, out: Array) -> Array:
+            np.multiply(rewards[gs, ps], sizes[gs, ps, None], out=out)
+            out += self.others_scores[gs, None, :]
+            return out
+
+        def own(gs: slice, ps: slice, pi: Array) -> Array:
+            return sizes[gs, ps] * np.einsum("gpm,gpm->gp", pi, rewards[gs, ps])
+
+        return self._evaluate(scores, own, None, sizes.shape, keep_distributions, on_progress, chunk_elements)
+
+    def contribution_outcomes(
+        self,
+        contributions: Array,
+        *,
+        gradients: bool = False,
+        keep_distributions: bool = True,
+        on_progress: ProgressCallback | None = None,
+        chunk_elements: int = BLOCK_ELEMENTS,
+    ) -> DeviationOutcomes:
+        """The outcomes of the group's reports given by their contributions ``c = w~ rm~``.
+
+        Parameters
+        ----------
+        contributions : (G, P, m) what each report adds to the others' scores.
+        gradients : also return ``d u_i / d c`` at each point (:attr:`DeviationOutcomes.gradients`;
+            needs a differentiable training rule and a payment rule with a ``utility_gradient``).
+        keep_distributions, on_progress, chunk_elements : as in :meth:`outcomes`.
+
+        Notes
+        -----
+        One training solve per block of rows ``others_scores + c``; the payments are the
+        payment rule's ``group_payments`` of the training objective and the group's reported
+        term ``<pi, c>`` at each point. Equal, up to rounding in the order of the sums, to
+        :func:`outcome` at each point. The gradient is the training rule's ``sensitivity``
+        applied to the payment rule's ``utility_gradient`` (exact, by implicit
+        differentiation of the optimality conditions).
+        """
+        contributions = np.asarray(contributions, dtype=float)
+        self._check(contributions.shape, contributions.shape[:2])
+        if gradients and not self.differentiable:
+            raise ValueError("this mechanism's utility is not differentiable in the report")
+
+        def scores(gs: slice, ps: slice, out: Array) -> Array:
+            return np.add(contributions[gs, ps], self.others_scores[gs, None, :], out=out)
+
+        def own(gs: slice, ps: slice, pi: Array) -> Array:
+            return np.einsum("gpm,gpm->gp", pi, contributions[gs, ps])
+
+        def reported(gs: slice, ps: slice) -> Array:
+            return contributions[gs, ps]
+
+        shape = contributions.shape[:2]
+        return self._evaluate(
+            scores,
+            own,
+            reported if gradients else None,
+            shape,
+            keep_distributions,
+            on_progress,
+            chunk_elements,
+        )
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether the group's utility has a gradient in its contribution (exact, see
+        :meth:`contribution_outcomes`)."""
+        mechanism = self.mechanism
+        return (
+            mechanism.training_rule.differentiable(mechanism)
+            and mechanism.payment_rule.utility_gradient is not None
+        )
+
+    def _check(self, rewards_shape: tuple[int, ...], sizes_shape: tuple[int, ...]) -> None:
         games, m = self.own.shape
-        points = sizes.shape[1]
-        if rewards.shape != (games, points, m) or sizes.shape != (games, points):
+        points = sizes_shape[1] if len(sizes_shape) == 2 else -1
+        if rewards_shape != (games, points, m) or sizes_shape != (games, points):
             raise ValueError(
                 f"deviations must have shapes {(games, points, m)} and {(games, points)}, "
-                f"got {rewards.shape} and {sizes.shape}"
+                f"got {rewards_shape} and {sizes_shape}"
             )
+
+    def _evaluate(
+        self,
+        scores_of: Callable[[slice, slice, Array], Array],
+        own_of: Callable[[slice, slice, Array], Array],
+        contribution_of: Callable[[slice, slice], Array] | None,
+        shape: tuple[int, int],
+        keep_distributions: bool,
+        on_progress: ProgressCallback | None,
+        chunk_elements: int,
+    ) -> DeviationOutcomes:
+        """Solve blocks of points; ``scores_of`` fills a block's scores, ``own_of`` gives the
+        reported term ``<pi, c>``, ``contribution_of`` (when gradients are wanted) ``c``."""
+        mechanism = self.mechanism
+        rule = mechanism.training_rule
+        games, m = self.own.shape
+        points = shape[1]
         # One GEMM per block reads pi once for <pi, rm_i> and <pi, sum_j w_j rm_j>.
         measures = np.stack([self.own, self.welfare], axis=-1)  # (G, m, 2)
-        shape = (games, points)
         values, valuations, welfare, own = (np.empty(shape) for _ in range(4))
         status = np.empty(shape, dtype=int)
         distributions = np.empty((games, points, m)) if keep_distributions else None
+        slopes = np.empty((games, points, m)) if contribution_of is not None else None
         rows_per_block = rows_per_chunk(m, min(chunk_elements, CHUNK_ELEMENTS))
         buffer = np.empty(min(rows_per_block, games * points) * m)
         done = 0
         for gs, ps in _blocks(games, points, rows_per_block):
-            reports = rewards[gs, ps]
-            block_shape = reports.shape[:2]
-            scores = buffer[: reports.size].reshape(reports.shape)
-            np.multiply(reports, sizes[gs, ps, None], out=scores)
-            scores += self.others_scores[gs, None, :]
-            solution = mechanism.training_rule.solve_scores(mechanism, scores.reshape(-1, m))
-            pi = solution.pi.reshape(reports.shape)
+            count = (gs.stop - gs.start) * (ps.stop - ps.start)
+            block_shape = (gs.stop - gs.start, ps.stop - ps.start)
+            scores = scores_of(gs, ps, buffer[: count * m].reshape(*block_shape, m)).reshape(-1, m)
+            solution = rule.solve_scores(mechanism, scores)
+            pi = solution.pi.reshape(*block_shape, m)
             if distributions is not None:
                 distributions[gs, ps] = pi
             values[gs, ps] = solution.value.reshape(block_shape)
@@ -446,8 +538,17 @@ class Deviation:
             measured = np.matmul(pi, measures[gs])
             valuations[gs, ps] = measured[..., 0]
             welfare[gs, ps] = measured[..., 1]
-            own[gs, ps] = sizes[gs, ps] * np.einsum("gpm,gpm->gp", pi, reports)
-            done += block_shape[0] * block_shape[1]
+            own[gs, ps] = own_of(gs, ps, pi)
+            if slopes is not None and contribution_of is not None:
+                assert mechanism.payment_rule.utility_gradient is not None
+                reported = contribution_of(gs, ps)
+                true_term = (self.size[gs, None] * self.own[gs])[:, None, :]
+                cotangent = mechanism.payment_rule.utility_gradient(true_term, reported)
+                cotangent = np.broadcast_to(cotangent, reported.shape).reshape(-1, m)
+                slopes[gs, ps] = rule.sensitivity(mechanism, solution, scores, cotangent).reshape(
+                    *block_shape, m
+                )
+            done += count
             if on_progress is not None:
                 on_progress(done, games * points)
         group_valuations = self.size[:, None] * valuations
@@ -462,6 +563,7 @@ class Deviation:
             utilities=group_valuations - payments,
             social_welfare=welfare,
             status=np.maximum(status, self.first_status[:, None]),
+            gradients=slopes,
         )
 
 

@@ -30,16 +30,17 @@ class _Meaning:
     total : ``rm -> sum rm`` or ``max rm`` along the last axis; ``None`` where nothing is
         normalised.
     phrase : how an error message states the total (``"rewards sum to"``).
-    moves_mass : whether a report keeps its total by moving reward between outcomes (``sum``:
-        the polarising report of Theorem 4.2 lowers the least and raises the most preferred
-        outcome) rather than by lowering alone (``max``: the maximum stays where it is).
+    linear_total : whether the total is linear in the reward (``sum``): mixtures of normalised
+        rewards stay normalised, and a report keeps its total by moving reward between
+        outcomes (the polarising report of Theorem 4.2 lowers the least and raises the most
+        preferred outcome); under ``max`` a mixture's maximum drifts and polarising only lowers.
     description : the constraint in words, for help texts and the JSON Schema.
     repair : what a misreport family does to a row that left the domain, in words.
     """
 
     total: Callable[[Array], Array] | None
     phrase: str
-    moves_mass: bool
+    linear_total: bool
     description: str
     repair: str
 
@@ -69,9 +70,9 @@ class Normalization(StrEnum):
         return self._meaning.total is not None
 
     @property
-    def moves_mass(self) -> bool:
-        """See :class:`_Meaning` (``sum``: True)."""
-        return self._meaning.moves_mass
+    def linear_total(self) -> bool:
+        """Whether the total is linear in the reward (see :class:`_Meaning`; ``sum``: True)."""
+        return self._meaning.linear_total
 
     @property
     def description(self) -> str:

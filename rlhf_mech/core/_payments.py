@@ -81,9 +81,13 @@ class PaymentRule:
     dsic : whether a theorem makes the mechanism DSIC under this rule (Proposition 4.4),
         so that an audit's search is a check of the theorem rather than the verdict.
     nonnegative : whether payments are ``>= 0`` by a theorem (Proposition 4.4).
-    affine : whether ``p_i = first - ASW_{-i}(pi*)`` with a first term that group ``i``'s
-        report does not move (eq. 1), so that its utility is the true ASW at ``pi*`` less a
-        constant (the proof of Proposition 4.4): what a gradient of the utility uses.
+    utility_gradient : ``(true_weighted_reward, contribution) -> g`` or ``None``: the gradient
+        of the group's utility in ``pi`` at its fine-tuned model, from its true ``w_i rm_i``
+        and its reported contribution ``c = w~ rm~`` (constants drop out, see
+        :func:`~rlhf_mech.core.sensitivity`): ``w_i rm_i`` without payment; ``w_i rm_i - c``
+        under eq. (1), whose first term the report does not move and whose
+        ``d ASW_{-i} / d pi = b - lambda g'(t) = mu - c`` at the optimum. ``None`` where the
+        payment is not differentiable in ``pi``.
     profile_payments : ``(mechanism, reports, scores, solution) -> PaymentResult``: every
         group's payment for one profile of reports, whose scores and training solution the
         caller has.
@@ -102,7 +106,7 @@ class PaymentRule:
     charges: bool
     dsic: bool
     nonnegative: bool
-    affine: bool
+    utility_gradient: Callable[[Array, Array], Array] | None
     profile_payments: Callable[[Mechanism, Profile, Array, SolveResult], PaymentResult]
     others_optimum: Callable[[Mechanism, Array], tuple[Array, Array]]
     group_payments: Callable[[Array, Array, Array], Array]
@@ -372,7 +376,7 @@ NONE = PaymentRule(
     charges=False,
     dsic=False,
     nonnegative=True,
-    affine=False,
+    utility_gradient=lambda own, contribution: own,
     profile_payments=_no_profile_payments,
     others_optimum=_no_others_optimum,
     group_payments=_no_group_payments,
@@ -384,7 +388,7 @@ AFFINE_MAXIMIZER = PaymentRule(
     charges=True,
     dsic=True,
     nonnegative=True,
-    affine=True,
+    utility_gradient=lambda own, contribution: own - contribution,
     profile_payments=_affine_profile_payments,
     others_optimum=_affine_others_optimum,
     group_payments=affine_maximizer_payment,

@@ -608,3 +608,51 @@ def kkt_residual(
     stationarity = (gap / np.maximum(1.0, np.abs(y))).max(axis=-1)
     primal = np.maximum(np.abs(pi.sum(axis=-1) - 1.0), np.maximum(0.0, -pi.min(axis=-1)))
     return np.maximum(stationarity, primal)
+
+
+def sensitivity(
+    result: SolveResult,
+    scores: Array,
+    pi_init: Array,
+    divergence: str | Divergence,
+    lam: float,
+    cotangent: Array,
+) -> Array:
+    r"""``d <cotangent, pi*(s)> / ds``: how the SW-Max solution moves with its scores.
+
+    Implicit differentiation of eq. (OPT): ``pi(x) = pi_init(x) t((s(x) - mu) / lambda)`` with
+    ``mu(s)`` fixed by ``sum pi = 1`` gives the symmetric Jacobian
+    ``d pi / d s = diag(a) - a a^T / sum(a)``, ``a = pi_init t'(y) / lambda`` (0 where
+    ``pi = 0``: chi^2's inactive outcomes), so the vector-Jacobian product is
+    ``a * (g - <a, g> / sum(a))``. Adding a constant to ``g`` or to ``s`` changes nothing.
+
+    Parameters
+    ----------
+    result : :func:`solve_sw_max`'s result for ``scores`` ((..., m) batches).
+    scores, pi_init, divergence, lam : the problem that was solved.
+    cotangent : (..., m) array ``g``.
+
+    Returns
+    -------
+    (..., m) array.
+
+    Raises
+    ------
+    ValueError
+        for a divergence whose ``g'`` has no inverse (TV, the argmax rule): the solution is
+        piecewise constant in ``s`` and the derivative is 0 or undefined.
+    """
+    div = get_divergence(divergence)
+    if div.g_prime_inverse is None:
+        raise ValueError(f"divergence {div.name!r} has no inverse of g': the solution is not differentiable")
+    scores = np.asarray(scores, dtype=float)
+    shape = scores.shape
+    flat = scores.reshape(-1, shape[-1])
+    gaps = (flat - flat.max(axis=-1, keepdims=True)) / lam
+    nu = np.asarray(result.nu, dtype=float).reshape(-1)
+    z = nu + div.g_prime_sup if div.pole_inverse is not None else nu
+    _, q_dt, _ = _weighted_ratios(gaps, z, np.asarray(pi_init, dtype=float), div)
+    a = np.where(np.isfinite(q_dt), q_dt, 0.0) / lam
+    g = np.asarray(cotangent, dtype=float).reshape(flat.shape)
+    centred = g - row_dot(a, g)[:, None] / a.sum(axis=-1, keepdims=True)
+    return (a * centred).reshape(shape)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rlhf_mech.core._registry import lookup
-from rlhf_mech.core._solver import SolveResult, kkt_residual, optimal_values, solve_sw_max
+from rlhf_mech.core._solver import SolveResult, kkt_residual, optimal_values, sensitivity, solve_sw_max
 
 if TYPE_CHECKING:
     from rlhf_mech.core._mechanism import Mechanism
@@ -48,6 +48,14 @@ class TrainingRule:
         ``scores`` is scratch space and is overwritten.
     kkt_residual : ``(mechanism, solution, scores) -> (...,)``: the relative violation of the
         optimality conditions at a solution (0 for an exact optimum, to rounding).
+    differentiable : ``mechanism -> bool``: whether :attr:`sensitivity` applies (the solution
+        moves smoothly with the scores).
+    sensitivity : ``(mechanism, solution, scores, g) -> (..., m)``: ``d <g, pi*(s)> / ds``, the
+        vector-Jacobian product of the training rule at a solution (implicit differentiation
+        of its optimality conditions), for exact gradients of a group's utility.
+    shift_invariant : whether adding a constant to every score leaves the solution unchanged
+        (true for SW-Max: ``sum pi = 1``), so that a group's reports only matter up to a
+        constant (the best-response search uses it).
     """
 
     name: str
@@ -56,6 +64,9 @@ class TrainingRule:
     solve_scores: Callable[[Mechanism, Array], SolveResult]
     optimal_values: Callable[[Mechanism, Array], tuple[Array, Array]]
     kkt_residual: Callable[[Mechanism, SolveResult, Array], Array]
+    differentiable: Callable[[Mechanism], bool]
+    sensitivity: Callable[[Mechanism, SolveResult, Array, Array], Array]
+    shift_invariant: bool
 
 
 def _sw_max_solve(mechanism: Mechanism, scores: Array) -> SolveResult:
@@ -71,6 +82,16 @@ def _sw_max_kkt(mechanism: Mechanism, solution: SolveResult, scores: Array) -> A
     return kkt_residual(solution, scores, mechanism.pi_init, mechanism.divergence, mechanism.lam)
 
 
+def _sw_max_differentiable(mechanism: Mechanism) -> bool:
+    return mechanism.divergence.g_prime_inverse is not None
+
+
+def _sw_max_sensitivity(
+    mechanism: Mechanism, solution: SolveResult, scores: Array, cotangent: Array
+) -> Array:
+    return sensitivity(solution, scores, mechanism.pi_init, mechanism.divergence, mechanism.lam, cotangent)
+
+
 SW_MAX = TrainingRule(
     name="sw_max",
     objective="sum_i w_i v_i(pi) - D_f(pi || pi_init)",
@@ -78,6 +99,9 @@ SW_MAX = TrainingRule(
     solve_scores=_sw_max_solve,
     optimal_values=_sw_max_values,
     kkt_residual=_sw_max_kkt,
+    differentiable=_sw_max_differentiable,
+    sensitivity=_sw_max_sensitivity,
+    shift_invariant=True,
 )
 
 #: Every training rule, in documentation order.

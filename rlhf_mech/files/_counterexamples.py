@@ -37,6 +37,7 @@ def counterexample_game(game: Game, i: int, report: Misreport) -> Game:
         reports=game.truth.with_report(i, report.reward, report.size, report.preference),
         expect=None,
         notes=(),
+        digest=None,
     )
 
 

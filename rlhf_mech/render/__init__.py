@@ -7,6 +7,7 @@ a plot is drawn.
 """
 
 from rlhf_mech.render._audit import (
+    AUDIT_SCHEMA_VERSION,
     JSON_VECTOR_LIMIT,
     InvalidFile,
     audit_progress,
@@ -20,6 +21,7 @@ from rlhf_mech.render._audit import (
     to_junit,
     vector_text,
 )
+from rlhf_mech.render._audit_schema import audit_schema
 from rlhf_mech.render._format import fmt, fmt_signed
 from rlhf_mech.render._imports import render_import
 from rlhf_mech.render._plot import MISSING_MATPLOTLIB, save_sweep_plot, sweep_figure
@@ -48,6 +50,7 @@ from rlhf_mech.render._sweep import (
 )
 
 __all__ = [
+    "AUDIT_SCHEMA_VERSION",
     "CSV_COLUMNS",
     "JSON_VECTOR_LIMIT",
     "MAX_COLUMNS",
@@ -56,6 +59,7 @@ __all__ = [
     "InvalidFile",
     "SweepFormat",
     "audit_progress",
+    "audit_schema",
     "audit_table",
     "audit_to_json",
     "audits_to_json",

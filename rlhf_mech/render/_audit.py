@@ -23,7 +23,10 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.analysis import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
+from rlhf_mech.core import Profile
 
+#: The version of the audit JSON's layout (``rlhf-mech schema --audit`` prints its schema).
+AUDIT_SCHEMA_VERSION = 2
 #: Reward vectors with more entries than this are left out of JSON and shortened in tables.
 JSON_VECTOR_LIMIT = 1000
 _TABLE_VECTOR_LIMIT = 6
@@ -209,13 +212,28 @@ def _search_json(result: SearchResult) -> dict[str, Any]:
     return {
         "payment_rule": result.payment_rule,
         "max_gain": _num(result.best.gain),
+        "gain_is": "exact" if result.exact else "lower_bound",
         "best_misreport": _misreport_json(result.best),
         "best_at_true_size": _misreport_json(result.best_at_true_size),
         "evaluations": result.evaluations,
         "min_payment": _num(result.min_payment),
         "priced": result.priced,
+        "stalled": result.stalled,
+        "converged": result.converged,
         "status": result.status,
         "message": result.message,
+    }
+
+
+def _profile_json(profile: Profile, others: Sequence[int], names: Sequence[str]) -> dict[str, Any]:
+    """The others' reports of one audited profile (reward vectors only for small games)."""
+    small = profile.n_outcomes <= JSON_VECTOR_LIMIT
+    return {
+        names[j]: {
+            "reward": [float(v) for v in profile.rewards[j]] if small else None,
+            "size": float(profile.sizes[j]),
+        }
+        for j in others
     }
 
 
@@ -223,9 +241,18 @@ def _group_json(audit: GameAudit, group: GroupAudit, saved: str | None) -> dict[
     truthful = audit.truthful.truthful
     i = group.index
     noisy = group.noisy
+    names = audit.game.group_names
+    others = [j for j in range(len(names)) if j != i]
+    worst = group.profiles[group.worst_profile] if group.profiles else audit.game.truth
     return {
         "name": group.name,
         "size": group.size,
+        "epsilon_ic": {
+            "value": _num(group.epsilon_ic),
+            "profile": group.worst_profile,
+            "others": _profile_json(worst, others, names),
+        },
+        "profile_gains": [_num(g) for g in group.profile_gains],
         "truthful": {
             "valuation": _num(truthful.valuations[i]),
             "group_valuation": _num(truthful.group_valuations[i]),
@@ -250,6 +277,7 @@ def _group_json(audit: GameAudit, group: GroupAudit, saved: str | None) -> dict[
             "gain": _num(noisy.gain),
             "stderr": _num(noisy.stderr),
             "max_sample_gain": _num(noisy.max_sample_gain),
+            "search_gain": _num(noisy.search_gain),
             "candidates": noisy.candidates,
             "reward": [float(v) for v in noisy.reward] if noisy.reward.size <= JSON_VECTOR_LIMIT else None,
         },
@@ -275,10 +303,21 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
     """One game's audit with every figure (``saved``: group name -> counterexample path)."""
     game, options = audit.game, audit.options
     saved = saved or {}
+    epsilon, group = audit.epsilon_ic
+    health = audit.health
     return {
         "source": game.source,
+        "sha256": game.digest,
         "game": game.name,
         "passed": audit.passed,
+        "epsilon_ic": {"value": _num(epsilon), "group": group},
+        "health": None
+        if health is None
+        else {
+            "max_kkt_residual": _num(health.max_kkt_residual),
+            "stalled_solves": health.stalled,
+            "healthy": health.healthy,
+        },
         "payment_rule": game.mechanism.payment_rule.name,
         "normalization": game.normalization.value,
         "divergence": {"kind": game.mechanism.divergence.name, "lambda": game.mechanism.lam},
@@ -289,6 +328,7 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
             "tol": options.tol,
             "noise": options.noise,
             "samples": options.samples if options.noise is not None else None,
+            "others": options.others.label,
             "size_bound": audit.size_bound,
             "size_bound_source": audit.size_bound_source,
             "reward_bound": audit.reward_bound,
@@ -318,6 +358,7 @@ def audits_to_json(
     ]
     games += [{"source": bad.source, "error": bad.message} for bad in invalid]
     return {
+        "schema_version": AUDIT_SCHEMA_VERSION,
         "games": games,
         "summary": {
             "games": summary.games,

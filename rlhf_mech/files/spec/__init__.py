@@ -7,6 +7,8 @@ place that knows YAML and pydantic.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,15 +30,18 @@ def load_game(path: str | Path) -> Game:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(path, None, "", f"cannot read the file: {exc}") from None
     doc = Document(path, text)
     if not isinstance(doc.data, Mapping):
         raise SpecError(path, 1, "", "a game file is a YAML mapping (outcomes:, groups:, ...)")
     if "candidates" in doc.data:
-        return candidate_game_from_spec(doc, validated(doc, CandidateGameSpec))
-    return core_game(doc, validated(doc, GameSpec))
+        game = candidate_game_from_spec(doc, validated(doc, CandidateGameSpec))
+    else:
+        game = core_game(doc, validated(doc, GameSpec))
+    return dataclasses.replace(game, digest=hashlib.sha256(raw).hexdigest())
 
 
 def _schema(model: type[GameSpec] | type[CandidateGameSpec], title: str) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""The other groups' reports a best response is searched against (DSIC versus ex-post IC).
+
+Definition 3.2 asks truth to be a best response *whatever the others report*. An audit at the
+file's profile checks one point of that; the other kinds sample the others' report space:
+
+============  ===========================================================================
+kind          the others' report profiles
+============  ===========================================================================
+``file``      the reports in the game file (the truth where the file gives none)
+``truthful``  every other group reports its type
+``grid K``    the file's, and ``K`` from a Halton sequence over the others' reports and sizes
+``random N``  the file's, and ``N`` drawn uniformly over the others' reports and sizes (seeded)
+============  ===========================================================================
+
+The sampled kinds include the file's profile first, so that the worst case over them is at
+least the file's. A profile's reports are valid (:class:`~rlhf_mech.analysis.ReportSpace`): a point of each
+other group's polytope of contributions, mapped back to a report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlhf_mech.analysis._search import ReportSpace
+from rlhf_mech.core import Game, Profile
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class OthersSpec:
+    """Which profiles of the other groups' reports to audit against.
+
+    Attributes
+    ----------
+    kind : a key of :data:`OTHERS_KINDS`.
+    count : how many profiles (``grid``, ``random``); 1 for ``file`` and ``truthful``.
+    """
+
+    kind: str = "file"
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in OTHERS_KINDS:
+            raise ValueError(f"`kind` must be one of {', '.join(OTHERS_KINDS)}, got {self.kind!r}")
+        sampled = OTHERS_KINDS[self.kind][1]
+        if int(self.count) != self.count or self.count < 1 or (not sampled and self.count != 1):
+            raise ValueError(f"`count` must be a positive integer (1 for {self.kind!r}), got {self.count!r}")
+
+    @property
+    def label(self) -> str:
+        return self.kind if not OTHERS_KINDS[self.kind][1] else f"{self.kind} {self.count}"
+
+
+def _file(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:
+    return [game.reports]
+
+
+def _truthful(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:
+    return [game.truth]
+
+
+def _points(game: Game, i: int, uniform: Array) -> list[Profile]:
+    """Profiles from points of ``[0, 1)^((n - 1)(d + 1))``: per other group, ``d`` coordinates
+    of a contribution and one of its size."""
+    space = ReportSpace.of(game)
+    d = space.dimension
+    others = [j for j in range(game.n_groups) if j != i]
+    profiles = []
+    for row in uniform:
+        profile = game.truth
+        for k, j in enumerate(others):
+            u = row[k * (d + 1) : (k + 1) * (d + 1)]
+            size = 1.0 + (space.size_bound - 1.0) * u[-1]
+            cap = space.cap(size)
+            # a simplex's points spread over it; a box's fill it
+            z = space.project((u[:-1] * cap / (d if space.simplex else 1))[None], cap)
+            theta, sizes = space.report(z, size)
+            reward = space.rewards(theta)[0]
+            preference = theta[0] if space.basis is not None else None
+            profile = profile.with_report(j, reward, float(sizes[0]), preference)
+        profiles.append(profile)
+    return profiles
+
+
+def _grid(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:
+    from scipy.stats import qmc
+
+    d = ReportSpace.of(game).dimension
+    dims = max(1, (game.n_groups - 1) * (d + 1))
+    return [game.reports, *_points(game, i, qmc.Halton(dims, scramble=False).random(spec.count + 1)[1:])]
+
+
+def _random(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:
+    d = ReportSpace.of(game).dimension
+    return [game.reports, *_points(game, i, rng.random((spec.count, max(1, (game.n_groups - 1) * (d + 1)))))]
+
+
+#: kind -> (the profiles of group ``i``'s others, whether ``count`` applies).
+OTHERS_KINDS: dict[
+    str, tuple[Callable[[Game, int, OthersSpec, np.random.Generator], list[Profile]], bool]
+] = {
+    "file": (_file, False),
+    "truthful": (_truthful, False),
+    "grid": (_grid, True),
+    "random": (_random, True),
+}
+
+
+def others_profiles(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:
+    """The profiles of the others' reports group ``i`` is audited against (its own row is
+    its truth and is ignored by the search)."""
+    return OTHERS_KINDS[spec.kind][0](game, i, spec, rng)
