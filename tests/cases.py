@@ -610,7 +610,7 @@ INVALID_GAME_FILES: tuple[InvalidGameFile, ...] = (
         _edit("payment: affine_maximizer", "payment: vcg"),
         7,
         "payment",
-        r"'none' or 'affine_maximizer'",
+        r"'none', 'affine_maximizer', 'intermediate_checkpoints' or 'early_stopped'",
     ),
     InvalidGameFile(
         "reward_nan",

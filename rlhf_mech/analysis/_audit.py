@@ -50,7 +50,7 @@ from rlhf_mech.analysis._search import (
     search_misreports,
     size_bound,
 )
-from rlhf_mech.core import NONE, Game, GameSolution, Profile, outcome, solve
+from rlhf_mech.core import AFFINE_MAXIMIZER, NONE, Game, GameSolution, Profile, outcome, solve
 
 Array = np.ndarray
 
@@ -68,6 +68,7 @@ CHECKS: dict[str, str] = {
     "nonnegative_payments": "payments >= 0 (Proposition 4.4)",
     "no_payment": "gain without payment (Theorems 4.2, 4.3)",
     "noisy_dsic": "approximate DSIC under noise (Theorem 4.12)",
+    "payment_gap": "gap to the exact p^AFF (Theorem 4.11, Corollary 4.13)",
     "expect": "the file's expect: block",
 }
 
@@ -377,6 +378,22 @@ def is_profitable_without_payment(group: GroupAudit, tol: float, expected: bool 
     )
 
 
+def payment_gap(group: str, payment: float, exact: float, tol: float) -> Finding:
+    """How far a payment that approximates eq. (1) (section 4.4) is from ``p^AFF`` at the
+    truthful profile; reported, not required. By Theorem 4.11 a DSIC, non-negative payment is
+    at least ``p^AFF``; Corollary 4.13 says it must come close to it somewhere."""
+    gap = payment - exact
+    return Finding(
+        check="payment_gap",
+        group=group,
+        value=gap,
+        holds=abs(gap) <= tol,
+        expected=None,
+        statement=f"|p - p^AFF| <= {_tol_text(tol)}",
+        detail=f"p = {payment:.6g}, p^AFF = {exact:.6g} at the truthful profile",
+    )
+
+
 def is_approximately_dsic(group: GroupAudit, tol: float) -> Finding | None:
     """Theorem 4.12: the measured expected gain under noise is at most ``2 w_i eps + tol``."""
     noisy = group.noisy
@@ -514,6 +531,11 @@ def audit_game(
     findings: list[Finding] = []
     per_group: dict[str, list[Finding]] = {}
     ranges = range_findings(game, solution, tol)
+    rule = game.mechanism.payment_rule
+    # a payment that approximates eq. (1): how far it is from the exact one
+    exact = (
+        solve(game, AFFINE_MAXIMIZER).truthful.payments if rule.charges and rule != AFFINE_MAXIMIZER else None
+    )
     for g in groups:
         i = g.index
         payment = float(min(truthful.payments[i], solution.reported.payments[i], g.dsic.min_payment))
@@ -526,6 +548,8 @@ def audit_game(
         noisy = is_approximately_dsic(g, tol)
         if noisy is not None:
             batch.append(noisy)
+        if exact is not None:
+            batch.append(payment_gap(g.name, float(truthful.payments[i]), float(exact[i]), tol))
         for f in batch:
             per_group.setdefault(f.check, []).append(f)
         findings.extend(batch)

@@ -43,6 +43,7 @@ rule). The search is deterministic in its seed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ _STARTS = 4
 _TRIALS = (4.0, 1.0, 0.25)
 #: Shrink factor of a start's step when no trial improved.
 _SHRINK = 1.0 / 16.0
+#: Up to this many parameters the polish is scipy's (L-BFGS-B, SLSQP); beyond, a batched
+#: projected gradient ascent (SLSQP's dense quadratic programmes grow as d^3).
+_SCIPY_DIMENSION = 64
+#: Polishing without an exact gradient uses forward differences up to this many parameters.
+_FD_DIMENSION = 16
 #: Two points closer than this (relative to the space's extent) are the same start.
 _SAME_START = 1e-6
 
@@ -440,6 +446,9 @@ class ReportObjective:
     ) -> None:
         self.group, self.space, self.truth, self.extra = group, space, truth, extra
         self.differentiable = group.differentiable
+        mechanism = group.mechanism
+        # the training rule is smooth even where the payment has no gradient (Heuristic 1)
+        self.smooth = mechanism.training_rule.differentiable(mechanism)
         self.evaluations = 0
         self.priced = 0
         self.stalled = 0
@@ -606,6 +615,108 @@ def _faces(vertices: Array, count: int, rng: np.random.Generator) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
+def _forward_differences(objective: ReportObjective, z: Array, gains: Array, cap: float) -> Array:
+    """(S, d) forward-difference gradients at the points ``z`` (their gains known), stepping
+    inward at the polytope's upper bounds: for a payment without an exact gradient."""
+    s, d = z.shape
+    h = 1e-6 * cap
+    at_top = (
+        z >= cap - h
+        if not objective.space.simplex
+        else np.broadcast_to(z.sum(axis=1, keepdims=True) >= cap - h, z.shape)
+    )
+    signs = np.where(at_top, -1.0, 1.0)
+    probes = z[:, None, :] + h * signs[:, :, None] * np.eye(d)[None]
+    values, _ = objective(probes.reshape(-1, d))
+    return (values.reshape(s, d) - gains[:, None]) / (h * signs)
+
+
+class _OutOfBudget(Exception):
+    """Raised inside a scipy optimiser's objective when the search's budget is spent."""
+
+
+class _Tracked:
+    """The negated, scaled objective a scipy optimiser minimises, remembering the best point
+    it visited (projected onto the polytope, so that every evaluation is a valid report) and
+    stopping the optimiser at the budget."""
+
+    def __init__(
+        self, objective: ReportObjective, cap: float, start: Array, gain: float, scale: float, budget: int
+    ) -> None:
+        self.objective, self.cap, self.scale, self.budget = objective, cap, scale, budget
+        self.best_z, self.best_gain = start.copy(), float(gain)
+
+    def __call__(self, x: Array) -> tuple[float, Array] | float:
+        if self.objective.evaluations >= self.budget:
+            raise _OutOfBudget
+        point = self.objective.space.project(x[None], self.cap)
+        exact = self.objective.differentiable
+        value, slopes = self.objective(point, gradients=exact)
+        if value[0] > self.best_gain:
+            self.best_gain, self.best_z = float(value[0]), point[0].copy()
+        if not np.isfinite(value[0]):
+            return (1e300, np.zeros_like(x)) if exact else 1e300
+        if exact:
+            assert slopes is not None
+            return -float(value[0]) / self.scale, -slopes[0] / self.scale
+        return -float(value[0]) / self.scale
+
+
+def _polish_scipy(
+    objective: ReportObjective,
+    cap: float,
+    z: Array,
+    gains: Array,
+    budget: int,
+) -> tuple[Array, Array, bool]:
+    """Local ascent from each start with a constrained quasi-Newton optimiser (scipy):
+    L-BFGS-B on a box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient
+    where the mechanism has one and finite differences where only the training rule is
+    smooth. The starts share the budget left; the best point each run visited is kept."""
+    from scipy.optimize import minimize
+
+    space = objective.space
+    z, gains = z.copy(), gains.copy()
+    d = z.shape[-1]
+    exact = objective.differentiable
+    per_iteration = 1 if exact else d + 1
+    scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
+    converged = True
+    for k in range(len(z)):
+        room = (budget - objective.evaluations) // (len(z) - k)
+        if room < 2 * per_iteration:
+            converged = False
+            break
+        tracked = _Tracked(objective, cap, z[k], gains[k], scale, objective.evaluations + room)
+        bounds = [(0.0, cap)] * d
+        iterations = max(1, room // per_iteration)
+        with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
+            result = None
+            if space.simplex:
+                total = {"type": "ineq", "fun": lambda x: cap - x.sum(), "jac": lambda x: -np.ones_like(x)}
+                result = minimize(
+                    tracked,
+                    z[k],
+                    jac=exact,
+                    method="SLSQP",
+                    bounds=bounds,
+                    constraints=[total],
+                    options={"maxiter": iterations, "ftol": 1e-15},
+                )
+            else:
+                result = minimize(
+                    tracked,
+                    z[k],
+                    jac=exact,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={"maxfun": room, "maxiter": iterations, "ftol": 1e-15, "gtol": 1e-13},
+                )
+        converged &= result is not None and bool(result.success)
+        z[k], gains[k] = tracked.best_z, tracked.best_gain
+    return z, gains, converged
+
+
 def _polish(
     objective: ReportObjective,
     cap: float,
@@ -620,7 +731,9 @@ def _polish(
     With gradients: projected gradient ascent; each iteration tries, for every live start at
     once, the steps ``alpha * cap * g / max|g|`` for the multipliers :data:`_TRIALS`
     (projected on the polytope) and keeps the best if it improves, else shrinks ``alpha``.
-    Without: a compass search over a few coordinates per iteration. Returns the final points,
+    Where the payment has no exact gradient but the training rule is smooth (Heuristic 1),
+    forward differences stand in for it (up to :data:`_FD_DIMENSION` parameters); otherwise
+    (TV) a compass search over a few coordinates per iteration. Returns the final points,
     their gains and whether every start converged (``alpha`` below :data:`MIN_STEP`).
     """
     space = objective.space
@@ -628,8 +741,14 @@ def _polish(
     alpha = np.full(len(z), 0.25)
     live = np.ones(len(z), dtype=bool)
     d = z.shape[-1]
+    finite_differences = slopes is None and objective.smooth and d <= _FD_DIMENSION
     while live.any() and objective.evaluations < budget:
         idx = np.flatnonzero(live)
+        if finite_differences:
+            if objective.evaluations + len(idx) * (d + len(_TRIALS)) > budget:
+                break
+            slopes = np.zeros_like(z)
+            slopes[idx] = _forward_differences(objective, z[idx], gains[idx], cap)
         if slopes is not None:
             g = slopes[idx]
             peak = np.abs(g).max(axis=-1)
@@ -696,21 +815,24 @@ def _search_polytope(
     space = objective.space
     truth_z = float(game.truth.sizes[i]) * space.truth(game, i)
     start = objective.evaluations
-    share = start + max(4, budget // 3)  # vertices and families
+    share = start + max(4, budget // 4)  # vertices
     pool = _Pool.empty()
     vertices = space.vertices(cap, max(2, share - objective.evaluations), orders, rng)
     pool.add(objective, vertices, "vertex", share)
     for label, points in families:
-        pool.add(objective, space.project(points, cap), label, start + budget // 2)
+        pool.add(objective, space.project(points, cap), label, start + (3 * budget) // 8)
     faces = _faces(vertices, max(2, budget // 8), rng)
-    pool.add(objective, faces, "face", start + (2 * budget) // 3)
+    pool.add(objective, faces, "face", start + budget // 2)
     scale = max(cap, np.finfo(float).tiny)
     noise = truth_z + scale * 0.05 * rng.standard_normal((max(2, budget // 16), truth_z.size))
-    pool.add(objective, space.project(noise, cap), "random", start + (2 * budget) // 3)
+    pool.add(objective, space.project(noise, cap), "random", start + budget // 2)
     z, gains, slopes, labels = pool.best(_STARTS, scale)
     if len(gains) == 0:
         return truth_z, 0.0, "truth", True
-    polished, polished_gains, converged = _polish(objective, cap, z, gains, slopes, start + budget, rng)
+    if objective.smooth and z.shape[-1] <= _SCIPY_DIMENSION:
+        polished, polished_gains, converged = _polish_scipy(objective, cap, z, gains, start + budget)
+    else:
+        polished, polished_gains, converged = _polish(objective, cap, z, gains, slopes, start + budget, rng)
     k = int(np.argmax(polished_gains))
     moved = np.abs(polished[k] - z[k]).max() > 0
     return polished[k], float(polished_gains[k]), "local" if moved else labels[k], converged
@@ -807,8 +929,10 @@ def search_misreports(
     objective = ReportObjective(deviation(mechanism, game.truth, others or game.truth, i), space, truth_z)
     families = _family_points(game, i, space, max(3, budget // 24))
     orders = _orders(space, objective, truth_z, game.truth.rewards[i] if space.basis is None else truth_z)
-    search_budget = budget - 2  # the two best points are evaluated once more, as reports
-    whole_budget = max(6, (2 * search_budget) // 3)
+    # the two best points are evaluated once more, as reports; the argmax rule's exact best
+    # responses take one evaluation per candidate and polytope
+    search_budget = budget - 2 - (2 * game.n_outcomes if mechanism.divergence.point_mass else 0)
+    whole_budget = max(6, (3 * search_budget) // 4)
     exact = mechanism.divergence.point_mass
     found: list[tuple[Array, float, str, float | None]] = []
     converged = True

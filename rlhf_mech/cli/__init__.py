@@ -83,6 +83,13 @@ GameFile = Annotated[Path, typer.Argument(help="Game file (YAML, format v1).", s
 PaymentOption = Annotated[
     PaymentRule | None, typer.Option("--payment", help="Override the file's payment rule.")
 ]
+PaymentParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--payment-param",
+        help="KEY=VALUE, repeatable: a parameter of the payment rule (e.g. steps=20, step_size=0.5).",
+    ),
+]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 
 
@@ -91,17 +98,19 @@ def solve(
     game_file: GameFile,
     *,
     payment: PaymentOption = None,
+    payment_param: PaymentParamOption = None,
     output_format: FormatOption = OutputFormat.table,
     top: Annotated[int, typer.Option(min=1, help="Outcomes shown in the distribution table.")] = 10,
 ) -> None:
     """Run the mechanism on a game: truthful versus reported profiles, side by side."""
+    from rlhf_mech.cli._options import payment_override
     from rlhf_mech.core import solve as solve_game
     from rlhf_mech.files import load_game
     from rlhf_mech.render import render_solution, solution_to_json
 
     with user_errors():
         game = load_game(game_file)
-        solution = solve_game(game, payment.value if payment else None)
+        solution = solve_game(game, payment_override(game, payment.value if payment else None, payment_param))
     if output_format is OutputFormat.json:
         print_json(solution_to_json(solution))
     else:
@@ -152,13 +161,14 @@ def sweep_command(
     ] = None,
     report_size: Annotated[float | None, typer.Option(help="Explicit report: the reported size.")] = None,
     payment: PaymentOption = None,
+    payment_param: PaymentParamOption = None,
     output_format: Annotated[
         SweepFormat, typer.Option("--format", help="Output format.")
     ] = SweepFormat.table,
     plot: Annotated[Path | None, typer.Option(help="Also draw the sweep to FILE.png (matplotlib).")] = None,
 ) -> None:
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
-    from rlhf_mech.cli._options import SweepRequest
+    from rlhf_mech.cli._options import SweepRequest, payment_override
     from rlhf_mech.files import load_game
     from rlhf_mech.render import render_sweeps, save_sweep_plot, sweep_progress, sweep_to_json, sweeps_to_csv
 
@@ -170,7 +180,8 @@ def sweep_command(
         game = load_game(game_file)
         with sweep_progress(err_console, request.points(game)) as on_progress:
             json_out = output_format is SweepFormat.json  # only JSON shows the distributions
-            results = request.run(game, payment.value if payment else None, on_progress, json_out)
+            rule = payment_override(game, payment.value if payment else None, payment_param)
+            results = request.run(game, rule, on_progress, json_out)
         if plot is not None:
             err_console.print(f"plot written to {save_sweep_plot(results, plot)}", highlight=False)
     if output_format is SweepFormat.json:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlhf_mech.analysis import OTHERS_KINDS, OthersSpec, SweepResult, group_index, sweep, with_truth
-from rlhf_mech.core import Game, PaymentRule, ProgressCallback
+from rlhf_mech.core import Game, PaymentRule, ProgressCallback, get_payment_rule
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files import read_reward
 
@@ -36,6 +36,42 @@ def parse_others(text: str) -> OthersSpec:
     if sampled != bool(count) or (count and not count.isdigit()) or (count and int(count) < 1):
         raise RlhfMechError(f"--others {text!r}: expected {forms} with a positive integer K or N")
     return OthersSpec(kind, int(count) if count else 1)
+
+
+def payment_override(game: Game, name: str | None, settings: list[str] | None) -> PaymentRule | None:
+    """The payment rule ``--payment NAME --payment-param KEY=VALUE ...`` asks for, or ``None``
+    (the file's rule; its parameters are kept, or replaced by the ones given).
+
+    Raises
+    ------
+    RlhfMechError
+        for a parameter the rule does not have or a value it does not accept.
+    """
+    if name is None and not settings:
+        return None
+    rule = get_payment_rule(name) if name is not None else game.mechanism.payment_rule
+    values: dict[str, object] = {}
+    kinds = {p.name: p.kind for p in rule.schema}
+    for item in settings or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RlhfMechError(f"--payment-param {item!r}: expected KEY=VALUE")
+        if kinds.get(key) == "outcomes":
+            names = [part.strip() for part in text.split(",") if part.strip()]
+            unknown = [n for n in names if n not in game.outcomes]
+            if unknown:
+                raise RlhfMechError(f"--payment-param {key}: unknown outcome {unknown[0]!r}")
+            values[key] = [game.outcomes.index(n) for n in names]
+            continue
+        try:
+            values[key] = int(text) if kinds.get(key) == "int" else float(text)
+        except ValueError:
+            raise RlhfMechError(f"--payment-param {key}: {text!r} is not a number") from None
+    try:
+        return rule.with_parameters(**values)
+    except ValueError as exc:
+        raise RlhfMechError(f"--payment-param: {exc}") from None
 
 
 #: The most points a parameter list may expand to.

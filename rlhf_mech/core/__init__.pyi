@@ -31,8 +31,11 @@ from rlhf_mech.core._numerics import CHUNK_ELEMENTS as CHUNK_ELEMENTS
 from rlhf_mech.core._numerics import rows_per_chunk as rows_per_chunk
 from rlhf_mech.core._payments import AFFINE_MAXIMIZER as AFFINE_MAXIMIZER
 from rlhf_mech.core._payments import ALL_PAYMENT_RULES as ALL_PAYMENT_RULES
+from rlhf_mech.core._payments import EARLY_STOPPED as EARLY_STOPPED
+from rlhf_mech.core._payments import INTERMEDIATE_CHECKPOINTS as INTERMEDIATE_CHECKPOINTS
 from rlhf_mech.core._payments import NONE as NONE
 from rlhf_mech.core._payments import PAYMENT_RULES as PAYMENT_RULES
+from rlhf_mech.core._payments import Parameter as Parameter
 from rlhf_mech.core._payments import PaymentResult as PaymentResult
 from rlhf_mech.core._payments import PaymentRule as PaymentRule
 from rlhf_mech.core._payments import affine_maximizer_payment as affine_maximizer_payment
@@ -40,6 +43,7 @@ from rlhf_mech.core._payments import affine_maximizer_payments as affine_maximiz
 from rlhf_mech.core._payments import get_payment_rule as get_payment_rule
 from rlhf_mech.core._solver import SolveResult as SolveResult
 from rlhf_mech.core._solver import kkt_residual as kkt_residual
+from rlhf_mech.core._solver import mirror_ascent as mirror_ascent
 from rlhf_mech.core._solver import optimal_values as optimal_values
 from rlhf_mech.core._solver import sensitivity as sensitivity
 from rlhf_mech.core._solver import solve_sw_max as solve_sw_max

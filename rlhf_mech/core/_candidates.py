@@ -25,6 +25,7 @@ import numpy as np
 from rlhf_mech.core._game import Expectations, Game, ReportBasis
 from rlhf_mech.core._mechanism import Mechanism, Profile
 from rlhf_mech.core._normalizations import Normalization, Scale
+from rlhf_mech.core._payments import PaymentRule
 
 Array = np.ndarray
 
@@ -74,7 +75,7 @@ def candidate_game(
     scale: Scale | str,
     divergences: Array,
     lam: float,
-    payment_rule: str,
+    payment_rule: str | PaymentRule,
     group_names: tuple[str, ...],
     preferences: Array,
     sizes: Array,

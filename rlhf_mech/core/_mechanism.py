@@ -518,7 +518,7 @@ class Deviation:
         points = shape[1]
         # One GEMM per block reads pi once for <pi, rm_i> and <pi, sum_j w_j rm_j>.
         measures = np.stack([self.own, self.welfare], axis=-1)  # (G, m, 2)
-        values, valuations, welfare, own = (np.empty(shape) for _ in range(4))
+        values, valuations, welfare, own, payments = (np.empty(shape) for _ in range(5))
         status = np.empty(shape, dtype=int)
         distributions = np.empty((games, points, m)) if keep_distributions else None
         slopes = np.empty((games, points, m)) if contribution_of is not None else None
@@ -539,6 +539,14 @@ class Deviation:
             valuations[gs, ps] = measured[..., 0]
             welfare[gs, ps] = measured[..., 1]
             own[gs, ps] = own_of(gs, ps, pi)
+            payments[gs, ps] = mechanism.payment_rule.group_payments(
+                mechanism,
+                self.first[gs, None],
+                values[gs, ps],
+                own[gs, ps],
+                scores.reshape(*block_shape, m),
+                self.others_scores[gs],
+            )
             if slopes is not None and contribution_of is not None:
                 assert mechanism.payment_rule.utility_gradient is not None
                 reported = contribution_of(gs, ps)
@@ -552,7 +560,6 @@ class Deviation:
             if on_progress is not None:
                 on_progress(done, games * points)
         group_valuations = self.size[:, None] * valuations
-        payments = mechanism.payment_rule.group_payments(self.first[:, None], values, own)
         return DeviationOutcomes(
             distributions=distributions,
             values=values,

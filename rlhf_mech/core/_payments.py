@@ -5,12 +5,24 @@ A payment rule charges each group for the reports of all (section 3). Each rule 
 :mod:`~rlhf_mech.core._divergences`): a new rule is one entry plus its functions, and no
 caller branches on a rule's name.
 
-============================  ======================================================  =========
+============================  ======================================================  ===========
 rule                          p_i                                                     paper
-============================  ======================================================  =========
+============================  ======================================================  ===========
 ``none``                      0                                                       Thm 4.2
 ``affine_maximizer``          max_pi ASW_-i(pi) - ASW_-i(psi(reports))                eq. (1)
-============================  ======================================================  =========
+``intermediate_checkpoints``  max over the main run's checkpoints of ASW_-i, less     Heuristic 1
+                              ASW_-i(psi(reports))                                    (sec. 4.4)
+``early_stopped``             ASW_-i of an early-stopped run without group i, less    Heuristic 2
+                              ASW_-i(psi(reports))                                    (sec. 4.4)
+============================  ======================================================  ===========
+
+The heuristics replace the exact maximum over all models by a maximum over a constrained set
+(section 4.4), the checkpoints of a model of training (:func:`~rlhf_mech.core.mirror_ascent`,
+:attr:`~rlhf_mech.core.TrainingRule.trajectory`) with the rule's parameters ``steps``,
+``step_size`` and ``checkpoint_every`` (Heuristic 1 in a candidate-model game: the listed
+``checkpoints`` among the candidates). Heuristic 1 stays ``>= 0`` (the final model is one of
+the checkpoints) but its set depends on group ``i``'s report, so DSIC is not guaranteed;
+Heuristic 2's run never sees group ``i``, so it stays DSIC, but its payments may be negative.
 
 ``ASW_{-i}(pi) = sum_{j != i} w_j <pi, rm_j> + <pi, offset> - D_f(pi || pi_init)`` on the
 *reports*. The first term of eq. (1) is the optimal value of the training problem without
@@ -24,8 +36,8 @@ searches) evaluates it there. By Proposition 4.4 ``(psi, p^AFF)`` is DSIC and IR
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,6 +80,59 @@ class PaymentResult:
 
 
 @dataclass(frozen=True)
+class Parameter:
+    """One parameter of a payment rule (its vocabulary for files, the CLI and the schema).
+
+    Attributes
+    ----------
+    name : the key in a game file's ``payment:`` mapping and in ``--payment-param``.
+    kind : ``"int"``, ``"float"`` or ``"outcomes"`` (a list of outcome names, stored as their
+        indices).
+    default : the value when not given (``None``: the parameter is optional).
+    minimum : the smallest allowed value (``int``/``float``), or ``None``.
+    exclusive : whether ``minimum`` itself is excluded.
+    maximum : the largest allowed value, or ``None``.
+    description : what it means, for help texts and the JSON Schema.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    minimum: float | None = None
+    exclusive: bool = False
+    maximum: float | None = None
+    description: str = ""
+
+    def check(self, value: Any) -> Any:
+        """``value`` if it is valid (an int for ``int``, a tuple of ints for ``outcomes``).
+
+        Raises
+        ------
+        ValueError
+            saying which bound or type it breaks.
+        """
+        if self.kind == "outcomes":
+            indices = tuple(value)
+            if not indices or not all(isinstance(k, int | np.integer) and k >= 0 for k in indices):
+                raise ValueError(f"`{self.name}` must be a non-empty list of outcomes")
+            return tuple(int(k) for k in indices)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise ValueError(f"`{self.name}` must be a number, got {value!r}")
+        if self.kind == "int" and int(value) != value:
+            raise ValueError(f"`{self.name}` must be an integer, got {value!r}")
+        value = int(value) if self.kind == "int" else float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"`{self.name}` must be finite, got {value!r}")
+        if self.minimum is not None and (value < self.minimum or (self.exclusive and value == self.minimum)):
+            raise ValueError(
+                f"`{self.name}` must be {'>' if self.exclusive else '>='} {self.minimum:g}, got {value!r}"
+            )
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"`{self.name}` must be <= {self.maximum:g}, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
 class PaymentRule:
     """One payment rule of the registry.
 
@@ -95,9 +160,14 @@ class PaymentRule:
         one group whose report varies while the others' are fixed, the part of its payment
         that does not depend on its report (eq. 1's first term), from the others' scores
         (with the offset), one value per game; zeros where the rule has none.
-    group_payments : ``(first (G, 1), objective (G, P), own (G, P)) -> (G, P)``: that group's
-        payment at each of its reports, from the training objective at the report's
-        fine-tuned model and its reported term ``w~ <pi, rm~>`` there.
+    group_payments : ``(mechanism, first (G, 1), objective (G, P), own (G, P), scores (G, P, m),
+        others_scores (G, m)) -> (G, P)``: that group's payment at each of its reports, from
+        the training objective at the report's fine-tuned model, its reported term
+        ``w~ <pi, rm~>`` there and the report's scores (a rule whose reference set depends on
+        the report, Heuristic 1, trains on them).
+    schema : the rule's :class:`Parameter` records.
+    parameters : ``((name, value), ...)``, the values set (:meth:`with_parameters`); a
+        parameter not set takes its default (:meth:`setting`).
     """
 
     name: str
@@ -109,7 +179,39 @@ class PaymentRule:
     utility_gradient: Callable[[Array, Array], Array] | None
     profile_payments: Callable[[Mechanism, Profile, Array, SolveResult], PaymentResult]
     others_optimum: Callable[[Mechanism, Array], tuple[Array, Array]]
-    group_payments: Callable[[Array, Array, Array], Array]
+    group_payments: Callable[[Mechanism, Array, Array, Array, Array, Array], Array]
+    schema: tuple[Parameter, ...] = ()
+    parameters: tuple[tuple[str, Any], ...] = ()
+
+    def setting(self, name: str) -> Any:
+        """The value of parameter ``name`` (its default when not set)."""
+        values = dict(self.parameters)
+        if name in values:
+            return values[name]
+        for parameter in self.schema:
+            if parameter.name == name:
+                return parameter.default
+        raise KeyError(f"payment rule {self.name!r} has no parameter {name!r}")
+
+    def with_parameters(self, **values: Any) -> PaymentRule:
+        """This rule with parameters set (validated; unset ones keep their defaults).
+
+        Raises
+        ------
+        ValueError
+            for an unknown name (listing the rule's parameters) or an invalid value.
+        """
+        known = {p.name: p for p in self.schema}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            valid = ", ".join(known) or "none"
+            raise ValueError(
+                f"payment rule {self.name!r} has no parameter {unknown[0]!r} (its parameters: {valid})"
+            )
+        merged = dict(self.parameters)
+        merged.update({name: known[name].check(value) for name, value in values.items()})
+        ordered = tuple((p.name, merged[p.name]) for p in self.schema if p.name in merged)
+        return replace(self, parameters=ordered)
 
 
 def affine_maximizer_payment(first: Array, objective: Array, own: Array) -> Array:
@@ -146,8 +248,16 @@ def _no_others_optimum(mechanism: Mechanism, others_scores: Array) -> tuple[Arra
     return np.zeros(games), np.full(games, CONVERGED)
 
 
-def _no_group_payments(first: Array, objective: Array, own: Array) -> Array:
+def _no_group_payments(
+    mechanism: Mechanism, first: Array, objective: Array, own: Array, scores: Array, others: Array
+) -> Array:
     return np.zeros(np.shape(objective))
+
+
+def _affine_group_payments(
+    mechanism: Mechanism, first: Array, objective: Array, own: Array, scores: Array, others: Array
+) -> Array:
+    return affine_maximizer_payment(first, objective, own)
 
 
 # --- the affine maximizer --------------------------------------------------------------------
@@ -369,6 +479,104 @@ def _centred_expm1(rewards: Array, k: Array, means: Array, pi: Array, rows: Arra
     return x
 
 
+# --- the heuristics of section 4.4 -----------------------------------------------------------
+
+#: The training model's parameters, shared by both heuristics.
+_TRAINING_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter("steps", "int", 20, minimum=1, description="training steps T of the model run"),
+    Parameter(
+        "step_size",
+        "float",
+        0.5,
+        minimum=0.0,
+        exclusive=True,
+        maximum=1.0,
+        description="mirror-ascent step (relative to the curvature; 1 for KL is one exact step)",
+    ),
+)
+
+
+def _others_asw(mechanism: Mechanism, theta: Array, others: Array) -> Array:
+    """``ASW_{-i}(theta) = <theta, b> - D_f(theta || pi_init)`` for distributions ``theta``
+    (..., m) and the others' scores ``b`` (broadcast against them, offset included)."""
+    divergence = mechanism.divergence.value(theta, mechanism.pi_init, mechanism.lam)
+    return np.einsum("...m,...m->...", theta, np.broadcast_to(others, theta.shape)) - divergence
+
+
+def _run(mechanism: Mechanism, scores: Array, checkpoints: bool) -> Array:
+    """The model run of the rule's training parameters on score rows: (B, C, m) checkpoints
+    (every ``checkpoint_every`` steps; the last iterate alone unless ``checkpoints``)."""
+    rule = mechanism.payment_rule
+    steps = int(rule.setting("steps"))
+    every = int(rule.setting("checkpoint_every")) if checkpoints else steps
+    return mechanism.training_rule.trajectory(
+        mechanism, scores, steps, float(rule.setting("step_size")), every
+    )
+
+
+def _early_stopped_others_optimum(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
+    """Heuristic 2's first term: ``ASW_{-i}`` at the last iterate of a run on the others' scores."""
+    final = _run(mechanism, others_scores, checkpoints=False)[:, -1]
+    return _others_asw(mechanism, final, others_scores), np.full(others_scores.shape[0], CONVERGED)
+
+
+def _early_stopped_profile_payments(
+    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
+) -> PaymentResult:
+    n = reports.n_groups
+    first = np.empty(n)
+    for k, block in leave_one_out_blocks(reports, scores, np.arange(n)):
+        first[k : k + block.shape[0]] = _early_stopped_others_optimum(mechanism, block)[0]
+    own = reports.sizes * (reports.rewards @ solution.pi)
+    payments = affine_maximizer_payment(first, float(solution.value), own)
+    return PaymentResult(payments, first, np.full(n, CONVERGED), EARLY_STOPPED.name)
+
+
+def _checkpoint_models(mechanism: Mechanism, scores: Array) -> Array:
+    """Heuristic 1's constrained set for score rows (B, m) -> (B, C, m): the listed candidate
+    models (point masses) when the rule names ``checkpoints``, else the model run's."""
+    listed = mechanism.payment_rule.setting("checkpoints")
+    if listed is None:
+        return _run(mechanism, scores, checkpoints=True)
+    models = np.zeros((len(listed), scores.shape[-1]))
+    models[np.arange(len(listed)), list(listed)] = 1.0
+    return np.broadcast_to(models, (scores.shape[0], *models.shape))
+
+
+def _checkpoints_profile_payments(
+    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
+) -> PaymentResult:
+    """``p_i = max(max_t ASW_{-i}(theta_t), ASW_{-i}(psi)) - ASW_{-i}(psi)`` with the
+    checkpoints ``theta_t`` of one run on the full scores: ``ASW_{-i}(theta) = ASW(theta) -
+    w_i <theta, rm_i>``, every group's at once (one run, one matrix product)."""
+    models = _checkpoint_models(mechanism, scores[None])[0]  # (C, m)
+    full = _others_asw(mechanism, models, scores)  # (C,) ASW at each checkpoint
+    weighted = reports.sizes[:, None] * (reports.rewards @ models.T)  # (n, C)
+    at_checkpoints = (full[None, :] - weighted).max(axis=1)
+    own = reports.sizes * (reports.rewards @ solution.pi)
+    at_psi = float(solution.value) - own
+    first = np.maximum(at_checkpoints, at_psi)
+    n = reports.n_groups
+    return PaymentResult(first - at_psi, first, np.full(n, CONVERGED), INTERMEDIATE_CHECKPOINTS.name)
+
+
+def _checkpoints_group_payments(
+    mechanism: Mechanism, first: Array, objective: Array, own: Array, scores: Array, others: Array
+) -> Array:
+    """Per report: the checkpoints of a run on *its* scores, ``ASW_{-i}`` at each with the
+    others' scores ``b``, the best of them and of ``psi`` less ``ASW_{-i}(psi)``."""
+    games, points, m = scores.shape
+    models = _checkpoint_models(mechanism, scores.reshape(-1, m)).reshape(games, points, -1, m)
+    at_checkpoints = _others_asw(mechanism, models, others[:, None, None, :]).max(axis=-1)
+    at_psi = objective - own
+    return np.maximum(at_checkpoints, at_psi) - at_psi
+
+
+def _no_first_term(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
+    games = others_scores.shape[0]
+    return np.zeros(games), np.full(games, CONVERGED)
+
+
 NONE = PaymentRule(
     name="none",
     formula="p_i = 0",
@@ -391,11 +599,48 @@ AFFINE_MAXIMIZER = PaymentRule(
     utility_gradient=lambda own, contribution: own - contribution,
     profile_payments=_affine_profile_payments,
     others_optimum=_affine_others_optimum,
-    group_payments=affine_maximizer_payment,
+    group_payments=_affine_group_payments,
+)
+
+
+INTERMEDIATE_CHECKPOINTS = PaymentRule(
+    name="intermediate_checkpoints",
+    formula="p_i = max(max_t ASW_-i(theta_t), ASW_-i(psi)) - ASW_-i(psi), over the run's checkpoints",
+    reference="Heuristic 1 (section 4.4): no extra training, p >= 0, DSIC not guaranteed",
+    charges=True,
+    dsic=False,
+    nonnegative=True,
+    utility_gradient=None,
+    profile_payments=_checkpoints_profile_payments,
+    others_optimum=_no_first_term,
+    group_payments=_checkpoints_group_payments,
+    schema=(
+        *_TRAINING_PARAMETERS,
+        Parameter("checkpoint_every", "int", 5, minimum=1, description="a checkpoint every k steps"),
+        Parameter(
+            "checkpoints",
+            "outcomes",
+            None,
+            description="candidate-model games: the candidates that are the main run's checkpoints",
+        ),
+    ),
+)
+EARLY_STOPPED = PaymentRule(
+    name="early_stopped",
+    formula="p_i = ASW_-i(theta_T^{-i}) - ASW_-i(psi(reports)), theta_T^{-i} a T-step run without group i",
+    reference="Heuristic 2 (section 4.4): DSIC kept, payments may be negative",
+    charges=True,
+    dsic=True,
+    nonnegative=False,
+    utility_gradient=lambda own, contribution: own - contribution,
+    profile_payments=_early_stopped_profile_payments,
+    others_optimum=_early_stopped_others_optimum,
+    group_payments=_affine_group_payments,
+    schema=_TRAINING_PARAMETERS,
 )
 
 #: Every payment rule, in documentation order.
-ALL_PAYMENT_RULES: tuple[PaymentRule, ...] = (NONE, AFFINE_MAXIMIZER)
+ALL_PAYMENT_RULES: tuple[PaymentRule, ...] = (NONE, AFFINE_MAXIMIZER, INTERMEDIATE_CHECKPOINTS, EARLY_STOPPED)
 #: Canonical name -> payment rule.
 PAYMENT_RULES: dict[str, PaymentRule] = {rule.name: rule for rule in ALL_PAYMENT_RULES}
 

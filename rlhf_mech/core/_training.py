@@ -12,7 +12,8 @@ rule        psi(reports)                                                        
 
 SW-Max sees a profile only through its scores ``s = sum_i w_i rm_i + offset``
 (:meth:`~rlhf_mech.core.Mechanism.scores`), so its functions take score rows; the solver is
-:func:`~rlhf_mech.core.solve_sw_max` with the mechanism's divergence and lambda.
+:func:`~rlhf_mech.core.solve_sw_max` with the mechanism's divergence and lambda, and its model
+of an iterative training run is :func:`~rlhf_mech.core.mirror_ascent`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rlhf_mech.core._registry import lookup
-from rlhf_mech.core._solver import SolveResult, kkt_residual, optimal_values, sensitivity, solve_sw_max
+from rlhf_mech.core._solver import (
+    SolveResult,
+    kkt_residual,
+    mirror_ascent,
+    optimal_values,
+    sensitivity,
+    solve_sw_max,
+)
 
 if TYPE_CHECKING:
     from rlhf_mech.core._mechanism import Mechanism
@@ -56,6 +64,9 @@ class TrainingRule:
     shift_invariant : whether adding a constant to every score leaves the solution unchanged
         (true for SW-Max: ``sum pi = 1``), so that a group's reports only matter up to a
         constant (the best-response search uses it).
+    trajectory : ``(mechanism, scores (B, m), steps, step_size, every) -> (B, C, m)``: a model
+        of how a platform reaches the solution, the checkpoints of an iterative training run
+        (section 4.4's intermediate models and early-stopped runs).
     """
 
     name: str
@@ -67,6 +78,7 @@ class TrainingRule:
     differentiable: Callable[[Mechanism], bool]
     sensitivity: Callable[[Mechanism, SolveResult, Array, Array], Array]
     shift_invariant: bool
+    trajectory: Callable[[Mechanism, Array, int, float, int], Array]
 
 
 def _sw_max_solve(mechanism: Mechanism, scores: Array) -> SolveResult:
@@ -92,6 +104,14 @@ def _sw_max_sensitivity(
     return sensitivity(solution, scores, mechanism.pi_init, mechanism.divergence, mechanism.lam, cotangent)
 
 
+def _sw_max_trajectory(
+    mechanism: Mechanism, scores: Array, steps: int, step_size: float, every: int
+) -> Array:
+    return mirror_ascent(
+        scores, mechanism.pi_init, mechanism.divergence, mechanism.lam, steps, step_size, every
+    )
+
+
 SW_MAX = TrainingRule(
     name="sw_max",
     objective="sum_i w_i v_i(pi) - D_f(pi || pi_init)",
@@ -102,6 +122,7 @@ SW_MAX = TrainingRule(
     differentiable=_sw_max_differentiable,
     sensitivity=_sw_max_sensitivity,
     shift_invariant=True,
+    trajectory=_sw_max_trajectory,
 )
 
 #: Every training rule, in documentation order.

@@ -96,7 +96,15 @@ def _expect_data(expect: Expectations) -> dict[str, Any]:
 def _common_tail(game: Game, data: dict[str, Any]) -> None:
     if game.max_size is not None:
         data["max_size"] = float(game.max_size)
-    data["payment"] = game.mechanism.payment_rule.name
+    rule = game.mechanism.payment_rule
+    if not rule.parameters:
+        data["payment"] = rule.name
+        return
+    settings: dict[str, Any] = {"rule": rule.name}
+    kinds = {p.name: p.kind for p in rule.schema}
+    for name, value in rule.parameters:
+        settings[name] = [game.outcomes[k] for k in value] if kinds[name] == "outcomes" else value
+    data["payment"] = settings
 
 
 def _default_outcomes(m: int) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ _COLUMNS: dict[str, str] = {
     "nonnegative_payments": "p >= 0\nmin p",
     "no_payment": "no payment\nmax gain",
     "noisy_dsic": "noise\nE gain",
+    "payment_gap": "p - p^AFF",
     "expect": "expect",
 }
 

@@ -16,16 +16,18 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from rlhf_mech.core import PAYMENT_RULES, Game, Scale, candidate_game
+from rlhf_mech.core import Game, Scale, candidate_game
 from rlhf_mech.files.spec._document import (
     Document,
     ExpectSpec,
     FiniteFloat,
     Path_,
+    PaymentField,
     Strict,
     expectations,
     literal,
     number,
+    payment_rule,
     valid_size,
 )
 
@@ -68,7 +70,7 @@ class CandidateGameSpec(Strict):
     scale: literal(tuple(s.value for s in Scale))  # type: ignore[valid-type]
     candidates: list[CandidateSpec] = Field(min_length=1)
     divergence: WeightSpec = WeightSpec()
-    payment: literal(tuple(PAYMENT_RULES)) = "affine_maximizer"  # type: ignore[valid-type]
+    payment: PaymentField = "affine_maximizer"
     max_size: FiniteFloat | None = Field(default=None, ge=1)
     groups: list[CandidateGroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
@@ -155,7 +157,7 @@ def candidate_game_from_spec(doc: Document, spec: CandidateGameSpec) -> Game:
         scale=spec.scale,
         divergences=np.array([c.divergence for c in spec.candidates]),
         lam=spec.divergence.lambda_,
-        payment_rule=spec.payment,
+        payment_rule=payment_rule(doc, spec.payment, names),
         group_names=tuple(group_names),
         preferences=np.array(prefs),
         sizes=np.array(sizes),

@@ -16,7 +16,6 @@ from rlhf_mech.core import (
     DIVERGENCES,
     FILE_NORMALIZATIONS,
     NORMALIZATION_TOL,
-    PAYMENT_RULES,
     Game,
     Mechanism,
     Normalization,
@@ -29,9 +28,11 @@ from rlhf_mech.files.spec._document import (
     ExpectSpec,
     FiniteFloat,
     Path_,
+    PaymentField,
     Strict,
     expectations,
     literal,
+    payment_rule,
     valid_size,
     vector,
 )
@@ -69,7 +70,7 @@ class GameSpec(Strict):
     normalization: literal(tuple(n.value for n in FILE_NORMALIZATIONS)) = "sum"  # type: ignore[valid-type]
     divergence: DivergenceSpec = DivergenceSpec()
     max_size: FiniteFloat | None = Field(default=None, ge=1)
-    payment: literal(tuple(PAYMENT_RULES)) = "affine_maximizer"  # type: ignore[valid-type]
+    payment: PaymentField = "affine_maximizer"
     groups: list[GroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
 
@@ -170,7 +171,10 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
         outcomes=outcomes,
         group_names=tuple(names),
         mechanism=Mechanism(
-            pi_init=pi_init, divergence=divergence, lam=spec.divergence.lambda_, payment_rule=spec.payment
+            pi_init=pi_init,
+            divergence=divergence,
+            lam=spec.divergence.lambda_,
+            payment_rule=payment_rule(doc, spec.payment, outcomes),
         ),
         normalization=normalization,
         truth=Profile(np.array(rewards), np.array(sizes)),

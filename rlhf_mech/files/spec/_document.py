@@ -14,19 +14,31 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from rlhf_mech.core import Expectations
+from rlhf_mech.core import (
+    ALL_PAYMENT_RULES,
+    PAYMENT_RULES,
+    Expectations,
+    Parameter,
+    PaymentRule,
+    get_payment_rule,
+)
 from rlhf_mech.errors import SpecError
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Path_ = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+
+
+def literal(values: tuple[str, ...]) -> Any:
+    """``Literal[values]`` for a pydantic field whose vocabulary comes from a registry."""
+    return Literal[values]  # type: ignore[valid-type]
 
 
 class Strict(BaseModel):
@@ -120,15 +132,44 @@ def pydantic_error(
 ) -> SpecError:
     """The first pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys
     each mapping accepts (by the name of the key that holds it), for unknown-field messages."""
-    err = exc.errors()[0]
-    loc = tuple(part for part in err["loc"] if isinstance(part, int | str))
+    err = _meant(exc.errors())[0]
+    raw = [part for part in err["loc"] if isinstance(part, int | str)]
+    # a tagged union's location is BRANCH, TAG, FIELD: the tag names the mapping's model
+    tags = {
+        raw[k + 1]
+        for k, part in enumerate(raw[:-1])
+        if isinstance(part, str) and part.startswith("tagged-union")
+    }
+    loc = tuple(part for part in raw if not _is_branch(part) and part not in tags)
     if err["type"] == "extra_forbidden":
-        parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), "")
+        parent = next((p for p in reversed(raw[:-1]) if isinstance(p, str) and not _is_branch(p)), "")
         expected = ", ".join(fields_by_parent.get(parent, ()))
         return doc.error(loc, f"unknown field (expected one of: {expected})")
     if err["type"] == "missing":
         return doc.error(loc, "required field is missing")
+    if err["type"] == "union_tag_not_found":
+        return doc.error(loc, f"a mapping here needs a {err['ctx']['discriminator']} key")
     return doc.error(loc, err["msg"])
+
+
+def _is_branch(part: int | str) -> bool:
+    """Whether a location part names a union branch (``literal[...]``, ``tagged-union[...]``)
+    rather than a key of the file."""
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _meant(errors: list[Any]) -> list[Any]:
+    """The errors of the union branch the input was written for: a mapping given where a name
+    or a mapping goes (``payment:``) is judged as a mapping, a name as a name."""
+    mapping = [
+        e for e in errors if not any(isinstance(p, str) and p.startswith("literal[") for p in e["loc"])
+    ]
+    branched = [e for e in errors if any(_is_branch(p) for p in e["loc"])]
+    if not branched:
+        return errors
+    as_text = [e for e in errors if e not in mapping]
+    wrote_mapping = any(e["type"] != "model_attributes_type" for e in mapping if e in branched)
+    return (mapping if wrote_mapping else as_text) or errors
 
 
 class ArrayLoader:
@@ -266,7 +307,10 @@ def fields_by_parent(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
         out[parent] = tuple(f.alias or k for k, f in current.model_fields.items())
         for key, info in current.model_fields.items():
             for nested in _models_in(info.annotation):
-                visit(info.alias or key, nested)
+                tag = nested.model_fields.get("rule")
+                # a member of a tagged union is located by its tag (``rule: early_stopped``)
+                tags = get_args(tag.annotation) if tag is not None else ()
+                visit(tags[0] if tags else info.alias or key, nested)
 
     visit("", model)
     return out
@@ -287,6 +331,63 @@ def validated(doc: Document, model: type[M]) -> M:
         raise pydantic_error(doc, exc, fields_by_parent(model)) from None
 
 
-def literal(values: tuple[str, ...]) -> Any:
-    """``Literal[values]`` for a pydantic field whose vocabulary comes from a registry."""
-    return Literal[values]  # type: ignore[valid-type]
+# --- payment: a rule's name, or {rule: NAME, parameter: value, ...} ----------------------------
+
+_PARAMETER_TYPES: dict[str, Any] = {"int": int, "float": FiniteFloat, "outcomes": list[str]}
+
+
+def _parameter_field(parameter: Parameter) -> tuple[Any, Any]:
+    """The pydantic (type, field) of one payment-rule parameter, bounds included."""
+    bounds: dict[str, Any] = {}
+    if parameter.minimum is not None:
+        bounds["gt" if parameter.exclusive else "ge"] = parameter.minimum
+    if parameter.maximum is not None:
+        bounds["le"] = parameter.maximum
+    kind = _PARAMETER_TYPES[parameter.kind]
+    if parameter.kind == "int":
+        kind = int
+    if parameter.default is None:
+        kind = kind | None
+    return kind, Field(default=parameter.default, description=parameter.description, **bounds)
+
+
+def _rule_model(rule: PaymentRule) -> type[BaseModel]:
+    fields = {p.name: _parameter_field(p) for p in rule.schema}
+    return create_model(
+        f"{''.join(part.title() for part in rule.name.split('_'))}Payment",
+        __base__=Strict,
+        __doc__=f"``payment: {{rule: {rule.name}, ...}}``: {rule.reference}.",
+        rule=(Literal[rule.name], ...),  # type: ignore[valid-type]
+        **fields,
+    )
+
+
+#: The ``payment:`` field of both formats: a rule's name, or a mapping with its parameters.
+PaymentField = Annotated[
+    literal(tuple(PAYMENT_RULES))
+    | Annotated[Union[tuple(_rule_model(r) for r in ALL_PAYMENT_RULES)], Field(discriminator="rule")],  # noqa: UP007
+    Field(description="a payment rule, or {rule: NAME, parameter: value, ...}"),
+]
+
+
+def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> PaymentRule:
+    """The validated ``payment:`` as a :class:`~rlhf_mech.core.PaymentRule` with its
+    parameters (outcome names turned into indices)."""
+    if isinstance(value, str):
+        return get_payment_rule(value)
+    rule = get_payment_rule(value.rule)
+    settings: dict[str, Any] = {}
+    for parameter in rule.schema:
+        given = getattr(value, parameter.name)
+        if given is None or parameter.name not in value.model_fields_set:
+            continue
+        if parameter.kind == "outcomes":
+            unknown = [name for name in given if name not in outcomes]
+            if unknown:
+                raise doc.error(("payment", parameter.name), f"unknown outcome {unknown[0]!r}")
+            given = [outcomes.index(name) for name in given]
+        settings[parameter.name] = given
+    try:
+        return rule.with_parameters(**settings)
+    except ValueError as exc:
+        raise doc.error(("payment",), str(exc)) from None
