@@ -49,7 +49,7 @@ def test_solve_example_table() -> None:
 def test_solve_top_limits_the_distribution_table() -> None:
     result = runner.invoke(app, ["solve", str(EXAMPLE), "--top", "2"])
     _ok(result)
-    assert "(top 2 of 4 outcomes)" in result.stdout
+    assert "(top 2 of 4 outcomes, by max(truthful, reported))" in result.stdout
 
 
 def test_solve_json_has_the_stable_keys() -> None:

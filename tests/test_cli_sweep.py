@@ -68,17 +68,18 @@ def test_alpha_table_like_the_paper() -> None:
 def test_truth_is_added_and_range_lists_work() -> None:
     result = invoke(GAME, "--group", "bobs", "--beta", "0:3:0.5", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["sweeps"][0]
     assert [p["parameter"] for p in data["points"]] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert [p["truthful"] for p in data["points"]].count(True) == 1
     eps = json.loads(invoke(GAME, "--group", "bobs", "--epsilon", "0.01,0.02", "--format", "json").stdout)
+    eps = eps["sweeps"][0]
     assert [p["parameter"] for p in eps["points"]] == [0.0, 0.01, 0.02]
 
 
 def test_json_keys_are_stable() -> None:
     result = invoke(GAME, "--group", "alices", "--beta", "0.5,3", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["sweeps"][0]
     assert {"game", "group", "strategy", "points"} <= set(data)
     assert (data["game"], data["group"], data["strategy"]) == ("harmless-vs-humor", "alices", "mixing")
     point_keys = {
@@ -106,7 +107,7 @@ def test_json_keys_are_stable() -> None:
 
 
 def test_json_equals_the_library() -> None:
-    data = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)
+    data = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)["sweeps"][0]
     expected = sweep(load_game(GAME), "alices", "size", [2.0])
     assert [p["utility"] for p in data["points"]] == expected.utilities.tolist()
     assert [p["payment"] for p in data["points"]] == expected.payments.tolist()
@@ -117,8 +118,9 @@ def test_csv_has_one_row_per_point() -> None:
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["parameter"] for r in rows] == ["0.0", "0.01", "0.2"]
-    assert [r["truthful"] for r in rows] == ["True", "False", "False"]
-    assert [r["clipped"] for r in rows] == ["False", "False", "True"]  # eps 0.2 > rm(refuse) = 0.1
+    assert [r["truthful"] for r in rows] == ["true", "false", "false"]
+    assert [r["clipped"] for r in rows] == ["false", "false", "true"]  # eps 0.2 > rm(refuse) = 0.1
+    assert {r["payment_rule"] for r in rows} == {"affine_maximizer"}
     assert {r["strategy"] for r in rows} == {"polarise"}
     assert float(rows[0]["utility"]) > float(rows[1]["utility"]) > float(rows[2]["utility"])
 
@@ -128,7 +130,7 @@ def test_all_groups(tmp_path: Path) -> None:
     path.write_text(THREE_GROUPS, encoding="utf-8")
     result = invoke(str(path), "--all-groups", "--beta", "0.5,2", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["sweeps"]
     assert [d["group"] for d in data] == ["ann", "ben", "cat"]
     assert all("size-weighted mean" in " ".join(d["notes"]) for d in data)
     table = invoke(str(path), "--all-groups", "--alpha", "2")
@@ -149,6 +151,7 @@ def test_explicit_report() -> None:
     assert "without payments alices gains" in words(result.stdout)
     assert "by reporting the given report" in words(result.stdout)
     data = json.loads(invoke(GAME, "--group", "alices", "--report-size", "4", "--format", "json").stdout)
+    data = data["sweeps"][0]
     assert [p["report"]["size"] for p in data["points"]] == [3.0, 4.0]
     assert data["points"][1]["report"]["reward"] == data["points"][0]["report"]["reward"]
 
@@ -159,7 +162,7 @@ def test_explicit_report_from_a_file(tmp_path: Path) -> None:
         GAME, "--group", "alices", "--report-reward", str(tmp_path / "report.csv"), "--format", "json"
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["points"][1]["report"]["reward"] == [0.05, 0.6, 0.05, 0.3]
+    assert json.loads(result.stdout)["sweeps"][0]["points"][1]["report"]["reward"] == [0.05, 0.6, 0.05, 0.3]
 
 
 def test_payment_none_shows_no_payment_rows() -> None:
@@ -181,7 +184,7 @@ def test_payment_none_shows_no_payment_rows() -> None:
         (["--group", "alices", "--all-groups", "--alpha", "2"], "exactly one of --group"),
         (["--group", "alices", "--alpha", "0.2,x"], "--alpha: cannot read '0.2,x'"),
         (["--group", "alices", "--beta", "3:1:0.5"], "--beta: range '3:1:0.5' needs finite start <= stop"),
-        (["--group", "alices", "--alpha", "0"], "alpha = 0: alpha must be > 0"),
+        (["--group", "alices", "--alpha", "-1"], "alpha = -1: alpha must be >= 0"),
         (["--group", "alices", "--epsilon", "-0.1"], "epsilon must be >= 0"),
         (["--group", "alices", "--report-reward", "0.5,0.5"], "expected 4 rewards"),
         (["--group", "alices", "--report-reward", "0.5,0.5,0.5,0.5"], "--report-reward: rewards sum to 2.0"),

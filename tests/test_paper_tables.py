@@ -81,7 +81,7 @@ def _cli_rows(table: int) -> dict[str, np.ndarray]:
     args = ["sweep", game_file, "--group", "helpfulness", "--alpha", alphas, "--format", "json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    points = json.loads(result.stdout)["points"]
+    points = json.loads(result.stdout)["sweeps"][0]["points"]
     assert [p["parameter"] for p in points] == list(ALPHAS)
     return {
         "valuation": np.array([p["group_valuation"] for p in points]),

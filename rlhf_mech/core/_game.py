@@ -9,6 +9,7 @@ notebook. :func:`solve` applies the mechanism to the truthful and the reported p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -104,6 +105,10 @@ class Game:
     notes : what was changed on loading (e.g. a renormalised pi_init), for the output.
     expect : the file's ``expect:`` block, or ``None``.
     source : the file the game was loaded from, or ``None``.
+    lines : field path -> line in ``source``, for output that points into the file: each
+        group (``groups[1]``) and every entry of ``expect:`` (``expect``, ``expect.dsic``,
+        ``expect.utility.alices``), the paths written as in error messages. Plain data
+        filled by the file loader; empty for games built in code.
     """
 
     name: str
@@ -118,6 +123,7 @@ class Game:
     notes: tuple[str, ...] = ()
     expect: Expectations | None = None
     source: str | None = None
+    lines: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", Normalization(self.normalization))

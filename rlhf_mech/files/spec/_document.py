@@ -115,6 +115,16 @@ class Document:
         return SpecError(self.path, self.line(path), format_field(path), message)
 
 
+def source_lines(doc: Document) -> dict[str, int]:
+    """The lines output points at (:attr:`rlhf_mech.core.Game.lines`): each group
+    (``groups[1]``) and every entry of ``expect:`` (``expect.utility.alices``)."""
+    return {
+        format_field(path): line
+        for path, line in doc.lines.items()
+        if (len(path) == 2 and path[0] == "groups") or (path and path[0] == "expect")
+    }
+
+
 def pydantic_error(
     doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
 ) -> SpecError:
