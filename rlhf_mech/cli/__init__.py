@@ -359,11 +359,7 @@ def import_game(
                 written = write_game(result.game, output, comment=comment)
     if quiet:
         return
-    report = render_import(result, written)
-    if to_stdout:
-        out.err.print(report)
-    else:
-        out.print(report)
+    out.print(render_import(result, written), stderr=to_stdout)
 
 
 def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:

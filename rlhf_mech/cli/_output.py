@@ -79,23 +79,25 @@ class Output:
         self.out = make_console(color)
         self.err = make_console(color, stderr=True)
 
-    def _width(self, renderable: Any) -> int:
+    def _width(self, console: Console, renderable: Any) -> int:
         """The width ``renderable`` needs to show every line whole."""
-        console = self.out
         measured = Measurement.get(console, console.options.update_width(_MEASURE_WIDTH), renderable)
         return max(measured.maximum, 1)
 
-    def print(self, renderable: Any) -> None:
-        """A Rich renderable on stdout: names whole, no trailing spaces."""
-        console = self.out
+    def print(self, renderable: Any, stderr: bool = False) -> None:
+        """A Rich renderable on stdout (or stderr): names whole, no trailing spaces."""
+        console = self.err if stderr else self.out
         terminal_width = console.width
-        console.width = self._width(renderable)  # print() never goes past the console's width
+        console.width = self._width(console, renderable)  # print() never goes past the width
         try:
             with console.capture() as capture:
                 console.print(renderable, crop=False)
         finally:
             console.width = terminal_width
-        self.write(strip_trailing_spaces(capture.get()))
+        text = strip_trailing_spaces(capture.get())
+        stream = sys.stderr if stderr else sys.stdout
+        stream.write(text)
+        stream.flush()
 
     def write(self, text: str) -> None:
         """Plain text on stdout, as it is (CSV, annotations, YAML)."""

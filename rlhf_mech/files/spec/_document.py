@@ -138,7 +138,23 @@ def pydantic_error(
         return doc.error(loc, f"unknown field (expected one of: {expected})")
     if err["type"] == "missing":
         return doc.error(loc, "required field is missing")
+    if err["type"] in ("model_type", "model_attributes_type", "dataclass_type"):
+        # pydantic's message names the model class ("... instance of GroupSpec"): say it in YAML terms
+        return doc.error(loc, f"expected a mapping (key: value lines), got {_yaml_kind(err['input'])}")
     return doc.error(loc, err["msg"])
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, in the file's terms."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    return f"the number {value!r}" if isinstance(value, int | float) else type(value).__name__
 
 
 class ArrayLoader:
