@@ -221,3 +221,62 @@ def test_help_lists_solve_and_schema() -> None:
     proc = subprocess.run([sys.executable, "-m", "rlhf_mech", "--help"], capture_output=True, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"solve" in proc.stdout
+
+
+# --- issue 15 ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_issue_15_top_n_ranks_by_truthful_and_reported() -> None:
+    """rewardedsoups_news: the truthful winner (soup-13) was hidden below the reported ranking."""
+    game = ROOT / "games" / "rewardedsoups_news.yaml"
+    result = runner.invoke(app, ["solve", str(game), "--top", "2"])
+    _ok(result)
+    assert "fine-tuned distribution (top 2 of 23 outcomes, by max(truthful, reported))" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ soup-")][:2]
+    assert [row.split()[1] for row in rows] == ["soup-13", "soup-18"]
+
+
+def test_a_truthful_game_ranks_by_the_truthful_distribution(tmp_path: Path) -> None:
+    path = tmp_path / "truthful.yaml"
+    path.write_text(VALID_GAME)
+    result = runner.invoke(app, ["solve", str(path)])
+    assert "fine-tuned distribution (by truthful)" in result.stdout
+
+
+def test_issue_15_json_gains_list_the_misreporting_groups_only() -> None:
+    data = json.loads(runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"]).stdout)
+    assert list(data["gains"]) == ["alices"]  # bobs reports truthfully
+
+
+def test_issue_15_a_zero_kkt_residual_reads_0() -> None:
+    result = runner.invoke(app, ["solve", str(ROOT / "games" / "rewardedsoups_news.yaml")])
+    _ok(result)
+    assert "KKT residual 0\n" in result.stdout and "-0.0e+00" not in result.stdout
+
+
+def test_save_distribution_writes_both_rows_and_the_json_references_them(tmp_path: Path) -> None:
+    target = tmp_path / "dist.npy"
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json", "--save-distribution", str(target)])
+    _ok(result)
+    data = json.loads(result.stdout)
+    rows = np.load(target)
+    assert rows.shape == (2, 4)
+    assert data["profiles"]["truthful"]["distribution"] == {"file": str(target), "row": 0}
+    assert data["profiles"]["reported"]["distribution"] == {"file": str(target), "row": 1}
+    inline = json.loads(runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"]).stdout)
+    assert rows.tolist() == [inline["profiles"][p]["distribution"] for p in ("truthful", "reported")]
+    assert f"distributions written to {target}" in result.stderr
+
+
+def test_save_distribution_needs_an_npy_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--save-distribution", str(tmp_path / "d.csv")])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --save-distribution {tmp_path / 'd.csv'}: the file must end in .npy\n"
+
+
+def test_solve_json_puts_each_distribution_on_one_line() -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"])
+    line = next(line for line in result.stdout.splitlines() if '"distribution"' in line)
+    assert line.strip().startswith('"distribution": [') and line.endswith("],")

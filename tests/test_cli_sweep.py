@@ -266,3 +266,90 @@ def test_help_mentions_every_option() -> None:
     assert result.exit_code == 0, result.output
     for option in ("--group", "--all-groups", "--alpha", "--beta", "--epsilon", "--report-reward", "--plot"):
         assert option in result.stdout
+
+
+# --- issue 15 ---------------------------------------------------------------------------------
+
+
+def test_issue_15_the_documented_range_from_zero_works() -> None:
+    """``--alpha 0:3:0.25`` (README): alpha = 0 is the group abstaining (size 0, no payment)."""
+    result = invoke(GAME, "--group", "alices", "--alpha", "0:3:0.25", "--format", "json")
+    assert result.exit_code == 0, result.output
+    sweep_ = json.loads(result.stdout)["sweeps"][0]
+    first = sweep_["points"][0]
+    assert first["parameter"] == 0.0 and first["report"]["size"] == 0.0 and first["payment"] == 0.0
+    assert any("alpha = 0: alices reports size 0 (abstains" in note for note in sweep_["notes"])
+    assert len(sweep_["points"]) == 13
+
+
+def test_issue_15_json_is_one_shape_for_one_group_and_for_all() -> None:
+    one = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)
+    every = json.loads(invoke(GAME, "--all-groups", "--alpha", "2", "--format", "json").stdout)
+    assert set(one) == set(every) == {"sweeps"}
+    assert [s["group"] for s in one["sweeps"]] == ["alices"]
+    assert [s["group"] for s in every["sweeps"]] == ["alices", "bobs"]
+    assert one["sweeps"][0] == every["sweeps"][0]
+
+
+def test_issue_15_csv_booleans_are_lowercase_and_the_payment_rule_is_a_column() -> None:
+    result = invoke(GAME, "--group", "alices", "--alpha", "2", "--payment", "none", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows[0].keys() >= {"payment_rule", "truthful", "clipped"}
+    assert [(r["payment_rule"], r["truthful"], r["clipped"]) for r in rows] == [
+        ("none", "true", "false"),
+        ("none", "false", "false"),
+    ]
+
+
+def test_issue_15_plot_reports_the_file_it_wrote(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    result = invoke(GAME, "--group", "alices", "--alpha", "2", "--plot", str(tmp_path / "noext"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "noext.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"plot written to {tmp_path / 'noext.png'}" in result.stderr
+    quiet = invoke(GAME, "--group", "alices", "--alpha", "2", "--plot", str(tmp_path / "q.png"), "-q")
+    assert quiet.stderr == "" and (tmp_path / "q.png").is_file()
+
+
+def _axes(args: list[str]):
+    from rlhf_mech.cli._options import SweepRequest
+    from rlhf_mech.render import sweep_figure
+
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    request = SweepRequest.from_options(group="alices", all_groups=False, **options)
+    results = request.run(load_game(GAME), None, None, False)
+    figure = sweep_figure(results)
+    return figure, figure.axes[0]
+
+
+def test_issue_15_plot_labels_say_what_is_drawn() -> None:
+    pytest.importorskip("matplotlib")
+    figure, ax = _axes(["alpha", "0.5,2"])
+    assert ax.get_ylabel() == "valuation, payment and utility"
+    assert ax.get_xlabel() == "alpha"
+    assert "harmless-vs-humor: valuation, payment and utility" in figure._suptitle.get_text()
+
+
+def test_issue_15_an_explicit_report_is_drawn_at_two_named_positions() -> None:
+    pytest.importorskip("matplotlib")
+    _, ax = _axes(["report_size", 4.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["truthful", "report"]
+    assert ax.get_xlabel() == "report"
+
+
+def test_issue_15_a_plot_without_payment_does_not_speak_of_payments() -> None:
+    pytest.importorskip("matplotlib")
+    from rlhf_mech.analysis import sweep as run_sweep
+    from rlhf_mech.render import sweep_figure
+
+    figure = sweep_figure([run_sweep(load_game(GAME), "alices", "size", [2.0], "none")])
+    assert "payment and utility" not in figure._suptitle.get_text()
+    assert figure.axes[0].get_ylabel() == "valuation (= utility: no payment)"
+    assert [line.get_label() for line in figure.axes[0].get_lines()][0] == "valuation = utility (w_i v_i)"
+
+
+def test_issue_15_a_long_title_is_wrapped_to_the_figure() -> None:
+    pytest.importorskip("matplotlib")
+    figure, _ = _axes(["alpha", "2"])
+    lines = figure._suptitle.get_text().splitlines()
+    assert len(lines) >= 2 and max(len(line) for line in lines) <= 64  # 6.4 inches x 10 characters

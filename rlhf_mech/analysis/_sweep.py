@@ -170,9 +170,7 @@ def _size_reports(game: Game, i: int, values: Array) -> tuple[Misreports, list[s
     _check(values, values >= 0, "alpha", "alpha must be >= 0 (a reported size is not negative)")
     notes = []
     if np.any(values == 0):
-        notes.append(
-            f"alpha = 0: {game.group_names[i]} reports size 0, i.e. abstains (no weight, no payment)"
-        )
+        notes.append(f"alpha = 0: {game.group_names[i]} reports size 0 (abstains: no weight, no payment)")
     return size_misreports(game.truth.rewards[i], float(game.truth.sizes[i]), values), notes
 
 

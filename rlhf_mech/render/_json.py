@@ -63,13 +63,13 @@ def _scalar(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def _array_chunks(values: np.ndarray) -> Iterator[str | bytes]:
-    """A 1-D array of numbers as one JSON line, in pieces."""
+def _array_chunks(values: np.ndarray, fast: bool) -> Iterator[str | bytes]:
+    """A 1-D array of numbers as one JSON line, in pieces (orjson when ``fast`` and installed)."""
     if values.dtype.kind in "iub":
         values = values.astype(np.int64 if values.dtype.kind != "b" else bool)
     else:
         values = np.ascontiguousarray(values, dtype=np.float64)
-    if orjson is not None:
+    if fast and orjson is not None:
         yield orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
         return
     yield "["
@@ -79,22 +79,22 @@ def _array_chunks(values: np.ndarray) -> Iterator[str | bytes]:
     yield "]"
 
 
-def _scalar_list(values: list[Any]) -> Iterator[str | bytes]:
+def _scalar_list(values: list[Any], fast: bool) -> Iterator[str | bytes]:
     if values and all(isinstance(v, str) for v in values):
         yield json.dumps(values, ensure_ascii=False, separators=(",", ":"))  # C speed
         return
     if values and all(isinstance(v, float) and not isinstance(v, bool) for v in values):
-        yield from _array_chunks(np.asarray(values, dtype=np.float64))
+        yield from _array_chunks(np.asarray(values, dtype=np.float64), fast)
         return
     yield "[" + ",".join(_scalar(v) for v in values) + "]"
 
 
-def _chunks(value: Any, indent: str) -> Iterator[str | bytes]:
+def _chunks(value: Any, indent: str, fast: bool) -> Iterator[str | bytes]:
     if isinstance(value, np.ndarray):
         if value.ndim == 1:
-            yield from _array_chunks(value)
+            yield from _array_chunks(value, fast)
         else:
-            yield from _chunks(list(value), indent)
+            yield from _chunks(list(value), indent, fast)
     elif _is_scalar(value):
         yield _scalar(value)
     elif isinstance(value, Mapping):
@@ -105,34 +105,35 @@ def _chunks(value: Any, indent: str) -> Iterator[str | bytes]:
         yield "{"
         for k, (key, item) in enumerate(value.items()):
             yield ("," if k else "") + "\n" + inner + _encode_string(str(key)) + ": "
-            yield from _chunks(item, inner)
+            yield from _chunks(item, inner, fast)
         yield "\n" + indent + "}"
     elif isinstance(value, list | tuple):
         items = list(value)
         if all(_is_scalar(v) for v in items):
-            yield from _scalar_list(items)
+            yield from _scalar_list(items, fast)
             return
         inner = indent + "  "
         yield "["
         for k, item in enumerate(items):
             yield ("," if k else "") + "\n" + inner
-            yield from _chunks(item, inner)
+            yield from _chunks(item, inner, fast)
         yield "\n" + indent + "]"
     else:
         raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def json_chunks(data: Any) -> Iterator[bytes]:
+def json_chunks(data: Any, fast: bool = True) -> Iterator[bytes]:
     """``data`` (dicts, lists, scalars, 1-D numpy arrays) as UTF-8 JSON text, in pieces,
-    ending with a newline."""
-    for chunk in _chunks(data, ""):
+    ending with a newline. ``fast=False`` writes with the standard library even where
+    orjson is installed (the same bytes, slower)."""
+    for chunk in _chunks(data, "", fast):
         yield chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
     yield b"\n"
 
 
-def json_text(data: Any) -> str:
+def json_text(data: Any, fast: bool = True) -> str:
     """:func:`json_chunks` as one string."""
-    return b"".join(json_chunks(data)).decode("utf-8")
+    return b"".join(json_chunks(data, fast)).decode("utf-8")
 
 
 def write_json(data: Any, stream: IO[bytes]) -> None:
