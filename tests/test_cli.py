@@ -258,7 +258,9 @@ def test_issue_15_a_zero_kkt_residual_reads_0() -> None:
 
 def test_save_distribution_writes_both_rows_and_the_json_references_them(tmp_path: Path) -> None:
     target = tmp_path / "dist.npy"
-    result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json", "--save-distribution", str(target)])
+    result = runner.invoke(
+        app, ["solve", str(EXAMPLE), "--format", "json", "--save-distribution", str(target)]
+    )
     _ok(result)
     data = json.loads(result.stdout)
     rows = np.load(target)
@@ -280,3 +282,16 @@ def test_solve_json_puts_each_distribution_on_one_line() -> None:
     result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"])
     line = next(line for line in result.stdout.splitlines() if '"distribution"' in line)
     assert line.strip().startswith('"distribution": [') and line.endswith("],")
+
+
+def test_the_top_n_of_tied_outcomes_are_the_first_in_file_order(tmp_path: Path) -> None:
+    from rlhf_mech.core import solve as solve_game
+    from rlhf_mech.files import load_game
+    from rlhf_mech.render import distribution_table
+
+    path = tmp_path / "ties.yaml"
+    path.write_text(
+        "outcomes: [a, b, c, d, e]\ngroups:\n  - {name: g, size: 1, reward: [0.2, 0.2, 0.2, 0.2, 0.2]}\n"
+    )
+    table = distribution_table(solve_game(load_game(path)), top=3)
+    assert list(table.columns[0].cells) == ["a", "b", "c"]

@@ -291,7 +291,10 @@ def test_github_annotations_of_an_invalid_file(games):
     result = audit(str(games), "--format", "github")
     assert result.exit_code == 2
     broken = games / "broken.yaml"
-    assert f"::error file={broken},line=11,title=rlhf-mech%3A invalid game file::groups[0].reward: " in result.stdout
+    assert (
+        f"::error file={broken},line=11,title=rlhf-mech%3A invalid game file::groups[0].reward: "
+        in result.stdout
+    )
 
 
 def test_sarif_is_valid_sarif_2_1_0(games, tmp_path):
@@ -363,7 +366,9 @@ def test_configuration_from_pyproject(games, monkeypatch):
 def test_flags_override_the_configuration(games, monkeypatch):
     (games.parent / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
     monkeypatch.chdir(games.parent)
-    result = runner.invoke(app, ["audit", "games/good.yaml", "--budget", "50", "--format", "text", "--seed", "1"])
+    result = runner.invoke(
+        app, ["audit", "games/good.yaml", "--budget", "50", "--format", "text", "--seed", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("rlhf-mech audit")
     data = json.loads(runner.invoke(app, ["audit", "games/good.yaml", "--budget", "50"]).stdout)

@@ -112,7 +112,9 @@ def test_a_game_file_can_come_from_standard_input() -> None:
     direct = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"])
     assert piped.exit_code == 0, piped.output
     assert piped.stdout == direct.stdout
-    sweep = runner.invoke(app, ["sweep", "-", "--group", "alices", "--alpha", "2", "--format", "csv"], input=text)
+    sweep = runner.invoke(
+        app, ["sweep", "-", "--group", "alices", "--alpha", "2", "--format", "csv"], input=text
+    )
     assert sweep.exit_code == 0 and sweep.stdout.count("\n") == 3
     audit = runner.invoke(app, ["audit", "-", "--budget", "20", "-q"], input=text)
     assert audit.exit_code == 0, audit.output
@@ -218,14 +220,19 @@ def test_no_message_names_a_pydantic_class(case, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("outcomes: [a, b]\ngroups:\n  - [1, 2]\n", "groups[0]: expected a mapping (key: value lines), got a list"),
+        (
+            "outcomes: [a, b]\ngroups:\n  - [1, 2]\n",
+            "groups[0]: expected a mapping (key: value lines), got a list",
+        ),
         (
             "outcomes: [a, b]\ndivergence: kl\ngroups:\n  - {name: g, size: 1, reward: [0.5, 0.5]}\n",
             "divergence: expected a mapping (key: value lines), got the text 'kl'",
         ),
     ],
 )
-def test_a_list_where_a_mapping_belongs_is_said_in_yaml_terms(text: str, message: str, tmp_path: Path) -> None:
+def test_a_list_where_a_mapping_belongs_is_said_in_yaml_terms(
+    text: str, message: str, tmp_path: Path
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
     result = runner.invoke(app, ["solve", str(path)])

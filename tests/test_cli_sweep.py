@@ -107,7 +107,9 @@ def test_json_keys_are_stable() -> None:
 
 
 def test_json_equals_the_library() -> None:
-    data = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)["sweeps"][0]
+    data = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)["sweeps"][
+        0
+    ]
     expected = sweep(load_game(GAME), "alices", "size", [2.0])
     assert [p["utility"] for p in data["points"]] == expected.utilities.tolist()
     assert [p["payment"] for p in data["points"]] == expected.payments.tolist()
@@ -345,7 +347,7 @@ def test_issue_15_a_plot_without_payment_does_not_speak_of_payments() -> None:
     figure = sweep_figure([run_sweep(load_game(GAME), "alices", "size", [2.0], "none")])
     assert "payment and utility" not in figure._suptitle.get_text()
     assert figure.axes[0].get_ylabel() == "valuation (= utility: no payment)"
-    assert [line.get_label() for line in figure.axes[0].get_lines()][0] == "valuation = utility (w_i v_i)"
+    assert figure.axes[0].get_lines()[0].get_label() == "valuation = utility (w_i v_i)"
 
 
 def test_issue_15_a_long_title_is_wrapped_to_the_figure() -> None:

@@ -55,7 +55,8 @@ def test_float_format_is_repr_with_the_exponent_written_as_orjson_does() -> None
 def test_the_fallback_writes_the_bytes_orjson_writes(rng) -> None:
     pytest.importorskip("orjson")
     values = _floats(rng)
-    data = {"distribution": values, "names": ["a", "é"], "x": 1e-5, "n": 3, "ok": True, "none": None}
+    names = ["a", "é", 'quote " and \\ backslash', "tab\t", "\x01\x1f\x7f", "\u2028", "日本", "😀"]
+    data = {"distribution": values, "names": names, "x": 1e-5, "n": 3, "ok": True, "none": None}
     assert json_text(data, fast=False) == json_text(data, fast=True)
 
 

@@ -45,8 +45,16 @@ def float_text(x: float) -> str:
     return f"{mantissa}e{'+' if power > 0 else '-'}{abs(power)}"
 
 
+#: The types written as JSON scalars (numpy scalars too, see :func:`_is_scalar_type`).
+_SCALARS = (str, bool, int, float, type(None))
+
+
+def _is_scalar_type(kind: type) -> bool:
+    return issubclass(kind, _SCALARS) or issubclass(kind, np.generic)
+
+
 def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | bool | int | float | np.generic)
+    return _is_scalar_type(type(value))
 
 
 def _scalar(value: Any) -> str:
@@ -79,14 +87,17 @@ def _array_chunks(values: np.ndarray, fast: bool) -> Iterator[str | bytes]:
     yield "]"
 
 
-def _scalar_list(values: list[Any], fast: bool) -> Iterator[str | bytes]:
-    if values and all(isinstance(v, str) for v in values):
-        yield json.dumps(values, ensure_ascii=False, separators=(",", ":"))  # C speed
-        return
-    if values and all(isinstance(v, float) and not isinstance(v, bool) for v in values):
+def _scalar_list(values: list[Any], kinds: set[type], fast: bool) -> Iterator[str | bytes]:
+    """A list of scalars on one line; ``kinds`` are the types of its items."""
+    if values and kinds == {str}:
+        if fast and orjson is not None:
+            yield orjson.dumps(values)
+        else:
+            yield json.dumps(values, ensure_ascii=False, separators=(",", ":"))  # C speed
+    elif values and kinds == {float}:
         yield from _array_chunks(np.asarray(values, dtype=np.float64), fast)
-        return
-    yield "[" + ",".join(_scalar(v) for v in values) + "]"
+    else:
+        yield "[" + ",".join(_scalar(v) for v in values) + "]"
 
 
 def _chunks(value: Any, indent: str, fast: bool) -> Iterator[str | bytes]:
@@ -109,8 +120,9 @@ def _chunks(value: Any, indent: str, fast: bool) -> Iterator[str | bytes]:
         yield "\n" + indent + "}"
     elif isinstance(value, list | tuple):
         items = list(value)
-        if all(_is_scalar(v) for v in items):
-            yield from _scalar_list(items, fast)
+        kinds = set(map(type, items))  # one C-speed pass, even over a million names
+        if all(_is_scalar_type(kind) for kind in kinds):
+            yield from _scalar_list(items, kinds, fast)
             return
         inner = indent + "  "
         yield "["

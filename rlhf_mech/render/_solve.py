@@ -36,6 +36,17 @@ def game_summary(game: Game, mechanism: Mechanism) -> Table:
     return table
 
 
+def _top(key: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` largest entries of ``key``, largest first, ties in index
+    order: ``argsort(-key, kind="stable")[:count]`` without sorting a million entries."""
+    if count >= key.size:
+        return np.argsort(-key, kind="stable")
+    kth = np.partition(key, key.size - count)[key.size - count]  # the count-th largest value
+    above = np.flatnonzero(key > kth)
+    chosen = np.concatenate([above, np.flatnonzero(key == kth)[: count - above.size]])
+    return chosen[np.lexsort((chosen, -key[chosen]))]
+
+
 def distribution_table(solution: GameSolution, top: int) -> Table:
     """The fine-tuned distribution beside pi_init, for the ``top`` most likely outcomes.
 
@@ -46,7 +57,7 @@ def distribution_table(solution: GameSolution, top: int) -> Table:
     show_reported = solution.reported is not solution.truthful
     truthful, reported = solution.truthful.distribution, solution.reported.distribution
     key = np.maximum(truthful, reported) if show_reported else truthful
-    order = np.argsort(-key, kind="stable")[: max(top, 1)]
+    order = _top(key, max(top, 1))
     hidden = game.n_outcomes - order.size
     rank = "max(truthful, reported)" if show_reported else "truthful"
     shown = f"top {order.size} of {game.n_outcomes} outcomes, " if hidden else ""
