@@ -86,6 +86,7 @@ def test_solve_json_is_deterministic() -> None:
     assert first.stdout_bytes == second.stdout_bytes
 
 
+@pytest.mark.slow
 def test_solve_json_deterministic_across_processes() -> None:
     """Byte-identical JSON from two separate ``rlhf-mech solve`` processes."""
     cmd = [sys.executable, "-m", "rlhf_mech", "solve", str(EXAMPLE), "--format", "json"]
@@ -184,6 +185,7 @@ def test_solve_bad_option_exits_2() -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_solve_bad_file_in_a_real_process(tmp_path: Path) -> None:
     """The installed entry point: exit 2, one stderr line, no traceback."""
     path = tmp_path / "bad.yaml"
@@ -214,6 +216,7 @@ def test_schema_of_the_candidate_format() -> None:
     assert {"reward_models", "candidates", "groups"} <= set(schema["properties"])
 
 
+@pytest.mark.slow
 def test_help_lists_solve_and_schema() -> None:
     result = runner.invoke(app, ["--help"])
     _ok(result)

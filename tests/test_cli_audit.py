@@ -135,6 +135,7 @@ def test_json_has_every_figure(games):
     assert checks == {"dsic", "ir", "nonnegative_payments", "no_payment", "noisy_dsic"}
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_workers_do_not_matter(games):
     first = audit(str(games), "--seed", "7", "--format", "json")
     again = audit(str(games), "--seed", "7", "--format", "json")
@@ -171,6 +172,7 @@ def test_bad_noise_is_bad_input(games):
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_dask_backend_on_a_local_cluster(games):
     """The same audit on a dask.distributed.LocalCluster gives the same bytes as -j 1."""
     distributed = pytest.importorskip("dask.distributed")

@@ -174,6 +174,7 @@ def _run_piped(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_issue_15_names_are_never_cut_and_no_line_ends_in_spaces(tmp_path: Path) -> None:
     path = tmp_path / "long.yaml"
     path.write_text(LONG_NAMES, encoding="utf-8")

@@ -208,6 +208,7 @@ def test_missing_file_and_bad_format_exit_2(tmp_path: Path) -> None:
     assert invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "xml").exit_code == 2
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     target = tmp_path / "sweep.png"

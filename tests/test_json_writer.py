@@ -73,6 +73,7 @@ def test_non_finite_values_are_null_and_numpy_scalars_are_plain() -> None:
     assert json.loads(json_text(data)) == {"a": None, "b": 7, "c": True, "d": [None, 1.0]}
 
 
+@pytest.mark.slow
 def test_a_million_entries_stream_in_pieces() -> None:
     values = np.linspace(0.0, 1.0, 1_000_000)
     chunks = list(json_chunks({"distribution": values}))

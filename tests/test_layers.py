@@ -107,6 +107,7 @@ def test_the_walk_finds_a_violation(tmp_path: Path) -> None:
     assert imported[1] in FORBIDDEN["core"]
 
 
+@pytest.mark.slow
 def test_cli_start_up_imports_no_heavy_module() -> None:
     """``rlhf-mech --help`` loads neither scipy, pydantic, YAML, joblib nor the analysis layer."""
     code = (

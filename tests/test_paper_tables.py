@@ -169,6 +169,7 @@ def test_bundled_candidates_are_the_reference_csv(table):
     np.testing.assert_array_equal(basis.scores, expected)
 
 
+@pytest.mark.slow
 def test_issue_15_the_table_1_example_finds_the_paper_numbers_on_a_clone() -> None:
     """``python examples/paper_table1.py`` prints the paper's rows from tests/data/reference."""
     import subprocess
