@@ -72,7 +72,8 @@ def _scalar(value: Any) -> str:
 
 
 def _array_chunks(values: np.ndarray, fast: bool) -> Iterator[str | bytes]:
-    """A 1-D array of numbers as one JSON line, in pieces (orjson when ``fast`` and installed)."""
+    """A 1-D array of numbers as one JSON line, in pieces (orjson when ``fast`` and installed;
+    else the standard library's C encoder, its float text rewritten to orjson's format)."""
     if values.dtype.kind in "iub":
         values = values.astype(np.int64 if values.dtype.kind != "b" else bool)
     else:
@@ -80,11 +81,25 @@ def _array_chunks(values: np.ndarray, fast: bool) -> Iterator[str | bytes]:
     if fast and orjson is not None:
         yield orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
         return
+    if values.dtype.kind != "f":
+        yield json.dumps(values.tolist(), separators=(",", ":"))
+        return
     yield "["
     for start in range(0, values.size, _CHUNK):
-        part = ",".join(_scalar(v) for v in values[start : start + _CHUNK].tolist())
-        yield ("," if start else "") + part
+        yield ("," if start else "") + _orjson_floats(values[start : start + _CHUNK])
     yield "]"
+
+
+def _orjson_floats(values: np.ndarray) -> str:
+    """Floats as orjson writes them, by the standard library's C encoder: its text (Python's
+    ``repr``) differs only in zero-padded negative exponents (``1e-07``), exponents of -5
+    (orjson: ``0.00001``) and NaN/Infinity (``null``), each fixed on the whole text."""
+    text = json.dumps(values.tolist(), separators=(",", ":"))[1:-1].replace("e-0", "e-")
+    if "N" in text or "I" in text:
+        text = text.replace("-Infinity", "null").replace("Infinity", "null").replace("NaN", "null")
+    if "e-5," in text or text.endswith("e-5"):
+        text = ",".join(float_text(float(t)) if t.endswith("e-5") else t for t in text.split(","))
+    return text
 
 
 def _scalar_list(values: list[Any], kinds: set[type], fast: bool) -> Iterator[str | bytes]:
