@@ -34,7 +34,8 @@ from rlhf_mech.analysis import polarise_rewards
 from rlhf_mech.core import CHUNK_ELEMENTS, Mechanism, Normalization, Profile, deviation
 
 EPSILONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
-DEFAULT_PAPER_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper_table1.csv"
+#: The paper's printed table 1, shipped with the tests (a copy of the project's reference data).
+DEFAULT_PAPER_CSV = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference" / "paper_table1.csv"
 
 
 def table1(

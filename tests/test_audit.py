@@ -113,6 +113,7 @@ def test_search_respects_the_budget_and_size_bound(rng):
     assert result.best.size == pytest.approx(4.0)
 
 
+@pytest.mark.slow
 def test_affine_maximizer_passes_on_random_games(rng):
     """Proposition 4.4 on 120 random games: DSIC, IR and p >= 0 hold, the search finds no gain."""
     divergences = ("kl", "chi2", "tv", "hellinger", "reverse_kl", "js")
@@ -274,6 +275,7 @@ def test_same_seed_same_result_and_seed_is_keyed_by_file(write_game):
     assert s1.generate_state(4).tolist() != s2.generate_state(4).tolist()
 
 
+@pytest.mark.slow
 def test_run_audits_is_the_same_for_one_and_two_workers(write_game):
     games = [load_game(write_game(NO_PAYMENT_GAME, name=f"g{k}.yaml")) for k in range(2)]
     options = AuditOptions(budget=20)

@@ -49,7 +49,7 @@ def test_solve_example_table() -> None:
 def test_solve_top_limits_the_distribution_table() -> None:
     result = runner.invoke(app, ["solve", str(EXAMPLE), "--top", "2"])
     _ok(result)
-    assert "(top 2 of 4 outcomes)" in result.stdout
+    assert "(top 2 of 4 outcomes, by max(truthful, reported))" in result.stdout
 
 
 def test_solve_json_has_the_stable_keys() -> None:
@@ -86,6 +86,7 @@ def test_solve_json_is_deterministic() -> None:
     assert first.stdout_bytes == second.stdout_bytes
 
 
+@pytest.mark.slow
 def test_solve_json_deterministic_across_processes() -> None:
     """Byte-identical JSON from two separate ``rlhf-mech solve`` processes."""
     cmd = [sys.executable, "-m", "rlhf_mech", "solve", str(EXAMPLE), "--format", "json"]
@@ -184,6 +185,7 @@ def test_solve_bad_option_exits_2() -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_solve_bad_file_in_a_real_process(tmp_path: Path) -> None:
     """The installed entry point: exit 2, one stderr line, no traceback."""
     path = tmp_path / "bad.yaml"
@@ -214,6 +216,7 @@ def test_schema_of_the_candidate_format() -> None:
     assert {"reward_models", "candidates", "groups"} <= set(schema["properties"])
 
 
+@pytest.mark.slow
 def test_help_lists_solve_and_schema() -> None:
     result = runner.invoke(app, ["--help"])
     _ok(result)
@@ -221,3 +224,77 @@ def test_help_lists_solve_and_schema() -> None:
     proc = subprocess.run([sys.executable, "-m", "rlhf_mech", "--help"], capture_output=True, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"solve" in proc.stdout
+
+
+# --- issue 15 ---------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_issue_15_top_n_ranks_by_truthful_and_reported() -> None:
+    """rewardedsoups_news: the truthful winner (soup-13) was hidden below the reported ranking."""
+    game = ROOT / "games" / "rewardedsoups_news.yaml"
+    result = runner.invoke(app, ["solve", str(game), "--top", "2"])
+    _ok(result)
+    assert "fine-tuned distribution (top 2 of 23 outcomes, by max(truthful, reported))" in result.stdout
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ soup-")][:2]
+    assert [row.split()[1] for row in rows] == ["soup-13", "soup-18"]
+
+
+def test_a_truthful_game_ranks_by_the_truthful_distribution(tmp_path: Path) -> None:
+    path = tmp_path / "truthful.yaml"
+    path.write_text(VALID_GAME)
+    result = runner.invoke(app, ["solve", str(path)])
+    assert "fine-tuned distribution (by truthful)" in result.stdout
+
+
+def test_issue_15_json_gains_list_the_misreporting_groups_only() -> None:
+    data = json.loads(runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"]).stdout)
+    assert list(data["gains"]) == ["alices"]  # bobs reports truthfully
+
+
+def test_issue_15_a_zero_kkt_residual_reads_0() -> None:
+    result = runner.invoke(app, ["solve", str(ROOT / "games" / "rewardedsoups_news.yaml")])
+    _ok(result)
+    assert "KKT residual 0\n" in result.stdout and "-0.0e+00" not in result.stdout
+
+
+def test_save_distribution_writes_both_rows_and_the_json_references_them(tmp_path: Path) -> None:
+    target = tmp_path / "dist.npy"
+    result = runner.invoke(
+        app, ["solve", str(EXAMPLE), "--format", "json", "--save-distribution", str(target)]
+    )
+    _ok(result)
+    data = json.loads(result.stdout)
+    rows = np.load(target)
+    assert rows.shape == (2, 4)
+    assert data["profiles"]["truthful"]["distribution"] == {"file": str(target), "row": 0}
+    assert data["profiles"]["reported"]["distribution"] == {"file": str(target), "row": 1}
+    inline = json.loads(runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"]).stdout)
+    assert rows.tolist() == [inline["profiles"][p]["distribution"] for p in ("truthful", "reported")]
+    assert f"distributions written to {target}" in result.stderr
+
+
+def test_save_distribution_needs_an_npy_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--save-distribution", str(tmp_path / "d.csv")])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --save-distribution {tmp_path / 'd.csv'}: the file must end in .npy\n"
+
+
+def test_solve_json_puts_each_distribution_on_one_line() -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"])
+    line = next(line for line in result.stdout.splitlines() if '"distribution"' in line)
+    assert line.strip().startswith('"distribution": [') and line.endswith("],")
+
+
+def test_the_top_n_of_tied_outcomes_are_the_first_in_file_order(tmp_path: Path) -> None:
+    from rlhf_mech.core import solve as solve_game
+    from rlhf_mech.files import load_game
+    from rlhf_mech.render import distribution_table
+
+    path = tmp_path / "ties.yaml"
+    path.write_text(
+        "outcomes: [a, b, c, d, e]\ngroups:\n  - {name: g, size: 1, reward: [0.2, 0.2, 0.2, 0.2, 0.2]}\n"
+    )
+    table = distribution_table(solve_game(load_game(path)), top=3)
+    assert list(table.columns[0].cells) == ["a", "b", "c"]

@@ -56,15 +56,15 @@ def test_clean_game_exits_0(games):
     result = audit(str(games / "good.yaml"))
     assert result.exit_code == 0, result.output
     assert "DSIC" in result.output and "no payment" in result.output
-    assert "OK: 1 game(s), 2 group(s): 8 check(s) passed, 0 failed" in result.output
+    assert "OK: 1 game, 2 groups: 8 checks passed, 0 failed" in result.output
 
 
 def test_violation_exits_1_and_names_the_misreport(games):
     result = audit(str(games))
     assert result.exit_code == 1, result.output
-    assert "✗ unpaid / g1: DSIC (Definition 3.2)" in result.output
+    assert f"✗ {games / 'unpaid.yml'}:9: g1: DSIC (Definition 3.2)" in result.output
     assert "best misreport: size" in result.output
-    assert "FAIL: 2 game(s), 4 group(s)" in result.output
+    assert "FAIL: 2 games, 4 groups" in result.output
 
 
 def test_issue_4_counterexample_replays_with_solve(games, tmp_path):
@@ -90,7 +90,7 @@ def test_invalid_file_exits_2_and_the_others_are_reported(games):
     assert result.exit_code == 2, result.output
     assert "broken.yaml:11: groups[0].reward: rewards sum to" in result.stderr
     assert "good" in result.stdout and "unpaid" in result.stdout
-    assert "1 invalid file(s)" in result.stdout
+    assert "; 1 invalid file" in result.stdout
 
 
 def test_missing_path_is_invalid_input(games):
@@ -135,6 +135,7 @@ def test_json_has_every_figure(games):
     assert checks == {"dsic", "ir", "nonnegative_payments", "no_payment", "noisy_dsic"}
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_workers_do_not_matter(games):
     first = audit(str(games), "--seed", "7", "--format", "json")
     again = audit(str(games), "--seed", "7", "--format", "json")
@@ -149,7 +150,7 @@ def test_quiet_prints_the_summary_only(games):
     result = audit(str(games), "--quiet")
     assert result.exit_code == 1
     assert result.stdout.strip().splitlines() == [
-        "FAIL: 2 game(s), 4 group(s): 14 check(s) passed, 2 failed in 1 game(s)"
+        "FAIL: 2 games, 4 groups: 14 checks passed, 2 failed in 1 game"
     ]
 
 
@@ -171,6 +172,7 @@ def test_bad_noise_is_bad_input(games):
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_dask_backend_on_a_local_cluster(games):
     """The same audit on a dask.distributed.LocalCluster gives the same bytes as -j 1."""
     distributed = pytest.importorskip("dask.distributed")
@@ -186,7 +188,7 @@ def test_dask_backend_on_a_local_cluster(games):
 
 
 def test_names_and_errors_are_printed_literally(tmp_path):
-    (tmp_path / "markup.yaml").write_text(
+    (tmp_path / "[bold]markup.yaml").write_text(
         GOOD.replace("name: good", "name: '[bold]game'").replace("name: g1", "name: '[red]team'"),
         encoding="utf-8",
     )
@@ -196,7 +198,7 @@ def test_names_and_errors_are_printed_literally(tmp_path):
     )
     result = audit(str(tmp_path))
     assert result.exit_code == 2
-    assert "[bold]game" in result.stdout and "[red]team" in result.stdout
+    assert "[bold]markup.yaml" in result.stdout and "[red]team" in result.stdout
     assert "duplicate group name '[red]team'" in result.stderr
 
 
@@ -215,3 +217,186 @@ def test_progress_bar_only_on_a_terminal():
         advance()
     with audit_progress(terminal, 10, enabled=False) as advance:
         assert advance is None  # --quiet
+
+
+# --- issue 15: CI formats, configuration, files named -----------------------------------------
+
+SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif" / "sarif-schema-2.1.0.json"
+
+#: The unpaid game with an expect: block that fails twice (a range and a verdict).
+EXPECTING = (
+    NO_PAYMENT
+    + """\
+expect:
+  dsic: true
+  utility:
+    g2: [5.0, 6.0]
+"""
+)
+
+
+def test_issue_15_empty_directory_is_nothing_to_audit(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = audit(str(empty))
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: nothing to audit: no game files (*.yaml, *.yml) in {empty}\n"
+    assert result.stdout == ""
+
+
+def test_no_paths_and_no_configuration_is_bad_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["audit"])
+    assert result.exit_code == 2
+    assert "nothing to audit: give game files or directories" in result.stderr
+
+
+def test_issue_15_rows_and_failures_name_the_file_not_the_game(tmp_path):
+    """Two files holding games of the same name are told apart; failures carry FILE:LINE."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "unpaid.yaml").write_text(NO_PAYMENT, encoding="utf-8")
+    result = audit(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    for folder in ("a", "b"):
+        path = tmp_path / folder / "unpaid.yaml"
+        assert f"\n {path} " in result.stdout  # the table's row
+        assert f"✗ {path}:9: g1: DSIC (Definition 3.2)" in result.stdout
+        assert f"✗ {path}:12: g2: DSIC (Definition 3.2)" in result.stdout
+
+
+def test_expect_failures_point_at_their_entry(tmp_path):
+    path = tmp_path / "expecting.yaml"
+    path.write_text(EXPECTING, encoding="utf-8")
+    result = audit(str(path))
+    assert result.exit_code == 1
+    assert f"✗ {path}:18: g2: the file's expect: block: " in result.stdout  # utility: g2: [5, 6]
+    assert f"✗ {path}:9: g1: DSIC (Definition 3.2)" in result.stdout  # dsic: true, checked per group
+
+
+def test_github_annotations_sit_at_the_violated_line(tmp_path):
+    path = tmp_path / "expecting.yaml"
+    path.write_text(EXPECTING, encoding="utf-8")
+    result = audit(str(path), "--output-format", "github")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"::error file={path},line=9,title=rlhf-mech%3A DSIC (Definition 3.2)::g1: ")
+    assert any(
+        line.startswith(f"::error file={path},line=18,title=rlhf-mech%3A the file's expect%3A block::g2: ")
+        for line in lines
+    )
+    assert lines[-1] == "FAIL: 1 game, 2 groups: 6 checks passed, 3 failed in 1 game"
+
+
+def test_github_annotations_of_an_invalid_file(games):
+    (games / "broken.yaml").write_text(INVALID, encoding="utf-8")
+    result = audit(str(games), "--format", "github")
+    assert result.exit_code == 2
+    broken = games / "broken.yaml"
+    assert (
+        f"::error file={broken},line=11,title=rlhf-mech%3A invalid game file::groups[0].reward: "
+        in result.stdout
+    )
+
+
+def test_sarif_is_valid_sarif_2_1_0(games, tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    (games / "broken.yaml").write_text(INVALID, encoding="utf-8")
+    (games / "expecting.yaml").write_text(EXPECTING, encoding="utf-8")
+    result = audit(str(games), "--output-format", "sarif")
+    assert result.exit_code == 2, result.output
+    log = json.loads(result.stdout)
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator.check_schema(schema)
+    jsonschema.Draft4Validator(schema).validate(log)
+    run = log["runs"][0]
+    rules = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    located = {
+        (r["ruleId"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].rsplit("/", 1)[-1])
+        for r in run["results"]
+    }
+    assert ("invalid_file", "broken.yaml") in located and ("dsic", "unpaid.yml") in located
+    assert ("expect", "expecting.yaml") in located
+    for r in run["results"]:
+        assert rules[r["ruleIndex"]] == r["ruleId"] and r["level"] == "error"
+        assert r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1
+    again = audit(str(games), "--output-format", "sarif")
+    assert again.stdout == result.stdout  # no timestamps
+
+
+def test_sarif_uses_relative_uris_for_relative_paths(games, monkeypatch):
+    monkeypatch.chdir(games.parent)
+    result = runner.invoke(app, ["audit", "games/unpaid.yml", "--budget", "40", "--format", "sarif"])
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in json.loads(result.stdout)["runs"][0]["results"]
+    }
+    assert uris == {"games/unpaid.yml"}
+
+
+def test_junit_on_standard_output_equals_the_junit_file(games, tmp_path):
+    junit = tmp_path / "audit.xml"
+    on_stdout = audit(str(games), "--output-format", "junit", "--junit", str(junit))
+    assert on_stdout.exit_code == 1
+    assert on_stdout.stdout == junit.read_text(encoding="utf-8")
+    assert ET.fromstring(on_stdout.stdout).get("failures") == "1"
+
+
+PYPROJECT = """\
+[project]
+name = "my-games"
+
+[tool.rlhf-mech]
+paths = ["games"]
+budget = 40
+seed = 3
+output-format = "json"
+"""
+
+
+def test_configuration_from_pyproject(games, monkeypatch):
+    (games.parent / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    monkeypatch.chdir(games)  # found from a subdirectory too, as ruff and pytest do
+    result = runner.invoke(app, ["audit"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert [g["source"] for g in data["games"]] == ["good.yaml", "unpaid.yml"]  # paths: relative to the file
+    assert {g["search"]["budget"] for g in data["games"]} == {40}
+    assert {g["search"]["seed"] for g in data["games"]} == {3}
+
+
+def test_flags_override_the_configuration(games, monkeypatch):
+    (games.parent / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    monkeypatch.chdir(games.parent)
+    result = runner.invoke(
+        app, ["audit", "games/good.yaml", "--budget", "50", "--format", "text", "--seed", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("rlhf-mech audit")
+    data = json.loads(runner.invoke(app, ["audit", "games/good.yaml", "--budget", "50"]).stdout)
+    assert data["games"][0]["search"]["budget"] == 50 and data["games"][0]["search"]["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("budget = 5", "[tool.rlhf-mech] budget: expected an integer >= 10, got 5"),
+        ("tol = 'small'", "[tool.rlhf-mech] tol: expected a number >= 0, got 'small'"),
+        ("output-format = 'xml'", "[tool.rlhf-mech] output-format: 'xml' is not one of text, json"),
+        ("colour = 'red'", "[tool.rlhf-mech]: unknown key 'colour' (expected one of: paths, budget"),
+    ],
+)
+def test_a_bad_configuration_is_one_line_and_exit_2(games, monkeypatch, table, message):
+    (games.parent / "pyproject.toml").write_text(f"[tool.rlhf-mech]\n{table}\n", encoding="utf-8")
+    monkeypatch.chdir(games.parent)
+    result = runner.invoke(app, ["audit", "games"])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def test_a_pyproject_without_the_table_is_passed_over(games, monkeypatch):
+    (games.parent / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    (games / "pyproject.toml").write_text("[project]\nname = 'inner'\n", encoding="utf-8")
+    monkeypatch.chdir(games)
+    result = runner.invoke(app, ["audit"])
+    assert json.loads(result.stdout)["games"][0]["search"]["budget"] == 40

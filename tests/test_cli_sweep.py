@@ -68,17 +68,18 @@ def test_alpha_table_like_the_paper() -> None:
 def test_truth_is_added_and_range_lists_work() -> None:
     result = invoke(GAME, "--group", "bobs", "--beta", "0:3:0.5", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["sweeps"][0]
     assert [p["parameter"] for p in data["points"]] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert [p["truthful"] for p in data["points"]].count(True) == 1
     eps = json.loads(invoke(GAME, "--group", "bobs", "--epsilon", "0.01,0.02", "--format", "json").stdout)
+    eps = eps["sweeps"][0]
     assert [p["parameter"] for p in eps["points"]] == [0.0, 0.01, 0.02]
 
 
 def test_json_keys_are_stable() -> None:
     result = invoke(GAME, "--group", "alices", "--beta", "0.5,3", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["sweeps"][0]
     assert {"game", "group", "strategy", "points"} <= set(data)
     assert (data["game"], data["group"], data["strategy"]) == ("harmless-vs-humor", "alices", "mixing")
     point_keys = {
@@ -106,7 +107,9 @@ def test_json_keys_are_stable() -> None:
 
 
 def test_json_equals_the_library() -> None:
-    data = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)
+    data = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)["sweeps"][
+        0
+    ]
     expected = sweep(load_game(GAME), "alices", "size", [2.0])
     assert [p["utility"] for p in data["points"]] == expected.utilities.tolist()
     assert [p["payment"] for p in data["points"]] == expected.payments.tolist()
@@ -117,8 +120,9 @@ def test_csv_has_one_row_per_point() -> None:
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["parameter"] for r in rows] == ["0.0", "0.01", "0.2"]
-    assert [r["truthful"] for r in rows] == ["True", "False", "False"]
-    assert [r["clipped"] for r in rows] == ["False", "False", "True"]  # eps 0.2 > rm(refuse) = 0.1
+    assert [r["truthful"] for r in rows] == ["true", "false", "false"]
+    assert [r["clipped"] for r in rows] == ["false", "false", "true"]  # eps 0.2 > rm(refuse) = 0.1
+    assert {r["payment_rule"] for r in rows} == {"affine_maximizer"}
     assert {r["strategy"] for r in rows} == {"polarise"}
     assert float(rows[0]["utility"]) > float(rows[1]["utility"]) > float(rows[2]["utility"])
 
@@ -128,7 +132,7 @@ def test_all_groups(tmp_path: Path) -> None:
     path.write_text(THREE_GROUPS, encoding="utf-8")
     result = invoke(str(path), "--all-groups", "--beta", "0.5,2", "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["sweeps"]
     assert [d["group"] for d in data] == ["ann", "ben", "cat"]
     assert all("size-weighted mean" in " ".join(d["notes"]) for d in data)
     table = invoke(str(path), "--all-groups", "--alpha", "2")
@@ -149,6 +153,7 @@ def test_explicit_report() -> None:
     assert "without payments alices gains" in words(result.stdout)
     assert "by reporting the given report" in words(result.stdout)
     data = json.loads(invoke(GAME, "--group", "alices", "--report-size", "4", "--format", "json").stdout)
+    data = data["sweeps"][0]
     assert [p["report"]["size"] for p in data["points"]] == [3.0, 4.0]
     assert data["points"][1]["report"]["reward"] == data["points"][0]["report"]["reward"]
 
@@ -159,7 +164,7 @@ def test_explicit_report_from_a_file(tmp_path: Path) -> None:
         GAME, "--group", "alices", "--report-reward", str(tmp_path / "report.csv"), "--format", "json"
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["points"][1]["report"]["reward"] == [0.05, 0.6, 0.05, 0.3]
+    assert json.loads(result.stdout)["sweeps"][0]["points"][1]["report"]["reward"] == [0.05, 0.6, 0.05, 0.3]
 
 
 def test_payment_none_shows_no_payment_rows() -> None:
@@ -181,7 +186,7 @@ def test_payment_none_shows_no_payment_rows() -> None:
         (["--group", "alices", "--all-groups", "--alpha", "2"], "exactly one of --group"),
         (["--group", "alices", "--alpha", "0.2,x"], "--alpha: cannot read '0.2,x'"),
         (["--group", "alices", "--beta", "3:1:0.5"], "--beta: range '3:1:0.5' needs finite start <= stop"),
-        (["--group", "alices", "--alpha", "0"], "alpha = 0: alpha must be > 0"),
+        (["--group", "alices", "--alpha", "-1"], "alpha = -1: alpha must be >= 0"),
         (["--group", "alices", "--epsilon", "-0.1"], "epsilon must be >= 0"),
         (["--group", "alices", "--report-reward", "0.5,0.5"], "expected 4 rewards"),
         (["--group", "alices", "--report-reward", "0.5,0.5,0.5,0.5"], "--report-reward: rewards sum to 2.0"),
@@ -203,6 +208,7 @@ def test_missing_file_and_bad_format_exit_2(tmp_path: Path) -> None:
     assert invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "xml").exit_code == 2
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     target = tmp_path / "sweep.png"
@@ -263,3 +269,90 @@ def test_help_mentions_every_option() -> None:
     assert result.exit_code == 0, result.output
     for option in ("--group", "--all-groups", "--alpha", "--beta", "--epsilon", "--report-reward", "--plot"):
         assert option in result.stdout
+
+
+# --- issue 15 ---------------------------------------------------------------------------------
+
+
+def test_issue_15_the_documented_range_from_zero_works() -> None:
+    """``--alpha 0:3:0.25`` (README): alpha = 0 is the group abstaining (size 0, no payment)."""
+    result = invoke(GAME, "--group", "alices", "--alpha", "0:3:0.25", "--format", "json")
+    assert result.exit_code == 0, result.output
+    sweep_ = json.loads(result.stdout)["sweeps"][0]
+    first = sweep_["points"][0]
+    assert first["parameter"] == 0.0 and first["report"]["size"] == 0.0 and first["payment"] == 0.0
+    assert any("alpha = 0: alices reports size 0 (abstains" in note for note in sweep_["notes"])
+    assert len(sweep_["points"]) == 13
+
+
+def test_issue_15_json_is_one_shape_for_one_group_and_for_all() -> None:
+    one = json.loads(invoke(GAME, "--group", "alices", "--alpha", "2", "--format", "json").stdout)
+    every = json.loads(invoke(GAME, "--all-groups", "--alpha", "2", "--format", "json").stdout)
+    assert set(one) == set(every) == {"sweeps"}
+    assert [s["group"] for s in one["sweeps"]] == ["alices"]
+    assert [s["group"] for s in every["sweeps"]] == ["alices", "bobs"]
+    assert one["sweeps"][0] == every["sweeps"][0]
+
+
+def test_issue_15_csv_booleans_are_lowercase_and_the_payment_rule_is_a_column() -> None:
+    result = invoke(GAME, "--group", "alices", "--alpha", "2", "--payment", "none", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert rows[0].keys() >= {"payment_rule", "truthful", "clipped"}
+    assert [(r["payment_rule"], r["truthful"], r["clipped"]) for r in rows] == [
+        ("none", "true", "false"),
+        ("none", "false", "false"),
+    ]
+
+
+def test_issue_15_plot_reports_the_file_it_wrote(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    result = invoke(GAME, "--group", "alices", "--alpha", "2", "--plot", str(tmp_path / "noext"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "noext.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"plot written to {tmp_path / 'noext.png'}" in result.stderr
+    quiet = invoke(GAME, "--group", "alices", "--alpha", "2", "--plot", str(tmp_path / "q.png"), "-q")
+    assert quiet.stderr == "" and (tmp_path / "q.png").is_file()
+
+
+def _axes(args: list[str]):
+    from rlhf_mech.cli._options import SweepRequest
+    from rlhf_mech.render import sweep_figure
+
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    request = SweepRequest.from_options(group="alices", all_groups=False, **options)
+    results = request.run(load_game(GAME), None, None, False)
+    figure = sweep_figure(results)
+    return figure, figure.axes[0]
+
+
+def test_issue_15_plot_labels_say_what_is_drawn() -> None:
+    pytest.importorskip("matplotlib")
+    figure, ax = _axes(["alpha", "0.5,2"])
+    assert ax.get_ylabel() == "valuation, payment and utility"
+    assert ax.get_xlabel() == "alpha"
+    assert "harmless-vs-humor: valuation, payment and utility" in figure._suptitle.get_text()
+
+
+def test_issue_15_an_explicit_report_is_drawn_at_two_named_positions() -> None:
+    pytest.importorskip("matplotlib")
+    _, ax = _axes(["report_size", 4.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["truthful", "report"]
+    assert ax.get_xlabel() == "report"
+
+
+def test_issue_15_a_plot_without_payment_does_not_speak_of_payments() -> None:
+    pytest.importorskip("matplotlib")
+    from rlhf_mech.analysis import sweep as run_sweep
+    from rlhf_mech.render import sweep_figure
+
+    figure = sweep_figure([run_sweep(load_game(GAME), "alices", "size", [2.0], "none")])
+    assert "payment and utility" not in figure._suptitle.get_text()
+    assert figure.axes[0].get_ylabel() == "valuation (= utility: no payment)"
+    assert figure.axes[0].get_lines()[0].get_label() == "valuation = utility (w_i v_i)"
+
+
+def test_issue_15_a_long_title_is_wrapped_to_the_figure() -> None:
+    pytest.importorskip("matplotlib")
+    figure, _ = _axes(["alpha", "2"])
+    lines = figure._suptitle.get_text().splitlines()
+    assert len(lines) >= 2 and max(len(line) for line in lines) <= 64  # 6.4 inches x 10 characters

@@ -326,7 +326,7 @@ def test_cli_import_responses_writes_arrays(tmp_path):
     args = ["import", str(path), "-o", str(out), "--logprob-col", "logprob", "--normalization", "max"]
     result = runner.invoke(app, [*args, "--reward-col", "helpful=score_helpful"])
     assert result.exit_code == 0, result.output
-    assert "built a responses game: 30 outcomes, 1 groups" in result.stdout
+    assert "built a responses game: 30 outcomes, 1 group" in result.stdout
     assert (tmp_path / "resp.rewards.npy").is_file() and (tmp_path / "resp.initial.npy").is_file()
     assert load_game(out).normalization == "max"
     solved = runner.invoke(app, ["solve", str(out)])

@@ -107,6 +107,7 @@ def test_the_walk_finds_a_violation(tmp_path: Path) -> None:
     assert imported[1] in FORBIDDEN["core"]
 
 
+@pytest.mark.slow
 def test_cli_start_up_imports_no_heavy_module() -> None:
     """``rlhf-mech --help`` loads neither scipy, pydantic, YAML, joblib nor the analysis layer."""
     code = (
@@ -119,12 +120,23 @@ def test_cli_start_up_imports_no_heavy_module() -> None:
     assert loaded.strip() == ""
 
 
-@pytest.mark.parametrize("package", ["rlhf_mech", "rlhf_mech.core"])
+@pytest.mark.parametrize("package", ["rlhf_mech", "rlhf_mech.core", "rlhf_mech.files", "rlhf_mech.render"])
 def test_a_lazy_namespace_serves_every_name_of_its_stub(package: str) -> None:
     """``__init__.pyi`` is the one list of a lazy namespace's names; each loads on first use."""
     namespace = importlib.import_module(package)
-    assert "solve_sw_max" in namespace.__all__ and "Mechanism" in dir(namespace)
+    assert namespace.__all__ and set(dir(namespace)) <= set(namespace.__all__)
     for name in namespace.__all__:
         assert getattr(namespace, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         namespace.nope  # noqa: B018
+
+
+def test_solve_loads_neither_the_importers_nor_scipy() -> None:
+    """``rlhf-mech solve`` imports what it uses: the files namespace is lazy (issue 15)."""
+    code = (
+        "import sys; from rlhf_mech.files import load_game; from rlhf_mech.render import solution_to_json; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy' "
+        "or m.startswith(('rlhf_mech.files._importer', 'rlhf_mech.analysis')))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == ""

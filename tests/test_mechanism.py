@@ -71,6 +71,7 @@ def dsic_regret(game: RandomGame, divergence: str, i: int, rng: np.random.Genera
     return regret, truth
 
 
+@pytest.mark.slow
 def test_proposition_4_4_dsic_ir_nonnegative_payments(divergence: str) -> None:
     """Proposition 4.4 on 200 random games: DSIC (regret <= 1e-9), IR (truthful utilities
     >= -1e-12) and ``p_i >= -1e-12``; lambda log-uniform on [1e-3, 1e3]."""
@@ -247,6 +248,7 @@ def test_solve_payment_rule_override() -> None:
     assert solve(game).gains[0] <= DSIC_TOL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["kl", "chi2"])
 def test_a_million_outcomes(name: str) -> None:
     """m = 10^6 outcomes (KL closed form and one Newton divergence), a few pi_init entries of

@@ -81,7 +81,7 @@ def _cli_rows(table: int) -> dict[str, np.ndarray]:
     args = ["sweep", game_file, "--group", "helpfulness", "--alpha", alphas, "--format", "json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    points = json.loads(result.stdout)["points"]
+    points = json.loads(result.stdout)["sweeps"][0]["points"]
     assert [p["parameter"] for p in points] == list(ALPHAS)
     return {
         "valuation": np.array([p["group_valuation"] for p in points]),
@@ -167,3 +167,21 @@ def test_bundled_candidates_are_the_reference_csv(table):
     expected = np.array([[float(r[m]) for m in basis.reward_models] for r in rows])
     np.testing.assert_array_equal(basis.raw_scores, expected)
     np.testing.assert_array_equal(basis.scores, expected)
+
+
+@pytest.mark.slow
+def test_issue_15_the_table_1_example_finds_the_paper_numbers_on_a_clone() -> None:
+    """``python examples/paper_table1.py`` prints the paper's rows from tests/data/reference."""
+    import subprocess
+    import sys
+
+    script = ROOT / "examples" / "paper_table1.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--samples", "500"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "paper mean" in proc.stdout and "paper std" in proc.stdout
+    assert "were not shown" not in proc.stdout and "not found" not in proc.stdout
+    with (REFERENCE / "paper_table1.csv").open(encoding="utf-8") as f:
+        first = next(csv.DictReader(f))
+    assert first["delta_valuation_mean_x1e2"] in proc.stdout

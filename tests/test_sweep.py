@@ -270,7 +270,7 @@ def test_notes_say_what_was_adjusted() -> None:
     game = random_game(2, n=2)
     mixing = sweep(game, 0, "mixing", [0.5, 3.0])
     assert mixing.clipped.tolist() == [False, False, True]
-    assert any("g1's report" in note for note in mixing.notes)
+    assert any("the report of g1" in note for note in mixing.notes)
     assert any("beta = 3" in note and "clipped to 0" in note for note in mixing.notes)
     size = sweep(game, 0, "size", [0.37])
     assert any("real-valued" in note for note in size.notes)
@@ -362,7 +362,7 @@ def _parameters(game_file: Path, option: str, text: str) -> list[float]:
     """The parameters ``rlhf-mech sweep --group g0 OPTION TEXT`` sweeps (truth's value added)."""
     result = _sweep_cli(game_file, "--group", "g0", option, text, "--format", "json")
     assert result.exit_code == 0, result.output
-    return [point["parameter"] for point in json.loads(result.stdout)["points"]]
+    return [point["parameter"] for point in json.loads(result.stdout)["sweeps"][0]["points"]]
 
 
 def test_parse_parameters(game_file: Path) -> None:
@@ -394,8 +394,8 @@ def test_parse_parameters_rejects(text: str, message: str, tmp_path: Path) -> No
 
 def test_family_domains() -> None:
     game = random_game(0)
-    with pytest.raises(RlhfMechError, match="alpha must be > 0"):
-        sweep(game, 0, "size", [0.0])
+    with pytest.raises(RlhfMechError, match="alpha must be >= 0"):
+        sweep(game, 0, "size", [-0.5])
     with pytest.raises(RlhfMechError, match="epsilon must be >= 0"):
         sweep(game, 0, "polarise", [-0.1])
     with pytest.raises(RlhfMechError, match="no group named 'nobody'; the groups are g0, g1, g2"):
@@ -441,8 +441,8 @@ def test_request_checks_options_before_work(game_file: Path, tmp_path: Path) -> 
         assert message in result.stderr, (args, result.stderr)
     explicit = _sweep_cli(game_file, "--group", "g0", "--report-size", "4", "--format", "json")
     assert explicit.exit_code == 0, explicit.output
-    data = json.loads(explicit.stdout)
+    data = json.loads(explicit.stdout)["sweeps"][0]
     assert data["strategy"] == "explicit" and data["points"][1]["report"]["size"] == 4.0
     every = _sweep_cli(game_file, "--all-groups", "--beta", "0:2:0.5", "--format", "json")
     assert every.exit_code == 0, every.output
-    assert sum(len(sweep["points"]) for sweep in json.loads(every.stdout)) == 15
+    assert sum(len(sweep["points"]) for sweep in json.loads(every.stdout)["sweeps"]) == 15

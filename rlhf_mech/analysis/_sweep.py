@@ -167,8 +167,11 @@ def _check(values: Array, ok: Array, option: str, rule: str) -> None:
 
 
 def _size_reports(game: Game, i: int, values: Array) -> tuple[Misreports, list[str]]:
-    _check(values, values > 0, "alpha", "alpha must be > 0 (a reported size is positive)")
-    return size_misreports(game.truth.rewards[i], float(game.truth.sizes[i]), values), []
+    _check(values, values >= 0, "alpha", "alpha must be >= 0 (a reported size is not negative)")
+    notes = []
+    if np.any(values == 0):
+        notes.append(f"alpha = 0: {game.group_names[i]} reports size 0 (abstains: no weight, no payment)")
+    return size_misreports(game.truth.rewards[i], float(game.truth.sizes[i]), values), notes
 
 
 def _mixing_reports(game: Game, i: int, values: Array) -> tuple[Misreports, list[str]]:
@@ -179,7 +182,7 @@ def _mixing_reports(game: Game, i: int, values: Array) -> tuple[Misreports, list
     reports = mixing_misreports(truth.rewards[i], float(truth.sizes[i]), others, values, game.normalization)
     names = [name for j, name in enumerate(game.group_names) if j != i]
     notes = [
-        f"rm_-i = {names[0]}'s report"
+        f"rm_-i = the report of {names[0]}"
         if len(names) == 1
         else "rm_-i = the size-weighted mean of the other groups' reports"
     ]
@@ -271,7 +274,7 @@ def _common_notes(game: Game, i: int, reports: Misreports) -> tuple[str, ...]:
         bound = f"1..{_num(game.max_size)}" if game.max_size is not None else "the positive integers"
         notes.append(f"reported sizes are real-valued in this sweep (the game's sizes are {bound})")
     if i in game.misreporting_groups():
-        notes.append(f"{game.group_names[i]}'s report in the file is replaced by the swept reports")
+        notes.append(f"the report of {game.group_names[i]} in the file is replaced by the swept reports")
     liars = [game.group_names[j] for j in game.misreporting_groups() if j != i]
     if liars:
         notes.append(f"the other groups report as in the file ({', '.join(liars)} misreport)")

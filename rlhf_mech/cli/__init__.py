@@ -1,6 +1,7 @@
 """The ``rlhf-mech`` command line: thin wiring from files to the core and to rendering.
 
 Exit codes: 0 clean, 1 an audit found violations, 2 bad input (as Click uses for bad options).
+Every command takes ``-q``/``-v`` and ``--color``; a game file may be ``-`` (standard input).
 Only Typer, Rich and the core registries (for the options' vocabulary) are imported at start-up;
 each command imports the layers it uses, so ``--help`` stays fast.
 """
@@ -8,7 +9,7 @@ each command imports the layers it uses, so ``--help`` stays fast.
 from __future__ import annotations
 
 import glob
-import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -16,14 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
+from rlhf_mech.cli._output import ColorChoice, Output, print_error
 from rlhf_mech.core import FILE_NORMALIZATIONS, PAYMENT_RULES, Scale
 from rlhf_mech.errors import RlhfMechError
 
 if TYPE_CHECKING:
-    from rlhf_mech.analysis import GameAudit
+    from rlhf_mech.analysis import AuditSummary, GameAudit  # noqa: F401 (annotations)
     from rlhf_mech.core import Game
     from rlhf_mech.render import InvalidFile
 
@@ -32,10 +32,7 @@ app = typer.Typer(
     help="Audit the incentives of multi-group LLM fine-tuning mechanisms (SW-Max + payments).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 #: The payment rules of the registry, as a Typer choice.
@@ -47,6 +44,8 @@ ScaleChoice = StrEnum("ScaleChoice", {s.value: s.value for s in Scale})  # type:
 
 
 class OutputFormat(StrEnum):
+    """Output formats of ``rlhf-mech solve``."""
+
     table = "table"
     json = "json"
 
@@ -59,27 +58,74 @@ class SweepFormat(StrEnum):
     csv = "csv"
 
 
-def print_error(message: str) -> None:
-    """One line on stderr; the message is printed literally (user text is never markup)."""
-    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+class AuditFormat(StrEnum):
+    """Output formats of ``rlhf-mech audit`` (JUnit also goes to a file with ``--junit``)."""
+
+    text = "text"
+    json = "json"
+    junit = "junit"
+    github = "github"
+    sarif = "sarif"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from rlhf_mech import __version__
+
+        typer.echo(f"rlhf-mech {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Audit the incentives of multi-group LLM fine-tuning mechanisms (SW-Max + payments)."""
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(out: Output) -> Iterator[None]:
     """Turn the domain exception into one line on stderr and exit code 2."""
     try:
         yield
     except RlhfMechError as exc:
-        print_error(str(exc))
+        out.error(str(exc))
         raise typer.Exit(2) from None
 
 
-def print_json(data: Any) -> None:
-    """JSON on stdout, byte-for-byte the same for the same input."""
-    typer.echo(json.dumps(data, indent=2, sort_keys=False))
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors (no progress, notes).")
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Also print each step and its time.")]
+ColorOption = Annotated[
+    ColorChoice,
+    typer.Option("--color", help="Colour: auto (terminals, unless NO_COLOR is set), always or never."),
+]
 
 
-GameFile = Annotated[Path, typer.Argument(help="Game file (YAML, format v1).", show_default=False)]
+def _output(color: ColorChoice, quiet: bool, verbose: bool) -> Output:
+    out = Output(color, quiet=quiet, verbose=verbose)
+    if quiet and verbose:
+        out.error("give at most one of -q/--quiet and -v/--verbose")
+        raise typer.Exit(2)
+    return out
+
+
+def _read_game(path: Path | str) -> Game:
+    """The game in ``path``; ``-`` reads it from standard input."""
+    from rlhf_mech.files import STDIN_NAME, load_game
+
+    if str(path) == "-":
+        return load_game(STDIN_NAME, text=sys.stdin.read())
+    return load_game(path)
+
+
+GameFile = Annotated[
+    Path, typer.Argument(help="Game file (YAML, format v1); - reads standard input.", show_default=False)
+]
 PaymentOption = Annotated[
     PaymentRule | None, typer.Option("--payment", help="Override the file's payment rule.")
 ]
@@ -90,7 +136,6 @@ PaymentParamOption = Annotated[
         help="KEY=VALUE, repeatable: a parameter of the payment rule (e.g. steps=20, step_size=0.5).",
     ),
 ]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 
 
 @app.command()
@@ -99,22 +144,47 @@ def solve(
     *,
     payment: PaymentOption = None,
     payment_param: PaymentParamOption = None,
-    output_format: FormatOption = OutputFormat.table,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "--output-format", help="Output format.")
+    ] = OutputFormat.table,
     top: Annotated[int, typer.Option(min=1, help="Outcomes shown in the distribution table.")] = 10,
+    save_distribution: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the distributions to FILE.npy (row 0 truthful, row 1 reported); "
+            "the JSON then references that file instead of listing them.",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    color: ColorOption = ColorChoice.auto,
 ) -> None:
     """Run the mechanism on a game: truthful versus reported profiles, side by side."""
-    from rlhf_mech.cli._options import payment_override
-    from rlhf_mech.core import solve as solve_game
-    from rlhf_mech.files import load_game
-    from rlhf_mech.render import render_solution, solution_to_json
+    out = _output(color, quiet, verbose)
+    with user_errors(out):
+        if save_distribution is not None and save_distribution.suffix != ".npy":
+            raise RlhfMechError(f"--save-distribution {save_distribution}: the file must end in .npy")
+        from rlhf_mech.cli._options import payment_override
+        from rlhf_mech.core import solve as solve_game
+        from rlhf_mech.files import write_array
+        from rlhf_mech.render import distribution_rows, render_solution, solution_to_json
 
-    with user_errors():
-        game = load_game(game_file)
-        solution = solve_game(game, payment_override(game, payment.value if payment else None, payment_param))
-    if output_format is OutputFormat.json:
-        print_json(solution_to_json(solution))
-    else:
-        console.print(render_solution(solution, top=top))
+        with out.step(f"load {game_file}"):
+            game = _read_game(game_file)
+        with out.step("solve"):
+            rule = payment_override(game, payment.value if payment else None, payment_param)
+            solution = solve_game(game, rule)
+        with out.step("write"):
+            if save_distribution is not None:
+                write_array(save_distribution, distribution_rows(solution))
+                out.message(f"distributions written to {save_distribution} (row 0 truthful, row 1 reported)")
+            if output_format is OutputFormat.json:
+                out.write_json(
+                    solution_to_json(solution, str(save_distribution) if save_distribution else None)
+                )
+            else:
+                out.print(render_solution(solution, top=top))
 
 
 @app.command()
@@ -125,19 +195,24 @@ def schema(
     audit: Annotated[
         bool, typer.Option("--audit", help="The JSON that `audit --format json` prints.")
     ] = False,
+    *,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    color: ColorOption = ColorChoice.auto,
 ) -> None:
     """Print a JSON Schema: of game files (default), candidate-model games, or audit JSON."""
-    if candidates and audit:
-        print_error("give at most one of --candidates and --audit")
-        raise typer.Exit(2)
-    if audit:
-        from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
+    out = _output(color, quiet, verbose)
+    with user_errors(out):
+        if candidates and audit:
+            raise RlhfMechError("give at most one of --candidates and --audit")
+        if audit:
+            from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
 
-        print_json(audit_schema(AUDIT_SCHEMA_VERSION))
-        return
-    from rlhf_mech.files import candidate_game_schema, game_schema
+            out.write_json(audit_schema(AUDIT_SCHEMA_VERSION))
+            return
+        from rlhf_mech.files import candidate_game_schema, game_schema
 
-    print_json(candidate_game_schema() if candidates else game_schema())
+        out.write_json(candidate_game_schema() if candidates else game_schema())
 
 
 ListOption = "a comma list (0.2,0.5,1,2) or start:stop:step"
@@ -163,34 +238,46 @@ def sweep_command(
     payment: PaymentOption = None,
     payment_param: PaymentParamOption = None,
     output_format: Annotated[
-        SweepFormat, typer.Option("--format", help="Output format.")
+        SweepFormat, typer.Option("--format", "--output-format", help="Output format.")
     ] = SweepFormat.table,
-    plot: Annotated[Path | None, typer.Option(help="Also draw the sweep to FILE.png (matplotlib).")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw the sweep to FILE (.png, .pdf, .svg; matplotlib).")
+    ] = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    color: ColorOption = ColorChoice.auto,
 ) -> None:
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
-    from rlhf_mech.cli._options import SweepRequest, payment_override
-    from rlhf_mech.files import load_game
-    from rlhf_mech.render import render_sweeps, save_sweep_plot, sweep_progress, sweep_to_json, sweeps_to_csv
+    out = _output(color, quiet, verbose)
+    with user_errors(out):
+        from rlhf_mech.cli._options import SweepRequest, payment_override
+        from rlhf_mech.render import (
+            render_sweeps,
+            save_sweep_plot,
+            sweep_progress,
+            sweeps_to_csv,
+            sweeps_to_json,
+        )
 
-    with user_errors():
         options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
         request = SweepRequest.from_options(
             group=group, all_groups=all_groups, report_size=report_size, **options
         )
-        game = load_game(game_file)
-        with sweep_progress(err_console, request.points(game)) as on_progress:
+        with out.step(f"load {game_file}"):
+            game = _read_game(game_file)
+        with out.step("sweep"), sweep_progress(out.err, request.points(game), not quiet) as on_progress:
             json_out = output_format is SweepFormat.json  # only JSON shows the distributions
             rule = payment_override(game, payment.value if payment else None, payment_param)
             results = request.run(game, rule, on_progress, json_out)
-        if plot is not None:
-            err_console.print(f"plot written to {save_sweep_plot(results, plot)}", highlight=False)
-    if output_format is SweepFormat.json:
-        data = [sweep_to_json(r) for r in results]
-        print_json(data if all_groups else data[0])
-    elif output_format is SweepFormat.csv:
-        typer.echo(sweeps_to_csv(results), nl=False)
-    else:
-        console.print(render_sweeps(results))
+        with out.step("write"):
+            if plot is not None:
+                out.message(f"plot written to {save_sweep_plot(results, plot)}")
+            if output_format is SweepFormat.json:
+                out.write_json(sweeps_to_json(results))
+            elif output_format is SweepFormat.csv:
+                out.write(sweeps_to_csv(results))
+            else:
+                out.print(render_sweeps(results))
 
 
 class ImportKind(StrEnum):
@@ -204,7 +291,12 @@ def import_game(
     *,
     output: Annotated[
         Path,
-        typer.Option("-o", "--output", help="Game file to write (YAML); big arrays go beside it (.npy)."),
+        typer.Option(
+            "-o",
+            "--output",
+            help="Game file to write (YAML); big arrays go beside it (.npy). - writes the YAML, "
+            "every array inline, to standard output (the report then goes to stderr).",
+        ),
     ],
     kind: Annotated[
         ImportKind | None,
@@ -246,37 +338,51 @@ def import_game(
     ),
     name: Annotated[str | None, typer.Option(help="The game's name.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file.")] = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    color: ColorOption = ColorChoice.auto,
 ) -> None:
     """Build a game file from the evaluation files an RLHF pipeline writes (docs/candidates.md)."""
-    from rlhf_mech.files import import_files, parse_group_option, parse_reward_columns, write_game
-    from rlhf_mech.render import render_import
-
-    with user_errors():
-        if output.exists() and not force:
-            raise RlhfMechError(f"{output} exists; pass --force to overwrite it")
-        result = import_files(
-            files,
-            kind=kind.value if kind else None,
-            reward_columns=parse_reward_columns(reward_col or []),
-            candidate_column=candidate_col,
-            logratio_column=logratio_col,
-            logprob_column=logprob_col,
-            groups=[parse_group_option(g) for g in group or []],
-            scale=scale.value,
-            normalization=normalization.value,
-            divergence=divergence,
-            lam=lam,
-            payment_rule=payment.value,
-            name=name,
+    out = _output(color, quiet, verbose)
+    to_stdout = str(output) == "-"
+    with user_errors(out):
+        from rlhf_mech.files import (
+            game_text,
+            import_files,
+            parse_group_option,
+            parse_reward_columns,
+            write_game,
         )
+        from rlhf_mech.render import render_import
+
+        if not to_stdout and output.exists() and not force:
+            raise RlhfMechError(f"{output} exists; pass --force to overwrite it")
+        with out.step("import " + ", ".join(str(f) for f in files)):
+            result = import_files(
+                files,
+                kind=kind.value if kind else None,
+                reward_columns=parse_reward_columns(reward_col or []),
+                candidate_column=candidate_col,
+                logratio_column=logratio_col,
+                logprob_column=logprob_col,
+                groups=[parse_group_option(g) for g in group or []],
+                scale=scale.value,
+                normalization=normalization.value,
+                divergence=divergence,
+                lam=lam,
+                payment_rule=payment.value,
+                name=name,
+            )
         comment = "Written by rlhf-mech import from " + ", ".join(str(f) for f in files)
-        written = write_game(result.game, output, comment=comment)
-    console.print(render_import(result, written))
-
-
-class AuditBackend(StrEnum):
-    local = "local"
-    dask = "dask"
+        with out.step(f"write {output}"):
+            if to_stdout:
+                out.write(game_text(result.game, comment=comment))
+                written: tuple[Path, ...] | str = "standard output"
+            else:
+                written = write_game(result.game, output, comment=comment)
+    if quiet:
+        return
+    out.print(render_import(result, written), stderr=to_stdout)
 
 
 def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
@@ -287,41 +393,62 @@ def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
     missing: list[InvalidFile] = []
     for pattern in patterns:
         path = Path(pattern)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-        elif path.is_file():
+        if pattern == "-" or path.is_file():
             found.append(path)
+        elif path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         elif glob.has_magic(pattern):
             matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
             found += [p for p in matches if p.is_file()]
             if not matches:
-                missing.append(InvalidFile(pattern, f"{pattern}: no file matches"))
+                missing.append(InvalidFile(pattern, f"{pattern}: no file matches", reason="no file matches"))
         else:
-            missing.append(InvalidFile(pattern, f"{pattern}: no such file or directory"))
+            message = "no such file or directory"
+            missing.append(InvalidFile(pattern, f"{pattern}: {message}", reason=message))
     return list(dict.fromkeys(found)), missing
 
 
 def _load_games(paths: list[Path]) -> tuple[list[Game], list[InvalidFile]]:
-    from rlhf_mech.files import load_game
     from rlhf_mech.render import InvalidFile
 
     games, invalid = [], []
     for path in paths:
         try:
-            games.append(load_game(path))
+            games.append(_read_game(path))
         except RlhfMechError as exc:
-            invalid.append(InvalidFile(str(path), str(exc)))
+            invalid.append(InvalidFile.from_error(str(path), exc))
     return games, invalid
+
+
+class AuditBackend(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+def _default(value: object) -> str:
+    return f"{value} or [tool.rlhf-mech]"
 
 
 @app.command("audit")
 def audit_command(
     paths: Annotated[
-        list[str],
-        typer.Argument(help="Game files, directories (*.yaml, *.yml) or globs.", show_default=False),
-    ],
+        list[str] | None,
+        typer.Argument(
+            help="Game files, directories (*.yaml, *.yml), globs, or - (standard input). "
+            "Default: paths of [tool.rlhf-mech] in pyproject.toml.",
+            show_default=False,
+        ),
+    ] = None,
     *,
-    output_format: FormatOption = OutputFormat.table,
+    output_format: Annotated[
+        AuditFormat | None,
+        typer.Option(
+            "--output-format",
+            "--format",
+            help="text, json, junit, github (workflow annotations) or sarif (2.1.0, code scanning).",
+            show_default=_default("text"),
+        ),
+    ] = None,
     junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML to FILE (for CI).")] = None,
     counterexamples: Annotated[
         Path | None,
@@ -329,75 +456,147 @@ def audit_command(
             "--save-counterexamples", help="Write each DSIC-violating report as a game file into DIR."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the random search.")] = 0,
-    budget: Annotated[int, typer.Option(min=10, help="Report evaluations per group and payment rule.")] = 200,
-    tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of every inequality.")] = 1e-9,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Seed of the random search.", show_default=_default(0))
+    ] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            min=10, help="Report evaluations per group and payment rule.", show_default=_default(200)
+        ),
+    ] = None,
+    tol: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Tolerance of every inequality.", show_default=_default("1e-09")),
+    ] = None,
     noise: Annotated[
         float | None, typer.Option(help="Theorem 4.12: noise bound eps > 0 on every reported reward.")
     ] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Noise samples per estimate.")] = 64,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Noise samples per estimate.", show_default=_default(64))
+    ] = None,
     others: Annotated[
         str,
         typer.Option(
             help="The other groups' reports each best response is searched against: file (the "
-            "file's reports), truthful, 'grid K' (K Halton profiles) or 'random N' (N random profiles)."
+            "file's reports), truthful, 'grid K' (and K Halton profiles) or 'random N' (and N random ones)."
         ),
     ] = "file",
-    workers: Annotated[int, typer.Option("--workers", "-j", min=1, help="Parallel processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", min=1, help="Parallel processes.", show_default=_default(1)),
+    ] = None,
     backend: Annotated[
         AuditBackend, typer.Option(help="local processes or a dask cluster.")
     ] = AuditBackend.local,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (tcp://HOST:PORT) for --backend dask.")
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the summary line (text), no progress.")
+    ] = False,
+    verbose: VerboseOption = False,
+    color: ColorOption = ColorChoice.auto,
 ) -> None:
     """Audit game files: DSIC, IR, payments >= 0, the need for payment (and noise, expect:).
 
-    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid.
+    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid or there
+    is nothing to audit. Options not given come from [tool.rlhf-mech] in pyproject.toml.
     """
-    from rlhf_mech.analysis import AuditOptions, run_audits, summarise
-    from rlhf_mech.cli._options import parse_others
-    from rlhf_mech.files import save_counterexamples
-    from rlhf_mech.render import audit_progress, audits_to_json, render_audit, to_junit
+    out = _output(color, quiet, verbose)
+    with user_errors(out):
+        from rlhf_mech.cli._config import load_config
 
-    if (backend is AuditBackend.dask) != (scheduler is not None):
-        print_error("--backend dask and --scheduler go together")
-        raise typer.Exit(2)
-    if noise is not None and not noise > 0:
-        print_error(f"--noise must be > 0, got {noise}")
-        raise typer.Exit(2)
-    with user_errors():
-        others_spec = parse_others(others)
-    options = AuditOptions(budget=budget, tol=tol, noise=noise, samples=samples, others=others_spec)
-    paths_found, invalid = _game_paths(paths)
-    games, unreadable = _load_games(paths_found)
-    invalid += unreadable
-    for bad in invalid:
-        print_error(bad.message)
-    with user_errors():
+        config = load_config([f.value for f in AuditFormat])
+        if (backend is AuditBackend.dask) != (scheduler is not None):
+            raise RlhfMechError("--backend dask and --scheduler go together")
+        noise = config.get("noise", noise, None)
+        if noise is not None and not noise > 0:
+            raise RlhfMechError(f"--noise must be > 0, got {noise}")
+        patterns = list(paths or config.paths)
+        if not patterns:
+            raise RlhfMechError(
+                "nothing to audit: give game files or directories, or set paths in "
+                "[tool.rlhf-mech] of pyproject.toml"
+            )
+        from rlhf_mech.analysis import (
+            DEFAULT_BUDGET,
+            DEFAULT_SAMPLES,
+            DEFAULT_TOL,
+            AuditOptions,
+            run_audits,
+            summarise,
+        )
+        from rlhf_mech.cli._options import parse_others
+        from rlhf_mech.files import save_counterexamples
+        from rlhf_mech.render import audit_progress
+
+        options = AuditOptions(
+            budget=config.get("budget", budget, DEFAULT_BUDGET),
+            tol=config.get("tol", tol, DEFAULT_TOL),
+            noise=noise,
+            samples=config.get("samples", samples, DEFAULT_SAMPLES),
+            others=parse_others(others),
+        )
+        fmt = AuditFormat(config.get("output-format", output_format, AuditFormat.text))
+        with out.step("load " + " ".join(patterns)):
+            paths_found, invalid = _game_paths(patterns)
+            games, unreadable = _load_games(paths_found)
+            invalid += unreadable
+        if not games and not invalid:
+            raise RlhfMechError(f"nothing to audit: no game files (*.yaml, *.yml) in {' '.join(patterns)}")
+        for bad in invalid:
+            out.error(bad.message)
         tasks = sum(g.n_groups for g in games)
         client = _dask_client(scheduler) if scheduler is not None else None
         try:
-            with audit_progress(err_console, tasks, enabled=not quiet) as advance:
+            with out.step("audit"), audit_progress(out.err, tasks, enabled=not quiet) as advance:
                 audits: list[GameAudit] = run_audits(
-                    games, options, seed=seed, workers=workers, dask_client=client, on_task_done=advance
+                    games,
+                    options,
+                    seed=config.get("seed", seed, 0),
+                    workers=config.get("workers", workers, 1),
+                    dask_client=client,
+                    on_task_done=advance,
                 )
         finally:
             if client is not None:
                 client.close()
-        saved = save_counterexamples(audits, counterexamples) if counterexamples else {}
-        summary = summarise(audits, len(invalid))
-        if junit is not None:
-            try:
-                junit.write_text(to_junit(audits, invalid), encoding="utf-8")
-            except OSError as exc:
-                raise RlhfMechError(f"cannot write {junit}: {exc.strerror or exc}") from None
-    if output_format is OutputFormat.json:
-        print_json(audits_to_json(audits, invalid, summary, saved))
-    else:
-        console.print(render_audit(audits, invalid, summary, saved, quiet=quiet))
+        with out.step("write"):
+            saved = save_counterexamples(audits, counterexamples) if counterexamples else {}
+            summary = summarise(audits, len(invalid))
+            if junit is not None:
+                from rlhf_mech.render import to_junit
+
+                try:
+                    junit.write_text(to_junit(audits, invalid), encoding="utf-8")
+                except OSError as exc:
+                    raise RlhfMechError(f"cannot write {junit}: {exc.strerror or exc}") from None
+            _print_audit(out, fmt, audits, invalid, summary, saved)
     raise typer.Exit(summary.exit_code)
+
+
+def _print_audit(
+    out: Output,
+    fmt: AuditFormat,
+    audits: list[GameAudit],
+    invalid: list[InvalidFile],
+    summary: Any,
+    saved: Any,
+) -> None:
+    from rlhf_mech import __version__
+    from rlhf_mech.render import audits_to_json, render_audit, to_github, to_junit, to_sarif
+
+    if fmt is AuditFormat.json:
+        out.write_json(audits_to_json(audits, invalid, summary, saved))
+    elif fmt is AuditFormat.sarif:
+        out.write_json(to_sarif(audits, invalid, __version__))
+    elif fmt is AuditFormat.junit:
+        out.write(to_junit(audits, invalid))
+    elif fmt is AuditFormat.github:
+        out.write(to_github(audits, invalid, summary))
+    else:
+        out.print(render_audit(audits, invalid, summary, saved, quiet=out.quiet))
 
 
 def _dask_client(scheduler: str) -> Any:  # pragma: no cover - exercised with dask installed
@@ -414,5 +613,8 @@ def _dask_client(scheduler: str) -> Any:  # pragma: no cover - exercised with da
         raise RlhfMechError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
 
 
-def main() -> Callable[[], Any]:
+def run() -> Callable[[], Any]:
     return app()
+
+
+__all__ = ["app", "print_error", "run"]

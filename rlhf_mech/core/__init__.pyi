@@ -13,6 +13,7 @@ from rlhf_mech.core._game import Game as Game
 from rlhf_mech.core._game import GameSolution as GameSolution
 from rlhf_mech.core._game import ReportBasis as ReportBasis
 from rlhf_mech.core._game import solve as solve
+from rlhf_mech.core._lazy import attach_stub as attach_stub
 from rlhf_mech.core._mechanism import BLOCK_ELEMENTS as BLOCK_ELEMENTS
 from rlhf_mech.core._mechanism import Deviation as Deviation
 from rlhf_mech.core._mechanism import DeviationOutcomes as DeviationOutcomes

@@ -9,6 +9,7 @@ notebook. :func:`solve` applies the mechanism to the truthful and the reported p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -105,6 +106,10 @@ class Game:
     expect : the file's ``expect:`` block, or ``None``.
     source : the file the game was loaded from, or ``None``.
     digest : the SHA-256 of that file's bytes (hex), or ``None``.
+    lines : field path -> line in ``source``, for output that points into the file: each
+        group (``groups[1]``) and every entry of ``expect:`` (``expect``, ``expect.dsic``,
+        ``expect.utility.alices``), the paths written as in error messages. Plain data
+        filled by the file loader; empty for games built in code.
     """
 
     name: str
@@ -120,6 +125,7 @@ class Game:
     expect: Expectations | None = None
     source: str | None = None
     digest: str | None = None
+    lines: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", Normalization(self.normalization))

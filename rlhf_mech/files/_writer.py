@@ -12,6 +12,7 @@ beside the YAML, referenced as ``{file: ..., row: i}``. Nothing here reads a fil
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,3 +254,28 @@ def write_game(
     except OSError as exc:
         raise RlhfMechError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
     return tuple(written)
+
+
+def game_text(game: Game, comment: str | None = None) -> str:
+    """``game`` as one YAML text with every array inline (for standard output:
+    ``rlhf-mech import -o -``), loading to the same numbers as :func:`write_game`'s files."""
+    document = game_document(game, inline_limit=sys.maxsize)
+    return dump_yaml(document.data, comment)
+
+
+def write_array(path: str | Path, array: Array) -> Path:
+    """Save ``array`` to ``path`` (``.npy``), e.g. the distributions of
+    ``rlhf-mech solve --save-distribution``.
+
+    Raises
+    ------
+    RlhfMechError
+        when the file cannot be written.
+    """
+    path = Path(path)
+    try:
+        with path.open("wb") as f:
+            np.save(f, np.asarray(array), allow_pickle=False)
+    except OSError as exc:
+        raise RlhfMechError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -1,8 +1,11 @@
-"""Renderers of audits (issue #4): a Rich table, JSON and JUnit XML. They compute nothing.
+"""Renderers of audits: a Rich table, JSON, JUnit XML, GitHub annotations, SARIF 2.1.0.
 
-Every figure comes from :mod:`rlhf_mech.analysis`; these functions only format and arrange it.
-An invalid file is an :class:`InvalidFile` (its path and the one-line error). The CLI prints
-what these return (:mod:`rlhf_mech.cli`).
+They compute nothing: every figure comes from :mod:`rlhf_mech.analysis`; these functions only
+format and arrange it. An invalid file is an :class:`InvalidFile` (its path, line and the
+one-line error). Each failed finding and each invalid file is one :class:`Problem`, located
+at a line of its file (the violated ``expect:`` entry, or the group; :func:`problems`), which
+the text, GitHub and SARIF formats all report. The CLI prints what these return
+(:mod:`rlhf_mech.cli`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import quote
 
 from rich import box
 from rich.console import Console
@@ -23,7 +28,9 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.analysis import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
-from rlhf_mech.core import Profile
+from rlhf_mech.core import Game, Profile
+from rlhf_mech.errors import SpecError
+from rlhf_mech.render._format import annotation, plural
 
 #: The version of the audit JSON's layout (``rlhf-mech schema --audit`` prints its schema).
 AUDIT_SCHEMA_VERSION = 2
@@ -43,12 +50,94 @@ _COLUMNS: dict[str, str] = {
 }
 
 
+#: The rule of a file that could not be loaded (beside the checks of :data:`CHECKS`).
+INVALID_FILE = "invalid_file"
+
+
 @dataclass(frozen=True)
 class InvalidFile:
-    """A file the audit could not load: its path and the one-line error."""
+    """A file the audit could not load: its path, the one-line error, and where it is.
+
+    Attributes
+    ----------
+    source : the path (or pattern) as given; message : the error line, location included.
+    line : the line of the problem, or ``None``; reason : the error without its location.
+    """
 
     source: str
     message: str
+    line: int | None = None
+    reason: str = ""
+
+    @classmethod
+    def from_error(cls, source: str, error: Exception) -> InvalidFile:
+        """The invalid file of a load error (a :class:`~rlhf_mech.errors.SpecError` has a line)."""
+        if isinstance(error, SpecError):
+            reason = f"{error.field}: {error.message}" if error.field else error.message
+            return cls(source, str(error), error.line, reason)
+        return cls(source, str(error), None, str(error))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failed finding or an invalid file, where it is: what every CI format reports.
+
+    Attributes
+    ----------
+    rule : a key of :data:`CHECKS`, or :data:`INVALID_FILE`.
+    source : the file (the game's name for a game built in code); line : its line or ``None``.
+    message : one line, naming the group.
+    finding : the failed finding (``None`` for an invalid file); audit : its game's audit.
+    """
+
+    rule: str
+    source: str
+    line: int | None
+    message: str
+    finding: Finding | None = None
+    audit: GameAudit | None = None
+
+    @property
+    def location(self) -> str:
+        return self.source if self.line is None else f"{self.source}:{self.line}"
+
+
+def game_source(game: Game) -> str:
+    """The file a game came from, or its name when it was built in code."""
+    return game.source or game.name
+
+
+def finding_line(game: Game, finding: Finding) -> int | None:
+    """The line a finding points at: its ``expect:`` entry, else its group, else ``expect:``.
+
+    ``expect`` findings sit at the entry they check (``expect.utility.alices``,
+    ``expect.dsic``); the per-group checks at the group. Lines come from ``Game.lines``.
+    """
+    lines = game.lines
+    if finding.check == "expect":
+        entry = ".".join(["expect", finding.quantity, *([finding.group] if finding.group else [])])
+        return lines.get(entry, lines.get("expect"))
+    if finding.group in game.group_names:
+        return lines.get(f"groups[{game.group_names.index(finding.group)}]")
+    return lines.get("expect")
+
+
+def finding_message(finding: Finding) -> str:
+    """A failed finding in one line: group, check, figure, the property it fails, detail."""
+    where = f"{finding.group}: " if finding.group else ""
+    text = f"{where}{CHECKS[finding.check]}: {fmt_figure(finding.value)} fails {finding.statement}"
+    return text + (f" ({finding.detail})" if finding.detail else "")
+
+
+def problems(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> list[Problem]:
+    """Every failed finding (in audit order) and every invalid file, located."""
+    out = [
+        Problem(f.check, game_source(a.game), finding_line(a.game, f), finding_message(f), f, a)
+        for a in audits
+        for f in a.failures
+    ]
+    out += [Problem(INVALID_FILE, bad.source, bad.line, bad.reason or bad.message) for bad in invalid]
+    return out
 
 
 def fmt_figure(x: float) -> str:
@@ -87,18 +176,19 @@ def vector_text(reward: Sequence[float]) -> str:
 
 
 def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> Table:
-    """One row per game and group, one column per check with its figure (✓ pass, ✗ fail,
-    · reported but not required); a ``(game)`` row for the game-level ``expect:`` findings."""
+    """One row per file and group, one column per check with its figure (✓ pass, ✗ fail,
+    · reported but not required); a ``(game)`` row for the game-level ``expect:`` findings.
+    File and group names are never cut or folded (the caller widens the console to fit)."""
     checks = [c for c in _COLUMNS if any(f.check == c for a in audits for f in a.findings)]
     table = Table(
-        title="rlhf-mech audit",
+        title=annotation("rlhf-mech audit"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
-    table.add_column("game", overflow="fold", min_width=10)
-    table.add_column("group", overflow="fold", min_width=8)
+    table.add_column("file", no_wrap=True)
+    table.add_column("group", no_wrap=True)
     for check in checks:
         table.add_column(_COLUMNS[check], justify="right" if check != "expect" else "left", no_wrap=True)
     for audit in audits:
@@ -108,7 +198,8 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
             if not row:
                 continue
             cells = [_cell([f for f in row if f.check == check]) for check in checks]
-            table.add_row(escape(audit.game.name) if k == 0 else "", escape(name) or "(game)", *cells)
+            source = escape(game_source(audit.game)) if k == 0 else ""
+            table.add_row(source, escape(name) or "(game)", *cells)
         table.add_section()
     for bad in invalid:
         table.add_row(escape(bad.source), "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1))
@@ -116,38 +207,37 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
 
 
 def failure_lines(audits: Sequence[GameAudit], saved: Mapping[tuple[int, str], str] | None = None) -> Text:
-    """One line per failed finding; DSIC violations name the best misreport (and its file)."""
+    """One line per failed finding, ``FILE:LINE: group: check: ...``; DSIC violations name
+    the best misreport (and the file it was saved to)."""
     saved = saved or {}
+    index = {id(a): k for k, a in enumerate(audits)}
     lines: list[str] = []
-    for k, audit in enumerate(audits):
-        for f in audit.failures:
-            where = f"{audit.game.name} / {f.group}" if f.group else audit.game.name
-            line = f"✗ {where}: {CHECKS[f.check]}: {fmt_figure(f.value)} fails {f.statement}"
-            if f.detail:
-                line += f" ({f.detail})"
-            lines.append(line)
-            if f.check == "dsic":
-                group = next(g for g in audit.groups if g.name == f.group)
-                best = group.dsic.best
-                lines.append(
-                    f"    best misreport: size {best.size:.6g}, reward {vector_text(best.reward)}, "
-                    f"gain {fmt_figure(best.gain)}"
-                    + (f"; saved to {saved[(k, f.group)]}" if (k, f.group) in saved else "")
-                )
+    for problem in problems(audits):
+        f, audit = problem.finding, problem.audit
+        assert f is not None and audit is not None
+        lines.append(f"✗ {problem.location}: {problem.message}")
+        if f.check == "dsic":
+            group = next(g for g in audit.groups if g.name == f.group)
+            best = group.dsic.best
+            key = (index[id(audit)], f.group)
+            lines.append(
+                f"    best misreport: size {best.size:.6g}, reward {vector_text(best.reward)}, "
+                f"gain {fmt_figure(best.gain)}" + (f"; saved to {saved[key]}" if key in saved else "")
+            )
     return Text("\n".join(lines))
 
 
 def summary_text(summary: AuditSummary) -> str:
-    """The one-line summary."""
+    """The one-line summary (``OK: 2 games, 4 groups: 16 checks passed, 0 failed``)."""
     verdict = "FAIL" if summary.exit_code else "OK"
     text = (
-        f"{verdict}: {summary.games} game(s), {summary.groups} group(s): "
-        f"{summary.passed} check(s) passed, {summary.failed} failed"
+        f"{verdict}: {plural(summary.games, 'game')}, {plural(summary.groups, 'group')}: "
+        f"{plural(summary.passed, 'check')} passed, {summary.failed} failed"
     )
     if summary.failed:
-        text += f" in {summary.failed_games} game(s)"
+        text += f" in {plural(summary.failed_games, 'game')}"
     if summary.invalid:
-        text += f"; {summary.invalid} invalid file(s)"
+        text += f"; {plural(summary.invalid, 'invalid file')}"
     return text
 
 
@@ -168,7 +258,7 @@ def render_audit(
     failures = failure_lines(audits, saved)
     if failures.plain:
         parts.append(failures)
-    notes = [f"note: {a.game.name}: {note}" for a in audits for note in a.notes]
+    notes = [f"note: {game_source(a.game)}: {note}" for a in audits for note in a.notes]
     if notes:
         parts.append(Text("\n".join(notes), style="dim"))
     parts.append(Text(summary_text(summary), style=style))
@@ -286,9 +376,10 @@ def _group_json(audit: GameAudit, group: GroupAudit, saved: str | None) -> dict[
     }
 
 
-def _finding_json(f: Finding) -> dict[str, Any]:
+def _finding_json(game: Game, f: Finding) -> dict[str, Any]:
     return {
         "check": f.check,
+        "line": finding_line(game, f),
         "group": f.group or None,
         "quantity": f.quantity or None,
         "value": _num(f.value),
@@ -339,7 +430,7 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
             "asw": _num(audit.truthful.truthful.asw),
         },
         "groups": [_group_json(audit, g, saved.get(g.name)) for g in audit.groups],
-        "findings": [_finding_json(f) for f in audit.findings],
+        "findings": [_finding_json(game, f) for f in audit.findings],
         "notes": list(audit.notes),
     }
 
@@ -357,7 +448,7 @@ def audits_to_json(
         audit_to_json(a, {group: path for (k, group), path in saved.items() if k == index})
         for index, a in enumerate(audits)
     ]
-    games += [{"source": bad.source, "error": bad.message} for bad in invalid]
+    games += [{"source": bad.source, "line": bad.line, "error": bad.message} for bad in invalid]
     return {
         "schema_version": AUDIT_SCHEMA_VERSION,
         "games": games,
@@ -388,19 +479,17 @@ def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -
     total = failures = errors = 0
     for audit in audits:
         checks = [c for c in CHECKS if any(f.check == c for f in audit.findings)]
-        suite = ET.SubElement(root, "testsuite", name=audit.game.source or audit.game.name)
+        suite = ET.SubElement(root, "testsuite", name=game_source(audit.game))
         suite_failures = 0
         for check in checks:
             findings = [f for f in audit.findings if f.check == check]
-            case = ET.SubElement(suite, "testcase", classname=audit.game.name, name=check)
+            case = ET.SubElement(
+                suite, "testcase", classname=audit.game.name, name=check, file=game_source(audit.game)
+            )
             failed = [f for f in findings if not f.passed]
             if failed:
                 suite_failures += 1
-                lines = [
-                    f"{f.group or '(game)'}: {fmt_figure(f.value)} fails {f.statement}"
-                    + (f" ({f.detail})" if f.detail else "")
-                    for f in failed
-                ]
+                lines = [finding_message(f) for f in failed]
                 node = ET.SubElement(case, "failure", message=lines[0], type=check)
                 node.text = "\n".join(lines)
             else:
@@ -426,3 +515,97 @@ def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -
     root.set("errors", str(errors))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# GitHub workflow annotations
+# --------------------------------------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def to_github(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile], summary: AuditSummary) -> str:
+    """GitHub Actions workflow commands: one ``::error file=F,line=L,title=T::message`` per
+    :class:`Problem` (at the violated ``expect:`` entry or the group), then the summary."""
+    lines = []
+    for problem in problems(audits, invalid):
+        title = "rlhf-mech: " + (CHECKS.get(problem.rule) or "invalid game file")
+        where = f"file={_escape_property(problem.source)}"
+        if problem.line is not None:
+            where += f",line={problem.line}"
+        lines.append(f"::error {where},title={_escape_property(title)}::{_escape_data(problem.message)}")
+    lines.append(summary_text(summary))
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# SARIF 2.1.0
+# --------------------------------------------------------------------------------------------
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+#: Rule id -> (short description, the help text) of the SARIF rules.
+_RULE_HELP: dict[str, str] = {
+    "dsic": "A group gains by misreporting (Definition 3.2): the payment rule is not truthful here.",
+    "ir": "A group's truthful utility is negative (Definition 3.3).",
+    "nonnegative_payments": "A payment is negative (Proposition 4.4 requires p >= 0).",
+    "no_payment": "The gain without payment differs from what the file expects (Theorems 4.2, 4.3).",
+    "noisy_dsic": "The expected gain under noisy reward models exceeds 2 w_i eps (Theorem 4.12).",
+    "payment_gap": "The payment differs from the exact p^AFF by more than the file allows "
+    "(Theorem 4.11, Corollary 4.13).",
+    "expect": "A value or verdict differs from the file's expect: block.",
+    INVALID_FILE: "The game file cannot be loaded: it is not a valid game file.",
+}
+
+
+def _artifact_uri(source: str) -> str:
+    """A SARIF artifact URI: relative paths as they are (POSIX, %-encoded), absolute as file:."""
+    path = PurePath(source)
+    if path.is_absolute():
+        return Path(source).as_uri()
+    return quote(path.as_posix())
+
+
+def to_sarif(
+    audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = (), version: str = ""
+) -> dict[str, Any]:
+    """A SARIF 2.1.0 log (GitHub code scanning): one rule per check, one result per
+    :class:`Problem` at its file and line. No timestamps: the same input gives the same log."""
+    rule_ids = [*CHECKS, INVALID_FILE]
+    rules = [
+        {
+            "id": rule,
+            "name": rule,
+            "shortDescription": {"text": CHECKS.get(rule, "invalid game file")},
+            "fullDescription": {"text": _RULE_HELP[rule]},
+            "defaultConfiguration": {"level": "error"},
+        }
+        for rule in rule_ids
+    ]
+    results = []
+    for problem in problems(audits, invalid):
+        location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(problem.source)}}
+        if problem.line is not None:
+            location["region"] = {"startLine": problem.line}
+        results.append(
+            {
+                "ruleId": problem.rule,
+                "ruleIndex": rule_ids.index(problem.rule),
+                "level": "error",
+                "message": {"text": problem.message},
+                "locations": [{"physicalLocation": location}],
+            }
+        )
+    driver: dict[str, Any] = {"name": "rlhf-mech", "rules": rules}
+    if version:
+        driver["version"] = version
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": driver}, "results": results}],
+    }

@@ -95,9 +95,12 @@ _GROUP = _object(
     }
 )
 
+_LINE: dict[str, Any] = {"type": ["integer", "null"], "minimum": 1}
+
 _FINDING = _object(
     {
         "check": {"type": "string"},
+        "line": _LINE,
         "group": STRING_OR_NULL,
         "quantity": STRING_OR_NULL,
         "value": NUMBER_OR_NULL,
@@ -147,7 +150,7 @@ _GAME = _object(
     }
 )
 
-_INVALID = _object({"source": {"type": "string"}, "error": {"type": "string"}})
+_INVALID = _object({"source": {"type": "string"}, "line": _LINE, "error": {"type": "string"}})
 
 
 def audit_schema(version: int) -> dict[str, Any]:

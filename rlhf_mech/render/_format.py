@@ -1,6 +1,9 @@
-"""Number formats shared by every renderer (what a table cell shows of a float)."""
+"""Formats shared by every renderer: what a table cell shows of a float, plurals, and the
+titles and captions of tables (printed whole, never wrapped into the table's width)."""
 
 from __future__ import annotations
+
+from rich.text import Text
 
 
 def fmt(x: float) -> str:
@@ -10,3 +13,19 @@ def fmt(x: float) -> str:
 
 def fmt_signed(x: float) -> str:
     return "0" if x == 0 else f"{x:+.6g}"
+
+
+def fmt_residual(x: float) -> str:
+    """A residual (a norm, >= 0): ``4.4e-16``, exact zero as 0 (never ``-0.0e+00``)."""
+    return "0" if x == 0 else f"{abs(x):.1e}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 group``, ``2 groups``, ``0 groups`` (nouns that take an ``s``)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def annotation(text: str) -> Text:
+    """A table's title or caption: literal text (no markup) on its own lines, never wrapped
+    or cut to the table's width (a long game name stays whole)."""
+    return Text(text, no_wrap=True, overflow="ignore")

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.core import Game, GameSolution, Mechanism, ProfileOutcome, ReportBasis
-from rlhf_mech.render._format import fmt, fmt_signed
+from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed
 
 
 def game_summary(game: Game, mechanism: Mechanism) -> Table:
@@ -23,7 +23,7 @@ def game_summary(game: Game, mechanism: Mechanism) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("game", escape(game.name))
+    table.add_row("game", Text(game.name, no_wrap=True))
     table.add_row("outcomes", f"{game.n_outcomes}")
     table.add_row(
         "groups", f"{game.n_groups}" + (f" (max_size {fmt(game.max_size)})" if game.max_size else "")
@@ -36,27 +36,42 @@ def game_summary(game: Game, mechanism: Mechanism) -> Table:
     return table
 
 
+def _top(key: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` largest entries of ``key``, largest first, ties in index
+    order: ``argsort(-key, kind="stable")[:count]`` without sorting a million entries."""
+    if count >= key.size:
+        return np.argsort(-key, kind="stable")
+    kth = np.partition(key, key.size - count)[key.size - count]  # the count-th largest value
+    above = np.flatnonzero(key > kth)
+    chosen = np.concatenate([above, np.flatnonzero(key == kth)[: count - above.size]])
+    return chosen[np.lexsort((chosen, -key[chosen]))]
+
+
 def distribution_table(solution: GameSolution, top: int) -> Table:
-    """The fine-tuned distribution beside pi_init, for the ``top`` most likely outcomes."""
+    """The fine-tuned distribution beside pi_init, for the ``top`` most likely outcomes.
+
+    Outcomes are ranked by the larger of their truthful and reported probability (ties in
+    file order), so that neither profile's winner is hidden; the title says so.
+    """
     game = solution.game
     show_reported = solution.reported is not solution.truthful
-    key = solution.reported.distribution
-    order = np.argsort(-key, kind="stable")[: max(top, 1)]
+    truthful, reported = solution.truthful.distribution, solution.reported.distribution
+    key = np.maximum(truthful, reported) if show_reported else truthful
+    order = _top(key, max(top, 1))
     hidden = game.n_outcomes - order.size
-    title = "fine-tuned distribution" + (
-        f" (top {order.size} of {game.n_outcomes} outcomes)" if hidden else ""
-    )
-    table = Table(title=title, title_justify="left")
-    table.add_column("outcome")
+    rank = "max(truthful, reported)" if show_reported else "truthful"
+    shown = f"top {order.size} of {game.n_outcomes} outcomes, " if hidden else ""
+    table = Table(title=annotation(f"fine-tuned distribution ({shown}by {rank})"), title_justify="left")
+    table.add_column("outcome", no_wrap=True)
     table.add_column("pi_init", justify="right")
     table.add_column("truthful", justify="right")
     if show_reported:
         table.add_column("reported", justify="right")
     pi_init = solution.mechanism.pi_init
     for j in order:
-        row = [escape(game.outcomes[j]), fmt(pi_init[j]), fmt(solution.truthful.distribution[j])]
+        row = [escape(game.outcomes[j]), fmt(pi_init[j]), fmt(truthful[j])]
         if show_reported:
-            row.append(fmt(solution.reported.distribution[j]))
+            row.append(fmt(reported[j]))
         table.add_row(*row)
     return table
 
@@ -64,15 +79,18 @@ def distribution_table(solution: GameSolution, top: int) -> Table:
 def profile_table(game: Game, outcome: ProfileOutcome, title: str, sizes: np.ndarray) -> Table:
     """Valuation, group valuation, payment and utility per group, with the totals."""
     table = Table(
-        title=title,
+        title=annotation(title),
         title_justify="left",
-        caption=f"ASW {fmt(outcome.asw)} = SW - D_f {fmt(outcome.divergence_value)}; "
-        f"KKT residual {outcome.kkt_residual:.1e}"
-        + ("" if outcome.converged else f"; NOT CONVERGED: {outcome.status_message}"),
+        caption=annotation(
+            f"ASW {fmt(outcome.asw)} = SW - D_f {fmt(outcome.divergence_value)}; "
+            f"KKT residual {fmt_residual(outcome.kkt_residual)}"
+            + ("" if outcome.converged else f"; NOT CONVERGED: {outcome.status_message}")
+        ),
         caption_justify="left",
     )
-    for name in ("group", "size (reported)", "valuation", "group valuation", "payment", "utility"):
-        table.add_column(name, justify="left" if name == "group" else "right")
+    table.add_column("group", no_wrap=True)
+    for name in ("size (reported)", "valuation", "group valuation", "payment", "utility"):
+        table.add_column(name, justify="right")
     true_sizes = game.truth.sizes
     for i, name in enumerate(game.group_names):
         size = fmt(true_sizes[i]) + ("" if sizes[i] == true_sizes[i] else f" ({fmt(sizes[i])})")
@@ -145,14 +163,16 @@ def candidate_choice_table(solution: GameSolution) -> Table:
     chosen candidate per profile, its objective and each leave-one-out choice."""
     game = solution.game
     table = Table(
-        title="candidate models: argmax of sum_i w_i v_i - lambda * divergence (ties: first in file order)",
+        title=annotation(
+            "candidate models: argmax of sum_i w_i v_i - lambda * divergence (ties: first in file order)"
+        ),
         title_justify="left",
     )
-    table.add_column("profile")
-    table.add_column("chosen")
+    table.add_column("profile", no_wrap=True)
+    table.add_column("chosen", no_wrap=True)
     table.add_column("objective", justify="right")
     for name in game.group_names:
-        table.add_column(f"without {escape(name)}")
+        table.add_column(f"without {escape(name)}", no_wrap=True)
     for label, profile in _profiles(solution).items():
         assert profile.leave_one_out_choices is not None
         table.add_row(
@@ -167,14 +187,16 @@ def candidate_choice_table(solution: GameSolution) -> Table:
             f"{name}: values {_preference_text(basis, preferences[i])}"
             for i, name in enumerate(game.group_names)
         ]
-        table.caption = escape("\n".join([f"scores: {basis.scale.value} scale", *lines]))
+        table.caption = annotation("\n".join([f"scores: {basis.scale.value} scale", *lines]))
         table.caption_justify = "left"
     return table
 
 
-def _profile_json(game: Game, outcome: ProfileOutcome, sizes: np.ndarray) -> dict[str, Any]:
+def _profile_json(
+    game: Game, outcome: ProfileOutcome, sizes: np.ndarray, distribution: Any
+) -> dict[str, Any]:
     return {
-        "distribution": outcome.distribution.tolist(),
+        "distribution": distribution,
         "social_welfare": outcome.social_welfare,
         "asw": outcome.asw,
         "divergence_value": outcome.divergence_value,
@@ -194,11 +216,23 @@ def _profile_json(game: Game, outcome: ProfileOutcome, sizes: np.ndarray) -> dic
     }
 
 
-def solution_to_json(solution: GameSolution) -> dict[str, Any]:
-    """The stable machine-readable form of ``rlhf-mech solve --format json``."""
+def solution_to_json(solution: GameSolution, distribution_file: str | None = None) -> dict[str, Any]:
+    """The stable machine-readable form of ``rlhf-mech solve --format json``.
+
+    Distributions are numpy arrays (the JSON writer puts each on one line); with
+    ``distribution_file`` (``--save-distribution``) they are references into that file
+    instead, ``{"file": ..., "row": 0}`` (truthful) and ``row: 1`` (reported), as a game file
+    references arrays. ``gains`` lists the groups whose report differs from their type.
+    """
     game = solution.game
     div = solution.mechanism.divergence
     candidates = solution.truthful.leave_one_out_choices is not None
+    rows = {"truthful": solution.truthful, "reported": solution.reported}
+    distributions = {
+        label: profile.distribution if distribution_file is None else {"file": distribution_file, "row": k}
+        for k, (label, profile) in enumerate(rows.items())
+    }
+    sizes = {"truthful": game.truth.sizes, "reported": game.reports.sizes}
     return {
         "game": game.name,
         "divergence": {"kind": div.name, "lambda": solution.mechanism.lam, "formula": div.formula},
@@ -206,12 +240,18 @@ def solution_to_json(solution: GameSolution) -> dict[str, Any]:
         "outcomes": list(game.outcomes),
         "notes": list(game.notes),
         "profiles": {
-            "truthful": _profile_json(game, solution.truthful, game.truth.sizes),
-            "reported": _profile_json(game, solution.reported, game.reports.sizes),
+            label: _profile_json(game, profile, sizes[label], distributions[label])
+            for label, profile in rows.items()
         },
-        "gains": {name: float(g) for name, g in zip(game.group_names, solution.gains, strict=True)},
+        "gains": {game.group_names[i]: float(solution.gains[i]) for i in game.misreporting_groups()},
         **({"candidates": _candidates_json(solution)} if candidates else {}),
     }
+
+
+def distribution_rows(solution: GameSolution) -> np.ndarray:
+    """(2, m): the truthful and the reported distribution, the rows ``--save-distribution``
+    writes (row 0 truthful, row 1 reported, as :func:`solution_to_json` references them)."""
+    return np.stack([solution.truthful.distribution, solution.reported.distribution])
 
 
 def _candidates_json(solution: GameSolution) -> dict[str, Any]:

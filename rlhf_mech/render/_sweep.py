@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.analysis import FAMILIES, SweepResult
-from rlhf_mech.render._format import fmt
+from rlhf_mech.render._format import annotation, fmt
 
 #: More points than this are shown one row per point instead of one column per point.
 MAX_COLUMNS = 10
@@ -35,6 +35,7 @@ BETTER_ROWS = frozenset(
 
 CSV_COLUMNS: tuple[str, ...] = (
     "game",
+    "payment_rule",
     "group",
     "strategy",
     "parameter_name",
@@ -114,10 +115,13 @@ def sweep_table(result: SweepResult) -> Table:
     points = range(result.parameters.size)
     truth = result.truthful_index
     table = Table(
-        title=Text(_title(result)), title_justify="left", caption=_caption(result), caption_justify="left"
+        title=annotation(_title(result)),
+        title_justify="left",
+        caption=annotation(_caption(result)),
+        caption_justify="left",
     )
     if result.parameters.size <= MAX_COLUMNS:
-        table.add_column(result.parameter_name)
+        table.add_column(result.parameter_name, no_wrap=True)
         for k in points:
             style = "underline" if k == truth else ""
             table.add_column(parameter_label(result, k), justify="right", header_style=style, no_wrap=True)
@@ -126,7 +130,7 @@ def sweep_table(result: SweepResult) -> Table:
         return table
     table.add_column(result.parameter_name, justify="right", no_wrap=True)
     for label, _ in rows:
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", no_wrap=True)
     for k in points:
         table.add_row(
             parameter_label(result, k),
@@ -178,8 +182,14 @@ def render_sweeps(results: Sequence[SweepResult]) -> RichGroup:
     return RichGroup(*parts)
 
 
+def sweeps_to_json(results: Sequence[SweepResult]) -> dict[str, Any]:
+    """``rlhf-mech sweep --format json``: ``{"sweeps": [...]}``, one :func:`sweep_to_json`
+    per group swept (one with ``--group``, every group with ``--all-groups``)."""
+    return {"sweeps": [sweep_to_json(r) for r in results]}
+
+
 def sweep_to_json(result: SweepResult) -> dict[str, Any]:
-    """The stable machine-readable form of one sweep (``--format json``)."""
+    """The stable machine-readable form of one sweep."""
     return {
         "game": result.game.name,
         "group": result.group_name,
@@ -193,10 +203,10 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
                 "parameter": float(result.parameters[k]),
                 "truthful": k == result.truthful_index,
                 "report": {
-                    "reward": result.reported_rewards[k].tolist(),
+                    "reward": result.reported_rewards[k],
                     "size": float(result.reported_sizes[k]),
                 },
-                "distribution": None if result.distributions is None else result.distributions[k].tolist(),
+                "distribution": None if result.distributions is None else result.distributions[k],
                 "valuation": float(result.valuations[k]),
                 "group_valuation": float(result.group_valuations[k]),
                 "payment": float(result.payments[k]),
@@ -210,8 +220,13 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
     }
 
 
+def _csv_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def sweeps_to_csv(results: Sequence[SweepResult]) -> str:
-    """One row per point (and group), the columns of :data:`CSV_COLUMNS`; no vectors."""
+    """One row per point (and group), the columns of :data:`CSV_COLUMNS`; no vectors.
+    Floats are written with ``repr`` (exact), booleans as ``true``/``false``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -220,11 +235,12 @@ def sweeps_to_csv(results: Sequence[SweepResult]) -> str:
             writer.writerow(
                 [
                     r.game.name,
+                    r.payment_rule.name,
                     r.group_name,
                     r.family,
                     r.parameter_name,
                     repr(float(r.parameters[k])),
-                    k == r.truthful_index,
+                    _csv_bool(k == r.truthful_index),
                     repr(float(r.reported_sizes[k])),
                     *(
                         repr(float(getattr(r, a)[k]))
@@ -237,20 +253,23 @@ def sweeps_to_csv(results: Sequence[SweepResult]) -> str:
                             "social_welfare",
                         )
                     ),
-                    bool(r.clipped[k]),
+                    _csv_bool(bool(r.clipped[k])),
                 ]
             )
     return out.getvalue()
 
 
 @contextmanager
-def sweep_progress(console: Console, points: int) -> Iterator[Callable[[int, int], None] | None]:
-    """A Rich progress bar on ``console`` for sweeps of many points; ``None`` when piped.
+def sweep_progress(
+    console: Console, points: int, enabled: bool = True
+) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on ``console`` for sweeps of many points; ``None`` when piped
+    or disabled (``-q``).
 
     Yields a callback for :func:`rlhf_mech.analysis.sweep`'s ``on_progress``; the bar counts the
     points of all sweeps made inside the ``with`` block (``points`` in all).
     """
-    if not console.is_terminal or points < PROGRESS_MIN_POINTS:
+    if not (enabled and console.is_terminal) or points < PROGRESS_MIN_POINTS:
         yield None
         return
     columns = (TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -127,6 +127,16 @@ class Document:
         return SpecError(self.path, self.line(path), format_field(path), message)
 
 
+def source_lines(doc: Document) -> dict[str, int]:
+    """The lines output points at (:attr:`rlhf_mech.core.Game.lines`): each group
+    (``groups[1]``) and every entry of ``expect:`` (``expect.utility.alices``)."""
+    return {
+        format_field(path): line
+        for path, line in doc.lines.items()
+        if (len(path) == 2 and path[0] == "groups") or (path and path[0] == "expect")
+    }
+
+
 def pydantic_error(
     doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
 ) -> SpecError:
@@ -149,6 +159,9 @@ def pydantic_error(
         return doc.error(loc, "required field is missing")
     if err["type"] == "union_tag_not_found":
         return doc.error(loc, f"a mapping here needs a {err['ctx']['discriminator']} key")
+    if err["type"] in ("model_type", "model_attributes_type", "dataclass_type"):
+        # pydantic's message names the model class ("... instance of GroupSpec"): say it in YAML terms
+        return doc.error(loc, f"expected a mapping (key: value lines), got {_yaml_kind(err['input'])}")
     return doc.error(loc, err["msg"])
 
 
@@ -170,6 +183,19 @@ def _meant(errors: list[Any]) -> list[Any]:
     as_text = [e for e in errors if e not in mapping]
     wrote_mapping = any(e["type"] != "model_attributes_type" for e in mapping if e in branched)
     return (mapping if wrote_mapping else as_text) or errors
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, in the file's terms."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    return f"the number {value!r}" if isinstance(value, int | float) else type(value).__name__
 
 
 class ArrayLoader:

@@ -1,0 +1,146 @@
+"""Where the command line writes: standard output and error, colour, verbosity, width.
+
+One :class:`Output` per command holds the two Rich consoles (``--color auto|always|never``;
+``auto`` honours ``NO_COLOR``/``FORCE_COLOR`` and colours terminals only), the verbosity
+(``-q`` quiet, ``-v`` each step with its time on stderr) and the rules every printed table
+follows:
+
+* nothing is cut or folded to the terminal's width (nor to 80 columns when piped): a
+  renderable is printed as wide as its widest line needs, and a terminal narrower than
+  that wraps the long lines itself (names, tables and messages stay whole and grep-able);
+* no line ends in spaces.
+
+JSON goes through :func:`rlhf_mech.render.write_json` as a stream of bytes. Only Rich and
+the standard library are imported here: this module is loaded at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.text import Text
+
+
+class ColorChoice(StrEnum):
+    """``--color``: colour terminals only (``auto``, honouring NO_COLOR), always, never."""
+
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+#: Spaces (and the colour codes among them) at the end of a line.
+_TRAILING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$")
+_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+#: The width a renderable is measured in before it is printed (wider than any table).
+_MEASURE_WIDTH = 1 << 16
+
+
+def strip_trailing_spaces(text: str) -> str:
+    """Every line of ``text`` without its trailing spaces (colour codes kept)."""
+    lines = text.split("\n")
+    return "\n".join(_TRAILING.sub(lambda m: "".join(_ESCAPE.findall(m.group())), line) for line in lines)
+
+
+def make_console(color: ColorChoice, stderr: bool = False) -> Console:
+    """A console for ``--color``: ``always`` colours even a pipe (and beats NO_COLOR),
+    ``never`` writes no escape codes at all, ``auto`` is Rich's own detection."""
+    if color is ColorChoice.always:
+        return Console(stderr=stderr, color_system="standard", no_color=False)
+    if color is ColorChoice.never:
+        return Console(stderr=stderr, color_system=None, no_color=True)
+    return Console(stderr=stderr)
+
+
+class Output:
+    """The consoles, colour and verbosity of one command.
+
+    Parameters
+    ----------
+    color : the ``--color`` choice.
+    quiet : ``-q``: nothing on stderr but errors (no progress, notes or messages).
+    verbose : ``-v``: also each step and its time on stderr.
+    """
+
+    def __init__(
+        self, color: ColorChoice = ColorChoice.auto, quiet: bool = False, verbose: bool = False
+    ) -> None:
+        self.color = color
+        self.quiet = quiet
+        self.verbose = verbose
+        self.out = make_console(color)
+        self.err = make_console(color, stderr=True)
+
+    def _width(self, console: Console, renderable: Any) -> int:
+        """The width ``renderable`` needs to show every line whole."""
+        measured = Measurement.get(console, console.options.update_width(_MEASURE_WIDTH), renderable)
+        return max(measured.maximum, 1)
+
+    def print(self, renderable: Any, stderr: bool = False) -> None:
+        """A Rich renderable on stdout (or stderr): names whole, no trailing spaces."""
+        console = self.err if stderr else self.out
+        terminal_width = console.width
+        console.width = self._width(console, renderable)  # print() never goes past the width
+        try:
+            with console.capture() as capture:
+                console.print(renderable, crop=False)
+        finally:
+            console.width = terminal_width
+        text = strip_trailing_spaces(capture.get())
+        stream = sys.stderr if stderr else sys.stdout
+        stream.write(text)
+        stream.flush()
+
+    def write(self, text: str) -> None:
+        """Plain text on stdout, as it is (CSV, annotations, YAML)."""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def write_json(self, data: Any) -> None:
+        """``data`` as JSON on stdout (:func:`rlhf_mech.render.write_json`), streamed."""
+        from rlhf_mech.render import write_json
+
+        sys.stdout.flush()
+        stream = getattr(sys.stdout, "buffer", None)
+        if stream is None:  # a text-only stream (an embedding application)
+            from rlhf_mech.render import json_text
+
+            sys.stdout.write(json_text(data))
+        else:
+            write_json(data, stream)
+            stream.flush()
+
+    def message(self, text: str, style: str = "") -> None:
+        """A line on stderr (not with ``-q``); user text is never markup."""
+        if not self.quiet:
+            self.err.print(Text(text, style=style), highlight=False, soft_wrap=True)
+
+    def error(self, text: str) -> None:
+        """``error: ...`` on stderr, whatever the verbosity."""
+        print_error(text, self.err)
+
+    @contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        """Time a step; with ``-v`` print ``rlhf-mech: <what>: <seconds> s`` on stderr."""
+        start = time.perf_counter()
+        yield
+        if self.verbose:
+            self.err.print(
+                Text(f"rlhf-mech: {what}: {time.perf_counter() - start:.3f} s", style="dim"),
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def print_error(message: str, console: Console | None = None) -> None:
+    """One line on stderr; the message is printed literally (user text is never markup)."""
+    console = console or Console(stderr=True)
+    console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)

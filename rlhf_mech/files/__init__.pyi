@@ -1,0 +1,33 @@
+"""The public names of :mod:`rlhf_mech.files`: the one list, read lazily by ``attach_stub``."""
+
+from rlhf_mech.files._counterexamples import counterexample_game as counterexample_game
+from rlhf_mech.files._counterexamples import save_counterexamples as save_counterexamples
+from rlhf_mech.files._counterexamples import write_counterexample as write_counterexample
+from rlhf_mech.files._importer import CandidateSummary as CandidateSummary
+from rlhf_mech.files._importer import ColumnStats as ColumnStats
+from rlhf_mech.files._importer import EvalTable as EvalTable
+from rlhf_mech.files._importer import FileSummary as FileSummary
+from rlhf_mech.files._importer import GroupOption as GroupOption
+from rlhf_mech.files._importer import ImportResult as ImportResult
+from rlhf_mech.files._importer import import_candidates as import_candidates
+from rlhf_mech.files._importer import import_files as import_files
+from rlhf_mech.files._importer import import_responses as import_responses
+from rlhf_mech.files._importer import normalise_rewards as normalise_rewards
+from rlhf_mech.files._importer import parse_group_option as parse_group_option
+from rlhf_mech.files._importer import parse_reward_columns as parse_reward_columns
+from rlhf_mech.files._importer import read_table as read_table
+from rlhf_mech.files._importer import resolve_kind as resolve_kind
+from rlhf_mech.files._reports import read_reward as read_reward
+from rlhf_mech.files._writer import INLINE_LIMIT as INLINE_LIMIT
+from rlhf_mech.files._writer import GameDocument as GameDocument
+from rlhf_mech.files._writer import candidate_document as candidate_document
+from rlhf_mech.files._writer import core_document as core_document
+from rlhf_mech.files._writer import dump_yaml as dump_yaml
+from rlhf_mech.files._writer import game_document as game_document
+from rlhf_mech.files._writer import game_text as game_text
+from rlhf_mech.files._writer import write_array as write_array
+from rlhf_mech.files._writer import write_game as write_game
+from rlhf_mech.files.spec import STDIN_NAME as STDIN_NAME
+from rlhf_mech.files.spec import candidate_game_schema as candidate_game_schema
+from rlhf_mech.files.spec import game_schema as game_schema
+from rlhf_mech.files.spec import load_game as load_game
