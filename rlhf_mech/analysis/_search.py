@@ -29,10 +29,15 @@ The search (:func:`search_misreports`)
    them where there are few; nested sets along several orderings and random sets where
    there are many), points on random faces, the structured families of section 5 and
    Theorem 4.2, random perturbations of the truth;
-2. polishing from the best distinct starts by projected gradient ascent with the exact
-   gradient of the utility (implicit differentiation of the KKT conditions,
-   :meth:`~rlhf_mech.core.Deviation.contribution_outcomes`), a batched line search per start;
-   where the training rule is not differentiable (TV), a batched compass search;
+2. polishing from the best distinct starts with the exact gradient of the utility
+   (implicit differentiation of the KKT conditions,
+   :meth:`~rlhf_mech.core.Deviation.contribution_outcomes`): scipy's L-BFGS-B (box) or
+   SLSQP (capped simplex) by successive halving of the starts; where the trained
+   distribution can lose outcomes (chi^2: the utility has kinks, and is piecewise linear
+   without payment) a trust-region cutting-plane method settles the best point on its kink
+   and probes along the flat directions of a plateau (:func:`_polish_kinks`,
+   :func:`_plateau_probes`); where the training rule is not differentiable (TV), a batched
+   compass search; beyond 64 parameters a batched projected gradient ascent;
 3. for the argmax rule over candidate models, the exact best response: for each candidate a
    linear programme says whether some report selects it (:func:`_argmax_best_response`).
 
@@ -76,8 +81,8 @@ Array = np.ndarray
 SEARCH_CONVERGED = 0
 BUDGET_EXHAUSTED = 1
 SEARCH_STATUS_MESSAGES = {
-    SEARCH_CONVERGED: "every polished start reached a local optimum (step below 1e-9 of the space)",
-    BUDGET_EXHAUSTED: "the evaluation budget ran out before every polished start converged",
+    SEARCH_CONVERGED: "the polish of the best starts reached a local optimum in both spaces",
+    BUDGET_EXHAUSTED: "the evaluation budget ran out before the polish of the best start converged",
 }
 
 #: Games with more outcomes than this get fewer evaluations per search (:func:`evaluations_for`).
@@ -100,6 +105,12 @@ _SCIPY_DIMENSION = 64
 _FD_DIMENSION = 16
 #: Two points closer than this (relative to the space's extent) are the same start.
 _SAME_START = 1e-6
+#: The share of a search's budget that goes to the whole space (the rest: the true size).
+_WHOLE_SPACE_SHARE = 3 / 4
+#: Steps (fractions of the space's extent) of the probes that leave a plateau.
+_PLATEAU_STEPS = (0.5, 0.25, 0.125)
+#: Rounds of plateau probing and re-polishing per space.
+_PLATEAU_ROUNDS = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -662,6 +673,47 @@ class _Tracked:
         return -float(value[0]) / self.scale
 
 
+def _polish_start(
+    objective: ReportObjective, cap: float, z: Array, gain: float, scale: float, end: int
+) -> tuple[Array, float, bool]:
+    """Local ascent from one start with a constrained quasi-Newton optimiser (scipy):
+    L-BFGS-B on a box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient
+    where the mechanism has one and finite differences where only the training rule is
+    smooth, until the evaluation count reaches ``end``. Returns the best point visited, its
+    gain and whether the optimiser reported convergence."""
+    from scipy.optimize import minimize
+
+    d = z.size
+    exact = objective.differentiable
+    room = end - objective.evaluations
+    tracked = _Tracked(objective, cap, z, gain, scale, end)
+    bounds = [(0.0, cap)] * d
+    iterations = max(1, room // (1 if exact else d + 1))
+    result = None
+    with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
+        if objective.space.simplex:
+            total = {"type": "ineq", "fun": lambda x: cap - x.sum(), "jac": lambda x: -np.ones_like(x)}
+            result = minimize(
+                tracked,
+                z,
+                jac=exact,
+                method="SLSQP",
+                bounds=bounds,
+                constraints=[total],
+                options={"maxiter": iterations, "ftol": 1e-15},
+            )
+        else:
+            result = minimize(
+                tracked,
+                z,
+                jac=exact,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxfun": room, "maxiter": iterations, "ftol": 1e-15, "gtol": 1e-13},
+            )
+    return tracked.best_z, tracked.best_gain, result is not None and bool(result.success)
+
+
 def _polish_scipy(
     objective: ReportObjective,
     cap: float,
@@ -669,52 +721,118 @@ def _polish_scipy(
     gains: Array,
     budget: int,
 ) -> tuple[Array, Array, bool]:
-    """Local ascent from each start with a constrained quasi-Newton optimiser (scipy):
-    L-BFGS-B on a box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient
-    where the mechanism has one and finite differences where only the training rule is
-    smooth. The starts share the budget left; the best point each run visited is kept."""
-    from scipy.optimize import minimize
-
-    space = objective.space
+    """Local ascent from the starts ``z`` (S, d) by successive halving: every round shares
+    an equal part of the budget left among the live starts (:func:`_polish_start`, resumed
+    from where the last round stopped), then keeps the better half of those that have not
+    converged. A start that converged, or one that fell behind, keeps its best point.
+    Returns the points, their gains and whether every start still live at the end (the best
+    among them) converged."""
     z, gains = z.copy(), gains.copy()
-    d = z.shape[-1]
-    exact = objective.differentiable
-    per_iteration = 1 if exact else d + 1
+    per_iteration = 1 if objective.differentiable else z.shape[-1] + 1
     scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
-    converged = True
-    for k in range(len(z)):
-        room = (budget - objective.evaluations) // (len(z) - k)
-        if room < 2 * per_iteration:
-            converged = False
-            break
-        tracked = _Tracked(objective, cap, z[k], gains[k], scale, objective.evaluations + room)
-        bounds = [(0.0, cap)] * d
-        iterations = max(1, room // per_iteration)
-        with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
-            result = None
-            if space.simplex:
-                total = {"type": "ineq", "fun": lambda x: cap - x.sum(), "jac": lambda x: -np.ones_like(x)}
-                result = minimize(
-                    tracked,
-                    z[k],
-                    jac=exact,
-                    method="SLSQP",
-                    bounds=bounds,
-                    constraints=[total],
-                    options={"maxiter": iterations, "ftol": 1e-15},
-                )
-            else:
-                result = minimize(
-                    tracked,
-                    z[k],
-                    jac=exact,
-                    method="L-BFGS-B",
-                    bounds=bounds,
-                    options={"maxfun": room, "maxiter": iterations, "ftol": 1e-15, "gtol": 1e-13},
-                )
-        converged &= result is not None and bool(result.success)
-        z[k], gains[k] = tracked.best_z, tracked.best_gain
-    return z, gains, converged
+    live = list(np.argsort(-gains, kind="stable"))
+    rounds = max(1, math.ceil(math.log2(len(live))) + 1) if live else 0
+    for r in range(rounds):
+        end = objective.evaluations + (budget - objective.evaluations) // (rounds - r)
+        still = []
+        for j, k in enumerate(live):
+            room = (end - objective.evaluations) // (len(live) - j)
+            if room < 2 * per_iteration:
+                still.append(k)
+                continue
+            z[k], gains[k], converged = _polish_start(
+                objective, cap, z[k], float(gains[k]), scale, objective.evaluations + room
+            )
+            if not converged:
+                still.append(k)
+        if not still:
+            return z, gains, True
+        still.sort(key=lambda k: -gains[k])
+        live = still[: max(1, len(still) // 2)] if r < rounds - 1 else still
+    return z, gains, not live
+
+
+def _polish_kinks(
+    objective: ReportObjective, cap: float, z: Array, values: Array, slopes: Array, end: int
+) -> tuple[Array, float, Array, bool]:
+    """Local ascent to a kink: a trust-region cutting-plane (bundle) method.
+
+    Where the support of the trained distribution changes (chi^2, and any divergence with a
+    finite ``g'(0)``) the utility has kinks; under no payment with chi^2 it is piecewise
+    linear, so that its best response typically sits at a kink, where a quasi-Newton method
+    stalls. Every evaluated point ``z_k`` (the rows of ``z``, with their gains ``values``
+    and gradients ``slopes`` to begin with) gives the plane ``f_k + g_k (y - z_k)``; the next
+    point maximises the lowest plane over the polytope within a box of radius ``r`` around
+    the best point (a linear programme, scipy's HiGHS). Only planes that lie above the best
+    point's gain there are kept (the utility is not concave everywhere: a plane from a
+    plateau or another basin would cap the model below what is known). A piecewise-linear
+    concave model is exact after finitely many planes; where the model promises more than
+    the evaluation gives, ``r`` halves. Stops when the promise falls below ``1e-12`` of the
+    gain's scale or ``r`` below :data:`MIN_STEP` of the extent (converged), or at ``end``
+    evaluations. Returns the best point, its gain and gradient, and whether it converged.
+    """
+    from scipy.optimize import linprog
+
+    d = z.shape[-1]
+    finite = np.isfinite(values)
+    points, gains, planes = list(z[finite]), list(values[finite]), list(slopes[finite])
+    if not points:
+        return z[0], float(values[0]), slopes[0], False
+    k = int(np.argmax(gains))
+    best_z, best_gain, best_slope = points[k].copy(), float(gains[k]), planes[k]
+    radius = 0.25 * cap
+    simplex = objective.space.simplex
+    tol = 1e-12 * max(1.0, abs(best_gain))
+    while objective.evaluations < end:
+        at_best = np.array([g + p @ (best_z - q) for g, p, q in zip(gains, planes, points, strict=True)])
+        near = np.array([np.abs(q - best_z).max() <= 2 * radius for q in points])
+        keep = np.flatnonzero(near & (at_best >= best_gain - tol))
+        # variables (y, t): maximise t subject to t <= f_k + g_k (y - z_k)
+        a_ub = np.hstack([-np.array([planes[k] for k in keep]), np.ones((len(keep), 1))])
+        b_ub = np.array([gains[k] - planes[k] @ points[k] for k in keep])
+        if simplex:
+            a_ub = np.vstack([a_ub, [*np.ones(d), 0.0]])
+            b_ub = np.r_[b_ub, cap]
+        low, high = np.maximum(0.0, best_z - radius), np.minimum(cap, best_z + radius)
+        bounds = [*zip(low, high, strict=True), (None, None)]
+        result = linprog(np.r_[np.zeros(d), -1.0], A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+        if result.status != 0:
+            return best_z, best_gain, best_slope, False
+        promise = -result.fun - best_gain
+        if promise <= tol:
+            return best_z, best_gain, best_slope, True
+        y = objective.space.project(result.x[None, :d], cap)
+        value, slope = objective(y, gradients=True)
+        improved = bool(np.isfinite(value[0]) and value[0] > best_gain)
+        if np.isfinite(value[0]) and slope is not None:
+            points.append(y[0])
+            gains.append(float(value[0]))
+            planes.append(slope[0])
+        # a step that gives under a quarter of its promise shrinks the region
+        if not improved or value[0] - best_gain < 0.25 * promise:
+            radius /= 2
+        if improved:
+            best_z, best_gain, best_slope = y[0].copy(), float(value[0]), planes[-1]
+        if radius < MIN_STEP * cap:
+            return best_z, best_gain, best_slope, True
+    return best_z, best_gain, best_slope, False
+
+
+def _plateau_probes(objective: ReportObjective, cap: float, z: Array, gain: float, slope: Array) -> Array:
+    """Probes from a polished point along the coordinates where the utility is flat.
+
+    Where an outcome carries no probability (chi^2 and the other divergences with a finite
+    ``g'(0)``) a small change of its score changes nothing, so the gradient in its direction
+    is zero and a local optimiser stops on the plateau; the best response may lie past the
+    plateau's edge, where the outcome enters the support. Each flat coordinate is moved by
+    :data:`_PLATEAU_STEPS` of the extent, towards the side with more room (projected);
+    ``slope`` is the gradient at ``z``."""
+    tiny = 1e-9 * max(1.0, abs(gain)) / max(cap, np.finfo(float).tiny)
+    flat = np.flatnonzero(np.abs(slope) <= tiny)
+    up = np.where(z[flat] <= cap / 2, 1.0, -1.0)
+    probes = np.repeat(z[None, None, :], len(_PLATEAU_STEPS), axis=0).repeat(len(flat), axis=1)
+    probes[:, np.arange(len(flat)), flat] += np.array(_PLATEAU_STEPS)[:, None] * cap * up[None, :]
+    return objective.space.project(probes.reshape(-1, z.size), cap)
 
 
 def _polish(
@@ -815,12 +933,15 @@ def _search_polytope(
     space = objective.space
     truth_z = float(game.truth.sizes[i]) * space.truth(game, i)
     start = objective.evaluations
-    share = start + max(4, budget // 4)  # vertices
     pool = _Pool.empty()
+    # the truth (a start for the polish: the gradient leads away from it where it pays) and
+    # the structured families first, so that a tiny budget still tries them
+    pool.add(objective, truth_z[None], "truth", start + budget)
+    for label, points in families:
+        pool.add(objective, space.project(points, cap), label, start + budget // 8)
+    share = start + max(4, (3 * budget) // 8)  # vertices
     vertices = space.vertices(cap, max(2, share - objective.evaluations), orders, rng)
     pool.add(objective, vertices, "vertex", share)
-    for label, points in families:
-        pool.add(objective, space.project(points, cap), label, start + (3 * budget) // 8)
     faces = _faces(vertices, max(2, budget // 8), rng)
     pool.add(objective, faces, "face", start + budget // 2)
     scale = max(cap, np.finfo(float).tiny)
@@ -829,13 +950,45 @@ def _search_polytope(
     z, gains, slopes, labels = pool.best(_STARTS, scale)
     if len(gains) == 0:
         return truth_z, 0.0, "truth", True
-    if objective.smooth and z.shape[-1] <= _SCIPY_DIMENSION:
-        polished, polished_gains, converged = _polish_scipy(objective, cap, z, gains, start + budget)
-    else:
-        polished, polished_gains, converged = _polish(objective, cap, z, gains, slopes, start + budget, rng)
+    end = start + budget
+    if not (objective.smooth and z.shape[-1] <= _SCIPY_DIMENSION):
+        polished, polished_gains, converged = _polish(objective, cap, z, gains, slopes, end, rng)
+        k = int(np.argmax(polished_gains))
+        moved = np.abs(polished[k] - z[k]).max() > 0
+        return polished[k], float(polished_gains[k]), "local" if moved else labels[k], converged
+    divergence = objective.group.mechanism.divergence
+    plateaus = objective.differentiable and bool(np.isfinite(divergence.g_prime_at_zero))
+    # room for the plateau probes of the best point and a polish from the best probe
+    reserve = _PLATEAU_ROUNDS * (len(_PLATEAU_STEPS) * z.shape[-1] + 4) if plateaus else 0
+    polish_end = max(objective.evaluations + 2, end - min(reserve, budget // 4))
+    polished, polished_gains, converged = _polish_scipy(objective, cap, z, gains, polish_end)
     k = int(np.argmax(polished_gains))
-    moved = np.abs(polished[k] - z[k]).max() > 0
-    return polished[k], float(polished_gains[k]), "local" if moved else labels[k], converged
+    best_z, best_gain = polished[k], float(polished_gains[k])
+    label = "local" if np.abs(polished[k] - z[k]).max() > 0 else labels[k]
+    if not plateaus:
+        return best_z, best_gain, label, converged
+    values, slopes = objective(best_z[None], gradients=True)
+    assert slopes is not None
+    kink_z, best_gain, slope, _ = _polish_kinks(
+        objective, cap, best_z[None], values, slopes, end - reserve // 2
+    )
+    if np.abs(kink_z - best_z).max() > 0:
+        best_z, label = kink_z, "local"
+    for _ in range(_PLATEAU_ROUNDS):
+        probes = _plateau_probes(objective, cap, best_z, best_gain, slope)[
+            : max(0, end - objective.evaluations)
+        ]
+        if len(probes) == 0:
+            break
+        probe_gains, probe_slopes = objective(probes, gradients=True)
+        j = int(np.argmax(probe_gains))
+        if not probe_gains[j] > best_gain + 4 * np.finfo(float).eps * max(1.0, abs(best_gain)):
+            break
+        assert probe_slopes is not None
+        best_z, best_gain, slope, ok = _polish_kinks(objective, cap, probes, probe_gains, probe_slopes, end)
+        label = "local"
+        converged &= ok
+    return best_z, best_gain, label, converged
 
 
 def _argmax_best_response(
@@ -917,10 +1070,12 @@ def search_misreports(
     Notes
     -----
     See the module docstring. Two thirds of the budget go to the whole space (sizes in
-    ``[1, W]``), one third to reports at the true size; each spends a third on vertices and
-    the structured families, a third on faces and perturbations, the rest polishing the best
-    :data:`_STARTS` distinct points. The best report is re-evaluated as a report (not a
-    contribution) so that its gain replays exactly.
+    ``[1, W]``), one third to reports at the true size; each evaluates the truth and the
+    structured families (an eighth), the vertices (to three eighths), faces and
+    perturbations (to a half), and spends the rest polishing the best :data:`_STARTS`
+    distinct points (the truth among them) with scipy's L-BFGS-B / SLSQP and the exact
+    gradient, or a batched projected-gradient or compass search. The best report is
+    re-evaluated as a report (not a contribution) so that its gain replays exactly.
     """
     mechanism = game.mechanism.with_payment_rule(payment_rule)
     space = space or ReportSpace.of(game)
@@ -932,7 +1087,7 @@ def search_misreports(
     # the two best points are evaluated once more, as reports; the argmax rule's exact best
     # responses take one evaluation per candidate and polytope
     search_budget = budget - 2 - (2 * game.n_outcomes if mechanism.divergence.point_mass else 0)
-    whole_budget = max(6, (3 * search_budget) // 4)
+    whole_budget = max(6, int(_WHOLE_SPACE_SHARE * search_budget))
     exact = mechanism.divergence.point_mass
     found: list[tuple[Array, float, str, float | None]] = []
     converged = True
