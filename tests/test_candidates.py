@@ -232,7 +232,7 @@ ERRORS = [
         "    scores: {helpful: 1.0}\n",
         6,
         "candidates[0].scores",
-        "no score for reward model(s) harmless",
+        "no score for reward model(s) 'harmless'",
     ),
     (
         "    scores: {helpful: 1.0, harmless: 0.0}\n",
@@ -255,13 +255,13 @@ ERRORS = [
         "candidates[1].kl",
         "unknown field (expected one of: name, scores, divergence)",
     ),
-    ("  - name: c\n", "  - name: a\n", 10, "candidates[2]", "duplicate candidate name 'a'"),
+    ("  - name: c\n", "  - name: a\n", 10, "candidates[2].name", "duplicate candidate name 'a'"),
     (
         "    preference: {harmless: 1}\n",
         "    preference: {harmless: -1}\n",
         23,
         "groups[1].preference.harmless",
-        "weight -1.0 is negative",
+        "Input should be greater than or equal to 0",
     ),
     (
         "    preference: {harmless: 1}\n",

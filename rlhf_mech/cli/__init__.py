@@ -66,11 +66,12 @@ def print_error(message: str) -> None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the domain exception into one line on stderr and exit code 2."""
+    """Turn the domain exception into lines on stderr (one per problem) and exit code 2."""
     try:
         yield
     except RlhfMechError as exc:
-        print_error(str(exc))
+        for line in exc.lines():
+            print_error(line)
         raise typer.Exit(2) from None
 
 
@@ -84,6 +85,13 @@ PaymentOption = Annotated[
     PaymentRule | None, typer.Option("--payment", help="Override the file's payment rule.")
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+OutsideOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-refs",
+        help="Let {file: ...} references leave the game file's folder (absolute paths, .., symlinks out).",
+    ),
+]
 
 
 @app.command()
@@ -93,6 +101,7 @@ def solve(
     payment: PaymentOption = None,
     output_format: FormatOption = OutputFormat.table,
     top: Annotated[int, typer.Option(min=1, help="Outcomes shown in the distribution table.")] = 10,
+    allow_outside_refs: OutsideOption = False,
 ) -> None:
     """Run the mechanism on a game: truthful versus reported profiles, side by side."""
     from rlhf_mech.core import solve as solve_game
@@ -100,7 +109,7 @@ def solve(
     from rlhf_mech.render import render_solution, solution_to_json
 
     with user_errors():
-        game = load_game(game_file)
+        game = load_game(game_file, allow_outside_refs=allow_outside_refs)
         solution = solve_game(game, payment.value if payment else None)
     if output_format is OutputFormat.json:
         print_json(solution_to_json(solution))
@@ -145,6 +154,7 @@ def sweep_command(
         SweepFormat, typer.Option("--format", help="Output format.")
     ] = SweepFormat.table,
     plot: Annotated[Path | None, typer.Option(help="Also draw the sweep to FILE.png (matplotlib).")] = None,
+    allow_outside_refs: OutsideOption = False,
 ) -> None:
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
     from rlhf_mech.cli._options import SweepRequest
@@ -156,7 +166,7 @@ def sweep_command(
         request = SweepRequest.from_options(
             group=group, all_groups=all_groups, report_size=report_size, **options
         )
-        game = load_game(game_file)
+        game = load_game(game_file, allow_outside_refs=allow_outside_refs)
         with sweep_progress(err_console, request.points(game)) as on_progress:
             json_out = output_format is SweepFormat.json  # only JSON shows the distributions
             results = request.run(game, payment.value if payment else None, on_progress, json_out)
@@ -279,16 +289,24 @@ def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
     return list(dict.fromkeys(found)), missing
 
 
-def _load_games(paths: list[Path]) -> tuple[list[Game], list[InvalidFile]]:
+def _load_games(
+    paths: list[Path], allow_outside_refs: bool, limit: float | None
+) -> tuple[list[Game], list[InvalidFile]]:
+    """Every file that loads, and the others as invalid: one file's problem (any exception,
+    or loading past the time limit) never stops the others."""
+    from rlhf_mech.analysis import failure_message, time_limit
     from rlhf_mech.files import load_game
     from rlhf_mech.render import InvalidFile
 
     games, invalid = [], []
     for path in paths:
         try:
-            games.append(load_game(path))
+            with time_limit(limit):
+                games.append(load_game(path, allow_outside_refs=allow_outside_refs))
         except RlhfMechError as exc:
             invalid.append(InvalidFile(str(path), str(exc)))
+        except Exception as exc:  # isolation, as in run_audits
+            invalid.append(InvalidFile(str(path), f"{path}: {failure_message(exc)}"))
     return games, invalid
 
 
@@ -322,14 +340,26 @@ def audit_command(
         str | None, typer.Option(help="Dask scheduler address (tcp://HOST:PORT) for --backend dask.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
+    time_limit_s: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            min=0.0,
+            help="Seconds one file may take to load, and each part of its audit to run; past it the "
+            "file is reported invalid and the others go on (0: no limit).",
+        ),
+    ] = 600.0,
+    allow_outside_refs: OutsideOption = False,
 ) -> None:
     """Audit game files: DSIC, IR, payments >= 0, the need for payment (and noise, expect:).
 
-    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid.
+    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid (a file
+    that cannot be loaded or whose audit fails or runs past --time-limit; the others are
+    audited all the same).
     """
     from rlhf_mech.analysis import AuditOptions, run_audits, summarise
     from rlhf_mech.files import save_counterexamples
-    from rlhf_mech.render import audit_progress, audits_to_json, render_audit, to_junit
+    from rlhf_mech.render import InvalidFile, audit_progress, audits_to_json, render_audit, to_junit
 
     if (backend is AuditBackend.dask) != (scheduler is not None):
         print_error("--backend dask and --scheduler go together")
@@ -338,23 +368,47 @@ def audit_command(
         print_error(f"--noise must be > 0, got {noise}")
         raise typer.Exit(2)
     options = AuditOptions(budget=budget, tol=tol, noise=noise, samples=samples)
+    limit = time_limit_s or None
     paths_found, invalid = _game_paths(paths)
-    games, unreadable = _load_games(paths_found)
+    games, unreadable = _load_games(paths_found, allow_outside_refs, limit)
     invalid += unreadable
     for bad in invalid:
-        print_error(bad.message)
+        for line in bad.message.splitlines():
+            print_error(line)
     with user_errors():
         tasks = sum(g.n_groups for g in games)
         client = _dask_client(scheduler) if scheduler is not None else None
+        failed: list[InvalidFile] = []
+
+        def on_failure(g: int, message: str) -> None:
+            source = games[g].source or games[g].name
+            failed.append(InvalidFile(source, f"{source}: {message}"))
+
         try:
             with audit_progress(err_console, tasks, enabled=not quiet) as advance:
                 audits: list[GameAudit] = run_audits(
-                    games, options, seed=seed, workers=workers, dask_client=client, on_task_done=advance
+                    games,
+                    options,
+                    seed=seed,
+                    workers=workers,
+                    dask_client=client,
+                    on_task_done=advance,
+                    on_failure=on_failure,
+                    time_limit_s=limit,
                 )
         finally:
             if client is not None:
                 client.close()
-        saved = save_counterexamples(audits, counterexamples) if counterexamples else {}
+        saved: dict[tuple[int, str], str] = {}
+        if counterexamples:
+
+            def on_error(k: int, message: str) -> None:
+                failed.append(InvalidFile(audits[k].game.source or audits[k].game.name, message))
+
+            saved = save_counterexamples(audits, counterexamples, on_error)
+        for bad in failed:
+            print_error(bad.message)
+        invalid += failed
         summary = summarise(audits, len(invalid))
         if junit is not None:
             try:

@@ -1,32 +1,91 @@
 """What both game-file formats share: the YAML document with its lines, errors, arrays, numbers.
 
-Every problem in a file becomes one :class:`~rlhf_mech.errors.SpecError` naming the file, the
-line and the field. :class:`Document` parses the YAML once and keeps the line of every node;
-:func:`pydantic_error` turns a pydantic error into such a line; :class:`ArrayLoader` reads
-``{file: ...}`` references beside the game file; :func:`vector` and :func:`number` read
-numbers; :class:`ExpectSpec` and :func:`expectations` are the ``expect:`` block of both
-formats.
+Every problem in a file becomes a :class:`~rlhf_mech.errors.SpecError` naming the file, the
+line and the field, and every problem of a file is reported in one run:
+:class:`Document` parses the YAML once (the YAML 1.2 core schema, :mod:`rlhf_mech.files._yaml`),
+refuses what no game file needs and a hostile one uses (a key that is a list or mapping, an
+alias inside itself, aliases that expand the document past :data:`MAX_ALIAS_EXPANSION`
+values, a duplicate key), finds the line of any field on demand, and collects problems
+(:meth:`Document.check`); :func:`pydantic_errors` turns every pydantic error into such a
+problem; :class:`ArrayLoader` reads ``{file: ...}`` references inside the game file's folder;
+:func:`vector` and :func:`number` read numbers; :class:`ExpectSpec` and :func:`expectations`
+are the ``expect:`` block of both formats. User text inside messages is escaped and cut
+short (:func:`shown`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 
 from rlhf_mech.core import Expectations
 from rlhf_mech.errors import SpecError
+from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
+from rlhf_mech.files._yaml import Loader
+from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN, LAMBDA_SCHEMA, NAME_PATTERN, SIZE_LIMIT
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: A name (of a game, outcome, group, reward model or candidate): not empty, no control
+#: characters (a newline or ESC in a name would rewrite the terminal it is printed on).
+Name = Annotated[str, Field(min_length=1, pattern=NAME_PATTERN)]
+#: A group size (section 3's ``w_i``) or ``max_size``: at least 1, at most :data:`SIZE_LIMIT`.
+Size = Annotated[float, Field(ge=1, le=SIZE_LIMIT, allow_inf_nan=False)]
+
+
+def _lambda_in_range(value: float) -> float:
+    if not LAMBDA_MIN <= value <= LAMBDA_MAX:
+        raise ValueError(
+            f"lambda {value:g} is outside [{LAMBDA_MIN:g}, {LAMBDA_MAX:g}], the range over which "
+            "the solvers are checked: below it scores / lambda leave the float range, above it "
+            "every payment is smaller than the rounding of the values it is a difference of"
+        )
+    return value
+
+
+#: The weight ``lambda`` of the divergence (or of the candidates' divergence values).
+Lambda = Annotated[
+    float, Field(allow_inf_nan=False), AfterValidator(_lambda_in_range), WithJsonSchema(LAMBDA_SCHEMA)
+]
+
+
+def is_name(value: Any) -> bool:
+    """Whether ``value`` is a valid name (:data:`Name`)."""
+    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
+
+
 Path_ = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+#: Aliases may add at most this many values to a document beyond those written out (and at
+#: most as many again as written): a 506-byte alias bomb expands to billions.
+MAX_ALIAS_EXPANSION = 1_000_000
+#: Problems listed per file; the rest are counted in one last line.
+MAX_PROBLEMS = 50
+#: Longest user text quoted in a message.
+SHOWN_CHARS = 40
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, escaped (control characters as ``\\x1b``) and cut to :data:`SHOWN_CHARS`."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 class Strict(BaseModel):
@@ -55,25 +114,52 @@ class ExpectSpec(Strict):
 
 
 def format_field(path: Path_) -> str:
-    """``('groups', 1, 'reward')`` -> ``groups[1].reward``."""
+    """``('groups', 1, 'reward')`` -> ``groups[1].reward``; a key that is not a plain printable
+    name is quoted and escaped (``groups[0].'\\x1b[31m'``)."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        text = part if part.isprintable() and part and len(part) <= SHOWN_CHARS else shown(part)
+        out += f".{text}" if out else text
     return out
 
 
-class Document:
-    """A parsed YAML document with the line of every node, for error messages."""
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
-    def __init__(self, path: Path, text: str) -> None:
+
+class Document:
+    """A parsed YAML document, the line of every field, and the problems found in it.
+
+    Parameters
+    ----------
+    path : the file (for messages and relative references); text : its content.
+    allow_outside_refs : whether ``{file: ...}`` references may leave the file's folder.
+
+    Raises
+    ------
+    SpecError
+        for invalid YAML and for the structures refused above (all of them).
+    """
+
+    def __init__(self, path: Path, text: str, *, allow_outside_refs: bool = False) -> None:
         self.path = path
-        self.lines: dict[Path_, int] = {}
-        loader = _Loader(text)
+        self.allow_outside_refs = allow_outside_refs
+        self.problems: list[SpecError] = []
+        loader = Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 raise SpecError(path, None, "", "the file is empty")
-            self._index(node, ())
+            self.root: yaml.Node = node
+            self._check_graph(node)
+            self.raise_problems()
             self.data = loader.construct_document(node)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -81,58 +167,173 @@ class Document:
             raise SpecError(path, line, "", f"invalid YAML: {exc.problem or exc.context}") from None
         except yaml.YAMLError as exc:
             raise SpecError(path, None, "", f"invalid YAML: {exc}") from None
+        except RecursionError:
+            raise SpecError(path, None, "", "invalid YAML: nested too deeply") from None
         finally:
             loader.dispose()
 
-    def _index(self, node: yaml.Node, path: Path_) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if key in seen:
-                    raise SpecError(
-                        self.path,
-                        key_node.start_mark.line + 1,
-                        format_field((*path, key)),
-                        "duplicate key",
-                    )
-                seen.add(key)
-                self._index(value_node, (*path, key))
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._index(item, (*path, i))
+    def _check_graph(self, root: yaml.Node) -> None:
+        """Keys are scalars and unique; no node contains itself; aliases expand moderately.
+
+        One iterative depth-first walk over the distinct nodes (aliases share them), so that
+        neither depth nor an alias bomb costs more than the text's own size.
+        """
+        expanded: dict[int, int] = {}
+        on_path: set[int] = set()
+        stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+        while stack:
+            node, leaving = stack.pop()
+            key = id(node)
+            if leaving:
+                on_path.discard(key)
+                expanded[key] = 1 + sum(expanded[id(c)] for c in _children(node))
+                continue
+            if key in expanded:
+                continue
+            if key in on_path:
+                self.problems.append(self._at(node, "an alias refers to a node that contains it"))
+                return
+            on_path.add(key)
+            stack.append((node, True))
+            if isinstance(node, yaml.MappingNode):
+                self._check_keys(node)
+            stack.extend((child, False) for child in reversed(_children(node)))
+        written = len(expanded)
+        total = expanded[id(root)]
+        if total - written > min(written, MAX_ALIAS_EXPANSION):
+            self.problems.append(
+                SpecError(
+                    self.path,
+                    None,
+                    "",
+                    f"aliases expand the document from {written} to {total} values "
+                    f"(at most {min(written, MAX_ALIAS_EXPANSION)} more than written)",
+                )
+            )
+
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                self.problems.append(self._at(key_node, f"a key must be a name, not a {kind}"))
+            elif key_node.value in seen:
+                self.problems.append(self._at(key_node, f"duplicate key {shown(key_node.value)}"))
+            else:
+                seen.add(key_node.value)
+
+    def _at(self, node: yaml.Node, message: str) -> SpecError:
+        return SpecError(self.path, node.start_mark.line + 1, self._field_of(node), message)
+
+    def _field_of(self, target: yaml.Node) -> str:
+        """The field path of ``target`` (first occurrence), for problems found on nodes."""
+        stack: list[tuple[yaml.Node, Path_]] = [(self.root, ())]
+        seen: set[int] = set()
+        while stack:
+            node, path = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                    if target is key_node or target is value_node:
+                        return format_field((*path, name))
+                    stack.append((value_node, (*path, name)))
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    if target is item:
+                        return format_field((*path, i))
+                    stack.append((item, (*path, i)))
+        return ""
 
     def line(self, path: Path_) -> int | None:
-        """Line of ``path``, or of its nearest ancestor that has one."""
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
+        """Line of ``path`` (of its key, for a mapping entry), or of its nearest ancestor."""
+        node = self.root
+        line = node.start_mark.line + 1
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                match = next(
+                    (
+                        (k, v)
+                        for k, v in node.value
+                        if isinstance(k, yaml.ScalarNode) and k.value == str(part)
+                    ),
+                    None,
+                )
+                if match is None:
+                    return line
+                line, node = match[0].start_mark.line + 1, match[1]
+            elif (
+                isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value)
+            ):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                return line
+        return line
 
     def error(self, path: Path_, message: str) -> SpecError:
         return SpecError(self.path, self.line(path), format_field(path), message)
 
+    def check(self, step: Callable[..., T], *args: Any) -> T | None:
+        """``step(*args)``, or ``None`` with its problems recorded: the checks that do not depend
+        on it go on, so that one run reports every problem of the file."""
+        try:
+            return step(*args)
+        except SpecError as exc:
+            self.problems.extend(p.single() for p in exc.problems)
+            return None
 
-def pydantic_error(
+    def raise_problems(self) -> None:
+        """Raise the problems recorded so far, if any (:meth:`collected`)."""
+        if self.problems:
+            raise self.collected()
+
+    def collected(self, more: list[SpecError] | tuple[SpecError, ...] = ()) -> SpecError:
+        """The problems recorded so far and ``more``, in line order, as one :class:`SpecError`
+        (at most :data:`MAX_PROBLEMS` listed, the rest counted); the record is emptied."""
+        unique: dict[str, SpecError] = {}
+        for problem in (*self.problems, *more):
+            unique.setdefault(problem.text, problem)
+        ordered = sorted(unique.values(), key=lambda p: p.line or 0)
+        listed = ordered[:MAX_PROBLEMS]
+        if len(ordered) > MAX_PROBLEMS:
+            listed.append(SpecError(self.path, None, "", f"{len(ordered) - MAX_PROBLEMS} more problems"))
+        self.problems = []
+        return SpecError.collected(listed)
+
+
+def pydantic_errors(
     doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
-) -> SpecError:
-    """The first pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys
-    each mapping accepts (by the name of the key that holds it), for unknown-field messages."""
-    err = exc.errors()[0]
-    loc = tuple(part for part in err["loc"] if isinstance(part, int | str))
-    if err["type"] == "extra_forbidden":
-        parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), "")
-        expected = ", ".join(fields_by_parent.get(parent, ()))
-        return doc.error(loc, f"unknown field (expected one of: {expected})")
-    if err["type"] == "missing":
-        return doc.error(loc, "required field is missing")
-    return doc.error(loc, err["msg"])
+) -> list[SpecError]:
+    """Every pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys each
+    mapping accepts (by the name of the key that holds it), for unknown-field messages."""
+    out: list[SpecError] = []
+    for err in exc.errors():
+        loc = tuple(part for part in err["loc"] if isinstance(part, int | str))
+        if err["type"] == "extra_forbidden":
+            parent = next((p for p in reversed(loc[:-1]) if isinstance(p, str)), "")
+            expected = ", ".join(fields_by_parent.get(parent, ()))
+            out.append(doc.error(loc, f"unknown field (expected one of: {expected})"))
+        elif err["type"] == "missing":
+            out.append(doc.error(loc, "required field is missing"))
+        elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
+            out.append(doc.error(loc, f"{shown(err['input'])}: a name may not contain control characters"))
+        elif err["type"] == "value_error":
+            out.append(doc.error(loc, str(err["ctx"]["error"])))
+        else:
+            out.append(doc.error(loc, err["msg"]))
+    return out
 
 
 class ArrayLoader:
-    """Loads ``{file: ..., row: k}`` references relative to the game file, once per file."""
+    """Loads ``{file: ..., row: k}`` references relative to the game file, once per file.
+
+    A reference must stay inside the game file's folder tree (after following symlinks)
+    unless the document allows others (``allow_outside_refs``): a game file from a pull
+    request must not read ``/etc/passwd`` or ``../../secrets.csv``.
+    """
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
@@ -140,87 +341,113 @@ class ArrayLoader:
 
     def load(self, ref: Mapping[str, Any], path: Path_) -> np.ndarray:
         unknown = set(ref) - {"file", "row"}
-        if unknown or "file" not in ref:
+        name = ref.get("file")
+        if unknown or not isinstance(name, str) or not name:
             raise self.doc.error(path, "an array reference is {file: NAME.npy|NAME.csv, row: k}")
-        target = (self.doc.path.parent / str(ref["file"])).resolve()
+        target = self._target(name, (*path, "file"))
         if target not in self.cache:
-            self.cache[target] = self._read(target, (*path, "file"))
+            try:
+                self.cache[target] = read_array(target)
+            except ValueError as exc:
+                raise self.doc.error((*path, "file"), f"cannot read {shown(name)}: {exc}") from None
         array = self.cache[target]
         row = ref.get("row")
         if row is None:
             if array.ndim != 1:
                 raise self.doc.error(
-                    (*path, "file"), f"{ref['file']} holds a {array.shape} array; pick one with row: k"
+                    (*path, "file"), f"{shown(name)} holds a {array.shape} array; pick one with row: k"
                 )
-            return array
+            return np.asarray(array)
         if not isinstance(row, int) or isinstance(row, bool) or array.ndim != 2:
             raise self.doc.error((*path, "row"), "row: k needs an integer k and a 2-D array")
         if not 0 <= row < array.shape[0]:
             raise self.doc.error((*path, "row"), f"row {row} is outside 0..{array.shape[0] - 1}")
-        return array[row]
+        return np.asarray(array[row])
 
-    def _read(self, target: Path, path: Path_) -> np.ndarray:
+    def _target(self, name: str, path: Path_) -> Path:
+        if "\x00" in name:
+            raise self.doc.error(path, "the file name contains a NUL byte")
+        if Path(name).suffix not in ARRAY_SUFFIXES:
+            raise self.doc.error(path, f"{shown(name)}: expected a {' or '.join(ARRAY_SUFFIXES)} file")
+        folder = self.doc.path.parent
         try:
-            if target.suffix == ".npy":
-                array = np.load(target, allow_pickle=False)
-            elif target.suffix == ".csv":
-                array = np.loadtxt(target, delimiter=",", ndmin=1)
-            else:
-                raise self.doc.error(path, f"{target.name}: expected a .npy or .csv file")
-        except (OSError, ValueError) as exc:
-            raise self.doc.error(path, f"cannot read {target.name}: {exc}") from None
-        if array.dtype.kind not in "iuf" or array.ndim not in (1, 2):
-            raise self.doc.error(path, f"{target.name}: expected a 1-D or 2-D array of numbers")
-        return np.asarray(array, dtype=float)
+            target = (folder / name).resolve()
+            root = folder.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise self.doc.error(path, f"cannot read {shown(name)}: {exc}") from None
+        if not (self.doc.allow_outside_refs or target.is_relative_to(root)):
+            raise self.doc.error(
+                path,
+                f"{shown(name)} is outside the game file's folder; references stay inside it "
+                "unless allowed (--allow-outside-refs)",
+            )
+        return target
 
 
 def vector(
     doc: Document, arrays: ArrayLoader, value: Any, path: Path_, outcomes: tuple[str, ...]
 ) -> np.ndarray:
-    """A list, an {outcome: value} mapping or a file reference -> (m,) finite float array."""
+    """A list, an {outcome: value} mapping or a file reference -> (m,) finite float array.
+
+    Raises
+    ------
+    SpecError
+        carrying every problem of the value (each bad entry, each unknown outcome).
+    """
     m = len(outcomes)
+    problems: list[SpecError] = []
     if isinstance(value, Mapping) and "file" in value:
         vec = arrays.load(value, path)
     elif isinstance(value, Mapping):
-        unknown = [k for k in value if k not in outcomes]
-        if unknown:
-            raise doc.error((*path, unknown[0]), f"unknown outcome {unknown[0]!r}")
+        index = {name: j for j, name in enumerate(outcomes)}
+        problems += [doc.error((*path, k), f"unknown outcome {shown(k)}") for k in value if k not in index]
         missing = [o for o in outcomes if o not in value]
         if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise doc.error(path, f"no value for outcome(s) {shown}")
-        vec = np.array([number(doc, value[o], (*path, o)) for o in outcomes])
+            names = ", ".join(shown(o) for o in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            problems.append(doc.error(path, f"no value for outcome(s) {names}"))
+        vec = _numbers(doc, [(o, value.get(o, 0.0)) for o in outcomes], path, problems)
     elif isinstance(value, list):
-        vec = np.array([number(doc, v, (*path, i)) for i, v in enumerate(value)])
+        vec = _numbers(doc, list(enumerate(value)), path, problems)
     else:
         raise doc.error(path, "expected a list of numbers, an {outcome: value} mapping or {file: ...}")
+    if problems:
+        raise SpecError.collected(problems[:MAX_PROBLEMS])
     if vec.shape != (m,):
         raise doc.error(path, f"expected {m} values (one per outcome), got {vec.size}")
     bad = np.flatnonzero(~np.isfinite(vec))
     if bad.size:
-        raise doc.error(path, f"value for outcome {outcomes[bad[0]]!r} is {vec[bad[0]]} (must be finite)")
+        raise doc.error(
+            path, f"value for outcome {shown(outcomes[bad[0]])} is {vec[bad[0]]} (must be finite)"
+        )
     return vec
 
 
-_YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+def _numbers(
+    doc: Document, items: list[tuple[Any, Any]], path: Path_, problems: list[SpecError]
+) -> np.ndarray:
+    """The numbers of ``(key, value)`` items as an array; a problem per bad entry (capped)."""
+    out = np.empty(len(items))
+    for j, (key, value) in enumerate(items):
+        try:
+            out[j] = number(doc, value, (*path, key))
+        except SpecError as exc:
+            if len(problems) < MAX_PROBLEMS:
+                problems.append(exc)
+    return out
 
 
 def number(doc: Document, value: Any, path: Path_) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        hint = ""
-        if isinstance(value, str) and _YAML11_TEXT_NUMBER.fullmatch(value.strip()):
-            # YAML 1.1 (PyYAML) reads 1e-300 as text: a float needs a dot and a signed exponent.
-            hint = " (YAML reads this as text: write a float with a dot, e.g. 1.0e-300)"
-        raise doc.error(path, f"expected a number, got {value!r}{hint}")
+        raise doc.error(path, f"expected a number, got {shown(value)}")
+    if isinstance(value, int) and abs(value) > np.finfo(float).max:
+        raise doc.error(path, "the number is outside the range of a float (1.8e308)")
     if not math.isfinite(value):
         raise doc.error(path, f"{value} is not a finite number")
     return float(value)
 
 
-def valid_size(doc: Document, value: float, path: Path_, max_size: float | None) -> float:
-    """A group's size: a real number in ``[1, max_size]`` (section 3's ``W``)."""
-    if value < 1:
-        raise doc.error(path, f"size {value!r} is below 1")
+def max_size_bound(doc: Document, value: float, path: Path_, max_size: float | None) -> float:
+    """A group's size within ``max_size`` (section 3's ``W``; ``size >= 1`` is the spec's)."""
     if max_size is not None and value > max_size:
         raise doc.error(path, f"size {value!r} is above max_size {max_size!r}")
     return float(value)
@@ -230,22 +457,25 @@ def expectations(doc: Document, spec: ExpectSpec | None, names: tuple[str, ...])
     """The validated ``expect:`` block (group names checked) as :class:`~rlhf_mech.core.Expectations`."""
     if spec is None:
         return None
+    problems: list[SpecError] = []
     ranges: dict[str, dict[str, tuple[float, float]]] = {}
     for quantity in ("utility", "valuation", "group_valuation", "payment"):
         given = getattr(spec, quantity) or {}
         for group, (lo, hi) in given.items():
             if group not in names:
-                raise doc.error(("expect", quantity, group), f"no group named {group!r}")
+                problems.append(doc.error(("expect", quantity, group), f"no group named {shown(group)}"))
             if lo > hi:
-                raise doc.error(("expect", quantity, group), f"empty range [{lo}, {hi}]")
+                problems.append(doc.error(("expect", quantity, group), f"empty range [{lo}, {hi}]"))
         if given:
             ranges[quantity] = {group: (lo, hi) for group, (lo, hi) in given.items()}
     for quantity in ("social_welfare", "asw"):
         bounds = getattr(spec, quantity)
         if bounds is not None:
             if bounds[0] > bounds[1]:
-                raise doc.error(("expect", quantity), f"empty range [{bounds[0]}, {bounds[1]}]")
+                problems.append(doc.error(("expect", quantity), f"empty range [{bounds[0]}, {bounds[1]}]"))
             ranges[quantity] = {"": (bounds[0], bounds[1])}
+    if problems:
+        raise SpecError.collected(problems)
     return Expectations(
         profile=spec.profile,
         dsic=spec.dsic,
@@ -255,6 +485,24 @@ def expectations(doc: Document, spec: ExpectSpec | None, names: tuple[str, ...])
         ranges=ranges,
         line=doc.line(("expect",)),
     )
+
+
+def unique_names(
+    doc: Document, names: list[str], path: Path_, what: str, indices: list[int] | None = None
+) -> tuple[str, ...]:
+    """``names`` as a tuple; every repeat is a problem at its index under ``path`` (``indices``:
+    the index of each name, where some items of the list were left out)."""
+    seen: set[str] = set()
+    problems = []
+    for k, name in enumerate(names):
+        if name in seen:
+            index = k if indices is None else indices[k]
+            field = (*path, index, "name") if indices is not None else (*path, index)
+            problems.append(doc.error(field, f"duplicate {what} {shown(name)}"))
+        seen.add(name)
+    if problems:
+        raise SpecError.collected(problems)
+    return tuple(names)
 
 
 def fields_by_parent(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
@@ -280,11 +528,55 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def validated(doc: Document, model: type[M]) -> M:
-    """``doc``'s data validated by ``model``; the first problem as a :class:`SpecError`."""
+    """``doc``'s data validated by ``model``.
+
+    Where validation fails, every pydantic error is recorded in ``doc.problems`` and a partial
+    spec is returned (:func:`_partial`): the file's other checks still run on the parts that
+    are valid, and the caller's :meth:`Document.raise_problems` reports them all together.
+    """
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        raise pydantic_error(doc, exc, fields_by_parent(model)) from None
+        doc.problems += pydantic_errors(doc, exc, fields_by_parent(model))
+    return _partial(model, doc.data)
+
+
+def _partial(model: type[M], data: Mapping[str, Any]) -> M:
+    """``model`` built field by field from ``data``: a field that does not validate is ``None``;
+    the items of a list of models (``groups:``) are built the same way (``None`` where an item
+    is not a mapping)."""
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in data:
+            values[name] = None if info.is_required() else info.get_default(call_default_factory=True)
+            continue
+        part = _field_model(model, name)
+        values[name] = _valid_or_none(part, {"value": data[key]})
+        if values[name] is not None:
+            values[name] = values[name].value
+        args = get_args(info.annotation)
+        item = args[0] if get_origin(info.annotation) is list and args else None
+        is_model = isinstance(item, type) and issubclass(item, BaseModel)
+        if values[name] is None and is_model and isinstance(data[key], list):
+            values[name] = [_partial(item, v) if isinstance(v, Mapping) else None for v in data[key]]
+    return model.model_construct(**values)
+
+
+@functools.cache
+def _field_model(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """A model of ``model``'s field ``name`` alone, as ``value`` (same type, constraints, strictness)."""
+    info = model.model_fields[name]
+    return create_model(
+        f"{model.__name__}_{name}", __config__=model.model_config, value=(info.annotation, info)
+    )
+
+
+def _valid_or_none(model: type[M], value: Any) -> M | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
 
 
 def literal(values: tuple[str, ...]) -> Any:
