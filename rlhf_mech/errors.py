@@ -11,6 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+#: Longest user text quoted in a message.
+SHOWN_CHARS = 40
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message: escaped (control characters as ``\\x1b``), cut to
+    :data:`SHOWN_CHARS` characters (a 401-digit number or a file's content is not echoed)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
 
 class RlhfMechError(Exception):
     """An error caused by the user's input, written for the user."""

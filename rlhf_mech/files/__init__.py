@@ -33,9 +33,14 @@ from rlhf_mech.files._writer import (
     write_game,
 )
 from rlhf_mech.files.spec import candidate_game_schema, game_schema, load_game
+from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN, MAX_OUTCOMES, SIZE_LIMIT
 
 __all__ = [
     "INLINE_LIMIT",
+    "LAMBDA_MAX",
+    "LAMBDA_MIN",
+    "MAX_OUTCOMES",
+    "SIZE_LIMIT",
     "CandidateSummary",
     "ColumnStats",
     "EvalTable",

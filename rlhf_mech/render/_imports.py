@@ -23,14 +23,16 @@ def render_import(result: ImportResult, written: tuple[Path, ...]) -> RichGroup:
         for k, stats in enumerate(summary.used):
             numbers = (stats.minimum, stats.maximum, stats.mean)
             files.add_row(
-                str(summary.path) if k == 0 else "",
-                stats.column,
-                stats.role,
+                escape(str(summary.path)) if k == 0 else "",
+                escape(stats.column),
+                escape(stats.role),
                 *(("",) * 3 if stats.role == "candidate" else (fmt(x) for x in numbers)),
             )
-    files.caption = "\n".join(
-        f"{summary.path}: {summary.rows} rows; columns {', '.join(summary.columns)}"
-        for summary in result.files
+    files.caption = escape(
+        "\n".join(
+            f"{summary.path}: {summary.rows} rows; columns {', '.join(summary.columns)}"
+            for summary in result.files
+        )
     )
     parts: list[Any] = [files]
     if result.candidates:
@@ -39,7 +41,7 @@ def render_import(result: ImportResult, written: tuple[Path, ...]) -> RichGroup:
         cands.add_column("candidate")
         cands.add_column("rows", justify="right")
         for model in models:
-            cands.add_column(model, justify="right")
+            cands.add_column(escape(model), justify="right")
         cands.add_column("KL estimate", justify="right")
         for cand in result.candidates:
             kl = "" if cand.kl is None else fmt(cand.kl)

@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from rlhf_mech.core import Expectations
-from rlhf_mech.errors import SpecError
+from rlhf_mech.errors import SHOWN_CHARS, SpecError, shown
 from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
 from rlhf_mech.files._yaml import Loader
 from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN, LAMBDA_SCHEMA, NAME_PATTERN, SIZE_LIMIT
@@ -78,14 +78,6 @@ T = TypeVar("T")
 MAX_ALIAS_EXPANSION = 1_000_000
 #: Problems listed per file; the rest are counted in one last line.
 MAX_PROBLEMS = 50
-#: Longest user text quoted in a message.
-SHOWN_CHARS = 40
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, escaped (control characters as ``\\x1b``) and cut to :data:`SHOWN_CHARS`."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 class Strict(BaseModel):
