@@ -547,14 +547,14 @@ INVALID_GAME_FILES: tuple[InvalidGameFile, ...] = (
         _edit("    size: 1\n", "    size: 0.5\n"),
         13,
         "groups[1].size",
-        r"greater than or equal to 1$",
+        r"must be >= 1, got 0",
     ),
     InvalidGameFile(
         "size_zero",
         _edit("    size: 1\n", "    size: 0\n"),
         13,
         "groups[1].size",
-        r"greater than or equal to 1$",
+        r"must be >= 1, got 0",
     ),
     InvalidGameFile(
         "size_above_max_size",
@@ -575,7 +575,7 @@ INVALID_GAME_FILES: tuple[InvalidGameFile, ...] = (
         _edit("    size: 1\n", "    size: 1\n    report: {size: 0.25}\n"),
         14,
         "groups[1].report.size",
-        r"greater than or equal to 1$",
+        r"must be >= 1, got 0",
     ),
     InvalidGameFile(
         "lambda_zero",

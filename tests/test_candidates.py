@@ -246,7 +246,7 @@ ERRORS = [
         "    divergence: -0.5\n",
         9,
         "candidates[1].divergence",
-        "greater than or equal to 0",
+        "must be >= 0, got -0.5",
     ),
     (
         "    divergence: 0.5\n",
@@ -261,7 +261,7 @@ ERRORS = [
         "    preference: {harmless: -1}\n",
         23,
         "groups[1].preference.harmless",
-        "Input should be greater than or equal to 0",
+        "must be >= 0, got -1",
     ),
     (
         "    preference: {harmless: 1}\n",

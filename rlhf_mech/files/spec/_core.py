@@ -161,9 +161,9 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
     """
     notes: list[str] = []
     arrays = ArrayLoader(doc)
-    outcomes = None if spec.outcomes is None else doc.check(_outcomes, doc, spec.outcomes)
+    outcomes = None if doc.failed(("outcomes",)) else doc.check(_outcomes, doc, spec.outcomes)
     pi_init = None
-    if outcomes is not None and spec.initial is not None:
+    if outcomes is not None:
         pi_init = doc.check(_initial, doc, arrays, spec.initial, outcomes, notes)
     groups = [(i, g) for i, g in enumerate(spec.groups or ()) if g is not None]
     named = [(i, g.name) for i, g in groups if g.name is not None]
@@ -174,7 +174,7 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
         where: Path_ = ("groups", i)
         report = group.report or ReportSpec()
         rm = reported_rm = None
-        if outcomes is not None and normalization is not None and group.reward is not None:
+        if outcomes is not None and normalization is not None and not doc.failed((*where, "reward")):
             rm = doc.check(_reward, doc, arrays, group.reward, (*where, "reward"), outcomes, normalization)
             reported_rm = rm
             if report.reward is not None:

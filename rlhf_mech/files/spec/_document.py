@@ -268,6 +268,12 @@ class Document:
     def error(self, path: Path_, message: str) -> SpecError:
         return SpecError(self.path, self.line(path), format_field(path), message)
 
+    def failed(self, path: Path_) -> bool:
+        """Whether a problem of the field ``path`` itself is already recorded (a partial spec's
+        ``None`` then means "failed", not a ``null`` the file wrote)."""
+        field = format_field(path)
+        return any(p.field == field for p in self.problems)
+
     def check(self, step: Callable[..., T], *args: Any) -> T | None:
         """``step(*args)``, or ``None`` with its problems recorded: the checks that do not depend
         on it go on, so that one run reports every problem of the file."""
@@ -296,6 +302,10 @@ class Document:
         return SpecError.collected(listed)
 
 
+#: pydantic's bound errors, as the comparison a message states.
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+
+
 def pydantic_errors(
     doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
 ) -> list[SpecError]:
@@ -314,6 +324,9 @@ def pydantic_errors(
             out.append(doc.error(loc, f"{shown(err['input'])}: a name may not contain control characters"))
         elif err["type"] == "value_error":
             out.append(doc.error(loc, str(err["ctx"]["error"])))
+        elif err["type"] in _BOUNDS:
+            bound = float(next(iter(err["ctx"].values())))
+            out.append(doc.error(loc, f"must be {_BOUNDS[err['type']]} {bound:g}, got {shown(err['input'])}"))
         else:
             out.append(doc.error(loc, err["msg"]))
     return out

@@ -31,13 +31,15 @@ LOADER_ONLY = (
     "sizes and reported sizes at most max_size",
     "group, outcome, candidate and reward-model names unique; expect: names known groups",
     "array files exist, lie inside the game file's folder and hold finite numbers",
+    "no NaN (JSON has none; YAML's .nan passes a schema's bounds)",
+    "no key twice in one mapping (a YAML parser keeps the last)",
     "scores and preferences name only declared reward models",
 )
 
 _FLOAT_MAX = 1.7976931348623157e308
 FINITE_NUMBER: dict[str, Any] = {"type": "number", "minimum": -_FLOAT_MAX, "maximum": _FLOAT_MAX}
 _NON_NEGATIVE: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": _FLOAT_MAX}
-_POSITIVE: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
+_POSITIVE: dict[str, Any] = {"type": "number", "minimum": 2.2250738585072014e-308, "maximum": 1}
 
 FILE_REFERENCE: dict[str, Any] = {
     "type": "object",
