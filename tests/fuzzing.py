@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from cases import VALID_GAME
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -38,19 +39,8 @@ GAMES = ROOT / "games"
 #: The bundled core and candidate games small enough to mutate (not the 10^5-outcome one).
 BUNDLED = tuple(p for p in sorted(GAMES.rglob("*.yaml")) if "large" not in p.parts)
 
-#: A small valid core game that the hostile builders edit.
-BASE = """\
-outcomes: [a, b, c]
-initial: [0.5, 0.25, 0.25]
-divergence: {kind: kl, lambda: 1.0}
-groups:
-  - name: g1
-    size: 2
-    reward: [0.2, 0.3, 0.5]
-  - name: g2
-    size: 1
-    reward: [0.6, 0.2, 0.2]
-"""
+#: A small valid core game that the hostile builders edit (tests/cases.py's).
+BASE = VALID_GAME
 
 #: A small valid candidate-model game.
 CANDIDATES = """\
@@ -202,7 +192,7 @@ HOSTILE: tuple[Hostile, ...] = (
     ),
     Hostile(
         "outcomes_100000000",
-        _game("outcomes: 100000000\n" + BASE.split("initial")[1].join(["initial", ""])),
+        _game(BASE.replace("outcomes: [a, b, c]", "outcomes: 100000000")),
         stderr="outcomes must be in 1..10000000",
     ),
     Hostile(
@@ -220,7 +210,7 @@ HOSTILE: tuple[Hostile, ...] = (
     ),
     Hostile(
         "name_empty",
-        _game('name: ""\n' + BASE),
+        _game(BASE.replace("name: base", 'name: ""')),
         stderr="at least 1 character",
     ),
     Hostile(
@@ -230,7 +220,9 @@ HOSTILE: tuple[Hostile, ...] = (
     ),
     Hostile(
         "outcome_names_yes_no_are_strings",
-        _game(BASE.replace("[a, b, c]", "[yes, no, on]")),
+        _game(
+            BASE.replace("[a, b, c]", "[yes, no, on]").replace("{a: 0.6, b: 0.2, c: 0.2}", "[0.6, 0.2, 0.2]")
+        ),
         0,
     ),
     Hostile(

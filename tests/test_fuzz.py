@@ -127,9 +127,8 @@ def test_issue_14_yaml_reads_numbers_and_names_as_a_person_does(tmp_path: Path) 
     assert data[:2] == [1e-6, 0.5] and data[2:6] == ["yes", "no", "on", "off"]
     assert data[6:8] == [10, 8] and data[8:10] == ["1:30", "2024-01-01"] and data[10] == float("inf")
     assert data[11] is None
-    game = load_game(
-        _write(tmp_path, BASE.replace("lambda: 1.0", "lambda: 1e-6").replace("[a, b, c]", "[yes, no, on]"))
-    )
+    text = BASE.replace("lambda: 1.0", "lambda: 1e-6").replace("[a, b, c]", "[yes, no, on]")
+    game = load_game(_write(tmp_path, text.replace("{a: 0.6, b: 0.2, c: 0.2}", "[0.6, 0.2, 0.2]")))
     assert game.mechanism.lam == 1e-6 and game.outcomes == ("yes", "no", "on")
 
 
@@ -156,7 +155,7 @@ def test_issue_14_npy_references_are_read_once_and_memory_mapped(tmp_path: Path,
     text = (
         BASE.replace("[0.5, 0.25, 0.25]", "{file: q.npy}")
         .replace("[0.2, 0.3, 0.5]", "{file: rm.npy, row: 0}")
-        .replace("[0.6, 0.2, 0.2]", "{file: rm.npy, row: 1}")
+        .replace("{a: 0.6, b: 0.2, c: 0.2}", "{file: rm.npy, row: 1}")
     )
     opened: list[str] = []
     load = np.load
@@ -177,15 +176,14 @@ def test_issue_14_npy_references_are_read_once_and_memory_mapped(tmp_path: Path,
 
 # --- the audit: one file's failure is that file's ------------------------------------------------
 
-GOOD = BASE.replace("divergence: {kind: kl, lambda: 1.0}", "divergence: {kind: kl, lambda: 1.0}\nmax_size: 5")
-UNPAID = GOOD + "payment: none\n"
+UNPAID = BASE.replace("payment: affine_maximizer", "payment: none")
 
 
 def _audit_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "games"
     folder.mkdir()
-    _write(folder, GOOD.replace("outcomes:", "name: good\noutcomes:"), "good.yaml")
-    _write(folder, GOOD.replace("outcomes:", "name: boom\noutcomes:"), "boom.yaml")
+    _write(folder, BASE.replace("name: base", "name: good"), "good.yaml")
+    _write(folder, BASE.replace("name: base", "name: boom"), "boom.yaml")
     return folder
 
 

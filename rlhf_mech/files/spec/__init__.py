@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
-
 from rlhf_mech.core import Game
 from rlhf_mech.errors import SpecError
 from rlhf_mech.files._arrays import regular_file
@@ -78,6 +76,8 @@ def game_schema() -> dict[str, Any]:
     loader's own dispatch). Every constraint on a single field is here; what relates fields
     to each other is checked by the loader alone (the ``$comment``).
     """
+    from pydantic.json_schema import models_json_schema
+
     _, top = models_json_schema([(GameSpec, "validation"), (CandidateGameSpec, "validation")], by_alias=True)
     return {
         "$schema": _DRAFT,
