@@ -132,6 +132,15 @@ def test_issue_14_yaml_reads_numbers_and_names_as_a_person_does(tmp_path: Path) 
     assert game.mechanism.lam == 1e-6 and game.outcomes == ("yes", "no", "on")
 
 
+def test_issue_14_anchors_shared_by_many_groups_still_load(tmp_path: Path) -> None:
+    """An anchor used by every group is what aliases are for: only a bomb is refused."""
+    groups = "".join(f"  - {{name: g{i}, size: 1, reward: *r}}\n" for i in range(30))
+    text = "outcomes: 200\nshared: &r [" + ", ".join(["0.005"] * 200) + "]\n"
+    path = _write(tmp_path, text.replace("shared: ", "initial: ") + "groups:\n" + groups)
+    game = load_game(path)
+    assert game.truth.rewards.shape == (30, 200)
+
+
 def _write(folder: Path, text: str, name: str = "game.yaml") -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")

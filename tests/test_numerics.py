@@ -21,7 +21,7 @@ from rlhf_mech.core import DIVERGENCES, Mechanism, Profile, kkt_residual, outcom
 
 #: lambda from the smallest to the largest a game file may use in practice (the file range is
 #: [1e-100, 1e100]; beyond 1e16 every payment is below the rounding of the values).
-LAMBDAS = (1e-12, 1e-3, 1.0, 1e4, 1e8, 1e12, 1e16)
+LAMBDAS = (1e-100, 1e-12, 1e-3, 1.0, 1e4, 1e8, 1e12, 1e16, 1e100)
 DIVERGENCES_CHECKED = tuple(sorted({*NEWTON_DIVERGENCES, "kl"}))
 
 

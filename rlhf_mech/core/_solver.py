@@ -584,11 +584,12 @@ def _newton_finish(
     """``pi = q t / mass`` at the last evaluation, ``<pi, gaps>`` and ``lambda D_g(pi || q)``.
 
     ``qt`` is the last iteration's ``q t`` where the batch was one tile; otherwise the ratios
-    are evaluated once more, tile by tile, at ``z``.
+    are evaluated once more, tile by tile, at ``z``. The divergence is taken over
+    :func:`_positive` ``pi``.
     """
     if qt is not None:
         pi = qt / mass[:, None]
-        return (pi if want_pi else None), row_dot(pi, gaps), div.value(pi, q, lam)
+        return (pi if want_pi else None), row_dot(pi, gaps), div.value(_positive(pi, div), q, lam)
     n_rows, m = gaps.shape
     pi_out = np.empty((n_rows, m)) if want_pi else None
     inner = np.zeros(n_rows)
@@ -600,10 +601,25 @@ def _newton_finish(
             qt_tile, _, _ = _weighted_ratios(gaps[sel, cols], z[sel], q[cols], div)
             pi_tile = qt_tile / mass[sel, None]
             inner[sel] += row_dot(pi_tile, gaps[sel, cols])
-            terms[sel] += div.terms(pi_tile, q[cols]).sum(axis=-1)
+            terms[sel] += div.terms(_positive(pi_tile, div), q[cols]).sum(axis=-1)
             if pi_out is not None:
                 pi_out[sel, cols] = pi_tile
     return pi_out, inner, lam * terms
+
+
+def _positive(pi: Array, div: Divergence) -> Array:
+    """``pi`` with entries that underflowed to 0 raised to the smallest positive float, where
+    ``g'(0+) = -inf`` (the exact maximiser is positive everywhere).
+
+    Reverse KL's term ``-q log t`` is infinite at ``pi = 0``: an outcome of ``pi_init`` 1e-297
+    whose exact mass is 1e-397 would make the optimal value, and every payment, ``-inf``. At
+    the smallest subnormal the term is ``q log(q / 5e-324)``, ~1e-294 for that ``q``: below
+    the rounding of any value, as the exact term is (an outcome of ordinary ``pi_init`` does
+    not underflow within the file's lambda range).
+    """
+    if not np.isinf(div.g_prime_at_zero) or pi.size == 0 or pi.min() > 0:
+        return pi
+    return np.maximum(pi, np.nextafter(0.0, 1.0))
 
 
 def optimal_values(
