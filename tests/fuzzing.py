@@ -461,15 +461,13 @@ _SCALARS = st.one_of(
 )
 
 
-def _documents() -> st.SearchStrategy:
-    return st.recursive(
-        _SCALARS,
-        lambda children: st.one_of(
-            st.lists(children, max_size=5),
-            st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=4)), children, max_size=6),
-        ),
-        max_leaves=40,
-    )
+def _nest(children: st.SearchStrategy) -> st.SearchStrategy:
+    keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=4))
+    return st.one_of(st.lists(children, max_size=5), st.dictionaries(keys, children, max_size=6))
+
+
+#: Documents of any shape: the scalars above in lists and mappings, nested.
+DOCUMENTS = st.recursive(_SCALARS, _nest, max_leaves=40)
 
 
 @st.composite
@@ -487,7 +485,7 @@ def spec_texts(draw: st.DrawFn) -> str:
             if not isinstance(nxt, dict | list):
                 break
             target = nxt
-        value = draw(_documents())
+        value = draw(DOCUMENTS)
         if isinstance(target, dict):
             target[path[-1]] = value
         elif isinstance(target, list) and target:
