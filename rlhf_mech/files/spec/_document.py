@@ -110,10 +110,11 @@ def format_field(path: Path_) -> str:
     name is quoted and escaped (``groups[0].'\\x1b[31m'``)."""
     out = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
             continue
-        text = part if part.isprintable() and part and len(part) <= SHOWN_CHARS else shown(part)
+        plain = isinstance(part, str) and part.isprintable() and 0 < len(part) <= SHOWN_CHARS
+        text = part if plain else shown(part)
         out += f".{text}" if out else text
     return out
 
