@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import resource
 import subprocess
@@ -97,28 +96,36 @@ def _judge_audit(path: Path, timeout_s: float) -> str | None:
     return None
 
 
+#: Run in the child: the CLI, then its own peak RSS (VmHWM: this process image's high-water
+#: mark; ``ru_maxrss`` would report the forked parent's size from before ``exec``).
+_CHILD = (
+    "import atexit, runpy, sys\n"
+    "report = sys.argv.pop(1)\n"
+    "def peak():\n"
+    "    line = next(x for x in open('/proc/self/status') if x.startswith('VmHWM'))\n"
+    "    open(report, 'w').write(line.split()[1])\n"
+    "atexit.register(peak)\n"
+    "sys.argv[0] = 'rlhf-mech'\n"
+    "runpy.run_module('rlhf_mech', run_name='__main__')\n"
+)
+
+
 def _peak_mib(argv: list[str], timeout_s: float, folder: Path) -> tuple[int, float, str]:
-    """Exit code (-9 past ``timeout_s``), peak RSS (MiB) and stderr of ``python -m rlhf_mech
-    argv`` in a process of its own (``os.wait4`` reports that process's own peak)."""
-    err_path = folder / "stderr.txt"
-    with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rlhf_mech", *argv], stdout=subprocess.DEVNULL, stderr=err
+    """Exit code (-9 past ``timeout_s``), peak RSS (MiB) and stderr of ``rlhf-mech argv`` in a
+    process of its own."""
+    report = folder / "peak.txt"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(report), *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout_s,
+            check=False,
         )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                code = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                _, _, usage = os.wait4(proc.pid, 0)
-                code = -9
-                break
-            time.sleep(0.01)
-        proc.returncode = code
-    return code, usage.ru_maxrss / 1024, err_path.read_text(encoding="utf-8", errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        return -9, float("nan"), (exc.stderr or b"").decode("utf-8", "replace")
+    peak = int(report.read_text()) / 1024 if report.exists() else float("nan")
+    return proc.returncode, peak, proc.stderr.decode("utf-8", "replace")
 
 
 def main() -> int:
@@ -129,6 +136,9 @@ def main() -> int:
         "--timeout", type=float, default=20.0, help="seconds an input may take (a hang past it)"
     )
     parser.add_argument("--quick", action="store_true", help="300 inputs")
+    parser.add_argument(
+        "--save", type=Path, help="write every input that gave a traceback, hang or wrong accept here"
+    )
     args = parser.parse_args()
     n = 300 if args.quick else args.n
     rng = np.random.default_rng(args.seed)
@@ -140,8 +150,12 @@ def main() -> int:
     def record(source: str, verdict: str, text: str) -> None:
         counts[verdict] += 1
         by_source[source][verdict] += 1
-        if verdict in ("traceback", "hang", "wrong_accept") and len(examples[verdict]) < 3:
-            examples[verdict].append(text[:400])
+        if verdict in ("traceback", "hang", "wrong_accept"):
+            if len(examples[verdict]) < 3:
+                examples[verdict].append(text[:400])
+            if args.save is not None:
+                args.save.mkdir(parents=True, exist_ok=True)
+                (args.save / f"{verdict}-{counts[verdict]}.txt").write_text(text, encoding="utf-8")
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
