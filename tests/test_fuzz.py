@@ -132,6 +132,18 @@ def test_issue_14_yaml_reads_numbers_and_names_as_a_person_does(tmp_path: Path) 
     assert game.mechanism.lam == 1e-6 and game.outcomes == ("yes", "no", "on")
 
 
+def test_issue_14_keys_that_are_numbers_or_booleans_are_named_in_the_message(tmp_path: Path) -> None:
+    """A key YAML reads as a number or a boolean (``1.5:``, ``0x1F:``, ``true:``) is an unknown
+    field or outcome like any other (the first long campaign's one traceback was of this kind)."""
+    text = BASE + "1.5: x\n0x1F: y\n"
+    path = _write(tmp_path, text.replace("{a: 0.6, b: 0.2, c: 0.2}", "{a: 0.6, b: 0.2, c: 0.2, true: 0}"))
+    result = run_cli(["solve", str(path)])
+    assert clean_error(result, str(path)), result.output
+    assert "groups[1].reward.True: unknown outcome True" in result.stderr
+    assert f"{path}:15: 1.5: Keys should be strings" in result.stderr
+    assert f"{path}:16: 31: Keys should be strings" in result.stderr
+
+
 def test_issue_14_anchors_shared_by_many_groups_still_load(tmp_path: Path) -> None:
     """An anchor used by every group is what aliases are for: only a bomb is refused."""
     groups = "".join(f"  - {{name: g{i}, size: 1, reward: *r}}\n" for i in range(30))

@@ -112,11 +112,36 @@ def format_field(path: Path_) -> str:
     for part in path:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
-            continue
-        plain = isinstance(part, str) and part.isprintable() and 0 < len(part) <= SHOWN_CHARS
-        text = part if plain else shown(part)
-        out += f".{text}" if out else text
+        else:
+            out = _with_key(out, part)
     return out
+
+
+def _with_key(field: str, key: object) -> str:
+    """``field.key``, the key as written where it is a plain printable name, else quoted."""
+    plain = isinstance(key, str) and key.isprintable() and 0 < len(key) <= SHOWN_CHARS
+    text = key if plain else shown(key)
+    return f"{field}.{text}" if field else str(text)
+
+
+def _is_key(node: yaml.Node, part: str | int | float | bool | None) -> bool:
+    """Whether the key node ``node`` is the key ``part`` of a path (pydantic's or ours): the
+    same text, or, for a key YAML reads as a number or boolean (``0x1F``, ``true``), the same value."""
+    if not isinstance(node, yaml.ScalarNode):
+        return False
+    if isinstance(part, str):
+        return node.value == part
+    try:
+        value = yaml.load(node.value, Loader=Loader) if not node.style else node.value  # plain: "" or None
+    except yaml.YAMLError:
+        return False
+    return not isinstance(value, str) and value == part
+
+
+def _continued(field: str, rest: Path_) -> str:
+    """The remaining parts of a path not found in the document, formatted after ``field``."""
+    text = format_field(rest)
+    return text if not field or not text or text.startswith("[") else f".{text}"
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -238,32 +263,36 @@ class Document:
 
     def line(self, path: Path_) -> int | None:
         """Line of ``path`` (of its key, for a mapping entry), or of its nearest ancestor."""
-        node = self.root
-        line = node.start_mark.line + 1
-        for part in path:
+        return self._locate(path)[0]
+
+    def _locate(self, path: Path_) -> tuple[int, str]:
+        """The line of ``path`` and its field text, read off the document: a part is a key
+        (``.name``, quoted where it is not a plain name) where the node is a mapping, so that
+        a key ``0x1F`` (31 to pydantic) is not taken for an index; an index (``[i]``) where it
+        is a list; past the nodes found, as :func:`format_field` writes it."""
+        node: yaml.Node | None = self.root
+        line = self.root.start_mark.line + 1
+        field = ""
+        for k, part in enumerate(path):
             if isinstance(node, yaml.MappingNode):
-                match = next(
-                    (
-                        (k, v)
-                        for k, v in node.value
-                        if isinstance(k, yaml.ScalarNode) and k.value == str(part)
-                    ),
-                    None,
-                )
+                match = next(((key, v) for key, v in node.value if _is_key(key, part)), None)
                 if match is None:
-                    return line
+                    return line, field + _continued(field, path[k:])
                 line, node = match[0].start_mark.line + 1, match[1]
+                field = _with_key(field, part)
             elif (
                 isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value)
             ):
                 node = node.value[part]
                 line = node.start_mark.line + 1
+                field += f"[{part}]"
             else:
-                return line
-        return line
+                return line, field + _continued(field, path[k:])
+        return line, field
 
     def error(self, path: Path_, message: str) -> SpecError:
-        return SpecError(self.path, self.line(path), format_field(path), message)
+        line, field = self._locate(path)
+        return SpecError(self.path, line, field, message)
 
     def failed(self, path: Path_) -> bool:
         """Whether a problem of the field ``path`` itself is already recorded (a partial spec's
