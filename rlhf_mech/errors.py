@@ -2,16 +2,32 @@
 
 Core functions raise :class:`ValueError` for bad arguments (like scipy's ``_iv`` checks);
 everything a *user* can get wrong in a file or on the command line becomes a
-:class:`RlhfMechError`, which the CLI turns into one line on stderr and exit code 2.
+:class:`RlhfMechError`, which the CLI turns into lines on stderr (one per problem, each
+``error: ...``) and exit code 2.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+#: Longest user text quoted in a message.
+SHOWN_CHARS = 40
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message: escaped (control characters as ``\\x1b``), cut to
+    :data:`SHOWN_CHARS` characters (a 401-digit number or a file's content is not echoed)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 class RlhfMechError(Exception):
     """An error caused by the user's input, written for the user."""
+
+    def lines(self) -> tuple[str, ...]:
+        """The problems, one line each (the CLI prints each as ``error: LINE``)."""
+        return (str(self),)
 
 
 class SpecError(RlhfMechError):
@@ -23,6 +39,11 @@ class SpecError(RlhfMechError):
     line : 1-based line number, or ``None`` when the problem has no single line.
     field : dotted field path such as ``groups[1].reward``; empty for the whole file.
     message : what is wrong, in words.
+
+    Attributes
+    ----------
+    problems : every problem found in the file, this one first (:meth:`collected`); the
+        attributes above are the first problem's.
     """
 
     def __init__(self, path: str | Path, line: int | None, field: str, message: str) -> None:
@@ -30,6 +51,31 @@ class SpecError(RlhfMechError):
         self.line = line
         self.field = field
         self.message = message
-        where = self.path if line is None else f"{self.path}:{line}"
-        what = f"{field}: {message}" if field else message
-        super().__init__(f"{where}: {what}")
+        self.problems: tuple[SpecError, ...] = (self,)
+        super().__init__(self.text)
+
+    @property
+    def text(self) -> str:
+        """This one problem as ``FILE:LINE: FIELD: message``."""
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{where}: {what}"
+
+    @classmethod
+    def collected(cls, problems: Sequence[SpecError]) -> SpecError:
+        """One exception carrying every problem of ``problems`` (each may carry several), in order."""
+        flat = tuple(p.single() for problem in problems for p in problem.problems)
+        if not flat:
+            raise ValueError("`problems` is empty")
+        first = flat[0]
+        error = cls(first.path, first.line, first.field, first.message)
+        error.problems = (error, *flat[1:])
+        error.args = ("\n".join(error.lines()),)
+        return error
+
+    def single(self) -> SpecError:
+        """This problem alone (without the others a :meth:`collected` error carries)."""
+        return self if len(self.problems) == 1 else SpecError(self.path, self.line, self.field, self.message)
+
+    def lines(self) -> tuple[str, ...]:
+        return tuple(p.text for p in self.problems)

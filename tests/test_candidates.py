@@ -232,7 +232,7 @@ ERRORS = [
         "    scores: {helpful: 1.0}\n",
         6,
         "candidates[0].scores",
-        "no score for reward model(s) harmless",
+        "no score for reward model(s) 'harmless'",
     ),
     (
         "    scores: {helpful: 1.0, harmless: 0.0}\n",
@@ -246,7 +246,7 @@ ERRORS = [
         "    divergence: -0.5\n",
         9,
         "candidates[1].divergence",
-        "greater than or equal to 0",
+        "must be >= 0, got -0.5",
     ),
     (
         "    divergence: 0.5\n",
@@ -255,13 +255,13 @@ ERRORS = [
         "candidates[1].kl",
         "unknown field (expected one of: name, scores, divergence)",
     ),
-    ("  - name: c\n", "  - name: a\n", 10, "candidates[2]", "duplicate candidate name 'a'"),
+    ("  - name: c\n", "  - name: a\n", 10, "candidates[2].name", "duplicate candidate name 'a'"),
     (
         "    preference: {harmless: 1}\n",
         "    preference: {harmless: -1}\n",
         23,
         "groups[1].preference.harmless",
-        "weight -1.0 is negative",
+        "must be >= 0, got -1",
     ),
     (
         "    preference: {harmless: 1}\n",

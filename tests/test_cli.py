@@ -18,6 +18,8 @@ from cases import INVALID_GAME_FILES, VALID_GAME, InvalidGameFile
 from typer.testing import CliRunner
 
 from rlhf_mech.cli import app
+from rlhf_mech.errors import SpecError
+from rlhf_mech.files import load_game
 
 runner = CliRunner()
 
@@ -131,7 +133,7 @@ def test_solve_truthful_game_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", INVALID_GAME_FILES, ids=lambda c: c.name)
-def test_solve_bad_game_file_exits_2_with_one_line(case: InvalidGameFile, tmp_path: Path) -> None:
+def test_solve_bad_game_file_exits_2_with_a_line_per_problem(case: InvalidGameFile, tmp_path: Path) -> None:
     for name, values in case.files.items():
         array = np.asarray(values, dtype=float)
         if name.endswith(".npy"):
@@ -144,7 +146,9 @@ def test_solve_bad_game_file_exits_2_with_one_line(case: InvalidGameFile, tmp_pa
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
+    with pytest.raises(SpecError) as info:
+        load_game(path)
+    assert lines == [f"error: {line}" for line in info.value.lines()], result.stderr
     where = f"{path}:{case.line}: " if case.line is not None else f"{path}: "
     assert lines[0].startswith(f"error: {where}"), lines[0]
     if case.field:
@@ -195,7 +199,11 @@ def test_solve_bad_file_in_a_real_process(tmp_path: Path) -> None:
     )
     stderr = proc.stderr.decode()
     assert proc.returncode == 2, stderr
-    assert stderr.splitlines() == [f"error: {path}:5: divergence.lambda: Input should be greater than 0"]
+    assert stderr.splitlines() == [
+        f"error: {path}:5: divergence.lambda: lambda -1 is outside [1e-100, 1e+100], the range over "
+        "which the solvers are checked: below it scores / lambda leave the float range, above it "
+        "every payment is smaller than the rounding of the values it is a difference of"
+    ]
     assert proc.stdout == b""
 
 
@@ -203,8 +211,9 @@ def test_schema_prints_json() -> None:
     result = runner.invoke(app, ["schema"])
     _ok(result)
     schema = json.loads(result.stdout)
-    assert schema["title"] == "rlhf-mech game file, format v1"
-    assert "groups" in schema["properties"]
+    assert schema["title"] == "rlhf-mech game file (format v1: core or candidate-model game)"
+    assert "groups" in schema["$defs"]["GameSpec"]["properties"]
+    assert "candidates" in schema["$defs"]["CandidateGameSpec"]["properties"]
     assert runner.invoke(app, ["schema"]).stdout_bytes == result.stdout_bytes
 
 

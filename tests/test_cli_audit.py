@@ -299,6 +299,36 @@ def test_github_annotations_of_an_invalid_file(games):
     )
 
 
+def test_every_problem_of_an_invalid_file_is_located_in_every_format(games):
+    """A file's problems are all reported in one run (issue 14), each at its own line: one
+    ``error:`` line, one annotation and one SARIF result per problem; the file counts once."""
+    broken = games / "broken.yaml"
+    broken.write_text(INVALID.replace("    size: 1\n", "    size: 9\n"), encoding="utf-8")
+    text = audit(str(broken))
+    assert text.exit_code == 2, text.output
+    assert text.stderr.splitlines() == [
+        f"error: {broken}:11: groups[0].reward: rewards sum to 0.9; normalization 'sum' needs 1 (±1e-9)",
+        f"error: {broken}:13: groups[1].size: size 9.0 is above max_size 5.0",
+    ]
+    assert "; 1 invalid file" in text.stdout
+    github = audit(str(broken), "--format", "github").stdout.splitlines()
+    assert [line.split(",title=")[0] for line in github[:-1]] == [
+        f"::error file={broken},line=11",
+        f"::error file={broken},line=13",
+    ]
+    results = json.loads(audit(str(broken), "--format", "sarif").stdout)["runs"][0]["results"]
+    assert [(r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in results] == [
+        ("invalid_file", 11),
+        ("invalid_file", 13),
+    ]
+    assert results[1]["message"]["text"] == "groups[1].size: size 9.0 is above max_size 5.0"
+    data = json.loads(audit(str(broken), "--format", "json").stdout)
+    assert data["summary"]["invalid"] == 1
+    assert data["games"] == [
+        {"source": str(broken), "line": 11, "error": text.stderr.replace("error: ", "").strip()}
+    ]
+
+
 def test_sarif_is_valid_sarif_2_1_0(games, tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     (games / "broken.yaml").write_text(INVALID, encoding="utf-8")

@@ -94,14 +94,15 @@ def test_get_divergence_unknown_name_lists_the_valid_ones() -> None:
         get_divergence("wasserstein")
 
 
-def test_terms_equal_q_g_of_ratio(divergence: str) -> None:
-    """``terms(pi, q) = q g(pi / q)`` (the definition of D_f above Definition 4.1)."""
+def test_terms_equal_q_g_of_ratio_less_its_linear_part(divergence: str) -> None:
+    """``terms(pi, q) = q (g(t) - g'(1) (t - 1))``, ``t = pi / q``: summed over distributions
+    (``sum pi = sum q``) the definition of D_f above Definition 4.1."""
     div = DIVERGENCES[divergence]
     rng = np.random.default_rng(1)
     q = rng.uniform(0.01, 1.0, size=500)
     t = np.geomspace(1e-4, 1e4, 500)
     rng.shuffle(t)
-    expected = q * g_reference(divergence, t)
+    expected = q * (g_reference(divergence, t) - div.g_prime_at_one * (t - 1.0))
     np.testing.assert_allclose(div.terms(q * t, q), expected, rtol=1e-12, atol=1e-15)
 
 
@@ -123,10 +124,11 @@ def test_terms_finite_at_boundary_and_tiny_prior(divergence: str) -> None:
         assert np.isinf(terms[0]) and terms[0] > 0
         terms = terms[2:]
     assert np.all(np.isfinite(terms))
-    # q g(0) with g(0) = lim_{t -> 0} g(t), and q g(pi/q) -> pi * lim g(t)/t for q -> 0
+    # q (g(0) + g'(1)) with g(0) = lim_{t -> 0} g(t) (the linear part at t = 0 is g'(1) (0 - 1))
     g0 = {"kl": 0.0, "chi2": 1.0, "tv": 1.0, "hellinger": 1.0, "js": 0.5 * LOG2, "none": 0.0}
     if divergence in g0:
-        np.testing.assert_allclose(div.terms(pi[:1], q[:1]), 0.5 * g0[divergence], rtol=1e-15)
+        expected = 0.5 * (g0[divergence] + div.g_prime_at_one)
+        np.testing.assert_allclose(div.terms(pi[:1], q[:1]), expected, rtol=1e-15)
 
 
 def test_divergence_is_nonnegative_on_the_simplex(divergence: str) -> None:

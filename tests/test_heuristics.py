@@ -187,7 +187,7 @@ def test_payment_block_loads_and_writes_back(write_game, tmp_path) -> None:
     [
         (
             "{rule: early_stopped, step_size: 1.5}",
-            "payment.step_size: Input should be less than or equal to 1",
+            "payment.step_size: must be <= 1, got 1.5",
         ),
         (
             "{rule: early_stopped, stepz: 3}",
@@ -198,7 +198,8 @@ def test_payment_block_loads_and_writes_back(write_game, tmp_path) -> None:
             "{rule: intermediate_checkpoints, checkpoints: [a, zz]}",
             "payment.checkpoints: unknown outcome 'zz'",
         ),
-        ("{rule: early_stopped, steps: 0}", "payment.steps: Input should be greater than or equal to 1"),
+        ("{rule: early_stopped, steps: 0}", "payment.steps: must be >= 1, got 0"),
+        ("{rule: early_stopped, steps: 100000000}", "payment.steps: must be <= 10000, got 100000000"),
     ],
 )
 def test_bad_payment_blocks_name_line_and_field(write_game, payment: str, message: str) -> None:
@@ -206,6 +207,29 @@ def test_bad_payment_blocks_name_line_and_field(write_game, payment: str, messag
     result = runner.invoke(app, ["solve", str(path)])
     assert result.exit_code == 2
     assert f"{path}:4: {message}" in result.stderr
+
+
+def test_payment_problems_come_with_every_other_problem_of_the_file(write_game) -> None:
+    """Every problem of a file in one run (issue 14) includes those of its ``payment:``
+    mapping: a bad parameter next to a bad group, every unknown outcome a parameter names."""
+    bad_bound = GAME.replace("step_size: 0.25", "step_size: 1.5").replace("size: 3,", "size: 0,")
+    path = write_game(bad_bound)
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {path}:4: payment.step_size: must be <= 1, got 1.5",
+        f"error: {path}:8: groups[1].size: must be >= 1, got 0",
+    ]
+    checkpoints = "{rule: intermediate_checkpoints, checkpoints: [a, zz, yy]}"
+    text = GAME.replace("{rule: early_stopped, steps: 3, step_size: 0.25}", checkpoints)
+    path = write_game(text.replace("size: 3,", "size: 30,"))
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {path}:4: payment.checkpoints: unknown outcome 'zz'",
+        f"error: {path}:4: payment.checkpoints: unknown outcome 'yy'",
+        f"error: {path}:8: groups[1].size: size 30.0 is above max_size 5.0",
+    ]
 
 
 def test_payment_param_on_the_command_line(write_game) -> None:

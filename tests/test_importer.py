@@ -339,7 +339,7 @@ def test_cli_import_responses_writes_arrays(tmp_path):
         (["--logprob-col", "x", "--as", "candidates"], "--logprob-col is for --as responses"),
         (["--reward-col", "h=nope"], "no column named 'nope'"),
         (["--group", "g:0:h"], "--group 'g:0:h': size '0' must be a number >= 1"),
-        (["--lambda", "0"], "--lambda must be positive"),
+        (["--lambda", "0"], "--lambda must be in [1e-100, 1e+100]"),
     ],
 )
 def test_cli_import_errors_are_one_line(tmp_path, model_files, extra, message):

@@ -35,8 +35,11 @@ def test_invalid_game_file_names_line_and_field(case: InvalidGameFile, write_gam
     assert err.path == str(path)
     where = str(path) if case.line is None else f"{path}:{case.line}"
     what = f"{case.field}: {err.message}" if case.field else err.message
-    assert str(err) == f"{where}: {what}"
-    assert "\n" not in str(err)
+    assert err.lines()[0] == f"{where}: {what}"
+    # every problem of the file, one line each (issue 14), the first one first
+    assert str(err) == "\n".join(err.lines())
+    for line in err.lines():
+        assert line.startswith(f"{path}") and "\n" not in line
     assert "np.float64" not in str(err)
 
 
@@ -204,8 +207,8 @@ def test_file_reference_is_relative_to_the_game_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(game.truth.rewards, [[0.25, 0.75]])
 
 
-def test_divergence_alias_and_defaults(write_game) -> None:
-    game = load_game(write_game("outcomes: [a, b]\ndivergence: {kind: total_variation}\n" + GROUPS_TAIL))
+def test_divergence_names_and_defaults(write_game) -> None:
+    game = load_game(write_game("outcomes: [a, b]\ndivergence: {kind: tv}\n" + GROUPS_TAIL))
     assert (game.mechanism.divergence.name, game.mechanism.lam) == ("tv", 1.0)
     game = load_game(write_game("outcomes: [a, b]\n" + GROUPS_TAIL, name="defaults.yaml"))
     assert (game.name, game.mechanism.divergence.name, game.mechanism.payment_rule.name, game.max_size) == (
@@ -240,9 +243,14 @@ def test_expect_block(write_game) -> None:
 
 
 def test_schema_describes_the_format() -> None:
-    schema = game_schema()
-    assert schema["title"] == "rlhf-mech game file, format v1"
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    top = game_schema()
+    assert top["title"] == "rlhf-mech game file (format v1: core or candidate-model game)"
+    assert top["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    # one schema for both formats, dispatched as the loader does: on a candidates: key
+    assert top["if"] == {"required": ["candidates"]}
+    assert top["then"] == {"$ref": "#/$defs/CandidateGameSpec"}
+    assert top["else"] == {"$ref": "#/$defs/GameSpec"}
+    schema = top["$defs"]["GameSpec"]
     for key in (
         "outcomes",
         "initial",
@@ -255,5 +263,5 @@ def test_schema_describes_the_format() -> None:
     ):
         assert key in schema["properties"], key
     assert "groups" in schema["required"]
-    divergence = schema["$defs"]["DivergenceSpec"]["properties"]
+    divergence = top["$defs"]["DivergenceSpec"]["properties"]
     assert "lambda" in divergence and "lambda_" not in divergence

@@ -15,10 +15,12 @@ from rlhf_mech.analysis._audit import (
     GameAudit,
     GroupAudit,
     Health,
+    TimeLimitExceeded,
     audit_game,
     audit_group,
     audit_groups,
     existential_findings,
+    failure_message,
     group_seed,
     has_nonnegative_payments,
     is_approximately_dsic,
@@ -29,6 +31,7 @@ from rlhf_mech.analysis._audit import (
     range_findings,
     run_audits,
     summarise,
+    time_limit,
 )
 from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
 from rlhf_mech.analysis._search import (
@@ -104,12 +107,14 @@ __all__ = [
     "ReportSpace",
     "SearchResult",
     "SweepResult",
+    "TimeLimitExceeded",
     "audit_game",
     "audit_group",
     "audit_groups",
     "evaluations_for",
     "existential_findings",
     "explicit_misreports",
+    "failure_message",
     "family_misreports",
     "group_index",
     "group_objective",
@@ -135,5 +140,6 @@ __all__ = [
     "size_misreports",
     "summarise",
     "sweep",
+    "time_limit",
     "with_truth",
 ]

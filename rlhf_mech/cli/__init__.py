@@ -88,11 +88,12 @@ def main(
 
 @contextmanager
 def user_errors(out: Output) -> Iterator[None]:
-    """Turn the domain exception into one line on stderr and exit code 2."""
+    """Turn the domain exception into lines on stderr (one per problem) and exit code 2."""
     try:
         yield
     except RlhfMechError as exc:
-        out.error(str(exc))
+        for line in exc.lines():
+            out.error(line)
         raise typer.Exit(2) from None
 
 
@@ -114,13 +115,15 @@ def _output(color: ColorChoice, quiet: bool, verbose: bool) -> Output:
     return out
 
 
-def _read_game(path: Path | str) -> Game:
-    """The game in ``path``; ``-`` reads it from standard input."""
-    from rlhf_mech.files import STDIN_NAME, load_game
+def _read_game(path: Path | str, allow_outside_refs: bool = False) -> Game:
+    """The game in ``path``; ``-`` reads it from standard input (no more of it than a file may hold)."""
+    from rlhf_mech.files import MAX_FILE_BYTES, STDIN_NAME, load_game
 
     if str(path) == "-":
-        return load_game(STDIN_NAME, text=sys.stdin.read())
-    return load_game(path)
+        stream = getattr(sys.stdin, "buffer", sys.stdin)  # bytes, decoded (and checked) by load_game
+        text = stream.read(MAX_FILE_BYTES + 1)
+        return load_game(STDIN_NAME, text=text, allow_outside_refs=allow_outside_refs)
+    return load_game(path, allow_outside_refs=allow_outside_refs)
 
 
 GameFile = Annotated[
@@ -134,6 +137,13 @@ PaymentParamOption = Annotated[
     typer.Option(
         "--payment-param",
         help="KEY=VALUE, repeatable: a parameter of the payment rule (e.g. steps=20, step_size=0.5).",
+    ),
+]
+OutsideOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-refs",
+        help="Let {file: ...} references leave the game file's folder (absolute paths, .., symlinks out).",
     ),
 ]
 
@@ -156,6 +166,7 @@ def solve(
             show_default=False,
         ),
     ] = None,
+    allow_outside_refs: OutsideOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
     color: ColorOption = ColorChoice.auto,
@@ -171,7 +182,7 @@ def solve(
         from rlhf_mech.render import distribution_rows, render_solution, solution_to_json
 
         with out.step(f"load {game_file}"):
-            game = _read_game(game_file)
+            game = _read_game(game_file, allow_outside_refs)
         with out.step("solve"):
             rule = payment_override(game, payment.value if payment else None, payment_param)
             solution = solve_game(game, rule)
@@ -243,6 +254,7 @@ def sweep_command(
     plot: Annotated[
         Path | None, typer.Option(help="Also draw the sweep to FILE (.png, .pdf, .svg; matplotlib).")
     ] = None,
+    allow_outside_refs: OutsideOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
     color: ColorOption = ColorChoice.auto,
@@ -264,7 +276,7 @@ def sweep_command(
             group=group, all_groups=all_groups, report_size=report_size, **options
         )
         with out.step(f"load {game_file}"):
-            game = _read_game(game_file)
+            game = _read_game(game_file, allow_outside_refs)
         with out.step("sweep"), sweep_progress(out.err, request.points(game), not quiet) as on_progress:
             json_out = output_format is SweepFormat.json  # only JSON shows the distributions
             rule = payment_override(game, payment.value if payment else None, payment_param)
@@ -401,22 +413,29 @@ def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
             matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
             found += [p for p in matches if p.is_file()]
             if not matches:
-                missing.append(InvalidFile(pattern, f"{pattern}: no file matches", reason="no file matches"))
+                missing.append(InvalidFile.of(pattern, "no file matches"))
         else:
-            message = "no such file or directory"
-            missing.append(InvalidFile(pattern, f"{pattern}: {message}", reason=message))
+            missing.append(InvalidFile.of(pattern, "no such file or directory"))
     return list(dict.fromkeys(found)), missing
 
 
-def _load_games(paths: list[Path]) -> tuple[list[Game], list[InvalidFile]]:
+def _load_games(
+    paths: list[Path], allow_outside_refs: bool, limit: float | None
+) -> tuple[list[Game], list[InvalidFile]]:
+    """Every file that loads, and the others as invalid: one file's problem (any exception,
+    or loading past the time limit) never stops the others."""
+    from rlhf_mech.analysis import failure_message, time_limit
     from rlhf_mech.render import InvalidFile
 
     games, invalid = [], []
     for path in paths:
         try:
-            games.append(_read_game(path))
+            with time_limit(limit):
+                games.append(_read_game(path, allow_outside_refs))
         except RlhfMechError as exc:
             invalid.append(InvalidFile.from_error(str(path), exc))
+        except Exception as exc:  # isolation, as in run_audits
+            invalid.append(InvalidFile.of(str(path), failure_message(exc)))
     return games, invalid
 
 
@@ -492,6 +511,16 @@ def audit_command(
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (tcp://HOST:PORT) for --backend dask.")
     ] = None,
+    time_limit_s: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            min=0.0,
+            help="Seconds one file may take to load, and each part of its audit to run; past it the "
+            "file is reported invalid and the others go on (0: no limit).",
+        ),
+    ] = 600.0,
+    allow_outside_refs: OutsideOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the summary line (text), no progress.")
     ] = False,
@@ -500,8 +529,10 @@ def audit_command(
 ) -> None:
     """Audit game files: DSIC, IR, payments >= 0, the need for payment (and noise, expect:).
 
-    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid or there
-    is nothing to audit. Options not given come from [tool.rlhf-mech] in pyproject.toml.
+    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid (a file
+    that cannot be loaded or whose audit fails or runs past --time-limit; the others are
+    audited all the same) or there is nothing to audit. Options not given come from
+    [tool.rlhf-mech] in pyproject.toml.
     """
     out = _output(color, quiet, verbose)
     with user_errors(out):
@@ -529,7 +560,7 @@ def audit_command(
         )
         from rlhf_mech.cli._options import parse_others
         from rlhf_mech.files import save_counterexamples
-        from rlhf_mech.render import audit_progress
+        from rlhf_mech.render import InvalidFile, audit_progress
 
         options = AuditOptions(
             budget=config.get("budget", budget, DEFAULT_BUDGET),
@@ -539,16 +570,23 @@ def audit_command(
             others=parse_others(others),
         )
         fmt = AuditFormat(config.get("output-format", output_format, AuditFormat.text))
+        limit = time_limit_s or None
         with out.step("load " + " ".join(patterns)):
             paths_found, invalid = _game_paths(patterns)
-            games, unreadable = _load_games(paths_found)
+            games, unreadable = _load_games(paths_found, allow_outside_refs, limit)
             invalid += unreadable
         if not games and not invalid:
             raise RlhfMechError(f"nothing to audit: no game files (*.yaml, *.yml) in {' '.join(patterns)}")
         for bad in invalid:
-            out.error(bad.message)
+            for line in bad.message.splitlines():
+                out.error(line)
         tasks = sum(g.n_groups for g in games)
         client = _dask_client(scheduler) if scheduler is not None else None
+        failed: list[InvalidFile] = []
+
+        def on_failure(g: int, message: str) -> None:
+            failed.append(InvalidFile.of(games[g].source or games[g].name, message))
+
         try:
             with out.step("audit"), audit_progress(out.err, tasks, enabled=not quiet) as advance:
                 audits: list[GameAudit] = run_audits(
@@ -558,12 +596,24 @@ def audit_command(
                     workers=config.get("workers", workers, 1),
                     dask_client=client,
                     on_task_done=advance,
+                    on_failure=on_failure,
+                    time_limit_s=limit,
                 )
         finally:
             if client is not None:
                 client.close()
         with out.step("write"):
-            saved = save_counterexamples(audits, counterexamples) if counterexamples else {}
+            saved: dict[tuple[int, str], str] = {}
+            if counterexamples:
+
+                def on_error(k: int, message: str) -> None:
+                    source = audits[k].game.source or audits[k].game.name
+                    failed.append(InvalidFile(source, message, reason=message))
+
+                saved = save_counterexamples(audits, counterexamples, on_error)
+            for bad in failed:
+                out.error(bad.message)
+            invalid += failed
             summary = summarise(audits, len(invalid))
             if junit is not None:
                 from rlhf_mech.render import to_junit

@@ -14,7 +14,7 @@ import numpy as np
 from rlhf_mech.analysis import OTHERS_KINDS, OthersSpec, SweepResult, group_index, sweep, with_truth
 from rlhf_mech.core import Game, PaymentRule, ProgressCallback, get_payment_rule
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.files import read_reward
+from rlhf_mech.files import SIZE_LIMIT, read_reward
 
 Array = np.ndarray
 
@@ -192,8 +192,25 @@ class SweepRequest:
         on_progress: ProgressCallback | None = None,
         keep_distributions: bool = True,
     ) -> list[SweepResult]:
-        """One :func:`sweep` per requested group."""
+        """One :func:`sweep` per requested group.
+
+        Raises
+        ------
+        RlhfMechError
+            for a reported size above :data:`~rlhf_mech.files.SIZE_LIMIT` (the limit of a
+            game file's sizes: beyond it the scores, and so every payment, lose their digits).
+        """
         reward = None if self.report_reward is None else read_reward(self.report_reward, game)
+        for i in self.groups(game):
+            largest = self.report_size or 0.0
+            if self.family == "size":
+                largest = float(np.max(self.parameters)) * float(game.truth.sizes[i])
+            if largest > SIZE_LIMIT:
+                option = "--alpha" if self.family == "size" else "--report-size"
+                raise RlhfMechError(
+                    f"{option}: a reported size of {largest:g} is above {SIZE_LIMIT:g}, the largest size "
+                    "a game may have (scores that large lose every digit of the payments)"
+                )
         return [
             sweep(
                 game,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech.core._numerics import log_expectation_exp, row_dot
+from rlhf_mech.core._numerics import log_expectation_exp, log_ratio, row_dot
 from rlhf_mech.core._registry import lookup
 
 Array = np.ndarray
@@ -63,8 +63,14 @@ class Divergence:
     ----------
     name : canonical name used in game files.
     formula : ``g`` as text, for documentation and output.
-    terms : ``(pi, q) -> q * g(pi / q)`` elementwise, in a form that is finite for
-        ``pi = 0`` and ``q`` down to 1e-300.
+    terms : ``(pi, q) -> q * (g(t) - g'(1) (t - 1))`` elementwise with ``t = pi / q``: the same
+        divergence for distributions (``sum pi = sum q = 1``, so the linear part sums to 0),
+        without the linear part that the rounding of the two sums (~1e-16) would otherwise
+        multiply by lambda (at lambda = 1e16 that is a D_f of -2). Each form is written in
+        ``pi - q`` (exact where ``pi ~ q``) with ``log1p`` (:func:`~rlhf_mech.core._numerics.log_ratio`),
+        so that a term is accurate to a few ulps of ``q |t - 1|`` however close ``t`` is to 1;
+        finite for ``pi = 0`` (except
+        reverse KL, which is infinite there) and ``q`` down to 1e-300.
     subgradient : ``t -> (lo, hi)``, the interval ``∂g(t)`` (``lo == hi == g'(t)`` where
         ``g`` is differentiable; ``lo = -inf`` at ``t = 0``, the boundary of the simplex).
     g_prime : ``t -> g'(t)`` (for TV, the right derivative).
@@ -72,6 +78,8 @@ class Divergence:
         or ``None`` where ``g'`` has no inverse.
     g_prime_at_zero : ``g'(0+)``; where ``y <= g'(0+)`` the optimal ratio is ``t = 0``.
     g_prime_sup : ``sup g'``; the multiplier must keep every ``y`` below it.
+    g_prime_at_one : ``g'(1)`` (for TV the subgradient 0 of ``[-1, 1]``): the coefficient of
+        the linear part ``g'(1) (t - 1)`` that ``terms`` leaves out.
     newton_power : ``p`` of the Newton iteration on ``T(z)^(-1/p)`` (see
         ``solver._newton_step``): ``inf`` for ``log T`` (KL, where ``t`` is log-linear),
         ``-1`` for ``T`` itself (chi^2, piecewise linear), the order of the pole of
@@ -106,6 +114,7 @@ class Divergence:
     g_prime_inverse: Callable[[Array], tuple[Array, Array]] | None
     g_prime_at_zero: float
     g_prime_sup: float
+    g_prime_at_one: float = 0.0
     newton_power: float = np.inf
     closed_form: Callable[[Array, Array, Array, float], ClosedForm] | None = None
     pole_inverse: Callable[[Array], tuple[Array, Array]] | None = None
@@ -136,8 +145,9 @@ def _smooth(g_prime: Callable[[Array], Array]) -> Callable[[Array], tuple[Array,
 
 
 def _kl_terms(pi: Array, q: Array) -> Array:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(pi > 0, pi * (np.log(pi) - np.log(q)), 0.0)
+    # q (t log t - t + 1) = pi log(pi / q) - (pi - q) (see Divergence.terms)
+    with np.errstate(invalid="ignore"):
+        return np.where(pi > 0, pi * log_ratio(pi, q), 0.0) - (pi - q)
 
 
 def _kl_g_prime(t: Array) -> Array:
@@ -163,10 +173,16 @@ def _kl_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> Closed
     s_max = scores.max(axis=-1)
     gaps = np.subtract(scores, s_max[:, None])
     gaps /= lam
+    narrow = gaps.min(axis=-1) >= -1.0
     log_mass, pi = _kl_log_mass(gaps, log_q, q)
     pi /= pi.sum(axis=-1, keepdims=True)
     gaps -= log_mass[:, None]  # log(pi / q)
     divergence = lam * row_dot(pi, gaps, work=gaps)
+    if narrow.any():
+        # Spread below lambda: D ~ spread^2 / lambda^2 while lambda times the rounding of the
+        # log-ratios (against the pi normalised by its own sum) is ~ lambda eps, so D is
+        # formed from pi itself in the Bregman form of Divergence.terms.
+        divergence[narrow] = lam * _kl_terms(pi[narrow], q).sum(axis=-1)
     nu = log_mass - 1.0
     return ClosedForm(pi=pi, mu=s_max + lam * nu, nu=nu, value=s_max + lam * log_mass, divergence=divergence)
 
@@ -281,7 +297,8 @@ def _tv_optimal_value(scores: Array, log_q: Array, q: Array, lam: float) -> Arra
 
 
 def _hellinger_terms(pi: Array, q: Array) -> Array:
-    return (np.sqrt(pi) - np.sqrt(q)) ** 2
+    # (sqrt pi - sqrt q)^2 with the difference formed exactly: pi - q, not sqrt pi - sqrt q
+    return ((pi - q) / (np.sqrt(pi) + np.sqrt(q))) ** 2
 
 
 def _hellinger_g_prime(t: Array) -> Array:
@@ -308,8 +325,8 @@ def _hellinger_pole_curvature(t: Array, dlog_t: Array) -> Array:
 
 
 def _reverse_kl_terms(pi: Array, q: Array) -> Array:
-    with np.errstate(divide="ignore"):
-        return q * (np.log(q) - np.log(pi))
+    # q (t - 1 - log t) = (pi - q) - q log(pi / q) (see Divergence.terms)
+    return (pi - q) - q * log_ratio(pi, q)
 
 
 def _reverse_kl_g_prime(t: Array) -> Array:
@@ -336,11 +353,15 @@ def _reverse_kl_pole_curvature(t: Array, dlog_t: Array) -> Array:
 
 
 def _js_terms(pi: Array, q: Array) -> Array:
-    # q g(p/q) = (p log(2p / (p + q)) + q log(2q / (p + q))) / 2: no ratio p/q is formed.
+    # q g(p/q) = (p log(2p / (p + q)) + q log(2q / (p + q))) / 2: no ratio p/q is formed, and
+    # log_ratio keeps both logarithms accurate where p ~ q (g'(1) = 0: there is no linear part).
+    # The differences 2p - (p + q) = p - q and 2q - (p + q) = q - p are exact; from the rounded
+    # p + q they would not be.
     total = pi + q
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_part = np.where(pi > 0, pi * np.log(2.0 * pi / total), 0.0)
-    return 0.5 * (p_part + q * np.log(2.0 * q / total))
+    diff = pi - q
+    with np.errstate(invalid="ignore"):
+        p_part = np.where(pi > 0, pi * log_ratio(2.0 * pi, total, diff), 0.0)
+    return 0.5 * (p_part + q * log_ratio(2.0 * q, total, -diff))
 
 
 def _js_g_prime(t: Array) -> Array:
@@ -418,6 +439,7 @@ KL = Divergence(
     g_prime_inverse=_kl_inverse,
     g_prime_at_zero=-np.inf,
     g_prime_sup=np.inf,
+    g_prime_at_one=1.0,
     closed_form=_kl_closed_form,
     closed_form_value=_kl_optimal_value,
     gibbs_form=True,
@@ -471,6 +493,7 @@ REVERSE_KL = Divergence(
     g_prime_inverse=_from_pole(0.0, _reverse_kl_pole_inverse),
     g_prime_at_zero=-np.inf,
     g_prime_sup=0.0,
+    g_prime_at_one=-1.0,
     newton_power=1.0,
     pole_inverse=_reverse_kl_pole_inverse,
     pole_distance=_reverse_kl_pole_distance,

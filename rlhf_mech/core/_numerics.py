@@ -47,6 +47,23 @@ def row_dot(a: np.ndarray, v: np.ndarray, work: np.ndarray | None = None) -> np.
     return np.multiply(a, v, out=work).sum(axis=-1)
 
 
+def log_ratio(a: np.ndarray, b: np.ndarray, difference: np.ndarray | None = None) -> np.ndarray:
+    """``log(a / b)`` for ``a >= 0``, ``b > 0``, accurate where ``a ~ b`` and where ``a << b``.
+
+    Where ``a`` is within a factor 2 of ``b`` it is ``log1p((a - b) / b)``: the difference is
+    exact there (Sterbenz; or pass ``difference``, ``a - b`` formed more exactly than from the
+    rounded ``a`` and ``b``), so the result is accurate to a few ulps of itself, where
+    ``log(a / b)`` would carry an absolute error of ~1e-16 (the rounding of the quotient). A
+    divergence at lambda = 1e16 is lambda times a sum of such logarithms of ratios ~1 + 1e-16,
+    and that error then is O(1). Elsewhere it is ``log a - log b``, which stays finite where
+    ``a / b`` underflows (``a = 1e-266``, ``b = 0.1``) and ``(a - b) / b`` rounds to -1.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = (a - b if difference is None else difference) / b
+        near = np.abs(delta) <= 0.5
+        return np.where(near, np.log1p(np.where(near, delta, 0.0)), np.log(a) - np.log(b))
+
+
 def log_expectation_exp(gaps: np.ndarray, log_q: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``log E_q[exp(gaps)] = log sum_j q_j exp(gaps_j)`` along the last axis, for ``gaps <= 0``.
 

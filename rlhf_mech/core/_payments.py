@@ -483,7 +483,9 @@ def _centred_expm1(rewards: Array, k: Array, means: Array, pi: Array, rows: Arra
 
 #: The training model's parameters, shared by both heuristics.
 _TRAINING_PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("steps", "int", 20, minimum=1, description="training steps T of the model run"),
+    # at most 10^4 steps: a run's cost (and its checkpoints' memory) grows with T, and a game
+    # file must not be able to ask for an endless one
+    Parameter("steps", "int", 20, minimum=1, maximum=10_000, description="training steps T of the model run"),
     Parameter(
         "step_size",
         "float",

@@ -83,6 +83,10 @@ class SolveResult:
     nit : int, passes over the scores: multiplier iterations, plus the histogram pass that
         starts the bracket (:func:`_histogram_start`); 0 for a closed form.
     method : ``"closed_form"`` or ``"newton"``.
+    reference : (...,) array or ``None``: the score the Newton iteration measured the
+        multiplier from (:func:`_frames`; ``max s`` except where the mass sits far below a
+        rare best outcome), and nu_reference : ``(mu - reference) / lambda``, exact to
+        rounding where ``nu`` is not: what :func:`kkt_residual` checks against.
     """
 
     pi: Array
@@ -93,6 +97,8 @@ class SolveResult:
     status: Array
     nit: int
     method: str
+    reference: Array | None = None
+    nu_reference: Array | None = None
 
     @property
     def success(self) -> bool:
@@ -168,11 +174,13 @@ def solve_sw_max(
         pi, mu, value, dval = sol.pi, sol.mu, sol.value, sol.divergence
         nu = sol.nu
         status, nit, used = np.zeros(flat.shape[0], dtype=int), 0, "closed_form"
+        reference = nu_reference = None
     else:
         if div.g_prime_inverse is None:
             raise ValueError(f"divergence {div.name!r} has no inverse of g' for Newton's method")
-        pi, mu, nu, value, dval, status, nit = _newton_multiplier(flat, pi_init, div, lam, maxiter)
+        pi, mu, nu, value, dval, status, nit, frame = _newton_multiplier(flat, pi_init, div, lam, maxiter)
         used = "newton"
+        reference, nu_reference = (None, None) if frame is None else (a.reshape(batch_shape) for a in frame)
     return SolveResult(
         pi=pi.reshape(scores.shape),
         mu=mu.reshape(batch_shape),
@@ -182,6 +190,8 @@ def solve_sw_max(
         status=status.reshape(batch_shape),
         nit=nit,
         method=used,
+        reference=reference,
+        nu_reference=nu_reference,
     )
 
 
@@ -216,7 +226,7 @@ def _weighted_ratios(
         return np.where(active, q * t, 0.0), np.where(active, q * dt, 0.0), None
 
 
-def _start_bracket(gaps: Array, q: Array, div: Divergence) -> tuple[Array, Array]:
+def _start_bracket(gaps: Array, q: Array, div: Divergence, top: Array | float = 0.0) -> tuple[Array, Array]:
     """``[lo, hi]`` in the iterate ``z`` with ``T(lo) >= 1 >= T(hi)`` (module docstring, step 1).
 
     ``T(z) >= 1`` where some outcome ``x`` alone has ``t = 1 / pi_init(x)`` (mass 1), and, by
@@ -225,13 +235,15 @@ def _start_bracket(gaps: Array, q: Array, div: Divergence) -> tuple[Array, Array
     :func:`_histogram_start`). ``lo`` is the largest of these bounds, the first taken over
     every outcome, not only the best one: where the best outcome is rare (``pi_init`` ~
     1e-200) the outcome that carries the mass, or the mean, gives a bound next to the root,
-    the best outcome one 200 orders of magnitude below it. ``T <= 1`` where ``y <= g'(1)``.
+    the best outcome one 200 orders of magnitude below it. ``T <= 1`` where ``y <= g'(1)``
+    for every outcome, i.e. from ``top + (-g'(1))`` on (``top``: the largest gap, 0 unless the
+    gaps are measured from another score than the best, :func:`_frames`).
     """
     total = float(np.sum(q))
     # outcome x alone is the set {x}: its bound is gap_x + _jensen_offset(q_x)
     first, best_alone = _mean_and_max(gaps, q, _jensen_offset(q, div))
     lo = np.maximum(first / total + _jensen_offset(np.array(total), div), best_alone)
-    return lo, np.maximum(float(_jensen_offset(np.array(1.0), div)), lo)
+    return lo, np.maximum(top + float(_jensen_offset(np.array(1.0), div)), lo)
 
 
 def _jensen_offset(mass: Array, div: Divergence) -> Array:
@@ -439,9 +451,12 @@ def _newton_multiplier(
     # by 1e-9.
     n_rows, m = scores.shape
     s_max = scores.max(axis=-1)
-    gaps = np.subtract(scores, s_max[:, None], out=scores if overwrite_scores else None)
+    reference = _frames(scores, s_max, q, div, lam)
+    origin = s_max if reference is None else reference
+    top = 0.0 if reference is None else (s_max - reference) / lam
+    gaps = np.subtract(scores, origin[:, None], out=scores if overwrite_scores else None)
     gaps /= lam
-    lo, hi = _start_bracket(gaps, q, div)
+    lo, hi = _start_bracket(gaps, q, div, top)
     start_passes = 0
     if np.isfinite(div.g_prime_at_zero) and m > 1:
         # t = 0 below g'(0+) (chi^2): T is piecewise, and Newton from a far start crosses its
@@ -521,8 +536,46 @@ def _newton_multiplier(
         far = pole and bool(error[live].max() > _FAR)
         z = np.where(live, candidate, z)
     pi, inner, dval = _newton_finish(gaps, z_eval, mass, qt, q, div, lam, want_pi)
-    nu = z - div.g_prime_sup if pole else z
-    return pi, s_max + lam * nu, nu, s_max + lam * inner - dval, dval, status, nit
+    nu = z - div.g_prime_sup if pole else z  # measured from origin
+    frame = None if reference is None else (reference, nu)
+    return pi, origin + lam * nu, nu - top, origin + lam * inner - dval, dval, status, nit, frame
+
+
+#: The gaps of a row are measured from another score than the best where every outcome's
+#: bound of :func:`_start_bracket` lies further than this below the best (:func:`_frames`).
+_FRAME_SHIFT = 1e4
+
+
+def _frames(scores: Array, s_max: Array, q: Array, div: Divergence, lam: float) -> Array | None:
+    """The score each row's gaps are measured from, where it is not ``max s`` (``None``: none).
+
+    The iteration resolves ``y = gap - z`` to the rounding of the gaps, ``eps |gap|``. Where a
+    rare best outcome (``pi_init`` = 1e-297) cannot carry the mass and lambda is tiny (1e-12),
+    the outcomes that do carry it sit ~1e13 below it: measured from the best score their
+    ``y ~ 0.1`` would keep only 11 digits (a KKT residual of 1e-3, ``pi`` off by 1e-5). For a
+    divergence without a pole (chi^2), the outcome whose bound "it alone carries mass 1" is
+    the largest lies next to the mass, so such rows measure their gaps from its score. The
+    pole divergences can always put the mass on the best outcome, next to the pole: they keep
+    ``max s``, whose own gap is 0 exactly. One reduction over the scores decides (spread below
+    :data:`_FRAME_SHIFT` lambda: nothing to do); one pass over the rows that may need it picks.
+    """
+    if div.pole_inverse is not None:
+        return None
+    rows = np.flatnonzero(s_max - scores.min(axis=-1) > _FRAME_SHIFT * lam)
+    if not rows.size:
+        return None
+    alone = _jensen_offset(q, div)  # outcome x alone carries mass 1 at z = gap_x + alone_x
+    reference = s_max.copy()
+    step = rows_per_chunk(scores.shape[1])
+    for k in range(0, rows.size, step):
+        idx = rows[k : k + step]
+        bounds = np.subtract(scores[idx], s_max[idx, None])
+        bounds /= lam
+        bounds += alone
+        best = bounds.argmax(axis=-1)
+        far = bounds[np.arange(idx.size), best] < -_FRAME_SHIFT
+        reference[idx[far]] = scores[idx[far], best[far]]
+    return reference if np.any(reference != s_max) else None
 
 
 def _newton_finish(
@@ -531,11 +584,12 @@ def _newton_finish(
     """``pi = q t / mass`` at the last evaluation, ``<pi, gaps>`` and ``lambda D_g(pi || q)``.
 
     ``qt`` is the last iteration's ``q t`` where the batch was one tile; otherwise the ratios
-    are evaluated once more, tile by tile, at ``z``.
+    are evaluated once more, tile by tile, at ``z``. The divergence is taken over
+    :func:`_positive` ``pi``.
     """
     if qt is not None:
         pi = qt / mass[:, None]
-        return (pi if want_pi else None), row_dot(pi, gaps), div.value(pi, q, lam)
+        return (pi if want_pi else None), row_dot(pi, gaps), div.value(_positive(pi, div), q, lam)
     n_rows, m = gaps.shape
     pi_out = np.empty((n_rows, m)) if want_pi else None
     inner = np.zeros(n_rows)
@@ -547,10 +601,25 @@ def _newton_finish(
             qt_tile, _, _ = _weighted_ratios(gaps[sel, cols], z[sel], q[cols], div)
             pi_tile = qt_tile / mass[sel, None]
             inner[sel] += row_dot(pi_tile, gaps[sel, cols])
-            terms[sel] += div.terms(pi_tile, q[cols]).sum(axis=-1)
+            terms[sel] += div.terms(_positive(pi_tile, div), q[cols]).sum(axis=-1)
             if pi_out is not None:
                 pi_out[sel, cols] = pi_tile
     return pi_out, inner, lam * terms
+
+
+def _positive(pi: Array, div: Divergence) -> Array:
+    """``pi`` with entries that underflowed to 0 raised to the smallest positive float, where
+    ``g'(0+) = -inf`` (the exact maximiser is positive everywhere).
+
+    Reverse KL's term ``-q log t`` is infinite at ``pi = 0``: an outcome of ``pi_init`` 1e-297
+    whose exact mass is 1e-397 would make the optimal value, and every payment, ``-inf``. At
+    the smallest subnormal the term is ``q log(q / 5e-324)``, ~1e-294 for that ``q``: below
+    the rounding of any value, as the exact term is (an outcome of ordinary ``pi_init`` does
+    not underflow within the file's lambda range).
+    """
+    if not np.isinf(div.g_prime_at_zero) or pi.size == 0 or pi.min() > 0:
+        return pi
+    return np.maximum(pi, np.nextafter(0.0, 1.0))
 
 
 def optimal_values(
@@ -573,7 +642,7 @@ def optimal_values(
     if div.closed_form is not None:
         sol = div.closed_form(scores, np.log(pi_init), pi_init, lam)
         return sol.value, np.zeros(scores.shape[0], dtype=int), 0
-    _, _, _, value, _, status, nit = _newton_multiplier(
+    _, _, _, value, _, status, nit, _ = _newton_multiplier(
         scores, pi_init, div, lam, maxiter, want_pi=False, overwrite_scores=True
     )
     return value, status, nit
@@ -584,7 +653,8 @@ def kkt_residual(
 ) -> Array:
     r"""Relative violation of the KKT conditions (appendix B, eq. OPT) of a solution.
 
-    With ``y(x) = (s(x) - mu) / lambda = (s(x) - s_max) / lambda - nu``, returns per problem
+    With ``y(x) = (s(x) - mu) / lambda = (s(x) - s_max) / lambda - nu`` (measured from
+    ``result.reference`` with ``nu_reference`` where the solver measured from there), returns per problem
     of the batch the largest of
 
     * ``|sum pi - 1|`` and ``max(0, -min pi)`` (primal feasibility);
@@ -598,8 +668,11 @@ def kkt_residual(
     div = get_divergence(divergence)
     pi = np.atleast_2d(result.pi)
     scores = np.atleast_2d(scores)
-    nu = np.atleast_1d(result.nu)
-    y = (scores - scores.max(axis=-1, keepdims=True)) / lam - nu[:, None]
+    if result.reference is None:
+        origin, nu = scores.max(axis=-1), np.atleast_1d(result.nu)
+    else:
+        origin, nu = np.atleast_1d(result.reference), np.atleast_1d(result.nu_reference)
+    y = (scores - origin[:, None]) / lam - nu[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lo, hi = div.subgradient(pi / pi_init)
         gap = np.maximum(lo - y, 0.0) + np.maximum(y - hi, 0.0)

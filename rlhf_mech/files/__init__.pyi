@@ -27,7 +27,12 @@ from rlhf_mech.files._writer import game_document as game_document
 from rlhf_mech.files._writer import game_text as game_text
 from rlhf_mech.files._writer import write_array as write_array
 from rlhf_mech.files._writer import write_game as write_game
+from rlhf_mech.files.spec import MAX_FILE_BYTES as MAX_FILE_BYTES
 from rlhf_mech.files.spec import STDIN_NAME as STDIN_NAME
 from rlhf_mech.files.spec import candidate_game_schema as candidate_game_schema
 from rlhf_mech.files.spec import game_schema as game_schema
 from rlhf_mech.files.spec import load_game as load_game
+from rlhf_mech.files.spec._schemas import LAMBDA_MAX as LAMBDA_MAX
+from rlhf_mech.files.spec._schemas import LAMBDA_MIN as LAMBDA_MIN
+from rlhf_mech.files.spec._schemas import MAX_OUTCOMES as MAX_OUTCOMES
+from rlhf_mech.files.spec._schemas import SIZE_LIMIT as SIZE_LIMIT

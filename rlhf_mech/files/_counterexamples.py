@@ -12,8 +12,9 @@ beside the YAML. Floats are written with ``repr``, which round-trips exactly.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rlhf_mech.analysis import GameAudit, Misreport
@@ -72,11 +73,47 @@ def write_counterexample(game: Game, i: int, report: Misreport, path: str | Path
         raise RlhfMechError(f"{game.name}: cannot write a counterexample file: {exc}") from None
 
 
-def save_counterexamples(audits: Sequence[GameAudit], directory: str | Path) -> dict[tuple[int, str], str]:
+def counterexample_stems(audits: Sequence[GameAudit]) -> list[str]:
+    """A file-name stem per audit, unique within the run: the game file's stem, or where two
+    files share it (``a/table.yaml``, ``b/table.yaml``) their paths relative to the nearest
+    folder they share (``a_table``, ``b_table``); a stem still taken gets ``-2``, ``-3`` ..."""
+    sources = [Path(a.game.source) if a.game.source else None for a in audits]
+    stems = [_slug(p.stem if p is not None else a.game.name) for p, a in zip(sources, audits, strict=True)]
+    clashing = [p for p, stem in zip(sources, stems, strict=True) if p is not None and stems.count(stem) > 1]
+    if clashing:
+        resolved = [p.resolve() for p in clashing]
+        common = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+        relative = {
+            p: _slug(str(r.relative_to(common).with_suffix("")))
+            for p, r in zip(clashing, resolved, strict=True)
+        }
+        stems = [
+            relative.get(p, stem) if p is not None else stem for p, stem in zip(sources, stems, strict=True)
+        ]
+    taken: dict[str, int] = {}
+    unique = []
+    for stem in stems:
+        taken[stem] = taken.get(stem, 0) + 1
+        unique.append(stem if taken[stem] == 1 else f"{stem}-{taken[stem]}")
+    return unique
+
+
+def save_counterexamples(
+    audits: Sequence[GameAudit],
+    directory: str | Path,
+    on_error: Callable[[int, str], None] | None = None,
+) -> dict[tuple[int, str], str]:
     """Write every DSIC-violating best misreport of ``audits`` into ``directory``.
 
     A group violates when its DSIC finding does not hold (gain above the tolerance), whatever
-    the file's ``expect:`` says. Files are named ``<file stem>.<group>.yaml``.
+    the file's ``expect:`` says. Files are named ``<stem>.<group>.yaml`` with the stems of
+    :func:`counterexample_stems`, so that no two files of one run share a name.
+
+    Parameters
+    ----------
+    on_error : where a game's counterexample cannot be written, call
+        ``on_error(index of the audit, message)`` and go on with the others; without it the
+        :class:`~rlhf_mech.errors.RlhfMechError` propagates.
 
     Returns
     -------
@@ -84,13 +121,24 @@ def save_counterexamples(audits: Sequence[GameAudit], directory: str | Path) -> 
     """
     directory = Path(directory)
     saved: dict[tuple[int, str], str] = {}
-    for k, audit in enumerate(audits):
+    for k, (audit, stem) in enumerate(zip(audits, counterexample_stems(audits), strict=True)):
         game = audit.game
-        stem = _slug(Path(game.source).stem if game.source else game.name)
+        names: set[str] = set()
         for finding in audit.findings:
             if finding.check != "dsic" or finding.holds:
                 continue
             group = next(g for g in audit.groups if g.name == finding.group)
-            path = directory / f"{stem}.{_slug(group.name)}.yaml"
-            saved[(k, group.name)] = str(write_counterexample(game, group.index, group.dsic.best, path)[0])
+            name = _slug(group.name)
+            name = name if name not in names else f"{name}-{group.index}"
+            names.add(name)
+            try:
+                path = write_counterexample(
+                    game, group.index, group.dsic.best, directory / f"{stem}.{name}.yaml"
+                )
+            except RlhfMechError as exc:
+                if on_error is None:
+                    raise
+                on_error(k, str(exc))
+                break
+            saved[(k, group.name)] = str(path[0])
     return saved

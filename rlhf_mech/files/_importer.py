@@ -40,7 +40,9 @@ from rlhf_mech.core import (
     candidate_game,
     get_divergence,
 )
-from rlhf_mech.errors import RlhfMechError, SpecError
+from rlhf_mech.errors import RlhfMechError, SpecError, shown
+from rlhf_mech.files.spec._document import is_name
+from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN
 
 Array = np.ndarray
 
@@ -114,6 +116,10 @@ def _read_jsonl(path: Path, text: str) -> EvalTable:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise SpecError(path, number, "", f"invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise SpecError(path, number, "", "invalid JSON: nested too deeply") from None
+        except ValueError:  # an integer of more than 4300 digits (Python's conversion limit)
+            raise SpecError(path, number, "", "invalid JSON: a number too long to read") from None
         if not isinstance(row, dict):
             raise SpecError(path, number, "", "each line must be a JSON object")
         columns.update(dict.fromkeys(row))
@@ -149,7 +155,10 @@ def _value(raw: Any) -> float | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer beyond the float range
+            return None
     elif isinstance(raw, str):
         try:
             value = float(raw.strip())
@@ -180,7 +189,7 @@ def numeric_column(table: EvalTable, column: str) -> Array:
         raw = row.get(column)
         value = _value(raw)
         if value is None:
-            what = "missing value" if raw is None or raw == "" else f"{raw!r} is not a finite number"
+            what = "missing value" if raw is None or raw == "" else f"{shown(raw)} is not a finite number"
             raise SpecError(table.path, table.lines[r], column, what)
         values[r] = value
     return values
@@ -353,8 +362,10 @@ def _reward_columns(
 
 
 def _check_lam(lam: float) -> None:
-    if not (math.isfinite(lam) and lam > 0):
-        raise RlhfMechError(f"--lambda must be positive and finite, got {lam!r}")
+    if not LAMBDA_MIN <= lam <= LAMBDA_MAX:
+        raise RlhfMechError(
+            f"--lambda must be in [{LAMBDA_MIN:g}, {LAMBDA_MAX:g}] (as in a game file), got {lam!r}"
+        )
 
 
 # --- candidate games -------------------------------------------------------------------------
@@ -697,7 +708,7 @@ def import_files(
     kind = resolve_kind(kind, len(paths), candidate_column, logratio_column, logprob_column)
     common = {"reward_columns": reward_columns, "groups": groups, "lam": lam, "payment_rule": payment_rule}
     if kind == "candidates":
-        return import_candidates(
+        result = import_candidates(
             paths,
             candidate_column=candidate_column,
             logratio_column=logratio_column,
@@ -705,11 +716,38 @@ def import_files(
             name=name,
             **common,
         )
-    return import_responses(
-        paths[0],
-        logprob_column=logprob_column,
-        normalization=normalization,
-        divergence=divergence,
-        name=name,
-        **common,
-    )
+    else:
+        result = import_responses(
+            paths[0],
+            logprob_column=logprob_column,
+            normalization=normalization,
+            divergence=divergence,
+            name=name,
+            **common,
+        )
+    _check_names(result.game)
+    return result
+
+
+def _check_names(game: Game) -> None:
+    """Every name of an imported game can be written to, and read from, a game file.
+
+    Raises
+    ------
+    RlhfMechError
+        for an empty name or one with control characters (a column called ``"a\\x1bb"``).
+    """
+    basis = game.report_basis
+    named = {
+        "reward model": basis.reward_models if basis is not None else (),
+        "candidate": game.outcomes if basis is not None else (),
+        "group": game.group_names,
+        "game": (game.name,),
+    }
+    for what, names in named.items():
+        bad = next((n for n in names if not is_name(n)), None)
+        if bad is not None:
+            raise RlhfMechError(
+                f"the {what} name {shown(bad)} is empty or has control characters, which a game file "
+                "cannot hold; rename the column (or value), or choose names with --reward-col/--group/--name"
+            )

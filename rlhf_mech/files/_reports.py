@@ -8,12 +8,16 @@ import numpy as np
 
 from rlhf_mech.core import Game
 from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
 
 Array = np.ndarray
 
 
 def read_reward(text: str, game: Game, option: str = "--report-reward") -> Array:
     """A reported reward for ``game``: ``m`` comma-separated numbers, or a file of them.
+
+    A file is read by :func:`~rlhf_mech.files._arrays.read_array` (a 1-D array: a 2-D one is
+    not flattened, a complex one not cast).
 
     Raises
     ------
@@ -22,12 +26,16 @@ def read_reward(text: str, game: Game, option: str = "--report-reward") -> Array
         domain (section 2: ``rm >= 0`` and the normalisation, within 1e-9).
     """
     path = Path(text)
-    if path.suffix in (".csv", ".npy"):
+    if path.suffix in ARRAY_SUFFIXES:
         try:
-            values = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
-        except (OSError, ValueError) as exc:
-            raise RlhfMechError(f"{option}: cannot read {text}: {exc}") from None
-        values = np.asarray(values, dtype=float).reshape(-1)
+            values = read_array(path)
+        except ValueError as exc:
+            raise RlhfMechError(f"{option}: cannot read {text!r}: {exc}") from None
+        if values.ndim != 1:
+            raise RlhfMechError(
+                f"{option}: {text!r} holds a {values.shape} array; "
+                f"expected one row of {game.n_outcomes} rewards"
+            )
     else:
         try:
             values = np.array([float(part) for part in text.split(",")])

@@ -12,6 +12,8 @@ beside the YAML, referenced as ``{file: ..., row: i}``. Nothing here reads a fil
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import yaml
 
 from rlhf_mech.core import FILE_NORMALIZATIONS, Expectations, Game, ReportBasis
 from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.files._yaml import core_schema
 
 Array = np.ndarray
 
@@ -30,8 +33,10 @@ Array = np.ndarray
 INLINE_LIMIT = 16
 
 
+@functools.partial(core_schema, keep=True)
 class _Dumper(yaml.SafeDumper):
-    """Block style with indented sequences; leaf lists and mappings in flow style."""
+    """Block style with indented sequences; leaf lists and mappings in flow style; strings
+    that YAML 1.1 or 1.2 would read as another type are quoted."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
         return super().increase_indent(flow, False)
@@ -230,6 +235,18 @@ def game_document(game: Game, stem: str = "game", inline_limit: int = INLINE_LIM
     return core_document(game, stem, inline_limit)
 
 
+def _replace(target: Path, write: Callable[[Any], Any]) -> None:
+    """Write ``target`` through a temporary file beside it, then rename it into place: the old
+    file's readers (memory maps included) keep the old content, and no reader sees half a file."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as f:
+            write(f)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_game(
     game: Game, path: str | Path, comment: str | None = None, inline_limit: int = INLINE_LIMIT
 ) -> tuple[Path, ...]:
@@ -248,9 +265,12 @@ def write_game(
     document = game_document(game, path.stem, inline_limit)
     written = [path, *(path.parent / name for name in document.arrays)]
     try:
-        path.write_text(dump_yaml(document.data, comment), encoding="utf-8")
+        # arrays first, each replacing its file whole (a game loaded from these very files
+        # keeps reading the memory-mapped old ones), then the YAML that references them
         for target, array in zip(written[1:], document.arrays.values(), strict=True):
-            np.save(target, array, allow_pickle=False)
+            _replace(target, lambda f, a=array: np.save(f, a, allow_pickle=False))
+        text = dump_yaml(document.data, comment).encode("utf-8")
+        _replace(path, lambda f: f.write(text))
     except OSError as exc:
         raise RlhfMechError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
     return tuple(written)
@@ -274,8 +294,7 @@ def write_array(path: str | Path, array: Array) -> Path:
     """
     path = Path(path)
     try:
-        with path.open("wb") as f:
-            np.save(f, np.asarray(array), allow_pickle=False)
+        _replace(path, lambda f: np.save(f, np.asarray(array), allow_pickle=False))
     except OSError as exc:
         raise RlhfMechError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -56,26 +56,43 @@ INVALID_FILE = "invalid_file"
 
 @dataclass(frozen=True)
 class InvalidFile:
-    """A file the audit could not load: its path, the one-line error, and where it is.
+    """A file the audit could not load or audit: its path, the error, and where it is.
 
     Attributes
     ----------
-    source : the path (or pattern) as given; message : the error line, location included.
-    line : the line of the problem, or ``None``; reason : the error without its location.
+    source : the path (or pattern) as given; message : the error, location included, one
+        line per problem (a file's every problem is reported in one run).
+    line : the line of the (first) problem, or ``None``; reason : that problem without its
+        location.
+    more : the file's other problems, ``(line, reason)`` each.
     """
 
     source: str
     message: str
     line: int | None = None
     reason: str = ""
+    more: tuple[tuple[int | None, str], ...] = ()
+
+    @classmethod
+    def of(cls, source: str, reason: str) -> InvalidFile:
+        """A file with one problem that has no line: missing, or its loading or audit failed
+        (an exception, the time limit)."""
+        return cls(source, f"{source}: {reason}", None, reason)
 
     @classmethod
     def from_error(cls, source: str, error: Exception) -> InvalidFile:
-        """The invalid file of a load error (a :class:`~rlhf_mech.errors.SpecError` has a line)."""
+        """The invalid file of a load error (a :class:`~rlhf_mech.errors.SpecError` carries
+        every problem of the file, each with its line)."""
         if isinstance(error, SpecError):
-            reason = f"{error.field}: {error.message}" if error.field else error.message
-            return cls(source, str(error), error.line, reason)
+            located = [(p.line, f"{p.field}: {p.message}" if p.field else p.message) for p in error.problems]
+            (line, reason), *more = located
+            return cls(source, str(error), line, reason, tuple(more))
         return cls(source, str(error), None, str(error))
+
+    @property
+    def problems(self) -> tuple[tuple[int | None, str], ...]:
+        """Every problem of the file, ``(line, reason)`` each, the first one first."""
+        return ((self.line, self.reason or self.message), *self.more)
 
 
 @dataclass(frozen=True)
@@ -130,13 +147,15 @@ def finding_message(finding: Finding) -> str:
 
 
 def problems(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> list[Problem]:
-    """Every failed finding (in audit order) and every invalid file, located."""
+    """Every failed finding (in audit order) and every problem of every invalid file, located."""
     out = [
         Problem(f.check, game_source(a.game), finding_line(a.game, f), finding_message(f), f, a)
         for a in audits
         for f in a.failures
     ]
-    out += [Problem(INVALID_FILE, bad.source, bad.line, bad.reason or bad.message) for bad in invalid]
+    out += [
+        Problem(INVALID_FILE, bad.source, line, reason) for bad in invalid for line, reason in bad.problems
+    ]
     return out
 
 
@@ -442,7 +461,7 @@ def audits_to_json(
     saved: Mapping[tuple[int, str], str] | None = None,
 ) -> dict[str, Any]:
     """``rlhf-mech audit --format json``: one object per game (invalid files as
-    ``{"source", "error"}``) and the summary."""
+    ``{"source", "line", "error"}``, the error one line per problem) and the summary."""
     saved = saved or {}
     games = [
         audit_to_json(a, {group: path for (k, group), path in saved.items() if k == index})
@@ -472,8 +491,8 @@ def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -
     """JUnit XML for CI dashboards: a test suite per file, a test case per game x check.
 
     A check's test case fails when any of its findings fails; the failure lists them. An
-    invalid file is a test case ``load`` with an ``<error>``. No timings, so the output is
-    the same for the same input.
+    invalid file is a test case ``load`` with an ``<error>`` listing its problems. No timings,
+    so the output is the same for the same input.
     """
     root = ET.Element("testsuites", name="rlhf-mech audit")
     total = failures = errors = 0
@@ -507,7 +526,9 @@ def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -
     for bad in invalid:
         suite = ET.SubElement(root, "testsuite", name=bad.source, tests="1", failures="0", errors="1")
         case = ET.SubElement(suite, "testcase", classname=bad.source, name="load")
-        ET.SubElement(case, "error", message=bad.message, type="invalid file")
+        # the first problem as the message, every problem of the file (one a line) as the text
+        node = ET.SubElement(case, "error", message=bad.message.partition("\n")[0], type="invalid file")
+        node.text = bad.message
         total += 1
         errors += 1
     root.set("tests", str(total))

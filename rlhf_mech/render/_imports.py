@@ -24,9 +24,9 @@ def render_import(result: ImportResult, written: tuple[Path, ...] | str) -> Rich
         for k, stats in enumerate(summary.used):
             numbers = (stats.minimum, stats.maximum, stats.mean)
             files.add_row(
-                str(summary.path) if k == 0 else "",
-                stats.column,
-                stats.role,
+                escape(str(summary.path)) if k == 0 else "",
+                escape(stats.column),
+                escape(stats.role),
                 *(("",) * 3 if stats.role == "candidate" else (fmt(x) for x in numbers)),
             )
     files.caption = annotation(
@@ -44,7 +44,7 @@ def render_import(result: ImportResult, written: tuple[Path, ...] | str) -> Rich
         cands.add_column("candidate", no_wrap=True)
         cands.add_column("rows", justify="right", no_wrap=True)
         for model in models:
-            cands.add_column(model, justify="right", no_wrap=True)
+            cands.add_column(escape(model), justify="right", no_wrap=True)
         cands.add_column("KL estimate", justify="right", no_wrap=True)
         for cand in result.candidates:
             kl = "" if cand.kl is None else fmt(cand.kl)

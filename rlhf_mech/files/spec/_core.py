@@ -3,14 +3,19 @@
 See README.md for every field. Nothing the user wrote is rescaled. The one change made on
 loading, dividing ``initial`` by its sum when that sum is within 1e-9 of 1 but not 1 to
 rounding, is recorded in ``Game.notes`` and printed by the CLI.
+
+The pydantic models declare every constraint of a single field (and so the JSON Schema,
+:func:`rlhf_mech.files.game_schema`); :func:`core_game` checks what relates fields to each
+other (lengths against the outcomes, normalisation, ``max_size``, unique names), every
+problem of the file in one run.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from rlhf_mech.core import (
     DIVERGENCES,
@@ -20,56 +25,61 @@ from rlhf_mech.core import (
     Mechanism,
     Normalization,
     Profile,
-    get_divergence,
 )
 from rlhf_mech.files.spec._document import (
     ArrayLoader,
     Document,
     ExpectSpec,
-    FiniteFloat,
+    Lambda,
+    Name,
     Path_,
     PaymentField,
+    Size,
     Strict,
     expectations,
+    is_name,
     literal,
+    max_size_bound,
     payment_rule,
-    valid_size,
+    shown,
+    unique_names,
     vector,
 )
+from rlhf_mech.files.spec._schemas import INITIAL_SCHEMA, MAX_OUTCOMES, OUTCOMES_SCHEMA, REWARD_SCHEMA
 
 
 class DivergenceSpec(Strict):
     """``divergence: {kind: kl, lambda: 1.0}``."""
 
-    kind: str = "kl"
-    lambda_: FiniteFloat = Field(default=1.0, alias="lambda", gt=0)
+    kind: literal(tuple(DIVERGENCES)) = "kl"  # type: ignore[valid-type]
+    lambda_: Lambda = Field(default=1.0, alias="lambda")
 
 
 class ReportSpec(Strict):
     """A group's report; an omitted field is reported truthfully."""
 
-    reward: Any = None
-    size: FiniteFloat | None = None
+    reward: Annotated[Any, WithJsonSchema(REWARD_SCHEMA)] = None
+    size: Size | None = None
 
 
 class GroupSpec(Strict):
     """One group: its true size and reward model, and optionally a report."""
 
-    name: str = Field(min_length=1)
-    size: FiniteFloat
-    reward: Any
+    name: Name
+    size: Size
+    reward: Annotated[Any, WithJsonSchema(REWARD_SCHEMA)]
     report: ReportSpec | None = None
 
 
 class GameSpec(Strict):
     """The whole game file (format v1); see README.md for every field."""
 
-    name: str | None = None
-    outcomes: Any
-    initial: Any = "uniform"
+    name: Name | None = None
+    outcomes: Annotated[Any, WithJsonSchema(OUTCOMES_SCHEMA)]
+    initial: Annotated[Any, WithJsonSchema(INITIAL_SCHEMA)] = "uniform"
     normalization: literal(tuple(n.value for n in FILE_NORMALIZATIONS)) = "sum"  # type: ignore[valid-type]
     divergence: DivergenceSpec = DivergenceSpec()
-    max_size: FiniteFloat | None = Field(default=None, ge=1)
+    max_size: Size | None = None
     payment: PaymentField = "affine_maximizer"
     groups: list[GroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
@@ -77,18 +87,26 @@ class GameSpec(Strict):
 
 def _outcomes(doc: Document, value: Any) -> tuple[str, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise doc.error(("outcomes",), "the number of outcomes must be at least 1")
+        if not 1 <= value <= MAX_OUTCOMES:
+            raise doc.error(
+                ("outcomes",), f"the number of outcomes must be in 1..{MAX_OUTCOMES}, got {value}"
+            )
         return tuple(f"x{j}" for j in range(value))
     if not isinstance(value, list) or not value:
         raise doc.error(("outcomes",), "expected a non-empty list of names or a positive integer")
-    names = tuple(str(v) for v in value)
-    seen: set[str] = set()
-    for i, name in enumerate(names):
-        if name in seen:
-            raise doc.error(("outcomes", i), f"duplicate outcome name {name!r}")
-        seen.add(name)
-    return names
+    if len(value) > MAX_OUTCOMES:
+        raise doc.error(("outcomes",), f"at most {MAX_OUTCOMES} outcomes, got {len(value)}")
+    bad = [
+        doc.error(
+            ("outcomes", i),
+            f"an outcome name is a non-empty string without control characters, got {shown(v)}",
+        )
+        for i, v in enumerate(value)
+        if not is_name(v)
+    ]
+    if bad:
+        raise doc.collected(bad)
+    return unique_names(doc, value, ("outcomes",), "outcome name")
 
 
 def _initial(
@@ -103,7 +121,7 @@ def _initial(
     if bad.size:
         raise doc.error(
             ("initial",),
-            f"probability of {outcomes[bad[0]]!r} is {q[bad[0]]:.3g}; every p must be > 0 "
+            f"probability of {shown(outcomes[bad[0]])} is {q[bad[0]]:.3g}; every p must be > 0 "
             f"(and at least {tiny:.3g}, the smallest normal float)",
         )
     total = float(q.sum())
@@ -131,56 +149,68 @@ def _reward(
 
 
 def core_game(doc: Document, spec: GameSpec) -> Game:
-    """The :class:`~rlhf_mech.core.Game` of a validated core-format spec (arrays checked here)."""
-    try:
-        divergence = get_divergence(spec.divergence.kind).name
-    except ValueError:
-        raise doc.error(
-            ("divergence", "kind"),
-            f"unknown divergence {spec.divergence.kind!r}; expected one of {', '.join(DIVERGENCES)}",
-        ) from None
+    """The :class:`~rlhf_mech.core.Game` of a validated core-format spec (arrays checked here).
+
+    ``spec`` may be partial (:func:`~rlhf_mech.files.spec._document.validated`: a field or a
+    group that failed validation is ``None``, its problems already recorded); the checks
+    that do not depend on the failed parts still run.
+
+    Raises
+    ------
+    SpecError
+        carrying every problem found (checks that depend on a failed one are skipped).
+    """
     notes: list[str] = []
-    normalization = Normalization(spec.normalization)
     arrays = ArrayLoader(doc)
-    outcomes = _outcomes(doc, spec.outcomes)
-    pi_init = _initial(doc, arrays, spec.initial, outcomes, notes)
-    names: list[str] = []
+    outcomes = None if doc.failed(("outcomes",)) else doc.check(_outcomes, doc, spec.outcomes)
+    pi_init = None
+    if outcomes is not None:
+        pi_init = doc.check(_initial, doc, arrays, spec.initial, outcomes, notes)
+    groups = [(i, g) for i, g in enumerate(spec.groups or ()) if g is not None]
+    named = [(i, g.name) for i, g in groups if g.name is not None]
+    doc.check(unique_names, doc, [n for _, n in named], ("groups",), "group name", [i for i, _ in named])
+    normalization = None if spec.normalization is None else Normalization(spec.normalization)
     rewards, sizes, reported_rewards, reported_sizes = [], [], [], []
-    for i, group in enumerate(spec.groups):
+    for i, group in groups:
         where: Path_ = ("groups", i)
-        if group.name in names:
-            raise doc.error((*where, "name"), f"duplicate group name {group.name!r}")
-        names.append(group.name)
-        rm = _reward(doc, arrays, group.reward, (*where, "reward"), outcomes, normalization)
-        size = valid_size(doc, group.size, (*where, "size"), spec.max_size)
         report = group.report or ReportSpec()
-        reported_rm = rm
-        if report.reward is not None:
-            reported_rm = _reward(
-                doc, arrays, report.reward, (*where, "report", "reward"), outcomes, normalization
-            )
-        reported_size = size
+        rm = reported_rm = None
+        if outcomes is not None and normalization is not None and not doc.failed((*where, "reward")):
+            rm = doc.check(_reward, doc, arrays, group.reward, (*where, "reward"), outcomes, normalization)
+            reported_rm = rm
+            if report.reward is not None:
+                reported_rm = doc.check(
+                    _reward, doc, arrays, report.reward, (*where, "report", "reward"), outcomes, normalization
+                )
+        if group.size is not None:
+            doc.check(max_size_bound, doc, group.size, (*where, "size"), spec.max_size)
         if report.size is not None:
-            reported_size = valid_size(doc, report.size, (*where, "report", "size"), spec.max_size)
+            doc.check(max_size_bound, doc, report.size, (*where, "report", "size"), spec.max_size)
         rewards.append(rm)
-        sizes.append(size)
+        sizes.append(group.size)
         reported_rewards.append(reported_rm)
-        reported_sizes.append(reported_size)
+        reported_sizes.append(group.size if report.size is None else report.size)
+    rule = None
+    if outcomes is not None and spec.payment is not None:
+        rule = doc.check(payment_rule, doc, spec.payment, outcomes)
+    expect = doc.check(expectations, doc, spec.expect, tuple(n for _, n in named))
+    doc.raise_problems()
+    assert outcomes is not None and pi_init is not None and normalization is not None and rule is not None
     return Game(
-        name=spec.name or doc.path.stem,
+        name=spec.name if spec.name is not None else doc.path.stem,
         outcomes=outcomes,
-        group_names=tuple(names),
+        group_names=tuple(g.name for _, g in groups),
         mechanism=Mechanism(
             pi_init=pi_init,
-            divergence=divergence,
+            divergence=spec.divergence.kind,
             lam=spec.divergence.lambda_,
-            payment_rule=payment_rule(doc, spec.payment, outcomes),
+            payment_rule=rule,
         ),
         normalization=normalization,
         truth=Profile(np.array(rewards), np.array(sizes)),
         reports=Profile(np.array(reported_rewards), np.array(reported_sizes)),
         max_size=spec.max_size,
         notes=tuple(notes),
-        expect=expectations(doc, spec.expect, tuple(names)),
+        expect=expect,
         source=str(doc.path),
     )

@@ -1,24 +1,39 @@
 """What both game-file formats share: the YAML document with its lines, errors, arrays, numbers.
 
-Every problem in a file becomes one :class:`~rlhf_mech.errors.SpecError` naming the file, the
-line and the field. :class:`Document` parses the YAML once and keeps the line of every node;
-:func:`pydantic_error` turns a pydantic error into such a line; :class:`ArrayLoader` reads
-``{file: ...}`` references beside the game file; :func:`vector` and :func:`number` read
-numbers; :class:`ExpectSpec` and :func:`expectations` are the ``expect:`` block of both
-formats.
+Every problem in a file becomes a :class:`~rlhf_mech.errors.SpecError` naming the file, the
+line and the field, and every problem of a file is reported in one run:
+:class:`Document` parses the YAML once (the YAML 1.2 core schema, :mod:`rlhf_mech.files._yaml`),
+refuses what no game file needs and a hostile one uses (a key that is a list or mapping, an
+alias inside itself, aliases that expand the document past :data:`MAX_ALIAS_EXPANSION`
+values, a duplicate key), finds the line of any field on demand, and collects problems
+(:meth:`Document.check`); :func:`pydantic_errors` turns every pydantic error into such a
+problem; :class:`ArrayLoader` reads ``{file: ...}`` references inside the game file's folder;
+:func:`vector` and :func:`number` read numbers; :class:`ExpectSpec` and :func:`expectations`
+are the ``expect:`` block of both formats, :data:`PaymentField` and :func:`payment_rule` their
+``payment:`` (a rule's name or ``{rule: NAME, parameter: value, ...}``). User text inside
+messages is escaped and cut short (:func:`shown`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 
 from rlhf_mech.core import (
     ALL_PAYMENT_RULES,
@@ -28,12 +43,49 @@ from rlhf_mech.core import (
     PaymentRule,
     get_payment_rule,
 )
-from rlhf_mech.errors import SpecError
+from rlhf_mech.errors import SHOWN_CHARS, SpecError, shown
+from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
+from rlhf_mech.files._yaml import Loader
+from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN, LAMBDA_SCHEMA, NAME_PATTERN, SIZE_LIMIT
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: A name (of a game, outcome, group, reward model or candidate): not empty, no control
+#: characters (a newline or ESC in a name would rewrite the terminal it is printed on).
+Name = Annotated[str, Field(min_length=1, pattern=NAME_PATTERN)]
+#: A group size (section 3's ``w_i``) or ``max_size``: at least 1, at most :data:`SIZE_LIMIT`.
+Size = Annotated[float, Field(ge=1, le=SIZE_LIMIT, allow_inf_nan=False)]
+
+
+def _lambda_in_range(value: float) -> float:
+    if not LAMBDA_MIN <= value <= LAMBDA_MAX:
+        raise ValueError(
+            f"lambda {value:g} is outside [{LAMBDA_MIN:g}, {LAMBDA_MAX:g}], the range over which "
+            "the solvers are checked: below it scores / lambda leave the float range, above it "
+            "every payment is smaller than the rounding of the values it is a difference of"
+        )
+    return value
+
+
+#: The weight ``lambda`` of the divergence (or of the candidates' divergence values).
+Lambda = Annotated[
+    float, Field(allow_inf_nan=False), AfterValidator(_lambda_in_range), WithJsonSchema(LAMBDA_SCHEMA)
+]
+
+
+def is_name(value: Any) -> bool:
+    """Whether ``value`` is a valid name (:data:`Name`)."""
+    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
+
+
 Path_ = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+#: Aliases may add at most this many values to a document beyond those written out: a
+#: 506-byte alias bomb expands to half a billion.
+MAX_ALIAS_EXPANSION = 1_000_000
+#: Problems listed per file; the rest are counted in one last line.
+MAX_PROBLEMS = 50
 
 
 def literal(values: tuple[str, ...]) -> Any:
@@ -67,25 +119,78 @@ class ExpectSpec(Strict):
 
 
 def format_field(path: Path_) -> str:
-    """``('groups', 1, 'reward')`` -> ``groups[1].reward``."""
+    """``('groups', 1, 'reward')`` -> ``groups[1].reward``; a key that is not a plain printable
+    name is quoted and escaped (``groups[0].'\\x1b[31m'``)."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            out = _with_key(out, part)
     return out
 
 
-class Document:
-    """A parsed YAML document with the line of every node, for error messages."""
+def _with_key(field: str, key: object) -> str:
+    """``field.key``, the key as written where it is a plain printable name, else quoted."""
+    plain = isinstance(key, str) and key.isprintable() and 0 < len(key) <= SHOWN_CHARS
+    text = key if plain else shown(key)
+    return f"{field}.{text}" if field else str(text)
 
-    def __init__(self, path: Path, text: str) -> None:
+
+def _is_key(node: yaml.Node, part: str | int | float | bool | None) -> bool:
+    """Whether the key node ``node`` is the key ``part`` of a path (pydantic's or ours): the
+    same text, or, for a key YAML reads as a number or boolean (``0x1F``, ``true``), the same value."""
+    if not isinstance(node, yaml.ScalarNode):
+        return False
+    if isinstance(part, str):
+        return node.value == part
+    try:
+        value = yaml.load(node.value, Loader=Loader) if not node.style else node.value  # plain: "" or None
+    except yaml.YAMLError:
+        return False
+    return not isinstance(value, str) and value == part
+
+
+def _continued(field: str, rest: Path_) -> str:
+    """The remaining parts of a path not found in the document, formatted after ``field``."""
+    text = format_field(rest)
+    return text if not field or not text or text.startswith("[") else f".{text}"
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+class Document:
+    """A parsed YAML document, the line of every field, and the problems found in it.
+
+    Parameters
+    ----------
+    path : the file (for messages and relative references); text : its content.
+    allow_outside_refs : whether ``{file: ...}`` references may leave the file's folder.
+
+    Raises
+    ------
+    SpecError
+        for invalid YAML and for the structures refused above (all of them).
+    """
+
+    def __init__(self, path: Path, text: str, *, allow_outside_refs: bool = False) -> None:
         self.path = path
-        self.lines: dict[Path_, int] = {}
-        loader = _Loader(text)
+        self.allow_outside_refs = allow_outside_refs
+        self.problems: list[SpecError] = []
+        loader = Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 raise SpecError(path, None, "", "the file is empty")
-            self._index(node, ())
+            self.root: yaml.Node = node
+            self._check_graph(node)
+            self.raise_problems()
             self.data = loader.construct_document(node)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -93,96 +198,273 @@ class Document:
             raise SpecError(path, line, "", f"invalid YAML: {exc.problem or exc.context}") from None
         except yaml.YAMLError as exc:
             raise SpecError(path, None, "", f"invalid YAML: {exc}") from None
+        except RecursionError:
+            raise SpecError(path, None, "", "invalid YAML: nested too deeply") from None
         finally:
             loader.dispose()
 
-    def _index(self, node: yaml.Node, path: Path_) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if key in seen:
-                    raise SpecError(
-                        self.path,
-                        key_node.start_mark.line + 1,
-                        format_field((*path, key)),
-                        "duplicate key",
-                    )
-                seen.add(key)
-                self._index(value_node, (*path, key))
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._index(item, (*path, i))
+    def _check_graph(self, root: yaml.Node) -> None:
+        """Keys are scalars and unique; no node contains itself; aliases expand moderately.
+
+        One iterative depth-first walk over the distinct nodes (aliases share them), so that
+        neither depth nor an alias bomb costs more than the text's own size.
+        """
+        expanded: dict[int, int] = {}
+        on_path: set[int] = set()
+        stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+        while stack:
+            node, leaving = stack.pop()
+            key = id(node)
+            if leaving:
+                on_path.discard(key)
+                expanded[key] = 1 + sum(expanded[id(c)] for c in _children(node))
+                continue
+            if key in expanded:
+                continue
+            if key in on_path:
+                self.problems.append(self._at(node, "an alias refers to a node that contains it"))
+                return
+            on_path.add(key)
+            stack.append((node, True))
+            if isinstance(node, yaml.MappingNode):
+                self._check_keys(node)
+            stack.extend((child, False) for child in reversed(_children(node)))
+        written = len(expanded)
+        total = expanded[id(root)]
+        if total - written > MAX_ALIAS_EXPANSION:
+            message = (
+                f"aliases expand the document from {written} to {total} values "
+                f"(at most {MAX_ALIAS_EXPANSION} more than written)"
+            )
+            self.problems.append(SpecError(self.path, None, "", message))
+
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                self.problems.append(self._at(key_node, f"a key must be a name, not a {kind}"))
+            elif key_node.value in seen:
+                self.problems.append(self._at(key_node, f"duplicate key {shown(key_node.value)}"))
+            else:
+                seen.add(key_node.value)
+
+    def _at(self, node: yaml.Node, message: str) -> SpecError:
+        return SpecError(self.path, node.start_mark.line + 1, self._field_of(node), message)
+
+    def _field_of(self, target: yaml.Node) -> str:
+        """The field path of ``target`` (first occurrence), for problems found on nodes."""
+        stack: list[tuple[yaml.Node, Path_]] = [(self.root, ())]
+        seen: set[int] = set()
+        while stack:
+            node, path = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                    if target is key_node or target is value_node:
+                        return format_field((*path, name))
+                    stack.append((value_node, (*path, name)))
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    if target is item:
+                        return format_field((*path, i))
+                    stack.append((item, (*path, i)))
+        return ""
 
     def line(self, path: Path_) -> int | None:
-        """Line of ``path``, or of its nearest ancestor that has one."""
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.lines:
-                return self.lines[path[:end]]
-        return None
+        """Line of ``path`` (of its key, for a mapping entry), or of its nearest ancestor."""
+        return self.locate(path)[0]
+
+    def locate(self, path: Path_) -> tuple[int, str]:
+        """The line of ``path`` and its field text, read off the document: a part is a key
+        (``.name``, quoted where it is not a plain name) where the node is a mapping, so that
+        a key ``0x1F`` (31 to pydantic) is not taken for an index; an index (``[i]``) where it
+        is a list; past the nodes found, as :func:`format_field` writes it."""
+        node: yaml.Node | None = self.root
+        line = self.root.start_mark.line + 1
+        field = ""
+        for k, part in enumerate(path):
+            if isinstance(node, yaml.MappingNode):
+                match = next(((key, v) for key, v in node.value if _is_key(key, part)), None)
+                if match is None:
+                    return line, field + _continued(field, path[k:])
+                line, node = match[0].start_mark.line + 1, match[1]
+                field = _with_key(field, part)
+            elif (
+                isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value)
+            ):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+                field += f"[{part}]"
+            else:
+                return line, field + _continued(field, path[k:])
+        return line, field
 
     def error(self, path: Path_, message: str) -> SpecError:
-        return SpecError(self.path, self.line(path), format_field(path), message)
+        line, field = self.locate(path)
+        return SpecError(self.path, line, field, message)
+
+    def failed(self, path: Path_) -> bool:
+        """Whether a problem of the field ``path`` itself is already recorded (a partial spec's
+        ``None`` then means "failed", not a ``null`` the file wrote)."""
+        field = format_field(path)
+        return any(p.field == field for p in self.problems)
+
+    def check(self, step: Callable[..., T], *args: Any) -> T | None:
+        """``step(*args)``, or ``None`` with its problems recorded: the checks that do not depend
+        on it go on, so that one run reports every problem of the file."""
+        try:
+            return step(*args)
+        except SpecError as exc:
+            self.problems.extend(p.single() for p in exc.problems)
+            return None
+
+    def raise_problems(self) -> None:
+        """Raise the problems recorded so far, if any (:meth:`collected`)."""
+        if self.problems:
+            raise self.collected()
+
+    def collected(self, more: list[SpecError] | tuple[SpecError, ...] = ()) -> SpecError:
+        """The problems recorded so far and ``more``, in line order, as one :class:`SpecError`
+        (at most :data:`MAX_PROBLEMS` listed, the rest counted); the record is emptied."""
+        unique: dict[str, SpecError] = {}
+        for problem in (*self.problems, *more):
+            unique.setdefault(problem.text, problem)
+        ordered = sorted(unique.values(), key=lambda p: p.line or 0)
+        listed = ordered[:MAX_PROBLEMS]
+        if len(ordered) > MAX_PROBLEMS:
+            listed.append(SpecError(self.path, None, "", f"{len(ordered) - MAX_PROBLEMS} more problems"))
+        self.problems = []
+        return SpecError.collected(listed)
 
 
 def source_lines(doc: Document) -> dict[str, int]:
-    """The lines output points at (:attr:`rlhf_mech.core.Game.lines`): each group
-    (``groups[1]``) and every entry of ``expect:`` (``expect.utility.alices``)."""
-    return {
-        format_field(path): line
-        for path, line in doc.lines.items()
-        if (len(path) == 2 and path[0] == "groups") or (path and path[0] == "expect")
-    }
+    """The lines output points at (:attr:`rlhf_mech.core.Game.lines`) of a document that
+    loaded: each group (``groups[1]``) and every entry of ``expect:`` (``expect``,
+    ``expect.dsic``, ``expect.utility.alices``), the line of its key."""
+    data = doc.data
+    paths: list[Path_] = [("groups", i) for i in range(len(data.get("groups") or ()))]
+    entries: list[tuple[Path_, Any]] = [(("expect",), data["expect"])] if "expect" in data else []
+    while entries:
+        path, value = entries.pop()
+        paths.append(path)
+        if isinstance(value, Mapping):
+            entries += [((*path, key), item) for key, item in value.items()]
+    return {field: line for line, field in map(doc.locate, paths)}
 
 
-def pydantic_error(
+#: pydantic's bound errors, as the comparison a message states.
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+
+
+def pydantic_errors(
     doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
-) -> SpecError:
-    """The first pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys
-    each mapping accepts (by the name of the key that holds it), for unknown-field messages."""
-    err = _meant(exc.errors())[0]
-    raw = [part for part in err["loc"] if isinstance(part, int | str)]
-    # a tagged union's location is BRANCH, TAG, FIELD: the tag names the mapping's model
-    tags = {
-        raw[k + 1]
-        for k, part in enumerate(raw[:-1])
-        if isinstance(part, str) and part.startswith("tagged-union")
-    }
-    loc = tuple(part for part in raw if not _is_branch(part) and part not in tags)
-    if err["type"] == "extra_forbidden":
-        parent = next((p for p in reversed(raw[:-1]) if isinstance(p, str) and not _is_branch(p)), "")
-        expected = ", ".join(fields_by_parent.get(parent, ()))
-        return doc.error(loc, f"unknown field (expected one of: {expected})")
-    if err["type"] == "missing":
-        return doc.error(loc, "required field is missing")
-    if err["type"] == "union_tag_not_found":
-        return doc.error(loc, f"a mapping here needs a {err['ctx']['discriminator']} key")
-    if err["type"] in ("model_type", "model_attributes_type", "dataclass_type"):
-        # pydantic's message names the model class ("... instance of GroupSpec"): say it in YAML terms
-        return doc.error(loc, f"expected a mapping (key: value lines), got {_yaml_kind(err['input'])}")
-    return doc.error(loc, err["msg"])
+) -> list[SpecError]:
+    """Every pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys each
+    mapping accepts (by the name of the key that holds it, or the tag of a tagged union's
+    member), for unknown-field messages. Where a field is a union (``payment:``, a name or a
+    mapping), only the errors of the branch the file wrote are reported (:func:`_meant`)."""
+    out: list[SpecError] = []
+    for err in _meant(doc.data, exc.errors()):
+        loc, parent = _file_location(doc.data, err["loc"])
+        if err["type"] == "extra_forbidden":
+            expected = ", ".join(fields_by_parent.get(parent, ()))
+            out.append(doc.error(loc, f"unknown field (expected one of: {expected})"))
+        elif err["type"] == "missing":
+            out.append(doc.error(loc, "required field is missing"))
+        elif err["type"] == "union_tag_not_found":
+            out.append(doc.error(loc, f"a mapping here needs a {err['ctx']['discriminator']} key"))
+        elif err["type"] in ("model_type", "model_attributes_type", "dataclass_type"):
+            # pydantic's message names the model class ("... instance of GroupSpec"): say it in YAML terms
+            got = _yaml_kind(err["input"])
+            out.append(doc.error(loc, f"expected a mapping (key: value lines), got {got}"))
+        elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
+            out.append(doc.error(loc, f"{shown(err['input'])}: a name may not contain control characters"))
+        elif err["type"] == "value_error":
+            out.append(doc.error(loc, str(err["ctx"]["error"])))
+        elif err["type"] in _BOUNDS:
+            bound = float(next(iter(err["ctx"].values())))
+            out.append(doc.error(loc, f"must be {_BOUNDS[err['type']]} {bound:g}, got {shown(err['input'])}"))
+        else:
+            out.append(doc.error(loc, err["msg"]))
+    return out
+
+
+def _file_location(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str]:
+    """pydantic's location of an error as a path of the file, and the name of the mapping its
+    last part is in (for :func:`fields_by_parent`).
+
+    A part is a step into the file where the file has it (a key of the mapping, an index of
+    the list reached so far), or a field the file lacks; the other parts name union branches
+    (``literal[...]``, ``tagged-union[...]`` and the tag after it, which names the member's
+    model and is its parent's name) and are left out. Reading the parts against the data,
+    not their spelling, keeps a key that looks like a branch (``"literal[x]"``) a key."""
+    path: list[str | int] = []
+    parent = ""
+    node: Any = data
+    parts = [part for part in loc if isinstance(part, int | str)]
+    k = 0
+    while k < len(parts):
+        part = parts[k]
+        found, child = _step(node, part)
+        if found or not _is_branch(part):
+            if found and k < len(parts) - 1 and isinstance(part, str):
+                parent = part
+            path.append(part)
+            node = child
+        elif part.startswith("tagged-union[") and k + 1 < len(parts):
+            parent = str(parts[k + 1])
+            k += 1
+        k += 1
+    return tuple(path), parent
+
+
+def _step(node: Any, part: Any) -> tuple[bool, Any]:
+    """Whether ``part`` is a step into the data ``node`` (a key of a mapping, an index of a
+    list), and the value it leads to (``None`` where it is not)."""
+    if isinstance(node, Mapping) and isinstance(part, int | str) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
 
 
 def _is_branch(part: int | str) -> bool:
     """Whether a location part names a union branch (``literal[...]``, ``tagged-union[...]``)
-    rather than a key of the file."""
+    rather than a key of the file (where the file does not have it: :func:`_step`)."""
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
-def _meant(errors: list[Any]) -> list[Any]:
-    """The errors of the union branch the input was written for: a mapping given where a name
-    or a mapping goes (``payment:``) is judged as a mapping, a name as a name."""
-    mapping = [
-        e for e in errors if not any(isinstance(p, str) and p.startswith("literal[") for p in e["loc"])
-    ]
-    branched = [e for e in errors if any(_is_branch(p) for p in e["loc"])]
-    if not branched:
-        return errors
-    as_text = [e for e in errors if e not in mapping]
-    wrote_mapping = any(e["type"] != "model_attributes_type" for e in mapping if e in branched)
-    return (mapping if wrote_mapping else as_text) or errors
+def _first_branch(data: Any, loc: tuple[Any, ...]) -> int | None:
+    """The index of the first part of ``loc`` that names a union branch rather than a step into
+    the file (:func:`_file_location`), or ``None``."""
+    node = data
+    for k, part in enumerate(loc):
+        found, node = _step(node, part)
+        if not found and _is_branch(part):
+            return k
+    return None
+
+
+def _meant(data: Any, errors: list[Any]) -> list[Any]:
+    """``errors`` with, for each union field, only the errors of the branch the input was
+    written for: a mapping given where a name or a mapping goes (``payment:``) is judged as
+    a mapping, a name as a name. Errors outside unions are all kept."""
+    by_union: dict[tuple[Any, ...], list[tuple[Any, bool]]] = {}
+    for e in errors:
+        k = _first_branch(data, e["loc"])
+        if k is not None:
+            as_text = str(e["loc"][k]).startswith("literal[")
+            by_union.setdefault(tuple(e["loc"][:k]), []).append((e, as_text))
+    left_out: set[int] = set()
+    for branched in by_union.values():
+        wrote_mapping = any(e["type"] != "model_attributes_type" for e, as_text in branched if not as_text)
+        kept = [e for e, as_text in branched if as_text != wrote_mapping] or [e for e, _ in branched]
+        left_out.update(id(e) for e, _ in branched if not any(e is k for k in kept))
+    return [e for e in errors if id(e) not in left_out]
 
 
 def _yaml_kind(value: Any) -> str:
@@ -199,7 +481,12 @@ def _yaml_kind(value: Any) -> str:
 
 
 class ArrayLoader:
-    """Loads ``{file: ..., row: k}`` references relative to the game file, once per file."""
+    """Loads ``{file: ..., row: k}`` references relative to the game file, once per file.
+
+    A reference must stay inside the game file's folder tree (after following symlinks)
+    unless the document allows others (``allow_outside_refs``): a game file from a pull
+    request must not read ``/etc/passwd`` or ``../../secrets.csv``.
+    """
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
@@ -207,87 +494,113 @@ class ArrayLoader:
 
     def load(self, ref: Mapping[str, Any], path: Path_) -> np.ndarray:
         unknown = set(ref) - {"file", "row"}
-        if unknown or "file" not in ref:
+        name = ref.get("file")
+        if unknown or not isinstance(name, str) or not name:
             raise self.doc.error(path, "an array reference is {file: NAME.npy|NAME.csv, row: k}")
-        target = (self.doc.path.parent / str(ref["file"])).resolve()
+        target = self._target(name, (*path, "file"))
         if target not in self.cache:
-            self.cache[target] = self._read(target, (*path, "file"))
+            try:
+                self.cache[target] = read_array(target)
+            except ValueError as exc:
+                raise self.doc.error((*path, "file"), f"cannot read {shown(name)}: {exc}") from None
         array = self.cache[target]
         row = ref.get("row")
         if row is None:
             if array.ndim != 1:
                 raise self.doc.error(
-                    (*path, "file"), f"{ref['file']} holds a {array.shape} array; pick one with row: k"
+                    (*path, "file"), f"{shown(name)} holds a {array.shape} array; pick one with row: k"
                 )
-            return array
+            return np.asarray(array)
         if not isinstance(row, int) or isinstance(row, bool) or array.ndim != 2:
             raise self.doc.error((*path, "row"), "row: k needs an integer k and a 2-D array")
         if not 0 <= row < array.shape[0]:
             raise self.doc.error((*path, "row"), f"row {row} is outside 0..{array.shape[0] - 1}")
-        return array[row]
+        return np.asarray(array[row])
 
-    def _read(self, target: Path, path: Path_) -> np.ndarray:
+    def _target(self, name: str, path: Path_) -> Path:
+        if "\x00" in name:
+            raise self.doc.error(path, "the file name contains a NUL byte")
+        if Path(name).suffix not in ARRAY_SUFFIXES:
+            raise self.doc.error(path, f"{shown(name)}: expected a {' or '.join(ARRAY_SUFFIXES)} file")
+        folder = self.doc.path.parent
         try:
-            if target.suffix == ".npy":
-                array = np.load(target, allow_pickle=False)
-            elif target.suffix == ".csv":
-                array = np.loadtxt(target, delimiter=",", ndmin=1)
-            else:
-                raise self.doc.error(path, f"{target.name}: expected a .npy or .csv file")
-        except (OSError, ValueError) as exc:
-            raise self.doc.error(path, f"cannot read {target.name}: {exc}") from None
-        if array.dtype.kind not in "iuf" or array.ndim not in (1, 2):
-            raise self.doc.error(path, f"{target.name}: expected a 1-D or 2-D array of numbers")
-        return np.asarray(array, dtype=float)
+            target = (folder / name).resolve()
+            root = folder.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise self.doc.error(path, f"cannot read {shown(name)}: {exc}") from None
+        if not (self.doc.allow_outside_refs or target.is_relative_to(root)):
+            raise self.doc.error(
+                path,
+                f"{shown(name)} is outside the game file's folder; references stay inside it "
+                "unless allowed (--allow-outside-refs)",
+            )
+        return target
 
 
 def vector(
     doc: Document, arrays: ArrayLoader, value: Any, path: Path_, outcomes: tuple[str, ...]
 ) -> np.ndarray:
-    """A list, an {outcome: value} mapping or a file reference -> (m,) finite float array."""
+    """A list, an {outcome: value} mapping or a file reference -> (m,) finite float array.
+
+    Raises
+    ------
+    SpecError
+        carrying every problem of the value (each bad entry, each unknown outcome).
+    """
     m = len(outcomes)
+    problems: list[SpecError] = []
     if isinstance(value, Mapping) and "file" in value:
         vec = arrays.load(value, path)
     elif isinstance(value, Mapping):
-        unknown = [k for k in value if k not in outcomes]
-        if unknown:
-            raise doc.error((*path, unknown[0]), f"unknown outcome {unknown[0]!r}")
+        index = {name: j for j, name in enumerate(outcomes)}
+        problems += [doc.error((*path, k), f"unknown outcome {shown(k)}") for k in value if k not in index]
         missing = [o for o in outcomes if o not in value]
         if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise doc.error(path, f"no value for outcome(s) {shown}")
-        vec = np.array([number(doc, value[o], (*path, o)) for o in outcomes])
+            names = ", ".join(shown(o) for o in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            problems.append(doc.error(path, f"no value for outcome(s) {names}"))
+        vec = _numbers(doc, [(o, value.get(o, 0.0)) for o in outcomes], path, problems)
     elif isinstance(value, list):
-        vec = np.array([number(doc, v, (*path, i)) for i, v in enumerate(value)])
+        vec = _numbers(doc, list(enumerate(value)), path, problems)
     else:
         raise doc.error(path, "expected a list of numbers, an {outcome: value} mapping or {file: ...}")
+    if problems:
+        raise SpecError.collected(problems[:MAX_PROBLEMS])
     if vec.shape != (m,):
         raise doc.error(path, f"expected {m} values (one per outcome), got {vec.size}")
     bad = np.flatnonzero(~np.isfinite(vec))
     if bad.size:
-        raise doc.error(path, f"value for outcome {outcomes[bad[0]]!r} is {vec[bad[0]]} (must be finite)")
+        raise doc.error(
+            path, f"value for outcome {shown(outcomes[bad[0]])} is {vec[bad[0]]} (must be finite)"
+        )
     return vec
 
 
-_YAML11_TEXT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+def _numbers(
+    doc: Document, items: list[tuple[Any, Any]], path: Path_, problems: list[SpecError]
+) -> np.ndarray:
+    """The numbers of ``(key, value)`` items as an array; a problem per bad entry (capped)."""
+    out = np.empty(len(items))
+    for j, (key, value) in enumerate(items):
+        try:
+            out[j] = number(doc, value, (*path, key))
+        except SpecError as exc:
+            if len(problems) < MAX_PROBLEMS:
+                problems.append(exc)
+    return out
 
 
 def number(doc: Document, value: Any, path: Path_) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        hint = ""
-        if isinstance(value, str) and _YAML11_TEXT_NUMBER.fullmatch(value.strip()):
-            # YAML 1.1 (PyYAML) reads 1e-300 as text: a float needs a dot and a signed exponent.
-            hint = " (YAML reads this as text: write a float with a dot, e.g. 1.0e-300)"
-        raise doc.error(path, f"expected a number, got {value!r}{hint}")
+        raise doc.error(path, f"expected a number, got {shown(value)}")
+    if isinstance(value, int) and abs(value) > np.finfo(float).max:
+        raise doc.error(path, "the number is outside the range of a float (1.8e308)")
     if not math.isfinite(value):
         raise doc.error(path, f"{value} is not a finite number")
     return float(value)
 
 
-def valid_size(doc: Document, value: float, path: Path_, max_size: float | None) -> float:
-    """A group's size: a real number in ``[1, max_size]`` (section 3's ``W``)."""
-    if value < 1:
-        raise doc.error(path, f"size {value!r} is below 1")
+def max_size_bound(doc: Document, value: float, path: Path_, max_size: float | None) -> float:
+    """A group's size within ``max_size`` (section 3's ``W``; ``size >= 1`` is the spec's)."""
     if max_size is not None and value > max_size:
         raise doc.error(path, f"size {value!r} is above max_size {max_size!r}")
     return float(value)
@@ -297,22 +610,25 @@ def expectations(doc: Document, spec: ExpectSpec | None, names: tuple[str, ...])
     """The validated ``expect:`` block (group names checked) as :class:`~rlhf_mech.core.Expectations`."""
     if spec is None:
         return None
+    problems: list[SpecError] = []
     ranges: dict[str, dict[str, tuple[float, float]]] = {}
     for quantity in ("utility", "valuation", "group_valuation", "payment"):
         given = getattr(spec, quantity) or {}
         for group, (lo, hi) in given.items():
             if group not in names:
-                raise doc.error(("expect", quantity, group), f"no group named {group!r}")
+                problems.append(doc.error(("expect", quantity, group), f"no group named {shown(group)}"))
             if lo > hi:
-                raise doc.error(("expect", quantity, group), f"empty range [{lo}, {hi}]")
+                problems.append(doc.error(("expect", quantity, group), f"empty range [{lo}, {hi}]"))
         if given:
             ranges[quantity] = {group: (lo, hi) for group, (lo, hi) in given.items()}
     for quantity in ("social_welfare", "asw"):
         bounds = getattr(spec, quantity)
         if bounds is not None:
             if bounds[0] > bounds[1]:
-                raise doc.error(("expect", quantity), f"empty range [{bounds[0]}, {bounds[1]}]")
+                problems.append(doc.error(("expect", quantity), f"empty range [{bounds[0]}, {bounds[1]}]"))
             ranges[quantity] = {"": (bounds[0], bounds[1])}
+    if problems:
+        raise SpecError.collected(problems)
     return Expectations(
         profile=spec.profile,
         dsic=spec.dsic,
@@ -322,6 +638,24 @@ def expectations(doc: Document, spec: ExpectSpec | None, names: tuple[str, ...])
         ranges=ranges,
         line=doc.line(("expect",)),
     )
+
+
+def unique_names(
+    doc: Document, names: list[str], path: Path_, what: str, indices: list[int] | None = None
+) -> tuple[str, ...]:
+    """``names`` as a tuple; every repeat is a problem at its index under ``path`` (``indices``:
+    the index of each name, where some items of the list were left out)."""
+    seen: set[str] = set()
+    problems = []
+    for k, name in enumerate(names):
+        if name in seen:
+            index = k if indices is None else indices[k]
+            field = (*path, index, "name") if indices is not None else (*path, index)
+            problems.append(doc.error(field, f"duplicate {what} {shown(name)}"))
+        seen.add(name)
+    if problems:
+        raise SpecError.collected(problems)
+    return tuple(names)
 
 
 def fields_by_parent(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
@@ -350,16 +684,66 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def validated(doc: Document, model: type[M]) -> M:
-    """``doc``'s data validated by ``model``; the first problem as a :class:`SpecError`."""
+    """``doc``'s data validated by ``model``.
+
+    Where validation fails, every pydantic error is recorded in ``doc.problems`` and a partial
+    spec is returned (:func:`_partial`): the file's other checks still run on the parts that
+    are valid, and the caller's :meth:`Document.raise_problems` reports them all together.
+    """
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        raise pydantic_error(doc, exc, fields_by_parent(model)) from None
+        doc.problems += pydantic_errors(doc, exc, fields_by_parent(model))
+    return _partial(model, doc.data)
+
+
+def _partial(model: type[M], data: Mapping[str, Any]) -> M:
+    """``model`` built field by field from ``data``: a field that does not validate is ``None``;
+    the items of a list of models (``groups:``) are built the same way (``None`` where an item
+    is not a mapping)."""
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if key not in data:
+            values[name] = None if info.is_required() else info.get_default(call_default_factory=True)
+            continue
+        part = _field_model(model, name)
+        values[name] = _valid_or_none(part, {"value": data[key]})
+        if values[name] is not None:
+            values[name] = values[name].value
+        args = get_args(info.annotation)
+        item = args[0] if get_origin(info.annotation) is list and args else None
+        is_model = isinstance(item, type) and issubclass(item, BaseModel)
+        if values[name] is None and is_model and isinstance(data[key], list):
+            values[name] = [_partial(item, v) if isinstance(v, Mapping) else None for v in data[key]]
+    return model.model_construct(**values)
+
+
+@functools.cache
+def _field_model(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """A model of ``model``'s field ``name`` alone, as ``value`` (same type, constraints, strictness)."""
+    info = model.model_fields[name]
+    return create_model(
+        f"{model.__name__}_{name}", __config__=model.model_config, value=(info.annotation, info)
+    )
+
+
+def _valid_or_none(model: type[M], value: Any) -> M | None:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
 
 
 # --- payment: a rule's name, or {rule: NAME, parameter: value, ...} ----------------------------
 
-_PARAMETER_TYPES: dict[str, Any] = {"int": int, "float": FiniteFloat, "outcomes": list[str]}
+#: The pydantic type of each kind of parameter (``outcomes``: a non-empty list of names, which
+#: :func:`payment_rule` checks against the game's outcomes).
+_PARAMETER_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": FiniteFloat,
+    "outcomes": Annotated[list[Name], Field(min_length=1)],
+}
 
 
 def _parameter_field(parameter: Parameter) -> tuple[Any, Any]:
@@ -370,8 +754,6 @@ def _parameter_field(parameter: Parameter) -> tuple[Any, Any]:
     if parameter.maximum is not None:
         bounds["le"] = parameter.maximum
     kind = _PARAMETER_TYPES[parameter.kind]
-    if parameter.kind == "int":
-        kind = int
     if parameter.default is None:
         kind = kind | None
     return kind, Field(default=parameter.default, description=parameter.description, **bounds)
@@ -398,21 +780,30 @@ PaymentField = Annotated[
 
 def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> PaymentRule:
     """The validated ``payment:`` as a :class:`~rlhf_mech.core.PaymentRule` with its
-    parameters (outcome names turned into indices)."""
+    parameters (outcome names turned into indices).
+
+    Raises
+    ------
+    SpecError
+        carrying every unknown outcome a parameter names, or the rule's own objection.
+    """
     if isinstance(value, str):
         return get_payment_rule(value)
     rule = get_payment_rule(value.rule)
     settings: dict[str, Any] = {}
+    problems: list[SpecError] = []
+    index = {name: j for j, name in enumerate(outcomes)}
     for parameter in rule.schema:
         given = getattr(value, parameter.name)
         if given is None or parameter.name not in value.model_fields_set:
             continue
         if parameter.kind == "outcomes":
-            unknown = [name for name in given if name not in outcomes]
-            if unknown:
-                raise doc.error(("payment", parameter.name), f"unknown outcome {unknown[0]!r}")
-            given = [outcomes.index(name) for name in given]
+            field = ("payment", parameter.name)
+            problems += [doc.error(field, f"unknown outcome {shown(n)}") for n in given if n not in index]
+            given = [index[name] for name in given if name in index]
         settings[parameter.name] = given
+    if problems:
+        raise SpecError.collected(problems[:MAX_PROBLEMS])
     try:
         return rule.with_parameters(**settings)
     except ValueError as exc:
