@@ -64,7 +64,7 @@ def test_names_are_unique_and_key_the_registry_in_order(kind: str) -> None:
 
 def test_payment_rule_registry_contents() -> None:
     assert tuple(PAYMENT_RULES) == ("none", "affine_maximizer", "intermediate_checkpoints", "early_stopped")
-    assert tuple(TRAINING_RULES) == ("sw_max",)
+    assert tuple(TRAINING_RULES) == ("sw_max", "maxmin", "nash")
     assert rlhf_mech.PAYMENT_RULES is PAYMENT_RULES
     assert rlhf_mech.TRAINING_RULES is TRAINING_RULES
     assert rlhf_mech.get_payment_rule is get_payment_rule
@@ -124,7 +124,9 @@ def test_mechanism_rejects_unknown_rules() -> None:
         ValueError, match=r"unknown payment rule 'vcg'; expected one of none, affine_maximizer"
     ):
         Mechanism(q, "kl", 1.0, payment_rule="vcg")
-    with pytest.raises(ValueError, match=r"unknown training rule 'rlhf'; expected one of sw_max"):
+    with pytest.raises(
+        ValueError, match=r"unknown training rule 'rlhf'; expected one of sw_max, maxmin, nash"
+    ):
         Mechanism(q, "kl", 1.0, training_rule="rlhf")
 
 
@@ -132,24 +134,50 @@ def test_mechanism_rejects_unknown_rules() -> None:
 
 
 def test_training_rule_functions_agree(training_rule: str, divergence: str, rng: np.random.Generator) -> None:
-    """``solve_scores``: distributions on the simplex at which ``kkt_residual`` <= 1e-10;
-    ``optimal_values``: the same optimal values, converged."""
+    """``solve_profile``: distributions on the simplex at which ``profile_residual`` <= 1e-9;
+    for an additive rule ``solve_scores`` gives the same on the profile's scores, its
+    ``kkt_residual`` <= 1e-10, and ``optimal_values`` the same optimal values. A rule that does
+    not take the divergence says so when the mechanism is built."""
     rule = TRAINING_RULES[training_rule]
-    for _ in range(20):
-        m = int(rng.integers(2, 8))
+    if rule.divergences is not None and divergence not in rule.divergences:
+        with pytest.raises(ValueError, match=f"training rule '{training_rule}' takes the divergences"):
+            Mechanism(np.full(3, 1 / 3), divergence, 1.0, training_rule=rule)
+        return
+    for _ in range(10):
+        m, n = int(rng.integers(2, 8)), int(rng.integers(1, 4))
         mechanism = Mechanism(
             random_pi_init(rng, m), divergence, float(10.0 ** rng.uniform(-2, 2)), training_rule=rule
         )
-        scores = rng.uniform(0.0, 5.0, size=(4, m))
-        solution = rule.solve_scores(mechanism, scores)
+        rewards = rng.uniform(0.0, 1.0, size=(4, n, m))
+        sizes = rng.integers(1, 5, size=(4, n)).astype(float)
+        solution = rule.solve_profile(mechanism, rewards, sizes)
         assert solution.pi.shape == (4, m)
         assert np.all(solution.pi >= 0.0)
-        np.testing.assert_allclose(solution.pi.sum(axis=-1), 1.0, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(solution.pi.sum(axis=-1), 1.0, rtol=0, atol=1e-13)
         assert np.all(solution.status == CONVERGED)
-        assert float(np.max(rule.kkt_residual(mechanism, solution, scores))) <= 1e-10
+        assert float(np.max(rule.profile_residual(mechanism, solution, rewards, sizes))) <= 1e-9
+        if not rule.additive:
+            assert rule.solve_scores is None and rule.optimal_values is None
+            continue
+        scores = mechanism.scores(rewards, sizes)
+        direct = rule.solve_scores(mechanism, scores)
+        np.testing.assert_array_equal(direct.pi, solution.pi)
+        assert float(np.max(rule.kkt_residual(mechanism, direct, scores))) <= 1e-10
         values, status = rule.optimal_values(mechanism, scores.copy())
-        np.testing.assert_allclose(values, solution.value, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(values, direct.value, rtol=1e-12, atol=1e-12)
         assert np.all(status == CONVERGED)
+
+
+def test_payment_rules_built_on_eq_1_need_an_additive_training_rule() -> None:
+    """MaxMin and Nash have no ASW_-i: their default payment is ``none``, and asking for one of
+    the payment rules that needs eq. (1) is an error that says so."""
+    q = np.full(3, 1 / 3)
+    assert Mechanism(q, "kl", 1.0).payment_rule.name == "affine_maximizer"
+    for rule in ("maxmin", "nash"):
+        assert Mechanism(q, "kl", 1.0, training_rule=rule).payment_rule.name == "none"
+        for payment in ("affine_maximizer", "intermediate_checkpoints", "early_stopped"):
+            with pytest.raises(ValueError, match=f"payment rule '{payment}' needs an additive training rule"):
+                Mechanism(q, "kl", 1.0, training_rule=rule, payment_rule=payment)
 
 
 # --- normalisations ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from cases import random_game
 
 from rlhf_mech.analysis import (
+    DEFAULT_BUDGET,
     ReportSpace,
     group_objective,
     noisy_objective,
@@ -233,6 +234,83 @@ def test_best_response_at_a_vertex_is_found() -> None:
         game, reports=game.truth.with_report(0, result.best.reward, result.best.size)
     )
     assert solve(replay).gains[0] == pytest.approx(result.best.gain, abs=1e-12)
+
+
+def grid_best_gain(game: Game, i: int, points: int) -> float:
+    """The best gain over a ``points`` x ``points`` grid of the 3-outcome polytope, one
+    coordinate 0 (the others' scores only matter up to a constant)."""
+    objective = group_objective(game, i)
+    space = objective.space
+    cap = space.cap(space.size_bound)
+    a, b = (v.ravel() for v in np.meshgrid(np.linspace(0, cap, points), np.linspace(0, cap, points)))
+    zero = np.zeros_like(a)
+    z = np.vstack([np.c_[zero, a, b], np.c_[a, zero, b], np.c_[a, b, zero]])
+    if space.simplex:
+        z = z[z.sum(axis=1) <= cap]
+    return float(objective(z)[0].max())
+
+
+def test_chi2_best_response_past_a_plateau() -> None:
+    """From the vertex ``10 e_0``, outcome 2 carries no mass until its score rises by 6.41
+    (its support gap): the utility is flat, then rises, then bends down at 7.596, where the
+    best response is. Every seed finds the bend (a quasi-Newton polish alone stops on the
+    plateau at some seeds), at least as high as a 2001-point scan of the segment."""
+    rewards = [
+        [1.0, 0.723, 0.0, 0.144, 0.513],
+        [1.0, 0.492, 0.577, 0.24, 0.249],
+        [0.323, 0.368, 1.0, 0.455, 0.012],
+        [0.033, 1.0, 0.0, 0.443, 0.697],
+    ]
+    game = make_game(
+        rewards,
+        [3, 10, 2, 6],
+        normalization="max",
+        divergence="chi2",
+        lam=0.227,
+        pi_init=[0.049, 0.383, 0.307, 0.148, 0.113],
+        max_size=10.0,
+    )
+    objective = group_objective(game, 1)
+    segment = np.zeros((2001, 5))
+    segment[:, 0], segment[:, 2] = 10.0, np.linspace(0.0, 10.0, 2001)
+    scan = objective(segment)[0]
+    _, _, gaps = objective.probe(segment[:1])
+    assert gaps is not None and gaps[0, 2] == pytest.approx(6.414, abs=1e-3)
+    assert scan.max() > scan[0] + 0.1  # past the plateau lies more than the vertex gives
+    for seed in range(5):
+        found = search_misreports(game, 1, "none", DEFAULT_BUDGET, np.random.default_rng(seed))
+        assert found.best.gain >= scan.max()
+
+
+@pytest.mark.parametrize("normalization", ["sum", "max"])
+def test_chi2_best_responses_on_kinks_reach_a_grid(normalization, rng) -> None:
+    """chi^2 without payment: the utility is piecewise linear in the report (it bends where
+    an outcome enters or leaves the support) and flat where an outcome carries no mass, so
+    best responses sit on kinks past plateaus, where a quasi-Newton polish stalls. On random
+    3-outcome games the search reaches 0.99 of a 121 x 121 grid over the whole polytope."""
+    ratios = []
+    for _ in range(10):
+        g = random_game(
+            rng, max_groups=3, max_outcomes=3, log10_lambda=(-1.0, 1.0), normalization=normalization
+        )
+        if g.rewards.shape[1] < 3:
+            continue
+        game = make_game(
+            g.rewards,
+            g.sizes,
+            normalization=normalization,
+            divergence="chi2",
+            lam=g.lam,
+            pi_init=g.pi_init,
+            max_size=max(g.max_size, float(g.sizes.max())),
+        )
+        for i in range(game.n_groups):
+            grid = grid_best_gain(game, i, 121)
+            if grid > 1e-6:
+                found = search_misreports(game, i, "none", DEFAULT_BUDGET, np.random.default_rng(i))
+                ratios.append(found.best.gain / grid)
+    assert len(ratios) >= 5
+    assert min(ratios) >= 0.99
 
 
 @pytest.mark.parametrize("divergence", ["kl", "chi2", "hellinger", "tv", "js"])

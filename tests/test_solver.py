@@ -31,6 +31,7 @@ from rlhf_mech.core import (
     SolveResult,
     kkt_residual,
     solve_sw_max,
+    support_gaps,
 )
 
 LOG2 = math.log(2.0)
@@ -212,6 +213,34 @@ def test_chi2_zero_mass_exactly_where_nonnegativity_binds(rng: np.random.Generat
         np.testing.assert_allclose(result.pi, water_filling_chi2(scores, q, lam), rtol=0, atol=1e-12)
         zeros_seen += int(np.sum(result.pi == 0.0))
     assert zeros_seen > 100  # the constraint did bind
+
+
+@pytest.mark.parametrize("divergence", ["chi2", "tv"])
+def test_support_gaps_are_where_outcomes_enter(divergence: str, rng: np.random.Generator) -> None:
+    """Raising an outcome's score by less than its support gap leaves it without mass (and
+    the solution unchanged); by a little more gives it mass. On the support the gap is 0;
+    divergences with full support have no gaps."""
+    entered = 0
+    for _ in range(60):
+        m = int(rng.integers(2, 8))
+        scores, q = rng.uniform(0.0, 5.0, size=m), random_pi_init(rng, m)
+        lam = float(10.0 ** rng.uniform(-1, 1))
+        result = solve_sw_max(scores, q, divergence, lam)
+        gaps = support_gaps(result, scores, divergence, lam)
+        assert np.all(gaps[result.pi > 0] == 0.0) and np.all(gaps >= 0.0)
+        for x in np.flatnonzero(gaps > 0):
+            delta = 1e-6 * max(1.0, gaps[x])
+            below, above = scores.copy(), scores.copy()
+            below[x] += gaps[x] - delta
+            above[x] += gaps[x] + delta
+            before = solve_sw_max(below, q, divergence, lam)
+            assert before.pi[x] == 0.0
+            np.testing.assert_allclose(before.pi, result.pi, rtol=0, atol=1e-12)
+            assert solve_sw_max(above, q, divergence, lam).pi[x] > 0.0
+            entered += 1
+    assert entered > 20  # outcomes were outside the support
+    scores, q = rng.uniform(0.0, 5.0, 6), random_pi_init(rng, 6)
+    assert np.all(support_gaps(solve_sw_max(scores, q, "kl", 0.1), scores, "kl", 0.1) == 0.0)
 
 
 def test_tv_moves_mass_from_low_scores_to_the_argmax(rng: np.random.Generator) -> None:

@@ -34,8 +34,9 @@ The search (:func:`search_misreports`)
    :meth:`~rlhf_mech.core.Deviation.contribution_outcomes`): scipy's L-BFGS-B (box) or
    SLSQP (capped simplex) by successive halving of the starts; where the trained
    distribution can lose outcomes (chi^2: the utility has kinks, and is piecewise linear
-   without payment) a trust-region cutting-plane method settles the best point on its kink
-   and probes along the flat directions of a plateau (:func:`_polish_kinks`,
+   without payment) a trust-region cutting-plane method settles the best point on its kink,
+   and the flat directions of a plateau are probed just past where their outcomes enter the
+   support (the training rule's ``support_gaps``; :func:`_polish_kinks`,
    :func:`_plateau_probes`); where the training rule is not differentiable (TV), a batched
    compass search; beyond 64 parameters a batched projected gradient ascent;
 3. for the argmax rule over candidate models, the exact best response: for each candidate a
@@ -107,8 +108,12 @@ _FD_DIMENSION = 16
 _SAME_START = 1e-6
 #: The share of a search's budget that goes to the whole space (the rest: the true size).
 _WHOLE_SPACE_SHARE = 3 / 4
+#: The best vertices whose connecting edges are sampled (:func:`_edges`).
+_EDGE_VERTICES = 5
 #: Steps (fractions of the space's extent) of the probes that leave a plateau.
 _PLATEAU_STEPS = (0.5, 0.25, 0.125)
+#: Probes past a plateau's edge: fractions of the room beyond the edge.
+_PAST_EDGE = (1.0 / 64.0, 0.25, 0.75)
 #: Rounds of plateau probing and re-polishing per space.
 _PLATEAU_ROUNDS = 2
 
@@ -265,6 +270,10 @@ class ReportSpace:
     bound : per unit of size, the extent of one coordinate: ``R`` (the largest true score) for
         ``none`` rewards, ``B`` (the largest true total weight) for preferences, 1 otherwise.
     basis : (k, m) array, the candidates' scores per base reward model, or ``None``.
+    shift_invariant : whether the training rule ignores a constant added to every score (an
+        additive rule, SW-Max): then a point maps to a report whose contribution equals it up
+        to a constant; otherwise (MaxMin, Nash) to the report ``z / |z|`` of size ``|z|``
+        (``|z|`` the reward's total or largest entry), scaled up to size 1 where ``|z| < 1``.
     """
 
     normalization: Normalization
@@ -272,22 +281,24 @@ class ReportSpace:
     dimension: int
     bound: float = 1.0
     basis: Array | None = None
+    shift_invariant: bool = True
 
     @classmethod
     def of(cls, game: Game) -> ReportSpace:
         """The report space of ``game``; ``R`` (or ``B``) is the largest true value over all
         groups, so that a report stays on the scale of the game's measurements."""
         size = size_bound(game)[0]
+        shift = game.mechanism.training_rule.additive
         if game.report_basis is not None:
             assert game.truth.preferences is not None
             total = float(game.truth.preferences.sum(axis=1).max())
             basis = game.report_basis.scores.T.copy()
-            return cls(Normalization.NONE, size, basis.shape[0], total if total > 0 else 1.0, basis)
+            return cls(Normalization.NONE, size, basis.shape[0], total if total > 0 else 1.0, basis, shift)
         m = game.n_outcomes
         if not game.normalization.normalised:
             top = float(game.truth.rewards.max())
-            return cls(game.normalization, size, m, top if top > 0 else 1.0)
-        return cls(game.normalization, size, m)
+            return cls(game.normalization, size, m, top if top > 0 else 1.0, shift_invariant=shift)
+        return cls(game.normalization, size, m, shift_invariant=shift)
 
     # --- the polytope ------------------------------------------------------------------------
 
@@ -387,7 +398,8 @@ class ReportSpace:
         size is the one the point needs, at least 1: the total (``sum``), the largest entry
         (``max``), the largest entry over ``R`` (``none``) or the total weight over ``B``
         (preferences). Where that is below the size used, ``sum`` and ``max`` rewards are
-        shifted by a constant (which changes no score difference).
+        shifted by a constant (which changes no score difference), or, where the training
+        rule is not :attr:`shift_invariant`, scaled (the report ``z / |z|``).
         """
         z = np.atleast_2d(np.asarray(z, dtype=float))
         if self.basis is not None or not self.normalization.normalised:
@@ -398,6 +410,10 @@ class ReportSpace:
             return z / sizes[:, None], sizes
         total = self.normalization.total(z)
         sizes = np.clip(total, 1.0, self.size_bound) if size is None else np.full(len(z), float(size))
+        if not self.shift_invariant:
+            empty = total <= 0
+            direction = np.where(empty[:, None], 1.0, z) / np.where(empty, 1.0, total)[:, None]
+            return self.normalization.normalise(direction), sizes
         shift = np.maximum(sizes - total, 0.0)
         if self.normalization.linear_total:  # sum: spread the missing mass evenly
             shift = shift / z.shape[-1]
@@ -456,10 +472,17 @@ class ReportObjective:
         self, group: Deviation, space: ReportSpace, truth: Array, extra: Array | None = None
     ) -> None:
         self.group, self.space, self.truth, self.extra = group, space, truth, extra
-        self.differentiable = group.differentiable
         mechanism = group.mechanism
+        self.additive = mechanism.training_rule.additive
+        if extra is not None and not self.additive:
+            raise ValueError("noise on the contributions needs an additive training rule")
+        self.differentiable = self.additive and group.differentiable
         # the training rule is smooth even where the payment has no gradient (Heuristic 1)
-        self.smooth = mechanism.training_rule.differentiable(mechanism)
+        self.smooth = mechanism.training_rule.smooth(mechanism)
+        #: for a training rule that is not additive, the size every point is reported at
+        #: (``None``: the size the point needs, :meth:`ReportSpace.report`); an additive rule
+        #: sees only the contribution, whatever the size
+        self.fixed_size: float | None = None
         self.evaluations = 0
         self.priced = 0
         self.stalled = 0
@@ -473,21 +496,39 @@ class ReportObjective:
         Reports whose solve did not converge get gain ``-inf`` (they cannot be trusted) and
         are counted in :attr:`stalled`.
         """
-        utilities, slopes = self._utilities(np.atleast_2d(z), gradients and self.differentiable)
+        utilities, slopes, _ = self._utilities(np.atleast_2d(z), gradients and self.differentiable)
         return utilities - self.truth_utility, slopes
 
-    def _utilities(self, z: Array, gradients: bool) -> tuple[Array, Array | None]:
+    def probe(self, z: Array) -> tuple[Array, Array, Array | None]:
+        """``(gains (B,), gradients (B, d), support gaps (B, d) or None)`` of the contributions
+        ``z``: the gaps (:attr:`~rlhf_mech.core.DeviationOutcomes.support_gaps`) are how far
+        each coordinate must rise for its outcome to enter the support, where coordinates are
+        outcomes (no preference basis) and there is one game. Needs :attr:`differentiable`."""
+        utilities, slopes, gaps = self._utilities(np.atleast_2d(z), True)
+        assert slopes is not None
+        return utilities - self.truth_utility, slopes, gaps
+
+    def _utilities(self, z: Array, gradients: bool) -> tuple[Array, Array | None, Array | None]:
         c = self.space.contributions(z)  # (B, m)
         games = self.group.games
         step = max(1, rows_per_chunk(c.shape[-1]) // games)
         utilities = np.empty(len(c))
         slopes = np.empty((len(c), z.shape[-1])) if gradients else None
+        outcome_coordinates = gradients and self.space.basis is None and games == 1
+        gaps = np.empty((len(c), z.shape[-1])) if outcome_coordinates else None
         for start in range(0, len(c), step):
             block = slice(start, min(len(c), start + step))
-            batch = np.broadcast_to(c[block], (games, *c[block].shape))
-            if self.extra is not None:
-                batch = batch + self.extra[:, None, :]
-            out = self.group.contribution_outcomes(batch, gradients=gradients, keep_distributions=False)
+            if self.additive:
+                batch = np.broadcast_to(c[block], (games, *c[block].shape))
+                if self.extra is not None:
+                    batch = batch + self.extra[:, None, :]
+                out = self.group.contribution_outcomes(batch, gradients=gradients, keep_distributions=False)
+            else:
+                theta, sizes = self.space.report(z[block], self.fixed_size)
+                rewards = np.broadcast_to(self.space.rewards(theta), (games, len(theta), c.shape[-1]))
+                out = self.group.outcomes(
+                    rewards, np.broadcast_to(sizes, (games, len(sizes))), keep_distributions=False
+                )
             utility = out.utilities.mean(axis=0)
             bad = np.any(out.status != CONVERGED, axis=0)
             self.stalled += int(bad.sum())
@@ -497,9 +538,12 @@ class ReportObjective:
                 assert out.gradients is not None
                 g = out.gradients.mean(axis=0)
                 slopes[block] = g if self.space.basis is None else g @ self.space.basis.T
+            if gaps is not None:
+                assert out.support_gaps is not None
+                gaps[block] = out.support_gaps[0]
         self.evaluations += len(c)
         self.priced += len(c)
-        return utilities, slopes
+        return utilities, slopes, gaps
 
     def misreport(self, z: Array, gain: float, found_by: str, size: float | None = None) -> Misreport:
         """The :class:`Misreport` of the contribution ``z`` (one row)."""
@@ -538,16 +582,19 @@ class _Pool:
     def empty(cls) -> _Pool:
         return cls([], [], [], [])
 
-    def add(self, objective: ReportObjective, z: Array, label: str, budget: int) -> None:
+    def add(self, objective: ReportObjective, z: Array, label: str, budget: int) -> tuple[Array, Array]:
+        """Evaluate the points ``z`` that fit before ``budget`` evaluations; returns them and
+        their gains."""
         room = budget - objective.evaluations
         if room <= 0 or len(z) == 0:
-            return
+            return np.zeros((0, z.shape[-1])), np.zeros(0)
         z = z[:room]
         gains, slopes = objective(z, gradients=True)
         self.z.append(z)
         self.gains.append(gains)
         self.slopes.append(slopes)
         self.labels.append(label)
+        return z, gains
 
     def best(self, count: int, scale: float) -> tuple[Array, Array, Array | None, list[str]]:
         """The ``count`` best points that are pairwise more than ``_SAME_START`` apart (their
@@ -609,6 +656,18 @@ def _family_points(game: Game, i: int, space: ReportSpace, k: int) -> list[tuple
         fam = polarise_misreports(theta, w, np.geomspace(1e-4, 1.0, k), space.normalization)
         out.append(("polarise", np.asarray(fam.rewards) * fam.sizes[:, None]))
     return out
+
+
+def _edges(vertices: Array, gains: Array) -> Array:
+    """Points at a third and two thirds of the edges between the :data:`_EDGE_VERTICES` best
+    vertices: a best response that mixes two outcomes (chi^2 often gives one with a dip
+    between its ends) lies on such an edge, which random faces rarely hit."""
+    finite = np.flatnonzero(np.isfinite(gains))
+    top = finite[np.argsort(-gains[finite], kind="stable")][:_EDGE_VERTICES]
+    a, b = np.triu_indices(len(top), k=1)
+    ends, starts = vertices[top[b]], vertices[top[a]]
+    fractions = np.array([1.0 / 3.0, 2.0 / 3.0])[:, None, None]
+    return (starts[None] + fractions * (ends - starts)[None]).reshape(-1, vertices.shape[-1])
 
 
 def _faces(vertices: Array, count: int, rng: np.random.Generator) -> Array:
@@ -673,16 +732,28 @@ class _Tracked:
         return -float(value[0]) / self.scale
 
 
+def _has_kinks(objective: ReportObjective) -> bool:
+    """Whether the utility has kinks where the trained distribution drops or gains an outcome
+    (a divergence with a finite ``g'(0)``: chi^2), with an exact gradient between them."""
+    divergence = objective.group.mechanism.divergence
+    return objective.differentiable and bool(np.isfinite(divergence.g_prime_at_zero))
+
+
 def _polish_start(
     objective: ReportObjective, cap: float, z: Array, gain: float, scale: float, end: int
 ) -> tuple[Array, float, bool]:
-    """Local ascent from one start with a constrained quasi-Newton optimiser (scipy):
-    L-BFGS-B on a box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient
-    where the mechanism has one and finite differences where only the training rule is
-    smooth, until the evaluation count reaches ``end``. Returns the best point visited, its
-    gain and whether the optimiser reported convergence."""
+    """Local ascent from one start until the evaluation count reaches ``end``.
+
+    Where the utility has kinks (:func:`_has_kinks`) the trust-region cutting-plane method
+    (:func:`_polish_kinks`); else a constrained quasi-Newton optimiser (scipy): L-BFGS-B on a
+    box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient where the
+    mechanism has one and finite differences where only the training rule is smooth.
+    Returns the best point visited, its gain and whether the method converged."""
     from scipy.optimize import minimize
 
+    if _has_kinks(objective):
+        values, slopes, _ = objective.probe(z[None])
+        return _polish_kinks(objective, cap, z[None], values, slopes, end)
     d = z.size
     exact = objective.differentiable
     room = end - objective.evaluations
@@ -714,7 +785,7 @@ def _polish_start(
     return tracked.best_z, tracked.best_gain, result is not None and bool(result.success)
 
 
-def _polish_scipy(
+def _polish_starts(
     objective: ReportObjective,
     cap: float,
     z: Array,
@@ -754,7 +825,7 @@ def _polish_scipy(
 
 def _polish_kinks(
     objective: ReportObjective, cap: float, z: Array, values: Array, slopes: Array, end: int
-) -> tuple[Array, float, Array, bool]:
+) -> tuple[Array, float, bool]:
     """Local ascent to a kink: a trust-region cutting-plane (bundle) method.
 
     Where the support of the trained distribution changes (chi^2, and any divergence with a
@@ -769,7 +840,7 @@ def _polish_kinks(
     concave model is exact after finitely many planes; where the model promises more than
     the evaluation gives, ``r`` halves. Stops when the promise falls below ``1e-12`` of the
     gain's scale or ``r`` below :data:`MIN_STEP` of the extent (converged), or at ``end``
-    evaluations. Returns the best point, its gain and gradient, and whether it converged.
+    evaluations. Returns the best point, its gain and whether it converged.
     """
     from scipy.optimize import linprog
 
@@ -777,9 +848,9 @@ def _polish_kinks(
     finite = np.isfinite(values)
     points, gains, planes = list(z[finite]), list(values[finite]), list(slopes[finite])
     if not points:
-        return z[0], float(values[0]), slopes[0], False
+        return z[0], float(values[0]), False
     k = int(np.argmax(gains))
-    best_z, best_gain, best_slope = points[k].copy(), float(gains[k]), planes[k]
+    best_z, best_gain = points[k].copy(), float(gains[k])
     radius = 0.25 * cap
     simplex = objective.space.simplex
     tol = 1e-12 * max(1.0, abs(best_gain))
@@ -797,10 +868,10 @@ def _polish_kinks(
         bounds = [*zip(low, high, strict=True), (None, None)]
         result = linprog(np.r_[np.zeros(d), -1.0], A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
         if result.status != 0:
-            return best_z, best_gain, best_slope, False
+            return best_z, best_gain, False
         promise = -result.fun - best_gain
         if promise <= tol:
-            return best_z, best_gain, best_slope, True
+            return best_z, best_gain, True
         y = objective.space.project(result.x[None, :d], cap)
         value, slope = objective(y, gradients=True)
         improved = bool(np.isfinite(value[0]) and value[0] > best_gain)
@@ -808,31 +879,60 @@ def _polish_kinks(
             points.append(y[0])
             gains.append(float(value[0]))
             planes.append(slope[0])
-        # a step that gives under a quarter of its promise shrinks the region
-        if not improved or value[0] - best_gain < 0.25 * promise:
+        # the usual trust-region rule: a step that gives under a quarter of its promise
+        # shrinks the region, one that gives three quarters of it at the region's edge grows it
+        ratio = (value[0] - best_gain) / promise if improved else 0.0
+        if ratio < 0.25:
             radius /= 2
+        elif ratio > 0.75 and np.abs(y[0] - best_z).max() >= 0.99 * radius:
+            radius = min(2 * radius, cap)
         if improved:
-            best_z, best_gain, best_slope = y[0].copy(), float(value[0]), planes[-1]
+            best_z, best_gain = y[0].copy(), float(value[0])
         if radius < MIN_STEP * cap:
-            return best_z, best_gain, best_slope, True
-    return best_z, best_gain, best_slope, False
+            return best_z, best_gain, True
+    return best_z, best_gain, False
 
 
-def _plateau_probes(objective: ReportObjective, cap: float, z: Array, gain: float, slope: Array) -> Array:
+def _plateau_probes(
+    space: ReportSpace, cap: float, z: Array, gain: float, slope: Array, gaps: Array | None
+) -> Array:
     """Probes from a polished point along the coordinates where the utility is flat.
 
     Where an outcome carries no probability (chi^2 and the other divergences with a finite
     ``g'(0)``) a small change of its score changes nothing, so the gradient in its direction
     is zero and a local optimiser stops on the plateau; the best response may lie past the
-    plateau's edge, where the outcome enters the support. Each flat coordinate is moved by
-    :data:`_PLATEAU_STEPS` of the extent, towards the side with more room (projected);
-    ``slope`` is the gradient at ``z``."""
+    plateau's edge, where the outcome enters the support. With the support gaps (how far
+    each coordinate must rise against the support for its outcome to enter,
+    :meth:`ReportObjective.probe`) each flat coordinate that can enter is moved just past its
+    edge and by :data:`_PAST_EDGE` of the room beyond it; without them, by
+    :data:`_PLATEAU_STEPS` of the extent towards the side with more room. ``slope`` is the
+    gradient at ``z``; the probes are projected."""
     tiny = 1e-9 * max(1.0, abs(gain)) / max(cap, np.finfo(float).tiny)
-    flat = np.flatnonzero(np.abs(slope) <= tiny)
-    up = np.where(z[flat] <= cap / 2, 1.0, -1.0)
-    probes = np.repeat(z[None, None, :], len(_PLATEAU_STEPS), axis=0).repeat(len(flat), axis=1)
-    probes[:, np.arange(len(flat)), flat] += np.array(_PLATEAU_STEPS)[:, None] * cap * up[None, :]
-    return objective.space.project(probes.reshape(-1, z.size), cap)
+    flat = np.abs(slope) <= tiny
+    d = z.size
+    moves: list[Array] = []
+    if gaps is not None:
+        # only score differences matter: outcome j's score rises against the support's by
+        # raising z_j to the top and then lowering the support's coordinates together (on
+        # a capped simplex the projection does the lowering)
+        support = gaps == 0
+        room = cap - z + float(z[support].min(initial=cap))
+        entering = np.flatnonzero(flat & (gaps > 0) & (gaps < room))
+        for fraction in _PAST_EDGE:
+            rise = gaps[entering] + fraction * (room[entering] - gaps[entering])
+            up = rise if space.simplex else np.minimum(rise, cap - z[entering])
+            step = np.zeros((len(entering), d))
+            step[np.arange(len(entering)), entering] = up
+            step -= (rise - up)[:, None] * support[None, :]
+            moves.append(step)
+        flat &= ~(gaps > 0)  # the outcomes that cannot enter stay where they are
+    others = np.flatnonzero(flat)
+    up = np.where(z[others] <= cap / 2, 1.0, -1.0)
+    for fraction in _PLATEAU_STEPS:
+        step = np.zeros((len(others), d))
+        step[np.arange(len(others)), others] = fraction * cap * up
+        moves.append(step)
+    return space.project(z + np.concatenate(moves), cap)
 
 
 def _polish(
@@ -941,7 +1041,8 @@ def _search_polytope(
         pool.add(objective, space.project(points, cap), label, start + budget // 8)
     share = start + max(4, (3 * budget) // 8)  # vertices
     vertices = space.vertices(cap, max(2, share - objective.evaluations), orders, rng)
-    pool.add(objective, vertices, "vertex", share)
+    vertices, vertex_gains = pool.add(objective, vertices, "vertex", share)
+    pool.add(objective, _edges(vertices, vertex_gains), "edge", start + (7 * budget) // 16)
     faces = _faces(vertices, max(2, budget // 8), rng)
     pool.add(objective, faces, "face", start + budget // 2)
     scale = max(cap, np.finfo(float).tiny)
@@ -956,36 +1057,28 @@ def _search_polytope(
         k = int(np.argmax(polished_gains))
         moved = np.abs(polished[k] - z[k]).max() > 0
         return polished[k], float(polished_gains[k]), "local" if moved else labels[k], converged
-    divergence = objective.group.mechanism.divergence
-    plateaus = objective.differentiable and bool(np.isfinite(divergence.g_prime_at_zero))
+    plateaus = _has_kinks(objective)
     # room for the plateau probes of the best point and a polish from the best probe
-    reserve = _PLATEAU_ROUNDS * (len(_PLATEAU_STEPS) * z.shape[-1] + 4) if plateaus else 0
+    reserve = _PLATEAU_ROUNDS * (len(_PAST_EDGE) * z.shape[-1] + 4) if plateaus else 0
     polish_end = max(objective.evaluations + 2, end - min(reserve, budget // 4))
-    polished, polished_gains, converged = _polish_scipy(objective, cap, z, gains, polish_end)
+    polished, polished_gains, converged = _polish_starts(objective, cap, z, gains, polish_end)
     k = int(np.argmax(polished_gains))
     best_z, best_gain = polished[k], float(polished_gains[k])
     label = "local" if np.abs(polished[k] - z[k]).max() > 0 else labels[k]
-    if not plateaus:
-        return best_z, best_gain, label, converged
-    values, slopes = objective(best_z[None], gradients=True)
-    assert slopes is not None
-    kink_z, best_gain, slope, _ = _polish_kinks(
-        objective, cap, best_z[None], values, slopes, end - reserve // 2
-    )
-    if np.abs(kink_z - best_z).max() > 0:
-        best_z, label = kink_z, "local"
-    for _ in range(_PLATEAU_ROUNDS):
-        probes = _plateau_probes(objective, cap, best_z, best_gain, slope)[
-            : max(0, end - objective.evaluations)
-        ]
+    for _ in range(_PLATEAU_ROUNDS if plateaus else 0):
+        if objective.evaluations >= end:
+            break
+        _, slopes, gaps = objective.probe(best_z[None])
+        probes = _plateau_probes(
+            objective.space, cap, best_z, best_gain, slopes[0], None if gaps is None else gaps[0]
+        )[: max(0, end - objective.evaluations)]
         if len(probes) == 0:
             break
-        probe_gains, probe_slopes = objective(probes, gradients=True)
+        probe_gains, probe_slopes, _ = objective.probe(probes)
         j = int(np.argmax(probe_gains))
         if not probe_gains[j] > best_gain + 4 * np.finfo(float).eps * max(1.0, abs(best_gain)):
             break
-        assert probe_slopes is not None
-        best_z, best_gain, slope, ok = _polish_kinks(objective, cap, probes, probe_gains, probe_slopes, end)
+        best_z, best_gain, ok = _polish_kinks(objective, cap, probes, probe_gains, probe_slopes, end)
         label = "local"
         converged &= ok
     return best_z, best_gain, label, converged
@@ -1069,13 +1162,13 @@ def search_misreports(
 
     Notes
     -----
-    See the module docstring. Two thirds of the budget go to the whole space (sizes in
-    ``[1, W]``), one third to reports at the true size; each evaluates the truth and the
-    structured families (an eighth), the vertices (to three eighths), faces and
-    perturbations (to a half), and spends the rest polishing the best :data:`_STARTS`
-    distinct points (the truth among them) with scipy's L-BFGS-B / SLSQP and the exact
-    gradient, or a batched projected-gradient or compass search. The best report is
-    re-evaluated as a report (not a contribution) so that its gain replays exactly.
+    See the module docstring. :data:`_WHOLE_SPACE_SHARE` of the budget goes to the whole
+    space (sizes in ``[1, W]``), the rest to reports at the true size; each evaluates the
+    truth and the structured families (to an eighth), the vertices (to three eighths), faces
+    and perturbations (to a half), and spends the rest polishing the best :data:`_STARTS`
+    distinct points (:func:`_polish_starts`; plateau probes where the utility has kinks).
+    The best report is re-evaluated as a report (not a contribution) so that its gain
+    replays exactly.
     """
     mechanism = game.mechanism.with_payment_rule(payment_rule)
     space = space or ReportSpace.of(game)
@@ -1086,9 +1179,9 @@ def search_misreports(
     orders = _orders(space, objective, truth_z, game.truth.rewards[i] if space.basis is None else truth_z)
     # the two best points are evaluated once more, as reports; the argmax rule's exact best
     # responses take one evaluation per candidate and polytope
-    search_budget = budget - 2 - (2 * game.n_outcomes if mechanism.divergence.point_mass else 0)
+    exact = mechanism.divergence.point_mass and mechanism.training_rule.additive
+    search_budget = budget - 2 - (2 * game.n_outcomes if exact else 0)
     whole_budget = max(6, int(_WHOLE_SPACE_SHARE * search_budget))
-    exact = mechanism.divergence.point_mass
     found: list[tuple[Array, float, str, float | None]] = []
     converged = True
     for cap, size, share in (
@@ -1096,6 +1189,7 @@ def search_misreports(
         (space.cap(w), w, search_budget),
     ):
         in_space = [(label, z) for label, z in families if size is None or label != "size"]
+        objective.fixed_size = size
         z, gain, label, ok = _search_polytope(
             objective, game, i, cap, share - objective.evaluations, rng, in_space, orders
         )
@@ -1105,6 +1199,7 @@ def search_misreports(
                 z, gain, label, ok = best[0], best[1], "exact", True
         converged &= ok
         found.append((z, gain, label, size))
+    objective.fixed_size = None
     best, at_size = (_as_report(objective, z, label, size) for z, _, label, size in found)
     if at_size.gain > best.gain:
         best = at_size
@@ -1153,6 +1248,12 @@ def predict_no_payment_gain(game: Game, i: int) -> Prediction:
     mechanism = game.mechanism.with_payment_rule(NONE)
     div = mechanism.divergence
     distinct = np.unique(rm).size
+    if not mechanism.training_rule.additive:
+        return Prediction(
+            False,
+            "",
+            f"Theorems 4.2 and B.2 are about SW-Max, not {mechanism.training_rule.name}: no prediction",
+        )
     if distinct < 2:
         return Prediction(False, "", "constant reward (s_i = 1): truth is optimal (Theorem 4.2, case 1)")
     if div.g_prime_inverse is None:

@@ -26,6 +26,7 @@ from rlhf_mech.core._game import Expectations, Game, ReportBasis
 from rlhf_mech.core._mechanism import Mechanism, Profile
 from rlhf_mech.core._normalizations import Normalization, Scale
 from rlhf_mech.core._payments import PaymentRule
+from rlhf_mech.core._training import TrainingRule
 
 Array = np.ndarray
 
@@ -75,7 +76,7 @@ def candidate_game(
     scale: Scale | str,
     divergences: Array,
     lam: float,
-    payment_rule: str | PaymentRule,
+    payment_rule: str | PaymentRule | None,
     group_names: tuple[str, ...],
     preferences: Array,
     sizes: Array,
@@ -85,6 +86,7 @@ def candidate_game(
     expect: Expectations | None = None,
     source: str | None = None,
     notes: tuple[str, ...] = (),
+    training_rule: str | TrainingRule = "sw_max",
 ) -> Game:
     """Assemble the :class:`~rlhf_mech.core.Game` of a candidate spec (arrays already validated).
 
@@ -96,6 +98,8 @@ def candidate_game(
     lam : weight on the divergences (> 0).
     preferences, reported_preferences : (n, k) non-negative weights (reports default to truth).
     sizes, reported_sizes : (n,) sizes (reports default to truth).
+    payment_rule, training_rule : the rules (payment default: ``p^AFF`` for SW-Max, ``none``
+        for a training rule that is not additive).
     notes : what was changed on loading; a note is added per constant column under minmax.
     """
     raw_scores = np.asarray(raw_scores, dtype=float)
@@ -117,6 +121,7 @@ def candidate_game(
         divergence="none",
         lam=float(lam),
         payment_rule=payment_rule,
+        training_rule=training_rule,
         outcome_costs=np.asarray(divergences, dtype=float),
     )
     return Game(

@@ -30,6 +30,7 @@ from rlhf_mech.core._divergences import Divergence, get_divergence
 from rlhf_mech.core._numerics import CHUNK_ELEMENTS, rows_per_chunk
 from rlhf_mech.core._payments import (
     AFFINE_MAXIMIZER,
+    NONE,
     PaymentResult,
     PaymentRule,
     get_payment_rule,
@@ -122,6 +123,23 @@ def weighted_rewards(rewards: Array, sizes: Array) -> Array:
     return np.matmul(sizes[..., None, :], rewards)[..., 0, :]
 
 
+def rule_conflict(training: TrainingRule, payment: PaymentRule, divergence: Divergence) -> str:
+    """Why the rules cannot form one mechanism, or ``""``: a payment built on eq. (1) needs an
+    additive training rule (its ``ASW_-i``, appendix E), and a training rule may take only
+    some divergences (Nash: the smooth ones)."""
+    if payment.additive_only and not training.additive:
+        return (
+            f"payment rule {payment.name!r} needs an additive training rule (sw_max: eq. (1)'s "
+            f"ASW_-i); training rule {training.name!r} is not additive, use payment 'none'"
+        )
+    if training.divergences is not None and divergence.name not in training.divergences:
+        return (
+            f"training rule {training.name!r} takes the divergences "
+            f"{', '.join(training.divergences)}, not {divergence.name!r}"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class Mechanism:
     """The mechanism a platform announces (section 3): training rule, payment rule, pi_init.
@@ -132,7 +150,9 @@ class Mechanism:
     divergence : the regulariser ``f = lambda * g`` of the training rule (a
         :class:`~rlhf_mech.core.Divergence`; a registry name is looked up).
     lam : lambda > 0, the strength of the regulariser.
-    payment_rule : a :class:`~rlhf_mech.core.PaymentRule` (or its name), default ``p^AFF``.
+    payment_rule : a :class:`~rlhf_mech.core.PaymentRule` (or its name); by default ``p^AFF``
+        for an additive training rule (SW-Max) and ``none`` for the others, where eq. (1)
+        does not apply.
     training_rule : a :class:`~rlhf_mech.core.TrainingRule` (or its name), default SW-Max.
     outcome_costs : (m,) array or ``None``; a cost per outcome that the training rule
         subtracts as ``lambda * <pi, cost>`` (a candidate model's measured divergence from the
@@ -142,7 +162,7 @@ class Mechanism:
     pi_init: Array
     divergence: Divergence
     lam: float
-    payment_rule: PaymentRule = AFFINE_MAXIMIZER
+    payment_rule: PaymentRule = None  # type: ignore[assignment]  # resolved in __post_init__
     training_rule: TrainingRule = SW_MAX
     outcome_costs: Array | None = None
 
@@ -152,9 +172,13 @@ class Mechanism:
             raise ValueError(f"`pi_init` must be a 1-D array, got shape {pi_init.shape}")
         object.__setattr__(self, "pi_init", pi_init)
         object.__setattr__(self, "divergence", get_divergence(self.divergence))
-        object.__setattr__(self, "payment_rule", get_payment_rule(self.payment_rule))
         object.__setattr__(self, "training_rule", get_training_rule(self.training_rule))
+        default = AFFINE_MAXIMIZER if self.training_rule.additive else NONE
+        object.__setattr__(self, "payment_rule", get_payment_rule(self.payment_rule or default))
         object.__setattr__(self, "lam", float(self.lam))
+        conflict = rule_conflict(self.training_rule, self.payment_rule, self.divergence)
+        if conflict:
+            raise ValueError(conflict)
         if self.outcome_costs is not None:
             costs = np.asarray(self.outcome_costs, dtype=float)
             if costs.shape != pi_init.shape:
@@ -189,6 +213,10 @@ class Mechanism:
     def with_payment_rule(self, rule: str | PaymentRule | None) -> Mechanism:
         """The same mechanism under another payment rule (``None``: unchanged)."""
         return self if rule is None else replace(self, payment_rule=get_payment_rule(rule))
+
+    def with_training_rule(self, rule: str | TrainingRule | None) -> Mechanism:
+        """The same mechanism under another training rule (``None``: unchanged)."""
+        return self if rule is None else replace(self, training_rule=get_training_rule(rule))
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,7 +296,7 @@ def outcome(mechanism: Mechanism, truth: Profile, reports: Profile) -> ProfileOu
     """
     scores = mechanism.scores(reports.rewards, reports.sizes)
     rule = mechanism.training_rule
-    solution = rule.solve_scores(mechanism, scores)
+    solution = rule.solve_profile(mechanism, reports.rewards, reports.sizes)
     payment = mechanism.payment_rule.profile_payments(mechanism, reports, scores, solution)
     pi = solution.pi
     valuations = truth.rewards @ pi
@@ -278,7 +306,9 @@ def outcome(mechanism: Mechanism, truth: Profile, reports: Profile) -> ProfileOu
     offset = mechanism.score_offset
     if offset is not None:
         divergence_value -= float(offset @ pi)
-    residual = float(np.atleast_1d(rule.kkt_residual(mechanism, solution, scores))[0])
+    residual = float(
+        np.atleast_1d(rule.profile_residual(mechanism, solution, reports.rewards, reports.sizes))[0]
+    )
     return ProfileOutcome(
         distribution=pi,
         valuations=valuations,
@@ -297,7 +327,7 @@ def outcome(mechanism: Mechanism, truth: Profile, reports: Profile) -> ProfileOu
 
 def _leave_one_out_choices(mechanism: Mechanism, reports: Profile, scores: Array) -> Array | None:
     """The outcome selected without each group, where the divergence selects one (argmax)."""
-    if not mechanism.divergence.point_mass:
+    if not mechanism.divergence.point_mass or not mechanism.training_rule.additive:
         return None
     choices = np.empty(reports.n_groups, dtype=int)
     for k, block in leave_one_out_blocks(reports, scores, np.arange(reports.n_groups)):
@@ -330,6 +360,8 @@ class DeviationOutcomes:
     gradients : (G, P, m) ``d u_i / d c``, the utility's gradient in the report's contribution
         ``c = w~ rm~`` (defined up to a constant: adding one to every entry changes nothing),
         or ``None`` when not asked for.
+    support_gaps : (G, P, m) how far each outcome's score must rise for it to enter the
+        support (the training rule's ``support_gaps``; 0 on it), with the gradients, or ``None``.
     """
 
     distributions: Array | None
@@ -342,6 +374,7 @@ class DeviationOutcomes:
     social_welfare: Array
     status: Array
     gradients: Array | None = None
+    support_gaps: Array | None = None
 
 
 def _blocks(games: int, points: int, rows: int) -> list[tuple[slice, slice]]:
@@ -374,6 +407,8 @@ class Deviation:
         group's leave-one-out problem.
     first : (G,) the group's first term of eq. (1) under the payment rule.
     first_status : (G,) the solver status of ``first``.
+    others_rewards, others_sizes : (G, n - 1, m) and (G, n - 1) the others' reports, in group
+        order: a training rule that is not additive sees the whole profile.
     """
 
     mechanism: Mechanism
@@ -384,6 +419,8 @@ class Deviation:
     others_scores: Array
     first: Array
     first_status: Array
+    others_rewards: Array
+    others_sizes: Array
 
     @property
     def games(self) -> int:
@@ -411,13 +448,25 @@ class Deviation:
 
         Notes
         -----
-        The training rule sees the report only through its contribution ``w~ rm~`` to the
-        scores (Definition 4.1), so this is :meth:`contribution_outcomes` of ``w~ rm~``,
-        formed block by block.
+        An additive training rule (SW-Max) sees the report only through its contribution
+        ``w~ rm~`` to the scores (Definition 4.1), so this is :meth:`contribution_outcomes` of
+        ``w~ rm~``, formed block by block; any other rule solves the whole profiles, the
+        group's report inserted among the others' (blocks ``n`` times smaller).
         """
         rewards = np.asarray(rewards, dtype=float)
         sizes = np.asarray(sizes, dtype=float)
         self._check(rewards.shape, sizes.shape)
+        i = self.group
+
+        def profiles(gs: slice, ps: slice) -> tuple[Array, Array]:
+            g, p = gs.stop - gs.start, ps.stop - ps.start
+            others_r = np.broadcast_to(self.others_rewards[gs, None], (g, p, *self.others_rewards.shape[1:]))
+            others_s = np.broadcast_to(self.others_sizes[gs, None], (g, p, self.others_sizes.shape[1]))
+            full_r = np.concatenate(
+                [others_r[:, :, :i], rewards[gs, ps, None, :], others_r[:, :, i:]], axis=2
+            )
+            full_s = np.concatenate([others_s[:, :, :i], sizes[gs, ps, None], others_s[:, :, i:]], axis=2)
+            return full_r.reshape(g * p, *full_r.shape[2:]), full_s.reshape(g * p, -1)
 
         def scores(gs: slice, ps: slice, out: Array) -> Array:
             np.multiply(rewards[gs, ps], sizes[gs, ps, None], out=out)
@@ -427,7 +476,17 @@ class Deviation:
         def own(gs: slice, ps: slice, pi: Array) -> Array:
             return sizes[gs, ps] * np.einsum("gpm,gpm->gp", pi, rewards[gs, ps])
 
-        return self._evaluate(scores, own, None, sizes.shape, keep_distributions, on_progress, chunk_elements)
+        rule = self.mechanism.training_rule
+        return self._evaluate(
+            scores,
+            own,
+            None,
+            sizes.shape,
+            keep_distributions,
+            on_progress,
+            chunk_elements,
+            None if rule.additive else profiles,
+        )
 
     def contribution_outcomes(
         self,
@@ -458,6 +517,11 @@ class Deviation:
         """
         contributions = np.asarray(contributions, dtype=float)
         self._check(contributions.shape, contributions.shape[:2])
+        if not self.mechanism.training_rule.additive:
+            raise ValueError(
+                f"training rule {self.mechanism.training_rule.name!r} is not additive: it sees "
+                "the reports, not their contributions (use outcomes)"
+            )
         if gradients and not self.differentiable:
             raise ValueError("this mechanism's utility is not differentiable in the report")
 
@@ -509,9 +573,12 @@ class Deviation:
         keep_distributions: bool,
         on_progress: ProgressCallback | None,
         chunk_elements: int,
+        profiles_of: Callable[[slice, slice], tuple[Array, Array]] | None = None,
     ) -> DeviationOutcomes:
         """Solve blocks of points; ``scores_of`` fills a block's scores, ``own_of`` gives the
-        reported term ``<pi, c>``, ``contribution_of`` (when gradients are wanted) ``c``."""
+        reported term ``<pi, c>``, ``contribution_of`` (when gradients are wanted) ``c``;
+        ``profiles_of`` (a training rule that is not additive) the block's whole profiles
+        ``(rewards (B, n, m), sizes (B, n))``, which the rule then solves."""
         mechanism = self.mechanism
         rule = mechanism.training_rule
         games, m = self.own.shape
@@ -522,14 +589,21 @@ class Deviation:
         status = np.empty(shape, dtype=int)
         distributions = np.empty((games, points, m)) if keep_distributions else None
         slopes = np.empty((games, points, m)) if contribution_of is not None else None
+        gaps = np.empty((games, points, m)) if contribution_of is not None else None
         rows_per_block = rows_per_chunk(m, min(chunk_elements, CHUNK_ELEMENTS))
+        if profiles_of is not None:
+            rows_per_block = max(1, rows_per_block // (self.others_sizes.shape[1] + 1))
         buffer = np.empty(min(rows_per_block, games * points) * m)
         done = 0
         for gs, ps in _blocks(games, points, rows_per_block):
             count = (gs.stop - gs.start) * (ps.stop - ps.start)
             block_shape = (gs.stop - gs.start, ps.stop - ps.start)
             scores = scores_of(gs, ps, buffer[: count * m].reshape(*block_shape, m)).reshape(-1, m)
-            solution = rule.solve_scores(mechanism, scores)
+            if profiles_of is None:
+                assert rule.solve_scores is not None
+                solution = rule.solve_scores(mechanism, scores)
+            else:
+                solution = rule.solve_profile(mechanism, *profiles_of(gs, ps))
             pi = solution.pi.reshape(*block_shape, m)
             if distributions is not None:
                 distributions[gs, ps] = pi
@@ -549,6 +623,7 @@ class Deviation:
             )
             if slopes is not None and contribution_of is not None:
                 assert mechanism.payment_rule.utility_gradient is not None
+                assert rule.sensitivity is not None and rule.support_gaps is not None
                 reported = contribution_of(gs, ps)
                 true_term = (self.size[gs, None] * self.own[gs])[:, None, :]
                 cotangent = mechanism.payment_rule.utility_gradient(true_term, reported)
@@ -556,6 +631,8 @@ class Deviation:
                 slopes[gs, ps] = rule.sensitivity(mechanism, solution, scores, cotangent).reshape(
                     *block_shape, m
                 )
+                assert gaps is not None
+                gaps[gs, ps] = rule.support_gaps(mechanism, solution, scores).reshape(*block_shape, m)
             done += count
             if on_progress is not None:
                 on_progress(done, games * points)
@@ -571,6 +648,7 @@ class Deviation:
             social_welfare=welfare,
             status=np.maximum(status, self.first_status[:, None]),
             gradients=slopes,
+            support_gaps=gaps,
         )
 
 
@@ -593,7 +671,8 @@ def deviation(mechanism: Mechanism, truth: Profile, reports: Profile, group: int
     if not 0 <= group < n:
         raise ValueError(f"`group` must be in 0..{n - 1}, got {group}")
     others = np.flatnonzero(np.arange(n) != group)
-    others_scores = mechanism.scores(reported_rewards[:, others], reported_sizes[:, others])
+    others_rewards, others_sizes = reported_rewards[:, others], reported_sizes[:, others]
+    others_scores = mechanism.scores(others_rewards, others_sizes)
     first, first_status = mechanism.payment_rule.others_optimum(mechanism, others_scores)
     return Deviation(
         mechanism=mechanism,
@@ -604,4 +683,6 @@ def deviation(mechanism: Mechanism, truth: Profile, reports: Profile, group: int
         others_scores=others_scores,
         first=first,
         first_status=first_status,
+        others_rewards=others_rewards,
+        others_sizes=others_sizes,
     )

@@ -36,12 +36,13 @@ searches) evaluates it there. By Proposition 4.4 ``(psi, p^AFF)`` is DSIC and IR
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from rlhf_mech.core._numerics import rows_per_chunk, tile_shape
+from rlhf_mech.core._parameters import Configurable, Parameter
 from rlhf_mech.core._registry import lookup
 from rlhf_mech.core._status import CONVERGED
 
@@ -80,60 +81,7 @@ class PaymentResult:
 
 
 @dataclass(frozen=True)
-class Parameter:
-    """One parameter of a payment rule (its vocabulary for files, the CLI and the schema).
-
-    Attributes
-    ----------
-    name : the key in a game file's ``payment:`` mapping and in ``--payment-param``.
-    kind : ``"int"``, ``"float"`` or ``"outcomes"`` (a list of outcome names, stored as their
-        indices).
-    default : the value when not given (``None``: the parameter is optional).
-    minimum : the smallest allowed value (``int``/``float``), or ``None``.
-    exclusive : whether ``minimum`` itself is excluded.
-    maximum : the largest allowed value, or ``None``.
-    description : what it means, for help texts and the JSON Schema.
-    """
-
-    name: str
-    kind: str
-    default: Any
-    minimum: float | None = None
-    exclusive: bool = False
-    maximum: float | None = None
-    description: str = ""
-
-    def check(self, value: Any) -> Any:
-        """``value`` if it is valid (an int for ``int``, a tuple of ints for ``outcomes``).
-
-        Raises
-        ------
-        ValueError
-            saying which bound or type it breaks.
-        """
-        if self.kind == "outcomes":
-            indices = tuple(value)
-            if not indices or not all(isinstance(k, int | np.integer) and k >= 0 for k in indices):
-                raise ValueError(f"`{self.name}` must be a non-empty list of outcomes")
-            return tuple(int(k) for k in indices)
-        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-            raise ValueError(f"`{self.name}` must be a number, got {value!r}")
-        if self.kind == "int" and int(value) != value:
-            raise ValueError(f"`{self.name}` must be an integer, got {value!r}")
-        value = int(value) if self.kind == "int" else float(value)
-        if not np.isfinite(value):
-            raise ValueError(f"`{self.name}` must be finite, got {value!r}")
-        if self.minimum is not None and (value < self.minimum or (self.exclusive and value == self.minimum)):
-            raise ValueError(
-                f"`{self.name}` must be {'>' if self.exclusive else '>='} {self.minimum:g}, got {value!r}"
-            )
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"`{self.name}` must be <= {self.maximum:g}, got {value!r}")
-        return value
-
-
-@dataclass(frozen=True)
-class PaymentRule:
+class PaymentRule(Configurable):
     """One payment rule of the registry.
 
     Attributes
@@ -165,10 +113,15 @@ class PaymentRule:
         the training objective at the report's fine-tuned model, its reported term
         ``w~ <pi, rm~>`` there and the report's scores (a rule whose reference set depends on
         the report, Heuristic 1, trains on them).
+    additive_only : whether the rule needs an additive training rule (SW-Max: one whose
+        objective is a sum over the groups, so that eq. (1)'s ``ASW_{-i}`` exists); such a
+        rule cannot be combined with MaxMin or Nash (appendix E).
     schema : the rule's :class:`Parameter` records.
     parameters : ``((name, value), ...)``, the values set (:meth:`with_parameters`); a
         parameter not set takes its default (:meth:`setting`).
     """
+
+    family: ClassVar[str] = "payment rule"
 
     name: str
     formula: str
@@ -180,38 +133,9 @@ class PaymentRule:
     profile_payments: Callable[[Mechanism, Profile, Array, SolveResult], PaymentResult]
     others_optimum: Callable[[Mechanism, Array], tuple[Array, Array]]
     group_payments: Callable[[Mechanism, Array, Array, Array, Array, Array], Array]
+    additive_only: bool = True
     schema: tuple[Parameter, ...] = ()
     parameters: tuple[tuple[str, Any], ...] = ()
-
-    def setting(self, name: str) -> Any:
-        """The value of parameter ``name`` (its default when not set)."""
-        values = dict(self.parameters)
-        if name in values:
-            return values[name]
-        for parameter in self.schema:
-            if parameter.name == name:
-                return parameter.default
-        raise KeyError(f"payment rule {self.name!r} has no parameter {name!r}")
-
-    def with_parameters(self, **values: Any) -> PaymentRule:
-        """This rule with parameters set (validated; unset ones keep their defaults).
-
-        Raises
-        ------
-        ValueError
-            for an unknown name (listing the rule's parameters) or an invalid value.
-        """
-        known = {p.name: p for p in self.schema}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            valid = ", ".join(known) or "none"
-            raise ValueError(
-                f"payment rule {self.name!r} has no parameter {unknown[0]!r} (its parameters: {valid})"
-            )
-        merged = dict(self.parameters)
-        merged.update({name: known[name].check(value) for name, value in values.items()})
-        ordered = tuple((p.name, merged[p.name]) for p in self.schema if p.name in merged)
-        return replace(self, parameters=ordered)
 
 
 def affine_maximizer_payment(first: Array, objective: Array, own: Array) -> Array:
@@ -590,6 +514,7 @@ NONE = PaymentRule(
     profile_payments=_no_profile_payments,
     others_optimum=_no_others_optimum,
     group_payments=_no_group_payments,
+    additive_only=False,
 )
 AFFINE_MAXIMIZER = PaymentRule(
     name="affine_maximizer",

@@ -42,7 +42,7 @@ The result is exact up to rounding: chi^2 puts exactly zero mass where
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -87,6 +87,12 @@ class SolveResult:
         multiplier from (:func:`_frames`; ``max s`` except where the mass sits far below a
         rare best outcome), and nu_reference : ``(mu - reference) / lambda``, exact to
         rounding where ``nu`` is not: what :func:`kkt_residual` checks against.
+    weights : (..., n) array or ``None``: for a training rule solved through a dual over the
+        groups (MaxMin, Nash; :func:`~rlhf_mech.core.solve_fair`), the optimal dual weights;
+        ``pi`` is then SW-Max's solution at the scores they weight, and ``value`` the rule's
+        own objective.
+    residual : (...,) array or ``None``: that rule's optimality residual (the relative
+        duality gap, or the inner solve's KKT residual where larger).
     """
 
     pi: Array
@@ -99,6 +105,12 @@ class SolveResult:
     method: str
     reference: Array | None = None
     nu_reference: Array | None = None
+    weights: Array | None = None
+    residual: Array | None = None
+
+    def with_dual(self, weights: Array, residual: Array) -> SolveResult:
+        """This result with a dual rule's weights and residual (see :attr:`weights`)."""
+        return replace(self, weights=weights, residual=residual)
 
     @property
     def success(self) -> bool:
@@ -715,20 +727,63 @@ def sensitivity(
         for a divergence whose ``g'`` has no inverse (TV, the argmax rule): the solution is
         piecewise constant in ``s`` and the derivative is 0 or undefined.
     """
+    scores = np.asarray(scores, dtype=float)
+    shape = scores.shape
+    a = jacobian_weights(result, scores, pi_init, divergence, lam).reshape(-1, shape[-1])
+    g = np.asarray(cotangent, dtype=float).reshape(a.shape)
+    centred = g - row_dot(a, g)[:, None] / a.sum(axis=-1, keepdims=True)
+    return (a * centred).reshape(shape)
+
+
+def jacobian_weights(
+    result: SolveResult, scores: Array, pi_init: Array, divergence: str | Divergence, lam: float
+) -> Array:
+    r"""``a = pi_init t'(y) / lambda``: the SW-Max Jacobian ``d pi / d s = diag(a) - a a^T / sum(a)``
+    (see :func:`sensitivity`), 0 where ``pi = 0``; (..., m) like ``scores``.
+
+    Raises
+    ------
+    ValueError
+        for a divergence whose ``g'`` has no inverse (the solution is not differentiable).
+    """
     div = get_divergence(divergence)
     if div.g_prime_inverse is None:
         raise ValueError(f"divergence {div.name!r} has no inverse of g': the solution is not differentiable")
     scores = np.asarray(scores, dtype=float)
-    shape = scores.shape
-    flat = scores.reshape(-1, shape[-1])
+    flat = scores.reshape(-1, scores.shape[-1])
     gaps = (flat - flat.max(axis=-1, keepdims=True)) / lam
     nu = np.asarray(result.nu, dtype=float).reshape(-1)
     z = nu + div.g_prime_sup if div.pole_inverse is not None else nu
     _, q_dt, _ = _weighted_ratios(gaps, z, np.asarray(pi_init, dtype=float), div)
-    a = np.where(np.isfinite(q_dt), q_dt, 0.0) / lam
-    g = np.asarray(cotangent, dtype=float).reshape(flat.shape)
-    centred = g - row_dot(a, g)[:, None] / a.sum(axis=-1, keepdims=True)
-    return (a * centred).reshape(shape)
+    return (np.where(np.isfinite(q_dt), q_dt, 0.0) / lam).reshape(scores.shape)
+
+
+def support_gaps(result: SolveResult, scores: Array, divergence: str | Divergence, lam: float) -> Array:
+    r"""How far each outcome's score must rise, the others fixed, for it to enter the support.
+
+    By eq. (OPT) an outcome carries probability only where ``(s(x) - mu) / lambda > g'(0+)``;
+    while it carries none, ``mu`` does not depend on its score, so the rise that brings it in
+    is exactly ``max(0, mu + lambda g'(0+) - s(x))``, written in the frame of ``nu`` as
+    ``lambda * max(0, nu + g'(0+) - (s(x) - max s) / lambda)``. 0 on the support, and for
+    every outcome where ``g'(0+) = -inf`` (KL, Hellinger, ...: full support).
+
+    Parameters
+    ----------
+    result : :func:`solve_sw_max`'s result for ``scores`` ((..., m) batches).
+    scores, divergence, lam : the problem that was solved.
+
+    Returns
+    -------
+    (..., m) array of score rises, ``>= 0``.
+    """
+    div = get_divergence(divergence)
+    scores = np.asarray(scores, dtype=float)
+    if not np.isfinite(div.g_prime_at_zero):
+        return np.zeros(scores.shape)
+    nu = np.asarray(result.nu, dtype=float)[..., None]
+    gaps = (scores - scores.max(axis=-1, keepdims=True)) / lam
+    rise = lam * np.maximum(0.0, nu + div.g_prime_at_zero - gaps)
+    return np.where(np.asarray(result.pi) > 0, 0.0, rise)
 
 
 def mirror_ascent(

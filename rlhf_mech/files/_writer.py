@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rlhf_mech.core import FILE_NORMALIZATIONS, Expectations, Game, ReportBasis
+from rlhf_mech.core import FILE_NORMALIZATIONS, Expectations, Game, PaymentRule, ReportBasis, TrainingRule
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files._yaml import core_schema
 
@@ -102,15 +102,21 @@ def _expect_data(expect: Expectations) -> dict[str, Any]:
 def _common_tail(game: Game, data: dict[str, Any]) -> None:
     if game.max_size is not None:
         data["max_size"] = float(game.max_size)
-    rule = game.mechanism.payment_rule
+    training = game.mechanism.training_rule
+    if training.name != "sw_max" or training.parameters:
+        data["training"] = _rule_entry(game, training)
+    data["payment"] = _rule_entry(game, game.mechanism.payment_rule)
+
+
+def _rule_entry(game: Game, rule: PaymentRule | TrainingRule) -> str | dict[str, Any]:
+    """A rule as a file writes it: its name, or ``{rule: NAME, parameter: value, ...}``."""
     if not rule.parameters:
-        data["payment"] = rule.name
-        return
+        return rule.name
     settings: dict[str, Any] = {"rule": rule.name}
     kinds = {p.name: p.kind for p in rule.schema}
     for name, value in rule.parameters:
         settings[name] = [game.outcomes[k] for k in value] if kinds[name] == "outcomes" else value
-    data["payment"] = settings
+    return settings
 
 
 def _default_outcomes(m: int) -> tuple[str, ...]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from rlhf_mech.core import PaymentRule, TrainingRule
+
 
 def fmt(x: float) -> str:
     """A number for a table: 6 significant digits, exact zero as 0."""
@@ -29,3 +31,16 @@ def annotation(text: str) -> Text:
     """A table's title or caption: literal text (no markup) on its own lines, never wrapped
     or cut to the table's width (a long game name stays whole)."""
     return Text(text, no_wrap=True, overflow="ignore")
+
+
+def rule_label(rule: PaymentRule | TrainingRule, outcomes: tuple[str, ...]) -> str:
+    """A rule with the parameters set: ``early_stopped (steps=20, step_size=0.5)``; outcome
+    parameters by name."""
+    if not rule.parameters:
+        return rule.name
+    kinds = {p.name: p.kind for p in rule.schema}
+    shown = [
+        f"{name}={','.join(outcomes[k] for k in value) if kinds[name] == 'outcomes' else value}"
+        for name, value in rule.parameters
+    ]
+    return f"{rule.name} ({', '.join(shown)})"

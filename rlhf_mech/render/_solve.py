@@ -14,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.core import Game, GameSolution, Mechanism, ProfileOutcome, ReportBasis
-from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed
+from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed, rule_label
 
 
 def game_summary(game: Game, mechanism: Mechanism) -> Table:
-    """Key facts of a game: sizes of the problem, the regulariser, the payment rule."""
+    """Key facts of a game: sizes of the problem, the regulariser, the training and payment rules."""
     div = mechanism.divergence
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -30,7 +30,8 @@ def game_summary(game: Game, mechanism: Mechanism) -> Table:
     )
     table.add_row("normalization", game.normalization.value)
     table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(mechanism.lam)}")
-    table.add_row("payment rule", mechanism.payment_rule.name)
+    table.add_row("training rule", rule_label(mechanism.training_rule, game.outcomes))
+    table.add_row("payment rule", rule_label(mechanism.payment_rule, game.outcomes))
     for note in game.notes:
         table.add_row("note", escape(note))
     return table

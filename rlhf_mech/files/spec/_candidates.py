@@ -28,11 +28,14 @@ from rlhf_mech.files.spec._document import (
     PaymentField,
     Size,
     Strict,
+    TrainingField,
     expectations,
     literal,
     max_size_bound,
     payment_rule,
+    rules_agree,
     shown,
+    training_rule,
     unique_names,
 )
 from rlhf_mech.files.spec._schemas import SCORE_LIMIT
@@ -80,7 +83,8 @@ class CandidateGameSpec(Strict):
     scale: literal(tuple(s.value for s in Scale))  # type: ignore[valid-type]
     candidates: list[CandidateSpec] = Field(min_length=1)
     divergence: WeightSpec = WeightSpec()
-    payment: PaymentField = "affine_maximizer"
+    training: TrainingField = "sw_max"
+    payment: PaymentField | None = None
     max_size: Size | None = None
     groups: list[CandidateGroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
@@ -188,13 +192,17 @@ def candidate_game_from_spec(doc: Document, spec: CandidateGameSpec) -> Game:
             doc.check(max_size_bound, doc, group.size, ("groups", i, "size"), spec.max_size)
         if group.report is not None and group.report.size is not None:
             doc.check(max_size_bound, doc, group.report.size, ("groups", i, "report", "size"), spec.max_size)
-    rule = None
-    if names is not None and spec.payment is not None:
-        rule = doc.check(payment_rule, doc, spec.payment, names)
+    rules = None
+    if names is not None:
+        payment = spec.payment and doc.check(payment_rule, doc, spec.payment, names)
+        training = doc.check(training_rule, doc, spec.training, names)
+        # the rules are judged together once each is valid on its own
+        if training is not None and (spec.payment is None or payment is not None):
+            rules = doc.check(rules_agree, doc, training, payment, "none")
     expect = doc.check(expectations, doc, spec.expect, tuple(g.name for _, g in groups if g.name is not None))
     doc.raise_problems()
     assert models is not None and names is not None and group_names is not None and raw is not None
-    assert rule is not None
+    assert rules is not None
     sizes = np.array([g.size for g in spec.groups])
     reported_sizes = np.array(
         [g.size if g.report is None or g.report.size is None else g.report.size for g in spec.groups]
@@ -207,7 +215,8 @@ def candidate_game_from_spec(doc: Document, spec: CandidateGameSpec) -> Game:
         scale=spec.scale,
         divergences=np.array([c.divergence for c in spec.candidates]),
         lam=spec.divergence.lambda_,
-        payment_rule=rule,
+        training_rule=rules[0],
+        payment_rule=rules[1],
         group_names=group_names,
         preferences=np.array(prefs),
         sizes=sizes,

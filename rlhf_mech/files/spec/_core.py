@@ -36,12 +36,15 @@ from rlhf_mech.files.spec._document import (
     PaymentField,
     Size,
     Strict,
+    TrainingField,
     expectations,
     is_name,
     literal,
     max_size_bound,
     payment_rule,
+    rules_agree,
     shown,
+    training_rule,
     unique_names,
     vector,
 )
@@ -80,7 +83,8 @@ class GameSpec(Strict):
     normalization: literal(tuple(n.value for n in FILE_NORMALIZATIONS)) = "sum"  # type: ignore[valid-type]
     divergence: DivergenceSpec = DivergenceSpec()
     max_size: Size | None = None
-    payment: PaymentField = "affine_maximizer"
+    training: TrainingField = "sw_max"
+    payment: PaymentField | None = None
     groups: list[GroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
 
@@ -190,12 +194,20 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
         sizes.append(group.size)
         reported_rewards.append(reported_rm)
         reported_sizes.append(group.size if report.size is None else report.size)
-    rule = None
-    if outcomes is not None and spec.payment is not None:
-        rule = doc.check(payment_rule, doc, spec.payment, outcomes)
+    rules = None
+    if outcomes is not None:
+        payment = spec.payment and doc.check(payment_rule, doc, spec.payment, outcomes)
+        training = doc.check(training_rule, doc, spec.training, outcomes)
+        # the rules are judged together once each is valid on its own
+        if (
+            spec.divergence is not None
+            and training is not None
+            and (spec.payment is None or payment is not None)
+        ):
+            rules = doc.check(rules_agree, doc, training, payment, spec.divergence.kind)
     expect = doc.check(expectations, doc, spec.expect, tuple(n for _, n in named))
     doc.raise_problems()
-    assert outcomes is not None and pi_init is not None and normalization is not None and rule is not None
+    assert outcomes is not None and pi_init is not None and normalization is not None and rules is not None
     return Game(
         name=spec.name if spec.name is not None else doc.path.stem,
         outcomes=outcomes,
@@ -204,7 +216,8 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
             pi_init=pi_init,
             divergence=spec.divergence.kind,
             lam=spec.divergence.lambda_,
-            payment_rule=rule,
+            training_rule=rules[0],
+            payment_rule=rules[1],
         ),
         normalization=normalization,
         truth=Profile(np.array(rewards), np.array(sizes)),

@@ -37,11 +37,15 @@ from pydantic import (
 
 from rlhf_mech.core import (
     ALL_PAYMENT_RULES,
-    PAYMENT_RULES,
+    ALL_TRAINING_RULES,
     Expectations,
     Parameter,
     PaymentRule,
+    TrainingRule,
+    get_divergence,
     get_payment_rule,
+    get_training_rule,
+    rule_conflict,
 )
 from rlhf_mech.errors import SHOWN_CHARS, SpecError, shown
 from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
@@ -735,51 +739,64 @@ def _valid_or_none(model: type[M], value: Any) -> M | None:
         return None
 
 
-# --- payment: a rule's name, or {rule: NAME, parameter: value, ...} ----------------------------
+# --- payment: and training: a rule's name, or {rule: NAME, parameter: value, ...} -----------
 
 #: The pydantic type of each kind of parameter (``outcomes``: a non-empty list of names, which
-#: :func:`payment_rule` checks against the game's outcomes).
+#: :func:`configured_rule` checks against the game's outcomes; ``choice``: its choices).
 _PARAMETER_TYPES: dict[str, Any] = {
     "int": int,
     "float": FiniteFloat,
     "outcomes": Annotated[list[Name], Field(min_length=1)],
 }
 
+#: A registry rule with parameters (a payment or a training rule).
+Rule = PaymentRule | TrainingRule
+
 
 def _parameter_field(parameter: Parameter) -> tuple[Any, Any]:
-    """The pydantic (type, field) of one payment-rule parameter, bounds included."""
+    """The pydantic (type, field) of one rule parameter, bounds included."""
     bounds: dict[str, Any] = {}
     if parameter.minimum is not None:
         bounds["gt" if parameter.exclusive else "ge"] = parameter.minimum
     if parameter.maximum is not None:
         bounds["le"] = parameter.maximum
-    kind = _PARAMETER_TYPES[parameter.kind]
+    kind = literal(parameter.choices) if parameter.kind == "choice" else _PARAMETER_TYPES[parameter.kind]
     if parameter.default is None:
         kind = kind | None
     return kind, Field(default=parameter.default, description=parameter.description, **bounds)
 
 
-def _rule_model(rule: PaymentRule) -> type[BaseModel]:
+def _rule_model(rule: Rule, key: str) -> type[BaseModel]:
     fields = {p.name: _parameter_field(p) for p in rule.schema}
     return create_model(
-        f"{''.join(part.title() for part in rule.name.split('_'))}Payment",
+        f"{''.join(part.title() for part in rule.name.split('_'))}{key.title()}",
         __base__=Strict,
-        __doc__=f"``payment: {{rule: {rule.name}, ...}}``: {rule.reference}.",
+        __doc__=f"``{key}: {{rule: {rule.name}, ...}}``: {rule.reference}.",
         rule=(Literal[rule.name], ...),  # type: ignore[valid-type]
         **fields,
     )
 
 
-#: The ``payment:`` field of both formats: a rule's name, or a mapping with its parameters.
-PaymentField = Annotated[
-    literal(tuple(PAYMENT_RULES))
-    | Annotated[Union[tuple(_rule_model(r) for r in ALL_PAYMENT_RULES)], Field(discriminator="rule")],  # noqa: UP007
-    Field(description="a payment rule, or {rule: NAME, parameter: value, ...}"),
-]
+def rule_field(key: str, rules: tuple[Rule, ...]) -> Any:
+    """The type of a ``key:`` field: one of ``rules``' names, or a mapping with its parameters."""
+    names = tuple(rule.name for rule in rules)
+    return Annotated[
+        literal(names)
+        | Annotated[Union[tuple(_rule_model(r, key) for r in rules)], Field(discriminator="rule")],  # noqa: UP007
+        Field(description=f"a {rules[0].family}, or {{rule: NAME, parameter: value, ...}}"),
+    ]
 
 
-def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> PaymentRule:
-    """The validated ``payment:`` as a :class:`~rlhf_mech.core.PaymentRule` with its
+#: The ``payment:`` field of both formats.
+PaymentField = rule_field("payment", ALL_PAYMENT_RULES)
+#: The ``training:`` field of both formats.
+TrainingField = rule_field("training", ALL_TRAINING_RULES)
+
+
+def configured_rule(
+    doc: Document, key: str, value: Any, outcomes: tuple[str, ...], lookup: Callable[[str], Rule]
+) -> Rule:
+    """The validated ``key:`` (``payment`` or ``training``) as its registry rule with its
     parameters (outcome names turned into indices).
 
     Raises
@@ -788,8 +805,8 @@ def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> Paymen
         carrying every unknown outcome a parameter names, or the rule's own objection.
     """
     if isinstance(value, str):
-        return get_payment_rule(value)
-    rule = get_payment_rule(value.rule)
+        return lookup(value)
+    rule = lookup(value.rule)
     settings: dict[str, Any] = {}
     problems: list[SpecError] = []
     index = {name: j for j, name in enumerate(outcomes)}
@@ -798,7 +815,7 @@ def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> Paymen
         if given is None or parameter.name not in value.model_fields_set:
             continue
         if parameter.kind == "outcomes":
-            field = ("payment", parameter.name)
+            field = (key, parameter.name)
             problems += [doc.error(field, f"unknown outcome {shown(n)}") for n in given if n not in index]
             given = [index[name] for name in given if name in index]
         settings[parameter.name] = given
@@ -807,4 +824,29 @@ def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> Paymen
     try:
         return rule.with_parameters(**settings)
     except ValueError as exc:
-        raise doc.error(("payment",), str(exc)) from None
+        raise doc.error((key,), str(exc)) from None
+
+
+def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> PaymentRule:
+    """The validated ``payment:`` (:func:`configured_rule`)."""
+    return configured_rule(doc, "payment", value, outcomes, get_payment_rule)  # type: ignore[return-value]
+
+
+def training_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> TrainingRule:
+    """The validated ``training:`` (:func:`configured_rule`)."""
+    return configured_rule(doc, "training", value, outcomes, get_training_rule)  # type: ignore[return-value]
+
+
+def rules_agree(
+    doc: Document, training: TrainingRule | None, payment: PaymentRule | None, divergence: str
+) -> tuple[TrainingRule, PaymentRule]:
+    """The file's training and payment rules (defaults: SW-Max; ``p^AFF`` for an additive
+    rule, ``none`` otherwise), checked against each other and the divergence
+    (:func:`~rlhf_mech.core.rule_conflict`); a conflict needs a ``training:`` field, and is
+    located there."""
+    training = training or get_training_rule("sw_max")
+    payment = payment or get_payment_rule("affine_maximizer" if training.additive else "none")
+    conflict = rule_conflict(training, payment, get_divergence(divergence))
+    if conflict:
+        raise doc.error(("training",), conflict)
+    return training, payment
