@@ -112,6 +112,55 @@ def test_solve_payment_override() -> None:
     )
 
 
+def test_solve_training_override_runs_the_rule_and_says_the_payment_falls_to_none() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "solve",
+            str(EXAMPLE),
+            "--format",
+            "json",
+            "--training",
+            "maxmin",
+            "--training-param",
+            "over=groups",
+        ],
+    )
+    _ok(result)
+    assert "payment: none (the file's affine_maximizer needs an additive training rule" in result.stderr
+    data = json.loads(result.stdout)
+    assert data["training_rule"] == {"rule": "maxmin", "parameters": {"over": "groups"}}
+    assert data["payment_rule"] == "none"
+    sw_max = json.loads(runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"]).stdout)
+
+    def maxmin_objective(profile: dict) -> float:  # min_i w_i v_i - D_f, with D_f = SW - ASW
+        worst = min(g["group_valuation"] for g in profile["groups"])
+        return worst - (profile["social_welfare"] - profile["asw"])
+
+    mm, sw = data["profiles"]["truthful"], sw_max["profiles"]["truthful"]
+    assert mm["distribution"] != sw["distribution"]
+    assert maxmin_objective(mm) > maxmin_objective(sw)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--training", "nash", "--training-param", "over=groups"],
+            "training rule 'nash' has no parameter 'over'",
+        ),
+        (["--training", "maxmin", "--training-param", "over=group"], "`over` must be one of agents, groups"),
+        (["--training", "maxmin", "--payment", "affine_maximizer"], "needs an additive training rule"),
+        (["--training", "maxmin", "--training-param", "over"], "--training-param 'over': expected KEY=VALUE"),
+    ],
+)
+def test_solve_training_override_errors(options: list[str], message: str) -> None:
+    result = runner.invoke(app, ["solve", str(EXAMPLE), *options])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_solve_prints_the_note_on_a_renormalised_initial(tmp_path: Path) -> None:
     path = tmp_path / "note.yaml"
     path.write_text(VALID_GAME.replace("[0.5, 0.25, 0.25]", "[0.5, 0.25, 0.2499999995]"))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rlhf_mech.cli._output import ColorChoice, Output, print_error
-from rlhf_mech.core import FILE_NORMALIZATIONS, PAYMENT_RULES, Scale
+from rlhf_mech.core import FILE_NORMALIZATIONS, PAYMENT_RULES, TRAINING_RULES, Scale
 from rlhf_mech.errors import RlhfMechError
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ app = typer.Typer(
 
 #: The payment rules of the registry, as a Typer choice.
 PaymentRule = StrEnum("PaymentRule", {name: name for name in PAYMENT_RULES})  # type: ignore[misc]
+#: The training rules of the registry, as a Typer choice.
+TrainingRule = StrEnum("TrainingRule", {name: name for name in TRAINING_RULES})  # type: ignore[misc]
 #: The normalisations a core game may declare, as a Typer choice.
 Normalization = StrEnum("Normalization", {n.value: n.value for n in FILE_NORMALIZATIONS})  # type: ignore[misc]
 #: The candidate-game scales, as a Typer choice.
@@ -126,6 +128,29 @@ def _read_game(path: Path | str, allow_outside_refs: bool = False) -> Game:
     return load_game(path, allow_outside_refs=allow_outside_refs)
 
 
+def _overridden(
+    out: Output,
+    game: Game,
+    training: Any,
+    training_param: list[str] | None,
+    payment: Any,
+    payment_param: list[str] | None,
+) -> Game:
+    """The game under the rules of ``--training``/``--payment`` and their parameters."""
+    from rlhf_mech.cli._options import rules_override
+
+    game, note = rules_override(
+        game,
+        payment=payment.value if payment else None,
+        payment_settings=payment_param,
+        training=training.value if training else None,
+        training_settings=training_param,
+    )
+    if note:
+        out.message(note)
+    return game
+
+
 GameFile = Annotated[
     Path, typer.Argument(help="Game file (YAML, format v1); - reads standard input.", show_default=False)
 ]
@@ -137,6 +162,16 @@ PaymentParamOption = Annotated[
     typer.Option(
         "--payment-param",
         help="KEY=VALUE, repeatable: a parameter of the payment rule (e.g. steps=20, step_size=0.5).",
+    ),
+]
+TrainingOption = Annotated[
+    TrainingRule | None, typer.Option("--training", help="Override the file's training rule.")
+]
+TrainingParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--training-param",
+        help="KEY=VALUE, repeatable: a parameter of the training rule (e.g. over=groups for maxmin).",
     ),
 ]
 OutsideOption = Annotated[
@@ -152,6 +187,8 @@ OutsideOption = Annotated[
 def solve(
     game_file: GameFile,
     *,
+    training: TrainingOption = None,
+    training_param: TrainingParamOption = None,
     payment: PaymentOption = None,
     payment_param: PaymentParamOption = None,
     output_format: Annotated[
@@ -176,16 +213,21 @@ def solve(
     with user_errors(out):
         if save_distribution is not None and save_distribution.suffix != ".npy":
             raise RlhfMechError(f"--save-distribution {save_distribution}: the file must end in .npy")
-        from rlhf_mech.cli._options import payment_override
         from rlhf_mech.core import solve as solve_game
         from rlhf_mech.files import write_array
         from rlhf_mech.render import distribution_rows, render_solution, solution_to_json
 
         with out.step(f"load {game_file}"):
-            game = _read_game(game_file, allow_outside_refs)
+            game = _overridden(
+                out,
+                _read_game(game_file, allow_outside_refs),
+                training,
+                training_param,
+                payment,
+                payment_param,
+            )
         with out.step("solve"):
-            rule = payment_override(game, payment.value if payment else None, payment_param)
-            solution = solve_game(game, rule)
+            solution = solve_game(game)
         with out.step("write"):
             if save_distribution is not None:
                 write_array(save_distribution, distribution_rows(solution))
@@ -246,6 +288,8 @@ def sweep_command(
         str | None, typer.Option(help="Explicit report: rewards as a comma list or a .csv/.npy file.")
     ] = None,
     report_size: Annotated[float | None, typer.Option(help="Explicit report: the reported size.")] = None,
+    training: TrainingOption = None,
+    training_param: TrainingParamOption = None,
     payment: PaymentOption = None,
     payment_param: PaymentParamOption = None,
     output_format: Annotated[
@@ -262,7 +306,7 @@ def sweep_command(
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
     out = _output(color, quiet, verbose)
     with user_errors(out):
-        from rlhf_mech.cli._options import SweepRequest, payment_override
+        from rlhf_mech.cli._options import SweepRequest
         from rlhf_mech.render import (
             render_sweeps,
             save_sweep_plot,
@@ -276,11 +320,17 @@ def sweep_command(
             group=group, all_groups=all_groups, report_size=report_size, **options
         )
         with out.step(f"load {game_file}"):
-            game = _read_game(game_file, allow_outside_refs)
+            game = _overridden(
+                out,
+                _read_game(game_file, allow_outside_refs),
+                training,
+                training_param,
+                payment,
+                payment_param,
+            )
         with out.step("sweep"), sweep_progress(out.err, request.points(game), not quiet) as on_progress:
             json_out = output_format is SweepFormat.json  # only JSON shows the distributions
-            rule = payment_override(game, payment.value if payment else None, payment_param)
-            results = request.run(game, rule, on_progress, json_out)
+            results = request.run(game, None, on_progress, json_out)
         with out.step("write"):
             if plot is not None:
                 out.message(f"plot written to {save_sweep_plot(results, plot)}")

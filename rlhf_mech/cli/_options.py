@@ -6,13 +6,24 @@ any work starts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from rlhf_mech.analysis import OTHERS_KINDS, OthersSpec, SweepResult, group_index, sweep, with_truth
-from rlhf_mech.core import Game, PaymentRule, ProgressCallback, get_payment_rule
+from rlhf_mech.core import (
+    NONE,
+    Configurable,
+    Game,
+    PaymentRule,
+    ProgressCallback,
+    TrainingRule,
+    get_payment_rule,
+    get_training_rule,
+    rule_conflict,
+)
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files import SIZE_LIMIT, read_reward
 
@@ -38,40 +49,78 @@ def parse_others(text: str) -> OthersSpec:
     return OthersSpec(kind, int(count) if count else 1)
 
 
-def payment_override(game: Game, name: str | None, settings: list[str] | None) -> PaymentRule | None:
-    """The payment rule ``--payment NAME --payment-param KEY=VALUE ...`` asks for, or ``None``
-    (the file's rule; its parameters are kept, or replaced by the ones given).
+def _configured(game: Game, rule: Configurable, option: str, settings: list[str]) -> Configurable:
+    """``rule`` with the ``KEY=VALUE`` settings of ``option`` (``--payment-param``,
+    ``--training-param``) read by the kinds of its parameter records."""
+    values: dict[str, object] = {}
+    kinds = {p.name: p.kind for p in rule.schema}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RlhfMechError(f"{option} {item!r}: expected KEY=VALUE")
+        kind = kinds.get(key)
+        if kind == "outcomes":
+            names = [part.strip() for part in text.split(",") if part.strip()]
+            unknown = [n for n in names if n not in game.outcomes]
+            if unknown:
+                raise RlhfMechError(f"{option} {key}: unknown outcome {unknown[0]!r}")
+            values[key] = [game.outcomes.index(n) for n in names]
+        elif kind in ("choice", None):  # None: with_parameters names the rule's parameters
+            values[key] = text.strip()
+        else:
+            try:
+                values[key] = int(text) if kind == "int" else float(text)
+            except ValueError:
+                raise RlhfMechError(f"{option} {key}: {text!r} is not a number") from None
+    try:
+        return rule.with_parameters(**values)
+    except ValueError as exc:
+        raise RlhfMechError(f"{option}: {exc}") from None
+
+
+def rules_override(
+    game: Game,
+    *,
+    payment: str | None = None,
+    payment_settings: list[str] | None = None,
+    training: str | None = None,
+    training_settings: list[str] | None = None,
+) -> tuple[Game, str]:
+    """The game under the rules ``--training NAME --training-param KEY=VALUE ... --payment NAME
+    --payment-param KEY=VALUE ...`` ask for, and a note for the user (``""`` when none).
+
+    A rule not named keeps the file's (its parameters are kept, or replaced by the ones
+    given). A training rule that is not additive has no eq. (1): when it replaces SW-Max and
+    no payment rule is named, the payment becomes ``none`` and the note says so.
 
     Raises
     ------
     RlhfMechError
-        for a parameter the rule does not have or a value it does not accept.
+        for a parameter a rule does not have, a value it does not accept, or rules that
+        cannot form one mechanism (:func:`~rlhf_mech.core.rule_conflict`).
     """
-    if name is None and not settings:
-        return None
-    rule = get_payment_rule(name) if name is not None else game.mechanism.payment_rule
-    values: dict[str, object] = {}
-    kinds = {p.name: p.kind for p in rule.schema}
-    for item in settings or []:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise RlhfMechError(f"--payment-param {item!r}: expected KEY=VALUE")
-        if kinds.get(key) == "outcomes":
-            names = [part.strip() for part in text.split(",") if part.strip()]
-            unknown = [n for n in names if n not in game.outcomes]
-            if unknown:
-                raise RlhfMechError(f"--payment-param {key}: unknown outcome {unknown[0]!r}")
-            values[key] = [game.outcomes.index(n) for n in names]
-            continue
-        try:
-            values[key] = int(text) if kinds.get(key) == "int" else float(text)
-        except ValueError:
-            raise RlhfMechError(f"--payment-param {key}: {text!r} is not a number") from None
-    try:
-        return rule.with_parameters(**values)
-    except ValueError as exc:
-        raise RlhfMechError(f"--payment-param: {exc}") from None
+    mechanism = game.mechanism
+    train: TrainingRule = mechanism.training_rule
+    if training is not None or training_settings:
+        base = get_training_rule(training) if training is not None else train
+        train = _configured(game, base, "--training-param", training_settings or [])  # type: ignore[assignment]
+    pay: PaymentRule = mechanism.payment_rule
+    note = ""
+    if payment is not None or payment_settings:
+        base = get_payment_rule(payment) if payment is not None else pay
+        pay = _configured(game, base, "--payment-param", payment_settings or [])  # type: ignore[assignment]
+    elif not train.additive and pay.additive_only:
+        note = f"payment: none (the file's {pay.name} needs an additive training rule; {train.name} is not)"
+        pay = NONE
+    if train == mechanism.training_rule and pay == mechanism.payment_rule:
+        return game, note
+    conflict = rule_conflict(train, pay, mechanism.divergence)
+    if conflict:
+        raise RlhfMechError(f"--training/--payment: {conflict}")
+    return dataclasses.replace(
+        game, mechanism=dataclasses.replace(mechanism, training_rule=train, payment_rule=pay)
+    ), note
 
 
 #: The most points a parameter list may expand to.

@@ -34,6 +34,7 @@ from rlhf_mech.core._normalizations import Normalization as Normalization
 from rlhf_mech.core._normalizations import Scale as Scale
 from rlhf_mech.core._numerics import CHUNK_ELEMENTS as CHUNK_ELEMENTS
 from rlhf_mech.core._numerics import rows_per_chunk as rows_per_chunk
+from rlhf_mech.core._parameters import Configurable as Configurable
 from rlhf_mech.core._parameters import Parameter as Parameter
 from rlhf_mech.core._payments import AFFINE_MAXIMIZER as AFFINE_MAXIMIZER
 from rlhf_mech.core._payments import ALL_PAYMENT_RULES as ALL_PAYMENT_RULES

@@ -30,7 +30,7 @@ from rich.text import Text
 from rlhf_mech.analysis import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
 from rlhf_mech.core import Game, Profile
 from rlhf_mech.errors import SpecError
-from rlhf_mech.render._format import annotation, plural
+from rlhf_mech.render._format import annotation, plural, rule_json
 
 #: The version of the audit JSON's layout (``rlhf-mech schema --audit`` prints its schema).
 AUDIT_SCHEMA_VERSION = 2
@@ -430,6 +430,7 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
             "healthy": health.healthy,
         },
         "payment_rule": game.mechanism.payment_rule.name,
+        "training_rule": rule_json(game.mechanism.training_rule, game.outcomes),
         "normalization": game.normalization.value,
         "divergence": {"kind": game.mechanism.divergence.name, "lambda": game.mechanism.lam},
         "outcomes": game.n_outcomes,

@@ -127,6 +127,7 @@ _GAME = _object(
             }
         ),
         "payment_rule": {"type": "string"},
+        "training_rule": _object({"rule": {"type": "string"}, "parameters": {"type": "object"}}),
         "normalization": {"type": "string"},
         "divergence": _object({"kind": {"type": "string"}, "lambda": {"type": "number"}}),
         "outcomes": {"type": "integer", "minimum": 1},
@@ -147,7 +148,8 @@ _GAME = _object(
         "groups": {"type": "array", "items": _GROUP},
         "findings": {"type": "array", "items": _FINDING},
         "notes": {"type": "array", "items": {"type": "string"}},
-    }
+    },
+    optional=("training_rule",),  # added in layout 1 after its release: optional, no new version
 )
 
 _INVALID = _object({"source": {"type": "string"}, "line": _LINE, "error": {"type": "string"}})

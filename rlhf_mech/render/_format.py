@@ -3,6 +3,8 @@ titles and captions of tables (printed whole, never wrapped into the table's wid
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 
 from rlhf_mech.core import PaymentRule, TrainingRule
@@ -33,14 +35,27 @@ def annotation(text: str) -> Text:
     return Text(text, no_wrap=True, overflow="ignore")
 
 
+def rule_settings(rule: PaymentRule | TrainingRule, outcomes: tuple[str, ...]) -> dict[str, Any]:
+    """The parameters set on a rule, outcome parameters by name (the JSON ``parameters``)."""
+    kinds = {p.name: p.kind for p in rule.schema}
+    return {
+        name: [outcomes[k] for k in value] if kinds[name] == "outcomes" else value
+        for name, value in rule.parameters
+    }
+
+
+def rule_json(rule: PaymentRule | TrainingRule, outcomes: tuple[str, ...]) -> dict[str, Any]:
+    """``{"rule": name, "parameters": {...}}``: a rule as JSON output shows it."""
+    return {"rule": rule.name, "parameters": rule_settings(rule, outcomes)}
+
+
 def rule_label(rule: PaymentRule | TrainingRule, outcomes: tuple[str, ...]) -> str:
     """A rule with the parameters set: ``early_stopped (steps=20, step_size=0.5)``; outcome
     parameters by name."""
     if not rule.parameters:
         return rule.name
-    kinds = {p.name: p.kind for p in rule.schema}
     shown = [
-        f"{name}={','.join(outcomes[k] for k in value) if kinds[name] == 'outcomes' else value}"
-        for name, value in rule.parameters
+        f"{name}={','.join(value) if isinstance(value, list) else value}"
+        for name, value in rule_settings(rule, outcomes).items()
     ]
     return f"{rule.name} ({', '.join(shown)})"

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.core import Game, GameSolution, Mechanism, ProfileOutcome, ReportBasis
-from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed, rule_label
+from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed, rule_json, rule_label
 
 
 def game_summary(game: Game, mechanism: Mechanism) -> Table:
@@ -238,6 +238,7 @@ def solution_to_json(solution: GameSolution, distribution_file: str | None = Non
         "game": game.name,
         "divergence": {"kind": div.name, "lambda": solution.mechanism.lam, "formula": div.formula},
         "payment_rule": solution.payment_rule.name,
+        "training_rule": rule_json(solution.mechanism.training_rule, game.outcomes),
         "outcomes": list(game.outcomes),
         "notes": list(game.notes),
         "profiles": {

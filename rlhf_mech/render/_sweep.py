@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.analysis import FAMILIES, SweepResult
-from rlhf_mech.render._format import annotation, fmt
+from rlhf_mech.render._format import annotation, fmt, rule_json
 
 #: More points than this are shown one row per point instead of one column per point.
 MAX_COLUMNS = 10
@@ -196,6 +196,7 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
         "strategy": result.family,
         "parameter_name": result.parameter_name,
         "payment_rule": result.payment_rule.name,
+        "training_rule": rule_json(result.game.mechanism.training_rule, result.game.outcomes),
         "notes": list(result.notes),
         "verdict": verdict(result),
         "points": [
