@@ -347,31 +347,90 @@ class ImportKind(StrEnum):
     responses = "responses"
 
 
+class LogFormat(StrEnum):
+    """``import --from``: the layouts of :data:`rlhf_mech.files.LAYOUTS` (spelled here so that
+    start-up does not load the importers; a test checks the two agree)."""
+
+    trl = "trl"
+    openrlhf = "openrlhf"
+    mod = "mod"
+    ric = "ric"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+class Aggregation(StrEnum):
+    """``import --aggregation``: TRL's ``multi_objective_aggregation`` (``rlhf_mech.files.AGGREGATIONS``)."""
+
+    sum_then_normalize = "sum_then_normalize"
+    normalize_then_sum = "normalize_then_sum"
+
+
 @app.command("import")
 def import_game(
-    files: Annotated[list[Path], typer.Argument(help="Evaluation files (.csv, .jsonl).", show_default=False)],
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="Log files or run folders: TRL completions_*.parquet (or the run's output_dir), MOD/RiC "
+            "eval_data_pref*.csv (or their folder), OpenRLHF reward JSONL (NAME=FILE names the reward "
+            "model), or generic .csv/.jsonl evaluation files.",
+            show_default=False,
+        ),
+    ],
     *,
     output: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "-o",
             "--output",
             help="Game file to write (YAML); big arrays go beside it (.npy). - writes the YAML, "
             "every array inline, to standard output (the report then goes to stderr).",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    layout: Annotated[
+        LogFormat | None,
+        typer.Option(
+            "--from",
+            help="The files' layout. Default: detected from names and first lines (the report says so).",
+            show_default=False,
+        ),
+    ] = None,
+    inspect: Annotated[
+        bool, typer.Option("--inspect", help="Read the files and print what was read; write nothing.")
+    ] = False,
     kind: Annotated[
         ImportKind | None,
         typer.Option(
             "--as",
-            help="candidates: one trained model per file (or per --candidate-col value); responses: the rows "
-            "of one file of initial-model samples are the outcomes. Default: responses for one file "
-            "without --candidate-col/--logratio-col, else candidates.",
+            help="csv/jsonl: candidates: one trained model per file (or per --candidate-col value); "
+            "responses: the rows of one file of initial-model samples are the outcomes. Default: responses "
+            "for one file without --candidate-col/--logratio-col, else candidates.",
             show_default=False,
         ),
     ] = None,
     reward_col: Annotated[
-        list[str] | None, typer.Option(help="NAME=COLUMN, repeatable. Default: every numeric column.")
+        list[str] | None,
+        typer.Option(help="NAME=COLUMN, repeatable (csv, jsonl, trl). Default: every numeric column."),
+    ] = None,
+    reward_names: Annotated[
+        str | None,
+        typer.Option(help="mod/ric: the run's --reward_names (a,b,c), one per obtained_score{i}."),
+    ] = None,
+    reward_weights: Annotated[
+        str | None,
+        typer.Option(help="trl: NAME=W,... the run's reward_weights. Default: from the run's config."),
+    ] = None,
+    aggregation: Annotated[
+        Aggregation | None,
+        typer.Option(help="trl: the run's multi_objective_aggregation. Default: from the run's config."),
+    ] = None,
+    step: Annotated[int | None, typer.Option(help="trl: keep the completions of this step only.")] = None,
+    trainer_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="trl: a JSON dump of the run's GRPOConfig. Default: training_args.json in the output_dir."
+        ),
     ] = None,
     candidate_col: Annotated[str | None, typer.Option(help="Column naming each row's candidate.")] = None,
     logratio_col: Annotated[
@@ -404,47 +463,87 @@ def import_game(
     verbose: VerboseOption = False,
     color: ColorOption = ColorChoice.auto,
 ) -> None:
-    """Build a game file from the evaluation files an RLHF pipeline writes (docs/candidates.md)."""
+    """Build a game file from the logs an RLHF trainer writes (docs/import.md, docs/candidates.md)."""
     out = _output(color, quiet, verbose)
     to_stdout = str(output) == "-"
+    given = {
+        "--as": kind,
+        "--reward-col": reward_col,
+        "--reward-names": reward_names,
+        "--reward-weights": reward_weights,
+        "--aggregation": aggregation,
+        "--step": step,
+        "--trainer-config": trainer_config,
+        "--candidate-col": candidate_col,
+        "--logratio-col": logratio_col,
+        "--logprob-col": logprob_col,
+    }
     with user_errors(out):
         from rlhf_mech.files import (
+            LogOptions,
+            check_layout_options,
             game_text,
-            import_files,
+            import_logs,
+            log_inputs,
             parse_group_option,
             parse_reward_columns,
+            parse_reward_names,
+            parse_reward_weights,
+            unbuilt_message,
             write_game,
         )
-        from rlhf_mech.render import render_import
+        from rlhf_mech.render import render_import, render_log
 
-        if not to_stdout and output.exists() and not force:
+        if output is None and not inspect:
+            raise RlhfMechError("give -o/--output GAME.yaml (or --inspect to read without writing)")
+        if output is not None and not to_stdout and output.exists() and not force and not inspect:
             raise RlhfMechError(f"{output} exists; pass --force to overwrite it")
-        with out.step("import " + ", ".join(str(f) for f in files)):
-            result = import_files(
-                files,
-                kind=kind.value if kind else None,
-                reward_columns=parse_reward_columns(reward_col or []),
-                candidate_column=candidate_col,
-                logratio_column=logratio_col,
-                logprob_column=logprob_col,
-                groups=[parse_group_option(g) for g in group or []],
+        inputs = log_inputs(files, layout.value if layout else None)
+        check_layout_options(inputs, [option for option, value in given.items() if value is not None])
+        options = LogOptions(
+            reward_columns=parse_reward_columns(reward_col or []),
+            reward_names=parse_reward_names(reward_names) if reward_names else None,
+            reward_weights=parse_reward_weights(reward_weights) if reward_weights else None,
+            aggregation=aggregation.value if aggregation else None,
+            step=step,
+            trainer_config=trainer_config,
+            table={
+                "kind": kind.value if kind else None,
+                "candidate_column": candidate_col,
+                "logratio_column": logratio_col,
+                "logprob_column": logprob_col,
+                "normalization": normalization.value,
+                "divergence": divergence,
+            },
+        )
+        groups = [parse_group_option(g) for g in group or []]
+        with out.step("import " + ", ".join(files)):
+            imported = import_logs(
+                inputs,
+                options,
+                groups=groups,
                 scale=scale.value,
-                normalization=normalization.value,
-                divergence=divergence,
                 lam=lam,
                 payment_rule=payment.value,
                 name=name,
             )
-        comment = "Written by rlhf-mech import from " + ", ".join(str(f) for f in files)
-        with out.step(f"write {output}"):
-            if to_stdout:
-                out.write(game_text(result.game, comment=comment))
-                written: tuple[Path, ...] | str = "standard output"
-            else:
-                written = write_game(result.game, output, comment=comment)
+        result = imported.result
+        if result is None and not inspect:
+            raise RlhfMechError(unbuilt_message(imported))
+        written: tuple[Path, ...] | str = "nothing (--inspect)"
+        if result is not None and not inspect:
+            assert output is not None
+            comment = "\n".join(["Written by rlhf-mech import from " + ", ".join(files), *result.provenance])
+            with out.step(f"write {output}"):
+                if to_stdout:
+                    out.write(game_text(result.game, comment=comment))
+                    written = "standard output"
+                else:
+                    written = write_game(result.game, output, comment=comment)
     if quiet:
         return
-    out.print(render_import(result, written), stderr=to_stdout)
+    shown = render_log(imported.log, inputs) if result is None else render_import(result, written, inputs)
+    out.print(shown, stderr=to_stdout)
 
 
 def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:

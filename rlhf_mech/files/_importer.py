@@ -150,7 +150,7 @@ def read_table(path: str | Path) -> EvalTable:
     return table
 
 
-def _value(raw: Any) -> float | None:
+def finite_number(raw: Any) -> float | None:
     """A finite float from a CSV string or a JSON number; ``None`` if it is not one."""
     if isinstance(raw, bool):
         return None
@@ -169,7 +169,8 @@ def _value(raw: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _require_column(table: EvalTable, column: str) -> None:
+def require_column(table: EvalTable, column: str) -> None:
+    """Raise :class:`~rlhf_mech.errors.SpecError` (line 1, the header) when ``column`` is absent."""
     if column not in table.columns:
         shown = ", ".join(table.columns)
         raise SpecError(table.path, 1, column, f"no column named {column!r} (columns: {shown})")
@@ -183,11 +184,11 @@ def numeric_column(table: EvalTable, column: str) -> Array:
     SpecError
         naming the first row whose value is missing, not a number or not finite.
     """
-    _require_column(table, column)
+    require_column(table, column)
     values = np.empty(table.n_rows)
     for r, row in enumerate(table.rows):
         raw = row.get(column)
-        value = _value(raw)
+        value = finite_number(raw)
         if value is None:
             what = "missing value" if raw is None or raw == "" else f"{shown(raw)} is not a finite number"
             raise SpecError(table.path, table.lines[r], column, what)
@@ -197,7 +198,7 @@ def numeric_column(table: EvalTable, column: str) -> Array:
 
 def text_column(table: EvalTable, column: str) -> tuple[str, ...]:
     """The column's values as strings (for a candidate column)."""
-    _require_column(table, column)
+    require_column(table, column)
     out = []
     for r, row in enumerate(table.rows):
         raw = row.get(column)
@@ -209,7 +210,7 @@ def text_column(table: EvalTable, column: str) -> tuple[str, ...]:
 
 def is_numeric_column(table: EvalTable, column: str) -> bool:
     """Whether every row holds a finite number in ``column``."""
-    return all(_value(row.get(column)) is not None for row in table.rows)
+    return all(finite_number(row.get(column)) is not None for row in table.rows)
 
 
 # --- summaries -------------------------------------------------------------------------------
@@ -260,6 +261,9 @@ class ImportResult:
     files : one summary per input file.
     candidates : per-candidate summaries (kind ``candidates``; empty otherwise).
     steps : every transformation applied and every default taken, one sentence each.
+    provenance : where the game came from (trainer, files, what each file stands for), one
+        line each; the CLI writes them into the game file's header comment. Empty for the
+        generic CSV/JSONL paths, whose comment names the files only.
     """
 
     game: Game
@@ -268,9 +272,11 @@ class ImportResult:
     files: tuple[FileSummary, ...]
     candidates: tuple[CandidateSummary, ...]
     steps: tuple[str, ...]
+    provenance: tuple[str, ...] = ()
 
 
-def _stats(column: str, role: str, values: Array) -> ColumnStats:
+def column_stats(column: str, role: str, values: Array) -> ColumnStats:
+    """What the (rows,) ``values`` of a used column held: min, max and mean."""
     return ColumnStats(column, role, float(values.min()), float(values.max()), float(values.mean()))
 
 
@@ -299,14 +305,14 @@ def parse_group_option(text: str) -> GroupOption:
     if len(parts) != 3 or not parts[0]:
         raise RlhfMechError(f"{where}: expected NAME:SIZE:PREF, e.g. g1:3:helpful=0.8,harmless=0.2")
     name, size_text, pref_text = parts
-    size = _value(size_text)
+    size = finite_number(size_text)
     if size is None or size < 1:
         raise RlhfMechError(f"{where}: size {size_text!r} must be a number >= 1")
     preference: dict[str, float] = {}
     for item in pref_text.split(","):
         model, _, weight_text = item.partition("=")
         model = model.strip()
-        weight = _value(weight_text) if weight_text else 1.0
+        weight = finite_number(weight_text) if weight_text else 1.0
         if not model or weight is None or weight < 0:
             raise RlhfMechError(f"{where}: {item!r} is not MODEL or MODEL=WEIGHT with a weight >= 0")
         if model in preference:
@@ -349,7 +355,7 @@ def _reward_columns(
     """Reward model name -> column: as given, or every numeric column not used otherwise."""
     if given:
         for column in given.values():
-            _require_column(table, column)
+            require_column(table, column)
         return dict(given)
     columns = [c for c in table.columns if c not in reserved and is_numeric_column(table, c)]
     if not columns:
@@ -369,6 +375,19 @@ def _check_lam(lam: float) -> None:
 
 
 # --- candidate games -------------------------------------------------------------------------
+
+
+def check_candidate_options(scale: str, lam: float) -> None:
+    """The options of a candidate-model game, checked before any file is read.
+
+    Raises
+    ------
+    RlhfMechError
+        for an unknown scale or a lambda outside the range a game file may hold.
+    """
+    if scale not in tuple(Scale):
+        raise RlhfMechError(f"--scale must be one of {', '.join(Scale)}, got {scale!r}")
+    _check_lam(lam)
 
 
 def import_candidates(
@@ -396,11 +415,9 @@ def import_candidates(
     scale : a :class:`~rlhf_mech.core.Scale` name (``minmax`` or ``none``).
     lam : weight on the divergences; payment_rule : the payment rule; name : the game's name.
     """
-    if scale not in tuple(Scale):
-        raise RlhfMechError(f"--scale must be one of {', '.join(Scale)}, got {scale!r}")
+    check_candidate_options(scale, lam)
     if not paths:
         raise RlhfMechError("no input files")
-    _check_lam(lam)
     steps: list[str] = []
     tables = [read_table(p) for p in paths]
     reserved = {c for c in (candidate_column, logratio_column) if c}
@@ -410,11 +427,11 @@ def import_candidates(
     found: dict[str, CandidateSummary] = {}
     for table in tables:
         scores = np.column_stack([numeric_column(table, columns[m]) for m in models])
-        used = [_stats(columns[m], f"reward {m}", scores[:, j]) for j, m in enumerate(models)]
+        used = [column_stats(columns[m], f"reward {m}", scores[:, j]) for j, m in enumerate(models)]
         logratio = None
         if logratio_column:
             logratio = numeric_column(table, logratio_column)
-            used.append(_stats(logratio_column, "log-ratio", logratio))
+            used.append(column_stats(logratio_column, "log-ratio", logratio))
         if candidate_column:
             labels = text_column(table, candidate_column)
             used.insert(0, ColumnStats(candidate_column, "candidate", math.nan, math.nan, math.nan))
@@ -432,12 +449,53 @@ def import_candidates(
             rows = np.array([lab == label for lab in labels])
             kl = None if logratio is None else float(logratio[rows].mean())
             found[label] = CandidateSummary(label, table.path, int(rows.sum()), scores[rows].mean(axis=0), kl)
-    candidates = tuple(found.values())
     steps.append(
-        f"candidates: {len(candidates)}, "
+        f"candidates: {len(found)}, "
         + ("one per value of column " + repr(candidate_column) if candidate_column else "one per file")
         + "; each score is the mean over the candidate's rows"
     )
+    return assemble_candidates(
+        tuple(found.values()),
+        columns,
+        tuple(files),
+        logratio_column=logratio_column,
+        groups=groups,
+        scale=scale,
+        lam=lam,
+        payment_rule=payment_rule,
+        name=name,
+        steps=steps,
+    )
+
+
+def assemble_candidates(
+    candidates: tuple[CandidateSummary, ...],
+    reward_columns: dict[str, str],
+    files: tuple[FileSummary, ...],
+    *,
+    logratio_column: str | None = None,
+    groups: Sequence[GroupOption] = (),
+    scale: str = "minmax",
+    lam: float = 1.0,
+    payment_rule: str = "affine_maximizer",
+    name: str | None = None,
+    steps: Sequence[str] = (),
+    provenance: tuple[str, ...] = (),
+) -> ImportResult:
+    """The candidate-model game of measured candidates (the second half of :func:`import_candidates`).
+
+    Parameters
+    ----------
+    candidates : one summary per candidate, in the game's order; ``kl`` set on every one
+        when ``logratio_column`` is given.
+    reward_columns : reward model name -> the column it was read from, in the game's order.
+    files : what was read, for the report.
+    logratio_column : the column the KL estimates came from (``None``: every divergence 0).
+    steps : what was done so far, in words; the result's steps continue them.
+    provenance : where the game came from, one line each (the game file's header comment).
+    """
+    steps = list(steps)
+    models = tuple(reward_columns)
     raw = np.array([c.means for c in candidates])
     divergences = np.zeros(len(candidates))
     if logratio_column:
@@ -480,10 +538,11 @@ def import_candidates(
     return ImportResult(
         game=game,
         kind="candidates",
-        reward_columns=columns,
-        files=tuple(files),
+        reward_columns=dict(reward_columns),
+        files=files,
         candidates=candidates,
         steps=(*steps, *game.notes),
+        provenance=provenance,
     )
 
 
@@ -573,7 +632,7 @@ def import_responses(
     normalised = np.empty((len(models), m))
     for k, model in enumerate(models):
         values = numeric_column(table, columns[model])
-        used.append(_stats(columns[model], f"reward {model}", values))
+        used.append(column_stats(columns[model], f"reward {model}", values))
         try:
             normalised[k], shift, divisor = normalise_rewards(values, normalization)
         except ValueError as exc:
@@ -586,7 +645,7 @@ def import_responses(
     pi_init = np.full(m, 1.0 / m)
     if logprob_column:
         logp = numeric_column(table, logprob_column)
-        used.append(_stats(logprob_column, "log-probability", logp))
+        used.append(column_stats(logprob_column, "log-probability", logp))
         log_total = float(logsumexp(logp))
         pi_init = _exact_simplex(np.exp(logp - log_total))
         tiny = np.finfo(float).tiny
@@ -725,11 +784,11 @@ def import_files(
             name=name,
             **common,
         )
-    _check_names(result.game)
+    check_names(result.game)
     return result
 
 
-def _check_names(game: Game) -> None:
+def check_names(game: Game) -> None:
     """Every name of an imported game can be written to, and read from, a game file.
 
     Raises

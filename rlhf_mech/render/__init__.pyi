@@ -28,6 +28,7 @@ from rlhf_mech.render._format import fmt_residual as fmt_residual
 from rlhf_mech.render._format import fmt_signed as fmt_signed
 from rlhf_mech.render._format import plural as plural
 from rlhf_mech.render._imports import render_import as render_import
+from rlhf_mech.render._imports import render_log as render_log
 from rlhf_mech.render._json import float_text as float_text
 from rlhf_mech.render._json import json_chunks as json_chunks
 from rlhf_mech.render._json import json_text as json_text

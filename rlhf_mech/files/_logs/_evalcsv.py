@@ -1,0 +1,236 @@
+"""MOD and RiC evaluation CSVs -> :class:`RewardLog` -> a candidate-model game (one candidate per file)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rlhf_mech.errors import RlhfMechError, SpecError
+from rlhf_mech.files._importer import (
+    CandidateSummary,
+    EvalTable,
+    FileSummary,
+    GroupOption,
+    ImportResult,
+    assemble_candidates,
+    check_names,
+    column_stats,
+    finite_number,
+    numeric_column,
+    read_table,
+    require_column,
+)
+from rlhf_mech.files._logs._layouts import DESIRED, EVAL_FILE, INDEX_COLUMN, OBTAINED, LogInputs
+from rlhf_mech.files._logs._record import RewardLog
+from rlhf_mech.files.spec._document import is_name
+
+
+def preference_weights(path: Path) -> tuple[float, ...]:
+    """The preference weighting in a MOD/RiC file name: ``eval_data_pref0.2_0.8.csv`` -> (0.2, 0.8).
+
+    Raises
+    ------
+    SpecError
+        for a name that is not ``eval_data_pref{w1}_{w2}[_{w3}...].csv`` with weights >= 0.
+    """
+    match = EVAL_FILE.fullmatch(path.name)
+    weights = [finite_number(part) for part in match[1].split("_")] if match else [None]
+    if any(w is None or w < 0 for w in weights):
+        raise SpecError(
+            path,
+            None,
+            "",
+            "file name: expected eval_data_pref{w1}_{w2}[_{w3}].csv with weights >= 0 (as the MOD and RiC "
+            "evaluation scripts name their output)",
+        )
+    return tuple(float(w) for w in weights)  # type: ignore[arg-type]
+
+
+def _numbered(table: EvalTable, pattern: re.Pattern[str], stem: str, why: str) -> list[str]:
+    """The columns ``{stem}1 .. {stem}K`` of a table, checked to run from 1 without a gap."""
+    numbers = sorted(int(m[1]) for c in table.columns if (m := pattern.fullmatch(c)))
+    for i, number in enumerate(numbers, start=1):
+        if number != i:
+            raise SpecError(
+                table.path, 1, f"{stem}{i}", f"no column named '{stem}{i}' ({why} are numbered from 1)"
+            )
+    return [f"{stem}{i}" for i in range(1, len(numbers) + 1)]
+
+
+def read_eval_csvs(
+    files: Sequence[Path], *, trainer: str = "mod", reward_names: Sequence[str] | None = None
+) -> RewardLog:
+    """MOD or RiC evaluation CSVs (``eval_data_pref{w1}_{w2}[_{w3}].csv``) as a :class:`RewardLog`.
+
+    Parameters
+    ----------
+    files : one file per preference weighting (their weights become :attr:`RewardLog.file_preferences`).
+    trainer : ``mod`` or ``ric``; RiC files must hold ``desired_score{i}`` beside each
+        ``obtained_score{i}``.
+    reward_names : the run's ``--reward_names`` in order, one per ``obtained_score{i}``;
+        default ``score1 .. scoreK`` (the columns' own numbers).
+
+    Notes
+    -----
+    Read: ``prompt``, ``response`` and ``obtained_score1 .. K`` (the reward models' scores of
+    each response). Ignored: pandas' index column (empty header), RiC's ``desired_score{i}``
+    (the score the response was conditioned to reach) and any other column.
+    """
+    if trainer not in ("mod", "ric"):
+        raise ValueError("`trainer` must be 'mod' or 'ric'")
+    preferences = [preference_weights(path) for path in files]
+    tables = [read_table(path) for path in files]
+    notes: list[str] = []
+    obtained: list[str] = []
+    ignored: dict[str, str] = {}
+    prompts: list[str] = []
+    responses: list[str] = []
+    rewards = []
+    for f, table in enumerate(tables):
+        for column in ("prompt", "response"):
+            require_column(table, column)
+        columns = _numbered(table, OBTAINED, "obtained_score", "the reward columns")
+        if not columns:
+            raise SpecError(
+                table.path, 1, "", "no obtained_score1 column: these are not MOD/RiC evaluation files"
+            )
+        if f == 0:
+            obtained = columns
+        elif columns != obtained:
+            raise SpecError(
+                table.path, 1, "", f"{len(columns)} reward columns; {files[0]} has {len(obtained)}"
+            )
+        desired = _numbered(table, DESIRED, "desired_score", "RiC's desired scores")
+        if trainer == "ric" and len(desired) < len(obtained):
+            missing = f"desired_score{len(desired) + 1}"
+            raise SpecError(
+                table.path, 1, missing, f"no column named {missing!r} (RiC writes one per reward)"
+            )
+        if len(preferences[f]) != len(obtained):
+            raise SpecError(
+                table.path,
+                None,
+                "",
+                f"file name: {len(preferences[f])} preference weights for {len(obtained)} reward columns",
+            )
+        for column in table.columns:
+            if INDEX_COLUMN.fullmatch(column):
+                ignored.setdefault(column or "the unnamed first column", "pandas' index")
+            elif column in desired:
+                ignored.setdefault(column, "the score the response was asked for, not a reward")
+            elif column not in ("prompt", "response", *obtained):
+                ignored.setdefault(column, "not part of the layout")
+        prompts += [str(row["prompt"]) for row in table.rows]
+        responses += [str(row["response"]) for row in table.rows]
+        rewards.append(np.column_stack([numeric_column(table, c) for c in obtained]))
+    if reward_names is None:
+        names = tuple(c.removeprefix("obtained_") for c in obtained)
+        notes.append(
+            f"reward models: {', '.join(names)} (columns {', '.join(obtained)}); the run's "
+            "--reward_names go in --reward-names"
+        )
+    else:
+        names = tuple(reward_names)
+        if len(names) != len(obtained):
+            raise RlhfMechError(
+                f"--reward-names gives {len(names)} names; the files have {len(obtained)} reward columns "
+                f"({', '.join(obtained)})"
+            )
+        notes.append(
+            "reward models: "
+            + ", ".join(f"{n} = {c}" for n, c in zip(names, obtained, strict=True))
+            + " (--reward-names)"
+        )
+    if ignored:
+        notes.append("ignored columns: " + "; ".join(f"{c} ({why})" for c, why in ignored.items()))
+    return RewardLog(
+        trainer=trainer,
+        reward_names=names,
+        reward_columns=tuple(obtained),
+        prompts=tuple(prompts),
+        responses=tuple(responses),
+        rewards=np.concatenate(rewards),
+        row_steps=None,
+        files=tuple(files),
+        source=np.repeat(np.arange(len(tables)), [t.n_rows for t in tables]),
+        lines=np.concatenate([t.lines for t in tables]),
+        file_columns=tuple(t.columns for t in tables),
+        file_preferences=np.array(preferences),
+        notes=tuple(notes),
+    )
+
+
+def candidate_name(path: Path) -> str:
+    """The candidate a MOD/RiC file stands for: ``eval_data_pref0.2_0.8.csv`` -> ``pref0.2_0.8``."""
+    return path.stem.removeprefix("eval_data_")
+
+
+def import_eval_candidates(
+    log: RewardLog,
+    inputs: LogInputs,
+    *,
+    groups: Sequence[GroupOption] = (),
+    scale: str = "minmax",
+    lam: float = 1.0,
+    payment_rule: str = "affine_maximizer",
+    name: str | None = None,
+) -> ImportResult:
+    """The candidate-model game of MOD/RiC evaluation files: one candidate per file.
+
+    A candidate's score per reward model is the mean over its file's rows (Definition 3.1 with
+    measured means, as :func:`~rlhf_mech.files.import_candidates` computes it); its divergence
+    is 0 (the files hold no log-probabilities). The game is named after the run's folder
+    unless ``name`` is given. The provenance (trainer, files, preference weights, rows) goes
+    to :attr:`ImportResult.provenance`, for the game file's header comment.
+    """
+    assert log.file_preferences is not None
+    counts = log.file_rows()
+    ends = np.cumsum(counts)
+    candidates: list[CandidateSummary] = []
+    files: list[FileSummary] = []
+    provenance = [
+        f"source: {inputs.layout.title} ({inputs.reason}), {len(log.files)} files, {log.n_rows} responses "
+        f"to {log.n_prompts} prompts",
+        "reward models: "
+        + ", ".join(f"{n} = {c}" for n, c in zip(log.reward_names, log.reward_columns, strict=True)),
+    ]
+    for f, path in enumerate(log.files):
+        block = log.rewards[ends[f] - counts[f] : ends[f]]
+        label = candidate_name(path)
+        clash = next((c for c in candidates if c.name == label), None)
+        if clash is not None:
+            raise SpecError(path, None, "", f"candidate {label!r} also in {clash.path}")
+        candidates.append(CandidateSummary(label, path, int(counts[f]), block.mean(axis=0), None))
+        used = tuple(
+            column_stats(column, f"reward {model}", block[:, k])
+            for k, (model, column) in enumerate(zip(log.reward_names, log.reward_columns, strict=True))
+        )
+        files.append(FileSummary(path, int(counts[f]), log.file_columns[f], used))
+        weights = ", ".join(
+            f"{m} {w:g}" for m, w in zip(log.reward_names, log.file_preferences[f], strict=True)
+        )
+        provenance.append(f"candidate {label}: {path}, {int(counts[f])} rows, preference weights {weights}")
+    steps = [
+        f"read as {inputs.layout.title} ({inputs.reason})",
+        *log.notes,
+        f"candidates: {len(candidates)}, one per file (a preference weighting, from its name); each "
+        "score is the mean over the file's rows",
+    ]
+    folder = log.files[0].resolve().parent.name
+    result = assemble_candidates(
+        tuple(candidates),
+        dict(zip(log.reward_names, log.reward_columns, strict=True)),
+        tuple(files),
+        groups=groups,
+        scale=scale,
+        lam=lam,
+        payment_rule=payment_rule,
+        name=name or (folder if is_name(folder) else None),
+        steps=steps,
+        provenance=tuple(provenance),
+    )
+    check_names(result.game)
+    return result

@@ -1,0 +1,252 @@
+"""The one value every response-level reader returns, and how multi-prompt games take it apart."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlhf_mech.errors import RlhfMechError, SpecError
+
+Array = np.ndarray
+
+#: ``multi_objective_aggregation`` values of TRL's ``GRPOConfig``. ``sum_then_normalize``
+#: weighs and sums the reward functions, then normalises the sum within each prompt's group;
+#: ``normalize_then_sum`` normalises each function within the group, then weighs and sums.
+AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
+
+
+def _frozen(values: Any, dtype: Any) -> Array:
+    array = np.array(values, dtype=dtype)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True)
+class RewardLog:
+    """Sampled responses with one reward per reward model: what every response-level reader returns.
+
+    This is the contract multi-prompt games are built from: one outcome set per prompt
+    (:func:`group_by_prompt`), from the rows of one step (:func:`select_step`). Rows are in
+    reading order: files in the order of :attr:`files` (TRL: by step), and within a file in
+    file order. For OpenRLHF a row is the join of one line of each file, and its source is the
+    first file.
+
+    Attributes
+    ----------
+    trainer : the layout's name (``trl``, ``openrlhf``, ``mod``, ``ric``).
+    reward_names : (K,) names of the reward models (reward functions), K >= 1.
+    reward_columns : (K,) the column (or JSONL file) each reward was read from.
+    prompts, responses : (N,) the prompt and the sampled response of each row, N >= 1.
+    rewards : (N, K) float array: ``rewards[r, k]`` is reward model k's reward for row r, as
+        the trainer logged it (raw: not weighted, shifted or normalised); finite.
+    row_steps : (N,) int array, the training step of each row; ``None`` for a layout without
+        steps (MOD, RiC, OpenRLHF).
+    files : the files read, each holding at least one row.
+    source : (N,) int array, index into :attr:`files` of each row's file; non-decreasing.
+    lines : (N,) int array, the 1-based line of each row in its file (parquet: the 1-based
+        row), for ``FILE:LINE`` messages (:meth:`where`).
+    file_columns : per file, all of its columns (keys), in file order.
+    reward_weights : (K,) the trainer's weight of each reward (TRL's ``reward_weights``);
+        ``None`` when not known.
+    aggregation : how the trainer combined the weighted rewards (:data:`AGGREGATIONS`);
+        ``None`` when not known.
+    file_preferences : (len(files), K) the preference weighting each file was generated with
+        (MOD, RiC: parsed from the file name); ``None`` otherwise.
+    notes : what was read, ignored and assumed, one sentence each.
+
+    Every array is read-only.
+    """
+
+    trainer: str
+    reward_names: tuple[str, ...]
+    reward_columns: tuple[str, ...]
+    prompts: tuple[str, ...]
+    responses: tuple[str, ...]
+    rewards: Array
+    row_steps: Array | None
+    files: tuple[Path, ...]
+    source: Array
+    lines: Array
+    file_columns: tuple[tuple[str, ...], ...]
+    reward_weights: Array | None = None
+    aggregation: str | None = None
+    file_preferences: Array | None = None
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n, k = len(self.prompts), len(self.reward_names)
+        set_ = object.__setattr__
+        set_(self, "rewards", _frozen(self.rewards, float))
+        set_(self, "source", _frozen(self.source, np.intp))
+        set_(self, "lines", _frozen(self.lines, np.int64))
+        if self.row_steps is not None:
+            set_(self, "row_steps", _frozen(self.row_steps, np.int64))
+        if self.reward_weights is not None:
+            set_(self, "reward_weights", _frozen(self.reward_weights, float))
+        if self.file_preferences is not None:
+            set_(self, "file_preferences", _frozen(self.file_preferences, float))
+        if n == 0 or k == 0 or len(self.reward_columns) != k or len(self.responses) != n:
+            raise ValueError("a RewardLog needs N >= 1 rows and K >= 1 named rewards")
+        if self.rewards.shape != (n, k) or not np.isfinite(self.rewards).all():
+            raise ValueError(f"`rewards` must be a finite ({n}, {k}) array")
+        per_row = [self.source, self.lines] + ([] if self.row_steps is None else [self.row_steps])
+        if any(a.shape != (n,) for a in per_row):
+            raise ValueError("`source`, `lines` and `row_steps` need one entry per row")
+        used = np.unique(self.source)
+        if (np.diff(self.source) < 0).any() or used.tolist() != list(range(len(self.files))):
+            raise ValueError("`source` must be non-decreasing and use every file")
+        if len(self.file_columns) != len(self.files):
+            raise ValueError("`file_columns` needs one entry per file")
+        if self.reward_weights is not None and self.reward_weights.shape != (k,):
+            raise ValueError(f"`reward_weights` must have shape ({k},)")
+        if self.aggregation is not None and self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"`aggregation` must be one of {AGGREGATIONS}")
+        if self.file_preferences is not None and self.file_preferences.shape != (len(self.files), k):
+            raise ValueError(f"`file_preferences` must have shape ({len(self.files)}, {k})")
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.prompts)
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """The steps present, ascending; empty for a layout without steps."""
+        return () if self.row_steps is None else tuple(int(s) for s in np.unique(self.row_steps))
+
+    @property
+    def n_prompts(self) -> int:
+        """How many distinct prompts the rows hold."""
+        return len(set(self.prompts))
+
+    def file_rows(self) -> Array:
+        """(len(files),) how many rows came from each file."""
+        return np.bincount(self.source, minlength=len(self.files))
+
+    def where(self, row: int) -> str:
+        """``FILE:LINE`` of a row, for messages."""
+        return f"{self.files[int(self.source[row])]}:{int(self.lines[row])}"
+
+
+def _take(log: RewardLog, rows: Array, notes: tuple[str, ...]) -> RewardLog:
+    """The log of the given rows (an ascending index array), files re-indexed."""
+    used = np.unique(log.source[rows])
+    remap = np.full(len(log.files), -1, dtype=np.intp)
+    remap[used] = np.arange(len(used))
+    return RewardLog(
+        trainer=log.trainer,
+        reward_names=log.reward_names,
+        reward_columns=log.reward_columns,
+        prompts=tuple(log.prompts[r] for r in rows),
+        responses=tuple(log.responses[r] for r in rows),
+        rewards=log.rewards[rows],
+        row_steps=None if log.row_steps is None else log.row_steps[rows],
+        files=tuple(log.files[f] for f in used),
+        source=remap[log.source[rows]],
+        lines=log.lines[rows],
+        file_columns=tuple(log.file_columns[f] for f in used),
+        reward_weights=log.reward_weights,
+        aggregation=log.aggregation,
+        file_preferences=None if log.file_preferences is None else log.file_preferences[used],
+        notes=log.notes + notes,
+    )
+
+
+def select_step(log: RewardLog, step: int | None = None) -> RewardLog:
+    """The rows of one training step: the samples of one policy.
+
+    Parameters
+    ----------
+    log : the log.
+    step : the step to keep. ``None`` keeps the log as it is when it holds at most one step
+        (or has no steps); rows of several steps are samples of several policies and are
+        never mixed silently.
+
+    Raises
+    ------
+    SpecError
+        for ``step=None`` on a log of several steps, at the first row of a second step and
+        listing the steps found.
+    RlhfMechError
+        for a step the log does not hold, or a step given for a log without steps.
+    """
+    steps = log.steps
+    if step is None:
+        if len(steps) <= 1:
+            return log
+        assert log.row_steps is not None
+        r = int(np.flatnonzero(log.row_steps != log.row_steps[0])[0])
+        raise SpecError(
+            log.files[int(log.source[r])],
+            int(log.lines[r]),
+            "step",
+            f"the log holds {len(steps)} steps ({', '.join(map(str, steps))}), samples of different "
+            "policies: choose one with --step",
+        )
+    if log.row_steps is None:
+        raise RlhfMechError(f"--step {step}: {log.trainer} logs have no steps")
+    if step not in steps:
+        raise RlhfMechError(f"--step {step}: no rows of step {step} (steps: {', '.join(map(str, steps))})")
+    rows = np.flatnonzero(log.row_steps == step)
+    return _take(log, rows, (f"step {step}: the {rows.size} rows of that step, of {log.n_rows}",))
+
+
+@dataclass(frozen=True)
+class PromptGroups:
+    """The rows of a one-step log, grouped by prompt.
+
+    Prompts are sorted (Python's string order, by code point), so the same prompts give the
+    same order in any log and at any step. Within a prompt the rows keep the log's order.
+
+    Attributes
+    ----------
+    prompts : (P,) the distinct prompts, sorted.
+    rows : (N,) int array, the log's row indices, prompt by prompt.
+    offsets : (P + 1,) int array: prompt p owns ``rows[offsets[p]:offsets[p + 1]]``.
+    responses : per prompt, its (m_p,) responses.
+    rewards : per prompt, its (m_p, K) rewards (``log.rewards[rows of p]``).
+    """
+
+    prompts: tuple[str, ...]
+    rows: Array
+    offsets: Array
+    responses: tuple[tuple[str, ...], ...]
+    rewards: tuple[Array, ...]
+
+    @property
+    def sizes(self) -> Array:
+        """(P,) how many responses each prompt has."""
+        return np.diff(self.offsets)
+
+
+def group_by_prompt(log: RewardLog) -> PromptGroups:
+    """The rows of ``log`` grouped by prompt (one outcome set per prompt).
+
+    Raises
+    ------
+    SpecError
+        when the log holds several steps (:func:`select_step` first).
+    """
+    log = select_step(log)
+    codes: dict[str, int] = {}
+    first = np.fromiter((codes.setdefault(p, len(codes)) for p in log.prompts), np.intp, log.n_rows)
+    seen = tuple(codes)
+    order = sorted(range(len(seen)), key=seen.__getitem__)
+    rank = np.empty(len(seen), dtype=np.intp)
+    rank[order] = np.arange(len(seen))
+    prompt_of_row = rank[first]
+    rows = np.argsort(prompt_of_row, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(prompt_of_row, minlength=len(seen)))])
+    rows.setflags(write=False)
+    offsets.setflags(write=False)
+    bounds = list(itertools.pairwise(offsets))
+    return PromptGroups(
+        prompts=tuple(seen[i] for i in order),
+        rows=rows,
+        offsets=offsets,
+        responses=tuple(tuple(log.responses[r] for r in rows[a:b]) for a, b in bounds),
+        rewards=tuple(np.split(log.rewards[rows], offsets[1:-1])),
+    )
