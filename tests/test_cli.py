@@ -260,9 +260,10 @@ def test_schema_prints_json() -> None:
     result = runner.invoke(app, ["schema"])
     _ok(result)
     schema = json.loads(result.stdout)
-    assert schema["title"] == "rlhf-mech game file (format v1: core or candidate-model game)"
+    assert schema["title"] == "rlhf-mech game file (format v1: core, candidate-model or many-prompt game)"
     assert "groups" in schema["$defs"]["GameSpec"]["properties"]
     assert "candidates" in schema["$defs"]["CandidateGameSpec"]["properties"]
+    assert "prompts" in schema["$defs"]["PromptGameSpec"]["properties"]
     assert runner.invoke(app, ["schema"]).stdout_bytes == result.stdout_bytes
 
 

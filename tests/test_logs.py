@@ -78,7 +78,8 @@ def test_trl_run_is_read_back_exactly(trl_run):
     run, written = trl_run
     imported = _read([run])
     log = imported.log
-    assert imported.inputs.layout.name == "trl" and imported.inputs.detected and imported.result is None
+    assert imported.inputs.layout.name == "trl" and imported.inputs.detected
+    assert imported.result is not None and imported.result.kind == "prompts"  # tests/test_prompts.py
     assert imported.inputs.files == written.files
     assert log.reward_names == log.reward_columns == TRL_REWARDS
     assert (log.n_rows, log.n_prompts, log.steps) == (36, 4, (0, 1, 2))
@@ -444,7 +445,8 @@ def test_openrlhf_files_are_joined_on_input_and_output(tmp_path):
     written = write_openrlhf(tmp_path)
     imported = _read(list(written.files))
     log = imported.log
-    assert imported.inputs.layout.name == "openrlhf" and imported.result is None
+    assert imported.inputs.layout.name == "openrlhf"
+    assert imported.result is not None and imported.result.kind == "prompts"  # tests/test_prompts.py
     assert log.reward_names == ("helpful", "harmless") and log.row_steps is None
     assert log.prompts == written.prompts and log.responses == written.responses
     np.testing.assert_array_equal(log.rewards, written.rewards)  # the second file's lines are shuffled
@@ -580,18 +582,6 @@ def test_cli_trl_inspect_reports_what_was_read(trl_run):
     assert one.exit_code == 0, one.output
     assert "12 responses to 4 prompts at 1 step (2), 2 rewards" in one.stdout
     assert "aggregation: normalize_then_sum, as given with --aggregation" in one.stdout
-
-
-def test_cli_trl_without_inspect_says_no_game_is_built_yet(tmp_path, trl_run):
-    result = runner.invoke(app, ["import", str(trl_run[0]), "-o", str(tmp_path / "g.yaml")])
-    assert result.exit_code == 2
-    assert result.stderr == (
-        "error: read 36 responses to 4 prompts at steps 0, 1, 2 "
-        "(TRL GRPO completions (log_completions=True)); "
-        "games with one outcome set per prompt are not built yet (docs/import.md, 'Multi-prompt games'): "
-        "--inspect shows what was read\n"
-    )
-    assert not (tmp_path / "g.yaml").exists()
 
 
 def test_cli_errors_are_one_line(tmp_path, trl_run, mod_run):

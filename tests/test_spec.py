@@ -244,12 +244,17 @@ def test_expect_block(write_game) -> None:
 
 def test_schema_describes_the_format() -> None:
     top = game_schema()
-    assert top["title"] == "rlhf-mech game file (format v1: core or candidate-model game)"
+    assert top["title"] == "rlhf-mech game file (format v1: core, candidate-model or many-prompt game)"
     assert top["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    # one schema for both formats, dispatched as the loader does: on a candidates: key
+    # one schema for the three formats, dispatched as the loader does: on a candidates: key,
+    # then on a prompts: key
     assert top["if"] == {"required": ["candidates"]}
     assert top["then"] == {"$ref": "#/$defs/CandidateGameSpec"}
-    assert top["else"] == {"$ref": "#/$defs/GameSpec"}
+    assert top["else"] == {
+        "if": {"required": ["prompts"]},
+        "then": {"$ref": "#/$defs/PromptGameSpec"},
+        "else": {"$ref": "#/$defs/GameSpec"},
+    }
     schema = top["$defs"]["GameSpec"]
     for key in (
         "outcomes",

@@ -34,7 +34,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from rlhf_mech.analysis._search import (
     search_misreports,
     size_bound,
 )
-from rlhf_mech.core import AFFINE_MAXIMIZER, NONE, Game, GameSolution, Profile, outcome, solve
+from rlhf_mech.core import AFFINE_MAXIMIZER, NONE, Game, GameSolution, Profile, PromptGame, outcome, solve
 
 Array = np.ndarray
 
@@ -250,6 +250,36 @@ class GameAudit:
 # --------------------------------------------------------------------------------------------
 # Per-group task, checks, assembly
 # --------------------------------------------------------------------------------------------
+
+
+def audited_games(game: Game | PromptGame) -> tuple[Game, ...]:
+    """The games an audit checks for a loaded game: the game itself, or, for a game of many
+    prompts, each prompt's game.
+
+    A game of many prompts under a separable rule (:mod:`rlhf_mech.core._prompts`) has a
+    utility ``u_i = sum_x q_x u_{i,x}`` whose every term depends on the group's report on
+    prompt ``x`` and on its one reported size. So it is DSIC, IR and charges ``p >= 0``
+    wherever every prompt's game is (each checked with the size free, as in any game); and a
+    profitable misreport on one prompt at the true size, truthful on the others, gains
+    ``q_x`` times as much in the whole game. Each prompt's game carries a note saying so.
+    """
+    if not isinstance(game, PromptGame):
+        return (game,)
+    P = game.n_prompts
+    return tuple(
+        replace(
+            g,
+            lines=game.lines,
+            digest=game.digest,
+            notes=(
+                *game.notes,
+                f"prompt {x} of {P} (weight {game.weights[x]:.6g}) of a game of many prompts, audited "
+                "prompt by prompt: the whole game is DSIC, IR and pays >= 0 where every prompt is; a "
+                "gain at the true size here is a gain of weight x gain in the whole game",
+            ),
+        )
+        for x, g in enumerate(game.games)
+    )
 
 
 def group_seed(seed: int, source: str | None, name: str, i: int) -> np.random.SeedSequence:

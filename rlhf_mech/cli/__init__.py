@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rlhf_mech.cli._output import ColorChoice, Output, print_error
-from rlhf_mech.core import FILE_NORMALIZATIONS, PAYMENT_RULES, TRAINING_RULES, Scale
+from rlhf_mech.core import FILE_NORMALIZATIONS, PAYMENT_RULES, TRAINING_RULES, PromptGame, Scale
 from rlhf_mech.errors import RlhfMechError
 
 if TYPE_CHECKING:
@@ -226,6 +226,9 @@ def solve(
                 payment,
                 payment_param,
             )
+        if isinstance(game, PromptGame):
+            _solve_prompts(out, game, output_format, save_distribution)
+            return
         with out.step("solve"):
             solution = solve_game(game)
         with out.step("write"):
@@ -269,6 +272,27 @@ def schema(
 
 
 ListOption = "a comma list (0.2,0.5,1,2) or start:stop:step"
+
+
+def _solve_prompts(
+    out: Output, game: PromptGame, output_format: OutputFormat, save_distribution: Path | None
+) -> None:
+    """``solve`` on a game of many prompts: the weighted means, and each prompt's share."""
+    from rlhf_mech.core import solve_prompts
+    from rlhf_mech.render import prompt_solution_to_json, render_prompt_solution
+
+    if save_distribution is not None:
+        raise RlhfMechError(
+            "--save-distribution: a game of many prompts has one distribution per prompt "
+            "(--format json lists them)"
+        )
+    with out.step(f"solve {game.n_prompts} prompts"):
+        solution = solve_prompts(game)
+    with out.step("write"):
+        if output_format is OutputFormat.json:
+            out.write_json(prompt_solution_to_json(solution))
+        else:
+            out.print(render_prompt_solution(solution))
 
 
 @app.command(name="sweep")
@@ -327,6 +351,11 @@ def sweep_command(
                 training_param,
                 payment,
                 payment_param,
+            )
+        if isinstance(game, PromptGame):
+            raise RlhfMechError(
+                f"{game_file}: a game of many prompts; sweep takes one outcome set (solve shows each "
+                "prompt's gains, audit checks the game prompt by prompt)"
             )
         with out.step("sweep"), sweep_progress(out.err, request.points(game), not quiet) as on_progress:
             json_out = output_format is SweepFormat.json  # only JSON shows the distributions
@@ -489,7 +518,6 @@ def import_game(
             parse_reward_columns,
             parse_reward_names,
             parse_reward_weights,
-            unbuilt_message,
             write_game,
         )
         from rlhf_mech.render import render_import, render_log
@@ -526,10 +554,9 @@ def import_game(
                 lam=lam,
                 payment_rule=payment.value,
                 name=name,
+                build=not inspect,
             )
         result = imported.result
-        if result is None and not inspect:
-            raise RlhfMechError(unbuilt_message(imported))
         written: tuple[Path, ...] | str = "nothing (--inspect)"
         if result is not None and not inspect:
             assert output is not None
@@ -571,16 +598,17 @@ def _game_paths(patterns: list[str]) -> tuple[list[Path], list[InvalidFile]]:
 def _load_games(
     paths: list[Path], allow_outside_refs: bool, limit: float | None
 ) -> tuple[list[Game], list[InvalidFile]]:
-    """Every file that loads, and the others as invalid: one file's problem (any exception,
-    or loading past the time limit) never stops the others."""
-    from rlhf_mech.analysis import failure_message, time_limit
+    """Every file that loads (a game of many prompts as its prompts' games,
+    :func:`~rlhf_mech.analysis.audited_games`), and the others as invalid: one file's problem
+    (any exception, or loading past the time limit) never stops the others."""
+    from rlhf_mech.analysis import audited_games, failure_message, time_limit
     from rlhf_mech.render import InvalidFile
 
     games, invalid = [], []
     for path in paths:
         try:
             with time_limit(limit):
-                games.append(_read_game(path, allow_outside_refs))
+                games.extend(audited_games(_read_game(path, allow_outside_refs)))
         except RlhfMechError as exc:
             invalid.append(InvalidFile.from_error(str(path), exc))
         except Exception as exc:  # isolation, as in run_audits

@@ -6,7 +6,6 @@ any work starts.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from rlhf_mech.core import (
     Game,
     PaymentRule,
     ProgressCallback,
+    PromptGame,
     TrainingRule,
     get_payment_rule,
     get_training_rule,
@@ -49,7 +49,9 @@ def parse_others(text: str) -> OthersSpec:
     return OthersSpec(kind, int(count) if count else 1)
 
 
-def _configured(game: Game, rule: Configurable, option: str, settings: list[str]) -> Configurable:
+def _configured(
+    game: Game | PromptGame, rule: Configurable, option: str, settings: list[str]
+) -> Configurable:
     """``rule`` with the ``KEY=VALUE`` settings of ``option`` (``--payment-param``,
     ``--training-param``) read by the kinds of its parameter records."""
     values: dict[str, object] = {}
@@ -80,13 +82,13 @@ def _configured(game: Game, rule: Configurable, option: str, settings: list[str]
 
 
 def rules_override(
-    game: Game,
+    game: Game | PromptGame,
     *,
     payment: str | None = None,
     payment_settings: list[str] | None = None,
     training: str | None = None,
     training_settings: list[str] | None = None,
-) -> tuple[Game, str]:
+) -> tuple[Game | PromptGame, str]:
     """The game under the rules ``--training NAME --training-param KEY=VALUE ... --payment NAME
     --payment-param KEY=VALUE ...`` ask for, and a note for the user (``""`` when none).
 
@@ -118,9 +120,10 @@ def rules_override(
     conflict = rule_conflict(train, pay, mechanism.divergence)
     if conflict:
         raise RlhfMechError(f"--training/--payment: {conflict}")
-    return dataclasses.replace(
-        game, mechanism=dataclasses.replace(mechanism, training_rule=train, payment_rule=pay)
-    ), note
+    try:
+        return game.with_rules(train, pay), note
+    except ValueError as exc:  # a rule that does not split over the prompts of a PromptGame
+        raise RlhfMechError(f"--training/--payment: {exc}") from None
 
 
 #: The most points a parameter list may expand to.

@@ -47,6 +47,13 @@ from rlhf_mech.core._payments import PaymentRule as PaymentRule
 from rlhf_mech.core._payments import affine_maximizer_payment as affine_maximizer_payment
 from rlhf_mech.core._payments import affine_maximizer_payments as affine_maximizer_payments
 from rlhf_mech.core._payments import get_payment_rule as get_payment_rule
+from rlhf_mech.core._prompts import PROMPT_WEIGHT_TOL as PROMPT_WEIGHT_TOL
+from rlhf_mech.core._prompts import PromptGame as PromptGame
+from rlhf_mech.core._prompts import PromptOutcome as PromptOutcome
+from rlhf_mech.core._prompts import PromptSolution as PromptSolution
+from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
+from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
+from rlhf_mech.core._prompts import solve_prompts as solve_prompts
 from rlhf_mech.core._solver import SolveResult as SolveResult
 from rlhf_mech.core._solver import jacobian_weights as jacobian_weights
 from rlhf_mech.core._solver import kkt_residual as kkt_residual

@@ -17,6 +17,7 @@ import numpy as np
 from rlhf_mech.core._mechanism import Mechanism, Profile, ProfileOutcome, outcome
 from rlhf_mech.core._normalizations import Normalization, Scale
 from rlhf_mech.core._payments import PaymentRule
+from rlhf_mech.core._training import TrainingRule
 
 Array = np.ndarray
 
@@ -110,6 +111,8 @@ class Game:
         group (``groups[1]``) and every entry of ``expect:`` (``expect``, ``expect.dsic``,
         ``expect.utility.alices``), the paths written as in error messages. Plain data
         filled by the file loader; empty for games built in code.
+    part : which part of its file the game is, ``""`` for a whole file: ``prompt 3`` for one
+        prompt's game of a game of many prompts (:class:`~rlhf_mech.core.PromptGame`).
     """
 
     name: str
@@ -126,6 +129,7 @@ class Game:
     source: str | None = None
     digest: str | None = None
     lines: Mapping[str, int] = field(default_factory=dict)
+    part: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", Normalization(self.normalization))
@@ -162,6 +166,17 @@ class Game:
     def is_truthful(self) -> bool:
         """Whether every report equals the truth."""
         return self.truth.equals(self.reports)
+
+    def with_rules(self, training_rule: TrainingRule, payment_rule: PaymentRule) -> Game:
+        """The same game under other training and payment rules.
+
+        Raises
+        ------
+        ValueError
+            for rules that cannot form one mechanism (:func:`~rlhf_mech.core.rule_conflict`).
+        """
+        mechanism = replace(self.mechanism, training_rule=training_rule, payment_rule=payment_rule)
+        return replace(self, mechanism=mechanism)
 
     def misreporting_groups(self) -> tuple[int, ...]:
         """Indices of the groups whose report differs from their type."""

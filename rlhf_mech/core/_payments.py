@@ -116,6 +116,10 @@ class PaymentRule(Configurable):
     additive_only : whether the rule needs an additive training rule (SW-Max: one whose
         objective is a sum over the groups, so that eq. (1)'s ``ASW_{-i}`` exists); such a
         rule cannot be combined with MaxMin or Nash (appendix E).
+    separable : whether, over many prompts, the payment is the prompt-weighted sum of one
+        payment per prompt (true of eq. (1), whose terms are sums over prompts; not of
+        Heuristic 1, whose maximum over the checkpoints is taken of the whole run's
+        ``ASW_{-i}``).
     schema : the rule's :class:`Parameter` records.
     parameters : ``((name, value), ...)``, the values set (:meth:`with_parameters`); a
         parameter not set takes its default (:meth:`setting`).
@@ -134,6 +138,7 @@ class PaymentRule(Configurable):
     others_optimum: Callable[[Mechanism, Array], tuple[Array, Array]]
     group_payments: Callable[[Mechanism, Array, Array, Array, Array, Array], Array]
     additive_only: bool = True
+    separable: bool = True
     schema: tuple[Parameter, ...] = ()
     parameters: tuple[tuple[str, Any], ...] = ()
 
@@ -541,6 +546,7 @@ INTERMEDIATE_CHECKPOINTS = PaymentRule(
     profile_payments=_checkpoints_profile_payments,
     others_optimum=_no_first_term,
     group_payments=_checkpoints_group_payments,
+    separable=False,
     schema=(
         *_TRAINING_PARAMETERS,
         Parameter("checkpoint_every", "int", 5, minimum=1, description="a checkpoint every k steps"),

@@ -85,6 +85,11 @@ class TrainingRule(Configurable):
         must rise, the others fixed, for the outcome to enter the support (0 on it): where
         the utility is flat in a report, how far away its next piece starts (the search's
         plateau probes).
+    separable : whether the objective over many prompts is the prompt-weighted sum of one
+        objective per prompt (section 2: "operates on each prompt independently"), so that a
+        game of many prompts is solved prompt by prompt (:func:`~rlhf_mech.core.solve_prompts`).
+        MaxMin and Nash take the minimum or the logarithm of valuations averaged over the
+        prompts: they couple the prompts.
     schema, parameters : the rule's :class:`~rlhf_mech.core.Parameter` records and the values
         set (:meth:`with_parameters`).
     """
@@ -105,6 +110,7 @@ class TrainingRule(Configurable):
     sensitivity: Callable[[Mechanism, SolveResult, Array, Array], Array] | None = None
     trajectory: Callable[[Mechanism, Array, int, float, int], Array] | None = None
     support_gaps: Callable[[Mechanism, SolveResult, Array], Array] | None = None
+    separable: bool = True
     schema: tuple[Parameter, ...] = ()
     parameters: tuple[tuple[str, Any], ...] = ()
 
@@ -214,6 +220,7 @@ MAXMIN = TrainingRule(
     objective="min_i rho_i(pi) - D_f(pi || pi_init), rho_i = v_i (over: agents) or w_i v_i (over: groups)",
     reference="appendix E (MaxMin-RLHF)",
     additive=False,
+    separable=False,
     solve_profile=_fair_solver("maxmin"),
     profile_residual=_fair_residual,
     smooth=_smooth_divergence,
@@ -232,6 +239,7 @@ NASH = TrainingRule(
     objective="sum_i w_i log v_i(pi) - D_f(pi || pi_init)",
     reference="appendix E (Nash social welfare)",
     additive=False,
+    separable=False,
     solve_profile=_fair_solver("nash"),
     profile_residual=_fair_residual,
     smooth=_smooth_divergence,

@@ -22,7 +22,6 @@ from rlhf_mech.files._logs import LogImport as LogImport
 from rlhf_mech.files._logs import LogOptions as LogOptions
 from rlhf_mech.files._logs import import_logs as import_logs
 from rlhf_mech.files._logs import read_log as read_log
-from rlhf_mech.files._logs import unbuilt_message as unbuilt_message
 from rlhf_mech.files._logs._evalcsv import candidate_name as candidate_name
 from rlhf_mech.files._logs._evalcsv import import_eval_candidates as import_eval_candidates
 from rlhf_mech.files._logs._evalcsv import preference_weights as preference_weights

@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rlhf_mech.core import FILE_NORMALIZATIONS, Expectations, Game, PaymentRule, ReportBasis, TrainingRule
+from rlhf_mech.core import (
+    FILE_NORMALIZATIONS,
+    Expectations,
+    Game,
+    PaymentRule,
+    PromptGame,
+    ReportBasis,
+    TrainingRule,
+)
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files._yaml import core_schema
 
@@ -233,9 +241,65 @@ def candidate_document(game: Game, basis: ReportBasis) -> GameDocument:
     return GameDocument(data=data, arrays={})
 
 
-def game_document(game: Game, stem: str = "game", inline_limit: int = INLINE_LIMIT) -> GameDocument:
-    """The file form of a game: the candidate format where its groups report in a basis,
-    else the core format."""
+def prompt_document(game: PromptGame, stem: str, inline_limit: int = INLINE_LIMIT) -> GameDocument:
+    """The file form of a game of many prompts (``prompts:``; docs/import.md). A prompt's
+    rows longer than ``inline_limit`` go to ``<stem>.prompt<k>.<field>.npy``."""
+    first = game.games[0]
+    mechanism = first.mechanism
+    data: dict[str, Any] = {"name": game.name, "normalization": first.normalization.value}
+    data["divergence"] = {"kind": mechanism.divergence.name, "lambda": mechanism.lam}
+    _common_tail(first, data)
+    groups = []
+    for i, name in enumerate(game.group_names):
+        group: dict[str, Any] = {"name": name, "size": float(first.truth.sizes[i])}
+        if first.reports.sizes[i] != first.truth.sizes[i]:
+            group["report"] = {"size": float(first.reports.sizes[i])}
+        groups.append(group)
+    data["groups"] = groups
+    arrays: dict[str, Array] = {}
+    prompts = []
+    for k, (text, prompt) in enumerate(zip(game.prompts, game.games, strict=True)):
+        m = prompt.n_outcomes
+        inline = m <= inline_limit
+
+        def row(field: str, vector: Array, k: int = k, inline: bool = inline) -> Any:
+            if inline:
+                return _floats(vector)
+            name = f"{stem}.prompt{k}.{field}.npy"
+            arrays[name] = np.asarray(vector, dtype=float)
+            return {"file": name}
+
+        entry: dict[str, Any] = {"prompt": text}
+        if not game.uniform_weights:
+            entry["weight"] = float(game.weights[k])
+        entry["outcomes"] = m if prompt.outcomes == _default_outcomes(m) else list(prompt.outcomes)
+        pi_init = prompt.mechanism.pi_init
+        entry["initial"] = (
+            "uniform" if np.array_equal(pi_init, np.full(m, 1.0 / m)) else row("initial", pi_init)
+        )
+        entry["rewards"] = {
+            n: row(f"group{i}.reward", prompt.truth.rewards[i]) for i, n in enumerate(game.group_names)
+        }
+        report = {
+            n: row(f"group{i}.report", prompt.reports.rewards[i])
+            for i, n in enumerate(game.group_names)
+            if not np.array_equal(prompt.reports.rewards[i], prompt.truth.rewards[i])
+        }
+        if report:
+            entry["report"] = report
+        prompts.append(entry)
+    data["prompts"] = prompts
+    return GameDocument(data=data, arrays=arrays)
+
+
+def game_document(
+    game: Game | PromptGame, stem: str = "game", inline_limit: int = INLINE_LIMIT
+) -> GameDocument:
+    """The file form of a game: the format of many prompts for a
+    :class:`~rlhf_mech.core.PromptGame`; the candidate format where its groups report in a
+    basis; else the core format."""
+    if isinstance(game, PromptGame):
+        return prompt_document(game, stem, inline_limit)
     if game.report_basis is not None:
         return candidate_document(game, game.report_basis)
     return core_document(game, stem, inline_limit)
@@ -254,7 +318,7 @@ def _replace(target: Path, write: Callable[[Any], Any]) -> None:
 
 
 def write_game(
-    game: Game, path: str | Path, comment: str | None = None, inline_limit: int = INLINE_LIMIT
+    game: Game | PromptGame, path: str | Path, comment: str | None = None, inline_limit: int = INLINE_LIMIT
 ) -> tuple[Path, ...]:
     """Write ``game`` to ``path`` (YAML) and its large arrays beside it (.npy).
 
@@ -282,7 +346,7 @@ def write_game(
     return tuple(written)
 
 
-def game_text(game: Game, comment: str | None = None) -> str:
+def game_text(game: Game | PromptGame, comment: str | None = None) -> str:
     """``game`` as one YAML text with every array inline (for standard output:
     ``rlhf-mech import -o -``), loading to the same numbers as :func:`write_game`'s files."""
     document = game_document(game, inline_limit=sys.maxsize)

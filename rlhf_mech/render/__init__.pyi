@@ -37,6 +37,8 @@ from rlhf_mech.render._plot import MISSING_MATPLOTLIB as MISSING_MATPLOTLIB
 from rlhf_mech.render._plot import plot_path as plot_path
 from rlhf_mech.render._plot import save_sweep_plot as save_sweep_plot
 from rlhf_mech.render._plot import sweep_figure as sweep_figure
+from rlhf_mech.render._prompts import prompt_solution_to_json as prompt_solution_to_json
+from rlhf_mech.render._prompts import render_prompt_solution as render_prompt_solution
 from rlhf_mech.render._solve import candidate_choice_table as candidate_choice_table
 from rlhf_mech.render._solve import distribution_rows as distribution_rows
 from rlhf_mech.render._solve import distribution_table as distribution_table

@@ -124,6 +124,11 @@ def game_source(game: Game) -> str:
     return game.source or game.name
 
 
+def game_label(game: Game) -> str:
+    """The file a game came from and, for a part of a file, which part (``g.yaml [prompt 3]``)."""
+    return game_source(game) + (f" [{game.part}]" if game.part else "")
+
+
 def finding_line(game: Game, finding: Finding) -> int | None:
     """The line a finding points at: its ``expect:`` entry, else its group, else ``expect:``.
 
@@ -217,7 +222,7 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
             if not row:
                 continue
             cells = [_cell([f for f in row if f.check == check]) for check in checks]
-            source = escape(game_source(audit.game)) if k == 0 else ""
+            source = escape(game_label(audit.game)) if k == 0 else ""
             table.add_row(source, escape(name) or "(game)", *cells)
         table.add_section()
     for bad in invalid:
@@ -277,7 +282,7 @@ def render_audit(
     failures = failure_lines(audits, saved)
     if failures.plain:
         parts.append(failures)
-    notes = [f"note: {game_source(a.game)}: {note}" for a in audits for note in a.notes]
+    notes = [f"note: {game_label(a.game)}: {note}" for a in audits for note in a.notes]
     if notes:
         parts.append(Text("\n".join(notes), style="dim"))
     parts.append(Text(summary_text(summary), style=style))
@@ -418,6 +423,7 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
     health = audit.health
     return {
         "source": game.source,
+        "part": game.part,
         "sha256": game.digest,
         "game": game.name,
         "passed": audit.passed,
@@ -499,7 +505,7 @@ def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -
     total = failures = errors = 0
     for audit in audits:
         checks = [c for c in CHECKS if any(f.check == c for f in audit.findings)]
-        suite = ET.SubElement(root, "testsuite", name=game_source(audit.game))
+        suite = ET.SubElement(root, "testsuite", name=game_label(audit.game))
         suite_failures = 0
         for check in checks:
             findings = [f for f in audit.findings if f.check == check]

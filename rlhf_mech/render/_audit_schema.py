@@ -115,6 +115,10 @@ _FINDING = _object(
 _GAME = _object(
     {
         "source": STRING_OR_NULL,
+        "part": {
+            "type": "string",
+            "description": "the part of the file (prompt k of a game of many prompts); empty: the whole",
+        },
         "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
         "game": {"type": "string"},
         "passed": {"type": "boolean"},
@@ -149,7 +153,7 @@ _GAME = _object(
         "findings": {"type": "array", "items": _FINDING},
         "notes": {"type": "array", "items": {"type": "string"}},
     },
-    optional=("training_rule",),  # added in layout 1 after its release: optional, no new version
+    optional=("training_rule", "part"),  # added to layout 1 after its release: optional, no new version
 )
 
 _INVALID = _object({"source": {"type": "string"}, "line": _LINE, "error": {"type": "string"}})

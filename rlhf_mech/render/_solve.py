@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.core import Game, GameSolution, Mechanism, ProfileOutcome, ReportBasis
+from rlhf_mech.core import Game, GameSolution, Mechanism, ProfileOutcome, PromptOutcome, ReportBasis
 from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed, rule_json, rule_label
 
 
@@ -77,8 +77,15 @@ def distribution_table(solution: GameSolution, top: int) -> Table:
     return table
 
 
-def profile_table(game: Game, outcome: ProfileOutcome, title: str, sizes: np.ndarray) -> Table:
-    """Valuation, group valuation, payment and utility per group, with the totals."""
+def profile_table(
+    group_names: tuple[str, ...],
+    outcome: ProfileOutcome | PromptOutcome,
+    title: str,
+    true_sizes: np.ndarray,
+    sizes: np.ndarray,
+) -> Table:
+    """Valuation, group valuation, payment and utility per group, with the totals (over
+    many prompts: their weighted means)."""
     table = Table(
         title=annotation(title),
         title_justify="left",
@@ -92,8 +99,7 @@ def profile_table(game: Game, outcome: ProfileOutcome, title: str, sizes: np.nda
     table.add_column("group", no_wrap=True)
     for name in ("size (reported)", "valuation", "group valuation", "payment", "utility"):
         table.add_column(name, justify="right")
-    true_sizes = game.truth.sizes
-    for i, name in enumerate(game.group_names):
+    for i, name in enumerate(group_names):
         size = fmt(true_sizes[i]) + ("" if sizes[i] == true_sizes[i] else f" ({fmt(sizes[i])})")
         table.add_row(
             escape(name),
@@ -137,10 +143,20 @@ def render_solution(solution: GameSolution, top: int = 10) -> RichGroup:
     parts: list[Any] = [
         game_summary(game, solution.mechanism),
         distribution_table(solution, top),
-        profile_table(game, solution.truthful, "truthful reports", game.truth.sizes),
+        profile_table(
+            game.group_names, solution.truthful, "truthful reports", game.truth.sizes, game.truth.sizes
+        ),
     ]
     if solution.reported is not solution.truthful:
-        parts.append(profile_table(game, solution.reported, "reported (as in the file)", game.reports.sizes))
+        parts.append(
+            profile_table(
+                game.group_names,
+                solution.reported,
+                "reported (as in the file)",
+                game.truth.sizes,
+                game.reports.sizes,
+            )
+        )
     if solution.truthful.leave_one_out_choices is not None:
         parts.append(candidate_choice_table(solution))
     parts.append(gains_text(solution))

@@ -60,6 +60,7 @@ from rlhf_mech.files._importer import (
 from rlhf_mech.files._logs._evalcsv import import_eval_candidates, read_eval_csvs
 from rlhf_mech.files._logs._layouts import LogInputs
 from rlhf_mech.files._logs._openrlhf import read_openrlhf
+from rlhf_mech.files._logs._prompts import import_prompts
 from rlhf_mech.files._logs._record import RewardLog, select_step
 from rlhf_mech.files._logs._trl import read_trl
 
@@ -72,8 +73,9 @@ class LogImport:
     ----------
     inputs : the files and the layout they were read as.
     log : the responses read (TRL, OpenRLHF, MOD, RiC); ``None`` for the generic tables.
-    result : the game (MOD, RiC, csv, jsonl); ``None`` for TRL and OpenRLHF logs, whose
-        multi-prompt games are not built yet (docs/import.md).
+    result : the game: of many prompts for TRL and OpenRLHF logs
+        (:func:`~rlhf_mech.files._logs._prompts.import_prompts`), candidate models for MOD and
+        RiC, as the options say for csv and jsonl.
     """
 
     inputs: LogInputs
@@ -146,14 +148,17 @@ def import_logs(
     lam: float = 1.0,
     payment_rule: str = "affine_maximizer",
     name: str | None = None,
+    build: bool = True,
 ) -> LogImport:
-    """Read the files as their layout says; build the game where the layout has one.
+    """Read the files as their layout says, and build the game (``build=False``: a TRL or
+    OpenRLHF log is only read, for ``--inspect``).
 
     The layout's ``builds`` decides: ``table`` (csv, jsonl) goes to
     :func:`~rlhf_mech.files.import_files` with ``options.table`` (``kind``,
     ``candidate_column``, ``logratio_column``, ``logprob_column``, ``normalization``,
     ``divergence``); ``candidates`` (mod, ric) to :func:`import_eval_candidates`; ``prompts``
-    (trl, openrlhf) is read only (:func:`read_log`).
+    (trl, openrlhf) to :func:`import_prompts` (``normalization`` and ``divergence`` from
+    ``options.table``).
     """
     builds = inputs.layout.builds
     common = {"groups": groups, "scale": scale, "lam": lam, "payment_rule": payment_rule, "name": name}
@@ -163,17 +168,19 @@ def import_logs(
     if builds == "candidates":
         check_candidate_options(scale, lam)
     log = read_log(inputs, options)
-    result = import_eval_candidates(log, inputs, **common) if builds == "candidates" else None
-    return LogImport(inputs, log, result)
-
-
-def unbuilt_message(imported: LogImport) -> str:
-    """Why no game was built from a TRL/OpenRLHF log, in one line."""
-    log = imported.log
-    assert log is not None
-    steps = f" at steps {', '.join(map(str, log.steps))}" if log.steps else ""
-    return (
-        f"read {log.n_rows} responses to {log.n_prompts} prompts{steps} ({imported.inputs.layout.title}); "
-        "games with one outcome set per prompt are not built yet (docs/import.md, 'Multi-prompt games'): "
-        "--inspect shows what was read"
+    if builds == "candidates":
+        return LogImport(inputs, log, import_eval_candidates(log, inputs, **common))
+    if not build:
+        return LogImport(inputs, log, None)
+    table = options.table
+    result = import_prompts(
+        log,
+        inputs,
+        groups=groups,
+        normalization=table.get("normalization", "sum"),
+        divergence=table.get("divergence", "kl"),
+        lam=lam,
+        payment_rule=payment_rule,
+        name=name,
     )
+    return LogImport(inputs, log, result)

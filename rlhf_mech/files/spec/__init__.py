@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rlhf_mech.core import Game
+from rlhf_mech.core import Game, PromptGame
 from rlhf_mech.errors import SpecError
 from rlhf_mech.files._arrays import regular_file
 from rlhf_mech.files.spec._candidates import CandidateGameSpec, candidate_game_from_spec
 from rlhf_mech.files.spec._core import GameSpec, core_game
 from rlhf_mech.files.spec._document import Document, source_lines, validated
+from rlhf_mech.files.spec._prompts import PromptGameSpec, prompt_game
 from rlhf_mech.files.spec._schemas import LOADER_ONLY
 
 #: The name a game read from standard input goes by in messages (``rlhf-mech solve -``).
@@ -28,8 +29,10 @@ MAX_FILE_BYTES = 64 << 20
 _TOO_LARGE = f"larger than {MAX_FILE_BYTES >> 20} MiB (put big arrays in .npy files)"
 
 
-def load_game(path: str | Path, text: str | bytes | None = None, *, allow_outside_refs: bool = False) -> Game:
-    """Read and validate a game file (either format).
+def load_game(
+    path: str | Path, text: str | bytes | None = None, *, allow_outside_refs: bool = False
+) -> Game | PromptGame:
+    """Read and validate a game file (any format: core, candidate-model, many prompts).
 
     Parameters
     ----------
@@ -44,8 +47,9 @@ def load_game(path: str | Path, text: str | bytes | None = None, *, allow_outsid
 
     Returns
     -------
-    The game, with ``lines`` (where its groups and ``expect:`` entries are) and ``digest``
-    (the SHA-256 of the file's bytes) filled in.
+    The game (a :class:`~rlhf_mech.core.PromptGame` for a file with ``prompts:``), with
+    ``lines`` (where its groups and ``expect:`` entries are) and ``digest`` (the SHA-256 of
+    the file's bytes) filled in.
 
     Raises
     ------
@@ -74,8 +78,11 @@ def load_game(path: str | Path, text: str | bytes | None = None, *, allow_outsid
     doc = Document(path, content, allow_outside_refs=allow_outside_refs)
     if not isinstance(doc.data, Mapping):
         raise SpecError(path, 1, "", "a game file is a YAML mapping (outcomes:, groups:, ...)")
+    game: Game | PromptGame
     if "candidates" in doc.data:
         game = candidate_game_from_spec(doc, validated(doc, CandidateGameSpec))
+    elif "prompts" in doc.data:
+        game = prompt_game(doc, validated(doc, PromptGameSpec))
     else:
         game = core_game(doc, validated(doc, GameSpec))
     return dataclasses.replace(game, lines=source_lines(doc), digest=hashlib.sha256(data).hexdigest())
@@ -84,7 +91,9 @@ def load_game(path: str | Path, text: str | bytes | None = None, *, allow_outsid
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def _schema(model: type[GameSpec] | type[CandidateGameSpec], title: str) -> dict[str, Any]:
+def _schema(
+    model: type[GameSpec] | type[CandidateGameSpec] | type[PromptGameSpec], title: str
+) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True)
     schema["title"] = title
     schema["$schema"] = _DRAFT
@@ -94,21 +103,29 @@ def _schema(model: type[GameSpec] | type[CandidateGameSpec], title: str) -> dict
 def game_schema() -> dict[str, Any]:
     """The JSON Schema of game files, both formats (``rlhf-mech schema``).
 
-    A file with a ``candidates:`` key is a candidate-model game, any other a core game (the
-    loader's own dispatch). Every constraint on a single field is here; what relates fields
-    to each other is checked by the loader alone (the ``$comment``).
+    A file with a ``candidates:`` key is a candidate-model game, one with ``prompts:`` a game
+    of many prompts, any other a core game (the loader's own dispatch). Every constraint on
+    a single field is here; what relates fields to each other is checked by the loader
+    alone (the ``$comment``).
     """
     from pydantic.json_schema import models_json_schema
 
-    _, top = models_json_schema([(GameSpec, "validation"), (CandidateGameSpec, "validation")], by_alias=True)
+    _, top = models_json_schema(
+        [(GameSpec, "validation"), (CandidateGameSpec, "validation"), (PromptGameSpec, "validation")],
+        by_alias=True,
+    )
     return {
         "$schema": _DRAFT,
-        "title": "rlhf-mech game file (format v1: core or candidate-model game)",
+        "title": "rlhf-mech game file (format v1: core, candidate-model or many-prompt game)",
         "$comment": "Checked by the loader only: " + "; ".join(LOADER_ONLY) + ".",
         "type": "object",
         "if": {"required": ["candidates"]},
         "then": {"$ref": "#/$defs/CandidateGameSpec"},
-        "else": {"$ref": "#/$defs/GameSpec"},
+        "else": {
+            "if": {"required": ["prompts"]},
+            "then": {"$ref": "#/$defs/PromptGameSpec"},
+            "else": {"$ref": "#/$defs/GameSpec"},
+        },
         "$defs": top["$defs"],
     }
 

@@ -89,20 +89,20 @@ class GameSpec(Strict):
     expect: ExpectSpec | None = None
 
 
-def _outcomes(doc: Document, value: Any) -> tuple[str, ...]:
+def outcome_names(doc: Document, value: Any, path: Path_ = ("outcomes",)) -> tuple[str, ...]:
+    """The outcome names of ``outcomes:`` at ``path``: a list of names, or a count ``m``
+    (names ``x0..x{m-1}``)."""
     if isinstance(value, int) and not isinstance(value, bool):
         if not 1 <= value <= MAX_OUTCOMES:
-            raise doc.error(
-                ("outcomes",), f"the number of outcomes must be in 1..{MAX_OUTCOMES}, got {value}"
-            )
+            raise doc.error(path, f"the number of outcomes must be in 1..{MAX_OUTCOMES}, got {value}")
         return tuple(f"x{j}" for j in range(value))
     if not isinstance(value, list) or not value:
-        raise doc.error(("outcomes",), "expected a non-empty list of names or a positive integer")
+        raise doc.error(path, "expected a non-empty list of names or a positive integer")
     if len(value) > MAX_OUTCOMES:
-        raise doc.error(("outcomes",), f"at most {MAX_OUTCOMES} outcomes, got {len(value)}")
+        raise doc.error(path, f"at most {MAX_OUTCOMES} outcomes, got {len(value)}")
     bad = [
         doc.error(
-            ("outcomes", i),
+            (*path, i),
             f"an outcome name is a non-empty string without control characters, got {shown(v)}",
         )
         for i, v in enumerate(value)
@@ -110,34 +110,42 @@ def _outcomes(doc: Document, value: Any) -> tuple[str, ...]:
     ]
     if bad:
         raise doc.collected(bad)
-    return unique_names(doc, value, ("outcomes",), "outcome name")
+    return unique_names(doc, value, path, "outcome name")
 
 
-def _initial(
-    doc: Document, arrays: ArrayLoader, value: Any, outcomes: tuple[str, ...], notes: list[str]
+def initial_distribution(
+    doc: Document,
+    arrays: ArrayLoader,
+    value: Any,
+    outcomes: tuple[str, ...],
+    notes: list[str],
+    path: Path_ = ("initial",),
 ) -> np.ndarray:
+    """``initial:`` at ``path``: ``uniform`` or probabilities (> 0, summing to 1 within
+    1e-9; divided by their sum, with a note, when that is not 1 to rounding)."""
     m = len(outcomes)
     if value == "uniform":
         return np.full(m, 1.0 / m)
-    q = vector(doc, arrays, value, ("initial",), outcomes)
+    q = vector(doc, arrays, value, path, outcomes)
     tiny = np.finfo(float).tiny
     bad = np.flatnonzero(q < tiny)
     if bad.size:
         raise doc.error(
-            ("initial",),
+            path,
             f"probability of {shown(outcomes[bad[0]])} is {q[bad[0]]:.3g}; every p must be > 0 "
             f"(and at least {tiny:.3g}, the smallest normal float)",
         )
     total = float(q.sum())
     if abs(total - 1.0) > NORMALIZATION_TOL:
-        raise doc.error(("initial",), f"probabilities sum to {total!r}, not 1 (tolerance 1e-9)")
+        raise doc.error(path, f"probabilities sum to {total!r}, not 1 (tolerance 1e-9)")
     if abs(total - 1.0) <= m * np.finfo(float).eps:
         return q  # rounding of the sum itself: the solvers normalise their output anyway
-    notes.append(f"initial distribution divided by its sum {total!r} to sum to 1")
+    where = "" if path == ("initial",) else f" of {'.'.join(map(str, path[:-1]))}"
+    notes.append(f"initial distribution{where} divided by its sum {total!r} to sum to 1")
     return q / total
 
 
-def _reward(
+def reward_vector(
     doc: Document,
     arrays: ArrayLoader,
     value: Any,
@@ -166,10 +174,10 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
     """
     notes: list[str] = []
     arrays = ArrayLoader(doc)
-    outcomes = None if doc.failed(("outcomes",)) else doc.check(_outcomes, doc, spec.outcomes)
+    outcomes = None if doc.failed(("outcomes",)) else doc.check(outcome_names, doc, spec.outcomes)
     pi_init = None
     if outcomes is not None:
-        pi_init = doc.check(_initial, doc, arrays, spec.initial, outcomes, notes)
+        pi_init = doc.check(initial_distribution, doc, arrays, spec.initial, outcomes, notes)
     groups = [(i, g) for i, g in enumerate(spec.groups or ()) if g is not None]
     named = [(i, g.name) for i, g in groups if g.name is not None]
     doc.check(unique_names, doc, [n for _, n in named], ("groups",), "group name", [i for i, _ in named])
@@ -180,11 +188,19 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
         report = group.report or ReportSpec()
         rm = reported_rm = None
         if outcomes is not None and normalization is not None and not doc.failed((*where, "reward")):
-            rm = doc.check(_reward, doc, arrays, group.reward, (*where, "reward"), outcomes, normalization)
+            rm = doc.check(
+                reward_vector, doc, arrays, group.reward, (*where, "reward"), outcomes, normalization
+            )
             reported_rm = rm
             if report.reward is not None:
                 reported_rm = doc.check(
-                    _reward, doc, arrays, report.reward, (*where, "report", "reward"), outcomes, normalization
+                    reward_vector,
+                    doc,
+                    arrays,
+                    report.reward,
+                    (*where, "report", "reward"),
+                    outcomes,
+                    normalization,
                 )
         if group.size is not None:
             doc.check(max_size_bound, doc, group.size, (*where, "size"), spec.max_size)

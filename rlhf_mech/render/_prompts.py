@@ -1,0 +1,186 @@
+"""Renderers of ``solve`` on a game of many prompts: the weighted means a group lives by, and
+each prompt's share. They compute nothing new (:mod:`rlhf_mech.core._prompts` does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group as RichGroup
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from rlhf_mech.core import PromptGame, PromptOutcome, PromptSolution
+from rlhf_mech.render._format import annotation, fmt, fmt_signed, rule_json, rule_label
+from rlhf_mech.render._solve import profile_table
+
+#: Characters of a prompt's text shown in the per-prompt table (the JSON has it whole).
+PROMPT_TEXT_SHOWN = 48
+#: Prompts listed in the per-prompt table (the JSON lists them all).
+PROMPTS_SHOWN = 20
+
+
+def _weighting(game: PromptGame) -> str:
+    return "uniform (each prompt counts the same)" if game.uniform_weights else "as given in the file"
+
+
+def prompt_game_summary(game: PromptGame) -> Table:
+    """Key facts of a game of many prompts."""
+    mechanism = game.mechanism
+    div = mechanism.divergence
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("game", Text(game.name, no_wrap=True))
+    table.add_row("prompts", f"{game.n_prompts}, weights {_weighting(game)}")
+    table.add_row("outcomes", f"{game.n_outcomes} in all (one set per prompt)")
+    table.add_row("groups", f"{game.n_groups} (one size each, for every prompt)")
+    table.add_row("normalization", game.games[0].normalization.value)
+    table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(mechanism.lam)}")
+    table.add_row("training rule", rule_label(mechanism.training_rule, ()))
+    table.add_row("payment rule", rule_label(mechanism.payment_rule, ()))
+    for note in game.notes:
+        table.add_row("note", escape(note))
+    return table
+
+
+def _shown(text: str) -> str:
+    """A prompt on one line: whitespace runs as one space, other control characters escaped
+    (a prompt from a log may hold terminal escapes), at most :data:`PROMPT_TEXT_SHOWN` long."""
+    flat = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in " ".join(text.split()))
+    return flat if len(flat) <= PROMPT_TEXT_SHOWN else flat[: PROMPT_TEXT_SHOWN - 3] + "..."
+
+
+def prompt_table(solution: PromptSolution) -> Table:
+    """Each prompt: weight, outcomes, social welfare and (where the reports differ) every
+    misreporting group's utility gain on that prompt, ``w_i dv_{i,x} - dp_{i,x}``."""
+    game = solution.game
+    truthful, reported = solution.truthful, solution.reported
+    movers = game.misreporting_groups()
+    hidden = max(0, game.n_prompts - PROMPTS_SHOWN)
+    title = (
+        f"per prompt (first {PROMPTS_SHOWN} of {game.n_prompts}; --format json lists all)"
+        if hidden
+        else "per prompt"
+    )
+    table = Table(title=annotation(title), title_justify="left")
+    for name in ("#", "prompt", "weight", "outcomes", "SW truthful"):
+        table.add_column(name, justify="left" if name == "prompt" else "right", no_wrap=name != "prompt")
+    if movers:
+        table.add_column("SW reported", justify="right")
+        for i in movers:
+            table.add_column(f"gain {escape(game.group_names[i])}", justify="right", no_wrap=True)
+    for x in range(min(game.n_prompts, PROMPTS_SHOWN)):
+        row = [
+            str(x),
+            escape(_shown(game.prompts[x])),
+            fmt(game.weights[x]),
+            str(game.games[x].n_outcomes),
+            fmt(truthful.prompt_social_welfare[x]),
+        ]
+        if movers:
+            row.append(fmt(reported.prompt_social_welfare[x]))
+            row += [fmt_signed(solution.prompt_gains[x, i]) for i in movers]
+        table.add_row(*row)
+    return table
+
+
+def prompt_gains_text(solution: PromptSolution) -> Text:
+    """One line per misreporting group: its gain over truth, averaged over the prompts."""
+    game = solution.game
+    lines = []
+    for i in game.misreporting_groups():
+        dv = solution.reported.group_valuations[i] - solution.truthful.group_valuations[i]
+        du = solution.gains[i]
+        verdict = "profitable" if du > 0 else "not profitable"
+        lines.append(
+            f"{game.group_names[i]} misreports: group valuation {fmt_signed(dv)}, "
+            f"utility {fmt_signed(du)} under {solution.payment_rule.name} ({verdict}), "
+            "weighted means over the prompts"
+        )
+    return Text("\n".join(lines) if lines else "every group reports truthfully")
+
+
+def render_prompt_solution(solution: PromptSolution) -> RichGroup:
+    """Everything ``rlhf-mech solve`` shows for a game of many prompts."""
+    game = solution.game
+    true_sizes, reported_sizes = game.games[0].truth.sizes, game.games[0].reports.sizes
+    parts: list[Any] = [
+        prompt_game_summary(game),
+        profile_table(
+            game.group_names,
+            solution.truthful,
+            "truthful reports (weighted means over the prompts)",
+            true_sizes,
+            true_sizes,
+        ),
+    ]
+    if solution.reported is not solution.truthful:
+        parts.append(
+            profile_table(
+                game.group_names,
+                solution.reported,
+                "reported (as in the file; weighted means over the prompts)",
+                true_sizes,
+                reported_sizes,
+            )
+        )
+    parts += [prompt_table(solution), prompt_gains_text(solution)]
+    return RichGroup(*parts)
+
+
+def _outcome_json(game: PromptGame, outcome: PromptOutcome, reported_sizes: Any) -> dict[str, Any]:
+    return {
+        "social_welfare": outcome.social_welfare,
+        "asw": outcome.asw,
+        "divergence_value": outcome.divergence_value,
+        "kkt_residual": outcome.kkt_residual,
+        "converged": outcome.converged,
+        "groups": [
+            {
+                "name": name,
+                "size": float(outcome.sizes[i]),
+                "reported_size": float(reported_sizes[i]),
+                "valuation": float(outcome.valuations[i]),
+                "group_valuation": float(outcome.group_valuations[i]),
+                "payment": float(outcome.payments[i]),
+                "utility": float(outcome.utilities[i]),
+            }
+            for i, name in enumerate(game.group_names)
+        ],
+        "prompts": [
+            {
+                "distribution": outcome.distributions[x],
+                "social_welfare": float(outcome.prompt_social_welfare[x]),
+                "divergence_value": float(outcome.prompt_divergence_values[x]),
+                "kkt_residual": float(outcome.prompt_kkt_residual[x]),
+                "valuations": outcome.prompt_valuations[x],
+                "payments": outcome.prompt_payments[x],
+            }
+            for x in range(game.n_prompts)
+        ],
+    }
+
+
+def prompt_solution_to_json(solution: PromptSolution) -> dict[str, Any]:
+    """The machine-readable form of ``rlhf-mech solve --format json`` on a game of many
+    prompts: the weighted means per group, and per prompt its distribution, valuations and
+    payments (in group order)."""
+    game = solution.game
+    div = game.mechanism.divergence
+    rows = {"truthful": solution.truthful, "reported": solution.reported}
+    sizes = {"truthful": game.games[0].truth.sizes, "reported": game.games[0].reports.sizes}
+    return {
+        "game": game.name,
+        "divergence": {"kind": div.name, "lambda": game.mechanism.lam, "formula": div.formula},
+        "payment_rule": solution.payment_rule.name,
+        "training_rule": rule_json(game.mechanism.training_rule, ()),
+        "prompts": [
+            {"prompt": text, "weight": float(game.weights[x]), "outcomes": list(game.games[x].outcomes)}
+            for x, text in enumerate(game.prompts)
+        ],
+        "weighting": "uniform" if game.uniform_weights else "file",
+        "notes": list(game.notes),
+        "profiles": {label: _outcome_json(game, o, sizes[label]) for label, o in rows.items()},
+        "gains": {game.group_names[i]: float(solution.gains[i]) for i in game.misreporting_groups()},
+    }
