@@ -131,19 +131,18 @@ def test_every_figure_is_the_weighted_mean_of_the_prompts_figures(divergence: st
 
 
 def test_prompts_that_share_an_initial_distribution_are_solved_as_one_batch(monkeypatch) -> None:
-    calls: list[int] = []
-    original = prompts_module.deviation
+    batches: list[int] = []
+    original = prompts_module._batch_figures
 
-    def counting(mechanism, truth, reports, group):
-        calls.append(truth.rewards.shape[0])
-        return original(mechanism, truth, reports, group)
+    def counting(mechanism, truth, reports):
+        batches.append(truth.rewards.shape[0])
+        return original(mechanism, truth, reports)
 
-    monkeypatch.setattr(prompts_module, "deviation", counting)
+    monkeypatch.setattr(prompts_module, "_batch_figures", counting)
     game = random_prompt_game(np.random.default_rng(3), "kl", prompts=8)  # prompts 0, 2, 4, 6: uniform on 4
     prompts_module.prompt_outcome(game, reported=False)
-    n = game.n_groups
-    assert calls[:n] == [4] * n  # one batch of the four uniform prompts, one call per group
-    assert sorted(calls[n:]) == [1] * (4 * n)  # the others each have an initial distribution of their own
+    # one batch of the four uniform prompts, then each other prompt with its own pi_init
+    assert batches == [4, 1, 1, 1, 1]
 
 
 def test_the_affine_maximizer_stays_dsic_over_prompts_and_no_payment_does_not() -> None:

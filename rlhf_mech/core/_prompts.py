@@ -24,9 +24,11 @@ sum of per-prompt terms.
 
 Batching: the prompts that share a mechanism (the same ``pi_init`` and outcome costs, e.g.
 prompts with ``k`` distinct responses each sampled once, ``pi_init = 1/k``) are solved as
-one batch of the mechanism kernel (:func:`~rlhf_mech.core.deviation`, the code every search
-uses); prompts whose initial distributions differ form batches of their own, since the
-solver takes one ``pi_init`` per call.
+one batch: one call of the training rule for all their problems, and one call of the payment
+rule for every group's leave-one-out problem of every prompt (the payment registry's
+``others_optimum`` and ``group_payments``, which the best-response search calls too).
+Prompts whose initial distributions differ form batches of their own, since the solver takes
+one ``pi_init`` per call.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from rlhf_mech.core._game import Game
-from rlhf_mech.core._mechanism import Mechanism, Profile, deviation
+from rlhf_mech.core._mechanism import Mechanism, Profile
+from rlhf_mech.core._numerics import rows_per_chunk
 from rlhf_mech.core._payments import PaymentRule, get_payment_rule
 from rlhf_mech.core._status import CONVERGED, STATUS_MESSAGES
 from rlhf_mech.core._training import TrainingRule
@@ -297,56 +300,78 @@ def _stack(games: list[Game], label: str) -> Profile:
     return Profile(np.stack([p.rewards for p in profiles]), np.stack([p.sizes for p in profiles]))
 
 
+def _batch_figures(mechanism: Mechanism, truth: Profile, reports: Profile) -> dict[str, Array]:
+    """The per-prompt figures of a batch of prompts sharing ``mechanism`` (truth and reports
+    ``(B, n, m)``): one training solve per prompt, and every group's leave-one-out problem
+    (eq. (1)'s first term) of every prompt in one call of the payment rule."""
+    rule, payment = mechanism.training_rule, mechanism.payment_rule
+    B, n, m = reports.rewards.shape
+    solution = rule.solve_profile(mechanism, reports.rewards, reports.sizes)
+    pi = solution.pi
+    scores = mechanism.scores(reports.rewards, reports.sizes)  # (B, m), with the offset
+    contributions = reports.sizes[..., None] * reports.rewards  # (B, n, m)
+    others = (scores[:, None, :] - contributions).reshape(B * n, m)  # the leave-one-out scores
+    first, first_status = payment.others_optimum(mechanism, others)
+    own = np.einsum("bnm,bm->bn", contributions, pi).reshape(B * n, 1)
+    objective = np.repeat(solution.value, n)[:, None]
+    repeated = np.repeat(scores, n, axis=0)[:, None, :]
+    payments = payment.group_payments(mechanism, first[:, None], objective, own, repeated, others)
+    valuations = np.einsum("bnm,bm->bn", truth.rewards, pi)
+    offset = mechanism.score_offset
+    converged = solution.status == CONVERGED
+    return {
+        "pi": pi,
+        "valuations": valuations,
+        "payments": payments.reshape(B, n),
+        "social_welfare": np.einsum("bn,bn->b", truth.sizes, valuations),
+        "divergence_values": solution.divergence - (0.0 if offset is None else pi @ offset),
+        "residual": rule.profile_residual(mechanism, solution, reports.rewards, reports.sizes),
+        "status": np.where(converged[:, None], first_status.reshape(B, n), solution.status[:, None]),
+    }
+
+
 def prompt_outcome(
     game: PromptGame, reported: bool, payment_rule: PaymentRule | None = None
 ) -> PromptOutcome:
     """The mechanism on the reported (or the truthful) profile of every prompt, batched.
 
-    Each batch is solved once for the distributions and residuals, and every group's
-    payment comes from the deviation kernel (eq. (1)'s leave-one-out optimum, batched over
-    the prompts) at its own report.
+    Prompts that share a mechanism (``pi_init``, outcome costs) form one batch, taken in
+    blocks of at most :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` leave-one-out scores.
     """
     P, n = game.n_prompts, game.n_groups
-    distributions: list[Array | None] = [None] * P
-    valuations = np.empty((P, n))
-    payments = np.empty((P, n))
-    social_welfare = np.empty(P)
-    divergence_values = np.empty(P)
-    residual = np.empty(P)
-    status = np.empty((P, n), dtype=int)
-    for rows in _batches(game):
-        games = [game.games[x] for x in rows]
-        mechanism = games[0].mechanism
+    distributions: list[Array] = [np.empty(0)] * P
+    figures = {
+        "valuations": np.empty((P, n)),
+        "payments": np.empty((P, n)),
+        "social_welfare": np.empty(P),
+        "divergence_values": np.empty(P),
+        "residual": np.empty(P),
+        "status": np.empty((P, n), dtype=int),
+    }
+    for batch in _batches(game):
+        mechanism = game.games[batch[0]].mechanism
         if payment_rule is not None:
             mechanism = replace(mechanism, payment_rule=payment_rule)
-        truth = _stack(games, "truth")
-        reports = _stack(games, "reports") if reported else truth
-        rule = mechanism.training_rule
-        solution = rule.solve_profile(mechanism, reports.rewards, reports.sizes)
-        pi = solution.pi
-        residual[rows] = rule.profile_residual(mechanism, solution, reports.rewards, reports.sizes)
-        valuations[rows] = np.einsum("bnm,bm->bn", truth.rewards, pi)
-        social_welfare[rows] = np.einsum("bn,bn->b", truth.sizes, valuations[rows])
-        offset = mechanism.score_offset
-        divergence_values[rows] = solution.divergence - (0.0 if offset is None else pi @ offset)
-        for i in range(n):
-            own = deviation(mechanism, truth, reports, i).outcomes(
-                reports.rewards[:, i, None, :], reports.sizes[:, i, None], keep_distributions=False
-            )
-            payments[rows, i] = own.payments[:, 0]
-            status[rows, i] = np.where(solution.status == CONVERGED, own.status[:, 0], solution.status)
-        for k, x in enumerate(rows):
-            distributions[x] = pi[k]
+        step = rows_per_chunk(n * mechanism.n_outcomes)
+        for start in range(0, batch.size, step):
+            rows = batch[start : start + step]
+            games = [game.games[x] for x in rows]
+            truth = _stack(games, "truth")
+            done = _batch_figures(mechanism, truth, _stack(games, "reports") if reported else truth)
+            for key, values in figures.items():
+                values[rows] = done[key]
+            for k, x in enumerate(rows):
+                distributions[x] = done["pi"][k]
     return PromptOutcome(
         weights=game.weights,
         sizes=game.games[0].truth.sizes,
-        distributions=tuple(d for d in distributions if d is not None),
-        prompt_valuations=valuations,
-        prompt_payments=payments,
-        prompt_social_welfare=social_welfare,
-        prompt_divergence_values=divergence_values,
-        prompt_kkt_residual=residual,
-        status=status,
+        distributions=tuple(distributions),
+        prompt_valuations=figures["valuations"],
+        prompt_payments=figures["payments"],
+        prompt_social_welfare=figures["social_welfare"],
+        prompt_divergence_values=figures["divergence_values"],
+        prompt_kkt_residual=figures["residual"],
+        status=figures["status"],
     )
 
 
