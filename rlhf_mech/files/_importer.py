@@ -586,6 +586,36 @@ def _exact_simplex(q: Array) -> Array:
     return q
 
 
+def check_response_options(
+    normalization: Normalization | str, divergence: str, lam: float
+) -> tuple[Normalization, str]:
+    """The normalisation and the divergence's canonical name of a game whose outcomes are
+    sampled responses, checked with lambda.
+
+    Raises
+    ------
+    RlhfMechError
+        naming ``--normalization``, ``--divergence`` or ``--lambda``.
+    """
+    if normalization not in FILE_NORMALIZATIONS:
+        raise RlhfMechError(
+            f"--normalization must be one of {', '.join(FILE_NORMALIZATIONS)}, got {normalization!r}"
+        )
+    try:
+        name = get_divergence(divergence).name
+    except ValueError as exc:
+        raise RlhfMechError(f"--divergence: {exc}") from None
+    _check_lam(lam)
+    return Normalization(normalization), name
+
+
+def combine_rewards(preferences: Array, normalised: Array, normalization: Normalization) -> Array:
+    """(n, m) each group's reward model: its preference combination of the (k, m) normalised
+    reward models, normalised again (a combination of sum-1 rewards need not sum to 1)."""
+    rewards = preferences @ normalised
+    return rewards / normalization.total(rewards)[:, None]
+
+
 def import_responses(
     path: str | Path,
     *,
@@ -611,16 +641,7 @@ def import_responses(
     normalization : ``sum`` or ``max``; divergence, lam : the regulariser; payment_rule,
     name : as in the game file.
     """
-    if normalization not in FILE_NORMALIZATIONS:
-        raise RlhfMechError(
-            f"--normalization must be one of {', '.join(FILE_NORMALIZATIONS)}, got {normalization!r}"
-        )
-    normalization = Normalization(normalization)
-    try:
-        divergence = get_divergence(divergence).name
-    except ValueError as exc:
-        raise RlhfMechError(f"--divergence: {exc}") from None
-    _check_lam(lam)
+    normalization, divergence = check_response_options(normalization, divergence, lam)
     steps: list[str] = []
     table = read_table(path)
     reserved = {logprob_column} if logprob_column else set()
@@ -666,12 +687,11 @@ def import_responses(
     else:
         steps.append("initial distribution: uniform over the rows")
     group_names, prefs, sizes = _group_arrays(groups, models, steps)
-    rewards = prefs @ normalised
+    rewards = combine_rewards(prefs, normalised, normalization)
     for i, group in enumerate(group_names):
         combination = " + ".join(
             f"{w:g} {model}" for model, w in zip(models, prefs[i], strict=True) if w != 0
         )
-        rewards[i] = rewards[i] / normalization.total(rewards[i])
         if np.count_nonzero(prefs[i]) > 1:
             steps.append(f"group {group}: reward = ({combination}) divided by its {normalization.value}")
     truth = Profile(rewards, sizes)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from rlhf_mech.core import PromptGame, PromptOutcome, PromptSolution
 from rlhf_mech.render._format import annotation, fmt, fmt_signed, rule_json, rule_label
-from rlhf_mech.render._solve import profile_table
+from rlhf_mech.render._solve import gains_text, profile_table
 
 #: Characters of a prompt's text shown in the per-prompt table (the JSON has it whole).
 PROMPT_TEXT_SHOWN = 48
@@ -85,22 +85,6 @@ def prompt_table(solution: PromptSolution) -> Table:
     return table
 
 
-def prompt_gains_text(solution: PromptSolution) -> Text:
-    """One line per misreporting group: its gain over truth, averaged over the prompts."""
-    game = solution.game
-    lines = []
-    for i in game.misreporting_groups():
-        dv = solution.reported.group_valuations[i] - solution.truthful.group_valuations[i]
-        du = solution.gains[i]
-        verdict = "profitable" if du > 0 else "not profitable"
-        lines.append(
-            f"{game.group_names[i]} misreports: group valuation {fmt_signed(dv)}, "
-            f"utility {fmt_signed(du)} under {solution.payment_rule.name} ({verdict}), "
-            "weighted means over the prompts"
-        )
-    return Text("\n".join(lines) if lines else "every group reports truthfully")
-
-
 def render_prompt_solution(solution: PromptSolution) -> RichGroup:
     """Everything ``rlhf-mech solve`` shows for a game of many prompts."""
     game = solution.game
@@ -125,7 +109,7 @@ def render_prompt_solution(solution: PromptSolution) -> RichGroup:
                 reported_sizes,
             )
         )
-    parts += [prompt_table(solution), prompt_gains_text(solution)]
+    parts += [prompt_table(solution), gains_text(solution, "weighted means over the prompts")]
     return RichGroup(*parts)
 
 

@@ -13,7 +13,15 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.core import Game, GameSolution, Mechanism, ProfileOutcome, PromptOutcome, ReportBasis
+from rlhf_mech.core import (
+    Game,
+    GameSolution,
+    Mechanism,
+    ProfileOutcome,
+    PromptOutcome,
+    PromptSolution,
+    ReportBasis,
+)
 from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed, rule_json, rule_label
 
 
@@ -122,8 +130,9 @@ def profile_table(
     return table
 
 
-def gains_text(solution: GameSolution) -> Text:
-    """One line per misreporting group: what the reported profile gained it over truth."""
+def gains_text(solution: GameSolution | PromptSolution, means: str = "") -> Text:
+    """One line per misreporting group: what the reported profile gained it over truth
+    (``means``: what the figures are, e.g. the weighted means over the prompts)."""
     game = solution.game
     lines = []
     for i in game.misreporting_groups():
@@ -133,6 +142,7 @@ def gains_text(solution: GameSolution) -> Text:
         lines.append(
             f"{game.group_names[i]} misreports: group valuation {fmt_signed(dv)}, "
             f"utility {fmt_signed(du)} under {solution.payment_rule.name} ({verdict})"
+            + (f", {means}" if means else "")
         )
     return Text("\n".join(lines) if lines else "every group reports truthfully")
 

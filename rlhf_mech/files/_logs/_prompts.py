@@ -29,23 +29,22 @@ from pathlib import Path
 import numpy as np
 
 from rlhf_mech.core import (
-    FILE_NORMALIZATIONS,
     Game,
     Mechanism,
     Normalization,
     Profile,
     PromptGame,
-    get_divergence,
 )
-from rlhf_mech.errors import RlhfMechError, SpecError
+from rlhf_mech.errors import SpecError
 from rlhf_mech.files._importer import (
     FileSummary,
     GroupOption,
     ImportResult,
-    _check_lam,
     _exact_simplex,
     _group_arrays,
+    check_response_options,
     column_stats,
+    combine_rewards,
 )
 from rlhf_mech.files._logs._layouts import LogInputs
 from rlhf_mech.files._logs._record import RewardLog, group_by_prompt, select_step
@@ -139,16 +138,7 @@ def import_prompts(
     RlhfMechError
         for an option that does not fit (normalisation, divergence, lambda, groups).
     """
-    if normalization not in FILE_NORMALIZATIONS:
-        raise RlhfMechError(
-            f"--normalization must be one of {', '.join(FILE_NORMALIZATIONS)}, got {normalization!r}"
-        )
-    normalization = Normalization(normalization)
-    try:
-        divergence = get_divergence(divergence).name
-    except ValueError as exc:
-        raise RlhfMechError(f"--divergence: {exc}") from None
-    _check_lam(lam)
+    normalization, divergence = check_response_options(normalization, divergence, lam)
     steps: list[str] = []
     log = _one_step(log, steps)
     by_prompt = group_by_prompt(log)
@@ -169,9 +159,7 @@ def import_prompts(
         rows = by_prompt.rows[a:b]
         pi_init, normalised, first = _per_prompt_rewards(log, rows, normalization, flat_counts)
         repeated += rows.size - first.size
-        rewards = prefs @ normalised
-        rewards /= normalization.total(rewards)[:, None]
-        truth = Profile(rewards, sizes)
+        truth = Profile(combine_rewards(prefs, normalised, normalization), sizes)
         games.append(
             Game(
                 name=f"{game_name} [prompt {x}]",
