@@ -49,6 +49,10 @@ Array = np.ndarray
 MAXMIN_OVER = ("agents", "groups")
 #: Most Newton iterations of one dual solve (barrier stages included).
 MAX_NEWTON = 200
+#: The Hessian weight, relative to the largest finite one, of an outcome whose Jacobian weight
+#: overflowed (:func:`_inner`), and the mass above which a weight of 0 means that.
+LOST_WEIGHT = 1e30
+LOST_WEIGHT_PI = 1e-150
 #: A dual solve stops when the duality gap is below this, relative to ``1 + |objective|``.
 GAP_TOL = 1e-12
 
@@ -95,6 +99,9 @@ def solve_fair(
     rewards = np.asarray(rewards, dtype=float)
     sizes = np.asarray(sizes, dtype=float)
     batch, (n, m) = rewards.shape[:-2], rewards.shape[-2:]
+    if rule == "nash" and np.any(rewards.max(axis=-1) <= 0.0):
+        # log v_i = -inf for every model: no optimum (Newton's system would be singular)
+        raise ValueError("training rule 'nash' needs every reward model positive somewhere (log v_i > -inf)")
     measures = _measures(rewards, sizes, rule, over).reshape(-1, n, m)
     flat_sizes = np.broadcast_to(sizes, (*batch, n)).reshape(-1, n)
     q = np.asarray(pi_init, dtype=float)
@@ -146,12 +153,19 @@ def _inner(
     h = None
     if hessian:
         a = jacobian_weights(solve, scores, q, div, lam)
-        ra = measures * a[:, None, :]
-        r_a = ra.sum(axis=-1)
-        h = (
-            np.matmul(ra, measures.transpose(0, 2, 1))
-            - r_a[:, :, None] * r_a[:, None, :] / a.sum(axis=-1)[:, None, None]
-        )
+        # R (diag(a) - a a^T / sum a) R^T in its centred form sum_x a_x (r_x - r_bar)(r_x - r_bar)^T
+        # (r_bar = R a / sum a, with a scaled by its largest entry): the two terms of the plain
+        # form each reach max(a) ~ pi^2 / (pi_init lambda) (1e306 at pi_init = 1e-300, lambda =
+        # 1e-6) and overflow or cancel to noise, where the centred one is what is left
+        top = np.maximum(a.max(axis=-1, keepdims=True), np.finfo(float).tiny)
+        scaled = a / top
+        # a = 0 where pi > 0 is a weight that overflowed (pi_init t' is inf: an outcome at
+        # the pole of (g')^{-1}, its distance below it lost to rounding): its limit, a weight
+        # far above the others, pins r_bar to that outcome's rewards
+        scaled[(a == 0.0) & (solve.pi > LOST_WEIGHT_PI)] = LOST_WEIGHT
+        r_bar = (measures * scaled[:, None, :]).sum(axis=-1) / scaled.sum(axis=-1)[:, None]
+        centred = measures - r_bar[:, :, None]
+        h = top[:, :, None] * np.matmul(centred * scaled[:, None, :], centred.transpose(0, 2, 1))
     return _Inner(solve, scores, values, h)
 
 
@@ -376,35 +390,39 @@ def _reshape(solution: FairSolution, batch: tuple[int, ...]) -> FairSolution:
 
 def _maxmin_lp(measures: Array, off: Array, q: Array, div: Divergence, lam: float) -> FairSolution:
     """maxmin under TV or the argmax rule, one linear programme per problem over
-    ``(pi, d, t)``: maximise ``t + <pi, offset> - lambda sum d`` subject to ``t <= <pi, rho_i>``,
-    ``d >= |pi - pi_init|`` (TV only; the argmax rule has no regulariser), ``sum pi = 1``,
-    ``pi >= 0`` (scipy's HiGHS). The weights are the duals of ``t <= <pi, rho_i>``."""
+    ``(u, l, t)`` with ``pi = pi_init + u - l``: maximise ``t + <pi, offset> - lambda sum (u + l)``
+    subject to ``t <= <pi, rho_i>``, ``sum (u - l) = 0``, ``u >= 0``, ``0 <= l <= pi_init``
+    (``pi >= 0``; the argmax rule has no regulariser, ``lambda`` 0 here). At the optimum ``u`` and
+    ``l`` are not both positive, so ``sum (u + l) = |pi - pi_init|_1``. The ``2m`` constraints of
+    TV are bounds: ``n + 1`` rows, which HiGHS's dual simplex solves at ``m = 10^5``. The weights
+    are the duals of ``t <= <pi, rho_i>``."""
     from scipy.optimize import linprog
 
     b, n, m = measures.shape
     penalty = lam if div.name == "tv" else 0.0
-    # variables: pi (m), d (m), t; d only bounded below by |pi - q| under TV
-    cost = np.r_[-off, penalty * np.ones(m), -1.0]
-    bounds = [(0, None)] * (2 * m) + [(None, None)]
-    a_eq = np.r_[np.ones(m), np.zeros(m + 1)][None, :]
-    if penalty:
-        above = np.hstack([np.eye(m), -np.eye(m), np.zeros((m, 1))])
-        below = np.hstack([-np.eye(m), -np.eye(m), np.zeros((m, 1))])
-        base_a, base_b = np.vstack([above, below]), np.r_[q, -q]
-    else:
-        base_a, base_b = np.zeros((0, 2 * m + 1)), np.zeros(0)
+    cost = np.r_[penalty - off, penalty + off, -1.0]
+    bounds = np.c_[np.zeros(2 * m + 1), np.r_[np.full(m, np.inf), q, np.inf]]
+    bounds[-1, 0] = -np.inf
+    a_eq = np.r_[np.ones(m), -np.ones(m), 0.0][None, :]
     pis, weights = np.tile(q, (b, 1)), np.full((b, n), np.nan)
     objective, gap = np.full(b, np.nan), np.full(b, np.inf)
     for k in range(b):
-        cuts = np.hstack([-measures[k], np.zeros((n, m)), np.ones((n, 1))])
-        res = linprog(cost, np.vstack([base_a, cuts]), np.r_[base_b, np.zeros(n)], a_eq, [1.0], bounds)
+        rho = measures[k]
+        # t - <u - l, rho_i> <= <pi_init, rho_i>
+        cuts = np.hstack([-rho, rho, np.ones((n, 1))])
+        res = linprog(cost, cuts, rho @ q, a_eq, [0.0], bounds, method="highs-ds")
         if res.status != 0:
             continue
-        pi = np.clip(res.x[:m], 0.0, None)
-        objective[k] = (measures[k] @ pi).min() + off @ pi - penalty * np.abs(pi - q).sum()
-        gap[k] = max(0.0, -res.fun - objective[k])
-        pis[k], weights[k] = pi, -res.ineqlin.marginals[-n:]
-    status = np.where(gap <= 10 * GAP_TOL * (1.0 + np.abs(np.nan_to_num(objective))), CONVERGED, MAXITER)
+        pi = np.clip(q + res.x[:m] - res.x[m : 2 * m], 0.0, None)
+        pi /= pi.sum()
+        objective[k] = (rho @ pi).min() + off @ pi - penalty * np.abs(pi - q).sum()
+        gap[k] = max(0.0, off @ q - res.fun - objective[k])
+        pis[k], weights[k] = pi, -res.ineqlin.marginals
+    # lambda sum |pi - pi_init| is known to m ulps of lambda (HiGHS's value and ours add it in
+    # other orders): at lambda = 1e5 that is 1e-11, above GAP_TOL
+    rounding = 4.0 * m * np.finfo(float).eps * penalty
+    tol = 10 * GAP_TOL * (1.0 + np.abs(np.nan_to_num(objective))) + rounding
+    status = np.where(gap <= tol, CONVERGED, MAXITER)
     zeros = np.zeros(b)
     solve = SolveResult(
         pi=pis,
