@@ -357,3 +357,21 @@ def test_the_top_n_of_tied_outcomes_are_the_first_in_file_order(tmp_path: Path) 
     )
     table = distribution_table(solve_game(load_game(path)), top=3)
     assert list(table.columns[0].cells) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "training: {rule: maxmin, over: everyone}",
+            ":3: training.over: Input should be 'agents' or 'groups'",
+        ),
+        ("payment: {rule: early_stopped, steps: many}", ":3: payment.steps: Input should be a valid integer"),
+    ],
+)
+def test_an_invalid_rule_parameter_is_an_error_at_its_line(tmp_path: Path, rule: str, message: str) -> None:
+    path = tmp_path / "rule.yaml"
+    path.write_text(f"name: t\noutcomes: 2\n{rule}\ngroups:\n  - {{name: a, size: 1, reward: [0.5, 0.5]}}\n")
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {path}{message}\n"

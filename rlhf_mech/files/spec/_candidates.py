@@ -195,7 +195,7 @@ def candidate_game_from_spec(doc: Document, spec: CandidateGameSpec) -> Game:
     rules = None
     if names is not None:
         payment = spec.payment and doc.check(payment_rule, doc, spec.payment, names)
-        training = doc.check(training_rule, doc, spec.training, names)
+        training = spec.training and doc.check(training_rule, doc, spec.training, names)
         # the rules are judged together once each is valid on its own
         if training is not None and (spec.payment is None or payment is not None):
             rules = doc.check(rules_agree, doc, training, payment, "none")

@@ -213,7 +213,7 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
     rules = None
     if outcomes is not None:
         payment = spec.payment and doc.check(payment_rule, doc, spec.payment, outcomes)
-        training = doc.check(training_rule, doc, spec.training, outcomes)
+        training = spec.training and doc.check(training_rule, doc, spec.training, outcomes)
         # the rules are judged together once each is valid on its own
         if (
             spec.divergence is not None

@@ -231,7 +231,7 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
     rules = None
     if spec.divergence is not None:
         payment = spec.payment and doc.check(payment_rule, doc, spec.payment, ())
-        training = doc.check(training_rule, doc, spec.training, ())
+        training = spec.training and doc.check(training_rule, doc, spec.training, ())
         if training is not None and (spec.payment is None or payment is not None):
             rules = doc.check(rules_agree, doc, training, payment, spec.divergence.kind)
     doc.raise_problems()
