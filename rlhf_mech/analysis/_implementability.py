@@ -64,7 +64,7 @@ import numpy as np
 
 from rlhf_mech.analysis._search import ReportSpace
 from rlhf_mech.analysis._sweep import group_index
-from rlhf_mech.core import AFFINE_MAXIMIZER, CONVERGED, NONE, Game, deviation
+from rlhf_mech.core import AFFINE_MAXIMIZER, CONVERGED, NONE, Deviation, Game, deviation
 from rlhf_mech.errors import RlhfMechError
 
 Array = np.ndarray
@@ -73,9 +73,11 @@ Array = np.ndarray
 TYPE_KINDS: tuple[str, ...] = ("grid", "vertices", "random", "user")
 #: Default tolerance of the cycle sums (see the module's Tolerance section).
 DEFAULT_TOL = 1e-9
-#: A cycle sum smaller than this in magnitude may be the training solves' rounding (their
-#: optimality residuals are ~1e-9 relative; a cycle adds C of them), and is flagged in the notes.
-SOLVER_ACCURACY = 1e-7
+#: Accuracy of one valuation ``<pi, rm>`` relative to the largest one: a cycle of ``C`` steps
+#: whose sum is within ``C * SOLVER_ACCURACY * max(1, max V)`` of 0 may be the solves' rounding
+#: (the fair rules' duality gap of 1e-12 leaves ``pi`` accurate to ~1e-7; SW-Max is far more
+#: accurate), and is reported as undecided (:attr:`ImplementabilityResult.decided`).
+SOLVER_ACCURACY = 1e-6
 #: Most types a type set may have by default (memory ``K^2``, time ``K^3``: see
 #: ``benchmarks/implementability.py``).
 DEFAULT_MAX_TYPES = 2000
@@ -133,7 +135,11 @@ class ImplementabilityResult:
         (the midrange of the differences, which minimises the largest deviation), or ``None``.
     aff_gap : ``max_b |payments_b - aff_payments_b - c|`` (payment equivalence, Definition 4.5,
         Corollary 4.10: it shrinks as the type set is refined), or ``None``.
-    status : (K,) the solver status of each type's training solve (``CONVERGED`` = 0).
+    status : (K,) the solver status of each type's training solve (``CONVERGED`` = 0). Types
+        whose solve did not converge (or raised) are left out of ``types`` and named in
+        ``notes``; only the true type is kept whatever its status.
+    noise_floor : for a cycle of ``C`` steps, ``C * SOLVER_ACCURACY * max(1, max |V|)``: a cycle
+        sum above ``-noise_floor`` may be the solves' rounding (0 when monotone).
     tol : the tolerance used.
     seconds : wall time of the whole analysis; solve_seconds : of the ``K`` solves alone.
     notes : what the reader should know (stalled solves, a cycle of tiny weight).
@@ -156,6 +162,7 @@ class ImplementabilityResult:
     aff_offset: float | None
     aff_gap: float | None
     status: Array
+    noise_floor: float
     tol: float
     seconds: float
     solve_seconds: float
@@ -165,6 +172,12 @@ class ImplementabilityResult:
     def K(self) -> int:
         """The number of types."""
         return self.types.count
+
+    @property
+    def decided(self) -> bool:
+        """Whether the verdict stands clear of the solves' rounding: monotone, or a cycle whose
+        sum is below ``-noise_floor``."""
+        return self.monotone or (self.cycle_sum is not None and self.cycle_sum < -self.noise_floor)
 
     @property
     def group_name(self) -> str:
@@ -426,6 +439,29 @@ def rochet_payments(weights: Array, root: int = 0) -> Array | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _listed(indices: Array) -> str:
+    """``types 3, 7, 9`` (the first five, then ``...``)."""
+    shown = ", ".join(str(int(a)) for a in indices[:5])
+    return ("type " if indices.size == 1 else "types ") + shown + (" ..." if indices.size > 5 else "")
+
+
+def _without_failing_types(side: Deviation, types: TypeSet) -> tuple[TypeSet, Array]:
+    """The type set without the types whose training solve raises (a solver's singular
+    system), found one type at a time; only run after the batch failed."""
+    failed = []
+    for a in range(types.count):
+        try:
+            side.outcomes(types.rewards[None, a : a + 1], types.sizes[None, a : a + 1])
+        except np.linalg.LinAlgError:
+            failed.append(a)
+    dropped = np.array(failed, dtype=int)
+    if dropped.size and dropped[0] == 0:
+        raise RlhfMechError("the training rule's solver fails on the group's true type (a singular system)")
+    keep = np.setdiff1d(np.arange(types.count), dropped)
+    kept = TypeSet(types.kind, types.parameters[keep], types.rewards[keep], types.sizes[keep])
+    return kept, dropped
+
+
 def implementability(
     game: Game,
     group: str | int,
@@ -470,30 +506,47 @@ def implementability(
     mechanism = game.mechanism.with_payment_rule(AFFINE_MAXIMIZER if rule.additive else NONE)
     k = types.count
 
+    notes: list[str] = []
     solve_start = time.perf_counter()
     side = deviation(mechanism, game.truth, game.reports, i)
-    out = side.outcomes(types.rewards[None], types.sizes[None])
+    with np.errstate(all="ignore"):  # trouble is reported per type, by the solver's status
+        try:
+            out = side.outcomes(types.rewards[None], types.sizes[None])
+        except np.linalg.LinAlgError:
+            types, dropped = _without_failing_types(side, types)
+            notes.append(
+                f"the {rule.name} solver failed (singular system) on {_listed(dropped)} of the "
+                f"{k} types; they are left out: {types.count} types remain"
+            )
+            k = types.count
+            out = side.outcomes(types.rewards[None], types.sizes[None])
     solve_seconds = time.perf_counter() - solve_start
     assert out.distributions is not None
-    pi = out.distributions[0]
-    status = out.status[0]
-    valuations, gains = gain_matrix(pi, types.rewards, types.sizes)
-
-    notes: list[str] = []
+    pi, status, aff = out.distributions[0], out.status[0], out.payments[0]
     stalled = np.flatnonzero(status != CONVERGED)
-    if stalled.size:
+    if stalled.size and stalled[0] != 0:
+        # a row of L from an unconverged solve could make (or hide) a cycle: leave those out
+        keep = status == CONVERGED
         notes.append(
-            f"{stalled.size} of {k} training solves did not converge (types "
-            + ", ".join(str(int(a)) for a in stalled[:5])
-            + (" ..." if stalled.size > 5 else "")
-            + "): their rows of L are approximate"
+            f"{stalled.size} of {k} training solves did not converge ({_listed(stalled)}); those "
+            f"types are left out: {int(keep.sum())} types remain"
         )
+        types = TypeSet(types.kind, types.parameters[keep], types.rewards[keep], types.sizes[keep])
+        pi, status, aff, k = pi[keep], status[keep], aff[keep], int(keep.sum())
+    elif stalled.size:
+        notes.append(
+            f"{stalled.size} of {k} training solves did not converge ({_listed(stalled)}), the true "
+            "type's among them: their rows of L are approximate"
+        )
+    stalled = np.flatnonzero(status != CONVERGED)
+    valuations, gains = gain_matrix(pi, types.rewards, types.sizes)
     eps = tol / k
     weights = gains + eps
     payments = rochet_payments(weights, root=0)
     cycle = cycle_gains = None
+    noise_floor = 0.0
     cycle_sum = dsic_violation = aff_offset = aff_gap = None
-    aff_payments = out.payments[0].copy() if rule.additive else None
+    aff_payments = aff.copy() if rule.additive else None
     if payments is None:
         found = negative_cycle(weights)
         if found is None:  # scipy's rounding saw a cycle that numpy's does not: say so
@@ -507,12 +560,20 @@ def implementability(
             cycle = order
             cycle_gains = valuations[nxt, order] - valuations[order, order]
             cycle_sum = float(-cycle_gains.sum())
+            doubtful = np.intersect1d(order, stalled)
+            if doubtful.size:
+                notes.append(
+                    f"the cycle passes through {_listed(doubtful)}, whose training solve did not "
+                    "converge: the certificate is only as good as those solves"
+                )
             if cycle_sum >= 0:
                 notes.append(f"the cycle found sums to {cycle_sum:.3g} without the tolerance (rounding)")
-            elif cycle_sum > -SOLVER_ACCURACY:
+            noise_floor = SOLVER_ACCURACY * order.size * max(1.0, float(np.abs(valuations).max()))
+            if -noise_floor < cycle_sum < 0:
                 notes.append(
                     f"the cycle sums to {cycle_sum:.3g}, within the training solves' accuracy "
-                    f"(~{SOLVER_ACCURACY:g}): it may be rounding; try --tol {SOLVER_ACCURACY:g}"
+                    f"({noise_floor:.2g}): it may be rounding; --tol {noise_floor * k / order.size:.2g} "
+                    "(tol / K per edge) looks past it"
                 )
     else:
         dsic_violation = float(np.max(payments[None, :] - payments[:, None] - gains))
@@ -539,6 +600,7 @@ def implementability(
         aff_offset=aff_offset,
         aff_gap=aff_gap,
         status=status,
+        noise_floor=noise_floor,
         tol=float(tol),
         seconds=time.perf_counter() - start,
         solve_seconds=solve_seconds,

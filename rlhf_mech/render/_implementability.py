@@ -31,8 +31,8 @@ def implementability_verdict(result: ImplementabilityResult) -> str:
             f"cycle monotone on the {result.K} types: {rule} is implementable on this set "
             "(Rochet payments, Proposition E.2)"
         )
-    if result.cycle is None:
-        return f"undecided on the {result.K} types (see the notes)"
+    if result.cycle is None or not result.decided:
+        return f"undecided on the {result.K} types: a cycle within the solves' accuracy (see the notes)"
     return (
         f"NOT cycle monotone: a negative cycle of {plural(result.cycle.size, 'type')} "
         f"(sum {result.cycle_sum:.6g}); no payment rule makes {rule} DSIC (Proposition E.2)"
@@ -157,6 +157,7 @@ def implementability_to_json(result: ImplementabilityResult, saved: Sequence[str
         "seconds": result.seconds,
         "solve_seconds": result.solve_seconds,
         "monotone": result.monotone,
+        "decided": result.decided,
         "verdict": implementability_verdict(result),
         "notes": list(result.notes),
         "unconverged_types": [int(a) for a in result.unconverged],
