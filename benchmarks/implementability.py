@@ -26,7 +26,7 @@ from pathlib import Path
 from _common import machine, result_line
 
 from rlhf_mech.analysis import implementability, type_set
-from rlhf_mech.core import get_payment_rule, get_training_rule
+from rlhf_mech.core import Game, get_payment_rule, get_training_rule
 from rlhf_mech.files import load_game
 
 GAME = Path(__file__).resolve().parent.parent / "games" / "chi2_three_groups.yaml"
@@ -38,31 +38,41 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="stop at K = 400")
     parser.add_argument("--rules", default="sw_max,maxmin")
+    parser.add_argument("--graphs", default="scipy,numpy", help="shortest-path methods to time")
     args = parser.parse_args()
     print(machine())
     base = load_game(GAME)
     results: dict[str, int] = {}
-    for name in args.rules.split(","):
+    for name, graph in ((r, g) for r in args.rules.split(",") for g in args.graphs.split(",")):
         rule = get_training_rule(name)
         payment = base.mechanism.payment_rule if rule.additive else get_payment_rule("none")
         game = dataclasses.replace(
             base, mechanism=dataclasses.replace(base.mechanism, training_rule=rule, payment_rule=payment)
         )
-        print(f"\n{name}: K, seconds (all), seconds in the K solves, verdict")
-        largest, k = 0, args.start
-        while True:
+        print(f"\n{name}, graph {graph}: K, seconds (all), seconds in the K solves, verdict")
+
+        def run(k: int, game: Game = game, graph: str = graph) -> float:
             types = type_set(game, 0, "random", k - 1, seed=0, max_types=10**6)
-            result = implementability(game, 0, types)
+            result = implementability(game, 0, types, graph=graph)
             verdict = "monotone" if result.monotone else f"cycle of {result.cycle.size}"  # type: ignore[union-attr]
             print(f"  K = {result.K:6d}  {result.seconds:9.3f} s  {result.solve_seconds:8.3f} s  {verdict}")
-            if result.seconds > args.budget:
+            return result.seconds
+
+        largest, last, k = 0, 0.0, args.start
+        while True:
+            seconds = run(k)
+            if seconds > args.budget:
                 break
-            largest = result.K
+            largest, last = k, seconds
             if args.quick and k >= 400:
                 break
             k *= 2
-        print(f"  largest K within {args.budget:g} s: {largest} (doubling from {args.start})")
-        results[f"{name}_largest_k"] = largest
+        if not args.quick and largest and last > 0.5:  # one step between: K^3 from the last fit
+            guess = int(largest * (args.budget / last) ** (1 / 3) * 0.95)
+            if largest < guess < k and run(guess) <= args.budget:
+                largest = guess
+        print(f"  largest K within {args.budget:g} s: {largest}")
+        results[f"{name}_{graph}_largest_k"] = largest
     print(result_line(**results))
 
 

@@ -164,6 +164,20 @@ def test_a_graph_with_a_negative_cycle_yields_it_in_edge_order() -> None:
     np.testing.assert_array_equal(rochet_payments(zero), [0.0, 0.0, 0.0])
 
 
+def test_numpy_shortest_paths_agree_with_scipy() -> None:
+    game = load_game(CHI2_GAME)
+    types = type_set(game, 0, "random", 60, [1, 2, 4], seed=1)
+    by_scipy = implementability(game, 0, types, graph="scipy")
+    by_numpy = implementability(game, 0, types, graph="numpy")
+    assert by_scipy.payments is not None and by_numpy.payments is not None
+    np.testing.assert_allclose(by_numpy.payments, by_scipy.payments, rtol=1e-12, atol=1e-14)
+    reversed_game = with_rule(game, REVERSED)
+    for graph in ("scipy", "numpy"):
+        result = implementability(reversed_game, 0, types, graph=graph)
+        assert not result.monotone
+        assert_valid_cycle(result)
+
+
 # --- (a) SW-Max: implementable on every type set tried (Proposition 4.4) ------------------------
 
 

@@ -35,6 +35,7 @@ from rlhf_mech.analysis._audit import (
 )
 from rlhf_mech.analysis._implementability import (
     DEFAULT_MAX_TYPES,
+    GRAPH_METHODS,
     SOLVER_ACCURACY,
     TYPE_KINDS,
     ImplementabilityResult,
@@ -43,6 +44,7 @@ from rlhf_mech.analysis._implementability import (
     implementability,
     negative_cycle,
     rochet_payments,
+    shortest_paths,
     type_set,
 )
 from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
@@ -98,6 +100,7 @@ __all__ = [
     "DEFAULT_TOL",
     "FAMILIES",
     "GAIN_TOL",
+    "GRAPH_METHODS",
     "LARGE_GAME_OUTCOMES",
     "MIN_LARGE_GAME_EVALUATIONS",
     "OTHERS_KINDS",
@@ -157,6 +160,7 @@ __all__ = [
     "rochet_payments",
     "run_audits",
     "search_misreports",
+    "shortest_paths",
     "size_bound",
     "size_misreports",
     "summarise",

@@ -43,7 +43,8 @@ Method
    the non-additive MaxMin and Nash alike).
 2. ``V = Pi (w * R)^T``: one ``(K, m) x (m, K)`` product; ``L = diag(V)[None, :] - V``.
 3. :func:`scipy.sparse.csgraph.bellman_ford` from the root on ``L + eps`` gives the Rochet
-   potentials, or raises :class:`~scipy.sparse.csgraph.NegativeCycleError`.
+   potentials, or raises :class:`~scipy.sparse.csgraph.NegativeCycleError` (``graph="numpy"``:
+   a vectorised Bellman-Ford that stops as soon as the distances settle, :func:`shortest_paths`).
 4. On a negative cycle, a vectorised Bellman-Ford (numpy, one ``(K, K)`` relaxation per
    round, a virtual source at distance 0 to every type) keeps a predecessor array; the
    predecessor graph then holds a negative cycle, found by following the predecessors ``K``
@@ -71,6 +72,8 @@ Array = np.ndarray
 
 #: The type-set kinds (see :func:`type_set`).
 TYPE_KINDS: tuple[str, ...] = ("grid", "vertices", "random", "user")
+#: Shortest-path methods (see :func:`implementability`).
+GRAPH_METHODS: tuple[str, ...] = ("scipy", "numpy")
 #: Default tolerance of the cycle sums (see the module's Tolerance section).
 DEFAULT_TOL = 1e-9
 #: Accuracy of one valuation ``<pi, rm>`` relative to the largest one: a cycle of ``C`` steps
@@ -416,6 +419,28 @@ def negative_cycle(weights: Array, max_rounds: int | None = None) -> Array | Non
     return None
 
 
+def shortest_paths(weights: Array, root: int = 0) -> Array | None:
+    """Shortest-path distances from ``root`` in the complete digraph ``weights`` by a
+    vectorised Bellman-Ford that stops when no distance moves (numpy), or ``None`` on a
+    negative cycle.
+
+    Each round is one ``(K, K)`` min; the rounds needed are the most edges on a shortest path
+    (often far fewer than ``K``), so this is usually much faster than
+    :func:`rochet_payments`' scipy call, which always runs ``K`` rounds.
+    """
+    w = np.array(weights, dtype=float)
+    k = w.shape[0]
+    np.fill_diagonal(w, np.inf)
+    dist = np.full(k, np.inf)
+    dist[root] = 0.0
+    for _ in range(k):
+        new = np.minimum(dist, (dist[:, None] + w).min(axis=0))
+        if np.array_equal(new, dist):
+            return dist
+        dist = new
+    return None
+
+
 def rochet_payments(weights: Array, root: int = 0) -> Array | None:
     """Shortest-path distances ``p_b = dist(root -> b)`` in the complete digraph ``weights``
     (:func:`scipy.sparse.csgraph.bellman_ford`), or ``None`` on a negative cycle.
@@ -473,6 +498,7 @@ def implementability(
     seed: int = 0,
     tol: float = DEFAULT_TOL,
     max_types: int = DEFAULT_MAX_TYPES,
+    graph: str = "scipy",
 ) -> ImplementabilityResult:
     """Decide cycle monotonicity (Definition E.1) of the game's training rule for one group.
 
@@ -483,6 +509,9 @@ def implementability(
     types : the type set; else built by :func:`type_set` from ``kind``, ``points``, ``sizes``
         and ``seed``.
     tol : the tolerance of a cycle sum (module notes: each edge gets ``tol / K``).
+    graph : who finds the shortest paths: ``scipy`` (:func:`rochet_payments`, always ``K``
+        rounds in C) or ``numpy`` (:func:`shortest_paths`, stops when the distances settle);
+        the same distances to rounding, and the same cycle search after a negative cycle.
 
     Returns
     -------
@@ -498,6 +527,8 @@ def implementability(
     """
     if not tol >= 0:
         raise RlhfMechError(f"--tol must be >= 0, got {tol}")
+    if graph not in GRAPH_METHODS:
+        raise RlhfMechError(f"unknown graph method {graph!r}; the methods are {', '.join(GRAPH_METHODS)}")
     start = time.perf_counter()
     i = group_index(game, group)
     if types is None:
@@ -542,13 +573,18 @@ def implementability(
     valuations, gains = gain_matrix(pi, types.rewards, types.sizes)
     eps = tol / k
     weights = gains + eps
-    payments = rochet_payments(weights, root=0)
+    found: Array | None = None
+    if graph == "scipy":
+        payments = rochet_payments(weights, 0)
+    else:  # the cycle search first: it stops early either way (settled, or a cycle seen)
+        found = negative_cycle(weights)
+        payments = shortest_paths(weights, 0) if found is None else None
     cycle = cycle_gains = None
     noise_floor = 0.0
     cycle_sum = dsic_violation = aff_offset = aff_gap = None
     aff_payments = aff.copy() if rule.additive else None
     if payments is None:
-        found = negative_cycle(weights)
+        found = negative_cycle(weights) if found is None else found
         if found is None:  # scipy's rounding saw a cycle that numpy's does not: say so
             notes.append(
                 "scipy found a negative cycle that the numpy search could not locate: undecided "

@@ -326,6 +326,9 @@ def implementability_command(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the random type set.")] = 0,
     tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of a cycle sum (each edge +tol/K).")] = 1e-9,
     max_types: Annotated[int, typer.Option(min=2, help="Most types allowed (time grows as K^3).")] = 2000,
+    graph: Annotated[
+        str, typer.Option(help="Shortest paths by scipy (K rounds, in C) or numpy (stops when settled).")
+    ] = "scipy",
     save_cycle: Annotated[
         Path | None,
         typer.Option(
@@ -381,7 +384,7 @@ def implementability_command(
                 user_sizes = np.tile(size_each, len(extra))
             type_points = type_set(game, i, types, points, size_list, seed, user, user_sizes, max_types)
         with out.step(f"cycle monotonicity on {type_points.count} types"):
-            result = implementability(game, i, type_points, tol=tol)
+            result = implementability(game, i, type_points, tol=tol, graph=graph)
         with out.step("write"):
             saved: list[str] = []
             if save_cycle is not None and result.cycle is not None:
