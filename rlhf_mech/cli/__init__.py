@@ -371,6 +371,114 @@ def sweep_command(
                 out.print(render_sweeps(results))
 
 
+# --- implementability (issue 13): cycle monotonicity of the training rule, appendix E -------
+
+
+class ImplementabilityFormat(StrEnum):
+    """Output formats of ``rlhf-mech implementability``."""
+
+    text = "text"
+    json = "json"
+
+
+@app.command("implementability")
+def implementability_command(
+    game_file: GameFile,
+    *,
+    group: Annotated[str | None, typer.Option(help="The group whose types are varied.")] = None,
+    types: Annotated[
+        str,
+        typer.Option(
+            "--types",
+            help="The type set: grid, vertices, random or user (--type-reward only).",
+        ),
+    ] = "grid",
+    points: Annotated[int, typer.Option(help="Grid resolution, or the number of random points.")] = 4,
+    sizes: Annotated[
+        str | None,
+        typer.Option(help="Sizes paired with every reward point, a comma list (default: the true size)."),
+    ] = None,
+    type_reward: Annotated[
+        list[str] | None,
+        typer.Option(help="A reward to add as a type (comma list or .csv/.npy file), repeatable."),
+    ] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the random type set.")] = 0,
+    tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of a cycle sum (each edge +tol/K).")] = 1e-9,
+    max_types: Annotated[int, typer.Option(min=2, help="Most types allowed (time grows as K^3).")] = 2000,
+    graph: Annotated[
+        str, typer.Option(help="Shortest paths by scipy (K rounds, in C) or numpy (stops when settled).")
+    ] = "scipy",
+    save_cycle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each step of a negative cycle as a game file into DIR (rlhf-mech solve replays it)."
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option(min=1, help="Payment rows shown in the table.")] = 10,
+    output_format: Annotated[
+        ImplementabilityFormat, typer.Option("--output-format", "--format", help="Output format.")
+    ] = ImplementabilityFormat.text,
+    allow_outside_refs: OutsideOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    color: ColorOption = ColorChoice.auto,
+) -> None:
+    """Decide cycle monotonicity (Definition E.1) of the training rule on a set of one group's types.
+
+    Prints a negative cycle (no payment rule makes the rule DSIC, Proposition E.2) or the
+    Rochet payments that make it DSIC on the set, beside p^AFF for SW-Max. Exit code 0 when
+    monotone on the set, 1 when a negative cycle is found, 2 on bad input.
+    """
+    out = _output(color, quiet, verbose)
+    with user_errors(out):
+        import numpy as np
+
+        from rlhf_mech.analysis import group_index as find_group
+        from rlhf_mech.analysis import implementability, type_set
+        from rlhf_mech.files import read_reward
+        from rlhf_mech.files import save_cycle as write_cycle
+        from rlhf_mech.render import implementability_to_json, render_implementability
+
+        size_list = None
+        if sizes is not None:
+            try:
+                size_list = np.array([float(part) for part in sizes.split(",")])
+            except ValueError:
+                raise RlhfMechError(
+                    f"--sizes: cannot read {sizes!r}; expected a comma list of sizes"
+                ) from None
+        with out.step(f"load {game_file}"):
+            game = _read_game(game_file, allow_outside_refs)
+        if group is None:
+            raise RlhfMechError(f"give --group NAME; the groups are {', '.join(game.group_names)}")
+        i = find_group(game, group)
+        extra = [read_reward(text, game, "--type-reward") for text in type_reward or []]
+        if types == "user" and not extra:
+            raise RlhfMechError("--types user needs at least one --type-reward")
+        with out.step("types"):
+            user = user_sizes = None
+            if extra:
+                size_each = size_list if size_list is not None else game.truth.sizes[i : i + 1]
+                user = np.repeat(np.array(extra), size_each.size, axis=0)
+                user_sizes = np.tile(size_each, len(extra))
+            type_points = type_set(game, i, types, points, size_list, seed, user, user_sizes, max_types)
+        with out.step(f"cycle monotonicity on {type_points.count} types"):
+            result = implementability(game, i, type_points, tol=tol, graph=graph)
+        with out.step("write"):
+            saved: list[str] = []
+            if save_cycle is not None and result.cycle is not None:
+                saved = [str(p) for p in write_cycle(result, save_cycle)]
+                out.message(f"negative cycle written to {save_cycle} ({len(saved)} game files)")
+            if output_format is ImplementabilityFormat.json:
+                out.write_json(implementability_to_json(result, saved))
+            else:
+                out.print(render_implementability(result, rows=rows))
+    raise typer.Exit(0 if result.monotone else 1)
+
+
+# --- end of implementability -----------------------------------------------------------------
+
+
 class ImportKind(StrEnum):
     candidates = "candidates"
     responses = "responses"

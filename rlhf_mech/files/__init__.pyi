@@ -1,5 +1,7 @@
 """The public names of :mod:`rlhf_mech.files`: the one list, read lazily by ``attach_stub``."""
 
+from rlhf_mech.files._certificates import cycle_games as cycle_games
+from rlhf_mech.files._certificates import save_cycle as save_cycle
 from rlhf_mech.files._counterexamples import counterexample_game as counterexample_game
 from rlhf_mech.files._counterexamples import save_counterexamples as save_counterexamples
 from rlhf_mech.files._counterexamples import write_counterexample as write_counterexample

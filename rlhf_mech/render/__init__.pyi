@@ -27,6 +27,10 @@ from rlhf_mech.render._format import fmt as fmt
 from rlhf_mech.render._format import fmt_residual as fmt_residual
 from rlhf_mech.render._format import fmt_signed as fmt_signed
 from rlhf_mech.render._format import plural as plural
+from rlhf_mech.render._implementability import PAYMENT_ROWS as PAYMENT_ROWS
+from rlhf_mech.render._implementability import implementability_to_json as implementability_to_json
+from rlhf_mech.render._implementability import implementability_verdict as implementability_verdict
+from rlhf_mech.render._implementability import render_implementability as render_implementability
 from rlhf_mech.render._imports import render_import as render_import
 from rlhf_mech.render._imports import render_log as render_log
 from rlhf_mech.render._json import float_text as float_text
