@@ -2,8 +2,10 @@
 
 from rlhf_mech.analysis import AuditOptions as AuditOptions
 from rlhf_mech.analysis import GameAudit as GameAudit
+from rlhf_mech.analysis import ImplementabilityResult as ImplementabilityResult
 from rlhf_mech.analysis import SweepResult as SweepResult
 from rlhf_mech.analysis import audit_game as audit_game
+from rlhf_mech.analysis import implementability as implementability
 from rlhf_mech.analysis import run_audits as run_audits
 from rlhf_mech.analysis import sweep as sweep
 from rlhf_mech.core import DIVERGENCES as DIVERGENCES
@@ -18,6 +20,8 @@ from rlhf_mech.core import PaymentResult as PaymentResult
 from rlhf_mech.core import PaymentRule as PaymentRule
 from rlhf_mech.core import Profile as Profile
 from rlhf_mech.core import ProfileOutcome as ProfileOutcome
+from rlhf_mech.core import PromptGame as PromptGame
+from rlhf_mech.core import PromptSolution as PromptSolution
 from rlhf_mech.core import ReportBasis as ReportBasis
 from rlhf_mech.core import SolveResult as SolveResult
 from rlhf_mech.core import TrainingRule as TrainingRule
@@ -28,6 +32,7 @@ from rlhf_mech.core import get_training_rule as get_training_rule
 from rlhf_mech.core import kkt_residual as kkt_residual
 from rlhf_mech.core import outcome as outcome
 from rlhf_mech.core import solve as solve
+from rlhf_mech.core import solve_prompts as solve_prompts
 from rlhf_mech.core import solve_sw_max as solve_sw_max
 from rlhf_mech.errors import RlhfMechError as RlhfMechError
 from rlhf_mech.errors import SpecError as SpecError

@@ -449,6 +449,11 @@ def implementability_command(
                 ) from None
         with out.step(f"load {game_file}"):
             game = _read_game(game_file, allow_outside_refs)
+        if isinstance(game, PromptGame):
+            raise RlhfMechError(
+                f"{game_file}: a game of many prompts; implementability takes one outcome set "
+                "(a game of one prompt)"
+            )
         if group is None:
             raise RlhfMechError(f"give --group NAME; the groups are {', '.join(game.group_names)}")
         i = find_group(game, group)
