@@ -192,7 +192,9 @@ def import_prompts(
     )
     for model, count in flat_counts.items():
         steps.append(f"reward {model} is 0 on every response of {count} of {P} prompts: uniform there")
-    files, provenance = [], [f"trainer: {log.trainer}; {P} prompts; {log.n_rows} responses"]
+    columns = ", ".join(f"{m} = {c}" for m, c in zip(models, log.reward_columns, strict=True))
+    files = []
+    provenance = [f"trainer: {log.trainer}; {P} prompts; {log.n_rows} responses; reward models {columns}"]
     counts = log.file_rows()
     for f, path in enumerate(log.files):
         mine = log.source == f
