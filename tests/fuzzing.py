@@ -32,7 +32,7 @@ from cases import VALID_GAME
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rlhf_mech.core import Game
+from rlhf_mech.core import Game, PromptGame
 
 ROOT = Path(__file__).resolve().parent.parent
 GAMES = ROOT / "games"
@@ -535,8 +535,14 @@ def clean_error(result, path: str | None = None) -> bool:
     )
 
 
-def constraint_violation(game: Game) -> str | None:
-    """The first documented constraint a loaded game breaks (README "Game files"), or ``None``."""
+def constraint_violation(game: Game | PromptGame) -> str | None:
+    """The first documented constraint a loaded game breaks (README "Game files"), or ``None``;
+    a game of many prompts: its weights, then each prompt's game."""
+    if isinstance(game, PromptGame):
+        w = game.weights
+        if not (np.all(np.isfinite(w)) and w.min() > 0 and abs(w.sum() - 1) <= 1e-9):
+            return "prompt weights are not a distribution"
+        return next(filter(None, map(constraint_violation, game.games)), None)
     q = game.mechanism.pi_init
     if not (np.all(np.isfinite(q)) and q.min() >= np.finfo(float).tiny and abs(q.sum() - 1) <= 1e-9):
         return "initial is not a distribution"
