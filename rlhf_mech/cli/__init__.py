@@ -435,18 +435,12 @@ def implementability_command(
 
         from rlhf_mech.analysis import group_index as find_group
         from rlhf_mech.analysis import implementability, type_set
+        from rlhf_mech.cli._options import parse_parameters
         from rlhf_mech.files import read_reward
         from rlhf_mech.files import save_cycle as write_cycle
         from rlhf_mech.render import implementability_to_json, render_implementability
 
-        size_list = None
-        if sizes is not None:
-            try:
-                size_list = np.array([float(part) for part in sizes.split(",")])
-            except ValueError:
-                raise RlhfMechError(
-                    f"--sizes: cannot read {sizes!r}; expected a comma list of sizes"
-                ) from None
+        size_list = None if sizes is None else parse_parameters(sizes, "--sizes")
         with out.step(f"load {game_file}"):
             game = _read_game(game_file, allow_outside_refs)
         if isinstance(game, PromptGame):
