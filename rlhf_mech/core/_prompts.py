@@ -52,9 +52,9 @@ Array = np.ndarray
 PROMPT_WEIGHT_TOL = 1e-9
 
 
-def prompt_rule_conflict(mechanism: Mechanism) -> str:
-    """Why ``mechanism`` cannot run over many prompts prompt by prompt, or ``""``."""
-    for family, rule in (("training", mechanism.training_rule), ("payment", mechanism.payment_rule)):
+def prompt_rule_conflict(training: TrainingRule, payment: PaymentRule) -> str:
+    """Why these rules cannot run over many prompts prompt by prompt, or ``""``."""
+    for family, rule in (("training", training), ("payment", payment)):
         if not rule.separable:
             return (
                 f"{family} rule {rule.name!r} does not split into one problem per prompt (it couples "
@@ -100,7 +100,7 @@ class PromptGame:
         if abs(float(weights.sum()) - 1.0) > PROMPT_WEIGHT_TOL:
             raise ValueError(f"`weights` must sum to 1, got {float(weights.sum())!r}")
         first = self.games[0]
-        conflict = prompt_rule_conflict(first.mechanism)
+        conflict = prompt_rule_conflict(first.mechanism.training_rule, first.mechanism.payment_rule)
         if conflict:
             raise ValueError(conflict)
         for k, game in enumerate(self.games):
@@ -384,7 +384,7 @@ def solve_prompts(game: PromptGame, payment_rule: str | PaymentRule | None = Non
         be separable).
     """
     rule = game.mechanism.payment_rule if payment_rule is None else get_payment_rule(payment_rule)
-    conflict = prompt_rule_conflict(replace(game.mechanism, payment_rule=rule))
+    conflict = prompt_rule_conflict(game.mechanism.training_rule, rule)
     if conflict:
         raise ValueError(conflict)
     override = None if payment_rule is None else rule

@@ -234,6 +234,10 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
         training = spec.training and doc.check(training_rule, doc, spec.training, ())
         if training is not None and (spec.payment is None or payment is not None):
             rules = doc.check(rules_agree, doc, training, payment, spec.divergence.kind)
+    conflict = "" if rules is None else prompt_rule_conflict(*rules)
+    if conflict:
+        assert rules is not None
+        doc.problems.append(doc.error(("payment",) if rules[0].separable else ("training",), conflict))
     doc.raise_problems()
     assert names is not None and weights is not None and rules is not None and normalization is not None
     sizes = np.array([g.size for _, g in groups])
@@ -252,10 +256,6 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
             training_rule=rules[0],
             payment_rule=rules[1],
         )
-        if k == 0:
-            conflict = prompt_rule_conflict(mechanism)
-            if conflict:
-                raise doc.error(("training",) if not rules[0].separable else ("payment",), conflict)
         games.append(
             Game(
                 name=f"{name} [prompt {k}]",
