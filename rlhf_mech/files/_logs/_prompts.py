@@ -45,6 +45,7 @@ from rlhf_mech.files._importer import (
     check_response_options,
     column_stats,
     combine_rewards,
+    normalise_rewards,
 )
 from rlhf_mech.files._logs._layouts import LogInputs
 from rlhf_mech.files._logs._record import RewardLog, group_by_prompt, select_step
@@ -97,13 +98,14 @@ def _per_prompt_rewards(
             "the same reward to be one outcome",
         )
     pi_init = _exact_simplex(np.bincount(of_row, minlength=m).astype(float))
-    shifted = raw - np.minimum(raw.min(axis=1, keepdims=True), 0.0)
-    totals = normalization.total(shifted)
-    flat = totals == 0
-    for k in np.flatnonzero(flat):
-        counts[log.reward_names[k]] = counts.get(log.reward_names[k], 0) + 1
+    rewards = np.empty_like(raw)
     uniform = np.full(m, 1.0 / m) if normalization is Normalization.SUM else np.ones(m)
-    rewards = np.where(flat[:, None], uniform, shifted / np.where(flat, 1.0, totals)[:, None])
+    for k, name in enumerate(log.reward_names):
+        try:
+            rewards[k] = normalise_rewards(raw[k], normalization)[0]
+        except ValueError:  # 0 on every response of the prompt: it ranks nothing here
+            rewards[k] = uniform
+            counts[name] = counts.get(name, 0) + 1
     return pi_init, rewards, first
 
 
