@@ -50,24 +50,59 @@ def cases() -> dict[str, list[str]]:
         out[f"{key}.solve.txt"] = ["solve", game, "--color", "never"]
         for family, values in (("alpha", "0.2,0.5,1.5,3"), ("beta", "0,0.5,0.8"), ("epsilon", "0.1,0.3")):
             out[f"{key}.sweep-{family}.json"] = [
-                "sweep", game, "--all-groups", f"--{family}", values, "--format", "json",
+                "sweep",
+                game,
+                "--all-groups",
+                f"--{family}",
+                values,
+                "--format",
+                "json",
             ]
-        out[f"{key}.sweep-alpha.txt"] = ["sweep", game, "--all-groups", "--alpha", "0.5,2", "--color", "never"]
+        out[f"{key}.sweep-alpha.txt"] = [
+            "sweep",
+            game,
+            "--all-groups",
+            "--alpha",
+            "0.5,2",
+            "--color",
+            "never",
+        ]
         group = _first_group(game)
         if group:
             out[f"{key}.implementability.json"] = [
-                "implementability", game, "--group", group, "--points", "3", "--format", "json",
+                "implementability",
+                game,
+                "--group",
+                group,
+                "--points",
+                "3",
+                "--format",
+                "json",
             ]
     out["all.audit.json"] = ["audit", "games/", "--format", "json", "-j", "2", "-q"]
     out["all.audit.txt"] = ["audit", "games/", "-j", "2", "--color", "never"]
     out["all.audit.sarif"] = ["audit", "games/", "--format", "sarif", "-j", "2", "-q"]
     out["all.audit-others.json"] = [
-        "audit", "games/chi2_three_groups.yaml", "games/rules/maxmin.yaml", "--others", "grid 3",
-        "--noise", "0.01", "--format", "json", "-q",
+        "audit",
+        "games/chi2_three_groups.yaml",
+        "games/rules/maxmin.yaml",
+        "--others",
+        "grid 3",
+        "--noise",
+        "0.01",
+        "--format",
+        "json",
+        "-q",
     ]
     out["import.csv.yaml"] = [
-        "import", "games/import_example/init_samples.csv", "--from", "csv", "--as", "responses",
-        "--output", "-",
+        "import",
+        "games/import_example/init_samples.csv",
+        "--from",
+        "csv",
+        "--as",
+        "responses",
+        "--output",
+        "-",
     ]
     return out
 
@@ -76,12 +111,14 @@ def run(argv: list[str]) -> bytes:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TERM": "dumb"}
     exe = Path(sys.executable).with_name("rlhf-mech")
     proc = subprocess.run([str(exe), *argv], cwd=ROOT, capture_output=True, env=env, timeout=900)
-    return b"".join([
-        f"$ rlhf-mech {' '.join(argv)}\nexit {proc.returncode}\n--- stdout\n".encode(),
-        proc.stdout,
-        b"\n--- stderr\n",
-        proc.stderr,
-    ])
+    return b"".join(
+        [
+            f"$ rlhf-mech {' '.join(argv)}\nexit {proc.returncode}\n--- stdout\n".encode(),
+            proc.stdout,
+            b"\n--- stderr\n",
+            proc.stderr,
+        ]
+    )
 
 
 def save(folder: Path) -> None:
@@ -103,7 +140,7 @@ def compare(folder: Path) -> int:
                 continue
             differ += 1
             a, b = before.decode(errors="replace").splitlines(), after.decode(errors="replace").splitlines()
-            line = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            line = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
             print(f"DIFFERS  {name} at line {line + 1}", flush=True)
             print(f"   before: {a[line][:200] if line < len(a) else '<end>'}")
             print(f"   after:  {b[line][:200] if line < len(b) else '<end>'}")

@@ -8,11 +8,34 @@ everything a *user* can get wrong in a file or on the command line becomes a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 #: Longest user text quoted in a message.
 SHOWN_CHARS = 40
+
+#: Characters a terminal or a CI log would act on rather than show: C0 and C1 controls (ESC
+#: starts colour codes and cursor moves, CR rewrites a line, LF starts a new one: a new
+#: ``::error::`` workflow command in a GitHub log), DEL, and the Unicode format and separator
+#: characters that reorder or break lines (bidi overrides, U+2028/2029).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """``text`` safe to print on a terminal or in a CI log: every character of
+    :data:`_UNPRINTABLE` written as its escape (``\\x1b``, ``\\u202e``), so that no byte
+    the user supplied can colour, move, rewrite or split what is printed. ``keep_newlines``
+    keeps ``\\n`` (text whose lines are the tool's own). The one place every printed user
+    string (names, paths, library messages) goes through."""
+    if keep_newlines:
+        return "\n".join(_UNPRINTABLE.sub(_escaped, line) for line in text.split("\n"))
+    return _UNPRINTABLE.sub(_escaped, text)
 
 
 def shown(value: object) -> str:

@@ -28,7 +28,7 @@ from trainer_logs import (
 from typer.testing import CliRunner
 
 from rlhf_mech import SpecError, load_game
-from rlhf_mech.cli import Aggregation, LogFormat, app
+from rlhf_mech.cli import app
 from rlhf_mech.core import solve
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files import (
@@ -496,8 +496,13 @@ def test_a_pair_scored_twice_in_the_first_file(tmp_path):
 
 
 def test_layouts_are_one_vocabulary():
-    assert [layout.name for layout in LAYOUTS] == list(LogFormat)
-    assert tuple(Aggregation) == AGGREGATIONS
+    """--from and --aggregation take the registries' names, read from the registries themselves."""
+    result = CliRunner().invoke(app, ["import", "--help"])
+    assert result.exit_code == 0, result.output
+    words = set(result.output.replace(",", " ").replace(".", " ").split())
+    assert {layout.name for layout in LAYOUTS} <= words and set(AGGREGATIONS) <= words
+    bad = CliRunner().invoke(app, ["import", "x.parquet", "--from", "trll", "--inspect"])
+    assert bad.exit_code == 2 and "--from must be one of" in bad.output
 
 
 def test_generic_files_are_detected_as_before(tmp_path):

@@ -88,6 +88,7 @@ from rlhf_mech.analysis._sweep import (
     SweepResult,
     family_misreports,
     group_index,
+    group_of,
     sweep,
 )
 
@@ -141,6 +142,7 @@ __all__ = [
     "gain_matrix",
     "group_index",
     "group_objective",
+    "group_of",
     "group_seed",
     "has_nonnegative_payments",
     "implementability",

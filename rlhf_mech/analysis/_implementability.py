@@ -254,7 +254,6 @@ def type_set(
     sizes: Array | None = None,
     seed: int = 0,
     user_parameters: Array | None = None,
-    user_sizes: Array | None = None,
     max_types: int = DEFAULT_MAX_TYPES,
 ) -> TypeSet:
     """Group ``group``'s finite type set: reward points x sizes, the true type first.
@@ -267,8 +266,8 @@ def type_set(
         points, ``numpy.random.default_rng(seed)``) or ``user`` (``user_parameters``).
     sizes : the sizes every reward point is paired with (default: the group's true size);
         each in ``[1, W]``.
-    user_parameters, user_sizes : (P, d) and (P,) extra types, added to any kind (``user``:
-        the only ones).
+    user_parameters : (P, d) extra reward points, each paired with every size, added to any
+        kind (``user``: the only ones).
     max_types : the most types allowed (a grid grows as ``points^(d-1)``).
 
     Returns
@@ -296,8 +295,10 @@ def type_set(
     if kind == "grid":
         count = _grid_count(space, points) * size_list.size
         if count > max_types:
+            # a Python int of thousands of digits cannot be printed (sys.int_info's limit)
+            shown = str(count) if count < 10**15 else f"about 10^{int(math.log10(count))}"
             raise RlhfMechError(
-                f"a grid of resolution {points} over {space.dimension} outcomes has {count} types, more "
+                f"a grid of resolution {points} over {space.dimension} outcomes has {shown} types, more "
                 f"than {max_types}; lower --points or use --types random"
             )
         base = _grid(space, points)
@@ -314,13 +315,14 @@ def type_set(
         base = np.zeros((0, space.dimension))
     parameters = np.repeat(base, size_list.size, axis=0)
     point_sizes = np.tile(size_list, base.shape[0])
-    if user_parameters is not None:
-        extra = np.atleast_2d(np.asarray(user_parameters, dtype=float))
-        extra_sizes = np.full(len(extra), true_size) if user_sizes is None else np.asarray(user_sizes, float)
-        if extra.shape[1] != space.dimension or extra_sizes.shape != (len(extra),):
-            raise RlhfMechError(
-                f"user types must have {space.dimension} entries and one size each, got {extra.shape}"
-            )
+    if kind == "user" and (user_parameters is None or len(user_parameters) == 0):
+        raise RlhfMechError("--types user needs at least one --type-reward")
+    if user_parameters is not None and len(user_parameters):
+        points_given = np.atleast_2d(np.asarray(user_parameters, dtype=float))
+        if points_given.shape[1] != space.dimension:
+            raise RlhfMechError(f"user types must have {space.dimension} entries, got {points_given.shape}")
+        extra = np.repeat(points_given, size_list.size, axis=0)
+        extra_sizes = np.tile(size_list, len(points_given))
         valid = space.contains(extra, extra_sizes)
         if not valid.all():
             raise RlhfMechError(f"user type {int(np.flatnonzero(~valid)[0])} is not a valid report")

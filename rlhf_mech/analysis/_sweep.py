@@ -34,7 +34,7 @@ from rlhf_mech.analysis._strategies import (
     size_misreports,
     with_truth,
 )
-from rlhf_mech.core import CONVERGED, Game, PaymentRule, ProgressCallback, deviation
+from rlhf_mech.core import CONVERGED, Game, PaymentRule, ProgressCallback, PromptGame, deviation
 from rlhf_mech.errors import RlhfMechError
 
 Array = np.ndarray
@@ -158,6 +158,24 @@ def group_index(game: Game, group: str | int) -> int:
     if group not in game.group_names:
         raise RlhfMechError(f"no group named {group!r}; the groups are {', '.join(game.group_names)}")
     return game.group_names.index(group)
+
+
+def group_of(game: Game | PromptGame, group: str | None, command: str) -> int:
+    """The group a command that takes one outcome set was asked about (``--group NAME``).
+
+    Raises
+    ------
+    RlhfMechError
+        for a game of many prompts, a missing ``--group`` or an unknown name.
+    """
+    if isinstance(game, PromptGame):
+        raise RlhfMechError(
+            f"{game.source or game.name}: a game of many prompts; {command} takes one outcome set "
+            "(a game of one prompt)"
+        )
+    if group is None:
+        raise RlhfMechError(f"give --group NAME; the groups are {', '.join(game.group_names)}")
+    return group_index(game, group)
 
 
 def _check(values: Array, ok: Array, option: str, rule: str) -> None:

@@ -139,3 +139,66 @@ def _relative(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:  # another drive (Windows)
         return str(path)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """What ``rlhf-mech audit`` runs with: the flags, else ``[tool.rlhf-mech]``, else the
+    defaults (:func:`audit_settings`)."""
+
+    paths: tuple[str, ...]
+    options: Any  # rlhf_mech.analysis.AuditOptions (imported when the command runs)
+    seed: int
+    workers: int
+    output_format: str
+
+
+def audit_settings(
+    paths: Sequence[str] | None,
+    output_format: str | None,
+    workers: int | None,
+    others: str,
+    backend: str,
+    scheduler: str | None,
+    formats: Sequence[str],
+    **flags: Any,
+) -> AuditSettings:
+    """The settings of one audit: each of ``flags`` (``budget``, ``tol``, ``noise``,
+    ``samples``, ``seed``; ``None`` where not given) and the other options, merged with the
+    nearest ``[tool.rlhf-mech]`` table.
+
+    Raises
+    ------
+    RlhfMechError
+        for a bad table or value, ``--backend dask`` without ``--scheduler`` (or the reverse),
+        or nothing to audit.
+    """
+    from rlhf_mech.analysis import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL, AuditOptions
+    from rlhf_mech.cli._options import parse_others
+
+    config = load_config(formats)
+    if (backend == "dask") != (scheduler is not None):
+        raise RlhfMechError("--backend dask and --scheduler go together")
+    noise = config.get("noise", flags.get("noise"), None)
+    if noise is not None and not noise > 0:
+        raise RlhfMechError(f"--noise must be > 0, got {noise}")
+    patterns = tuple(paths or config.paths)
+    if not patterns:
+        raise RlhfMechError(
+            "nothing to audit: give game files or directories, or set paths in "
+            "[tool.rlhf-mech] of pyproject.toml"
+        )
+    options = AuditOptions(
+        budget=config.get("budget", flags.get("budget"), DEFAULT_BUDGET),
+        tol=config.get("tol", flags.get("tol"), DEFAULT_TOL),
+        noise=noise,
+        samples=config.get("samples", flags.get("samples"), DEFAULT_SAMPLES),
+        others=parse_others(others),
+    )
+    return AuditSettings(
+        paths=patterns,
+        options=options,
+        seed=config.get("seed", flags.get("seed"), 0),
+        workers=config.get("workers", workers, 1),
+        output_format=str(config.get("output-format", output_format, "text")),
+    )

@@ -7,7 +7,9 @@ any work starts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -28,6 +30,7 @@ from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files import SIZE_LIMIT, read_reward
 
 Array = np.ndarray
+T = TypeVar("T")
 
 
 def parse_others(text: str) -> OthersSpec:
@@ -81,6 +84,14 @@ def _configured(
         raise RlhfMechError(f"{option}: {exc}") from None
 
 
+def _named(lookup: Callable[[str], T], name: str, option: str) -> T:
+    """A registry's record of ``name`` (:class:`RlhfMechError` naming ``option`` when unknown)."""
+    try:
+        return lookup(name)
+    except ValueError as exc:
+        raise RlhfMechError(f"{option}: {exc}") from None
+
+
 def rules_override(
     game: Game | PromptGame,
     *,
@@ -105,12 +116,12 @@ def rules_override(
     mechanism = game.mechanism
     train: TrainingRule = mechanism.training_rule
     if training is not None or training_settings:
-        base = get_training_rule(training) if training is not None else train
+        base = _named(get_training_rule, training, "--training") if training is not None else train
         train = _configured(game, base, "--training-param", training_settings or [])  # type: ignore[assignment]
     pay: PaymentRule = mechanism.payment_rule
     note = ""
     if payment is not None or payment_settings:
-        base = get_payment_rule(payment) if payment is not None else pay
+        base = _named(get_payment_rule, payment, "--payment") if payment is not None else pay
         pay = _configured(game, base, "--payment-param", payment_settings or [])  # type: ignore[assignment]
     elif not train.additive and pay.additive_only:
         note = f"payment: none (the file's {pay.name} needs an additive training rule; {train.name} is not)"
@@ -225,8 +236,14 @@ class SweepRequest:
                 return cls(family, parse_parameters(text, option), group=group, all_groups=all_groups)
         return cls("explicit", np.empty(0), report_reward, report_size, group, all_groups)
 
-    def groups(self, game: Game) -> list[int]:
-        """The deviating groups' indices (:class:`RlhfMechError` for an unknown name)."""
+    def groups(self, game: Game | PromptGame) -> list[int]:
+        """The deviating groups' indices (:class:`RlhfMechError` for an unknown name, or for a
+        game of many prompts)."""
+        if isinstance(game, PromptGame):
+            raise RlhfMechError(
+                f"{game.source or game.name}: a game of many prompts; sweep takes one outcome set "
+                "(solve shows each prompt's gains, audit checks the game prompt by prompt)"
+            )
         if self.all_groups:
             return list(range(game.n_groups))
         assert self.group is not None

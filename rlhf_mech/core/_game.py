@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from rlhf_mech.core._mechanism import Mechanism, Profile, ProfileOutcome, outcom
 from rlhf_mech.core._normalizations import Normalization, Scale
 from rlhf_mech.core._payments import PaymentRule
 from rlhf_mech.core._training import TrainingRule
+
+if TYPE_CHECKING:
+    from rlhf_mech.core._prompts import PromptGame
 
 Array = np.ndarray
 
@@ -184,6 +188,13 @@ class Game:
         size_differs = self.truth.sizes != self.reports.sizes
         return tuple(int(i) for i in np.flatnonzero(reward_differs | size_differs))
 
+    def solve(self, payment_rule: str | PaymentRule | None = None) -> GameSolution:
+        """The mechanism on the truthful and the reported profile (:func:`solve`)."""
+        mechanism = self.mechanism.with_payment_rule(payment_rule)
+        truthful = outcome(mechanism, self.truth, self.truth)
+        reported = truthful if self.is_truthful else outcome(mechanism, self.truth, self.reports)
+        return GameSolution(game=self, mechanism=mechanism, truthful=truthful, reported=reported)
+
 
 @dataclass(frozen=True)
 class GameSolution:
@@ -213,18 +224,17 @@ class GameSolution:
         return self.reported.utilities - self.truthful.utilities
 
 
-def solve(game: Game, payment_rule: str | PaymentRule | None = None) -> GameSolution:
+def solve(game: Game | PromptGame, payment_rule: str | PaymentRule | None = None) -> Any:
     """Apply the mechanism to a game, for truthful and for the reported profile.
 
     Parameters
     ----------
-    game : the game, e.g. from :func:`rlhf_mech.load_game`.
+    game : the game, e.g. from :func:`rlhf_mech.load_game`: of one prompt (a
+        :class:`GameSolution` is returned) or of many (:class:`~rlhf_mech.core.PromptGame`:
+        a :class:`~rlhf_mech.core.PromptSolution`).
     payment_rule : overrides the game's payment rule when given.
     """
-    mechanism = game.mechanism.with_payment_rule(payment_rule)
-    truthful = outcome(mechanism, game.truth, game.truth)
-    reported = truthful if game.is_truthful else outcome(mechanism, game.truth, game.reports)
-    return GameSolution(game=game, mechanism=mechanism, truthful=truthful, reported=reported)
+    return game.solve(payment_rule)
 
 
 def with_reports(game: Game, reports: Profile, **changes: object) -> Game:

@@ -173,6 +173,10 @@ class PromptGame:
         """The groups whose report differs from their type on some prompt (or in size)."""
         return tuple(sorted({i for g in self.games for i in g.misreporting_groups()}))
 
+    def solve(self, payment_rule: str | PaymentRule | None = None) -> PromptSolution:
+        """The mechanism on every prompt, truthful and reported profiles (:func:`solve_prompts`)."""
+        return solve_prompts(self, payment_rule)
+
 
 @dataclass(frozen=True)
 class PromptOutcome:

@@ -1,5 +1,11 @@
 """The public names of :mod:`rlhf_mech.files`: the one list, read lazily by ``attach_stub``."""
 
+from rlhf_mech.files._audits import AuditRun as AuditRun
+from rlhf_mech.files._audits import InvalidFile as InvalidFile
+from rlhf_mech.files._audits import audit_files as audit_files
+from rlhf_mech.files._audits import game_paths as game_paths
+from rlhf_mech.files._audits import load_games as load_games
+from rlhf_mech.files._audits import read_game as read_game
 from rlhf_mech.files._certificates import cycle_games as cycle_games
 from rlhf_mech.files._certificates import save_cycle as save_cycle
 from rlhf_mech.files._counterexamples import counterexample_game as counterexample_game
@@ -20,10 +26,13 @@ from rlhf_mech.files._importer import parse_group_option as parse_group_option
 from rlhf_mech.files._importer import parse_reward_columns as parse_reward_columns
 from rlhf_mech.files._importer import read_table as read_table
 from rlhf_mech.files._importer import resolve_kind as resolve_kind
+from rlhf_mech.files._logs import ImportRequest as ImportRequest
+from rlhf_mech.files._logs import ImportRun as ImportRun
 from rlhf_mech.files._logs import LogImport as LogImport
 from rlhf_mech.files._logs import LogOptions as LogOptions
 from rlhf_mech.files._logs import import_logs as import_logs
 from rlhf_mech.files._logs import read_log as read_log
+from rlhf_mech.files._logs import run_import as run_import
 from rlhf_mech.files._logs._evalcsv import candidate_name as candidate_name
 from rlhf_mech.files._logs._evalcsv import import_eval_candidates as import_eval_candidates
 from rlhf_mech.files._logs._evalcsv import preference_weights as preference_weights
@@ -48,10 +57,12 @@ from rlhf_mech.files._reports import read_reward as read_reward
 from rlhf_mech.files._writer import INLINE_LIMIT as INLINE_LIMIT
 from rlhf_mech.files._writer import GameDocument as GameDocument
 from rlhf_mech.files._writer import candidate_document as candidate_document
+from rlhf_mech.files._writer import check_new_file as check_new_file
 from rlhf_mech.files._writer import core_document as core_document
 from rlhf_mech.files._writer import dump_yaml as dump_yaml
 from rlhf_mech.files._writer import game_document as game_document
 from rlhf_mech.files._writer import game_text as game_text
+from rlhf_mech.files._writer import save_distributions as save_distributions
 from rlhf_mech.files._writer import write_array as write_array
 from rlhf_mech.files._writer import write_game as write_game
 from rlhf_mech.files.spec import MAX_FILE_BYTES as MAX_FILE_BYTES

@@ -27,12 +27,14 @@ from rlhf_mech.core import (
     FILE_NORMALIZATIONS,
     Expectations,
     Game,
+    GameSolution,
     PaymentRule,
     PromptGame,
+    PromptSolution,
     ReportBasis,
     TrainingRule,
 )
-from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._yaml import core_schema
 
 Array = np.ndarray
@@ -368,3 +370,36 @@ def write_array(path: str | Path, array: Array) -> Path:
     except OSError as exc:
         raise RlhfMechError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def check_new_file(path: Path, option: str, force: bool, suffix: str | None = None) -> None:
+    """Refuse to overwrite ``path`` without ``--force`` (and a name without ``suffix``).
+
+    Raises
+    ------
+    RlhfMechError
+        naming ``option``.
+    """
+    if suffix is not None and path.suffix != suffix:
+        raise RlhfMechError(f"{option} {printable(str(path))}: the file must end in {suffix}")
+    if path.exists() and not force:
+        raise RlhfMechError(f"{option} {printable(str(path))}: the file exists; pass --force to overwrite it")
+
+
+def save_distributions(solution: GameSolution | PromptSolution, path: Path) -> str:
+    """Write the truthful and the reported distribution of ``solution`` to ``path`` (``.npy``,
+    ``(2, m)``: row 0 truthful, row 1 reported), as ``rlhf-mech solve --save-distribution``.
+
+    Raises
+    ------
+    RlhfMechError
+        for a game of many prompts (one distribution per prompt), or when the file cannot be
+        written.
+    """
+    if isinstance(solution, PromptSolution):
+        raise RlhfMechError(
+            "--save-distribution: a game of many prompts has one distribution per prompt "
+            "(--format json lists them)"
+        )
+    write_array(path, np.stack([solution.truthful.distribution, solution.reported.distribution]))
+    return str(path)

@@ -4,7 +4,6 @@ from rlhf_mech.render._audit import AUDIT_SCHEMA_VERSION as AUDIT_SCHEMA_VERSION
 from rlhf_mech.render._audit import INVALID_FILE as INVALID_FILE
 from rlhf_mech.render._audit import JSON_VECTOR_LIMIT as JSON_VECTOR_LIMIT
 from rlhf_mech.render._audit import SARIF_SCHEMA as SARIF_SCHEMA
-from rlhf_mech.render._audit import InvalidFile as InvalidFile
 from rlhf_mech.render._audit import Problem as Problem
 from rlhf_mech.render._audit import audit_progress as audit_progress
 from rlhf_mech.render._audit import audit_table as audit_table
@@ -28,15 +27,23 @@ from rlhf_mech.render._format import fmt_residual as fmt_residual
 from rlhf_mech.render._format import fmt_signed as fmt_signed
 from rlhf_mech.render._format import plural as plural
 from rlhf_mech.render._implementability import PAYMENT_ROWS as PAYMENT_ROWS
+from rlhf_mech.render._implementability import ImplementabilityOutput as ImplementabilityOutput
 from rlhf_mech.render._implementability import implementability_to_json as implementability_to_json
 from rlhf_mech.render._implementability import implementability_verdict as implementability_verdict
 from rlhf_mech.render._implementability import render_implementability as render_implementability
+from rlhf_mech.render._imports import import_report as import_report
 from rlhf_mech.render._imports import render_import as render_import
 from rlhf_mech.render._imports import render_log as render_log
 from rlhf_mech.render._json import float_text as float_text
 from rlhf_mech.render._json import json_chunks as json_chunks
 from rlhf_mech.render._json import json_text as json_text
 from rlhf_mech.render._json import write_json as write_json
+from rlhf_mech.render._outputs import AUDIT_FORMATS as AUDIT_FORMATS
+from rlhf_mech.render._outputs import IMPLEMENTABILITY_FORMATS as IMPLEMENTABILITY_FORMATS
+from rlhf_mech.render._outputs import SOLVE_FORMATS as SOLVE_FORMATS
+from rlhf_mech.render._outputs import SWEEP_FORMATS as SWEEP_FORMATS
+from rlhf_mech.render._outputs import OutputFormat as OutputFormat
+from rlhf_mech.render._outputs import format_help as format_help
 from rlhf_mech.render._plot import MISSING_MATPLOTLIB as MISSING_MATPLOTLIB
 from rlhf_mech.render._plot import plot_path as plot_path
 from rlhf_mech.render._plot import save_sweep_plot as save_sweep_plot
@@ -54,7 +61,6 @@ from rlhf_mech.render._solve import solution_to_json as solution_to_json
 from rlhf_mech.render._sweep import CSV_COLUMNS as CSV_COLUMNS
 from rlhf_mech.render._sweep import MAX_COLUMNS as MAX_COLUMNS
 from rlhf_mech.render._sweep import PROGRESS_MIN_POINTS as PROGRESS_MIN_POINTS
-from rlhf_mech.render._sweep import SweepFormat as SweepFormat
 from rlhf_mech.render._sweep import parameter_label as parameter_label
 from rlhf_mech.render._sweep import render_sweep as render_sweep
 from rlhf_mech.render._sweep import render_sweeps as render_sweeps
@@ -64,3 +70,6 @@ from rlhf_mech.render._sweep import sweep_to_json as sweep_to_json
 from rlhf_mech.render._sweep import sweeps_to_csv as sweeps_to_csv
 from rlhf_mech.render._sweep import sweeps_to_json as sweeps_to_json
 from rlhf_mech.render._sweep import verdict as verdict
+from rlhf_mech.render._views import SolveOutput as SolveOutput
+from rlhf_mech.render._views import solve_json as solve_json
+from rlhf_mech.render._views import solve_table as solve_table

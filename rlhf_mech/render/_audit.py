@@ -29,7 +29,7 @@ from rich.text import Text
 
 from rlhf_mech.analysis import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
 from rlhf_mech.core import Game, Profile
-from rlhf_mech.errors import SpecError
+from rlhf_mech.files import AuditRun, InvalidFile
 from rlhf_mech.render._format import annotation, plural, rule_json
 
 #: The version of the audit JSON's layout (``rlhf-mech schema --audit`` prints its schema).
@@ -52,47 +52,6 @@ _COLUMNS: dict[str, str] = {
 
 #: The rule of a file that could not be loaded (beside the checks of :data:`CHECKS`).
 INVALID_FILE = "invalid_file"
-
-
-@dataclass(frozen=True)
-class InvalidFile:
-    """A file the audit could not load or audit: its path, the error, and where it is.
-
-    Attributes
-    ----------
-    source : the path (or pattern) as given; message : the error, location included, one
-        line per problem (a file's every problem is reported in one run).
-    line : the line of the (first) problem, or ``None``; reason : that problem without its
-        location.
-    more : the file's other problems, ``(line, reason)`` each.
-    """
-
-    source: str
-    message: str
-    line: int | None = None
-    reason: str = ""
-    more: tuple[tuple[int | None, str], ...] = ()
-
-    @classmethod
-    def of(cls, source: str, reason: str) -> InvalidFile:
-        """A file with one problem that has no line: missing, or its loading or audit failed
-        (an exception, the time limit)."""
-        return cls(source, f"{source}: {reason}", None, reason)
-
-    @classmethod
-    def from_error(cls, source: str, error: Exception) -> InvalidFile:
-        """The invalid file of a load error (a :class:`~rlhf_mech.errors.SpecError` carries
-        every problem of the file, each with its line)."""
-        if isinstance(error, SpecError):
-            located = [(p.line, f"{p.field}: {p.message}" if p.field else p.message) for p in error.problems]
-            (line, reason), *more = located
-            return cls(source, str(error), line, reason, tuple(more))
-        return cls(source, str(error), None, str(error))
-
-    @property
-    def problems(self) -> tuple[tuple[int | None, str], ...]:
-        """Every problem of the file, ``(line, reason)`` each, the first one first."""
-        return ((self.line, self.reason or self.message), *self.more)
 
 
 @dataclass(frozen=True)
@@ -265,18 +224,12 @@ def summary_text(summary: AuditSummary) -> str:
     return text
 
 
-def render_audit(
-    audits: Sequence[GameAudit],
-    invalid: Sequence[InvalidFile],
-    summary: AuditSummary,
-    saved: Mapping[tuple[int, str], str] | None = None,
-    *,
-    quiet: bool = False,
-) -> RichGroup:
+def render_audit(run: AuditRun) -> RichGroup:
     """Everything ``rlhf-mech audit`` prints: the table, the failures, notes and the summary
-    (``quiet``: the summary only)."""
+    (``run.quiet``: the summary only)."""
+    audits, invalid, summary, saved = run.audits, run.invalid, run.summary, run.saved
     style = "bold red" if summary.exit_code else "bold green"
-    if quiet:
+    if run.quiet:
         return RichGroup(Text(summary_text(summary), style=style))
     parts: list[Any] = [audit_table(audits, invalid)]
     failures = failure_lines(audits, saved)
@@ -461,15 +414,10 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
     }
 
 
-def audits_to_json(
-    audits: Sequence[GameAudit],
-    invalid: Sequence[InvalidFile],
-    summary: AuditSummary,
-    saved: Mapping[tuple[int, str], str] | None = None,
-) -> dict[str, Any]:
+def audits_to_json(run: AuditRun) -> dict[str, Any]:
     """``rlhf-mech audit --format json``: one object per game (invalid files as
     ``{"source", "line", "error"}``, the error one line per problem) and the summary."""
-    saved = saved or {}
+    audits, invalid, summary, saved = run.audits, run.invalid, run.summary, run.saved
     games = [
         audit_to_json(a, {group: path for (k, group), path in saved.items() if k == index})
         for index, a in enumerate(audits)
@@ -494,13 +442,14 @@ def audits_to_json(
 # --------------------------------------------------------------------------------------------
 
 
-def to_junit(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> str:
+def to_junit(run: AuditRun) -> str:
     """JUnit XML for CI dashboards: a test suite per file, a test case per game x check.
 
     A check's test case fails when any of its findings fails; the failure lists them. An
     invalid file is a test case ``load`` with an ``<error>`` listing its problems. No timings,
     so the output is the same for the same input.
     """
+    audits, invalid = run.audits, run.invalid
     root = ET.Element("testsuites", name="rlhf-mech audit")
     total = failures = errors = 0
     for audit in audits:
@@ -558,17 +507,17 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def to_github(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile], summary: AuditSummary) -> str:
+def to_github(run: AuditRun) -> str:
     """GitHub Actions workflow commands: one ``::error file=F,line=L,title=T::message`` per
     :class:`Problem` (at the violated ``expect:`` entry or the group), then the summary."""
     lines = []
-    for problem in problems(audits, invalid):
+    for problem in problems(run.audits, run.invalid):
         title = "rlhf-mech: " + (CHECKS.get(problem.rule) or "invalid game file")
         where = f"file={_escape_property(problem.source)}"
         if problem.line is not None:
             where += f",line={problem.line}"
         lines.append(f"::error {where},title={_escape_property(title)}::{_escape_data(problem.message)}")
-    lines.append(summary_text(summary))
+    lines.append(summary_text(run.summary))
     return "\n".join(lines) + "\n"
 
 
@@ -599,11 +548,11 @@ def _artifact_uri(source: str) -> str:
     return quote(path.as_posix())
 
 
-def to_sarif(
-    audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = (), version: str = ""
-) -> dict[str, Any]:
+def to_sarif(run: AuditRun) -> dict[str, Any]:
     """A SARIF 2.1.0 log (GitHub code scanning): one rule per check, one result per
     :class:`Problem` at its file and line. No timestamps: the same input gives the same log."""
+    from rlhf_mech import __version__ as version
+
     rule_ids = [*CHECKS, INVALID_FILE]
     rules = [
         {
@@ -616,7 +565,7 @@ def to_sarif(
         for rule in rule_ids
     ]
     results = []
-    for problem in problems(audits, invalid):
+    for problem in problems(run.audits, run.invalid):
         location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(problem.source)}}
         if problem.line is not None:
             location["region"] = {"startLine": problem.line}
@@ -629,9 +578,7 @@ def to_sarif(
                 "locations": [{"physicalLocation": location}],
             }
         )
-    driver: dict[str, Any] = {"name": "rlhf-mech", "rules": rules}
-    if version:
-        driver["version"] = version
+    driver: dict[str, Any] = {"name": "rlhf-mech", "rules": rules, "version": version}
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",

@@ -7,7 +7,7 @@ Rochet payments beside ``p^AFF`` plus the aligning constant, in type order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Group as RichGroup
@@ -48,9 +48,6 @@ def _summary(result: ImplementabilityResult) -> Table:
     table.add_row("training rule", result.training_rule)
     table.add_row("types", f"{result.K} ({result.types.kind}, the true type is type 0)")
     table.add_row("tol", f"{result.tol:g} (each edge +tol/K)")
-    table.add_row(
-        "time", f"{result.seconds:.3f} s ({result.solve_seconds:.3f} s in {result.K} training solves)"
-    )
     if result.dsic_violation is not None:
         table.add_row("DSIC violation", fmt_residual(max(result.dsic_violation, 0.0)) + " (Rochet payments)")
     if result.aff_gap is not None and result.aff_offset is not None:
@@ -119,8 +116,19 @@ def _payment_table(result: ImplementabilityResult, rows: int) -> Table:
     return table
 
 
-def render_implementability(result: ImplementabilityResult, rows: int = PAYMENT_ROWS) -> RichGroup:
-    """The summary, then the cycle or the first ``rows`` payments."""
+@dataclass(frozen=True)
+class ImplementabilityOutput:
+    """What ``rlhf-mech implementability`` shows: the result, the cycle files written
+    (``--save-cycle``) and the payment rows of the table (``--rows``)."""
+
+    result: ImplementabilityResult
+    saved: tuple[str, ...] = ()
+    rows: int = PAYMENT_ROWS
+
+
+def render_implementability(output: ImplementabilityOutput) -> RichGroup:
+    """The summary, then the cycle or the first ``output.rows`` payments."""
+    result, rows = output.result, output.rows
     parts: list[Any] = [_summary(result)]
     if result.cycle is not None:
         parts.append(_cycle_table(result))
@@ -129,8 +137,9 @@ def render_implementability(result: ImplementabilityResult, rows: int = PAYMENT_
     return RichGroup(*parts)
 
 
-def implementability_to_json(result: ImplementabilityResult, saved: Sequence[str] = ()) -> dict[str, Any]:
-    """The stable machine-readable form of a result (every type; ``saved``: cycle files)."""
+def implementability_to_json(output: ImplementabilityOutput) -> dict[str, Any]:
+    """The stable machine-readable form of a result (every type; the cycle files written)."""
+    result, saved = output.result, output.saved
     types = result.types
     cycle = None
     if result.cycle is not None and result.cycle_gains is not None:
@@ -154,8 +163,6 @@ def implementability_to_json(result: ImplementabilityResult, saved: Sequence[str
         "type_set": types.kind,
         "K": result.K,
         "tol": result.tol,
-        "seconds": result.seconds,
-        "solve_seconds": result.solve_seconds,
         "monotone": result.monotone,
         "decided": result.decided,
         "verdict": implementability_verdict(result),

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.files import ImportResult, LogInputs, RewardLog
+from rlhf_mech.files import ImportResult, ImportRun, LogInputs, RewardLog
 from rlhf_mech.render._format import annotation, fmt, plural
 
 
@@ -101,3 +101,12 @@ def render_log(log: RewardLog, inputs: LogInputs) -> RichGroup:
     ]
     lines += [f"- {note}" for note in log.notes]
     return RichGroup(*_read_as(inputs), files, rewards, Text("\n".join(lines)))
+
+
+def import_report(run: ImportRun) -> RichGroup:
+    """What ``rlhf-mech import`` prints: the log read (``--inspect``), or the game built."""
+    imported = run.imported
+    if imported.result is None:
+        assert imported.log is not None
+        return render_log(imported.log, imported.inputs)
+    return render_import(imported.result, run.written, imported.inputs)

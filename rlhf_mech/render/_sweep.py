@@ -12,7 +12,6 @@ import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
@@ -50,14 +49,6 @@ CSV_COLUMNS: tuple[str, ...] = (
     "social_welfare",
     "clipped",
 )
-
-
-class SweepFormat(StrEnum):
-    """Output formats of ``rlhf-mech sweep``."""
-
-    table = "table"
-    json = "json"
-    csv = "csv"
 
 
 def num(x: float) -> str:

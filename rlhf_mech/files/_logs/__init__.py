@@ -50,18 +50,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.errors import RlhfMechError, shown
 from rlhf_mech.files._importer import (
     GroupOption,
     ImportResult,
     check_candidate_options,
     import_files,
+    parse_group_option,
 )
 from rlhf_mech.files._logs._evalcsv import import_eval_candidates, read_eval_csvs
-from rlhf_mech.files._logs._layouts import LogInputs
+from rlhf_mech.files._logs._layouts import LogInputs, check_layout_options, log_inputs
 from rlhf_mech.files._logs._openrlhf import read_openrlhf
 from rlhf_mech.files._logs._prompts import import_prompts
-from rlhf_mech.files._logs._record import RewardLog, select_step
+from rlhf_mech.files._logs._record import AGGREGATIONS, RewardLog, select_step
 from rlhf_mech.files._logs._trl import read_trl
 
 
@@ -184,3 +185,113 @@ def import_logs(
         name=name,
     )
     return LogImport(inputs, log, result)
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """Everything ``rlhf-mech import`` was asked for.
+
+    Attributes
+    ----------
+    files : the log files or folders, as given (``NAME=FILE`` names an OpenRLHF reward model).
+    output : the game file to write; ``-`` for standard output; ``None`` with ``inspect``.
+    layout : ``--from``, or ``None`` to detect it.
+    inspect : read the files and build nothing.
+    force : overwrite ``output``.
+    options : how to read the log (:class:`LogOptions`).
+    given : the layout-specific options given on the command line (``--step``, ...), which
+        :func:`~rlhf_mech.files.check_layout_options` checks against the layout.
+    groups : the ``--group NAME:SIZE:PREF`` texts; scale, lam, payment_rule, name : the game's.
+    """
+
+    files: tuple[str, ...]
+    output: Path | None
+    layout: str | None = None
+    inspect: bool = False
+    force: bool = False
+    options: LogOptions = field(default_factory=LogOptions)
+    given: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    scale: str = "minmax"
+    lam: float = 1.0
+    payment_rule: str = "affine_maximizer"
+    name: str | None = None
+
+    @property
+    def to_stdout(self) -> bool:
+        return str(self.output) == "-"
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    """What one ``rlhf-mech import`` did.
+
+    Attributes
+    ----------
+    request : what was asked; imported : what was read and built.
+    written : the files written, or where the game went (``standard output``, ``nothing``).
+    text : the game file's text when it goes to standard output (the command writes it).
+    """
+
+    request: ImportRequest
+    imported: LogImport
+    written: tuple[Path, ...] | str
+    text: str | None = None
+
+
+def _check_names(request: ImportRequest) -> None:
+    """The registry names of the request, before any file is read."""
+    from rlhf_mech.core import FILE_NORMALIZATIONS, Scale, get_payment_rule
+
+    table = request.options.table
+    named = (
+        ("--scale", request.scale, tuple(s.value for s in Scale)),
+        ("--normalization", table.get("normalization", "sum"), tuple(n.value for n in FILE_NORMALIZATIONS)),
+        ("--aggregation", request.options.aggregation, (None, *AGGREGATIONS)),
+    )
+    for option, value, valid in named:
+        if value not in valid:
+            listed = ", ".join(str(v) for v in valid if v is not None)
+            raise RlhfMechError(f"{option} must be one of {listed}, got {shown(value)}")
+    try:
+        get_payment_rule(request.payment_rule)
+    except ValueError as exc:
+        raise RlhfMechError(f"--payment: {exc}") from None
+
+
+def run_import(request: ImportRequest) -> ImportRun:
+    """Read the logs, build the game and write it, as ``request`` says.
+
+    Raises
+    ------
+    RlhfMechError
+        for a missing ``--output``, an output that exists without ``force``, an option that
+        does not belong to the layout, or any problem of the files (at its line).
+    """
+    from rlhf_mech.files._writer import game_text, write_game
+
+    _check_names(request)
+    output = request.output
+    if output is None and not request.inspect:
+        raise RlhfMechError("give -o/--output GAME.yaml (or --inspect to read without writing)")
+    if output is not None and not (request.to_stdout or request.force or request.inspect) and output.exists():
+        raise RlhfMechError(f"{output} exists; pass --force to overwrite it")
+    inputs = log_inputs(request.files, request.layout)
+    check_layout_options(inputs, request.given)
+    imported = import_logs(
+        inputs,
+        request.options,
+        groups=[parse_group_option(g) for g in request.groups],
+        scale=request.scale,
+        lam=request.lam,
+        payment_rule=request.payment_rule,
+        name=request.name,
+        build=not request.inspect,
+    )
+    result = imported.result
+    if result is None or request.inspect or output is None:
+        return ImportRun(request, imported, "nothing (--inspect)")
+    comment = "\n".join(["Written by rlhf-mech import from " + ", ".join(request.files), *result.provenance])
+    if request.to_stdout:
+        return ImportRun(request, imported, "standard output", game_text(result.game, comment=comment))
+    return ImportRun(request, imported, write_game(result.game, output, comment=comment))

@@ -1,0 +1,175 @@
+"""``rlhf-mech audit``: DSIC, IR, payments >= 0 and the need for payment, per game file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rlhf_mech.cli._app import (
+    ColorOption,
+    OutsideOption,
+    VerboseOption,
+    command,
+    emit,
+    format_enum,
+)
+from rlhf_mech.cli._output import ColorChoice
+from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.render import AUDIT_FORMATS, format_help
+
+AuditFormat = format_enum("AuditFormat", AUDIT_FORMATS)
+
+
+class AuditBackend(StrEnum):
+    """``audit --backend``: where the per-group work runs."""
+
+    local = "local"
+    dask = "dask"
+
+
+def _default(value: object) -> str:
+    return f"{value} or [tool.rlhf-mech]"
+
+
+def audit_command(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Game files, directories (*.yaml, *.yml), globs, or - (standard input). "
+            "Default: paths of [tool.rlhf-mech] in pyproject.toml.",
+            show_default=False,
+        ),
+    ] = None,
+    *,
+    output_format: Annotated[
+        AuditFormat | None,  # type: ignore[valid-type]
+        typer.Option(
+            "--output-format",
+            "--format",
+            help=f"Output format: {format_help(AUDIT_FORMATS)}.",
+            show_default=_default("text"),
+        ),
+    ] = None,
+    junit: Annotated[Path | None, typer.Option(help="Also write JUnit XML to FILE (for CI).")] = None,
+    counterexamples: Annotated[
+        Path | None,
+        typer.Option(
+            "--save-counterexamples", help="Write each DSIC-violating report as a game file into DIR."
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Seed of the random search.", show_default=_default(0))
+    ] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            min=10, help="Report evaluations per group and payment rule.", show_default=_default(200)
+        ),
+    ] = None,
+    tol: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Tolerance of every inequality.", show_default=_default("1e-09")),
+    ] = None,
+    noise: Annotated[
+        float | None, typer.Option(help="Theorem 4.12: noise bound eps > 0 on every reported reward.")
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Noise samples per estimate.", show_default=_default(64))
+    ] = None,
+    others: Annotated[
+        str,
+        typer.Option(
+            help="The other groups' reports each best response is searched against: file (the "
+            "file's reports), truthful, 'grid K' (and K Halton profiles) or 'random N' (and N random ones)."
+        ),
+    ] = "file",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", min=1, help="Parallel processes.", show_default=_default(1)),
+    ] = None,
+    backend: Annotated[AuditBackend, typer.Option(help="local processes or a dask cluster.")] = (
+        AuditBackend.local  # type: ignore[assignment]
+    ),
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (tcp://HOST:PORT) for --backend dask.")
+    ] = None,
+    time_limit_s: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            min=0.0,
+            help="Seconds one file may take to load, and each part of its audit to run; past it the "
+            "file is reported invalid and the others go on (0: no limit).",
+        ),
+    ] = 600.0,
+    allow_outside_refs: OutsideOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the summary line (text), no progress.")
+    ] = False,
+    verbose: VerboseOption = False,
+    color: ColorOption = ColorChoice.auto,
+) -> None:
+    """Audit game files: DSIC, IR, payments >= 0, the need for payment (and noise, expect:).
+
+    Exit code 0 when every check passes, 1 when one fails, 2 when a file is invalid (a file
+    that cannot be loaded or whose audit fails or runs past --time-limit; the others are
+    audited all the same) or there is nothing to audit. Options not given come from
+    \\[tool.rlhf-mech] in pyproject.toml.
+    """
+    with command(color, quiet, verbose) as out:
+        from rlhf_mech.cli._config import audit_settings
+        from rlhf_mech.files import audit_files
+        from rlhf_mech.render import audit_progress, to_junit
+
+        given = {"budget": budget, "tol": tol, "noise": noise, "samples": samples, "seed": seed}
+        settings = audit_settings(
+            paths, output_format, workers, others, backend.value, scheduler, list(AUDIT_FORMATS), **given
+        )
+        client = _dask_client(scheduler) if scheduler is not None else None
+        try:
+            run = audit_files(
+                settings.paths,
+                settings.options,
+                seed=settings.seed,
+                workers=settings.workers,
+                dask_client=client,
+                time_limit_s=time_limit_s or None,
+                allow_outside_refs=allow_outside_refs,
+                counterexamples=counterexamples,
+                on_invalid=lambda bad: [out.error(line) for line in bad.message.splitlines()],
+                progress=lambda tasks: audit_progress(out.err, tasks, enabled=not quiet),
+                step=out.step,
+                quiet=quiet,
+            )
+        finally:
+            if client is not None:
+                client.close()
+        with out.step("write"):
+            if junit is not None:
+                _write_text(junit, to_junit(run))
+            emit(out, AUDIT_FORMATS[settings.output_format], run)
+    raise typer.Exit(run.summary.exit_code)
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RlhfMechError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _dask_client(scheduler: str) -> Any:  # pragma: no cover - exercised with dask installed
+    """A client of the dask scheduler at ``scheduler`` (the ``dask`` extra)."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise RlhfMechError(
+            "--backend dask needs the optional dask extra: pip install 'rlhf-mech[dask]'"
+        ) from None
+    try:
+        return Client(scheduler, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise RlhfMechError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
