@@ -140,7 +140,9 @@ def compare(folder: Path) -> int:
                 continue
             differ += 1
             a, b = before.decode(errors="replace").splitlines(), after.decode(errors="replace").splitlines()
-            line = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            line = next(
+                (k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+            )
             print(f"DIFFERS  {name} at line {line + 1}", flush=True)
             print(f"   before: {a[line][:200] if line < len(a) else '<end>'}")
             print(f"   after:  {b[line][:200] if line < len(b) else '<end>'}")
