@@ -30,6 +30,9 @@ from rlhf_mech.core import (
     STATUS_MESSAGES,
     SolveResult,
     kkt_residual,
+    mirror_ascent,
+    optimal_values,
+    sensitivity,
     solve_sw_max,
     support_gaps,
 )
@@ -431,6 +434,64 @@ def test_batch_of_shape_3_4_m(divergence: str, rng: np.random.Generator) -> None
             _assert_same(batch, (i, j), solve_sw_max(scores[i, j], q, divergence, 0.4))
 
 
+def _per_row_priors(rng: np.random.Generator, rows: int, m: int) -> np.ndarray:
+    """One initial distribution per row: Dirichlet, uniform, and ones with entries of 1e-300."""
+    q = rng.dirichlet(np.ones(m), size=rows)
+    q[::3] = 1.0 / m
+    if m > 2:
+        q[1::3] = _with_tiny(m, [0, m - 1])
+    return q
+
+
+@pytest.mark.parametrize("m", [1, 5, 9000])
+def test_a_batch_with_one_pi_init_per_row_equals_rows_solved_alone(
+    divergence: str, m: int, rng: np.random.Generator
+) -> None:
+    """``pi_init`` (B, m), one per score row (a batch of prompts, issue 25): every row equals its
+    own solve exactly (field by field), for short rows (one tile), long rows (tiles, packing
+    of chi^2's inactive outcomes) and lambda from 1e-6 to 1e6; the values, the KKT residual,
+    the sensitivity and the mirror-ascent run per row too."""
+    rows = 6 if m < 9000 else 3
+    for lam in (1e-6, 0.3, 1e6):
+        q = _per_row_priors(rng, rows, m)
+        scores = rng.uniform(0.0, 3.0, size=(rows, m))
+        batch = solve_sw_max(scores, q, divergence, lam)
+        assert batch.success
+        for b in range(rows):
+            _assert_same(batch, (b,), solve_sw_max(scores[b], q[b], divergence, lam))
+        values, status, _ = optimal_values(scores.copy(), q, divergence, lam)
+        np.testing.assert_allclose(values, batch.value, rtol=1e-12, atol=1e-12 * lam)
+        assert np.all(status == CONVERGED)
+        residual = kkt_residual(batch, scores, q, divergence, lam)
+        assert residual.shape == (rows,) and float(residual.max()) <= KKT_TOL
+        for b in range(rows):
+            alone = kkt_residual(solve_sw_max(scores[b], q[b], divergence, lam), scores[b], q[b], divergence, lam)
+            assert float(residual[b]) == float(np.max(alone))
+        if m < 9000:
+            ascent = mirror_ascent(scores, q, divergence, lam, 3, 0.5)
+            for b in range(rows):
+                np.testing.assert_array_equal(ascent[b], mirror_ascent(scores[b], q[b], divergence, lam, 3, 0.5)[0])
+        if DIVERGENCES[divergence].g_prime_inverse is not None and m < 9000:
+            g = rng.normal(size=(rows, m))
+            batched = sensitivity(batch, scores, q, divergence, lam, g)
+            for b in range(rows):
+                alone = solve_sw_max(scores[b], q[b], divergence, lam)
+                np.testing.assert_array_equal(batched[b], sensitivity(alone, scores[b], q[b], divergence, lam, g[b]))
+
+
+def test_pi_init_rows_broadcast_against_the_scores(rng: np.random.Generator) -> None:
+    """``pi_init`` (P, 1, m) against scores (P, K, m): each prompt's distribution for its K rows."""
+    q = rng.dirichlet(np.ones(4), size=3)
+    scores = rng.uniform(0.0, 2.0, size=(3, 5, 4))
+    batch = solve_sw_max(scores, q[:, None, :], "chi2", 0.2)
+    assert batch.pi.shape == (3, 5, 4)
+    for p in range(3):
+        for k in range(5):
+            _assert_same(batch, (p, k), solve_sw_max(scores[p, k], q[p], "chi2", 0.2))
+    with pytest.raises(ValueError, match="must be 1-D or broadcast"):
+        solve_sw_max(scores, q, "chi2", 0.2)
+
+
 def test_scalar_call_has_scalar_fields(divergence: str) -> None:
     result = solve_sw_max(np.array([1.0, 0.0, 0.5]), np.full(3, 1 / 3), divergence, 1.0)
     assert result.pi.shape == (3,)
@@ -490,7 +551,7 @@ def test_batch_with_mixed_statuses(newton_divergence: str) -> None:
 @pytest.mark.parametrize(
     ("scores", "pi_init", "lam", "match"),
     [
-        ([1.0, 2.0], [[0.5, 0.5]], 1.0, r"`pi_init` must be a 1-D array"),
+        ([1.0, 2.0], [[0.5, 0.5]], 1.0, r"`pi_init` of shape \(1, 2\) must be 1-D or broadcast"),
         ([1.0, 2.0, 3.0], [0.5, 0.5], 1.0, r"`scores` must end with the 2 outcomes"),
         ([1.0, 2.0], [1.0, 0.0], 1.0, r"`pi_init` must be positive"),
         ([1.0, 2.0], [1.0, 1e-310], 1.0, r"`pi_init` must be positive \(and at least 2\.2e-308"),

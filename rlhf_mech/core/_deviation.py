@@ -294,17 +294,19 @@ class Deviation:
             count = (gs.stop - gs.start) * (ps.stop - ps.start)
             block_shape = (gs.stop - gs.start, ps.stop - ps.start)
             scores = scores_of(gs, ps, buffer[: count * m].reshape(*block_shape, m)).reshape(-1, m)
+            # each game's pi_init for its points, where the games have their own (prompts)
+            rows = mechanism.rows(np.repeat(np.arange(gs.start, gs.stop), block_shape[1]))
             if profiles_of is None:
-                solution = rule.scores.solve(mechanism, scores)  # type: ignore[union-attr]
+                solution = rule.scores.solve(rows, scores)  # type: ignore[union-attr]
             else:
-                solution = rule.solve(mechanism, *profiles_of(gs, ps))
+                solution = rule.solve(rows, *profiles_of(gs, ps))
             pi = solution.pi.reshape(*block_shape, m)
             if distributions is not None:
                 distributions[gs, ps] = pi
             objective = solution.value.reshape(block_shape)
             measured = np.matmul(pi, measures[gs])
             payments = mechanism.payment_rule.group_payments(
-                mechanism,
+                rows,
                 self.first[gs, None],
                 objective,
                 own_of(gs, ps, pi),
@@ -312,7 +314,7 @@ class Deviation:
                 self.others_scores[gs],
             )
             found = figures(
-                mechanism,
+                rows,
                 solution,
                 measured[..., 0].reshape(-1, 1),
                 np.broadcast_to(self.size[gs, None], block_shape).reshape(-1, 1),
@@ -328,7 +330,9 @@ class Deviation:
             out["divergence_value"][gs, ps] = np.reshape(found.divergence_value, block_shape)
             status[gs, ps] = found.status.reshape(block_shape)
             if slopes is not None and contribution_of is not None:
-                slopes[gs, ps], gaps[gs, ps] = self._slopes(solution, scores, contribution_of(gs, ps), gs)  # type: ignore[index]
+                slopes[gs, ps], gaps[gs, ps] = self._slopes(
+                    rows, solution, scores, contribution_of(gs, ps), gs
+                )  # type: ignore[index]
             done += count
             if on_progress is not None:
                 on_progress(done, games * points)
@@ -342,11 +346,11 @@ class Deviation:
         )
 
     def _slopes(
-        self, solution: SolveResult, scores: Array, reported: Array, gs: slice
+        self, mechanism: Mechanism, solution: SolveResult, scores: Array, reported: Array, gs: slice
     ) -> tuple[Array, Array]:
         """``d u_i / d c`` and the support gaps at a block's points (exact: the training rule's
-        ``sensitivity`` applied to the payment rule's ``utility_gradient``)."""
-        mechanism = self.mechanism
+        ``sensitivity`` applied to the payment rule's ``utility_gradient``); ``mechanism``: the
+        block's rows of the deviation's."""
         functions = mechanism.training_rule.scores
         gradient = mechanism.payment_rule.utility_gradient
         assert functions is not None and gradient is not None  # checked by contribution_outcomes

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech.core._numerics import log_expectation_exp, log_ratio, row_dot
+from rlhf_mech.core._numerics import log_expectation_exp, log_ratio, per_row, row_dot, total_mass
 from rlhf_mech.core._registry import lookup
 
 Array = np.ndarray
@@ -63,6 +63,9 @@ class Divergence:
     ----------
     name : canonical name used in game files.
     formula : ``g`` as text, for documentation and output.
+
+    Every function that takes ``q`` (``pi_init``) takes one shared ``(m,)`` or one per row of
+    the scores (``(B, m)``).
     terms : ``(pi, q) -> q * (g(t) - g'(1) (t - 1))`` elementwise with ``t = pi / q``: the same
         divergence for distributions (``sum pi = sum q = 1``, so the linear part sums to 0),
         without the linear part that the rounding of the two sums (~1e-16) would otherwise
@@ -182,7 +185,7 @@ def _kl_closed_form(scores: Array, log_q: Array, q: Array, lam: float) -> Closed
         # Spread below lambda: D ~ spread^2 / lambda^2 while lambda times the rounding of the
         # log-ratios (against the pi normalised by its own sum) is ~ lambda eps, so D is
         # formed from pi itself in the Bregman form of Divergence.terms.
-        divergence[narrow] = lam * _kl_terms(pi[narrow], q).sum(axis=-1)
+        divergence[narrow] = lam * _kl_terms(pi[narrow], per_row(q, narrow)).sum(axis=-1)
     nu = log_mass - 1.0
     return ClosedForm(pi=pi, mu=s_max + lam * nu, nu=nu, value=s_max + lam * log_mass, divergence=divergence)
 
@@ -196,13 +199,14 @@ def _kl_log_mass(gaps: Array, log_q: Array, q: Array) -> tuple[Array, Array]:
     log_mass = np.empty(gaps.shape[0])
     weights = np.empty_like(gaps)
     e = np.expm1(gaps[narrow])
-    log_mass[narrow] = np.log1p(row_dot(e, q) + (float(np.sum(q)) - 1.0))
+    q_narrow = per_row(q, narrow)
+    log_mass[narrow] = np.log1p(row_dot(e, q_narrow) + (total_mass(q_narrow) - 1.0))
     e += 1.0
-    e *= q
+    e *= q_narrow
     weights[narrow] = e
     wide = ~narrow
     if wide.any():
-        log_mass[wide], weights[wide] = _kl_wide(gaps[wide], log_q)
+        log_mass[wide], weights[wide] = _kl_wide(gaps[wide], per_row(log_q, wide))
     return log_mass, weights
 
 

@@ -120,7 +120,9 @@ class Mechanism:
 
     Attributes
     ----------
-    pi_init : (m,) array, the initial model's distribution (positive, sums to 1).
+    pi_init : (m,) array, the initial model's distribution (positive, sums to 1); or, for a
+        batch of problems that each have their own (the prompts of a game of many prompts),
+        (..., m) with the batch's leading axes: one distribution per problem.
     divergence : the regulariser ``f = lambda * g`` of the training rule (a
         :class:`~rlhf_mech.core.Divergence`; a registry name is looked up).
     lam : lambda > 0, the strength of the regulariser.
@@ -128,7 +130,8 @@ class Mechanism:
         for an additive training rule (SW-Max) and ``none`` for the others, where eq. (1)
         does not apply.
     training_rule : a :class:`~rlhf_mech.core.TrainingRule` (or its name), default SW-Max.
-    outcome_costs : (m,) array or ``None``; a cost per outcome that the training rule
+    outcome_costs : (m,) array (or shaped like ``pi_init``) or ``None``; a cost per outcome
+        that the training rule
         subtracts as ``lambda * <pi, cost>`` (a candidate model's measured divergence from the
         initial model, section 5). It belongs to no group: it enters ASW and every ASW_{-i}.
     """
@@ -142,8 +145,8 @@ class Mechanism:
 
     def __post_init__(self) -> None:
         pi_init = np.asarray(self.pi_init, dtype=float)
-        if pi_init.ndim != 1:
-            raise ValueError(f"`pi_init` must be a 1-D array, got shape {pi_init.shape}")
+        if pi_init.ndim < 1:
+            raise ValueError(f"`pi_init` must have an outcome axis, got shape {pi_init.shape}")
         object.__setattr__(self, "pi_init", pi_init)
         object.__setattr__(self, "divergence", get_divergence(self.divergence))
         object.__setattr__(self, "training_rule", get_training_rule(self.training_rule))
@@ -155,13 +158,25 @@ class Mechanism:
             raise ValueError(conflict)
         if self.outcome_costs is not None:
             costs = np.asarray(self.outcome_costs, dtype=float)
-            if costs.shape != pi_init.shape:
+            if costs.shape not in (pi_init.shape, pi_init.shape[-1:]):
                 raise ValueError(f"`outcome_costs` must have shape {pi_init.shape}, got {costs.shape}")
             object.__setattr__(self, "outcome_costs", costs)
 
     @property
     def n_outcomes(self) -> int:
-        return int(self.pi_init.shape[0])
+        return int(self.pi_init.shape[-1])
+
+    def rows(self, index: Array) -> Mechanism:
+        """This mechanism for some problems of a batch: the initial distributions (and outcome
+        costs) of the rows ``index`` of the batch flattened to ``(B, m)``; the mechanism
+        itself where every problem shares one ``pi_init``."""
+        if self.pi_init.ndim == 1:
+            return self
+        m = self.n_outcomes
+        costs = self.outcome_costs
+        if costs is not None:
+            costs = np.broadcast_to(costs, self.pi_init.shape).reshape(-1, m)[index]
+        return replace(self, pi_init=self.pi_init.reshape(-1, m)[index], outcome_costs=costs)
 
     @property
     def score_offset(self) -> Array | None:

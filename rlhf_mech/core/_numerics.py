@@ -64,6 +64,17 @@ def log_ratio(a: np.ndarray, b: np.ndarray, difference: np.ndarray | None = None
         return np.where(near, np.log1p(np.where(near, delta, 0.0)), np.log(a) - np.log(b))
 
 
+def per_row(q: np.ndarray, rows: np.ndarray | slice) -> np.ndarray:
+    """The rows ``rows`` of per-row initial distributions ``(B, m)``; a shared ``(m,)`` one as it is."""
+    return q if q.ndim == 1 else q[rows]
+
+
+def total_mass(q: np.ndarray) -> np.ndarray | float:
+    """``sum q`` of each row's initial distribution (one number where it is shared): 1 up to
+    rounding, and the rounding is what the ``log1p`` forms below keep."""
+    return float(np.sum(q)) if q.ndim == 1 else q.sum(axis=-1)
+
+
 def log_expectation_exp(gaps: np.ndarray, log_q: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``log E_q[exp(gaps)] = log sum_j q_j exp(gaps_j)`` along the last axis, for ``gaps <= 0``.
 
@@ -71,7 +82,7 @@ def log_expectation_exp(gaps: np.ndarray, log_q: np.ndarray, q: np.ndarray) -> n
     ----------
     gaps : (B, m) array with row maxima 0, e.g. ``(s - max s) / lambda``. It is used as
         scratch space and overwritten.
-    log_q, q : (m,) arrays, a probability vector and its logarithm.
+    log_q, q : (m,) arrays, a probability vector and its logarithm, or (B, m): one per row.
 
     Returns
     -------
@@ -93,13 +104,14 @@ def log_expectation_exp(gaps: np.ndarray, log_q: np.ndarray, q: np.ndarray) -> n
     out = np.empty(gaps.shape[0])
     if narrow.all():
         terms = np.expm1(gaps, out=gaps)
-        return np.log1p(row_dot(terms, q, work=terms) + (float(np.sum(q)) - 1.0))
+        return np.log1p(row_dot(terms, q, work=terms) + (total_mass(q) - 1.0))
     if narrow.any():
         terms = np.expm1(gaps[narrow])
-        out[narrow] = np.log1p(row_dot(terms, q, work=terms) + (float(np.sum(q)) - 1.0))
+        q_narrow = per_row(q, narrow)
+        out[narrow] = np.log1p(row_dot(terms, q_narrow, work=terms) + (total_mass(q_narrow) - 1.0))
     wide = ~narrow
     z = gaps if not narrow.any() else gaps[wide]
-    z += log_q
+    z += log_q if not narrow.any() else per_row(log_q, wide)
     z_max = z.max(axis=-1)
     z -= z_max[:, None]
     out[wide] = z_max + np.log(np.exp(z, out=z).sum(axis=-1))

@@ -113,7 +113,10 @@ def figures(
     offset = mechanism.score_offset
     divergence_value = np.asarray(solution.divergence, dtype=float)
     if offset is not None:
-        divergence_value = divergence_value - solution.pi @ offset
+        shared = offset.ndim == 1
+        divergence_value = divergence_value - (
+            solution.pi @ offset if shared else (solution.pi * offset).sum(-1)
+        )
     converged = np.asarray(solution.status == CONVERGED)
     status = np.where(converged[..., None], payment_status, np.asarray(solution.status)[..., None])
     return Figures(

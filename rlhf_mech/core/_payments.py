@@ -290,10 +290,11 @@ def general_payments(
     for k, block in leave_one_out_blocks(reports, scores, pairs):
         rows = pairs[k : k + block.shape[0]]
         profile, group = np.divmod(rows, n)
-        f, st = rule.others_optimum(mechanism, block)
+        rows_mechanism = mechanism.rows(profile)
+        f, st = rule.others_optimum(rows_mechanism, block)
         first[profile, group], status[profile, group] = f, st
         payments[profile, group] = rule.group_payments(
-            mechanism,
+            rows_mechanism,
             f[:, None],
             values[profile][:, None],
             own[profile, group][:, None],

@@ -47,7 +47,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rlhf_mech.core._divergences import Divergence, get_divergence
-from rlhf_mech.core._numerics import CHUNK_ELEMENTS, TILE_ELEMENTS, row_dot, rows_per_chunk, tile_shape
+from rlhf_mech.core._numerics import (
+    CHUNK_ELEMENTS,
+    TILE_ELEMENTS,
+    per_row,
+    row_dot,
+    rows_per_chunk,
+    tile_shape,
+    total_mass,
+)
 from rlhf_mech.core._status import CONVERGED, MAXITER, STALLED, STATUS_MESSAGES
 
 Array = np.ndarray
@@ -123,15 +131,43 @@ class SolveResult:
         return STATUS_MESSAGES[int(np.max(self.status))]
 
 
-def _validate(scores: Array, pi_init: Array, lam: float) -> tuple[Array, Array]:
-    scores = np.asarray(scores, dtype=float)
+def initial_rows(pi_init: Array, scores_shape: tuple[int, ...]) -> Array:
+    """``pi_init`` as the solver's passes read it: ``(m,)``, one initial distribution shared by
+    every score row, or ``(B, m)``, one per row of the scores flattened to ``(B, m)``.
+
+    ``pi_init`` is ``(m,)``, or has leading axes that broadcast against the scores' (a batch
+    of prompts, each with its own initial model); a broadcast one is materialised (it then
+    costs as much memory as the scores).
+
+    Raises
+    ------
+    ValueError
+        when the shapes do not fit.
+    """
     pi_init = np.asarray(pi_init, dtype=float)
-    if pi_init.ndim != 1:
-        raise ValueError(f"`pi_init` must be a 1-D array, got shape {pi_init.shape}")
-    if scores.ndim < 1 or scores.shape[-1] != pi_init.shape[0]:
+    m = scores_shape[-1] if scores_shape else 0
+    if pi_init.ndim < 1 or pi_init.shape[-1] != m:
+        outcomes = pi_init.shape[-1] if pi_init.ndim else 0
         raise ValueError(
-            f"`scores` must end with the {pi_init.shape[0]} outcomes of `pi_init`, got shape {scores.shape}"
+            f"`scores` must end with the {outcomes} outcomes of `pi_init`, got shape {scores_shape}"
         )
+    if pi_init.ndim == 1:
+        return pi_init
+    try:
+        rows = np.broadcast_to(pi_init, scores_shape)
+    except ValueError:
+        raise ValueError(
+            f"`pi_init` of shape {pi_init.shape} must be 1-D or broadcast against the scores' {scores_shape}"
+        ) from None
+    return np.ascontiguousarray(rows).reshape(-1, m)
+
+
+def _validate(scores: Array, pi_init: Array, lam: float) -> tuple[Array, Array]:
+    """Checked scores, and ``pi_init`` as :func:`initial_rows` returns it."""
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim < 1:
+        raise ValueError(f"`scores` must have an outcome axis, got shape {scores.shape}")
+    pi_init = initial_rows(pi_init, scores.shape)
     if not np.all(pi_init >= np.finfo(float).tiny):
         raise ValueError("`pi_init` must be positive (and at least 2.2e-308, a normal float)")
     # min and max propagate NaN: two reductions instead of a boolean array of scores.shape
@@ -156,7 +192,8 @@ def solve_sw_max(
     Parameters
     ----------
     scores : (..., m) array, ``s = sum_i w_i rm_i`` (the weighted reported rewards).
-    pi_init : (m,) array, the initial distribution (positive).
+    pi_init : (m,) array, the initial distribution (positive), or one per score row (leading
+        axes broadcasting against the scores': a batch of prompts, each with its own).
     divergence : name or :class:`~rlhf_mech.divergences.Divergence`.
     lam : the regularisation strength ``lambda > 0``.
     method : ``"auto"`` (closed form where the divergence has one), ``"newton"`` (force the
@@ -251,10 +288,10 @@ def _start_bracket(gaps: Array, q: Array, div: Divergence, top: Array | float = 
     for every outcome, i.e. from ``top + (-g'(1))`` on (``top``: the largest gap, 0 unless the
     gaps are measured from another score than the best, :func:`_frames`).
     """
-    total = float(np.sum(q))
+    total = total_mass(q)
     # outcome x alone is the set {x}: its bound is gap_x + _jensen_offset(q_x)
     first, best_alone = _mean_and_max(gaps, q, _jensen_offset(q, div))
-    lo = np.maximum(first / total + _jensen_offset(np.array(total), div), best_alone)
+    lo = np.maximum(first / total + _jensen_offset(np.asarray(total), div), best_alone)
     return lo, np.maximum(top + float(_jensen_offset(np.array(1.0), div)), lo)
 
 
@@ -280,10 +317,11 @@ def _mean_and_max(gaps: Array, q: Array, v: Array) -> tuple[Array, Array]:
     largest = np.empty(n_rows)
     work = np.empty((min(step, n_rows), m))
     for k in range(0, n_rows, step):
-        block = gaps[k : k + step]
+        rows = slice(k, k + step)
+        block = gaps[rows]
         buf = work[: block.shape[0]]
-        largest[k : k + step] = np.add(block, v, out=buf).max(axis=-1)
-        first[k : k + step] = row_dot(block, q, work=buf)
+        largest[rows] = np.add(block, per_row(v, rows), out=buf).max(axis=-1)
+        first[rows] = row_dot(block, per_row(q, rows), work=buf)
     return first, largest
 
 
@@ -327,7 +365,7 @@ def _histogram_start(gaps: Array, q: Array, div: Divergence, lo: Array, hi: Arra
         np.clip(index, 0, bins - 1, out=index)
         index += (np.arange(block.shape[0]) * bins)[:, None]
         shape = (block.shape[0], bins)
-        weights = np.broadcast_to(q, block.shape)
+        weights = np.broadcast_to(per_row(q, rows), block.shape)
         mass = np.bincount(index.ravel(), weights.ravel(), shape[0] * bins).reshape(shape)
         first = np.bincount(index.ravel(), (weights * block).ravel(), shape[0] * bins).reshape(shape)
         np.cumsum(mass, axis=-1, out=mass)
@@ -404,13 +442,16 @@ def _sweep(
     """
     rb, cb = tile_shape(gaps.shape[1])
     for sel in _row_blocks(rows, rb):
-        row_gaps, row_q = (gaps[sel], q) if rb > 1 or sel.start not in packed else packed[sel.start]
+        if rb > 1 or sel.start not in packed:
+            row_gaps, row_q = gaps[sel], per_row(q, sel)
+        else:
+            row_gaps, row_q = packed[sel.start]
         row_gaps = row_gaps.reshape(-1, row_gaps.shape[-1])
         acc_mass = acc_slope = acc_curvature = 0.0
         for c0 in range(0, row_gaps.shape[1], cb):
             cols = slice(c0, c0 + cb)
             tile = row_gaps[:, cols]
-            qt, q_dt, q_d2t = _weighted_ratios(tile, z[sel], row_q[cols], div, curvature is not None)
+            qt, q_dt, q_d2t = _weighted_ratios(tile, z[sel], row_q[..., cols], div, curvature is not None)
             acc_mass = acc_mass + qt.sum(axis=-1)
             acc_slope = acc_slope + q_dt.sum(axis=-1)
             if q_d2t is not None:
@@ -433,7 +474,7 @@ def _pack(
     a sparse solution touch a fraction of the row.
     """
     for i in rows:
-        row_gaps, row_q = packed.get(int(i), (gaps[i], q))
+        row_gaps, row_q = packed.get(int(i), (gaps[i], per_row(q, i)))
         keep = row_gaps > z[i] + div.g_prime_at_zero
         kept = int(np.count_nonzero(keep))
         if 0 < kept <= row_gaps.size * _PACK_BELOW:
@@ -583,7 +624,7 @@ def _frames(scores: Array, s_max: Array, q: Array, div: Divergence, lam: float) 
         idx = rows[k : k + step]
         bounds = np.subtract(scores[idx], s_max[idx, None])
         bounds /= lam
-        bounds += alone
+        bounds += per_row(alone, idx)
         best = bounds.argmax(axis=-1)
         far = bounds[np.arange(idx.size), best] < -_FRAME_SHIFT
         reference[idx[far]] = scores[idx[far], best[far]]
@@ -610,10 +651,11 @@ def _newton_finish(
     for sel in _row_blocks(np.arange(n_rows), rb):
         for c0 in range(0, m, cb):
             cols = slice(c0, c0 + cb)
-            qt_tile, _, _ = _weighted_ratios(gaps[sel, cols], z[sel], q[cols], div)
+            q_tile = per_row(q, sel)[..., cols]
+            qt_tile, _, _ = _weighted_ratios(gaps[sel, cols], z[sel], q_tile, div)
             pi_tile = qt_tile / mass[sel, None]
             inner[sel] += row_dot(pi_tile, gaps[sel, cols])
-            terms[sel] += div.terms(_positive(pi_tile, div), q[cols]).sum(axis=-1)
+            terms[sel] += div.terms(_positive(pi_tile, div), q_tile).sum(axis=-1)
             if pi_out is not None:
                 pi_out[sel, cols] = pi_tile
     return pi_out, inner, lam * terms
@@ -648,6 +690,7 @@ def optimal_values(
     value : (B,) array; status : (B,) int array; nit : Newton iterations (0 for a closed form).
     """
     div = get_divergence(divergence)
+    pi_init = initial_rows(pi_init, scores.shape)
     if div.closed_form_value is not None:
         values = div.closed_form_value(scores, np.log(pi_init), pi_init, lam)
         return values, np.zeros(scores.shape[0], dtype=int), 0
@@ -678,12 +721,14 @@ def kkt_residual(
     their ratio carries no significant digits.
     """
     div = get_divergence(divergence)
-    pi = np.atleast_2d(result.pi)
-    scores = np.atleast_2d(scores)
+    m = np.shape(scores)[-1]
+    pi = np.reshape(result.pi, (-1, m))
+    pi_init = initial_rows(pi_init, np.shape(result.pi))
+    scores = np.reshape(scores, (-1, m))
     if result.reference is None:
-        origin, nu = scores.max(axis=-1), np.atleast_1d(result.nu)
+        origin, nu = scores.max(axis=-1), np.reshape(result.nu, -1)
     else:
-        origin, nu = np.atleast_1d(result.reference), np.atleast_1d(result.nu_reference)
+        origin, nu = np.reshape(result.reference, -1), np.reshape(result.nu_reference, -1)
     y = (scores - origin[:, None]) / lam - nu[:, None]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         lo, hi = div.subgradient(pi / pi_init)
@@ -754,7 +799,7 @@ def jacobian_weights(
     gaps = (flat - flat.max(axis=-1, keepdims=True)) / lam
     nu = np.asarray(result.nu, dtype=float).reshape(-1)
     z = nu + div.g_prime_sup if div.pole_inverse is not None else nu
-    _, q_dt, _ = _weighted_ratios(gaps, z, np.asarray(pi_init, dtype=float), div)
+    _, q_dt, _ = _weighted_ratios(gaps, z, initial_rows(pi_init, scores.shape), div)
     return (np.where(np.isfinite(q_dt), q_dt, 0.0) / lam).reshape(scores.shape)
 
 
