@@ -131,9 +131,9 @@ class Mechanism:
         does not apply.
     training_rule : a :class:`~rlhf_mech.core.TrainingRule` (or its name), default SW-Max.
     outcome_costs : (m,) array (or shaped like ``pi_init``) or ``None``; a cost per outcome
-        that the training rule
-        subtracts as ``lambda * <pi, cost>`` (a candidate model's measured divergence from the
-        initial model, section 5). It belongs to no group: it enters ASW and every ASW_{-i}.
+        that the training rule subtracts as ``lambda * <pi, cost>`` (a candidate model's
+        measured divergence from the initial model, section 5). It belongs to no group: it
+        enters ASW and every ASW_{-i}.
     """
 
     pi_init: Array
