@@ -49,7 +49,7 @@ def build(P: int, k: int, n: int, divergence: str, shared: bool, seed: int) -> P
                 reports=Profile(reports, sizes),
             )
         )
-    return PromptGame("bench", tuple(f"p{x}" for x in range(P)), tuple(games), np.full(P, 1.0 / P))
+    return PromptGame.from_games("bench", tuple(f"p{x}" for x in range(P)), games, np.full(P, 1.0 / P))
 
 
 def best_of(func, repeat: int) -> tuple[float, object]:

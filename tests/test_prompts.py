@@ -89,16 +89,13 @@ def random_prompt_game(
             )
         )
     weights = rng.random(prompts)
-    return PromptGame("g", tuple(f"p{x}" for x in range(prompts)), tuple(games), weights / weights.sum())
+    return PromptGame.from_games("g", tuple(f"p{x}" for x in range(prompts)), games, weights / weights.sum())
 
 
 def _deviating(game: PromptGame, rewards: list[np.ndarray], size: float) -> PromptGame:
     """``game`` with group 0 reporting ``rewards[x]`` on prompt ``x`` and ``size``, the others truthful."""
-    games = tuple(
-        dataclasses.replace(g, reports=g.truth.with_report(0, r, size))
-        for g, r in zip(game.games, rewards, strict=True)
-    )
-    return dataclasses.replace(game, games=games)
+    truthful = dataclasses.replace(game, reports=game.truth)
+    return truthful.with_report(0, np.concatenate(rewards), size)
 
 
 # --- the mechanism over prompts ------------------------------------------------------------
@@ -130,7 +127,8 @@ def test_every_figure_is_the_weighted_mean_of_the_prompts_figures(divergence: st
         np.testing.assert_allclose(solution.gains, q @ solution.prompt_gains, rtol=0, atol=1e-13)
 
 
-def test_prompts_that_share_an_initial_distribution_are_solved_as_one_batch(monkeypatch) -> None:
+def test_prompts_with_as_many_outcomes_are_solved_as_one_batch(monkeypatch) -> None:
+    """One call of the profile kernel per outcome count (each prompt with its own pi_init)."""
     batches: list[int] = []
     original = prompts_module.outcome
 
@@ -141,8 +139,9 @@ def test_prompts_that_share_an_initial_distribution_are_solved_as_one_batch(monk
     monkeypatch.setattr(prompts_module, "outcome", counting)
     game = random_prompt_game(np.random.default_rng(3), "kl", prompts=8)  # prompts 0, 2, 4, 6: uniform on 4
     prompts_module.prompt_outcome(game, reported=False)
-    # one batch of the four uniform prompts, then each other prompt with its own pi_init
-    assert batches == [4, 1, 1, 1, 1]
+    assert [int(k) for k in game.outcome_counts] == [4, 5, 4, 5, 4, 3, 4, 4]
+    # four outcomes (five prompts, four of them uniform and one not), then five, then three
+    assert batches == [5, 2, 1]
 
 
 def test_the_affine_maximizer_stays_dsic_over_prompts_and_no_payment_does_not() -> None:
@@ -318,7 +317,9 @@ def test_a_trl_run_becomes_one_outcome_set_per_prompt_from_the_samples_of_step_0
                 reports=Profile(rm, np.ones(2)),
             )
         )
-    by_hand = solve_prompts(PromptGame("hand", game.prompts, tuple(hand), np.full(len(hand), 1 / len(hand))))
+    by_hand = solve_prompts(
+        PromptGame.from_games("hand", game.prompts, hand, np.full(len(hand), 1 / len(hand)))
+    )
     imported = solve_prompts(game)
     for name in ("valuations", "payments", "utilities"):
         np.testing.assert_allclose(

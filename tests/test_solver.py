@@ -465,18 +465,24 @@ def test_a_batch_with_one_pi_init_per_row_equals_rows_solved_alone(
         residual = kkt_residual(batch, scores, q, divergence, lam)
         assert residual.shape == (rows,) and float(residual.max()) <= KKT_TOL
         for b in range(rows):
-            alone = kkt_residual(solve_sw_max(scores[b], q[b], divergence, lam), scores[b], q[b], divergence, lam)
+            alone = kkt_residual(
+                solve_sw_max(scores[b], q[b], divergence, lam), scores[b], q[b], divergence, lam
+            )
             assert float(residual[b]) == float(np.max(alone))
         if m < 9000:
             ascent = mirror_ascent(scores, q, divergence, lam, 3, 0.5)
             for b in range(rows):
-                np.testing.assert_array_equal(ascent[b], mirror_ascent(scores[b], q[b], divergence, lam, 3, 0.5)[0])
+                np.testing.assert_array_equal(
+                    ascent[b], mirror_ascent(scores[b], q[b], divergence, lam, 3, 0.5)[0]
+                )
         if DIVERGENCES[divergence].g_prime_inverse is not None and m < 9000:
             g = rng.normal(size=(rows, m))
             batched = sensitivity(batch, scores, q, divergence, lam, g)
             for b in range(rows):
                 alone = solve_sw_max(scores[b], q[b], divergence, lam)
-                np.testing.assert_array_equal(batched[b], sensitivity(alone, scores[b], q[b], divergence, lam, g[b]))
+                np.testing.assert_array_equal(
+                    batched[b], sensitivity(alone, scores[b], q[b], divergence, lam, g[b])
+                )
 
 
 def test_pi_init_rows_broadcast_against_the_scores(rng: np.random.Generator) -> None:

@@ -53,6 +53,7 @@ from rlhf_mech.core._prompts import PROMPT_WEIGHT_TOL as PROMPT_WEIGHT_TOL
 from rlhf_mech.core._prompts import PromptGame as PromptGame
 from rlhf_mech.core._prompts import PromptOutcome as PromptOutcome
 from rlhf_mech.core._prompts import PromptSolution as PromptSolution
+from rlhf_mech.core._prompts import default_outcome_names as default_outcome_names
 from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
 from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
 from rlhf_mech.core._prompts import solve_prompts as solve_prompts

@@ -22,24 +22,27 @@ MaxMin and Nash take the minimum or the logarithm of the prompt-averaged valuati
 Heuristic 1 the maximum over checkpoints of the whole run's ``ASW_{-i}``; none of these is a
 sum of per-prompt terms.
 
-Batching: the prompts that share a mechanism (the same ``pi_init`` and outcome costs, e.g.
-prompts with ``k`` distinct responses each sampled once, ``pi_init = 1/k``) are solved as
-one batch of the profile kernel (:func:`~rlhf_mech.core.outcome`): one call of the training
-rule for all their problems, and the payment rule's every leave-one-out problem of every
-prompt in blocks.
-Prompts whose initial distributions differ form batches of their own, since the solver takes
-one ``pi_init`` per call.
+Batching: the prompts with the same number of outcomes (a trainer's ``k`` samples per
+prompt, repeated responses merged) are solved as one batch of the profile kernel
+(:func:`~rlhf_mech.core.outcome`), each prompt with its own ``pi_init``
+(:meth:`~rlhf_mech.core.Mechanism.rows`): one call of the training rule for all their
+problems, and the payment rule's every leave-one-out problem of every prompt in blocks.
+The game itself is arrays over the flat outcome axis of all prompts (:class:`PromptGame`),
+never one Python object per prompt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from rlhf_mech.core._game import Game
 from rlhf_mech.core._mechanism import Mechanism, Profile
+from rlhf_mech.core._normalizations import Normalization
 from rlhf_mech.core._numerics import rows_per_chunk
 from rlhf_mech.core._outcomes import Figures, outcome
 from rlhf_mech.core._payments import PaymentRule, get_payment_rule
@@ -67,25 +70,48 @@ def prompt_rule_conflict(training: TrainingRule, payment: PaymentRule) -> str:
 
 @dataclass(frozen=True)
 class PromptGame:
-    """A game over many prompts (module docstring).
+    """A game over many prompts (module docstring), held as arrays.
+
+    Every prompt's outcomes are one stretch of the flat outcome axis (``T`` outcomes in all):
+    prompt ``x`` owns ``offsets[x]:offsets[x + 1]``. Nothing is stored per prompt but these
+    arrays, so that a log of 10^5 prompts loads, solves and audits without 10^5 Python
+    objects; :meth:`game` builds one prompt's :class:`~rlhf_mech.core.Game` when it is wanted.
 
     Attributes
     ----------
     name : a label for output.
     prompts : (P,) the prompts (their text, or a name).
-    games : (P,) one core :class:`~rlhf_mech.core.Game` per prompt: its outcomes, its
-        mechanism (``pi_init`` of the prompt), the groups' true reward models and reports
-        on it. Every game has the same groups, sizes (true and reported), divergence,
-        lambda and rules.
+    group_names : (n,) the groups, the same on every prompt.
+    mechanism : the rules, divergence and lambda every prompt shares (its ``pi_init`` and
+        outcome costs are prompt 0's; each prompt's are :attr:`pi_init` and
+        :attr:`outcome_costs`).
+    normalization : the reward normalisation of section 2, the same on every prompt.
+    offsets : (P + 1,) int, where each prompt's outcomes start on the flat axis.
+    pi_init : (T,) each prompt's initial distribution, concatenated.
+    truth : the true types: rewards (n, T), one reward model per group and prompt, and the
+        sizes (n,), one per group for every prompt.
+    reports : the reports, the same shapes (equal to ``truth`` where none is given).
     weights : (P,) the prompt weights ``q_x`` (positive, summing to 1).
+    outcome_costs : (T,) or ``None``.
+    outcome_names : (T,) the outcomes' names, or ``None``: ``x0, x1, ...`` on every prompt.
+    max_size : the public bound on sizes (``None`` when not stated).
     notes : what was changed on loading, for the output.
     source, digest, lines : as for :class:`~rlhf_mech.core.Game`.
     """
 
     name: str
     prompts: tuple[str, ...]
-    games: tuple[Game, ...]
+    group_names: tuple[str, ...]
+    mechanism: Mechanism
+    normalization: Normalization
+    offsets: Array
+    pi_init: Array
+    truth: Profile
+    reports: Profile
     weights: Array
+    outcome_costs: Array | None = None
+    outcome_names: tuple[str, ...] | None = None
+    max_size: float | None = None
     notes: tuple[str, ...] = ()
     source: str | None = None
     digest: str | None = None
@@ -93,18 +119,57 @@ class PromptGame:
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.weights, dtype=float)
+        offsets = np.asarray(self.offsets, dtype=np.int64)
+        pi_init = np.asarray(self.pi_init, dtype=float)
         object.__setattr__(self, "weights", weights)
-        if not self.games or len(self.prompts) != len(self.games):
-            raise ValueError(f"{len(self.prompts)} prompts and {len(self.games)} games: one game per prompt")
-        if weights.shape != (len(self.games),) or not np.all(weights > 0):
-            raise ValueError(f"`weights` must be {len(self.games)} positive numbers")
+        object.__setattr__(self, "offsets", offsets)
+        object.__setattr__(self, "pi_init", pi_init)
+        object.__setattr__(self, "normalization", Normalization(self.normalization))
+        P, n = len(self.prompts), len(self.group_names)
+        if P == 0 or offsets.shape != (P + 1,) or offsets[0] != 0 or np.any(np.diff(offsets) < 1):
+            raise ValueError(f"`offsets` must be {P + 1} increasing positions from 0: one stretch per prompt")
+        T = int(offsets[-1])
+        if pi_init.shape != (T,):
+            raise ValueError(
+                f"`pi_init` must have the {T} outcomes of the prompts, got shape {pi_init.shape}"
+            )
+        for label in ("truth", "reports"):
+            profile = getattr(self, label)
+            if profile.rewards.shape != (n, T):
+                raise ValueError(f"`{label}.rewards` must have shape {(n, T)}, got {profile.rewards.shape}")
+        if self.outcome_costs is not None and np.shape(self.outcome_costs) != (T,):
+            raise ValueError(f"`outcome_costs` must have shape {(T,)}")
+        if self.outcome_names is not None and len(self.outcome_names) != T:
+            raise ValueError(f"`outcome_names` must name the {T} outcomes")
+        if weights.shape != (P,) or not np.all(weights > 0):
+            raise ValueError(f"`weights` must be {P} positive numbers")
         if abs(float(weights.sum()) - 1.0) > PROMPT_WEIGHT_TOL:
             raise ValueError(f"`weights` must sum to 1, got {float(weights.sum())!r}")
-        first = self.games[0]
-        conflict = prompt_rule_conflict(first.mechanism.training_rule, first.mechanism.payment_rule)
+        conflict = prompt_rule_conflict(self.mechanism.training_rule, self.mechanism.payment_rule)
         if conflict:
             raise ValueError(conflict)
-        for k, game in enumerate(self.games):
+
+    @classmethod
+    def from_games(
+        cls,
+        name: str,
+        prompts: Sequence[str],
+        games: Sequence[Game],
+        weights: Array,
+        **fields: Any,
+    ) -> PromptGame:
+        """The game of many prompts whose prompt ``x`` is ``games[x]`` (a core game each, with
+        the same groups, sizes, normalisation, divergence, lambda and rules).
+
+        Raises
+        ------
+        ValueError
+            where the prompts' games disagree on what they must share.
+        """
+        first = games[0] if games else None
+        if first is None:
+            raise ValueError("a game of many prompts needs at least one prompt")
+        for k, game in enumerate(games):
             where = f"prompt {k}"
             if game.report_basis is not None:
                 raise ValueError(f"{where}: a game of many prompts holds core games (reward vectors)")
@@ -119,12 +184,32 @@ class PromptGame:
                 b.lam,
                 b.training_rule,
                 b.payment_rule,
-            ):
-                raise ValueError(f"{where}: divergence, lambda and rules must be those of prompt 0")
-
-    @property
-    def group_names(self) -> tuple[str, ...]:
-        return self.games[0].group_names
+            ) or game.normalization != first.normalization:
+                raise ValueError(
+                    f"{where}: normalisation, divergence, lambda and rules must be those of prompt 0"
+                )
+        counts = [g.n_outcomes for g in games]
+        costs = [g.mechanism.outcome_costs for g in games]
+        named = any(g.outcomes != default_outcome_names(g.n_outcomes) for g in games)
+        return cls(
+            name=name,
+            prompts=tuple(prompts),
+            group_names=first.group_names,
+            mechanism=first.mechanism,
+            normalization=first.normalization,
+            offsets=np.concatenate([[0], np.cumsum(counts)]),
+            pi_init=np.concatenate([g.mechanism.pi_init for g in games]),
+            truth=Profile(np.concatenate([g.truth.rewards for g in games], axis=1), first.truth.sizes),
+            reports=Profile(np.concatenate([g.reports.rewards for g in games], axis=1), first.reports.sizes),
+            weights=weights,
+            outcome_costs=None
+            if all(c is None for c in costs)
+            else np.concatenate(
+                [np.zeros(k) if c is None else c for c, k in zip(costs, counts, strict=True)]
+            ),
+            outcome_names=tuple(o for g in games for o in g.outcomes) if named else None,
+            **fields,
+        )
 
     @property
     def n_groups(self) -> int:
@@ -132,28 +217,43 @@ class PromptGame:
 
     @property
     def n_prompts(self) -> int:
-        return len(self.games)
+        return len(self.prompts)
 
     @property
     def n_outcomes(self) -> int:
         """The outcomes of all prompts together."""
-        return sum(g.n_outcomes for g in self.games)
+        return int(self.offsets[-1])
 
     @property
-    def mechanism(self) -> Mechanism:
-        """Prompt 0's mechanism: the divergence, lambda and rules every prompt shares."""
-        return self.games[0].mechanism
+    def outcome_counts(self) -> Array:
+        """(P,) how many outcomes each prompt has."""
+        return np.diff(self.offsets)
 
     @property
     def outcomes(self) -> tuple[str, ...]:
-        """No outcome names of the whole game (each prompt has its own): a rule parameter that
-        names outcomes (Heuristic 1's ``checkpoints``) has none to name."""
+        """No outcome names of the whole game (each prompt has its own, :meth:`prompt_outcomes`):
+        a rule parameter that names outcomes (Heuristic 1's ``checkpoints``) has none to name."""
         return ()
+
+    def prompt_outcomes(self, x: int) -> tuple[str, ...]:
+        """Prompt ``x``'s outcome names."""
+        a, b = int(self.offsets[x]), int(self.offsets[x + 1])
+        return default_outcome_names(b - a) if self.outcome_names is None else self.outcome_names[a:b]
 
     @property
     def uniform_weights(self) -> bool:
         """Whether every prompt has the same weight."""
         return bool(np.all(self.weights == self.weights[0]))
+
+    @property
+    def is_truthful(self) -> bool:
+        return self.truth.equals(self.reports)
+
+    def misreporting_groups(self) -> tuple[int, ...]:
+        """The groups whose report differs from their type on some prompt (or in size)."""
+        reward_differs = np.any(self.truth.rewards != self.reports.rewards, axis=1)
+        size_differs = self.truth.sizes != self.reports.sizes
+        return tuple(int(i) for i in np.flatnonzero(reward_differs | size_differs))
 
     def with_rules(self, training_rule: TrainingRule, payment_rule: PaymentRule) -> PromptGame:
         """The same game under other rules (on every prompt).
@@ -163,20 +263,88 @@ class PromptGame:
         ValueError
             for rules that cannot form a mechanism or do not split over the prompts.
         """
-        games = tuple(g.with_rules(training_rule, payment_rule) for g in self.games)
-        return replace(self, games=games)
+        mechanism = replace(self.mechanism, training_rule=training_rule, payment_rule=payment_rule)
+        return replace(self, mechanism=mechanism)
 
-    @property
-    def is_truthful(self) -> bool:
-        return all(g.is_truthful for g in self.games)
+    def with_report(self, i: int, reward: Array, size: float) -> PromptGame:
+        """This game with group ``i`` reporting ``reward`` (T,), one reward model per prompt on
+        the flat outcome axis, and ``size`` (one size for every prompt)."""
+        return replace(self, reports=self.reports.with_report(i, reward, size))
 
-    def misreporting_groups(self) -> tuple[int, ...]:
-        """The groups whose report differs from their type on some prompt (or in size)."""
-        return tuple(sorted({i for g in self.games for i in g.misreporting_groups()}))
+    def game(self, x: int) -> Game:
+        """Prompt ``x``'s game: its outcomes, its mechanism (``pi_init`` of the prompt), the
+        groups' true reward models and reports on it (``part`` says which prompt it is)."""
+        a, b = int(self.offsets[x]), int(self.offsets[x + 1])
+        costs = None if self.outcome_costs is None else self.outcome_costs[a:b]
+        truth = Profile(self.truth.rewards[:, a:b], self.truth.sizes)
+        reports = truth if self.is_truthful else Profile(self.reports.rewards[:, a:b], self.reports.sizes)
+        return Game(
+            name=f"{self.name} [prompt {x}]",
+            outcomes=self.prompt_outcomes(x),
+            group_names=self.group_names,
+            mechanism=replace(self.mechanism, pi_init=self.pi_init[a:b], outcome_costs=costs),
+            normalization=self.normalization,
+            truth=truth,
+            reports=reports,
+            max_size=self.max_size,
+            source=self.source,
+            part=f"prompt {x}",
+        )
+
+    @functools.cached_property
+    def games(self) -> tuple[Game, ...]:
+        """(P,) every prompt's :meth:`game` (built once, when first asked for: one Python object
+        per prompt, which the batched computations never need)."""
+        return tuple(self.game(x) for x in range(self.n_prompts))
+
+    def batches(self) -> list[Array]:
+        """The prompt indices of each batch: the prompts with the same number of outcomes, in
+        order of first appearance. One batch is one call of the profile kernel (each prompt
+        with its own ``pi_init``, :meth:`~rlhf_mech.core.Mechanism.rows`)."""
+        counts = self.outcome_counts
+        sizes, first = np.unique(counts, return_index=True)
+        return [np.flatnonzero(counts == sizes[k]) for k in np.argsort(first, kind="stable")]
+
+    def columns(self, prompts: Array) -> Array:
+        """(B, k) the flat outcome indices of prompts that all have ``k`` outcomes."""
+        k = int(self.offsets[prompts[0] + 1] - self.offsets[prompts[0]])
+        return self.offsets[prompts][:, None] + np.arange(k)
+
+    def batch(self, prompts: Array, mechanism: Mechanism | None = None) -> tuple[Mechanism, Profile, Profile]:
+        """The mechanism (one ``pi_init`` per prompt), true types and reports ``(B, n, k)`` of
+        prompts that all have ``k`` outcomes (``mechanism``: the rules to use, default the
+        game's)."""
+        cols = self.columns(prompts)
+        base = self.mechanism if mechanism is None else mechanism
+        costs = None if self.outcome_costs is None else self.outcome_costs[cols]
+        rules = replace(base, pi_init=self.pi_init[cols], outcome_costs=costs)
+        truth = Profile(
+            _stacked(self.truth.rewards, cols),
+            np.tile(self.truth.sizes, (len(prompts), 1)),
+        )
+        if self.is_truthful:
+            return rules, truth, truth
+        reports = Profile(
+            _stacked(self.reports.rewards, cols),
+            np.tile(self.reports.sizes, (len(prompts), 1)),
+        )
+        return rules, truth, reports
 
     def solve(self, payment_rule: str | PaymentRule | None = None) -> PromptSolution:
         """The mechanism on every prompt, truthful and reported profiles (:func:`solve_prompts`)."""
         return solve_prompts(self, payment_rule)
+
+
+def _stacked(rewards: Array, cols: Array) -> Array:
+    """(B, n, k) the reward models (n, T) of the prompts whose outcomes are ``cols`` (B, k), in
+    one contiguous array: BLAS then forms the scores as for a game of one prompt (a strided
+    view would be summed by another loop, whose rounding differs in the last bit)."""
+    return np.ascontiguousarray(np.moveaxis(rewards[:, cols], 0, 1))
+
+
+def default_outcome_names(m: int) -> tuple[str, ...]:
+    """``x0, x1, ...``: the names of outcomes a file does not name (``outcomes: m``)."""
+    return tuple([f"x{j}" for j in range(m)])  # a list first: 1.5x faster at 10^6 names
 
 
 @dataclass(frozen=True)
@@ -230,58 +398,38 @@ class PromptSolution:
         return self.reported.per_prompt.utilities - self.truthful.per_prompt.utilities
 
 
-def _batches(game: PromptGame) -> list[Array]:
-    """The prompt indices of each batch: prompts with the same ``pi_init`` and outcome costs,
-    in order of first appearance."""
-    keys: dict[bytes, list[int]] = {}
-    for x, g in enumerate(game.games):
-        costs = g.mechanism.outcome_costs
-        key = g.mechanism.pi_init.tobytes() + b"|" + (b"" if costs is None else costs.tobytes())
-        keys.setdefault(key, []).append(x)
-    return [np.array(v) for v in keys.values()]
-
-
-def _stack(games: list[Game], label: str) -> Profile:
-    profiles = [getattr(g, label) for g in games]
-    return Profile(np.stack([p.rewards for p in profiles]), np.stack([p.sizes for p in profiles]))
-
-
 def prompt_outcome(
     game: PromptGame, reported: bool, payment_rule: PaymentRule | None = None
 ) -> PromptOutcome:
     """The mechanism on the reported (or the truthful) profile of every prompt, batched.
 
-    Prompts that share a mechanism (``pi_init``, outcome costs) form one batch of the profile
-    kernel (:func:`~rlhf_mech.core.outcome`), taken in blocks of at most
-    :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` leave-one-out scores.
+    The prompts with the same number of outcomes form one batch of the profile kernel
+    (:func:`~rlhf_mech.core.outcome`), each with its own ``pi_init``, taken in blocks of at
+    most :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` leave-one-out scores.
     """
     P, n = game.n_prompts, game.n_groups
-    distributions: list[Array] = [np.empty(0)] * P
+    pi = np.empty(game.n_outcomes)
     per_group = ("valuations", "group_valuations", "payments", "utilities")
     per_prompt = ("social_welfare", "asw", "divergence_value", "kkt_residual")
     figures: dict[str, Array] = {name: np.empty((P, n)) for name in per_group}
     figures |= {name: np.empty(P) for name in per_prompt}
     figures["status"] = np.empty((P, n), dtype=int)
-    for batch in _batches(game):
-        mechanism = game.games[batch[0]].mechanism
-        if payment_rule is not None:
-            mechanism = replace(mechanism, payment_rule=payment_rule)
-        step = rows_per_chunk(n * mechanism.n_outcomes)
+    rules = game.mechanism if payment_rule is None else replace(game.mechanism, payment_rule=payment_rule)
+    for batch in game.batches():
+        step = rows_per_chunk(n * int(game.outcome_counts[batch[0]]))
         for start in range(0, batch.size, step):
             rows = batch[start : start + step]
-            games = [game.games[x] for x in rows]
-            truth = _stack(games, "truth")
-            done = outcome(mechanism, truth, _stack(games, "reports") if reported else truth)
+            mechanism, truth, reports = game.batch(rows, rules)
+            done = outcome(mechanism, truth, reports if reported else truth)
             for name, values in figures.items():
                 values[rows] = getattr(done, name)
-            for k, x in enumerate(rows):
-                distributions[x] = done.distribution[k]
+            pi[game.columns(rows)] = done.distribution
     each = Figures(**figures)
     return PromptOutcome(
-        **vars(each.mean(game.weights, game.games[0].truth.sizes)),
+        **vars(each.mean(game.weights, game.truth.sizes)),
         weights=game.weights,
         per_prompt=each,
-        distributions=tuple(distributions),
+        distributions=tuple(np.split(pi, game.offsets[1:-1])),
     )
 
 

@@ -33,6 +33,7 @@ from rlhf_mech.core import (
     PromptSolution,
     ReportBasis,
     TrainingRule,
+    default_outcome_names,
 )
 from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._yaml import core_schema
@@ -109,7 +110,7 @@ def _expect_data(expect: Expectations) -> dict[str, Any]:
     return data
 
 
-def _common_tail(game: Game, data: dict[str, Any]) -> None:
+def _common_tail(game: Game | PromptGame, data: dict[str, Any]) -> None:
     if game.max_size is not None:
         data["max_size"] = float(game.max_size)
     training = game.mechanism.training_rule
@@ -118,7 +119,7 @@ def _common_tail(game: Game, data: dict[str, Any]) -> None:
     data["payment"] = _rule_entry(game, game.mechanism.payment_rule)
 
 
-def _rule_entry(game: Game, rule: PaymentRule | TrainingRule) -> str | dict[str, Any]:
+def _rule_entry(game: Game | PromptGame, rule: PaymentRule | TrainingRule) -> str | dict[str, Any]:
     """A rule as a file writes it: its name, or ``{rule: NAME, parameter: value, ...}``."""
     if not rule.parameters:
         return rule.name
@@ -127,10 +128,6 @@ def _rule_entry(game: Game, rule: PaymentRule | TrainingRule) -> str | dict[str,
     for name, value in rule.parameters:
         settings[name] = [game.outcomes[k] for k in value] if kinds[name] == "outcomes" else value
     return settings
-
-
-def _default_outcomes(m: int) -> tuple[str, ...]:
-    return tuple(f"x{j}" for j in range(m))
 
 
 def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> GameDocument:
@@ -149,7 +146,7 @@ def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> Ga
     inline = m <= inline_limit
     arrays: dict[str, Array] = {}
     data: dict[str, Any] = {"name": game.name}
-    data["outcomes"] = m if game.outcomes == _default_outcomes(m) else list(game.outcomes)
+    data["outcomes"] = m if game.outcomes == default_outcome_names(m) else list(game.outcomes)
     if np.array_equal(mechanism.pi_init, np.full(m, 1.0 / m)):
         data["initial"] = "uniform"
     elif inline:
@@ -246,22 +243,23 @@ def candidate_document(game: Game, basis: ReportBasis) -> GameDocument:
 def prompt_document(game: PromptGame, stem: str, inline_limit: int = INLINE_LIMIT) -> GameDocument:
     """The file form of a game of many prompts (``prompts:``; docs/import.md). A prompt's
     rows longer than ``inline_limit`` go to ``<stem>.prompt<k>.<field>.npy``."""
-    first = game.games[0]
-    mechanism = first.mechanism
-    data: dict[str, Any] = {"name": game.name, "normalization": first.normalization.value}
+    mechanism = game.mechanism
+    data: dict[str, Any] = {"name": game.name, "normalization": game.normalization.value}
     data["divergence"] = {"kind": mechanism.divergence.name, "lambda": mechanism.lam}
-    _common_tail(first, data)
+    _common_tail(game, data)
     groups = []
     for i, name in enumerate(game.group_names):
-        group: dict[str, Any] = {"name": name, "size": float(first.truth.sizes[i])}
-        if first.reports.sizes[i] != first.truth.sizes[i]:
-            group["report"] = {"size": float(first.reports.sizes[i])}
+        group: dict[str, Any] = {"name": name, "size": float(game.truth.sizes[i])}
+        if game.reports.sizes[i] != game.truth.sizes[i]:
+            group["report"] = {"size": float(game.reports.sizes[i])}
         groups.append(group)
     data["groups"] = groups
     arrays: dict[str, Array] = {}
     prompts = []
-    for k, (text, prompt) in enumerate(zip(game.prompts, game.games, strict=True)):
-        m = prompt.n_outcomes
+    truthful = game.is_truthful
+    for k, text in enumerate(game.prompts):
+        a, b = int(game.offsets[k]), int(game.offsets[k + 1])
+        m = b - a
         inline = m <= inline_limit
 
         def row(field: str, vector: Array, k: int = k, inline: bool = inline) -> Any:
@@ -274,19 +272,23 @@ def prompt_document(game: PromptGame, stem: str, inline_limit: int = INLINE_LIMI
         entry: dict[str, Any] = {"prompt": text}
         if not game.uniform_weights:
             entry["weight"] = float(game.weights[k])
-        entry["outcomes"] = m if prompt.outcomes == _default_outcomes(m) else list(prompt.outcomes)
-        pi_init = prompt.mechanism.pi_init
+        outcomes = game.prompt_outcomes(k)
+        entry["outcomes"] = m if outcomes == default_outcome_names(m) else list(outcomes)
+        pi_init = game.pi_init[a:b]
         entry["initial"] = (
             "uniform" if np.array_equal(pi_init, np.full(m, 1.0 / m)) else row("initial", pi_init)
         )
-        entry["rewards"] = {
-            n: row(f"group{i}.reward", prompt.truth.rewards[i]) for i, n in enumerate(game.group_names)
-        }
-        report = {
-            n: row(f"group{i}.report", prompt.reports.rewards[i])
-            for i, n in enumerate(game.group_names)
-            if not np.array_equal(prompt.reports.rewards[i], prompt.truth.rewards[i])
-        }
+        truth, reported = game.truth.rewards[:, a:b], game.reports.rewards[:, a:b]
+        entry["rewards"] = {n: row(f"group{i}.reward", truth[i]) for i, n in enumerate(game.group_names)}
+        report = (
+            {}
+            if truthful
+            else {
+                n: row(f"group{i}.report", reported[i])
+                for i, n in enumerate(game.group_names)
+                if not np.array_equal(reported[i], truth[i])
+            }
+        )
         if report:
             entry["report"] = report
         prompts.append(entry)

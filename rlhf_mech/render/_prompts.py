@@ -35,7 +35,7 @@ def prompt_game_summary(game: PromptGame) -> Table:
     table.add_row("prompts", f"{game.n_prompts}, weights {_weighting(game)}")
     table.add_row("outcomes", f"{game.n_outcomes} in all (one set per prompt)")
     table.add_row("groups", f"{game.n_groups} (one size each, for every prompt)")
-    table.add_row("normalization", game.games[0].normalization.value)
+    table.add_row("normalization", game.normalization.value)
     table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(mechanism.lam)}")
     table.add_row("training rule", rule_label(mechanism.training_rule, ()))
     table.add_row("payment rule", rule_label(mechanism.payment_rule, ()))
@@ -75,7 +75,7 @@ def prompt_table(solution: PromptSolution) -> Table:
             str(x),
             escape(_shown(game.prompts[x])),
             fmt(game.weights[x]),
-            str(game.games[x].n_outcomes),
+            str(game.outcome_counts[x]),
             fmt(truthful.per_prompt.social_welfare[x]),
         ]
         if movers:
@@ -88,7 +88,7 @@ def prompt_table(solution: PromptSolution) -> Table:
 def render_prompt_solution(solution: PromptSolution) -> RichGroup:
     """Everything ``rlhf-mech solve`` shows for a game of many prompts."""
     game = solution.game
-    true_sizes, reported_sizes = game.games[0].truth.sizes, game.games[0].reports.sizes
+    true_sizes, reported_sizes = game.truth.sizes, game.reports.sizes
     parts: list[Any] = [
         prompt_game_summary(game),
         profile_table(
@@ -121,7 +121,7 @@ def _outcome_json(game: PromptGame, outcome: PromptOutcome, reported_sizes: Any)
         "divergence_value": outcome.divergence_value,
         "kkt_residual": outcome.kkt_residual,
         "converged": outcome.converged,
-        "groups": groups_json(game.group_names, outcome, game.games[0].truth.sizes, reported_sizes),
+        "groups": groups_json(game.group_names, outcome, game.truth.sizes, reported_sizes),
         "prompts": [
             {
                 "distribution": outcome.distributions[x],
@@ -143,14 +143,14 @@ def prompt_solution_to_json(solution: PromptSolution) -> dict[str, Any]:
     game = solution.game
     div = game.mechanism.divergence
     rows = {"truthful": solution.truthful, "reported": solution.reported}
-    sizes = {"truthful": game.games[0].truth.sizes, "reported": game.games[0].reports.sizes}
+    sizes = {"truthful": game.truth.sizes, "reported": game.reports.sizes}
     return {
         "game": game.name,
         "divergence": {"kind": div.name, "lambda": game.mechanism.lam, "formula": div.formula},
         "payment_rule": solution.payment_rule.name,
         "training_rule": rule_json(game.mechanism.training_rule, ()),
         "prompts": [
-            {"prompt": text, "weight": float(game.weights[x]), "outcomes": list(game.games[x].outcomes)}
+            {"prompt": text, "weight": float(game.weights[x]), "outcomes": list(game.prompt_outcomes(x))}
             for x, text in enumerate(game.prompts)
         ],
         "weighting": "uniform" if game.uniform_weights else "file",

@@ -207,12 +207,7 @@ def import_prompts(
         files.append(FileSummary(path, int(counts[f]), log.file_columns[f], used))
         step = "" if log.row_steps is None else f", step {int(log.row_steps[mine][0])}"
         provenance.append(f"{path}: {int(counts[f])} rows{step}")
-    game = PromptGame(
-        name=game_name,
-        prompts=by_prompt.prompts,
-        games=tuple(games),
-        weights=np.full(P, 1.0 / P),
-    )
+    game = PromptGame.from_games(game_name, by_prompt.prompts, games, np.full(P, 1.0 / P))
     return ImportResult(
         game=game,
         kind="prompts",

@@ -25,6 +25,7 @@ from rlhf_mech.core import (
     Mechanism,
     Normalization,
     Profile,
+    default_outcome_names,
 )
 from rlhf_mech.files.spec._document import (
     ArrayLoader,
@@ -95,7 +96,7 @@ def outcome_names(doc: Document, value: Any, path: Path_ = ("outcomes",)) -> tup
     if isinstance(value, int) and not isinstance(value, bool):
         if not 1 <= value <= MAX_OUTCOMES:
             raise doc.error(path, f"the number of outcomes must be in 1..{MAX_OUTCOMES}, got {value}")
-        return tuple([f"x{j}" for j in range(value)])  # a list first: 1.5x faster at 10^6 names
+        return default_outcome_names(value)
     if not isinstance(value, list) or not value:
         raise doc.error(path, "expected a non-empty list of names or a positive integer")
     if len(value) > MAX_OUTCOMES:

@@ -30,11 +30,11 @@ from pydantic import Field, WithJsonSchema
 from rlhf_mech.core import (
     FILE_NORMALIZATIONS,
     PROMPT_WEIGHT_TOL,
-    Game,
     Mechanism,
     Normalization,
     Profile,
     PromptGame,
+    default_outcome_names,
     prompt_rule_conflict,
 )
 from rlhf_mech.errors import SpecError
@@ -245,36 +245,36 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
         [g.size if g.report is None or g.report.size is None else g.report.size for _, g in groups]
     )
     name = spec.name if spec.name is not None else doc.path.stem
-    games = []
-    for k, entry in enumerate(built):
-        assert entry is not None
-        _, outcomes, pi_init, true_rm, reported_rm = entry
-        mechanism = Mechanism(
-            pi_init=pi_init,
-            divergence=spec.divergence.kind,
-            lam=spec.divergence.lambda_,
-            training_rule=rules[0],
-            payment_rule=rules[1],
-        )
-        games.append(
-            Game(
-                name=f"{name} [prompt {k}]",
-                outcomes=outcomes,
-                group_names=names,
-                mechanism=mechanism,
-                normalization=normalization,
-                truth=Profile(true_rm, sizes),
-                reports=Profile(reported_rm, reported_sizes),
-                max_size=spec.max_size,
-                source=str(doc.path),
-                part=f"prompt {k}",
-            )
-        )
+    entries = [entry for entry in built if entry is not None]
+    counts = [len(entry[1]) for entry in entries]
+    mechanism = Mechanism(
+        pi_init=entries[0][2],
+        divergence=spec.divergence.kind,
+        lam=spec.divergence.lambda_,
+        training_rule=rules[0],
+        payment_rule=rules[1],
+    )
+    truth = Profile(np.concatenate([entry[3] for entry in entries], axis=1), sizes)
+    reported = any(prompt.report for _, prompt in prompts) or not np.array_equal(sizes, reported_sizes)
+    reports = (
+        Profile(np.concatenate([entry[4] for entry in entries], axis=1), reported_sizes)
+        if reported
+        else truth
+    )
+    named = any(entry[1] != default_outcome_names(len(entry[1])) for entry in entries)
     return PromptGame(
         name=name,
-        prompts=tuple(entry[0] for entry in built if entry is not None),
-        games=tuple(games),
+        prompts=tuple(entry[0] for entry in entries),
+        group_names=names,
+        mechanism=mechanism,
+        normalization=normalization,
+        offsets=np.concatenate([[0], np.cumsum(counts)]),
+        pi_init=np.concatenate([entry[2] for entry in entries]),
+        truth=truth,
+        reports=reports,
         weights=weights,
+        outcome_names=tuple(o for entry in entries for o in entry[1]) if named else None,
+        max_size=spec.max_size,
         notes=tuple(notes),
         source=str(doc.path),
     )
