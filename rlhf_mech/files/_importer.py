@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from rlhf_mech.core import (
     candidate_game,
     get_divergence,
 )
-from rlhf_mech.errors import RlhfMechError, SpecError, shown
+from rlhf_mech.errors import RlhfMechError, SpecError, printable, shown
 from rlhf_mech.files.spec._document import is_name
 from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN
 
@@ -106,20 +107,64 @@ def _read_csv(path: Path, text: str) -> EvalTable:
     return EvalTable(path=path, columns=tuple(header), rows=tuple(rows), lines=tuple(lines))
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object that names a key twice (``json`` would keep the last value silently)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (JSON has no NaN or Infinity)")
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that refuses what JSON does not allow and Python's reader lets through:
+    a key given twice in one object (``json`` keeps the last value silently) and the
+    ``NaN``/``Infinity`` literals.
+
+    Raises
+    ------
+    ValueError
+        (``json.JSONDecodeError`` for malformed text) with the reason in words.
+    """
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
+def json_problem(exc: BaseException) -> str:
+    """What is wrong with a JSON text, in words, from what :func:`parse_json` raised."""
+    if isinstance(exc, _DuplicateKey):
+        return f"invalid JSON: the key {shown(exc.args[0])} appears twice in one object"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg}"
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    text = str(exc)
+    if "is not JSON" in text:
+        return f"invalid JSON: {text}"
+    return "invalid JSON: a number too long to read"  # an integer beyond Python's 4300-digit limit
+
+
 def _read_jsonl(path: Path, text: str) -> EvalTable:
     columns: dict[str, None] = {}
     rows, lines = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if "\ufeff" in line:
+            raise SpecError(
+                path, number, "", "a byte order mark (U+FEFF): JSON Lines files are UTF-8 without one"
+            )
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SpecError(path, number, "", f"invalid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise SpecError(path, number, "", "invalid JSON: nested too deeply") from None
-        except ValueError:  # an integer of more than 4300 digits (Python's conversion limit)
-            raise SpecError(path, number, "", "invalid JSON: a number too long to read") from None
+            row = parse_json(line)
+        except (ValueError, RecursionError) as exc:
+            raise SpecError(path, number, "", json_problem(exc)) from None
         if not isinstance(row, dict):
             raise SpecError(path, number, "", "each line must be a JSON object")
         columns.update(dict.fromkeys(row))
@@ -141,17 +186,33 @@ def read_table(path: str | Path) -> EvalTable:
     if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
         raise SpecError(path, None, "", "expected a .csv, .jsonl or .ndjson file")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, None, "", f"cannot read the file: {exc}") from None
+        # CSV: a BOM (what Excel writes) is dropped; JSON Lines: kept, and refused (RFC 8259)
+        text = path.read_text(encoding="utf-8-sig" if suffix in CSV_SUFFIXES else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            printable(str(path)), None, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise SpecError(
+            printable(str(path)), None, "", f"cannot read the file: {printable(exc.strerror or str(exc))}"
+        ) from None
     table = _read_csv(path, text) if suffix in CSV_SUFFIXES else _read_jsonl(path, text)
     if not table.rows:
         raise SpecError(path, None, "", "the file has no data rows")
     return table
 
 
-def finite_number(raw: Any) -> float | None:
-    """A finite float from a CSV string or a JSON number; ``None`` if it is not one."""
+#: A decimal number as a CSV file or an option writes it: ASCII digits, an optional sign,
+#: point and exponent. Python's ``float()`` accepts more: ``1_000``, Arabic-Indic and other
+#: Unicode digits, surrounding whitespace of any kind, ``infinity``; none of that is a number
+#: a trainer writes, so it is refused rather than read.
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def finite_number(raw: Any, *, strings: bool = True) -> float | None:
+    """A finite float from a CSV string (a plain ASCII decimal, :data:`DECIMAL`) or a JSON
+    number; ``None`` if it is not one. ``strings=False``: only numbers (a JSON value), not
+    the string ``"0.5"``."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
@@ -159,11 +220,11 @@ def finite_number(raw: Any) -> float | None:
             value = float(raw)
         except OverflowError:  # an integer beyond the float range
             return None
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
+    elif isinstance(raw, str) and strings:
+        text = raw.strip(" ")
+        if len(text) > 400 or not DECIMAL.fullmatch(text):
             return None
+        value = float(text)
     else:
         return None
     return value if math.isfinite(value) else None
@@ -186,11 +247,14 @@ def numeric_column(table: EvalTable, column: str) -> Array:
     """
     require_column(table, column)
     values = np.empty(table.n_rows)
+    strings = table.path.suffix.lower() in CSV_SUFFIXES  # a JSON reward is a number, not a string
     for r, row in enumerate(table.rows):
         raw = row.get(column)
-        value = finite_number(raw)
+        value = finite_number(raw, strings=strings)
         if value is None:
             what = "missing value" if raw is None or raw == "" else f"{shown(raw)} is not a finite number"
+            if isinstance(raw, str) and not strings:
+                what = f"{shown(raw)} is a string: expected a JSON number"
             raise SpecError(table.path, table.lines[r], column, what)
         values[r] = value
     return values
@@ -209,8 +273,9 @@ def text_column(table: EvalTable, column: str) -> tuple[str, ...]:
 
 
 def is_numeric_column(table: EvalTable, column: str) -> bool:
-    """Whether every row holds a finite number in ``column``."""
-    return all(finite_number(row.get(column)) is not None for row in table.rows)
+    """Whether every row holds a finite number in ``column`` (JSON Lines: a JSON number)."""
+    strings = table.path.suffix.lower() in CSV_SUFFIXES
+    return all(finite_number(row.get(column), strings=strings) is not None for row in table.rows)
 
 
 # --- summaries -------------------------------------------------------------------------------
@@ -275,9 +340,18 @@ class ImportResult:
     provenance: tuple[str, ...] = ()
 
 
+def robust_mean(values: Array) -> float:
+    """The mean of finite ``values``, without overflow: the values are divided by the largest
+    magnitude first (``np.mean`` of ``[1e308, 1e308]`` is ``inf``; this is ``1e308``)."""
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    if scale == 0.0 or not math.isfinite(scale):
+        return float(np.mean(values))
+    return float(np.mean(values / scale)) * scale
+
+
 def column_stats(column: str, role: str, values: Array) -> ColumnStats:
     """What the (rows,) ``values`` of a used column held: min, max and mean."""
-    return ColumnStats(column, role, float(values.min()), float(values.max()), float(values.mean()))
+    return ColumnStats(column, role, float(values.min()), float(values.max()), robust_mean(values))
 
 
 # --- groups ----------------------------------------------------------------------------------
@@ -555,19 +629,35 @@ def normalise_rewards(values: Array, normalization: Normalization | str) -> tupl
     Returns
     -------
     rewards : the normalised column; shift : what was added (``-min`` when the minimum is
-    negative, else 0); divisor : the sum or maximum it was divided by.
+    negative, else 0); divisor : the sum or maximum it was divided by (``inf`` when that
+    sum is beyond the float range: the column is then normalised all the same, see Notes).
+
+    Notes
+    -----
+    The column is first divided by its largest magnitude ``s`` (a power of two, so exactly):
+    shifting ``[-1e308, 1e308]`` by ``1e308`` overflows to ``inf`` and ``inf / inf`` is NaN,
+    while ``(v / s + shift / s) / (total / s)`` is the same ratio computed inside the float
+    range. The result equals the plain formula wherever the plain formula is finite.
 
     Raises
     ------
     ValueError
         if the shifted column is all zero (it carries no preference).
     """
-    shift = -float(values.min()) if values.min() < 0 else 0.0
-    shifted = values + shift
-    divisor = float(Normalization(normalization).total(shifted))
-    if divisor == 0:
+    normalization = Normalization(normalization)
+    top = float(np.max(np.abs(values)))
+    # a power of two (dividing by it is exact) with |values| / scale <= 2
+    scale = math.ldexp(1.0, math.frexp(top)[1] - 1) if top > 0 else 1.0
+    scaled = values / scale
+    low = float(scaled.min())
+    shifted = scaled - low if low < 0 else scaled
+    total = float(normalization.total(shifted))
+    if total == 0:
         raise ValueError("every value is the same after shifting to be non-negative")
-    return shifted / divisor, shift, divisor
+    with np.errstate(over="ignore"):
+        shift = -low * scale if low < 0 else 0.0
+        divisor = total * scale
+    return shifted / total, float(shift), float(divisor)
 
 
 def _exact_simplex(q: Array) -> Array:
@@ -662,6 +752,11 @@ def import_responses(
         steps.append(
             f"reward {model} (column {columns[model]!r}): {shifted}divided by its "
             f"{normalization.value} {divisor!r}"
+            + (
+                " (beyond the float range: computed on the values divided by a power of two)"
+                if math.isinf(divisor)
+                else ""
+            )
         )
     pi_init = np.full(m, 1.0 / m)
     if logprob_column:
