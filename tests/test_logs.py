@@ -94,8 +94,14 @@ def test_trl_run_is_read_back_exactly(trl_run):
     notes = "\n".join(log.notes)
     assert "rewards/NAME/mean metrics of " + str(run / "checkpoint-2" / "trainer_state.json") in notes
     assert "reward_weights of " + str(run / "training_args.json") in notes
-    assert "ignored columns: advantage" in notes
+    assert "checked against the logged advantage column: reproduced to" in notes
+    assert "ignored columns" not in notes
     assert log.file_columns[0] == ("step", "prompt", "completion", *TRL_REWARDS, "advantage")
+    assert [(i.step, i.role, i.initial) for i in log.step_info] == [
+        (0, "eval", True),
+        (1, "train", True),
+        (2, "train", False),
+    ]
 
 
 def test_the_same_run_from_its_files_in_any_order_or_its_completions_folder(trl_run):
@@ -169,10 +175,10 @@ def test_trainer_state_tells_rewards_from_log_extra_columns(tmp_path):
     log = _read([tmp_path / "run"]).log
     assert log.reward_names == TRL_REWARDS
     np.testing.assert_array_equal(log.rewards, written.rewards)
-    assert "ignored columns: length, advantage" in "\n".join(log.notes)
+    assert "ignored columns: length (log_extra values are not rewards)" in "\n".join(log.notes)
 
 
-def test_without_trainer_state_every_numeric_column_is_a_reward_and_it_is_said(tmp_path):
+def test_without_trainer_state_the_advantage_column_tells_rewards_from_log_extra(tmp_path):
     write_trl_run(
         tmp_path / "run",
         trainer_state=False,
@@ -181,28 +187,53 @@ def test_without_trainer_state_every_numeric_column_is_a_reward_and_it_is_said(t
         extra={"length": list(map(float, range(12)))},
     )
     log = _read([tmp_path / "run"]).log
-    assert log.reward_names == (*TRL_REWARDS, "length")
-    assert "no trainer_state.json says which are rewards and which log_extra values" in "\n".join(log.notes)
+    assert log.reward_names == TRL_REWARDS  # the first 2 columns reproduce the advantage; length is log_extra
+    np.testing.assert_array_equal(log.reward_weights, [1.0, 1.0])  # the run's: TRL's default
+    notes = "\n".join(log.notes)
+    assert "the first 2 numeric columns after completion: the fewest whose weighted sum reproduces" in notes
+    assert "length taken for log_extra values" in notes
     chosen = _read([tmp_path / "run"], reward_columns={"acc": "accuracy_reward"}).log
     assert chosen.reward_names == ("acc",) and chosen.reward_columns == ("accuracy_reward",)
+    # no advantage column to tell: every numeric column, said so
+    for path in log.files:
+        table = pq.read_table(path)
+        pq.write_table(table.drop(["advantage"]), path)
+    log = _read([tmp_path / "run"]).log
+    assert log.reward_names == (*TRL_REWARDS, "length")
+    assert "no trainer_state.json says which are rewards and which log_extra values" in "\n".join(log.notes)
 
 
-def test_reward_weights_and_aggregation_from_options_config_or_unknown(tmp_path):
-    write_trl_run(tmp_path / "a", reward_weights=None, aggregation=None)  # no config at all
+def test_reward_weights_and_aggregation_from_options_config_or_the_advantage_column(tmp_path):
+    write_trl_run(tmp_path / "a", reward_weights=(2.0, 3.0), aggregation=None)
+    (tmp_path / "a" / "training_args.json").unlink()  # no config at all: the advantage column says
     log = _read([tmp_path / "a"]).log
-    assert log.reward_weights is None and log.aggregation is None
+    np.testing.assert_array_equal(log.reward_weights, [2.0, 3.0])  # even the scale, through TRL's 1e-4
+    assert log.aggregation == "sum_then_normalize"
+    assert "inferred from the logged advantage column (up to a common factor" in "\n".join(log.notes)
     given = _read(
         [tmp_path / "a"],
-        reward_weights=parse_reward_weights("format_reward=2,accuracy_reward=3"),
+        reward_weights=parse_reward_weights("accuracy_reward=3,format_reward=2"),
         aggregation="normalize_then_sum",
     ).log
-    assert given.reward_names == ("format_reward", "accuracy_reward")  # the names given, in that order
+    assert given.reward_names == TRL_REWARDS  # in the file's order, whatever the order given
     np.testing.assert_array_equal(given.reward_weights, [2.0, 3.0])
     assert given.aggregation == "normalize_then_sum"
+    positional = _read([tmp_path / "a"], reward_weights=parse_reward_weights("2,3")).log
+    assert positional.reward_names == TRL_REWARDS
+    np.testing.assert_array_equal(positional.reward_weights, [2.0, 3.0])
+    wrong = _read(
+        [tmp_path / "a"], reward_weights=parse_reward_weights("3,2")
+    ).log  # given: kept, with a warning
+    assert "WARNING reward weights: format_reward=3, accuracy_reward=2" in "\n".join(wrong.notes)
     config = tmp_path / "a" / "training_args.json"
     config.write_text(json.dumps({"reward_weights": None}))
+    assert _error(read_trl, log.files).startswith(
+        f"{config}: reward_weights: format_reward=1, accuracy_reward=1 (in the order of the file's reward "
+        "columns) do not reproduce the logged advantage column"
+    )
+    config.write_text(json.dumps({"reward_weights": [2.0, 3.0]}))
     log = _read([tmp_path / "a"]).log
-    np.testing.assert_array_equal(log.reward_weights, [1.0, 1.0])  # null: TRL weighs each reward 1
+    np.testing.assert_array_equal(log.reward_weights, [2.0, 3.0])
     assert log.aggregation == "sum_then_normalize"  # a config without the option: TRL before it summed first
     config.write_text(json.dumps({"reward_weights": [1.0]}))
     assert _error(read_trl, log.files).startswith(f"{config}: reward_weights: expected a list of 2 numbers")
@@ -210,9 +241,8 @@ def test_reward_weights_and_aggregation_from_options_config_or_unknown(tmp_path)
     other.write_text(
         json.dumps({"reward_weights": [0.25, 4], "multi_objective_aggregation": "normalize_then_sum"})
     )
-    log = read_trl(log.files, trainer_config=other)
-    np.testing.assert_array_equal(log.reward_weights, [0.25, 4.0])
-    assert log.aggregation == "normalize_then_sum"
+    with pytest.raises(SpecError, match="do not reproduce the logged advantage column"):
+        read_trl(log.files, trainer_config=other)
     with pytest.raises(
         RlhfMechError, match=r"weigh each reward function .* unknown: nope; missing: format_reward"
     ):
@@ -257,7 +287,7 @@ def _trl_file(tmp_path: Path, **columns: pa.Array) -> Path:
         ({"accuracy_reward": pa.array([1.0, None], pa.float64())}, ":2: accuracy_reward", "missing value"),
         ({"completion": None}, ": completion", "no column named 'completion' (columns: step, prompt,"),
         ({"step": pa.array(["3", "3"])}, ": step", "expected integers, got text"),
-        ({"prompt": pa.array([1, 2])}, ": prompt", "expected text, got integer"),
+        ({"prompt": pa.array([1, 2])}, ": prompt", "expected text or a conversation"),
         ({"accuracy_reward": pa.array(["1", "0"])}, ": accuracy_reward", "expected numbers, got text"),
         ({"step": pa.array([3, 4], pa.int64())}, ":2: step", "step 4 in the file of step 3"),
         ({"prompt": pa.array(["p", None], pa.string())}, ":2: prompt", "missing value"),
@@ -333,7 +363,7 @@ def test_ric_desired_scores_are_targets_not_rewards(tmp_path):
     assert imported.inputs.layout.name == "ric" and "desired_score" in imported.inputs.reason
     assert log.reward_columns == ("obtained_score1", "obtained_score2")
     np.testing.assert_array_equal(log.rewards, written.rewards)
-    assert "desired_score1 (the score the response was asked for, not a reward)" in log.notes[-1]
+    assert "desired_score1 (the score the response was asked for, not a reward)" in "\n".join(log.notes)
     np.testing.assert_allclose(
         imported.result.game.report_basis.raw_scores,
         written.rewards.reshape(2, 4, 2).mean(axis=1),
@@ -471,10 +501,10 @@ def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
             [("p", "a", 1.0), ("p", "b", 2.0), ("p", "a", 3.0)],
             1,
             3,
-            "(input, output) = ('p', 'a') repeats line 1",
+            "(input, output) = ('p', 'a') appears 2 times; 1 in ",
         ),
-        ([("p", "a", 1.0), ("p", "b", float("nan"))], 1, 2, "reward: nan is not a finite number"),
-        ([("p", "a", 1.0), ("p", "b", "high")], 1, 2, "reward: 'high' is not a finite number"),
+        ([("p", "a", 1.0), ("p", "b", float("nan"))], 1, 2, "invalid JSON: NaN is not JSON"),
+        ([("p", "a", 1.0), ("p", "b", "high")], 1, 2, "reward: 'high' is a string: expected a JSON number"),
         ([("p", "a", 1.0), ("p", None, 2.0)], 1, 2, "output: missing value"),
     ],
 )
@@ -487,9 +517,20 @@ def test_mismatched_openrlhf_files_name_file_and_line(tmp_path, second, which, l
     assert text.startswith(f"{(first, other)[which]}:{line}: {message}")
 
 
-def test_a_pair_scored_twice_in_the_first_file(tmp_path):
-    first = _jsonl(tmp_path / "a.jsonl", [{"input": "p", "output": "x", "reward": r} for r in (1.0, 1.0)])
-    assert "repeats line 1: each pair must be scored once per file" in _error(read_openrlhf, [first])
+def test_a_pair_sampled_twice_is_two_samples_joined_by_occurrence(tmp_path):
+    # best-of-n: the output "x" sampled twice for "p"; the second file lists the pairs in another order
+    first = _jsonl(
+        tmp_path / "a.jsonl",
+        [{"input": "p", "output": o, "reward": r} for o, r in (("x", 1.0), ("y", 2.0), ("x", 1.0))],
+    )
+    second = _jsonl(
+        tmp_path / "b.jsonl",
+        [{"input": "p", "output": o, "reward": r} for o, r in (("y", 5.0), ("x", 4.0), ("x", 4.0))],
+    )
+    log = read_openrlhf([first, second])
+    assert log.responses == ("x", "y", "x") and not log.dropped
+    np.testing.assert_array_equal(log.rewards, [[1.0, 4.0], [2.0, 5.0], [1.0, 4.0]])
+    assert "1 responses sampled more than once (best-of-n)" in "\n".join(log.notes)
 
 
 # --- detection and options ---------------------------------------------------------------------
@@ -523,7 +564,10 @@ def test_detection_refuses_what_it_cannot_tell(tmp_path, mod_run):
     with pytest.raises(RlhfMechError, match="NAME=FILE names an OpenRLHF reward file; these are mod files"):
         log_inputs([f"x={mod_run[1].files[0]}"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RlhfMechError, match=r"no completions_\*.parquet \(TRL\) or eval_data_pref\*.csv"):
+    with pytest.raises(
+        RlhfMechError,
+        match=r"no completions_\*.parquet \(TRL\), eval_data_pref\*.csv \(MOD, RiC\) or \*.jsonl",
+    ):
         log_inputs([str(tmp_path / "empty")])
     with pytest.raises(RlhfMechError, match="no such file or directory"):
         log_inputs([str(tmp_path / "missing.csv")])
@@ -561,7 +605,9 @@ def test_cli_mod_to_an_audit_verdict(tmp_path, mod_run):
         app, [*args, "--group", "helpers:3:helpful=0.7,harmless=0.3", "--group", "jokers:2:humor"]
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("read as MOD evaluation CSVs (srzer/MOD) (detected: eval_data_pref*.csv")
+    assert result.stdout.startswith(
+        "read as MOD evaluation CSVs (srzer/MOD eval_ours.py) (detected: eval_data_pref*.csv"
+    )
     assert "built a candidates game: 3 outcomes, 2 groups" in result.stdout
     header = out.read_text().split("\nname:")[0].splitlines()
     assert header[0] == f"# Written by rlhf-mech import from {folder}"
@@ -580,7 +626,7 @@ def test_cli_trl_inspect_reports_what_was_read(trl_run):
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("read as TRL GRPO completions (log_completions=True) (detected: a folder")
     assert "36 responses to 4 prompts at 3 steps (0, 1, 2), 2 rewards" in result.stdout
-    assert "│ format_reward   │ format_reward   │    0.5 │" in result.stdout
+    assert "│ accuracy_reward │ accuracy_reward │    0.5 │" in result.stdout
     one = runner.invoke(
         app, ["import", str(run), "--inspect", "--step", "2", "--aggregation", "normalize_then_sum"]
     )
@@ -602,7 +648,7 @@ def test_cli_errors_are_one_line(tmp_path, trl_run, mod_run):
         (["import", str(bad_name), "--inspect"], f"{bad_name}: file name: expected"),
         (
             ["import", str(trl_run[0]), "--inspect", "--reward-names", "a"],
-            "--reward-names is for --from mod or ric",
+            "--reward-names is for --from mod or rs or ric",
         ),
         (["import", str(mod_run[0])], "give -o/--output GAME.yaml (or --inspect"),
         (

@@ -131,7 +131,7 @@ def _read_eval(inputs: LogInputs, options: LogOptions) -> RewardLog:
 
 
 def _read_openrlhf(inputs: LogInputs, options: LogOptions) -> RewardLog:
-    return read_openrlhf(inputs.files, inputs.labels)
+    return read_openrlhf(inputs.files, inputs.labels, inputs.ranks or None)
 
 
 #: The reader of each response-level layout.
@@ -139,6 +139,7 @@ _READERS: dict[str, Callable[[LogInputs, LogOptions], RewardLog]] = {
     "trl": _read_trl,
     "openrlhf": _read_openrlhf,
     "mod": _read_eval,
+    "rs": _read_eval,
     "ric": _read_eval,
 }
 

@@ -233,6 +233,27 @@ def infer(batches: Sequence[Batch], variant: tuple[str, str]) -> Array | None:
     return w / w[nonzero[0]]
 
 
+def scaled(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> Array:
+    """``weights`` times the factor that best reproduces the advantages: a common factor
+    ``c`` changes them only through TRL's ``1e-4`` (``D cw / (c std + 1e-4)``), so it matters
+    where a group's rewards barely vary. ``weights`` itself when they already fit."""
+    fit = check(batches, weights, variant)
+    if fit is None or fit.fits:
+        return weights
+    from scipy.optimize import minimize_scalar
+
+    def loss(log_c: float) -> float:
+        total = 0.0
+        for batch in batches:
+            predicted = predict(batch, weights * np.exp(log_c), variant)
+            if predicted is not None:
+                total += float(np.sum((predicted - batch.advantage) ** 2))
+        return total
+
+    best = minimize_scalar(loss, bounds=(-14.0, 14.0), method="bounded", options={"xatol": 1e-10})
+    return weights * float(np.exp(best.x))
+
+
 def rounded(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> Array:
     """``weights`` rounded to the fewest significant digits (up to 6) that still fit."""
     for digits in range(1, 7):

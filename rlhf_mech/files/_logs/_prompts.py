@@ -292,12 +292,13 @@ def import_prompts(
     low, high = int(sizes_per_prompt.min()), int(sizes_per_prompt.max())
     samples = f"{low}" if low == high else f"{low} to {high}"
     steps.append(
-        f"initial distribution of a prompt: how often each response was sampled ({samples} samples per prompt"
+        "initial distribution of a prompt: how often each response was sampled"
         + (
-            f"; {repeated} repeated samples counted)"
+            f" ({repeated} repeated samples counted)"
             if repeated
-            else "; every response sampled once: uniform)"
+            else " (every response sampled once: uniform)"
         )
+        + f"; {samples} samples per prompt"
     )
     if spread:
         steps.append(

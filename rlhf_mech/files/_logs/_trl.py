@@ -503,9 +503,11 @@ def _check_weights(
     weights: _Weights,
     variants: list[tuple[str, str]],
     notes: list[str],
+    aggregation_given: bool = False,
 ) -> tuple[Array | None, tuple[str, str] | None]:
     """Check the weights against the logged advantages, or infer them; the weights to use and
-    the advantage variant that reproduced them."""
+    the advantage variant that reproduced them. Weights or an aggregation the user gave that
+    do not reproduce the advantages are kept, with a warning; a config's are refused."""
     if not batches or not variants:
         if weights.values is not None:
             notes.append(
@@ -517,9 +519,13 @@ def _check_weights(
             )
         return weights.values, None
     inferred: tuple[Array, tuple[str, str]] | None = None
-    for variant in variants:
+    others = [v for v in _advantage.VARIANTS if v not in variants]
+    for variant in [*variants, *(others if weights.values is not None else ())]:
         found = _advantage.infer(batches, variant)
-        if found is not None and (fit := _advantage.check(batches, found, variant)) is not None and fit.fits:
+        if found is None:
+            continue
+        found = _advantage.scaled(batches, found, variant)
+        if (fit := _advantage.check(batches, found, variant)) is not None and fit.fits:
             inferred = (_advantage.rounded(batches, found, variant), variant)
             break
     if weights.values is not None:
@@ -542,7 +548,9 @@ def _check_weights(
             )
             return weights.values, None
         better = _fmt_weights(names, inferred[0])
-        if weights.given:
+        if inferred[1] not in variants:
+            better += f" with {inferred[1][0]}, scale_rewards={inferred[1][1]}"
+        if weights.given or aggregation_given:
             notes.append(
                 f"WARNING reward weights: {_fmt_weights(names, weights.values)}, {weights.source}, do not "
                 f"reproduce the logged advantage column{residual}; {better} (up to a common factor) do: "
@@ -564,7 +572,7 @@ def _check_weights(
         assert fit is not None
         notes.append(
             f"reward weights: {_fmt_weights(names, w)}, inferred from the logged advantage column (up to a "
-            f"common factor: the first is set to 1); they reproduce it to {fit.residual:.1e} on {fit.rows} "
+            f"common factor, which shows only through TRL's 1e-4); they reproduce it to {fit.residual:.1e} on {fit.rows} "
             f"rows of {fit.files} files ({variant[0]}, scale_rewards={variant[1]}); no config gave them"
         )
         return w, variant
@@ -584,7 +592,10 @@ def _infer_count(between: list[str], tables: _Tables, variants: list[tuple[str, 
             return None
         for variant in variants:
             w = _advantage.infer(batches, variant)
-            if w is not None and (fit := _advantage.check(batches, w, variant)) is not None and fit.fits:
+            if w is None:
+                continue
+            w = _advantage.scaled(batches, w, variant)
+            if (fit := _advantage.check(batches, w, variant)) is not None and fit.fits:
                 return k
     return None
 
@@ -744,7 +755,7 @@ def read_trl(
     notes.append(f"reward functions: {printable(', '.join(names))}, {how}")
     weights = _weight_values(names, reward_weights, config_path, config, notes)
     batches = _batches(tables, list(columns.values()))
-    values, variant = _check_weights(names, batches, weights, variants, notes)
+    values, variant = _check_weights(names, batches, weights, variants, notes, aggregation is not None)
     if aggregation is not None:
         notes.append(f"aggregation: {aggregation}, as given with --aggregation")
     elif combined is not None:
