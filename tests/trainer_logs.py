@@ -221,11 +221,61 @@ def write_openrlhf(folder: Path, names: tuple[str, ...] = ("helpful", "harmless"
     return Written(tuple(files), tuple(p for p, _ in pairs), tuple(o for _, o in pairs), rewards)
 
 
+def openrlhf_line(row: dict[str, object]) -> str:
+    """One line as ``jsonlines`` writes it (``json.dumps(obj, ensure_ascii=False)``)."""
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def write_openrlhf_ranks(
+    folder: Path,
+    pairs: list[tuple[str, str]],
+    rewards: np.ndarray,
+    names: tuple[str, ...] = ("helpful", "harmless"),
+    world_size: int = 3,
+) -> Written:
+    """What ``batch_rm_inference`` writes on ``world_size`` processes, one run per reward model
+    (``openrlhf/cli/batch_inference.py``, OpenRLHF 0.6-0.9).
+
+    The loader is ``setup_dataloader(dataset, micro_batch_size, True, False, ...,
+    drop_last=False)``: OpenRLHF's ``DistributedSampler`` with ``shuffle=False`` pads the
+    dataset to a multiple of ``world_size`` with its first items and gives rank ``r`` the items
+    ``r, r + W, ...``. Each rank writes ``{name}.jsonl{rank}``; rank 0 concatenates them in
+    rank order into ``{name}.jsonl`` and leaves them there (``os.remove`` is commented out).
+    ``rewards`` is (len(pairs), len(names)); the returned ``Written`` holds the dataset's rows
+    (padding excluded), in dataset order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(pairs)
+    per_rank = -(-n // world_size)
+    total = per_rank * world_size
+    indices = list(range(n))
+    indices += indices[: total - n]  # the sampler's padding: copies of the first items
+    files = []
+    for k, name in enumerate(names):
+        merged = []
+        for rank in range(world_size):
+            lines = [
+                openrlhf_line({"input": pairs[i][0], "output": pairs[i][1], "reward": float(rewards[i, k])})
+                for i in indices[rank:total:world_size]
+            ]
+            (folder / f"{name}.jsonl{rank}").write_text("".join(lines), encoding="utf-8")
+            merged += lines
+        path = folder / f"{name}.jsonl"
+        path.write_text("".join(merged), encoding="utf-8")
+        files.append(path)
+    return Written(tuple(files), tuple(p for p, _ in pairs), tuple(o for _, o in pairs), rewards)
+
+
 WRITERS = {
     "trl": lambda folder: write_trl_run(folder),
     "mod": lambda folder: write_eval_run(folder),
     "ric": lambda folder: write_eval_run(folder, ((0.0, 1.0), (0.5, 0.5), (1.0, 0.0)), ric=True),
     "openrlhf": lambda folder: write_openrlhf(folder),
+    "openrlhf-ranks": lambda folder: write_openrlhf_ranks(
+        folder,
+        [(p, f" Reply {j}.") for p in PROMPTS for j in range(2)][:7],
+        np.round(np.random.default_rng(3).normal(0.0, 1.0, (7, 2)), 4),
+    ),
 }
 
 if __name__ == "__main__":

@@ -173,8 +173,9 @@ def _read_jsonl(path: Path, text: str) -> EvalTable:
     return EvalTable(path=path, columns=tuple(columns), rows=tuple(rows), lines=tuple(lines))
 
 
-def read_table(path: str | Path) -> EvalTable:
-    """Read a ``.csv`` (header row) or ``.jsonl``/``.ndjson`` (one object per line) file.
+def read_table(path: str | Path, suffix: str | None = None) -> EvalTable:
+    """Read a ``.csv`` (header row) or ``.jsonl``/``.ndjson`` (one object per line) file;
+    ``suffix`` reads it as that kind whatever its name (OpenRLHF's rank files ``x.jsonl0``).
 
     Raises
     ------
@@ -182,9 +183,9 @@ def read_table(path: str | Path) -> EvalTable:
         for an unreadable file, an unknown suffix, a malformed row or a file without rows.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = suffix or path.suffix.lower()
     if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
-        raise SpecError(path, None, "", "expected a .csv, .jsonl or .ndjson file")
+        raise SpecError(printable(str(path)), None, "", "expected a .csv, .jsonl or .ndjson file")
     try:
         # CSV: a BOM (what Excel writes) is dropped; JSON Lines: kept, and refused (RFC 8259)
         text = path.read_text(encoding="utf-8-sig" if suffix in CSV_SUFFIXES else "utf-8")

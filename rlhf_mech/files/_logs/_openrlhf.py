@@ -73,11 +73,11 @@ def _read(path: Path, ranks: Sequence[Path]) -> tuple[EvalTable, list[int] | Non
         table = read_table(path)
         sizes = None
         if ranks:
-            sizes = [read_table(r).n_rows for r in ranks]
+            sizes = [read_table(r, suffix=".jsonl").n_rows for r in ranks]
             if sum(sizes) != table.n_rows:
                 sizes = None  # not what rank 0 concatenated (a --post_processor, or another run's ranks)
         return table, sizes, ""
-    tables = [read_table(r) for r in ranks]
+    tables = [read_table(r, suffix=".jsonl") for r in ranks]
     rows = [row for t in tables for row in t.rows]
     columns = tuple(dict.fromkeys(c for t in tables for c in t.columns))
     merged = EvalTable(path=path, columns=columns, rows=tuple(rows), lines=tuple(range(1, len(rows) + 1)))
