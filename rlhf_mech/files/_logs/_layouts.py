@@ -158,7 +158,7 @@ def _method_hint(path: Path) -> str | None:
     ``eval_ours.py``); ``None`` when the path does not say."""
     for part in reversed(path.resolve().parts):
         lowered = part.lower()
-        if "rewardedsoups" in lowered or "rewarded_soups" in lowered:
+        if lowered.startswith(("logs_rewardedsoups", "logs_rewarded_soups")):
             return "rs"
         if lowered.startswith("logs_ours"):
             return "mod"
