@@ -46,11 +46,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
-WORDS = (
-    "the a cat dog sat on mat sun is hot cold red blue tree sky sea fish bird eats runs "
-    "sleeps and or not yes no big small good bad happy sad one two three four five why how what "
-    "tell me about write say hello story poem joke"
-).split()
+_WORDS_TEXT = (
+    "the a cat dog sat on mat sun is hot cold red blue tree sky sea fish bird eats runs sleeps and or "
+    "not yes no big small good bad happy sad one two three four five why how what tell me about write "
+    "say hello story poem joke"
+)
+WORDS = tuple(_WORDS_TEXT.split())
 SPECIALS = ("<unk>", "<pad>", "<eos>", "user", "assistant", "system", ":")
 
 TRAIN_PROMPTS = (

@@ -680,7 +680,8 @@ def _words(text: str) -> str:
 
 
 def test_issue_21_weights_pair_with_the_reward_funcs_order_not_the_sorted_trainer_state():
-    # reward_funcs=[length, vowel, cat], reward_weights=[1, 0.5, 2]; trainer_state.json lists them cat, length, vowel
+    # reward_funcs=[length, vowel, cat], reward_weights=[1, 0.5, 2];
+    # trainer_state.json lists them cat, length, vowel
     state = json.loads((REAL / "plain" / "trainer_state.json").read_text())
     names = [k for e in state["log_history"] for k in e if k.startswith("rewards/") and k.endswith("/mean")]
     assert names[:3] == ["rewards/cat/mean", "rewards/length/mean", "rewards/vowel/mean"]
@@ -708,7 +709,8 @@ def test_issue_21_a_config_whose_weights_do_not_reproduce_the_advantages_is_refu
     result = runner.invoke(app, ["import", str(run), "--inspect"])
     assert result.exit_code == 2
     assert result.stderr.startswith(
-        f"error: {config}: reward_weights: length=2, vowel=1, cat=0.5 (in the order of the file's reward columns) "
+        f"error: {config}: reward_weights: length=2, vowel=1, cat=0.5 (in the order of the file's reward "
+        "columns) "
         "do not reproduce the logged advantage column"
     )
     assert "length=1, vowel=0.5, cat=2 (up to a common factor) do" in _words(result.stderr)
@@ -747,7 +749,8 @@ def test_issue_21_eval_steps_are_told_from_training_steps_and_said():
     result = runner.invoke(app, ["import", str(REAL / "chat-eval"), "--step", "3", "-o", "-"])
     assert result.exit_code == 0, result.output
     assert (
-        "initial distribution: the samples of step 3, eval completions of the policy after 3 updates, on 2 eval "
+        "initial distribution: the samples of step 3, eval completions of the policy after 3 updates, on "
+        "2 eval "
         "prompts (4 samples each); pi_init is estimated from them, not from the initial model's samples"
         in _words(result.stderr)
     )
@@ -878,7 +881,8 @@ def test_issue_21_openrlhf_padding_copies_are_dropped_and_listed(tmp_path):
             np.testing.assert_array_equal(by_pair[pair], written.rewards[i, ::-1])  # harmless, helpful
         assert len(log.dropped) == 4  # 2 copies in each of the 2 files
         assert log.dropped[0] == (
-            f"{tmp_path / 'rm' / 'harmless.jsonl'}:6: a copy of line 1 the DistributedSampler added to fill the "
+            f"{tmp_path / 'rm' / 'harmless.jsonl'}:6: a copy of line 1 the DistributedSampler added to "
+            "fill the "
             "last batch (world size 3, from its 3 rank files)"
         )
     # without the rank files the padding pattern still tells the copies
@@ -908,7 +912,8 @@ def test_issue_21_ric_prompts_are_the_prompts_without_their_score_tags(tmp_path)
     folder.mkdir()
     base = [f"\n\nHuman: question {i}?" for i in range(4)]
     for a, b in ((0.0, 1.0), (0.5, 0.5), (1.0, 0.0)):
-        # utils.py of RiC: prompt.rstrip('\n\nAssistant:') + ' ' + '<rm1_score> s1 <rm2_score> s2 ' + '\n\nAssistant:'
+        # utils.py of RiC: prompt.rstrip('\n\nAssistant:') + ' '
+        #   + '<rm1_score> s1 <rm2_score> s2 ' + '\n\nAssistant:'
         prompts = [f"{p} <rm1_score> {a * 2 - 1:.2f} <rm2_score> {b - 0.3:.2f} \n\nAssistant:" for p in base]
         columns = {
             "prompt": prompts,
@@ -1057,6 +1062,6 @@ def test_issue_23_library_messages_and_paths_are_printable(tmp_path, monkeypatch
     monkeypatch.setattr(real, "read_schema", corrupt)
     message = _one_line_error(["import", str(path), "--inspect"])
     assert (
-        message
-        == f"error: {path}: cannot read the parquet file: Parquet magic bytes not found \\x1b[31mred\\x1b[0m\n"
+        message == f"error: {path}: cannot read the parquet file: "
+        "Parquet magic bytes not found \\x1b[31mred\\x1b[0m\n"
     )

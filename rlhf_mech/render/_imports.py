@@ -203,7 +203,8 @@ def import_report(run: ImportRun) -> RichGroup:
         for one in imported.steps:
             game = one.result.game
             lines.append(
-                f"step {one.step}: {plural(game.n_outcomes, 'outcome')} over {plural(game.n_prompts, 'prompt')}"
+                f"step {one.step}: {plural(game.n_outcomes, 'outcome')} over "
+                f"{plural(game.n_prompts, 'prompt')}"
                 + ("" if one.info is None else f", samples of {one.info.stands_for}")
             )
         parts.append(Text(printable("\n".join(lines), keep_newlines=True)))

@@ -144,7 +144,8 @@ def _scored(path: Path, name: str, ranks: Sequence[Path], notes: list[str]) -> _
         diff = rewards[row] - rewards[j]
         scored = "" if diff == 0 else f", scored {rewards[row]!r} there and {rewards[j]!r} here"
         dropped.append(
-            f"{_p(table.path)}:{table.lines[row]}: a copy of line {table.lines[j]} the DistributedSampler added to "
+            f"{_p(table.path)}:{table.lines[row]}: a copy of line {table.lines[j]} the "
+            "DistributedSampler added to "
             f"fill the last batch ({how}){scored}"
         )
     keep = [r for r in range(len(pairs)) if r not in set(padding)]
@@ -254,7 +255,8 @@ def read_openrlhf(
     dropped = [d for s in scored for d in s.dropped]
     if dropped:
         notes.append(
-            f"padding: {len(dropped)} lines dropped, copies the DistributedSampler added to fill the last batch "
+            f"padding: {len(dropped)} lines dropped, copies the DistributedSampler added to fill the "
+            "last batch "
             f"({'; '.join(dict.fromkeys(s.how for s in scored if s.dropped))})"
         )
     repeats = len(keys) - len(set(base.pairs))

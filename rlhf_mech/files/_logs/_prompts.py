@@ -182,7 +182,8 @@ def _check_writable(log: RewardLog, by_prompt: PromptGroups, name: str, outcomes
         )
     if len(by_prompt.prompts) > MAX_PROMPTS:
         raise RlhfMechError(
-            f"{len(by_prompt.prompts)} prompts; a game file holds at most {MAX_PROMPTS}: import fewer steps or files"
+            f"{len(by_prompt.prompts)} prompts; a game file holds at most {MAX_PROMPTS}: import fewer "
+            "steps or files"
         )
     if outcomes > MAX_OUTCOMES:
         raise RlhfMechError(f"{outcomes} outcomes in all prompts; a game file holds at most {MAX_OUTCOMES}")

@@ -387,7 +387,8 @@ def _reward_columns(
                 _p(path),
                 None,
                 printable(missing[0]),
-                f"{_p(state.path)} names the reward function {shown(missing[0])} (rewards/{printable(missing[0])}/mean); "
+                f"{_p(state.path)} names the reward function {shown(missing[0])} "
+                f"(rewards/{printable(missing[0])}/mean); "
                 "the file has no such column",
             )
         ordered = [n for n in between if n in state.reward_names]
@@ -515,7 +516,8 @@ def _check_weights(
             )
         else:
             notes.append(
-                "reward weights: not known (no --reward-weights, no config, no advantage column to infer them)"
+                "reward weights: not known (no --reward-weights, no config, no advantage column to infer "
+                "them)"
             )
         return weights.values, None
     inferred: tuple[Array, tuple[str, str]] | None = None
@@ -533,7 +535,8 @@ def _check_weights(
             fit = _advantage.check(batches, weights.values, variant)
             if fit is not None and fit.fits:
                 notes.append(
-                    f"reward weights: {_fmt_weights(names, weights.values)}, {weights.source}; checked against "
+                    f"reward weights: {_fmt_weights(names, weights.values)}, {weights.source}; checked "
+                    "against "
                     f"the logged advantage column: reproduced to {fit.residual:.1e} on {fit.rows} rows of "
                     f"{fit.files} files ({variant[0]}, scale_rewards={variant[1]})"
                 )
@@ -542,7 +545,8 @@ def _check_weights(
         residual = f" (largest difference {worst.residual:.3g})" if worst is not None else ""
         if inferred is None:
             notes.append(
-                f"reward weights: {_fmt_weights(names, weights.values)}, {weights.source}; the logged advantage "
+                f"reward weights: {_fmt_weights(names, weights.values)}, {weights.source}; the logged "
+                "advantage "
                 f"column is not reproduced by them{residual} nor by any other weights (an option of the run "
                 "this check does not model): not checked"
             )
@@ -562,7 +566,8 @@ def _check_weights(
             _p(weights.config),
             None,
             "reward_weights",
-            f"{_fmt_weights(names, weights.values)} (in the order of the file's reward columns) do not reproduce "
+            f"{_fmt_weights(names, weights.values)} (in the order of the file's reward columns) do not "
+            "reproduce "
             f"the logged advantage column{residual}; {better} (up to a common factor) do: the config is not "
             "this run's, or its weights are in another order; pass the run's weights with --reward-weights",
         )
@@ -572,7 +577,8 @@ def _check_weights(
         assert fit is not None
         notes.append(
             f"reward weights: {_fmt_weights(names, w)}, inferred from the logged advantage column (up to a "
-            f"common factor, which shows only through TRL's 1e-4); they reproduce it to {fit.residual:.1e} on {fit.rows} "
+            "common factor, which shows only through TRL's 1e-4); they reproduce it to "
+            f"{fit.residual:.1e} on {fit.rows} "
             f"rows of {fit.files} files ({variant[0]}, scale_rewards={variant[1]}); no config gave them"
         )
         return w, variant
@@ -647,7 +653,8 @@ def _step_info(step: int, prompts: Sequence[str], state: TrainerState | None) ->
         role, why = (
             "train or eval",
             (
-                "no trainer_state.json says whether an evaluation ran at this step (it replaces the step's file)"
+                "no trainer_state.json says whether an evaluation ran at this step (it replaces the "
+                "step's file)"
                 if state is None
                 else f"{_p(state.path)} was saved at step {state.global_step}, before this step"
             ),
@@ -733,14 +740,16 @@ def read_trl(
             columns = {n: n for n in between[:count]}
             rest = between[count:]
             how = (
-                f"the first {count} numeric columns after completion: the fewest whose weighted sum reproduces "
+                f"the first {count} numeric columns after completion: the fewest whose weighted sum "
+                "reproduces "
                 "the logged advantage column (no trainer_state.json, config or --reward-weights says)"
                 + (f"; {printable(', '.join(rest))} taken for log_extra values" if rest else "")
             )
         else:
             columns = {n: n for n in between}
             how = (
-                f"every numeric column after completion ({printable(', '.join(between))}); no trainer_state.json "
+                f"every numeric column after completion ({printable(', '.join(between))}); no "
+                "trainer_state.json "
                 "says which are rewards and which log_extra values, and the advantage column does not tell: "
                 "name the rewards with --reward-col or give the run's --reward-weights"
             )
