@@ -16,7 +16,7 @@ What is checked:
   maxmin, lambda in [0.1, 10], with and without an offset, over agents and groups): the
   objective at the core's ``pi``, recomputed here with ``g`` typed here, is within 1e-7
   (relative) of the reference's and equals the value the core reports; the distributions
-  agree where the optimum is unique (a strictly convex ``g``); ``profile_residual`` <= 1e-9;
+  agree where the optimum is unique (a strictly convex ``g``); ``residual`` <= 1e-9;
 * the rules do what they say against SW-Max: MaxMin's worst-off value is at least SW-Max's
   less what MaxMin spends on the regulariser beyond SW-Max, Nash's objective is at least its
   value at SW-Max's model and at ``pi_init``, SW-Max's ASW at least its value at theirs;
@@ -163,11 +163,11 @@ class FairGame:
         return self.welfare_term(pi) + float(self.offset @ pi) - self.regulariser(pi)
 
     def solve(self):
-        """The core's solution and its ``profile_residual``."""
+        """The core's solution and its ``residual``."""
         mechanism = self.mechanism()
         rule = mechanism.training_rule
-        solution = rule.solve_profile(mechanism, self.rewards, self.sizes)
-        residual = float(rule.profile_residual(mechanism, solution, self.rewards, self.sizes))
+        solution = rule.solve(mechanism, self.rewards, self.sizes)
+        residual = float(rule.residual(mechanism, solution, self.rewards, self.sizes))
         return solution, residual
 
 
@@ -290,7 +290,7 @@ def test_agrees_with_a_generic_solver(case: tuple[str, str, str]) -> None:
     """On every seeded game the core's model is optimal: its objective (recomputed here from
     ``pi``) is within 1e-7 of the multi-start SLSQP reference's, the value the core reports
     is that objective, ``pi`` is on the simplex and, where the optimum is unique, the
-    reference's; ``profile_residual`` <= 1e-9 and the solve says it converged."""
+    reference's; ``residual`` <= 1e-9 and the solve says it converged."""
     rng = np.random.default_rng([14, CASES.index(case)])
     for game in case_games(case):
         solution, residual = game.solve()
@@ -411,7 +411,7 @@ EXTREME_CASES = [
 @pytest.mark.parametrize("rule, divergence, lam, family", EXTREME_CASES)
 def test_extremes(rule: str, divergence: str, lam: float, family: str) -> None:
     """lambda 1e-6 (almost no regulariser) and 1e6 (the model stays at pi_init), pi_init with
-    entries down to 1e-300: the model is finite and on the simplex, ``profile_residual``
+    entries down to 1e-300: the model is finite and on the simplex, ``residual``
     <= 1e-9 and the status says converged; at lambda = 1e6 the model is pi_init to 1e-5.
     Where the solver cannot converge (:data:`KNOWN_LIMITS`) it says so."""
     rng = np.random.default_rng(5)

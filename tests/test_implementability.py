@@ -221,18 +221,16 @@ def test_payment_equivalence_across_sizes(write_game) -> None:
 
 def _argmin_solve(mechanism, scores):
     """SW-Max of the negated scores: the mass goes where the reports score least."""
-    assert SW_MAX.solve_scores is not None
-    return SW_MAX.solve_scores(mechanism, -scores)
+    assert SW_MAX.scores is not None
+    return SW_MAX.scores.solve(mechanism, -scores)
 
 
 #: SW-Max's registry entry with the group's contribution reversed (defined in this test only;
 #: its name stays ``sw_max`` so that the files it writes load, under the real SW-Max).
 REVERSED = dataclasses.replace(
     SW_MAX,
-    solve_scores=_argmin_solve,
-    solve_profile=lambda mechanism, rewards, sizes: _argmin_solve(
-        mechanism, mechanism.scores(rewards, sizes)
-    ),
+    scores=SW_MAX.scores._replace(solve=_argmin_solve),  # type: ignore[union-attr]
+    solve=lambda mechanism, rewards, sizes: _argmin_solve(mechanism, mechanism.scores(rewards, sizes)),
 )
 
 

@@ -26,6 +26,7 @@ from rlhf_mech.core import (
     deviation,
     get_payment_rule,
     outcome,
+    profile_payments,
     solve_sw_max,
 )
 
@@ -166,8 +167,8 @@ def _rule_payments(rule: str, rw: np.ndarray, w: np.ndarray, q: np.ndarray, dive
     mechanism = Mechanism(q, divergence, lam, payment_rule=get_payment_rule(rule))
     reports = Profile(rw, w)
     scores = mechanism.scores(reports.rewards, reports.sizes)
-    solution = mechanism.training_rule.solve_scores(mechanism, scores)
-    return mechanism.payment_rule.profile_payments(mechanism, reports, scores, solution)
+    solution = mechanism.training_rule.scores.solve(mechanism, scores)
+    return profile_payments(mechanism, reports, scores, solution)
 
 
 def test_payment_rule_none_and_validation() -> None:
@@ -249,8 +250,8 @@ def test_profile_payments_are_finite_and_converged(
         mechanism = game.mechanism(divergence, rule)
         reports = Profile(random_rewards(rng, n, m, game.normalization), game.sizes + rng.integers(0, 3, n))
         scores = mechanism.scores(reports.rewards, reports.sizes)
-        solution = mechanism.training_rule.solve_scores(mechanism, scores)
-        result = rule.profile_payments(mechanism, reports, scores, solution)
+        solution = mechanism.training_rule.scores.solve(mechanism, scores)
+        result = profile_payments(mechanism, reports, scores, solution)
         assert result.payments.shape == (n,)
         assert result.leave_one_out_values.shape == (n,)
         assert np.all(np.isfinite(result.payments))

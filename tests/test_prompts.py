@@ -132,13 +132,13 @@ def test_every_figure_is_the_weighted_mean_of_the_prompts_figures(divergence: st
 
 def test_prompts_that_share_an_initial_distribution_are_solved_as_one_batch(monkeypatch) -> None:
     batches: list[int] = []
-    original = prompts_module._batch_figures
+    original = prompts_module.outcome
 
     def counting(mechanism, truth, reports):
         batches.append(truth.rewards.shape[0])
         return original(mechanism, truth, reports)
 
-    monkeypatch.setattr(prompts_module, "_batch_figures", counting)
+    monkeypatch.setattr(prompts_module, "outcome", counting)
     game = random_prompt_game(np.random.default_rng(3), "kl", prompts=8)  # prompts 0, 2, 4, 6: uniform on 4
     prompts_module.prompt_outcome(game, reported=False)
     # one batch of the four uniform prompts, then each other prompt with its own pi_init

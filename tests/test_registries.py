@@ -134,12 +134,12 @@ def test_mechanism_rejects_unknown_rules() -> None:
 
 
 def test_training_rule_functions_agree(training_rule: str, divergence: str, rng: np.random.Generator) -> None:
-    """``solve_profile``: distributions on the simplex at which ``profile_residual`` <= 1e-9;
-    for an additive rule ``solve_scores`` gives the same on the profile's scores, its
+    """``solve``: distributions on the simplex at which ``residual`` <= 1e-9; for an additive
+    rule its score functions' ``solve`` gives the same on the profile's scores, their
     ``kkt_residual`` <= 1e-10, and ``optimal_values`` the same optimal values. A rule that does
     not take the divergence says so when the mechanism is built."""
     rule = TRAINING_RULES[training_rule]
-    if rule.divergences is not None and divergence not in rule.divergences:
+    if divergence not in rule.divergences:
         with pytest.raises(ValueError, match=f"training rule '{training_rule}' takes the divergences"):
             Mechanism(np.full(3, 1 / 3), divergence, 1.0, training_rule=rule)
         return
@@ -150,20 +150,20 @@ def test_training_rule_functions_agree(training_rule: str, divergence: str, rng:
         )
         rewards = rng.uniform(0.0, 1.0, size=(4, n, m))
         sizes = rng.integers(1, 5, size=(4, n)).astype(float)
-        solution = rule.solve_profile(mechanism, rewards, sizes)
+        solution = rule.solve(mechanism, rewards, sizes)
         assert solution.pi.shape == (4, m)
         assert np.all(solution.pi >= 0.0)
         np.testing.assert_allclose(solution.pi.sum(axis=-1), 1.0, rtol=0, atol=1e-13)
         assert np.all(solution.status == CONVERGED)
-        assert float(np.max(rule.profile_residual(mechanism, solution, rewards, sizes))) <= 1e-9
-        if not rule.additive:
-            assert rule.solve_scores is None and rule.optimal_values is None
+        assert float(np.max(rule.residual(mechanism, solution, rewards, sizes))) <= 1e-9
+        if rule.scores is None:
+            assert not rule.additive
             continue
         scores = mechanism.scores(rewards, sizes)
-        direct = rule.solve_scores(mechanism, scores)
+        direct = rule.scores.solve(mechanism, scores)
         np.testing.assert_array_equal(direct.pi, solution.pi)
-        assert float(np.max(rule.kkt_residual(mechanism, direct, scores))) <= 1e-10
-        values, status = rule.optimal_values(mechanism, scores.copy())
+        assert float(np.max(rule.scores.kkt_residual(mechanism, direct, scores))) <= 1e-10
+        values, status = rule.scores.optimal_values(mechanism, scores.copy())
         np.testing.assert_allclose(values, direct.value, rtol=1e-12, atol=1e-12)
         assert np.all(status == CONVERGED)
 

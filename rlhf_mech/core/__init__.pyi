@@ -3,6 +3,11 @@
 from rlhf_mech.core._candidates import candidate_game as candidate_game
 from rlhf_mech.core._candidates import minmax_scale as minmax_scale
 from rlhf_mech.core._candidates import scale_scores as scale_scores
+from rlhf_mech.core._deviation import BLOCK_ELEMENTS as BLOCK_ELEMENTS
+from rlhf_mech.core._deviation import Deviation as Deviation
+from rlhf_mech.core._deviation import DeviationOutcomes as DeviationOutcomes
+from rlhf_mech.core._deviation import ProgressCallback as ProgressCallback
+from rlhf_mech.core._deviation import deviation as deviation
 from rlhf_mech.core._divergences import ALL_DIVERGENCES as ALL_DIVERGENCES
 from rlhf_mech.core._divergences import DIVERGENCES as DIVERGENCES
 from rlhf_mech.core._divergences import ClosedForm as ClosedForm
@@ -17,15 +22,8 @@ from rlhf_mech.core._game import GameSolution as GameSolution
 from rlhf_mech.core._game import ReportBasis as ReportBasis
 from rlhf_mech.core._game import solve as solve
 from rlhf_mech.core._lazy import attach_stub as attach_stub
-from rlhf_mech.core._mechanism import BLOCK_ELEMENTS as BLOCK_ELEMENTS
-from rlhf_mech.core._mechanism import Deviation as Deviation
-from rlhf_mech.core._mechanism import DeviationOutcomes as DeviationOutcomes
 from rlhf_mech.core._mechanism import Mechanism as Mechanism
 from rlhf_mech.core._mechanism import Profile as Profile
-from rlhf_mech.core._mechanism import ProfileOutcome as ProfileOutcome
-from rlhf_mech.core._mechanism import ProgressCallback as ProgressCallback
-from rlhf_mech.core._mechanism import deviation as deviation
-from rlhf_mech.core._mechanism import outcome as outcome
 from rlhf_mech.core._mechanism import rule_conflict as rule_conflict
 from rlhf_mech.core._mechanism import weighted_rewards as weighted_rewards
 from rlhf_mech.core._normalizations import FILE_NORMALIZATIONS as FILE_NORMALIZATIONS
@@ -34,6 +32,9 @@ from rlhf_mech.core._normalizations import Normalization as Normalization
 from rlhf_mech.core._normalizations import Scale as Scale
 from rlhf_mech.core._numerics import CHUNK_ELEMENTS as CHUNK_ELEMENTS
 from rlhf_mech.core._numerics import rows_per_chunk as rows_per_chunk
+from rlhf_mech.core._outcomes import Figures as Figures
+from rlhf_mech.core._outcomes import ProfileOutcome as ProfileOutcome
+from rlhf_mech.core._outcomes import outcome as outcome
 from rlhf_mech.core._parameters import Configurable as Configurable
 from rlhf_mech.core._parameters import Parameter as Parameter
 from rlhf_mech.core._payments import AFFINE_MAXIMIZER as AFFINE_MAXIMIZER
@@ -47,6 +48,7 @@ from rlhf_mech.core._payments import PaymentRule as PaymentRule
 from rlhf_mech.core._payments import affine_maximizer_payment as affine_maximizer_payment
 from rlhf_mech.core._payments import affine_maximizer_payments as affine_maximizer_payments
 from rlhf_mech.core._payments import get_payment_rule as get_payment_rule
+from rlhf_mech.core._payments import profile_payments as profile_payments
 from rlhf_mech.core._prompts import PROMPT_WEIGHT_TOL as PROMPT_WEIGHT_TOL
 from rlhf_mech.core._prompts import PromptGame as PromptGame
 from rlhf_mech.core._prompts import PromptOutcome as PromptOutcome
@@ -71,5 +73,6 @@ from rlhf_mech.core._training import MAXMIN as MAXMIN
 from rlhf_mech.core._training import NASH as NASH
 from rlhf_mech.core._training import SW_MAX as SW_MAX
 from rlhf_mech.core._training import TRAINING_RULES as TRAINING_RULES
+from rlhf_mech.core._training import ScoreFunctions as ScoreFunctions
 from rlhf_mech.core._training import TrainingRule as TrainingRule
 from rlhf_mech.core._training import get_training_rule as get_training_rule

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rlhf_mech.core._mechanism import Mechanism, Profile, ProfileOutcome, outcome
+from rlhf_mech.core._mechanism import Mechanism, Profile
 from rlhf_mech.core._normalizations import Normalization, Scale
+from rlhf_mech.core._outcomes import ProfileOutcome, outcome
 from rlhf_mech.core._payments import PaymentRule
 from rlhf_mech.core._training import TrainingRule
 

@@ -35,9 +35,9 @@ searches) evaluates it there. By Proposition 4.4 ``(psi, p^AFF)`` is DSIC and IR
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -57,14 +57,14 @@ _EPS = np.finfo(float).eps
 
 @dataclass(frozen=True)
 class PaymentResult:
-    """Payments of one profile of reports.
+    """Payments of one profile of reports, or of a batch (leading axes).
 
     Attributes
     ----------
-    payments : (n,) array, ``p_i``.
-    leave_one_out_values : (n,) array, the first term of eq. (1), ``max_pi ASW_{-i}(pi)``
+    payments : (..., n) array, ``p_i``.
+    leave_one_out_values : (..., n) array, the first term of eq. (1), ``max_pi ASW_{-i}(pi)``
         (zeros for rule ``none``).
-    status : (n,) int array, the solver status of each leave-one-out problem
+    status : (..., n) int array, the solver status of each leave-one-out problem
         (:data:`~rlhf_mech.core.CONVERGED` where none was solved); a payment computed from a
         problem that did not converge says so here.
     rule : the payment rule's name.
@@ -80,9 +80,48 @@ class PaymentResult:
         return bool(np.all(self.status == CONVERGED))
 
 
+class OthersOptimum(Protocol):
+    """``(mechanism, others_scores (B, m)) -> (first (B,), status (B,))``: for a group whose
+    report varies while the others' are fixed, the part of its payment that does not depend on
+    its report (eq. (1)'s first term), from the others' scores (offset included), one value per
+    row; zeros where the rule has none. ``others_scores`` is left unchanged."""
+
+    def __call__(self, mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]: ...
+
+
+class GroupPayments(Protocol):
+    """``(mechanism, first (G, 1), objective (G, P), own (G, P), scores (G, P, m),
+    others_scores (G, m)) -> (G, P)``: that group's payment at each of ``P`` reports in each
+    of ``G`` games, from the training objective at the report's fine-tuned model, its reported
+    term ``w~ <pi, rm~>`` there and the report's scores (a rule whose reference set depends on
+    the report, Heuristic 1, trains on them)."""
+
+    def __call__(
+        self, mechanism: Mechanism, first: Array, objective: Array, own: Array, scores: Array, others: Array
+    ) -> Array: ...
+
+
+class ProfileShortcut(Protocol):
+    """``(mechanism, reports (one profile), scores (m,), solution) -> PaymentResult``: every
+    group's payment of one profile by a faster route than the general one
+    (:func:`profile_payments`), to which it must agree (a test checks every shortcut against
+    it, for every divergence)."""
+
+    def __call__(
+        self, mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
+    ) -> PaymentResult: ...
+
+
+class UtilityGradient(Protocol):
+    """``(true_weighted_reward, contribution) -> g``: the gradient of the group's utility in
+    ``pi`` at its fine-tuned model (see :attr:`PaymentRule.utility_gradient`)."""
+
+    def __call__(self, own: Array, contribution: Array) -> Array: ...
+
+
 @dataclass(frozen=True)
 class PaymentRule(Configurable):
-    """One payment rule of the registry.
+    """One payment rule of the registry: two functions, and an optional shortcut.
 
     Attributes
     ----------
@@ -94,25 +133,16 @@ class PaymentRule(Configurable):
     dsic : whether a theorem makes the mechanism DSIC under this rule (Proposition 4.4),
         so that an audit's search is a check of the theorem rather than the verdict.
     nonnegative : whether payments are ``>= 0`` by a theorem (Proposition 4.4).
-    utility_gradient : ``(true_weighted_reward, contribution) -> g`` or ``None``: the gradient
-        of the group's utility in ``pi`` at its fine-tuned model, from its true ``w_i rm_i``
+    others_optimum : :class:`OthersOptimum`, the first term of a group's payment.
+    group_payments : :class:`GroupPayments`, a group's payment at its reports.
+    utility_gradient : :class:`UtilityGradient` or ``None`` where the payment is not
+        differentiable in ``pi`` (Heuristic 1's maximum). From the group's true ``w_i rm_i``
         and its reported contribution ``c = w~ rm~`` (constants drop out, see
         :func:`~rlhf_mech.core.sensitivity`): ``w_i rm_i`` without payment; ``w_i rm_i - c``
         under eq. (1), whose first term the report does not move and whose
-        ``d ASW_{-i} / d pi = b - lambda g'(t) = mu - c`` at the optimum. ``None`` where the
-        payment is not differentiable in ``pi``.
-    profile_payments : ``(mechanism, reports, scores, solution) -> PaymentResult``: every
-        group's payment for one profile of reports, whose scores and training solution the
-        caller has.
-    others_optimum : ``(mechanism, others_scores (G, m)) -> (first (G,), status (G,))``: for
-        one group whose report varies while the others' are fixed, the part of its payment
-        that does not depend on its report (eq. 1's first term), from the others' scores
-        (with the offset), one value per game; zeros where the rule has none.
-    group_payments : ``(mechanism, first (G, 1), objective (G, P), own (G, P), scores (G, P, m),
-        others_scores (G, m)) -> (G, P)``: that group's payment at each of its reports, from
-        the training objective at the report's fine-tuned model, its reported term
-        ``w~ <pi, rm~>`` there and the report's scores (a rule whose reference set depends on
-        the report, Heuristic 1, trains on them).
+        ``d ASW_{-i} / d pi = b - lambda g'(t) = mu - c`` at the optimum.
+    shortcut : :class:`ProfileShortcut` or ``None``: every payment of one profile at once,
+        where that buys speed (eq. (1) under KL in closed form, Heuristic 1's one run).
     additive_only : whether the rule needs an additive training rule (SW-Max: one whose
         objective is a sum over the groups, so that eq. (1)'s ``ASW_{-i}`` exists); such a
         rule cannot be combined with MaxMin or Nash (appendix E).
@@ -133,10 +163,10 @@ class PaymentRule(Configurable):
     charges: bool
     dsic: bool
     nonnegative: bool
-    utility_gradient: Callable[[Array, Array], Array] | None
-    profile_payments: Callable[[Mechanism, Profile, Array, SolveResult], PaymentResult]
-    others_optimum: Callable[[Mechanism, Array], tuple[Array, Array]]
-    group_payments: Callable[[Mechanism, Array, Array, Array, Array, Array], Array]
+    others_optimum: OthersOptimum
+    group_payments: GroupPayments
+    utility_gradient: UtilityGradient | None = None
+    shortcut: ProfileShortcut | None = None
     additive_only: bool = True
     separable: bool = True
     schema: tuple[Parameter, ...] = ()
@@ -164,15 +194,9 @@ def affine_maximizer_payment(first: Array, objective: Array, own: Array) -> Arra
 # --- none ------------------------------------------------------------------------------------
 
 
-def _no_profile_payments(
-    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
-) -> PaymentResult:
-    n = reports.n_groups
-    zeros = np.zeros(n)
-    return PaymentResult(zeros, zeros, np.full(n, CONVERGED), NONE.name)
-
-
-def _no_others_optimum(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
+def no_first_term(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
+    """The first term of a rule that has none (``none``; Heuristic 1, whose reference set is
+    trained on each report's scores): zeros, converged."""
     games = others_scores.shape[0]
     return np.zeros(games), np.full(games, CONVERGED)
 
@@ -183,13 +207,100 @@ def _no_group_payments(
     return np.zeros(np.shape(objective))
 
 
+def _no_payments(
+    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
+) -> PaymentResult:
+    """``none``'s shortcut: zeros, for any batch of profiles, without forming a leave-one-out row."""
+    zeros = np.zeros(reports.sizes.shape)
+    return PaymentResult(zeros, zeros, np.full(zeros.shape, CONVERGED), NONE.name)
+
+
 def _affine_group_payments(
     mechanism: Mechanism, first: Array, objective: Array, own: Array, scores: Array, others: Array
 ) -> Array:
     return affine_maximizer_payment(first, objective, own)
 
 
-# --- the affine maximizer --------------------------------------------------------------------
+def reported_terms(reports: Profile, pi: Array) -> Array:
+    """``w~_i <pi, rm~_i>`` (..., n): each group's reported term at the fine-tuned model ``pi``
+    (..., m). One profile is a matrix-vector product; a batch, one per profile."""
+    return reports.sizes * row_values(reports.rewards, pi)
+
+
+def row_values(rewards: Array, pi: Array) -> Array:
+    """``<pi, rm_i>`` (..., n) of reward models (..., n, m) at distributions (..., m)."""
+    if pi.ndim == 1:
+        return rewards @ pi
+    return np.einsum("...nm,...m->...n", rewards, pi)
+
+
+# --- the general route, and the affine maximizer's shortcut ------------------------------------
+
+
+def profile_payments(
+    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
+) -> PaymentResult:
+    """Every group's payment for a profile of reports, or a batch of them (leading axes).
+
+    Parameters
+    ----------
+    mechanism : the mechanism (its payment rule decides); reports : the profile(s);
+    scores : (..., m) ``mechanism.scores`` of the reports; solution : the training rule's
+        solution there.
+
+    Notes
+    -----
+    The payment rule's shortcut where it has one and takes the batch, else the general
+    route (:func:`general_payments`): the two must agree.
+    """
+    shortcut = mechanism.payment_rule.shortcut
+    if shortcut is not None:
+        result = shortcut(mechanism, reports, scores, solution)
+        if result is not None:
+            return result
+    return general_payments(mechanism, reports, scores, solution)
+
+
+def general_payments(
+    mechanism: Mechanism,
+    reports: Profile,
+    scores: Array,
+    solution: SolveResult,
+    groups: Array | None = None,
+) -> PaymentResult:
+    """The general route of every payment rule: each group's leave-one-out scores
+    ``s - w~_i rm~_i`` (:func:`leave_one_out_blocks`) through the rule's ``others_optimum``,
+    then its ``group_payments`` at the profile's solution.
+
+    ``groups`` (one profile only): the groups to pay; the others' entries are left 0. The
+    leave-one-out rows are formed in blocks of at most
+    :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` values.
+    """
+    rule = mechanism.payment_rule
+    shape = reports.sizes.shape
+    n, m = shape[-1], scores.shape[-1]
+    pi = solution.pi.reshape(-1, m)
+    values = np.reshape(solution.value, -1)
+    own = reported_terms(reports, solution.pi).reshape(-1, n)
+    flat_scores = scores.reshape(-1, m)
+    first = np.zeros((pi.shape[0], n))
+    payments = np.zeros((pi.shape[0], n))
+    status = np.full((pi.shape[0], n), CONVERGED)
+    pairs = np.arange(first.size) if groups is None else np.asarray(groups)
+    for k, block in leave_one_out_blocks(reports, scores, pairs):
+        rows = pairs[k : k + block.shape[0]]
+        profile, group = np.divmod(rows, n)
+        f, st = rule.others_optimum(mechanism, block)
+        first[profile, group], status[profile, group] = f, st
+        payments[profile, group] = rule.group_payments(
+            mechanism,
+            f[:, None],
+            values[profile][:, None],
+            own[profile, group][:, None],
+            flat_scores[profile][:, None, :],
+            block,
+        )[:, 0]
+    return PaymentResult(payments.reshape(shape), first.reshape(shape), status.reshape(shape), rule.name)
 
 
 def affine_maximizer_payments(
@@ -223,47 +334,55 @@ def affine_maximizer_payments(
         p_i = lambda log E_{pi*} exp(-w_i (rm_i - c_i) / lambda),   c_i = <pi*, rm_i>,
 
     a centred cumulant that is >= 0 by Jensen. All n payments then cost one pass over the
-    rewards with one exponential per entry and no leave-one-out solve. The pass evaluates
+    rewards with one exponential per entry and no leave-one-out solve (the rule's shortcut,
+    :func:`_affine_shortcut`). The pass evaluates
     ``lambda log E exp(-w_i rm_i / lambda) + w_i c_i``; where that may have lost digits (a
     payment small next to lambda, when lambda is also large next to ``|V|``), the centred
     form is evaluated with ``expm1``. Rows where the exponentials would overflow, or where
     outcomes that ``pi*`` rounds to zero could matter, are solved directly instead.
     """
+    mechanism = mechanism.with_payment_rule(AFFINE_MAXIMIZER)
     scores = mechanism.scores(reports.rewards, reports.sizes)
     if solution is None:
-        solution = mechanism.training_rule.solve_scores(mechanism, scores)
-    return _affine_profile_payments(mechanism, reports, scores, solution)
+        solution = mechanism.training_rule.solve(mechanism, reports.rewards, reports.sizes)
+    return profile_payments(mechanism, reports, scores, solution)
 
 
-def _affine_profile_payments(
+def _affine_shortcut(
     mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
-) -> PaymentResult:
+) -> PaymentResult | None:
+    """eq. (1) under KL for one profile: the Gibbs form (:func:`_gibbs_leave_one_out`), and the
+    general route for the rows it cannot do exactly; ``None`` (the general route) otherwise."""
+    if not mechanism.divergence.gibbs_form or reports.sizes.ndim != 1:
+        return None
     rewards, weights = reports.rewards, reports.sizes
-    n = rewards.shape[0]
     value = float(solution.value)
-    status = np.full(n, CONVERGED)
-    todo = np.arange(n)
-    loo = np.empty(n)
-    payments = np.empty(n)
-    if mechanism.divergence.gibbs_form:
-        loo, payments, ok = _gibbs_leave_one_out(rewards, weights, solution.pi, value, mechanism.lam)
-        todo = np.flatnonzero(~ok)
+    loo, payments, ok = _gibbs_leave_one_out(rewards, weights, solution.pi, value, mechanism.lam)
+    status = np.full(rewards.shape[0], CONVERGED)
+    todo = np.flatnonzero(~ok)
     if todo.size:
-        loo[todo], status[todo] = _direct_leave_one_out(mechanism, reports, scores, todo)
-        own = weights[todo] * (rewards @ solution.pi)[todo]
-        payments[todo] = affine_maximizer_payment(loo[todo], value, own)
+        direct = general_payments(mechanism, reports, scores, solution, todo)
+        loo[todo], payments[todo], status[todo] = (
+            direct.leave_one_out_values[todo],
+            direct.payments[todo],
+            direct.status[todo],
+        )
     return PaymentResult(payments, loo, status, AFFINE_MAXIMIZER.name)
 
 
-def leave_one_out_blocks(reports: Profile, scores: Array, rows: Array):
-    """The score rows ``s - w_i rm_i`` of the groups ``rows``, in blocks of at most
-    :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` values.
+def leave_one_out_blocks(reports: Profile, scores: Array, rows: Array) -> Iterator[tuple[int, Array]]:
+    """The leave-one-out score rows ``s - w_i rm_i`` of the rows ``rows`` (indices into the
+    flattened ``(profile, group)`` pairs of ``reports``: for one profile, the groups), in
+    blocks of at most :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` values.
 
     Yields ``(k, block)``: the block holds the rows of ``rows[k : k + len(block)]``. The same
     buffer is reused (and may be overwritten by the consumer) from one block to the next.
     """
-    rewards, weights = reports.rewards, reports.sizes
-    m = rewards.shape[1]
+    m = reports.rewards.shape[-1]
+    rewards = reports.rewards.reshape(-1, m)
+    weights = reports.sizes.reshape(-1)
+    n = reports.sizes.shape[-1]
+    flat_scores = scores.reshape(-1, m)
     step = rows_per_chunk(m)
     buf = np.empty((min(step, rows.size), m))
     for k in range(0, rows.size, step):
@@ -271,34 +390,21 @@ def leave_one_out_blocks(reports: Profile, scores: Array, rows: Array):
         block = slice(int(idx[0]), int(idx[-1]) + 1) if int(idx[-1]) - int(idx[0]) + 1 == idx.size else idx
         out = buf[: idx.size]
         np.multiply(weights[block, None], rewards[block], out=out)
-        np.subtract(scores, out, out=out)
+        np.subtract(flat_scores[idx // n] if flat_scores.shape[0] > 1 else flat_scores[0], out, out=out)
         yield k, out
-
-
-def _direct_leave_one_out(
-    mechanism: Mechanism, reports: Profile, scores: Array, rows: Array
-) -> tuple[Array, Array]:
-    """Optimal values and statuses of the rows ``s - w_i rm_i``, ``i`` in ``rows``."""
-    values = np.empty(rows.size)
-    status = np.empty(rows.size, dtype=int)
-    for k, block in leave_one_out_blocks(reports, scores, rows):
-        part = slice(k, k + block.shape[0])
-        values[part], status[part] = mechanism.training_rule.optimal_values(mechanism, block)
-    return values, status
 
 
 def _affine_others_optimum(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
     """The deviating group's first term of eq. (1) is the optimal value of the others' scores
-    alone: one solve per game, whatever the group reports."""
+    alone: one solve per row, whatever the group reports."""
     games, m = others_scores.shape
     first = np.zeros(games)
     status = np.empty(games, dtype=int)
     step = rows_per_chunk(m)
+    values = mechanism.training_rule.scores.optimal_values  # type: ignore[union-attr]
     for start in range(0, games, step):
         block = slice(start, min(games, start + step))
-        first[block], status[block] = mechanism.training_rule.optimal_values(
-            mechanism, others_scores[block].copy()
-        )
+        first[block], status[block] = values(mechanism, others_scores[block].copy())
     return first, status
 
 
@@ -440,27 +546,14 @@ def _run(mechanism: Mechanism, scores: Array, checkpoints: bool) -> Array:
     rule = mechanism.payment_rule
     steps = int(rule.setting("steps"))
     every = int(rule.setting("checkpoint_every")) if checkpoints else steps
-    return mechanism.training_rule.trajectory(
-        mechanism, scores, steps, float(rule.setting("step_size")), every
-    )
+    trajectory = mechanism.training_rule.scores.trajectory  # type: ignore[union-attr]
+    return trajectory(mechanism, scores, steps, float(rule.setting("step_size")), every)
 
 
 def _early_stopped_others_optimum(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
     """Heuristic 2's first term: ``ASW_{-i}`` at the last iterate of a run on the others' scores."""
     final = _run(mechanism, others_scores, checkpoints=False)[:, -1]
     return _others_asw(mechanism, final, others_scores), np.full(others_scores.shape[0], CONVERGED)
-
-
-def _early_stopped_profile_payments(
-    mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
-) -> PaymentResult:
-    n = reports.n_groups
-    first = np.empty(n)
-    for k, block in leave_one_out_blocks(reports, scores, np.arange(n)):
-        first[k : k + block.shape[0]] = _early_stopped_others_optimum(mechanism, block)[0]
-    own = reports.sizes * (reports.rewards @ solution.pi)
-    payments = affine_maximizer_payment(first, float(solution.value), own)
-    return PaymentResult(payments, first, np.full(n, CONVERGED), EARLY_STOPPED.name)
 
 
 def _checkpoint_models(mechanism: Mechanism, scores: Array) -> Array:
@@ -474,21 +567,24 @@ def _checkpoint_models(mechanism: Mechanism, scores: Array) -> Array:
     return np.broadcast_to(models, (scores.shape[0], *models.shape))
 
 
-def _checkpoints_profile_payments(
+def _checkpoints_shortcut(
     mechanism: Mechanism, reports: Profile, scores: Array, solution: SolveResult
 ) -> PaymentResult:
-    """``p_i = max(max_t ASW_{-i}(theta_t), ASW_{-i}(psi)) - ASW_{-i}(psi)`` with the
-    checkpoints ``theta_t`` of one run on the full scores: ``ASW_{-i}(theta) = ASW(theta) -
-    w_i <theta, rm_i>``, every group's at once (one run, one matrix product)."""
-    models = _checkpoint_models(mechanism, scores[None])[0]  # (C, m)
-    full = _others_asw(mechanism, models, scores)  # (C,) ASW at each checkpoint
-    weighted = reports.sizes[:, None] * (reports.rewards @ models.T)  # (n, C)
-    at_checkpoints = (full[None, :] - weighted).max(axis=1)
-    own = reports.sizes * (reports.rewards @ solution.pi)
-    at_psi = float(solution.value) - own
+    """Heuristic 1 for profiles (any batch): ``p_i = max(max_t ASW_{-i}(theta_t), ASW_{-i}(psi))
+    - ASW_{-i}(psi)`` with the checkpoints ``theta_t`` of one run on the full scores:
+    ``ASW_{-i}(theta) = ASW(theta) - w_i <theta, rm_i>``, every group's at once (one run, one
+    matrix product), where the general route would run it once per group."""
+    m = scores.shape[-1]
+    models = _checkpoint_models(mechanism, scores.reshape(-1, m)).reshape(*scores.shape[:-1], -1, m)
+    full = _others_asw(mechanism, models, scores[..., None, :])  # (..., C) ASW at each checkpoint
+    weighted = reports.sizes[..., None] * np.matmul(
+        reports.rewards, np.swapaxes(models, -1, -2)
+    )  # (..., n, C)
+    at_checkpoints = (full[..., None, :] - weighted).max(axis=-1)
+    at_psi = np.asarray(solution.value)[..., None] - reported_terms(reports, solution.pi)
     first = np.maximum(at_checkpoints, at_psi)
-    n = reports.n_groups
-    return PaymentResult(first - at_psi, first, np.full(n, CONVERGED), INTERMEDIATE_CHECKPOINTS.name)
+    status = np.full(first.shape, CONVERGED)
+    return PaymentResult(first - at_psi, first, status, INTERMEDIATE_CHECKPOINTS.name)
 
 
 def _checkpoints_group_payments(
@@ -503,11 +599,6 @@ def _checkpoints_group_payments(
     return np.maximum(at_checkpoints, at_psi) - at_psi
 
 
-def _no_first_term(mechanism: Mechanism, others_scores: Array) -> tuple[Array, Array]:
-    games = others_scores.shape[0]
-    return np.zeros(games), np.full(games, CONVERGED)
-
-
 NONE = PaymentRule(
     name="none",
     formula="p_i = 0",
@@ -515,10 +606,10 @@ NONE = PaymentRule(
     charges=False,
     dsic=False,
     nonnegative=True,
-    utility_gradient=lambda own, contribution: own,
-    profile_payments=_no_profile_payments,
-    others_optimum=_no_others_optimum,
+    others_optimum=no_first_term,
     group_payments=_no_group_payments,
+    utility_gradient=lambda own, contribution: own,
+    shortcut=_no_payments,
     additive_only=False,
 )
 AFFINE_MAXIMIZER = PaymentRule(
@@ -528,10 +619,10 @@ AFFINE_MAXIMIZER = PaymentRule(
     charges=True,
     dsic=True,
     nonnegative=True,
-    utility_gradient=lambda own, contribution: own - contribution,
-    profile_payments=_affine_profile_payments,
     others_optimum=_affine_others_optimum,
     group_payments=_affine_group_payments,
+    utility_gradient=lambda own, contribution: own - contribution,
+    shortcut=_affine_shortcut,
 )
 
 
@@ -542,10 +633,9 @@ INTERMEDIATE_CHECKPOINTS = PaymentRule(
     charges=True,
     dsic=False,
     nonnegative=True,
-    utility_gradient=None,
-    profile_payments=_checkpoints_profile_payments,
-    others_optimum=_no_first_term,
+    others_optimum=no_first_term,
     group_payments=_checkpoints_group_payments,
+    shortcut=_checkpoints_shortcut,
     separable=False,
     schema=(
         *_TRAINING_PARAMETERS,
@@ -565,10 +655,9 @@ EARLY_STOPPED = PaymentRule(
     charges=True,
     dsic=True,
     nonnegative=False,
-    utility_gradient=lambda own, contribution: own - contribution,
-    profile_payments=_early_stopped_profile_payments,
     others_optimum=_early_stopped_others_optimum,
     group_payments=_affine_group_payments,
+    utility_gradient=lambda own, contribution: own - contribution,
     schema=_TRAINING_PARAMETERS,
 )
 

@@ -24,9 +24,9 @@ sum of per-prompt terms.
 
 Batching: the prompts that share a mechanism (the same ``pi_init`` and outcome costs, e.g.
 prompts with ``k`` distinct responses each sampled once, ``pi_init = 1/k``) are solved as
-one batch: one call of the training rule for all their problems, and one call of the payment
-rule for every group's leave-one-out problem of every prompt (the payment registry's
-``others_optimum`` and ``group_payments``, which the best-response search calls too).
+one batch of the profile kernel (:func:`~rlhf_mech.core.outcome`): one call of the training
+rule for all their problems, and the payment rule's every leave-one-out problem of every
+prompt in blocks.
 Prompts whose initial distributions differ form batches of their own, since the solver takes
 one ``pi_init`` per call.
 """
@@ -41,6 +41,7 @@ import numpy as np
 from rlhf_mech.core._game import Game
 from rlhf_mech.core._mechanism import Mechanism, Profile
 from rlhf_mech.core._numerics import rows_per_chunk
+from rlhf_mech.core._outcomes import Figures, outcome
 from rlhf_mech.core._payments import PaymentRule, get_payment_rule
 from rlhf_mech.core._status import CONVERGED, STATUS_MESSAGES
 from rlhf_mech.core._training import TrainingRule
@@ -179,92 +180,33 @@ class PromptGame:
 
 
 @dataclass(frozen=True)
-class PromptOutcome:
+class PromptOutcome(Figures):
     """The mechanism on one profile of reports, every prompt.
 
-    The per-prompt arrays are indexed ``[x, i]``; the properties are the ``q``-weighted
-    means a group lives by (module docstring), named as on
-    :class:`~rlhf_mech.core.ProfileOutcome`.
+    Its :class:`~rlhf_mech.core.Figures` are the ``q``-weighted means a group lives by (module
+    docstring): ``v_i = sum_x q_x <pi_x, rm_{i,x}>``, ``p_i = sum_x q_x p_{i,x}``, ...; the
+    residual and the status are the worst prompt's.
 
     Attributes
     ----------
     weights : (P,) the prompt weights ``q_x``.
-    sizes : (n,) the true sizes ``w_i``.
+    per_prompt : each prompt's figures (leading axis ``P``): the batched profile kernel's.
     distributions : (P,) per prompt, its fine-tuned distribution ``pi_x``.
-    prompt_valuations : (P, n) ``<pi_x, rm_{i,x}>`` on the true reward models.
-    prompt_payments : (P, n) the per-prompt payments ``p_{i,x}``.
-    prompt_social_welfare : (P,) ``sum_i w_i <pi_x, rm_{i,x}>``.
-    prompt_divergence_values : (P,) ``D_f(pi_x || pi_init,x)`` less the outcome costs' term.
-    prompt_kkt_residual : (P,) the training rule's residual at each prompt's solution.
-    status : (P, n) solver status of each group's payment (its leave-one-out solve) or of
-        the prompt's solve, :data:`~rlhf_mech.core.CONVERGED` when both converged.
     """
 
     weights: Array
-    sizes: Array
+    per_prompt: Figures
     distributions: tuple[Array, ...]
-    prompt_valuations: Array
-    prompt_payments: Array
-    prompt_social_welfare: Array
-    prompt_divergence_values: Array
-    prompt_kkt_residual: Array
-    status: Array
-
-    @property
-    def prompt_utilities(self) -> Array:
-        """(P, n) ``w_i <pi_x, rm_{i,x}> - p_{i,x}``: each prompt's share of the utility."""
-        return self.sizes * self.prompt_valuations - self.prompt_payments
-
-    @property
-    def valuations(self) -> Array:
-        """(n,) ``v_i = sum_x q_x <pi_x, rm_{i,x}>``."""
-        return self.weights @ self.prompt_valuations
-
-    @property
-    def group_valuations(self) -> Array:
-        """(n,) ``w_i v_i``."""
-        return self.sizes * self.valuations
-
-    @property
-    def payments(self) -> Array:
-        """(n,) ``p_i = sum_x q_x p_{i,x}``."""
-        return self.weights @ self.prompt_payments
-
-    @property
-    def utilities(self) -> Array:
-        """(n,) ``w_i v_i - p_i``."""
-        return self.group_valuations - self.payments
-
-    @property
-    def social_welfare(self) -> float:
-        return float(self.weights @ self.prompt_social_welfare)
-
-    @property
-    def divergence_value(self) -> float:
-        return float(self.weights @ self.prompt_divergence_values)
-
-    @property
-    def asw(self) -> float:
-        """``sum_x q_x (SW_x - D_f,x)``: the training objective on the true types."""
-        return self.social_welfare - self.divergence_value
-
-    @property
-    def kkt_residual(self) -> float:
-        """The worst prompt's residual."""
-        return float(self.prompt_kkt_residual.max())
-
-    @property
-    def converged(self) -> bool:
-        return bool(np.all(self.status == CONVERGED))
 
     @property
     def status_message(self) -> str:
         """``""`` when every solve converged, else what went wrong and where (first prompt)."""
-        bad = np.argwhere(self.status != CONVERGED)
+        status = self.per_prompt.status
+        bad = np.argwhere(status != CONVERGED)
         if not bad.size:
             return ""
         x, i = (int(v) for v in bad[0])
-        message = STATUS_MESSAGES[int(self.status[x, i])]
+        message = STATUS_MESSAGES[int(status[x, i])]
         return f"{message} (prompt {x}; {bad.shape[0]} payments affected)"
 
 
@@ -285,7 +227,7 @@ class PromptSolution:
     @property
     def prompt_gains(self) -> Array:
         """(P, n) each prompt's share of the gains (``gains = weights @ prompt_gains``)."""
-        return self.reported.prompt_utilities - self.truthful.prompt_utilities
+        return self.reported.per_prompt.utilities - self.truthful.per_prompt.utilities
 
 
 def _batches(game: PromptGame) -> list[Array]:
@@ -304,54 +246,22 @@ def _stack(games: list[Game], label: str) -> Profile:
     return Profile(np.stack([p.rewards for p in profiles]), np.stack([p.sizes for p in profiles]))
 
 
-def _batch_figures(mechanism: Mechanism, truth: Profile, reports: Profile) -> dict[str, Array]:
-    """The per-prompt figures of a batch of prompts sharing ``mechanism`` (truth and reports
-    ``(B, n, m)``): one training solve per prompt, and every group's leave-one-out problem
-    (eq. (1)'s first term) of every prompt in one call of the payment rule."""
-    rule, payment = mechanism.training_rule, mechanism.payment_rule
-    B, n, m = reports.rewards.shape
-    solution = rule.solve_profile(mechanism, reports.rewards, reports.sizes)
-    pi = solution.pi
-    scores = mechanism.scores(reports.rewards, reports.sizes)  # (B, m), with the offset
-    contributions = reports.sizes[..., None] * reports.rewards  # (B, n, m)
-    others = (scores[:, None, :] - contributions).reshape(B * n, m)  # the leave-one-out scores
-    first, first_status = payment.others_optimum(mechanism, others)
-    own = np.einsum("bnm,bm->bn", contributions, pi).reshape(B * n, 1)
-    objective = np.repeat(solution.value, n)[:, None]
-    repeated = np.repeat(scores, n, axis=0)[:, None, :]
-    payments = payment.group_payments(mechanism, first[:, None], objective, own, repeated, others)
-    valuations = np.einsum("bnm,bm->bn", truth.rewards, pi)
-    offset = mechanism.score_offset
-    converged = solution.status == CONVERGED
-    return {
-        "pi": pi,
-        "valuations": valuations,
-        "payments": payments.reshape(B, n),
-        "social_welfare": np.einsum("bn,bn->b", truth.sizes, valuations),
-        "divergence_values": solution.divergence - (0.0 if offset is None else pi @ offset),
-        "residual": rule.profile_residual(mechanism, solution, reports.rewards, reports.sizes),
-        "status": np.where(converged[:, None], first_status.reshape(B, n), solution.status[:, None]),
-    }
-
-
 def prompt_outcome(
     game: PromptGame, reported: bool, payment_rule: PaymentRule | None = None
 ) -> PromptOutcome:
     """The mechanism on the reported (or the truthful) profile of every prompt, batched.
 
-    Prompts that share a mechanism (``pi_init``, outcome costs) form one batch, taken in
-    blocks of at most :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` leave-one-out scores.
+    Prompts that share a mechanism (``pi_init``, outcome costs) form one batch of the profile
+    kernel (:func:`~rlhf_mech.core.outcome`), taken in blocks of at most
+    :data:`~rlhf_mech.core._numerics.CHUNK_ELEMENTS` leave-one-out scores.
     """
     P, n = game.n_prompts, game.n_groups
     distributions: list[Array] = [np.empty(0)] * P
-    figures = {
-        "valuations": np.empty((P, n)),
-        "payments": np.empty((P, n)),
-        "social_welfare": np.empty(P),
-        "divergence_values": np.empty(P),
-        "residual": np.empty(P),
-        "status": np.empty((P, n), dtype=int),
-    }
+    per_group = ("valuations", "group_valuations", "payments", "utilities")
+    per_prompt = ("social_welfare", "asw", "divergence_value", "kkt_residual")
+    figures: dict[str, Array] = {name: np.empty((P, n)) for name in per_group}
+    figures |= {name: np.empty(P) for name in per_prompt}
+    figures["status"] = np.empty((P, n), dtype=int)
     for batch in _batches(game):
         mechanism = game.games[batch[0]].mechanism
         if payment_rule is not None:
@@ -361,21 +271,17 @@ def prompt_outcome(
             rows = batch[start : start + step]
             games = [game.games[x] for x in rows]
             truth = _stack(games, "truth")
-            done = _batch_figures(mechanism, truth, _stack(games, "reports") if reported else truth)
-            for key, values in figures.items():
-                values[rows] = done[key]
+            done = outcome(mechanism, truth, _stack(games, "reports") if reported else truth)
+            for name, values in figures.items():
+                values[rows] = getattr(done, name)
             for k, x in enumerate(rows):
-                distributions[x] = done["pi"][k]
+                distributions[x] = done.distribution[k]
+    each = Figures(**figures)
     return PromptOutcome(
+        **vars(each.mean(game.weights, game.games[0].truth.sizes)),
         weights=game.weights,
-        sizes=game.games[0].truth.sizes,
+        per_prompt=each,
         distributions=tuple(distributions),
-        prompt_valuations=figures["valuations"],
-        prompt_payments=figures["payments"],
-        prompt_social_welfare=figures["social_welfare"],
-        prompt_divergence_values=figures["divergence_values"],
-        prompt_kkt_residual=figures["residual"],
-        status=figures["status"],
     )
 
 

@@ -25,12 +25,12 @@ that ignores constants. MaxMin and Nash see the whole profile; their solver is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
+from rlhf_mech.core._divergences import DIVERGENCES, Divergence
 from rlhf_mech.core._fair import MAXMIN_OVER, fair_residual, solve_fair
 from rlhf_mech.core._parameters import Configurable, Parameter
 from rlhf_mech.core._registry import lookup
@@ -50,41 +50,104 @@ if TYPE_CHECKING:
 Array = np.ndarray
 
 
+# --------------------------------------------------------------------------------------------
+# The functions of a rule, their signatures pinned (optax's GradientTransformation protocols)
+# --------------------------------------------------------------------------------------------
+
+
+class SolveProfile(Protocol):
+    """``(mechanism, rewards (..., n, m), sizes (..., n)) -> SolveResult``: the fine-tuned
+    distribution of each profile of reports."""
+
+    def __call__(self, mechanism: Mechanism, rewards: Array, sizes: Array) -> SolveResult: ...
+
+
+class ProfileResidual(Protocol):
+    """``(mechanism, solution, rewards, sizes) -> (...,)``: the relative violation of the
+    optimality conditions at a solution (0 for an exact optimum, to rounding)."""
+
+    def __call__(
+        self, mechanism: Mechanism, solution: SolveResult, rewards: Array, sizes: Array
+    ) -> Array: ...
+
+
+class SolveScores(Protocol):
+    """``(mechanism, scores (..., m)) -> SolveResult``."""
+
+    def __call__(self, mechanism: Mechanism, scores: Array) -> SolveResult: ...
+
+
+class OptimalValues(Protocol):
+    """``(mechanism, scores (B, m)) -> (values (B,), status (B,))``: the optimal objective
+    alone (no ``pi`` is formed), for the leave-one-out problems of eq. (1); ``scores`` is
+    scratch space and is overwritten."""
+
+    def __call__(self, mechanism: Mechanism, scores: Array) -> tuple[Array, Array]: ...
+
+
+class ScoreResidual(Protocol):
+    """``(mechanism, solution, scores) -> (...,)``: the KKT residual at a solution."""
+
+    def __call__(self, mechanism: Mechanism, solution: SolveResult, scores: Array) -> Array: ...
+
+
+class Sensitivity(Protocol):
+    """``(mechanism, solution, scores, g) -> (..., m)``: ``d <g, pi*(s)> / ds``, the
+    vector-Jacobian product at a solution (implicit differentiation of the optimality
+    conditions), for exact gradients of a group's utility."""
+
+    def __call__(
+        self, mechanism: Mechanism, solution: SolveResult, scores: Array, cotangent: Array
+    ) -> Array: ...
+
+
+class Trajectory(Protocol):
+    """``(mechanism, scores (B, m), steps, step_size, every) -> (B, C, m)``: the checkpoints
+    of a model of an iterative training run (section 4.4's intermediate models)."""
+
+    def __call__(
+        self, mechanism: Mechanism, scores: Array, steps: int, step_size: float, every: int
+    ) -> Array: ...
+
+
+class SupportGaps(Protocol):
+    """``(mechanism, solution, scores) -> (..., m)``: how far each outcome's score must rise,
+    the others fixed, for the outcome to enter the support (0 on it)."""
+
+    def __call__(self, mechanism: Mechanism, solution: SolveResult, scores: Array) -> Array: ...
+
+
+class ScoreFunctions(NamedTuple):
+    """What an *additive* training rule does with score rows ``s = sum_i w_i rm_i + offset``:
+    the capability that gives eq. (1) its ``ASW_{-i}``, the exact gradients of the
+    best-response search and a report space that ignores constants. A rule that is not
+    additive has none of it (``TrainingRule.scores is None``)."""
+
+    solve: SolveScores
+    optimal_values: OptimalValues
+    kkt_residual: ScoreResidual
+    sensitivity: Sensitivity
+    trajectory: Trajectory
+    support_gaps: SupportGaps
+
+
 @dataclass(frozen=True)
 class TrainingRule(Configurable):
-    """One training rule of the registry.
+    """One training rule of the registry: two functions every rule has, and the score
+    functions of an additive rule.
 
     Attributes
     ----------
     name : canonical name used in game files.
     objective : the training objective as text, for documentation and output.
     reference : where the paper defines it.
-    additive : whether the rule sees a profile only through its scores ``s = sum_i w_i rm_i +
-        offset`` (SW-Max). Then adding a constant to every score changes nothing
-        (``sum pi = 1``), eq. (1) applies, and the score functions below are set; for a rule
-        that is not additive they are ``None``.
-    solve_profile : ``(mechanism, rewards (..., n, m), sizes (..., n)) -> SolveResult``: the
-        fine-tuned distribution of each profile of reports.
-    profile_residual : ``(mechanism, solution, rewards, sizes) -> (...,)``: the relative
-        violation of the optimality conditions (0 for an exact optimum, to rounding).
-    smooth : ``mechanism -> bool``: whether the solution moves continuously and piecewise
-        smoothly with the reports (finite differences of a utility mean something).
-    divergences : the divergences the rule can be regularised by (``None``: every one).
-    solve_scores : ``(mechanism, scores (..., m)) -> SolveResult`` (additive rules).
-    optimal_values : ``(mechanism, scores (B, m)) -> (values (B,), status (B,))``: the optimal
-        objective alone (no ``pi`` is formed), for the leave-one-out problems of eq. (1);
-        ``scores`` is scratch space and is overwritten.
-    kkt_residual : ``(mechanism, solution, scores) -> (...,)``.
-    sensitivity : ``(mechanism, solution, scores, g) -> (..., m)``: ``d <g, pi*(s)> / ds``, the
-        vector-Jacobian product of the training rule at a solution (implicit differentiation
-        of its optimality conditions), for exact gradients of a group's utility.
-    trajectory : ``(mechanism, scores (B, m), steps, step_size, every) -> (B, C, m)``: a model
-        of how a platform reaches the solution, the checkpoints of an iterative training run
-        (section 4.4's intermediate models and early-stopped runs).
-    support_gaps : ``(mechanism, solution, scores) -> (..., m)``: how far each outcome's score
-        must rise, the others fixed, for the outcome to enter the support (0 on it): where
-        the utility is flat in a report, how far away its next piece starts (the search's
-        plateau probes).
+    solve : :class:`SolveProfile`, the fine-tuned distribution of each profile of reports.
+    residual : :class:`ProfileResidual`, the optimality residual at a solution.
+    scores : :class:`ScoreFunctions` for a rule that sees a profile only through its scores
+        (SW-Max: adding a constant to every score changes nothing, eq. (1) applies); ``None``
+        for a rule that sees the whole profile (MaxMin, Nash).
+    smooth_only : whether the rule needs a divergence with an inverse of ``g'`` (Nash's
+        Newton method); :meth:`accepts` says which divergences it takes.
     separable : whether the objective over many prompts is the prompt-weighted sum of one
         objective per prompt (section 2: "operates on each prompt independently"), so that a
         game of many prompts is solved prompt by prompt (:func:`~rlhf_mech.core.solve_prompts`).
@@ -99,25 +162,39 @@ class TrainingRule(Configurable):
     name: str
     objective: str
     reference: str
-    additive: bool
-    solve_profile: Callable[[Mechanism, Array, Array], SolveResult]
-    profile_residual: Callable[[Mechanism, SolveResult, Array, Array], Array]
-    smooth: Callable[[Mechanism], bool]
-    divergences: tuple[str, ...] | None = None
-    solve_scores: Callable[[Mechanism, Array], SolveResult] | None = None
-    optimal_values: Callable[[Mechanism, Array], tuple[Array, Array]] | None = None
-    kkt_residual: Callable[[Mechanism, SolveResult, Array], Array] | None = None
-    sensitivity: Callable[[Mechanism, SolveResult, Array, Array], Array] | None = None
-    trajectory: Callable[[Mechanism, Array, int, float, int], Array] | None = None
-    support_gaps: Callable[[Mechanism, SolveResult, Array], Array] | None = None
+    solve: SolveProfile
+    residual: ProfileResidual
+    scores: ScoreFunctions | None = None
+    smooth_only: bool = False
     separable: bool = True
     schema: tuple[Parameter, ...] = ()
     parameters: tuple[tuple[str, Any], ...] = ()
 
+    @property
+    def additive(self) -> bool:
+        """Whether the rule sees a profile only through its scores (:attr:`scores`)."""
+        return self.scores is not None
+
+    def accepts(self, divergence: Divergence) -> bool:
+        """Whether the rule can be regularised by ``divergence``."""
+        return not self.smooth_only or divergence.g_prime_inverse is not None
+
+    @property
+    def divergences(self) -> tuple[str, ...]:
+        """The names of the divergences the rule takes (:meth:`accepts`)."""
+        return tuple(name for name, div in DIVERGENCES.items() if self.accepts(div))
+
+    @staticmethod
+    def smooth(mechanism: Mechanism) -> bool:
+        """Whether the solution moves continuously and piecewise smoothly with the reports
+        (finite differences of a utility mean something): a divergence with an inverse of
+        ``g'``."""
+        return mechanism.divergence.g_prime_inverse is not None
+
     def differentiable(self, mechanism: Mechanism) -> bool:
-        """Whether :attr:`sensitivity` applies: an additive rule whose solution moves smoothly
-        with the scores (a divergence with an inverse of ``g'``)."""
-        return self.sensitivity is not None and mechanism.divergence.g_prime_inverse is not None
+        """Whether :attr:`ScoreFunctions.sensitivity` applies: an additive rule whose solution
+        moves smoothly with the scores."""
+        return self.additive and self.smooth(mechanism)
 
 
 # --- SW-Max ----------------------------------------------------------------------------------
@@ -146,10 +223,6 @@ def _sw_max_profile_residual(
     return _sw_max_kkt(mechanism, solution, mechanism.scores(rewards, sizes))
 
 
-def _smooth_divergence(mechanism: Mechanism) -> bool:
-    return mechanism.divergence.g_prime_inverse is not None
-
-
 def _sw_max_sensitivity(
     mechanism: Mechanism, solution: SolveResult, scores: Array, cotangent: Array
 ) -> Array:
@@ -172,23 +245,23 @@ SW_MAX = TrainingRule(
     name="sw_max",
     objective="sum_i w_i v_i(pi) - D_f(pi || pi_init)",
     reference="Definition 4.1",
-    additive=True,
-    solve_profile=_sw_max_profile,
-    profile_residual=_sw_max_profile_residual,
-    smooth=_smooth_divergence,
-    solve_scores=_sw_max_solve,
-    optimal_values=_sw_max_values,
-    kkt_residual=_sw_max_kkt,
-    sensitivity=_sw_max_sensitivity,
-    trajectory=_sw_max_trajectory,
-    support_gaps=_sw_max_support_gaps,
+    solve=_sw_max_profile,
+    residual=_sw_max_profile_residual,
+    scores=ScoreFunctions(
+        solve=_sw_max_solve,
+        optimal_values=_sw_max_values,
+        kkt_residual=_sw_max_kkt,
+        sensitivity=_sw_max_sensitivity,
+        trajectory=_sw_max_trajectory,
+        support_gaps=_sw_max_support_gaps,
+    ),
 )
 
 
 # --- MaxMin and Nash -------------------------------------------------------------------------
 
 
-def _fair_solver(rule: str) -> Callable[[Mechanism, Array, Array], SolveResult]:
+def _fair_solver(rule: str) -> SolveProfile:
     def solve(mechanism: Mechanism, rewards: Array, sizes: Array) -> SolveResult:
         over = mechanism.training_rule.setting("over") if rule == "maxmin" else "agents"
         solution = solve_fair(
@@ -212,18 +285,13 @@ def _fair_residual(mechanism: Mechanism, solution: SolveResult, rewards: Array, 
     return solution.residual
 
 
-#: The divergences with an inverse of ``g'``, which Nash's Newton method needs.
-SMOOTH_DIVERGENCES = ("kl", "chi2", "hellinger", "reverse_kl", "js")
-
 MAXMIN = TrainingRule(
     name="maxmin",
     objective="min_i rho_i(pi) - D_f(pi || pi_init), rho_i = v_i (over: agents) or w_i v_i (over: groups)",
     reference="appendix E (MaxMin-RLHF)",
-    additive=False,
     separable=False,
-    solve_profile=_fair_solver("maxmin"),
-    profile_residual=_fair_residual,
-    smooth=_smooth_divergence,
+    solve=_fair_solver("maxmin"),
+    residual=_fair_residual,
     schema=(
         Parameter(
             "over",
@@ -238,12 +306,10 @@ NASH = TrainingRule(
     name="nash",
     objective="sum_i w_i log v_i(pi) - D_f(pi || pi_init)",
     reference="appendix E (Nash social welfare)",
-    additive=False,
     separable=False,
-    solve_profile=_fair_solver("nash"),
-    profile_residual=_fair_residual,
-    smooth=_smooth_divergence,
-    divergences=SMOOTH_DIVERGENCES,
+    solve=_fair_solver("nash"),
+    residual=_fair_residual,
+    smooth_only=True,
 )
 
 #: Every training rule, in documentation order.

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from rlhf_mech.core import PromptGame, PromptOutcome, PromptSolution
 from rlhf_mech.render._format import annotation, fmt, fmt_signed, rule_json, rule_label
-from rlhf_mech.render._solve import gains_text, profile_table
+from rlhf_mech.render._solve import gains_text, groups_json, profile_table
 
 #: Characters of a prompt's text shown in the per-prompt table (the JSON has it whole).
 PROMPT_TEXT_SHOWN = 48
@@ -76,10 +76,10 @@ def prompt_table(solution: PromptSolution) -> Table:
             escape(_shown(game.prompts[x])),
             fmt(game.weights[x]),
             str(game.games[x].n_outcomes),
-            fmt(truthful.prompt_social_welfare[x]),
+            fmt(truthful.per_prompt.social_welfare[x]),
         ]
         if movers:
-            row.append(fmt(reported.prompt_social_welfare[x]))
+            row.append(fmt(reported.per_prompt.social_welfare[x]))
             row += [fmt_signed(solution.prompt_gains[x, i]) for i in movers]
         table.add_row(*row)
     return table
@@ -114,32 +114,22 @@ def render_prompt_solution(solution: PromptSolution) -> RichGroup:
 
 
 def _outcome_json(game: PromptGame, outcome: PromptOutcome, reported_sizes: Any) -> dict[str, Any]:
+    each = outcome.per_prompt
     return {
         "social_welfare": outcome.social_welfare,
         "asw": outcome.asw,
         "divergence_value": outcome.divergence_value,
         "kkt_residual": outcome.kkt_residual,
         "converged": outcome.converged,
-        "groups": [
-            {
-                "name": name,
-                "size": float(outcome.sizes[i]),
-                "reported_size": float(reported_sizes[i]),
-                "valuation": float(outcome.valuations[i]),
-                "group_valuation": float(outcome.group_valuations[i]),
-                "payment": float(outcome.payments[i]),
-                "utility": float(outcome.utilities[i]),
-            }
-            for i, name in enumerate(game.group_names)
-        ],
+        "groups": groups_json(game.group_names, outcome, game.games[0].truth.sizes, reported_sizes),
         "prompts": [
             {
                 "distribution": outcome.distributions[x],
-                "social_welfare": float(outcome.prompt_social_welfare[x]),
-                "divergence_value": float(outcome.prompt_divergence_values[x]),
-                "kkt_residual": float(outcome.prompt_kkt_residual[x]),
-                "valuations": outcome.prompt_valuations[x],
-                "payments": outcome.prompt_payments[x],
+                "social_welfare": float(each.social_welfare[x]),
+                "divergence_value": float(each.divergence_value[x]),
+                "kkt_residual": float(each.kkt_residual[x]),
+                "valuations": each.valuations[x],
+                "payments": each.payments[x],
             }
             for x in range(game.n_prompts)
         ],

@@ -14,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.core import (
+    Figures,
     Game,
     GameSolution,
     Mechanism,
     ProfileOutcome,
-    PromptOutcome,
     PromptSolution,
     ReportBasis,
 )
@@ -87,7 +87,7 @@ def distribution_table(solution: GameSolution, top: int) -> Table:
 
 def profile_table(
     group_names: tuple[str, ...],
-    outcome: ProfileOutcome | PromptOutcome,
+    outcome: Figures,
     title: str,
     true_sizes: np.ndarray,
     sizes: np.ndarray,
@@ -219,6 +219,25 @@ def candidate_choice_table(solution: GameSolution) -> Table:
     return table
 
 
+def groups_json(
+    names: tuple[str, ...], figures: Figures, sizes: np.ndarray, reported_sizes: np.ndarray
+) -> list[dict[str, Any]]:
+    """Each group's figures of a profile (one prompt, or the weighted means of many), in group
+    order: the one JSON form of a group's outcome."""
+    return [
+        {
+            "name": name,
+            "size": float(sizes[i]),
+            "reported_size": float(reported_sizes[i]),
+            "valuation": float(figures.valuations[i]),
+            "group_valuation": float(figures.group_valuations[i]),
+            "payment": float(figures.payments[i]),
+            "utility": float(figures.utilities[i]),
+        }
+        for i, name in enumerate(names)
+    ]
+
+
 def _profile_json(
     game: Game, outcome: ProfileOutcome, sizes: np.ndarray, distribution: Any
 ) -> dict[str, Any]:
@@ -228,18 +247,7 @@ def _profile_json(
         "asw": outcome.asw,
         "divergence_value": outcome.divergence_value,
         "kkt_residual": outcome.kkt_residual,
-        "groups": [
-            {
-                "name": name,
-                "size": float(game.truth.sizes[i]),
-                "reported_size": float(sizes[i]),
-                "valuation": float(outcome.valuations[i]),
-                "group_valuation": float(outcome.group_valuations[i]),
-                "payment": float(outcome.payments[i]),
-                "utility": float(outcome.utilities[i]),
-            }
-            for i, name in enumerate(game.group_names)
-        ],
+        "groups": groups_json(game.group_names, outcome, game.truth.sizes, sizes),
     }
 
 
