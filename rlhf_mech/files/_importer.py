@@ -52,6 +52,13 @@ CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
+def located(path: str | Path, line: int | None, field: str, message: str) -> SpecError:
+    """A :class:`SpecError` whose path, field and message are printable (a file's name, a
+    column's name and a library's message can hold control characters; every reader builds
+    its errors here)."""
+    return SpecError(printable(str(path)), line, printable(field), printable(message))
+
+
 # --- reading tables --------------------------------------------------------------------------
 
 
@@ -82,13 +89,13 @@ def _read_csv(path: Path, text: str) -> EvalTable:
     try:
         header = next(reader)
     except StopIteration:
-        raise SpecError(path, None, "", "the file is empty") from None
+        raise located(path, None, "", "the file is empty") from None
     except csv.Error as exc:
-        raise SpecError(path, 1, "", f"invalid CSV: {exc}") from None
+        raise located(path, 1, "", f"invalid CSV: {exc}") from None
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise SpecError(path, 1, name, "duplicate column name")
+            raise located(path, 1, name, "duplicate column name")
         seen.add(name)
     rows, lines = [], []
     start = reader.line_num + 1
@@ -96,14 +103,14 @@ def _read_csv(path: Path, text: str) -> EvalTable:
         for record in reader:
             if record:
                 if len(record) != len(header):
-                    raise SpecError(
+                    raise located(
                         path, start, "", f"expected {len(header)} fields (the header's), got {len(record)}"
                     )
                 rows.append(dict(zip(header, record, strict=True)))
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise SpecError(path, start, "", f"invalid CSV: {exc}") from None
+        raise located(path, start, "", f"invalid CSV: {exc}") from None
     return EvalTable(path=path, columns=tuple(header), rows=tuple(rows), lines=tuple(lines))
 
 
@@ -158,15 +165,15 @@ def _read_jsonl(path: Path, text: str) -> EvalTable:
         if not line.strip():
             continue
         if "\ufeff" in line:
-            raise SpecError(
+            raise located(
                 path, number, "", "a byte order mark (U+FEFF): JSON Lines files are UTF-8 without one"
             )
         try:
             row = parse_json(line)
         except (ValueError, RecursionError) as exc:
-            raise SpecError(path, number, "", json_problem(exc)) from None
+            raise located(path, number, "", json_problem(exc)) from None
         if not isinstance(row, dict):
-            raise SpecError(path, number, "", "each line must be a JSON object")
+            raise located(path, number, "", "each line must be a JSON object")
         columns.update(dict.fromkeys(row))
         rows.append(row)
         lines.append(number)
@@ -185,21 +192,21 @@ def read_table(path: str | Path, suffix: str | None = None) -> EvalTable:
     path = Path(path)
     suffix = suffix or path.suffix.lower()
     if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
-        raise SpecError(printable(str(path)), None, "", "expected a .csv, .jsonl or .ndjson file")
+        raise located(printable(str(path)), None, "", "expected a .csv, .jsonl or .ndjson file")
     try:
         # CSV: a BOM (what Excel writes) is dropped; JSON Lines: kept, and refused (RFC 8259)
         text = path.read_text(encoding="utf-8-sig" if suffix in CSV_SUFFIXES else "utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(
+        raise located(
             printable(str(path)), None, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})"
         ) from None
     except OSError as exc:
-        raise SpecError(
+        raise located(
             printable(str(path)), None, "", f"cannot read the file: {printable(exc.strerror or str(exc))}"
         ) from None
     table = _read_csv(path, text) if suffix in CSV_SUFFIXES else _read_jsonl(path, text)
     if not table.rows:
-        raise SpecError(path, None, "", "the file has no data rows")
+        raise located(path, None, "", "the file has no data rows")
     return table
 
 
@@ -235,7 +242,7 @@ def require_column(table: EvalTable, column: str) -> None:
     """Raise :class:`~rlhf_mech.errors.SpecError` (line 1, the header) when ``column`` is absent."""
     if column not in table.columns:
         shown = ", ".join(table.columns)
-        raise SpecError(table.path, 1, column, f"no column named {column!r} (columns: {shown})")
+        raise located(table.path, 1, column, f"no column named {column!r} (columns: {shown})")
 
 
 def numeric_column(table: EvalTable, column: str) -> Array:
@@ -256,7 +263,7 @@ def numeric_column(table: EvalTable, column: str) -> Array:
             what = "missing value" if raw is None or raw == "" else f"{shown(raw)} is not a finite number"
             if isinstance(raw, str) and not strings:
                 what = f"{shown(raw)} is a string: expected a JSON number"
-            raise SpecError(table.path, table.lines[r], column, what)
+            raise located(table.path, table.lines[r], column, what)
         values[r] = value
     return values
 
@@ -268,7 +275,7 @@ def text_column(table: EvalTable, column: str) -> tuple[str, ...]:
     for r, row in enumerate(table.rows):
         raw = row.get(column)
         if raw is None or raw == "":
-            raise SpecError(table.path, table.lines[r], column, "missing value")
+            raise located(table.path, table.lines[r], column, "missing value")
         out.append(str(raw))
     return tuple(out)
 
@@ -434,7 +441,7 @@ def _reward_columns(
         return dict(given)
     columns = [c for c in table.columns if c not in reserved and is_numeric_column(table, c)]
     if not columns:
-        raise SpecError(table.path, 1, "", "no numeric column to use as a reward model; pass --reward-col")
+        raise located(table.path, 1, "", "no numeric column to use as a reward model; pass --reward-col")
     steps.append(
         "reward models: every numeric column of "
         f"{table.path.name} ({', '.join(columns)}); choose with --reward-col NAME=COLUMN"
@@ -515,7 +522,7 @@ def import_candidates(
         files.append(FileSummary(table.path, table.n_rows, table.columns, tuple(used)))
         for label in dict.fromkeys(labels):
             if label in found:
-                raise SpecError(
+                raise located(
                     table.path,
                     None,
                     candidate_column or "",
@@ -748,7 +755,7 @@ def import_responses(
         try:
             normalised[k], shift, divisor = normalise_rewards(values, normalization)
         except ValueError as exc:
-            raise SpecError(table.path, None, columns[model], str(exc)) from None
+            raise located(table.path, None, columns[model], str(exc)) from None
         shifted = f"shifted by {shift!r} (its minimum was {-shift!r}), then " if shift else ""
         steps.append(
             f"reward {model} (column {columns[model]!r}): {shifted}divided by its "
@@ -769,7 +776,7 @@ def import_responses(
         low = np.flatnonzero(pi_init < tiny)
         if low.size:
             r = int(low[0])
-            raise SpecError(
+            raise located(
                 table.path,
                 table.lines[r],
                 logprob_column,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlhf_mech.errors import RlhfMechError, SpecError, printable
+from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._importer import (
     CandidateSummary,
     EvalTable,
@@ -19,6 +19,7 @@ from rlhf_mech.files._importer import (
     check_names,
     column_stats,
     finite_number,
+    located,
     numeric_column,
     read_table,
     require_column,
@@ -40,7 +41,7 @@ def preference_weights(path: Path) -> tuple[float, ...]:
     match = EVAL_FILE.fullmatch(path.name)
     weights = [finite_number(part) for part in match[1].split("_")] if match else [None]
     if any(w is None or w < 0 for w in weights):
-        raise SpecError(
+        raise located(
             path,
             None,
             "",
@@ -55,7 +56,7 @@ def _numbered(table: EvalTable, pattern: re.Pattern[str], stem: str, why: str) -
     numbers = sorted(int(m[1]) for c in table.columns if (m := pattern.fullmatch(c)))
     for i, number in enumerate(numbers, start=1):
         if number != i:
-            raise SpecError(
+            raise located(
                 table.path, 1, f"{stem}{i}", f"no column named '{stem}{i}' ({why} are numbered from 1)"
             )
     return [f"{stem}{i}" for i in range(1, len(numbers) + 1)]
@@ -96,23 +97,19 @@ def read_eval_csvs(
             require_column(table, column)
         columns = _numbered(table, OBTAINED, "obtained_score", "the reward columns")
         if not columns:
-            raise SpecError(
+            raise located(
                 table.path, 1, "", "no obtained_score1 column: these are not MOD/RiC evaluation files"
             )
         if f == 0:
             obtained = columns
         elif columns != obtained:
-            raise SpecError(
-                table.path, 1, "", f"{len(columns)} reward columns; {files[0]} has {len(obtained)}"
-            )
+            raise located(table.path, 1, "", f"{len(columns)} reward columns; {files[0]} has {len(obtained)}")
         desired = _numbered(table, DESIRED, "desired_score", "RiC's desired scores")
         if trainer == "ric" and len(desired) < len(obtained):
             missing = f"desired_score{len(desired) + 1}"
-            raise SpecError(
-                table.path, 1, missing, f"no column named {missing!r} (RiC writes one per reward)"
-            )
+            raise located(table.path, 1, missing, f"no column named {missing!r} (RiC writes one per reward)")
         if len(preferences[f]) != len(obtained):
-            raise SpecError(
+            raise located(
                 table.path,
                 None,
                 "",
@@ -134,7 +131,7 @@ def read_eval_csvs(
         big = np.argwhere(np.abs(scores) > SCORE_LIMIT)
         if big.size:
             r, k = (int(v) for v in big[0])
-            raise SpecError(
+            raise located(
                 printable(str(table.path)),
                 table.lines[r],
                 obtained[k],
@@ -235,7 +232,7 @@ def import_eval_candidates(
         label = candidate_name(path)
         clash = next((c for c in candidates if c.name == label), None)
         if clash is not None:
-            raise SpecError(path, None, "", f"candidate {label!r} also in {clash.path}")
+            raise located(path, None, "", f"candidate {label!r} also in {clash.path}")
         candidates.append(CandidateSummary(label, path, int(counts[f]), block.mean(axis=0), None))
         used = tuple(
             column_stats(column, f"reward {model}", block[:, k])

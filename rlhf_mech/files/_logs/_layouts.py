@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhf_mech.errors import RlhfMechError, SpecError, printable, shown
-from rlhf_mech.files._importer import CSV_SUFFIXES, JSONL_SUFFIXES, finite_number
+from rlhf_mech.errors import RlhfMechError, printable, shown
+from rlhf_mech.files._importer import CSV_SUFFIXES, JSONL_SUFFIXES, finite_number, located
 from rlhf_mech.files.spec._document import is_name
 
 
@@ -214,7 +214,7 @@ def _detect_file(path: Path) -> tuple[str, str]:
         if set(OPENRLHF_KEYS) <= _jsonl_keys(path):
             return "openrlhf", "JSONL files whose lines hold input, output and reward"
         return "jsonl", "JSONL files without input, output and reward keys"
-    raise SpecError(
+    raise located(
         printable(str(path)), None, "", "expected a .parquet, .csv, .jsonl or .ndjson file, or a folder"
     )
 

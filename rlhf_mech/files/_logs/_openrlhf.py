@@ -29,8 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rlhf_mech.errors import RlhfMechError, SpecError, printable, shown
-from rlhf_mech.files._importer import JSONL_SUFFIXES, EvalTable, numeric_column, read_table, require_column
+from rlhf_mech.errors import RlhfMechError, printable, shown
+from rlhf_mech.files._importer import (
+    JSONL_SUFFIXES,
+    EvalTable,
+    located,
+    numeric_column,
+    read_table,
+    require_column,
+)
 from rlhf_mech.files._logs._layouts import OPENRLHF_KEYS, RANK_FILE
 from rlhf_mech.files._logs._record import RewardLog
 from rlhf_mech.files.spec._document import is_name
@@ -46,7 +53,7 @@ def _openrlhf_texts(table: EvalTable, key: str) -> list[str]:
     bad = next((r for r, v in enumerate(values) if not isinstance(v, str)), None)
     if bad is not None:
         what = "missing value" if values[bad] is None else f"expected a string, got {shown(values[bad])}"
-        raise SpecError(_p(table.path), table.lines[bad], key, what)
+        raise located(_p(table.path), table.lines[bad], key, what)
     return values  # type: ignore[return-value]
 
 
@@ -69,7 +76,7 @@ def _read(path: Path, ranks: Sequence[Path]) -> tuple[EvalTable, list[int] | Non
     there, each rank's number of lines."""
     if path.exists():
         if path.suffix.lower() not in JSONL_SUFFIXES:
-            raise SpecError(_p(path), None, "", "expected a .jsonl file (OpenRLHF's --output_path)")
+            raise located(_p(path), None, "", "expected a .jsonl file (OpenRLHF's --output_path)")
         table = read_table(path)
         sizes = None
         if ranks:
@@ -213,7 +220,7 @@ def read_openrlhf(
         )
     for path in files:
         if RANK_FILE.fullmatch(path.name):
-            raise SpecError(_p(path), None, "", "a rank file: give the merged file beside it, or its folder")
+            raise located(_p(path), None, "", "a rank file: give the merged file beside it, or its folder")
     notes: list[str] = []
     scored = [
         _scored(path, name, (ranks or [()] * len(files))[f], notes)
@@ -235,11 +242,11 @@ def read_openrlhf(
                     if not times
                     else f"appears {key[2] + 1} times; {times} in {_p(base.path)}"
                 )
-                raise SpecError(_p(other.path), other.lines[r], "", f"{_pair(key[:2])} {where}")
+                raise located(_p(other.path), other.lines[r], "", f"{_pair(key[:2])} {where}")
             at[j] = r
         if (missing := np.flatnonzero(at < 0)).size:
             j = int(missing[0])
-            raise SpecError(
+            raise located(
                 _p(base.path),
                 base.lines[j],
                 "",

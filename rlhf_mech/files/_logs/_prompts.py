@@ -39,7 +39,7 @@ from rlhf_mech.core import (
     Profile,
     PromptGame,
 )
-from rlhf_mech.errors import RlhfMechError, SpecError, printable, shown
+from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._importer import (
     FileSummary,
     GroupOption,
@@ -49,6 +49,7 @@ from rlhf_mech.files._importer import (
     check_response_options,
     column_stats,
     combine_rewards,
+    located,
     normalise_rewards,
     robust_mean,
 )
@@ -173,7 +174,7 @@ def _check_writable(log: RewardLog, by_prompt: PromptGroups, name: str, outcomes
     long = next((p for p, text in enumerate(by_prompt.prompts) if len(text) > PROMPT_CHARS), None)
     if long is not None:
         r = int(by_prompt.rows[by_prompt.offsets[long]])
-        raise SpecError(
+        raise located(
             printable(str(log.files[int(log.source[r])])),
             int(log.lines[r]),
             "prompt",

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.errors import RlhfMechError, SpecError
+from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.files._importer import located
 
 Array = np.ndarray
 
@@ -253,7 +254,7 @@ def select_step(log: RewardLog, step: int | None = None) -> RewardLog:
             return log
         assert log.row_steps is not None
         r = int(np.flatnonzero(log.row_steps != log.row_steps[0])[0])
-        raise SpecError(
+        raise located(
             log.files[int(log.source[r])],
             int(log.lines[r]),
             "step",

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.errors import RlhfMechError, SpecError, printable, shown
-from rlhf_mech.files._importer import finite_number, json_problem, parse_json
+from rlhf_mech.errors import RlhfMechError, printable, shown
+from rlhf_mech.files._importer import finite_number, json_problem, located, parse_json
 from rlhf_mech.files._logs import _advantage
 from rlhf_mech.files._logs._layouts import TRL_FILE
 from rlhf_mech.files._logs._record import AGGREGATIONS, Array, RewardLog, StepInfo
@@ -64,7 +64,7 @@ def _parquet(pa: Any, path: Path, read: Callable[..., Any], **options: Any) -> A
         return read(path, **options)
     except (OSError, pa.ArrowException, ValueError, TypeError, KeyError, IndexError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecError(_p(path), None, "", f"cannot read the parquet file: {printable(first)}") from None
+        raise located(_p(path), None, "", f"cannot read the parquet file: {printable(first)}") from None
 
 
 def _run_folder(files: Sequence[Path]) -> Path:
@@ -89,19 +89,19 @@ def _json_object(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SpecError(_p(path), None, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        raise located(_p(path), None, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except OSError as exc:
-        raise SpecError(
+        raise located(
             _p(path), None, "", f"cannot read the file: {printable(exc.strerror or str(exc))}"
         ) from None
     try:
         data = parse_json(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(_p(path), exc.lineno, "", json_problem(exc)) from None
+        raise located(_p(path), exc.lineno, "", json_problem(exc)) from None
     except (ValueError, RecursionError) as exc:
-        raise SpecError(_p(path), None, "", json_problem(exc)) from None
+        raise located(_p(path), None, "", json_problem(exc)) from None
     if not isinstance(data, dict):
-        raise SpecError(_p(path), 1, "", "expected a JSON object")
+        raise located(_p(path), 1, "", "expected a JSON object")
     return data
 
 
@@ -224,14 +224,14 @@ def _check_schema(pa: Any, path: Path, schema: Any, columns: Sequence[str]) -> d
     seen: set[str] = set()
     for name in schema.names:
         if name in seen:
-            raise SpecError(_p(path), None, printable(name), "the column name appears twice in the file")
+            raise located(_p(path), None, printable(name), "the column name appears twice in the file")
         seen.add(name)
     kinds = {name: _arrow_kind(pa, schema.field(name).type) for name in schema.names}
     wanted = {"step": "integer", "prompt": "text", "completion": "text", **dict.fromkeys(columns, "number")}
     for column, kind in wanted.items():
         if column not in kinds:
             listed = printable(", ".join(schema.names))
-            raise SpecError(
+            raise located(
                 _p(path), None, printable(column), f"no column named {shown(column)} (columns: {listed})"
             )
         got = kinds[column]
@@ -241,7 +241,7 @@ def _check_schema(pa: Any, path: Path, schema: Any, columns: Sequence[str]) -> d
             or (kind == "text" and got == "conversation")
         ):
             continue
-        raise SpecError(
+        raise located(
             _p(path), None, printable(column), f"expected {_KIND_WORDS[kind]}, got {printable(got)}"
         )
     return kinds
@@ -254,7 +254,7 @@ def _nulls(column: Any) -> Array:
 def _texts(path: Path, column: Any, name: str, kind: str) -> list[str]:
     """A text column as strings; a conversation as its JSON text."""
     if column.null_count:
-        raise SpecError(_p(path), int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value")
+        raise located(_p(path), int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value")
     values = column.to_pylist()
     if kind == "text":
         return values
@@ -263,18 +263,18 @@ def _texts(path: Path, column: Any, name: str, kind: str) -> list[str]:
         try:
             out.append(json.dumps(messages, ensure_ascii=False))
         except (TypeError, ValueError):
-            raise SpecError(_p(path), r + 1, name, "a conversation that is not JSON text") from None
+            raise located(_p(path), r + 1, name, "a conversation that is not JSON text") from None
     return out
 
 
 def _numbers(path: Path, column: Any, name: str, hint: str = "") -> Array:
     if column.null_count:
-        raise SpecError(_p(path), int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value" + hint)
+        raise located(_p(path), int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value" + hint)
     values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=float)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         r = int(bad[0])
-        raise SpecError(_p(path), r + 1, name, f"{float(values[r])!r} is not a finite number{hint}")
+        raise located(_p(path), r + 1, name, f"{float(values[r])!r} is not a finite number{hint}")
     return values
 
 
@@ -321,12 +321,12 @@ def _read_tables(
             pa, path, pq.read_table, columns=[*wanted, *(["advantage"] if has_advantage else [])]
         )
         if not table.num_rows:
-            raise SpecError(_p(path), None, "", "the file has no rows")
+            raise located(_p(path), None, "", "the file has no rows")
         file_steps = _numbers(path, table.column("step"), "step").astype(np.int64)
         named = TRL_FILE.fullmatch(path.name)
         if named and (off := np.flatnonzero(file_steps != int(named[1]))).size:
             r = int(off[0])
-            raise SpecError(
+            raise located(
                 _p(path), r + 1, "step", f"step {int(file_steps[r])} in the file of step {int(named[1])}"
             )
         steps.append(file_steps)
@@ -383,7 +383,7 @@ def _reward_columns(
     if state is not None and state.reward_names:
         missing = sorted(state.reward_names - set(names))
         if missing:
-            raise SpecError(
+            raise located(
                 _p(path),
                 None,
                 printable(missing[0]),
@@ -404,7 +404,7 @@ def _reward_columns(
     if count is not None:
         numeric = _numeric_between(pa, schema)
         if len(between) < count:
-            raise SpecError(
+            raise located(
                 _p(path),
                 None,
                 "",
@@ -414,7 +414,7 @@ def _reward_columns(
         chosen = between[:count]
         bad = next((c for c in chosen if c not in numeric), None)
         if bad is not None:
-            raise SpecError(
+            raise located(
                 _p(path), None, printable(bad), f"the reward column {shown(bad)} does not hold numbers"
             )
         extra = between[count:]
@@ -465,7 +465,7 @@ def _weight_values(
             )
         values = [finite_number(v, strings=False) for v in raw] if isinstance(raw, list) else []
         if len(values) != len(names) or any(v is None for v in values):
-            raise SpecError(
+            raise located(
                 _p(config_path),
                 None,
                 "reward_weights",
@@ -562,7 +562,7 @@ def _check_weights(
             )
             return weights.values, None
         assert weights.config is not None
-        raise SpecError(
+        raise located(
             _p(weights.config),
             None,
             "reward_weights",
@@ -706,7 +706,7 @@ def read_trl(
     schemas = []
     for path in files:
         if path.suffix.lower() != ".parquet":
-            raise SpecError(
+            raise located(
                 _p(path), None, "", "expected a .parquet file (TRL's completions_{step:05d}.parquet)"
             )
         schema = _parquet(pa, path, pq.read_schema)
@@ -722,7 +722,7 @@ def read_trl(
     tables = _read_tables(pa, pq, files, schemas, required, optional)
     combined = aggregation if aggregation is not None else config.get("multi_objective_aggregation")
     if combined is not None and combined not in AGGREGATIONS:
-        raise SpecError(
+        raise located(
             _p(config_path or ""),
             None,
             "multi_objective_aggregation",
@@ -732,7 +732,7 @@ def read_trl(
     if columns is None:
         between = _numeric_between(pa, schemas[0])
         if not between:
-            raise SpecError(
+            raise located(
                 _p(files[0]), None, "", "no reward column: no numeric column between completion and advantage"
             )
         count = _infer_count(between, tables, variants)
