@@ -854,7 +854,9 @@ def test_issue_21_the_callback_audits_the_trainers_batch_without_torch(monkeypat
     assert isinstance(callback, TrainerCallback)
     state = types.SimpleNamespace(global_step=1)
     callback.on_log(None, state, "control", logs={"loss": 0.1})
+    logs["completion"][0] = "another"  # an evaluation's batch
     callback.on_log(None, state, "control", logs={"eval_loss": 0.1})
+    callback.on_log(None, state, "control", logs={"train_runtime": 1.0})  # the same batch again: skipped
     assert [a.info.role for a in callback.audits] == ["train", "eval"] and seen == callback.audits
     assert callback.audits[0].info.initial and callback.audits[0].group_names == ("length", "vowel", "cat")
     monkeypatch.setitem(sys.modules, "transformers", None)

@@ -307,9 +307,10 @@ def incentive_callback(
     """A ``transformers.TrainerCallback`` that audits TRL's batch at every ``every``-th log.
 
     At ``on_log`` it reads ``trainer._logs`` (the completions ``log_completions`` writes at
-    that log: the last generation batch), builds :func:`game_from_batch` with the trainer's
-    ``reward_weights`` and :func:`audit_step`, appends the result to the callback's
-    ``audits`` list and calls ``on_audit``. Install with ``pip install 'rlhf-mech[trl]'``
+    that log: the last generation batch, or an evaluation's last batch), builds
+    :func:`game_from_batch` with the trainer's ``reward_weights`` and :func:`audit_step`,
+    appends the result to the callback's ``audits`` list and calls ``on_audit``. A log whose
+    batch is the one audited last (the summary logged at the end of training) is skipped. Install with ``pip install 'rlhf-mech[trl]'``
     (transformers); nothing of it is imported before this function runs::
 
         trainer = GRPOTrainer(...)
@@ -336,11 +337,17 @@ def incentive_callback(
         def __init__(self) -> None:
             self.audits: list[StepAudit] = []
             self._logs = 0
+            self._last: int | None = None
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> Any:
             batch = getattr(trainer, "_logs", None)
             if not batch or not batch.get("prompt"):
                 return control
+            # the log at the end of training (train_runtime, ...) holds the last batch again
+            fingerprint = hash((tuple(map(_text, batch["prompt"])), tuple(map(_text, batch["completion"]))))
+            if fingerprint == self._last:
+                return control
+            self._last = fingerprint
             self._logs += 1
             if (self._logs - 1) % every:
                 return control
