@@ -1027,6 +1027,7 @@ def test_issue_23_names_and_prompts_a_game_file_cannot_hold(tmp_path):
         ('{"input": "p", "output": "a", "reward": NaN}', "invalid JSON: NaN is not JSON"),
         ('{"input": "p", "output": "a", "reward": Infinity}', "invalid JSON: Infinity is not JSON"),
         ('\ufeff{"input": "p", "output": "a", "reward": 1.0}', "a byte order mark (U+FEFF)"),
+        ('{"input": "p\\ud800", "output": "a", "reward": 1.0}', "a lone surrogate (\\ud800-\\udfff)"),
     ],
 )
 def test_issue_23_json_lines_that_python_would_read_and_a_reader_must_not(tmp_path, line, message):

@@ -158,6 +158,16 @@ def json_problem(exc: BaseException) -> str:
     return "invalid JSON: a number too long to read"  # an integer beyond Python's 4300-digit limit
 
 
+def _is_text(row: dict[str, Any]) -> bool:
+    """Whether every string of a parsed JSON object is Unicode text: JSON may escape half of a
+    surrogate pair alone (``"\\ud800"``), which no file or terminal can hold."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _read_jsonl(path: Path, text: str) -> EvalTable:
     columns: dict[str, None] = {}
     rows, lines = [], []
@@ -174,6 +184,10 @@ def _read_jsonl(path: Path, text: str) -> EvalTable:
             raise located(path, number, "", json_problem(exc)) from None
         if not isinstance(row, dict):
             raise located(path, number, "", "each line must be a JSON object")
+        if "\\u" in line and not _is_text(row):
+            raise located(
+                path, number, "", "a lone surrogate (\\ud800-\\udfff) in a string: not Unicode text"
+            )
         columns.update(dict.fromkeys(row))
         rows.append(row)
         lines.append(number)

@@ -181,6 +181,7 @@ class Fit:
     files: int
 
 
+@np.errstate(all="ignore")  # a logged advantage of 1e308 overflows the squares: that block is skipped
 def check(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> Fit | None:
     """Recompute every usable row's advantage with ``weights``; ``None`` when no row can be."""
     residual, rows, files, fits = 0.0, 0, 0, True
@@ -191,11 +192,14 @@ def check(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) ->
         error = np.abs(predicted - batch.advantage)
         fits = fits and bool((error <= _tolerance(batch, weights, predicted)).all())
         residual = max(residual, float(error.max()))
+        if not np.isfinite(residual):
+            return None
         rows += len(error)
         files += 1
     return Fit(variant, fits, residual, rows, files) if rows else None
 
 
+@np.errstate(all="ignore")
 def infer(batches: Sequence[Batch], variant: tuple[str, str]) -> Array | None:
     """The weights under which the logged advantages are reproduced (up to a common factor,
     the first nonzero one set to 1; under ``scale_rewards="none"`` exactly), or ``None`` when
