@@ -310,8 +310,9 @@ def incentive_callback(
     that log: the last generation batch, or an evaluation's last batch), builds
     :func:`game_from_batch` with the trainer's ``reward_weights`` and :func:`audit_step`,
     appends the result to the callback's ``audits`` list and calls ``on_audit``. A log whose
-    batch is the one audited last (the summary logged at the end of training) is skipped. Install with ``pip install 'rlhf-mech[trl]'``
-    (transformers); nothing of it is imported before this function runs::
+    batch is the one audited last (the summary logged at the end of training) is skipped.
+    Install with ``pip install 'rlhf-mech[trl]'`` (transformers); nothing of it is imported
+    before this function runs::
 
         trainer = GRPOTrainer(...)
         callback = incentive_callback(trainer)
