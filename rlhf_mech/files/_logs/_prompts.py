@@ -286,9 +286,11 @@ def import_prompts(
         lam=lam,
         payment_rule=payment_rule,
     )
+    listed = ", ".join(shown(p) for p in by_prompt.prompts[:3]) + (", ..." if P > 3 else "")
     steps.append(
-        f"prompts: {P}, in sorted order; outcomes of a prompt: its {outcomes / P:.3g} distinct responses on "
-        f"average ({outcomes} in all), x{{j}} the j-th in log order; prompt weights uniform (1/{P})"
+        f"prompts: {P}, in sorted order ({listed}); outcomes of a prompt: its {outcomes / P:.3g} "
+        f"distinct responses on average ({outcomes} in all), x{{j}} the j-th in log order; prompt weights "
+        f"uniform (1/{P})"
     )
     sizes_per_prompt = np.diff(by_prompt.offsets)
     low, high = int(sizes_per_prompt.min()), int(sizes_per_prompt.max())
