@@ -48,27 +48,30 @@ from rlhf_mech.analysis._implementability import (
     shortest_paths,
     type_set,
 )
-from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
-from rlhf_mech.analysis._search import (
-    BUDGET_EXHAUSTED,
-    LARGE_GAME_OUTCOMES,
-    MIN_LARGE_GAME_EVALUATIONS,
-    SEARCH_CONVERGED,
-    SEARCH_STATUS_MESSAGES,
-    Misreport,
+from rlhf_mech.analysis._noisy import (
     NoisyResult,
     Prediction,
-    ReportObjective,
-    ReportSpace,
-    SearchResult,
-    evaluations_for,
-    group_objective,
     noisy_objective,
     noisy_search,
     predict_no_payment_gain,
-    search_misreports,
-    size_bound,
 )
+from rlhf_mech.analysis._objective import (
+    BUDGET_EXHAUSTED,
+    SEARCH_CONVERGED,
+    SEARCH_STATUS_MESSAGES,
+    Misreport,
+    ReportObjective,
+    SearchResult,
+    group_objective,
+)
+from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
+from rlhf_mech.analysis._search import (
+    LARGE_GAME_OUTCOMES,
+    MIN_LARGE_GAME_EVALUATIONS,
+    evaluations_for,
+    search_misreports,
+)
+from rlhf_mech.analysis._space import ReportSpace, size_bound
 from rlhf_mech.analysis._strategies import (
     FAMILIES,
     Family,

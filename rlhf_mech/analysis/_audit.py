@@ -41,18 +41,11 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rlhf_mech.analysis._noisy import NoisyResult, Prediction, noisy_search, predict_no_payment_gain
+from rlhf_mech.analysis._objective import SearchResult
 from rlhf_mech.analysis._others import OthersSpec, others_profiles
-from rlhf_mech.analysis._search import (
-    NoisyResult,
-    Prediction,
-    ReportSpace,
-    SearchResult,
-    evaluations_for,
-    noisy_search,
-    predict_no_payment_gain,
-    search_misreports,
-    size_bound,
-)
+from rlhf_mech.analysis._search import evaluations_for, search_misreports
+from rlhf_mech.analysis._space import ReportSpace, size_bound
 from rlhf_mech.core import AFFINE_MAXIMIZER, NONE, Game, GameSolution, Profile, PromptGame, outcome, solve
 
 Array = np.ndarray

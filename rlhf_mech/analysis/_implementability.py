@@ -63,7 +63,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech.analysis._search import ReportSpace
+from rlhf_mech.analysis._space import ReportSpace
 from rlhf_mech.analysis._sweep import group_index
 from rlhf_mech.core import AFFINE_MAXIMIZER, CONVERGED, NONE, Deviation, Game, deviation
 from rlhf_mech.errors import RlhfMechError

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech.analysis._search import ReportSpace
+from rlhf_mech.analysis._space import ReportSpace
 from rlhf_mech.core import Game, Profile
 
 Array = np.ndarray

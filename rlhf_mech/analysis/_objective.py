@@ -1,0 +1,226 @@
+r"""The best-response search's objective: utility gains (and their gradients) of batches of one
+group's reports, and the results a search returns.
+
+Every evaluation is one call of the mechanism kernel's deviation batch
+(:meth:`~rlhf_mech.core.Deviation.contribution_outcomes`); see :mod:`rlhf_mech.analysis._search`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlhf_mech.analysis._space import ReportSpace
+from rlhf_mech.core import (
+    CONVERGED,
+    Deviation,
+    Game,
+    Mechanism,
+    Profile,
+    deviation,
+    rows_per_chunk,
+)
+
+Array = np.ndarray
+
+#: ``status`` values of :class:`SearchResult` (scipy's ``flag_map`` idea).
+SEARCH_CONVERGED = 0
+BUDGET_EXHAUSTED = 1
+SEARCH_STATUS_MESSAGES = {
+    SEARCH_CONVERGED: "the polish of the best starts reached a local optimum in both spaces",
+    BUDGET_EXHAUSTED: "the evaluation budget ran out before the polish of the best start converged",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Misreport:
+    """One report of one group and what it gains over truthful reporting.
+
+    Attributes
+    ----------
+    reward : (m,) array, the reported reward model (valid for the game's normalisation).
+    size : the reported size.
+    gain : utility of this report minus utility of the truthful report.
+    found_by : ``"vertex"``, ``"face"``, ``"size"``, ``"mixing"``, ``"polarise"`` (the
+        families of :data:`~rlhf_mech.analysis.FAMILIES`), ``"random"``, ``"local"`` (the
+        polish) or ``"exact"`` (the argmax rule's linear programmes).
+    preference : (k,) array, the reported preference over the base reward models of a game
+        whose groups report in a basis (``reward = preference @ scores.T``); ``None`` otherwise.
+    """
+
+    reward: Array
+    size: float
+    gain: float
+    found_by: str
+    preference: Array | None = None
+
+    @property
+    def theta(self) -> Array:
+        """The report's parameters in its space (the reward, or the preference)."""
+        return self.reward if self.preference is None else self.preference
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best-response search of one group under one payment rule.
+
+    The gains are lower bounds on the group's true best-response gain over the reports the
+    space admits (exact for the argmax rule of candidate-model games).
+
+    Attributes
+    ----------
+    payment_rule : the rule the utilities were computed under.
+    best : the report with the largest gain found (any size in ``[1, W]``).
+    best_at_true_size : the best report whose size is the true size (reward misreports only,
+        the strategies of Theorems 4.2 and 4.12).
+    evaluations : reports evaluated (each one training solve).
+    min_payment : smallest payment ``p_i`` over the evaluated reports (0 for rule ``none``).
+    status : :data:`SEARCH_CONVERGED` or :data:`BUDGET_EXHAUSTED`.
+    priced : reports whose payment ``min_payment`` is taken over.
+    stalled : evaluated reports whose solve did not converge (their gains are not trusted:
+        they are left out of ``best``).
+    exact : whether the gains are exact (the argmax rule), not lower bounds.
+    """
+
+    payment_rule: str
+    best: Misreport
+    best_at_true_size: Misreport
+    evaluations: int
+    min_payment: float
+    status: int
+    priced: int = 0
+    stalled: int = 0
+    exact: bool = False
+
+    @property
+    def message(self) -> str:
+        return SEARCH_STATUS_MESSAGES[self.status]
+
+    @property
+    def converged(self) -> bool:
+        return self.status == SEARCH_CONVERGED
+
+
+# --------------------------------------------------------------------------------------------
+# The objective: utility gains (and their gradients) of batches of contributions
+# --------------------------------------------------------------------------------------------
+
+
+class ReportObjective:
+    """Gains, gradients and payments of batches of one group's reports, the others fixed.
+
+    Every evaluation is one call of the mechanism kernel
+    (:meth:`~rlhf_mech.core.Deviation.contribution_outcomes`) over ``G`` games: one (the
+    others' reports), or the noise samples of Theorem 4.12 with ``extra`` the own noise
+    ``w_i eps_s`` added to the contribution in sample ``s``. The gain of a report is its mean
+    utility over the games less the truthful report's, evaluated the same way (so truth
+    gains exactly 0).
+
+    Parameters
+    ----------
+    group : the kernel's deviation of the group (``G`` games).
+    space : the group's report space.
+    truth : (d,) the truthful contribution ``w_i theta_i``.
+    extra : (G, m) added to every contribution, or ``None``.
+    """
+
+    def __init__(
+        self, group: Deviation, space: ReportSpace, truth: Array, extra: Array | None = None
+    ) -> None:
+        self.group, self.space, self.truth, self.extra = group, space, truth, extra
+        mechanism = group.mechanism
+        self.additive = mechanism.training_rule.additive
+        if extra is not None and not self.additive:
+            raise ValueError("noise on the contributions needs an additive training rule")
+        self.differentiable = self.additive and group.differentiable
+        # the training rule is smooth even where the payment has no gradient (Heuristic 1)
+        self.smooth = mechanism.training_rule.smooth(mechanism)
+        #: for a training rule that is not additive, the size every point is reported at
+        #: (``None``: the size the point needs, :meth:`ReportSpace.report`); an additive rule
+        #: sees only the contribution, whatever the size
+        self.fixed_size: float | None = None
+        self.evaluations = 0
+        self.priced = 0
+        self.stalled = 0
+        self.min_payment = np.inf
+        self.truth_utility = float(self._utilities(truth[None], gradients=False)[0][0])
+        self.evaluations = self.priced = 0
+
+    def __call__(self, z: Array, gradients: bool = False) -> tuple[Array, Array | None]:
+        """``(gains (B,), gradients (B, d) or None)`` of the contributions ``z`` (B, d).
+
+        Reports whose solve did not converge get gain ``-inf`` (they cannot be trusted) and
+        are counted in :attr:`stalled`.
+        """
+        utilities, slopes, _ = self._utilities(np.atleast_2d(z), gradients and self.differentiable)
+        return utilities - self.truth_utility, slopes
+
+    def probe(self, z: Array) -> tuple[Array, Array, Array | None]:
+        """``(gains (B,), gradients (B, d), support gaps (B, d) or None)`` of the contributions
+        ``z``: the gaps (:attr:`~rlhf_mech.core.DeviationOutcomes.support_gaps`) are how far
+        each coordinate must rise for its outcome to enter the support, where coordinates are
+        outcomes (no preference basis) and there is one game. Needs :attr:`differentiable`."""
+        utilities, slopes, gaps = self._utilities(np.atleast_2d(z), True)
+        assert slopes is not None
+        return utilities - self.truth_utility, slopes, gaps
+
+    def _utilities(self, z: Array, gradients: bool) -> tuple[Array, Array | None, Array | None]:
+        c = self.space.contributions(z)  # (B, m)
+        games = self.group.games
+        step = max(1, rows_per_chunk(c.shape[-1]) // games)
+        utilities = np.empty(len(c))
+        slopes = np.empty((len(c), z.shape[-1])) if gradients else None
+        outcome_coordinates = gradients and self.space.basis is None and games == 1
+        gaps = np.empty((len(c), z.shape[-1])) if outcome_coordinates else None
+        for start in range(0, len(c), step):
+            block = slice(start, min(len(c), start + step))
+            if self.additive:
+                batch = np.broadcast_to(c[block], (games, *c[block].shape))
+                if self.extra is not None:
+                    batch = batch + self.extra[:, None, :]
+                out = self.group.contribution_outcomes(batch, gradients=gradients, keep_distributions=False)
+            else:
+                theta, sizes = self.space.report(z[block], self.fixed_size)
+                rewards = np.broadcast_to(self.space.rewards(theta), (games, len(theta), c.shape[-1]))
+                out = self.group.outcomes(
+                    rewards, np.broadcast_to(sizes, (games, len(sizes))), keep_distributions=False
+                )
+            utility = out.utilities.mean(axis=0)
+            bad = np.any(out.status != CONVERGED, axis=0)
+            self.stalled += int(bad.sum())
+            utilities[block] = np.where(bad, -np.inf, utility)
+            self.min_payment = min(self.min_payment, float(out.payments.min()))
+            if slopes is not None:
+                assert out.gradients is not None
+                g = out.gradients.mean(axis=0)
+                slopes[block] = g if self.space.basis is None else g @ self.space.basis.T
+            if gaps is not None:
+                assert out.support_gaps is not None
+                gaps[block] = out.support_gaps[0]
+        self.evaluations += len(c)
+        self.priced += len(c)
+        return utilities, slopes, gaps
+
+    def misreport(self, z: Array, gain: float, found_by: str, size: float | None = None) -> Misreport:
+        """The :class:`Misreport` of the contribution ``z`` (one row)."""
+        theta, sizes = self.space.report(z[None], size)
+        reward = self.space.rewards(theta)[0]
+        preference = theta[0] if self.space.basis is not None else None
+        return Misreport(reward, float(sizes[0]), float(gain), found_by, preference)
+
+
+def group_objective(
+    game: Game, i: int, mechanism: Mechanism | None = None, others: Profile | None = None
+) -> ReportObjective:
+    """The :class:`ReportObjective` of group ``i`` under ``mechanism`` (default the game's),
+    the others reporting ``others`` (default truthfully)."""
+    mechanism = mechanism or game.mechanism
+    space = ReportSpace.of(game)
+    truth_z = float(game.truth.sizes[i]) * space.truth(game, i)
+    return ReportObjective(deviation(mechanism, game.truth, others or game.truth, i), space, truth_z)

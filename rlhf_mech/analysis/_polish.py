@@ -1,0 +1,373 @@
+r"""Polishing the best starts of a best-response search.
+
+From the best distinct candidates, with the exact gradient of the utility (implicit
+differentiation of the KKT conditions, :meth:`~rlhf_mech.core.Deviation.contribution_outcomes`):
+scipy's L-BFGS-B (box) or SLSQP (capped simplex) by successive halving of the starts; where
+the trained distribution can lose outcomes (chi^2: the utility has kinks, and is piecewise
+linear without payment) a trust-region cutting-plane method settles the best point on its
+kink, and the flat directions of a plateau are probed just past where their outcomes enter
+the support (the training rule's ``support_gaps``; :func:`polish_kinks`,
+:func:`plateau_probes`); where the training rule is not differentiable (TV), a batched
+compass search; beyond 64 parameters a batched projected gradient ascent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+from rlhf_mech.analysis._objective import ReportObjective
+from rlhf_mech.analysis._space import ReportSpace
+
+Array = np.ndarray
+
+#: A polished start stops when its step falls below this fraction of the space's extent.
+MIN_STEP = 1e-9
+#: Trial step multipliers of the line search along the projected gradient (per iteration,
+#: for every start at once).
+_TRIALS = (4.0, 1.0, 0.25)
+#: Shrink factor of a start's step when no trial improved.
+_SHRINK = 1.0 / 16.0
+#: Up to this many parameters the polish is scipy's (L-BFGS-B, SLSQP); beyond, a batched
+#: projected gradient ascent (SLSQP's dense quadratic programmes grow as d^3).
+SCIPY_DIMENSION = 64
+#: Polishing without an exact gradient uses forward differences up to this many parameters.
+_FD_DIMENSION = 16
+#: Steps (fractions of the space's extent) of the probes that leave a plateau.
+_PLATEAU_STEPS = (0.5, 0.25, 0.125)
+#: Probes past a plateau's edge: fractions of the room beyond the edge.
+PAST_EDGE = (1.0 / 64.0, 0.25, 0.75)
+
+
+# --------------------------------------------------------------------------------------------
+# Polishing
+# --------------------------------------------------------------------------------------------
+
+
+def _forward_differences(objective: ReportObjective, z: Array, gains: Array, cap: float) -> Array:
+    """(S, d) forward-difference gradients at the points ``z`` (their gains known), stepping
+    inward at the polytope's upper bounds: for a payment without an exact gradient."""
+    s, d = z.shape
+    h = 1e-6 * cap
+    at_top = (
+        z >= cap - h
+        if not objective.space.simplex
+        else np.broadcast_to(z.sum(axis=1, keepdims=True) >= cap - h, z.shape)
+    )
+    signs = np.where(at_top, -1.0, 1.0)
+    probes = z[:, None, :] + h * signs[:, :, None] * np.eye(d)[None]
+    values, _ = objective(probes.reshape(-1, d))
+    return (values.reshape(s, d) - gains[:, None]) / (h * signs)
+
+
+class _OutOfBudget(Exception):
+    """Raised inside a scipy optimiser's objective when the search's budget is spent."""
+
+
+class _Tracked:
+    """The negated, scaled objective a scipy optimiser minimises, remembering the best point
+    it visited (projected onto the polytope, so that every evaluation is a valid report) and
+    stopping the optimiser at the budget."""
+
+    def __init__(
+        self, objective: ReportObjective, cap: float, start: Array, gain: float, scale: float, budget: int
+    ) -> None:
+        self.objective, self.cap, self.scale, self.budget = objective, cap, scale, budget
+        self.best_z, self.best_gain = start.copy(), float(gain)
+
+    def __call__(self, x: Array) -> tuple[float, Array] | float:
+        if self.objective.evaluations >= self.budget:
+            raise _OutOfBudget
+        point = self.objective.space.project(x[None], self.cap)
+        exact = self.objective.differentiable
+        value, slopes = self.objective(point, gradients=exact)
+        if value[0] > self.best_gain:
+            self.best_gain, self.best_z = float(value[0]), point[0].copy()
+        if not np.isfinite(value[0]):
+            return (1e300, np.zeros_like(x)) if exact else 1e300
+        if exact:
+            assert slopes is not None
+            return -float(value[0]) / self.scale, -slopes[0] / self.scale
+        return -float(value[0]) / self.scale
+
+
+def has_kinks(objective: ReportObjective) -> bool:
+    """Whether the utility has kinks where the trained distribution drops or gains an outcome
+    (a divergence with a finite ``g'(0)``: chi^2), with an exact gradient between them."""
+    divergence = objective.group.mechanism.divergence
+    return objective.differentiable and bool(np.isfinite(divergence.g_prime_at_zero))
+
+
+def polish_start(
+    objective: ReportObjective, cap: float, z: Array, gain: float, scale: float, end: int
+) -> tuple[Array, float, bool]:
+    """Local ascent from one start until the evaluation count reaches ``end``.
+
+    Where the utility has kinks (:func:`has_kinks`) the trust-region cutting-plane method
+    (:func:`polish_kinks`); else a constrained quasi-Newton optimiser (scipy): L-BFGS-B on a
+    box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient where the
+    mechanism has one and finite differences where only the training rule is smooth.
+    Returns the best point visited, its gain and whether the method converged."""
+    from scipy.optimize import minimize
+
+    if has_kinks(objective):
+        values, slopes, _ = objective.probe(z[None])
+        return polish_kinks(objective, cap, z[None], values, slopes, end)
+    d = z.size
+    exact = objective.differentiable
+    room = end - objective.evaluations
+    tracked = _Tracked(objective, cap, z, gain, scale, end)
+    bounds = [(0.0, cap)] * d
+    iterations = max(1, room // (1 if exact else d + 1))
+    result = None
+    with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
+        if objective.space.simplex:
+            total = {"type": "ineq", "fun": lambda x: cap - x.sum(), "jac": lambda x: -np.ones_like(x)}
+            result = minimize(
+                tracked,
+                z,
+                jac=exact,
+                method="SLSQP",
+                bounds=bounds,
+                constraints=[total],
+                options={"maxiter": iterations, "ftol": 1e-15},
+            )
+        else:
+            result = minimize(
+                tracked,
+                z,
+                jac=exact,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxfun": room, "maxiter": iterations, "ftol": 1e-15, "gtol": 1e-13},
+            )
+    return tracked.best_z, tracked.best_gain, result is not None and bool(result.success)
+
+
+def polish_starts(
+    objective: ReportObjective,
+    cap: float,
+    z: Array,
+    gains: Array,
+    budget: int,
+) -> tuple[Array, Array, bool]:
+    """Local ascent from the starts ``z`` (S, d) by successive halving: every round shares
+    an equal part of the budget left among the live starts (:func:`polish_start`, resumed
+    from where the last round stopped), then keeps the better half of those that have not
+    converged. A start that converged, or one that fell behind, keeps its best point.
+    Returns the points, their gains and whether every start still live at the end (the best
+    among them) converged."""
+    z, gains = z.copy(), gains.copy()
+    per_iteration = 1 if objective.differentiable else z.shape[-1] + 1
+    scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
+    live = list(np.argsort(-gains, kind="stable"))
+    rounds = max(1, math.ceil(math.log2(len(live))) + 1) if live else 0
+    for r in range(rounds):
+        end = objective.evaluations + (budget - objective.evaluations) // (rounds - r)
+        still = []
+        for j, k in enumerate(live):
+            room = (end - objective.evaluations) // (len(live) - j)
+            if room < 2 * per_iteration:
+                still.append(k)
+                continue
+            z[k], gains[k], converged = polish_start(
+                objective, cap, z[k], float(gains[k]), scale, objective.evaluations + room
+            )
+            if not converged:
+                still.append(k)
+        if not still:
+            return z, gains, True
+        still.sort(key=lambda k: -gains[k])
+        live = still[: max(1, len(still) // 2)] if r < rounds - 1 else still
+    return z, gains, not live
+
+
+def polish_kinks(
+    objective: ReportObjective, cap: float, z: Array, values: Array, slopes: Array, end: int
+) -> tuple[Array, float, bool]:
+    """Local ascent to a kink: a trust-region cutting-plane (bundle) method.
+
+    Where the support of the trained distribution changes (chi^2, and any divergence with a
+    finite ``g'(0)``) the utility has kinks; under no payment with chi^2 it is piecewise
+    linear, so that its best response typically sits at a kink, where a quasi-Newton method
+    stalls. Every evaluated point ``z_k`` (the rows of ``z``, with their gains ``values``
+    and gradients ``slopes`` to begin with) gives the plane ``f_k + g_k (y - z_k)``; the next
+    point maximises the lowest plane over the polytope within a box of radius ``r`` around
+    the best point (a linear programme, scipy's HiGHS). Only planes that lie above the best
+    point's gain there are kept (the utility is not concave everywhere: a plane from a
+    plateau or another basin would cap the model below what is known). A piecewise-linear
+    concave model is exact after finitely many planes; where the model promises more than
+    the evaluation gives, ``r`` halves. Stops when the promise falls below ``1e-12`` of the
+    gain's scale or ``r`` below :data:`MIN_STEP` of the extent (converged), or at ``end``
+    evaluations. Returns the best point, its gain and whether it converged.
+    """
+    from scipy.optimize import linprog
+
+    d = z.shape[-1]
+    finite = np.isfinite(values)
+    points, gains, planes = list(z[finite]), list(values[finite]), list(slopes[finite])
+    if not points:
+        return z[0], float(values[0]), False
+    k = int(np.argmax(gains))
+    best_z, best_gain = points[k].copy(), float(gains[k])
+    radius = 0.25 * cap
+    simplex = objective.space.simplex
+    tol = 1e-12 * max(1.0, abs(best_gain))
+    while objective.evaluations < end:
+        at_best = np.array([g + p @ (best_z - q) for g, p, q in zip(gains, planes, points, strict=True)])
+        near = np.array([np.abs(q - best_z).max() <= 2 * radius for q in points])
+        keep = np.flatnonzero(near & (at_best >= best_gain - tol))
+        # variables (y, t): maximise t subject to t <= f_k + g_k (y - z_k)
+        a_ub = np.hstack([-np.array([planes[k] for k in keep]), np.ones((len(keep), 1))])
+        b_ub = np.array([gains[k] - planes[k] @ points[k] for k in keep])
+        if simplex:
+            a_ub = np.vstack([a_ub, [*np.ones(d), 0.0]])
+            b_ub = np.r_[b_ub, cap]
+        low, high = np.maximum(0.0, best_z - radius), np.minimum(cap, best_z + radius)
+        bounds = [*zip(low, high, strict=True), (None, None)]
+        result = linprog(np.r_[np.zeros(d), -1.0], A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
+        if result.status != 0:
+            return best_z, best_gain, False
+        promise = -result.fun - best_gain
+        if promise <= tol:
+            return best_z, best_gain, True
+        y = objective.space.project(result.x[None, :d], cap)
+        value, slope = objective(y, gradients=True)
+        improved = bool(np.isfinite(value[0]) and value[0] > best_gain)
+        if np.isfinite(value[0]) and slope is not None:
+            points.append(y[0])
+            gains.append(float(value[0]))
+            planes.append(slope[0])
+        # the usual trust-region rule: a step that gives under a quarter of its promise
+        # shrinks the region, one that gives three quarters of it at the region's edge grows it
+        ratio = (value[0] - best_gain) / promise if improved else 0.0
+        if ratio < 0.25:
+            radius /= 2
+        elif ratio > 0.75 and np.abs(y[0] - best_z).max() >= 0.99 * radius:
+            radius = min(2 * radius, cap)
+        if improved:
+            best_z, best_gain = y[0].copy(), float(value[0])
+        if radius < MIN_STEP * cap:
+            return best_z, best_gain, True
+    return best_z, best_gain, False
+
+
+def plateau_probes(
+    space: ReportSpace, cap: float, z: Array, gain: float, slope: Array, gaps: Array | None
+) -> Array:
+    """Probes from a polished point along the coordinates where the utility is flat.
+
+    Where an outcome carries no probability (chi^2 and the other divergences with a finite
+    ``g'(0)``) a small change of its score changes nothing, so the gradient in its direction
+    is zero and a local optimiser stops on the plateau; the best response may lie past the
+    plateau's edge, where the outcome enters the support. With the support gaps (how far
+    each coordinate must rise against the support for its outcome to enter,
+    :meth:`ReportObjective.probe`) each flat coordinate that can enter is moved just past its
+    edge and by :data:`PAST_EDGE` of the room beyond it; without them, by
+    :data:`_PLATEAU_STEPS` of the extent towards the side with more room. ``slope`` is the
+    gradient at ``z``; the probes are projected."""
+    tiny = 1e-9 * max(1.0, abs(gain)) / max(cap, np.finfo(float).tiny)
+    flat = np.abs(slope) <= tiny
+    d = z.size
+    moves: list[Array] = []
+    if gaps is not None:
+        # only score differences matter: outcome j's score rises against the support's by
+        # raising z_j to the top and then lowering the support's coordinates together (on
+        # a capped simplex the projection does the lowering)
+        support = gaps == 0
+        room = cap - z + float(z[support].min(initial=cap))
+        entering = np.flatnonzero(flat & (gaps > 0) & (gaps < room))
+        for fraction in PAST_EDGE:
+            rise = gaps[entering] + fraction * (room[entering] - gaps[entering])
+            up = rise if space.simplex else np.minimum(rise, cap - z[entering])
+            step = np.zeros((len(entering), d))
+            step[np.arange(len(entering)), entering] = up
+            step -= (rise - up)[:, None] * support[None, :]
+            moves.append(step)
+        flat &= ~(gaps > 0)  # the outcomes that cannot enter stay where they are
+    others = np.flatnonzero(flat)
+    up = np.where(z[others] <= cap / 2, 1.0, -1.0)
+    for fraction in _PLATEAU_STEPS:
+        step = np.zeros((len(others), d))
+        step[np.arange(len(others)), others] = fraction * cap * up
+        moves.append(step)
+    return space.project(z + np.concatenate(moves), cap)
+
+
+def polish(
+    objective: ReportObjective,
+    cap: float,
+    z: Array,
+    gains: Array,
+    slopes: Array | None,
+    budget: int,
+    rng: np.random.Generator,
+) -> tuple[Array, Array, bool]:
+    """Local ascent from the starts ``z`` (S, d) in the polytope of extent ``cap``.
+
+    With gradients: projected gradient ascent; each iteration tries, for every live start at
+    once, the steps ``alpha * cap * g / max|g|`` for the multipliers :data:`_TRIALS`
+    (projected on the polytope) and keeps the best if it improves, else shrinks ``alpha``.
+    Where the payment has no exact gradient but the training rule is smooth (Heuristic 1),
+    forward differences stand in for it (up to :data:`_FD_DIMENSION` parameters); otherwise
+    (TV) a compass search over a few coordinates per iteration. Returns the final points,
+    their gains and whether every start converged (``alpha`` below :data:`MIN_STEP`).
+    """
+    space = objective.space
+    z, gains = z.copy(), gains.copy()
+    alpha = np.full(len(z), 0.25)
+    live = np.ones(len(z), dtype=bool)
+    d = z.shape[-1]
+    finite_differences = slopes is None and objective.smooth and d <= _FD_DIMENSION
+    while live.any() and objective.evaluations < budget:
+        idx = np.flatnonzero(live)
+        if finite_differences:
+            if objective.evaluations + len(idx) * (d + len(_TRIALS)) > budget:
+                break
+            slopes = np.zeros_like(z)
+            slopes[idx] = _forward_differences(objective, z[idx], gains[idx], cap)
+        if slopes is not None:
+            g = slopes[idx]
+            peak = np.abs(g).max(axis=-1)
+            usable = peak > 0
+            direction = np.where(usable[:, None], g / np.where(usable, peak, 1.0)[:, None], 0.0)
+            steps = np.array(_TRIALS)[None, :, None] * (alpha[idx, None, None] * cap) * direction[:, None, :]
+            trials = z[idx, None, :] + steps
+        else:
+            coords = rng.integers(0, d, (len(idx), 2))
+            sign = np.where(rng.random((len(idx), 2)) < 0.5, -1.0, 1.0)
+            steps = np.zeros((len(idx), 2, d))
+            rows = np.arange(len(idx))[:, None]
+            steps[rows, np.arange(2)[None, :], coords] = sign * (alpha[idx, None] * cap)
+            trials = z[idx, None, :] + steps
+        shape = trials.shape
+        flat = space.project(trials.reshape(-1, d), cap)
+        room = budget - objective.evaluations
+        if room <= 0:
+            break
+        take = min(len(flat), room)
+        trial_gains = np.full(len(flat), -np.inf)
+        trial_slopes = np.zeros((len(flat), d)) if slopes is not None else None
+        got, got_slopes = objective(flat[:take], gradients=slopes is not None)
+        trial_gains[:take] = got
+        if trial_slopes is not None and got_slopes is not None:
+            trial_slopes[:take] = got_slopes
+        trial_gains = trial_gains.reshape(shape[:2])
+        best = np.argmax(trial_gains, axis=1)
+        rows = np.arange(len(idx))
+        improved = trial_gains[rows, best] > gains[idx] + 4 * np.finfo(float).eps * np.maximum(
+            1.0, np.abs(gains[idx])
+        )
+        flat = flat.reshape(shape)
+        for r in np.flatnonzero(improved):
+            k = idx[r]
+            z[k] = flat[r, best[r]]
+            gains[k] = trial_gains[r, best[r]]
+            if slopes is not None and trial_slopes is not None:
+                slopes[k] = trial_slopes.reshape(*shape[:2], d)[r, best[r]]
+            alpha[k] = min(1.0, alpha[k] * max(1.0, _TRIALS[best[r]]))
+        alpha[idx[~improved]] *= _SHRINK
+        live &= alpha >= MIN_STEP
+    return z, gains, not live.any()
