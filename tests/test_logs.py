@@ -809,6 +809,9 @@ def test_issue_21_step_all_gives_one_game_per_step_and_a_table_over_training(tmp
         app, ["import", str(REAL / "plain"), "--plot", str(plot), "-o", str(tmp_path / "g.yaml")]
     )
     assert bad.exit_code == 2 and "--plot draws the table over training" in bad.stderr
+    assert "--step 'x': expected a step (3), a range (2-5) or all" in _one_line_error(
+        ["import", str(REAL / "plain"), "--step", "x", "-o", str(tmp_path / "x")]
+    )
 
 
 def test_issue_21_a_batch_in_memory_is_audited_as_its_step_would_be():

@@ -249,6 +249,7 @@ def training_figure(training: Sequence[StepAudit]) -> Any:
             )
         ax.set_xlabel("step")
         ax.set_title(label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     if names:
         axes[0].legend(fontsize="small")
     return figure
