@@ -36,5 +36,9 @@ from rlhf_mech.core import solve_prompts as solve_prompts
 from rlhf_mech.core import solve_sw_max as solve_sw_max
 from rlhf_mech.errors import RlhfMechError as RlhfMechError
 from rlhf_mech.errors import SpecError as SpecError
+from rlhf_mech.files import StepAudit as StepAudit
+from rlhf_mech.files import audit_step as audit_step
+from rlhf_mech.files import game_from_batch as game_from_batch
+from rlhf_mech.files import incentive_callback as incentive_callback
 from rlhf_mech.files import load_game as load_game
 from rlhf_mech.files import write_game as write_game

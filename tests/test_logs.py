@@ -94,8 +94,14 @@ def test_trl_run_is_read_back_exactly(trl_run):
     notes = "\n".join(log.notes)
     assert "rewards/NAME/mean metrics of " + str(run / "checkpoint-2" / "trainer_state.json") in notes
     assert "reward_weights of " + str(run / "training_args.json") in notes
-    assert "ignored columns: advantage" in notes
+    assert "checked against the logged advantage column: reproduced to" in notes
+    assert "ignored columns" not in notes
     assert log.file_columns[0] == ("step", "prompt", "completion", *TRL_REWARDS, "advantage")
+    assert [(i.step, i.role, i.initial) for i in log.step_info] == [
+        (0, "eval", True),
+        (1, "train", True),
+        (2, "train", False),
+    ]
 
 
 def test_the_same_run_from_its_files_in_any_order_or_its_completions_folder(trl_run):
@@ -169,10 +175,10 @@ def test_trainer_state_tells_rewards_from_log_extra_columns(tmp_path):
     log = _read([tmp_path / "run"]).log
     assert log.reward_names == TRL_REWARDS
     np.testing.assert_array_equal(log.rewards, written.rewards)
-    assert "ignored columns: length, advantage" in "\n".join(log.notes)
+    assert "ignored columns: length (log_extra values are not rewards)" in "\n".join(log.notes)
 
 
-def test_without_trainer_state_every_numeric_column_is_a_reward_and_it_is_said(tmp_path):
+def test_without_trainer_state_the_advantage_column_tells_rewards_from_log_extra(tmp_path):
     write_trl_run(
         tmp_path / "run",
         trainer_state=False,
@@ -181,28 +187,53 @@ def test_without_trainer_state_every_numeric_column_is_a_reward_and_it_is_said(t
         extra={"length": list(map(float, range(12)))},
     )
     log = _read([tmp_path / "run"]).log
-    assert log.reward_names == (*TRL_REWARDS, "length")
-    assert "no trainer_state.json says which are rewards and which log_extra values" in "\n".join(log.notes)
+    assert log.reward_names == TRL_REWARDS  # the first 2 columns reproduce the advantage; length is log_extra
+    np.testing.assert_array_equal(log.reward_weights, [1.0, 1.0])  # the run's: TRL's default
+    notes = "\n".join(log.notes)
+    assert "the first 2 numeric columns after completion: the fewest whose weighted sum reproduces" in notes
+    assert "length taken for log_extra values" in notes
     chosen = _read([tmp_path / "run"], reward_columns={"acc": "accuracy_reward"}).log
     assert chosen.reward_names == ("acc",) and chosen.reward_columns == ("accuracy_reward",)
+    # no advantage column to tell: every numeric column, said so
+    for path in log.files:
+        table = pq.read_table(path)
+        pq.write_table(table.drop(["advantage"]), path)
+    log = _read([tmp_path / "run"]).log
+    assert log.reward_names == (*TRL_REWARDS, "length")
+    assert "no trainer_state.json says which are rewards and which log_extra values" in "\n".join(log.notes)
 
 
-def test_reward_weights_and_aggregation_from_options_config_or_unknown(tmp_path):
-    write_trl_run(tmp_path / "a", reward_weights=None, aggregation=None)  # no config at all
+def test_reward_weights_and_aggregation_from_options_config_or_the_advantage_column(tmp_path):
+    write_trl_run(tmp_path / "a", reward_weights=(2.0, 3.0), aggregation=None)
+    (tmp_path / "a" / "training_args.json").unlink()  # no config at all: the advantage column says
     log = _read([tmp_path / "a"]).log
-    assert log.reward_weights is None and log.aggregation is None
+    np.testing.assert_array_equal(log.reward_weights, [2.0, 3.0])  # even the scale, through TRL's 1e-4
+    assert log.aggregation == "sum_then_normalize"
+    assert "inferred from the logged advantage column (up to a common factor" in "\n".join(log.notes)
     given = _read(
         [tmp_path / "a"],
-        reward_weights=parse_reward_weights("format_reward=2,accuracy_reward=3"),
+        reward_weights=parse_reward_weights("accuracy_reward=3,format_reward=2"),
         aggregation="normalize_then_sum",
     ).log
-    assert given.reward_names == ("format_reward", "accuracy_reward")  # the names given, in that order
+    assert given.reward_names == TRL_REWARDS  # in the file's order, whatever the order given
     np.testing.assert_array_equal(given.reward_weights, [2.0, 3.0])
     assert given.aggregation == "normalize_then_sum"
+    positional = _read([tmp_path / "a"], reward_weights=parse_reward_weights("2,3")).log
+    assert positional.reward_names == TRL_REWARDS
+    np.testing.assert_array_equal(positional.reward_weights, [2.0, 3.0])
+    wrong = _read(
+        [tmp_path / "a"], reward_weights=parse_reward_weights("3,2")
+    ).log  # given: kept, with a warning
+    assert "WARNING reward weights: format_reward=3, accuracy_reward=2" in "\n".join(wrong.notes)
     config = tmp_path / "a" / "training_args.json"
     config.write_text(json.dumps({"reward_weights": None}))
+    assert _error(read_trl, log.files).startswith(
+        f"{config}: reward_weights: format_reward=1, accuracy_reward=1 (in the order of the file's reward "
+        "columns) do not reproduce the logged advantage column"
+    )
+    config.write_text(json.dumps({"reward_weights": [2.0, 3.0]}))
     log = _read([tmp_path / "a"]).log
-    np.testing.assert_array_equal(log.reward_weights, [1.0, 1.0])  # null: TRL weighs each reward 1
+    np.testing.assert_array_equal(log.reward_weights, [2.0, 3.0])
     assert log.aggregation == "sum_then_normalize"  # a config without the option: TRL before it summed first
     config.write_text(json.dumps({"reward_weights": [1.0]}))
     assert _error(read_trl, log.files).startswith(f"{config}: reward_weights: expected a list of 2 numbers")
@@ -210,9 +241,8 @@ def test_reward_weights_and_aggregation_from_options_config_or_unknown(tmp_path)
     other.write_text(
         json.dumps({"reward_weights": [0.25, 4], "multi_objective_aggregation": "normalize_then_sum"})
     )
-    log = read_trl(log.files, trainer_config=other)
-    np.testing.assert_array_equal(log.reward_weights, [0.25, 4.0])
-    assert log.aggregation == "normalize_then_sum"
+    with pytest.raises(SpecError, match="do not reproduce the logged advantage column"):
+        read_trl(log.files, trainer_config=other)
     with pytest.raises(
         RlhfMechError, match=r"weigh each reward function .* unknown: nope; missing: format_reward"
     ):
@@ -257,7 +287,7 @@ def _trl_file(tmp_path: Path, **columns: pa.Array) -> Path:
         ({"accuracy_reward": pa.array([1.0, None], pa.float64())}, ":2: accuracy_reward", "missing value"),
         ({"completion": None}, ": completion", "no column named 'completion' (columns: step, prompt,"),
         ({"step": pa.array(["3", "3"])}, ": step", "expected integers, got text"),
-        ({"prompt": pa.array([1, 2])}, ": prompt", "expected text, got integer"),
+        ({"prompt": pa.array([1, 2])}, ": prompt", "expected text or a conversation"),
         ({"accuracy_reward": pa.array(["1", "0"])}, ": accuracy_reward", "expected numbers, got text"),
         ({"step": pa.array([3, 4], pa.int64())}, ":2: step", "step 4 in the file of step 3"),
         ({"prompt": pa.array(["p", None], pa.string())}, ":2: prompt", "missing value"),
@@ -333,7 +363,7 @@ def test_ric_desired_scores_are_targets_not_rewards(tmp_path):
     assert imported.inputs.layout.name == "ric" and "desired_score" in imported.inputs.reason
     assert log.reward_columns == ("obtained_score1", "obtained_score2")
     np.testing.assert_array_equal(log.rewards, written.rewards)
-    assert "desired_score1 (the score the response was asked for, not a reward)" in log.notes[-1]
+    assert "desired_score1 (the score the response was asked for, not a reward)" in "\n".join(log.notes)
     np.testing.assert_allclose(
         imported.result.game.report_basis.raw_scores,
         written.rewards.reshape(2, 4, 2).mean(axis=1),
@@ -471,10 +501,10 @@ def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
             [("p", "a", 1.0), ("p", "b", 2.0), ("p", "a", 3.0)],
             1,
             3,
-            "(input, output) = ('p', 'a') repeats line 1",
+            "(input, output) = ('p', 'a') appears 2 times; 1 in ",
         ),
-        ([("p", "a", 1.0), ("p", "b", float("nan"))], 1, 2, "reward: nan is not a finite number"),
-        ([("p", "a", 1.0), ("p", "b", "high")], 1, 2, "reward: 'high' is not a finite number"),
+        ([("p", "a", 1.0), ("p", "b", float("nan"))], 1, 2, "invalid JSON: NaN is not JSON"),
+        ([("p", "a", 1.0), ("p", "b", "high")], 1, 2, "reward: 'high' is a string: expected a JSON number"),
         ([("p", "a", 1.0), ("p", None, 2.0)], 1, 2, "output: missing value"),
     ],
 )
@@ -487,9 +517,20 @@ def test_mismatched_openrlhf_files_name_file_and_line(tmp_path, second, which, l
     assert text.startswith(f"{(first, other)[which]}:{line}: {message}")
 
 
-def test_a_pair_scored_twice_in_the_first_file(tmp_path):
-    first = _jsonl(tmp_path / "a.jsonl", [{"input": "p", "output": "x", "reward": r} for r in (1.0, 1.0)])
-    assert "repeats line 1: each pair must be scored once per file" in _error(read_openrlhf, [first])
+def test_a_pair_sampled_twice_is_two_samples_joined_by_occurrence(tmp_path):
+    # best-of-n: the output "x" sampled twice for "p"; the second file lists the pairs in another order
+    first = _jsonl(
+        tmp_path / "a.jsonl",
+        [{"input": "p", "output": o, "reward": r} for o, r in (("x", 1.0), ("y", 2.0), ("x", 1.0))],
+    )
+    second = _jsonl(
+        tmp_path / "b.jsonl",
+        [{"input": "p", "output": o, "reward": r} for o, r in (("y", 5.0), ("x", 4.0), ("x", 4.0))],
+    )
+    log = read_openrlhf([first, second])
+    assert log.responses == ("x", "y", "x") and not log.dropped
+    np.testing.assert_array_equal(log.rewards, [[1.0, 4.0], [2.0, 5.0], [1.0, 4.0]])
+    assert "1 responses sampled more than once (best-of-n)" in "\n".join(log.notes)
 
 
 # --- detection and options ---------------------------------------------------------------------
@@ -523,7 +564,10 @@ def test_detection_refuses_what_it_cannot_tell(tmp_path, mod_run):
     with pytest.raises(RlhfMechError, match="NAME=FILE names an OpenRLHF reward file; these are mod files"):
         log_inputs([f"x={mod_run[1].files[0]}"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RlhfMechError, match=r"no completions_\*.parquet \(TRL\) or eval_data_pref\*.csv"):
+    with pytest.raises(
+        RlhfMechError,
+        match=r"no completions_\*.parquet \(TRL\), eval_data_pref\*.csv \(MOD, RiC\) or \*.jsonl",
+    ):
         log_inputs([str(tmp_path / "empty")])
     with pytest.raises(RlhfMechError, match="no such file or directory"):
         log_inputs([str(tmp_path / "missing.csv")])
@@ -561,7 +605,9 @@ def test_cli_mod_to_an_audit_verdict(tmp_path, mod_run):
         app, [*args, "--group", "helpers:3:helpful=0.7,harmless=0.3", "--group", "jokers:2:humor"]
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("read as MOD evaluation CSVs (srzer/MOD) (detected: eval_data_pref*.csv")
+    assert result.stdout.startswith(
+        "read as MOD evaluation CSVs (srzer/MOD eval_ours.py) (detected: eval_data_pref*.csv"
+    )
     assert "built a candidates game: 3 outcomes, 2 groups" in result.stdout
     header = out.read_text().split("\nname:")[0].splitlines()
     assert header[0] == f"# Written by rlhf-mech import from {folder}"
@@ -580,7 +626,7 @@ def test_cli_trl_inspect_reports_what_was_read(trl_run):
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("read as TRL GRPO completions (log_completions=True) (detected: a folder")
     assert "36 responses to 4 prompts at 3 steps (0, 1, 2), 2 rewards" in result.stdout
-    assert "│ format_reward   │ format_reward   │    0.5 │" in result.stdout
+    assert "│ accuracy_reward │ accuracy_reward │    0.5 │" in result.stdout
     one = runner.invoke(
         app, ["import", str(run), "--inspect", "--step", "2", "--aggregation", "normalize_then_sum"]
     )
@@ -602,7 +648,7 @@ def test_cli_errors_are_one_line(tmp_path, trl_run, mod_run):
         (["import", str(bad_name), "--inspect"], f"{bad_name}: file name: expected"),
         (
             ["import", str(trl_run[0]), "--inspect", "--reward-names", "a"],
-            "--reward-names is for --from mod or ric",
+            "--reward-names is for --from mod or rs or ric",
         ),
         (["import", str(mod_run[0])], "give -o/--output GAME.yaml (or --inspect"),
         (
@@ -615,3 +661,413 @@ def test_cli_errors_are_one_line(tmp_path, trl_run, mod_run):
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("error: " + message), result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+# --- issue 21: real TRL runs (tests/data/logs/trl, written by benchmarks/trl_run.py) ------------
+
+REAL = Path(__file__).parent / "data" / "logs" / "trl"
+OPENRLHF = Path(__file__).parent / "data" / "logs" / "openrlhf"
+
+
+def _run_copy(tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(REAL / name, tmp_path / name))
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_issue_21_weights_pair_with_the_reward_funcs_order_not_the_sorted_trainer_state():
+    # reward_funcs=[length, vowel, cat], reward_weights=[1, 0.5, 2];
+    # trainer_state.json lists them cat, length, vowel
+    state = json.loads((REAL / "plain" / "trainer_state.json").read_text())
+    names = [k for e in state["log_history"] for k in e if k.startswith("rewards/") and k.endswith("/mean")]
+    assert names[:3] == ["rewards/cat/mean", "rewards/length/mean", "rewards/vowel/mean"]
+    for run in ("plain", "chat-eval", "no-state", "eval-only"):
+        log = _read([REAL / run]).log
+        assert log.reward_names == ("length", "vowel", "cat"), run
+        np.testing.assert_array_equal(log.reward_weights, [1.0, 0.5, 2.0])
+        assert log.aggregation == "sum_then_normalize"
+    notes = "\n".join(_read([REAL / "plain"]).log.notes)
+    assert "checked against the logged advantage column: reproduced to" in notes
+    assert "inferred from the logged advantage column" in "\n".join(_read([REAL / "chat-eval"]).log.notes)
+    result = runner.invoke(app, ["import", str(REAL / "plain"), "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert "--group trainer:1:length=1,vowel=0.5,cat=2 makes that one group's preference" in _words(
+        result.stderr
+    )
+
+
+def test_issue_21_a_config_whose_weights_do_not_reproduce_the_advantages_is_refused(tmp_path):
+    run = _run_copy(tmp_path, "plain")
+    config = run / "training_args.json"
+    data = json.loads(config.read_text())
+    data["reward_weights"] = [2.0, 1.0, 0.5]  # the run's weights in the alphabetical order of the state
+    config.write_text(json.dumps(data))
+    result = runner.invoke(app, ["import", str(run), "--inspect"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: {config}: reward_weights: length=2, vowel=1, cat=0.5 (in the order of the file's reward "
+        "columns) "
+        "do not reproduce the logged advantage column"
+    )
+    assert "length=1, vowel=0.5, cat=2 (up to a common factor) do" in _words(result.stderr)
+    assert result.stderr.count("\n") == 1
+    # given on the command line they are kept, with a warning
+    given = runner.invoke(
+        app, ["import", str(run), "--inspect", "--reward-weights", "cat=2,length=1,vowel=0.5"]
+    )
+    assert given.exit_code == 0, given.output
+    assert "reward weights: length=1, vowel=0.5, cat=2, --reward-weights; checked" in _words(given.stdout)
+
+
+def test_issue_21_conversational_prompts_are_read_as_their_messages():
+    pf = pq.read_schema(REAL / "chat-eval" / "completions" / "completions_00001.parquet")
+    assert str(pf.field("prompt").type) == "list<element: struct<role: string, content: string>>"
+    log = _read([REAL / "chat-eval"]).log
+    assert json.loads(log.prompts[0]) == [{"role": "user", "content": "write a story about one bird"}]
+    assert json.loads(log.responses[0])[0]["role"] == "assistant"
+    out = runner.invoke(app, ["import", str(REAL / "chat-eval"), "-o", "-", "-q"])
+    assert out.exit_code == 0, out.output
+    game = load_game("chat.yaml", out.stdout)
+    assert game.prompts == tuple(sorted(set(select_step(log, 1).prompts)))  # step 1: the initial model's
+    contents = [json.loads(p)[0]["content"] for p in game.prompts]
+    assert contents == ["tell me about the cat", "write a poem about the sea"]
+
+
+def test_issue_21_eval_steps_are_told_from_training_steps_and_said():
+    log = _read([REAL / "chat-eval"]).log
+    roles = [(i.step, i.role, i.initial, i.policy) for i in log.step_info]
+    assert roles == [
+        (0, "eval", True, "the initial model"),  # eval_on_start
+        (1, "train", True, "the initial model"),  # generated before the first update
+        (2, "eval", False, "the policy after 2 updates"),  # an evaluation replaced step 2's training file
+        (3, "eval", False, "the policy after 3 updates"),  # the evaluation at the end of training
+    ]
+    result = runner.invoke(app, ["import", str(REAL / "chat-eval"), "--step", "3", "-o", "-"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "initial distribution: the samples of step 3, eval completions of the policy after 3 updates, on "
+        "2 eval "
+        "prompts (4 samples each); pi_init is estimated from them, not from the initial model's samples"
+        in _words(result.stderr)
+    )
+    # without trainer_state.json only step 0 is known to be an evaluation
+    bare = _read([REAL / "eval-only"]).log
+    assert [i.role for i in bare.step_info] == ["eval", "train or eval", "train or eval", "train or eval"]
+
+
+def test_issue_21_the_report_says_which_samples_stand_for_the_initial_model():
+    result = runner.invoke(app, ["import", str(REAL / "chat-eval"), "-o", "-"])
+    assert result.exit_code == 0, result.output
+    text = _words(result.stderr)
+    assert (
+        "initial distribution: the samples of step 1, train completions of the initial model, on 2 training "
+        "prompts (4 samples each); steps 0, 2, 3 are not used" in text
+    )
+    assert "each file holds only the last generation batch of its step" in text
+    assert "logging_steps: 1" in text
+    inspect = runner.invoke(app, ["import", str(REAL / "chat-eval"), "--inspect"])
+    assert (
+        "step 0: eval" in inspect.stdout
+        and "samples of the initial model, on 2 eval prompts (4 samples each)" in _words(inspect.stdout)
+    )
+
+
+def test_issue_21_without_trainer_state_the_weights_count_the_reward_functions(tmp_path):
+    log = _read([REAL / "no-state"]).log  # vowels is a log_extra column
+    assert log.reward_names == ("length", "vowel", "cat")
+    assert "vowels taken for log_extra values" in "\n".join(log.notes)
+    run = _run_copy(tmp_path, "no-state")
+    for path in (run / "completions").iterdir():  # no advantage column either: the weights alone say
+        pq.write_table(pq.read_table(path).drop(["advantage"]), path)
+    result = runner.invoke(app, ["import", str(run), "--inspect", "--reward-weights", "1,0.5,2"])
+    assert result.exit_code == 0, result.output
+    assert "reward functions: length, vowel, cat, the first 3 columns after completion" in _words(
+        result.stdout
+    )
+    assert "vowels) are log_extra values" in result.stdout
+
+
+def test_issue_21_step_all_gives_one_game_per_step_and_a_table_over_training(tmp_path):
+    out = tmp_path / "steps"
+    plot = tmp_path / "training.png"
+    result = runner.invoke(
+        app, ["import", str(REAL / "plain"), "--step", "all", "-o", str(out), "--plot", str(plot)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["step-00001.yaml", "step-00002.yaml", "step-00003.yaml"]
+    assert all(isinstance(load_game(p), type(load_game(out / "step-00001.yaml"))) for p in out.iterdir())
+    assert "incentives over training" in result.stdout and "without payment" in result.stdout
+    assert plot.exists() and plot.stat().st_size > 1000
+    ranged = runner.invoke(app, ["import", str(REAL / "plain"), "--step", "2-3", "-o", str(tmp_path / "r")])
+    assert ranged.exit_code == 0, ranged.output
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["step-00002.yaml", "step-00003.yaml"]
+    bad = runner.invoke(
+        app, ["import", str(REAL / "plain"), "--plot", str(plot), "-o", str(tmp_path / "g.yaml")]
+    )
+    assert bad.exit_code == 2 and "--plot draws the table over training" in bad.stderr
+    assert "--step 'x': expected a step (3), a range (2-5) or all" in _one_line_error(
+        ["import", str(REAL / "plain"), "--step", "x", "-o", str(tmp_path / "x")]
+    )
+
+
+def test_issue_21_a_batch_in_memory_is_audited_as_its_step_would_be():
+    from rlhf_mech import audit_step, game_from_batch
+    from rlhf_mech.files import import_steps, log_inputs
+
+    inputs = log_inputs([str(REAL / "plain")])
+    log = read_trl(inputs.files)
+    one = select_step(log, 2)
+    rewards = {name: one.rewards[:, k].tolist() for k, name in enumerate(one.reward_names)}
+    game = game_from_batch(list(one.prompts), list(one.responses), rewards, reward_weights=[1, 0.5, 2])
+    audit = audit_step(game, step=2)
+    (from_file,) = import_steps(log, inputs, [2])
+    expected = audit_step(from_file.result.game, step=2)
+    for name in ("valuations", "payments", "gains", "gains_without_payment"):
+        np.testing.assert_array_equal(getattr(audit, name), getattr(expected, name))
+    assert audit.group_names == ("length", "vowel", "cat") and audit.prompts == 2
+    assert (audit.gains <= 1e-9).all() and (audit.gains_without_payment > 1e-3).any()
+    with pytest.raises(RlhfMechError, match="not a finite number"):
+        game_from_batch(["p", "p"], ["a", "b"], {"r": [1.0, float("nan")]})
+
+
+def test_issue_21_the_callback_audits_the_trainers_batch_without_torch(monkeypatch):
+    import types
+    from collections import defaultdict, deque
+
+    from rlhf_mech import incentive_callback
+
+    fake = types.ModuleType("transformers")
+
+    class TrainerCallback:  # what transformers.TrainerCallback is: a base with no-op events
+        pass
+
+    fake.TrainerCallback = TrainerCallback
+    monkeypatch.setitem(sys.modules, "transformers", fake)
+    log = select_step(read_trl(log_inputs([str(REAL / "plain")]).files), 1)
+    logs = {"prompt": deque(log.prompts), "completion": deque(log.responses), "rewards": defaultdict(deque)}
+    for k, name in enumerate(log.reward_names):
+        logs["rewards"][name].extend(log.rewards[:, k].tolist())
+    trainer = types.SimpleNamespace(_logs=logs, args=types.SimpleNamespace(reward_weights=[1.0, 0.5, 2.0]))
+    seen = []
+    callback = incentive_callback(trainer, on_audit=seen.append)
+    assert isinstance(callback, TrainerCallback)
+    state = types.SimpleNamespace(global_step=1)
+    callback.on_log(None, state, "control", logs={"loss": 0.1})
+    logs["completion"][0] = "another"  # an evaluation's batch
+    callback.on_log(None, state, "control", logs={"eval_loss": 0.1})
+    callback.on_log(None, state, "control", logs={"train_runtime": 1.0})  # the same batch again: skipped
+    assert [a.info.role for a in callback.audits] == ["train", "eval"] and seen == callback.audits
+    assert callback.audits[0].info.initial and callback.audits[0].group_names == ("length", "vowel", "cat")
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(RlhfMechError, match=r"pip install 'rlhf-mech\[trl\]'"):
+        incentive_callback(trainer)
+
+
+# --- issue 21: OpenRLHF on several GPUs, best-of-n, RiC, Rewarded Soups ---------------------------
+
+
+def test_issue_21_openrlhf_padding_copies_are_dropped_and_listed(tmp_path):
+    from trainer_logs import write_openrlhf_ranks
+
+    pairs = [(f"p{i // 2}", f"r{i % 2}") for i in range(7)]
+    rewards = np.arange(14, dtype=float).reshape(7, 2)
+    written = write_openrlhf_ranks(tmp_path / "rm", pairs, rewards, world_size=3)
+    for args in ([str(tmp_path / "rm")], sorted(map(str, (tmp_path / "rm").iterdir()))):  # a folder, or rm/*
+        imported = _read(args)
+        log = imported.log
+        assert log.reward_names == ("harmless", "helpful") and log.n_rows == 7
+        assert sorted(zip(log.prompts, log.responses, strict=True)) == sorted(pairs)
+        by_pair = {pr: log.rewards[r] for r, pr in enumerate(zip(log.prompts, log.responses, strict=True))}
+        for i, pair in enumerate(pairs):
+            np.testing.assert_array_equal(by_pair[pair], written.rewards[i, ::-1])  # harmless, helpful
+        assert len(log.dropped) == 4  # 2 copies in each of the 2 files
+        assert log.dropped[0] == (
+            f"{tmp_path / 'rm' / 'harmless.jsonl'}:6: a copy of line 1 the DistributedSampler added to "
+            "fill the "
+            "last batch (world size 3, from its 3 rank files)"
+        )
+    # without the rank files the padding pattern still tells the copies
+    for path in (tmp_path / "rm").glob("*.jsonl?"):
+        path.unlink()
+    log = _read([tmp_path / "rm"]).log
+    assert log.n_rows == 7 and "world size 3, from the pattern the padding leaves" in log.dropped[0]
+
+
+def test_issue_21_a_best_of_n_output_sampled_twice_counts_twice(tmp_path):
+    from trainer_logs import write_openrlhf_ranks
+
+    pairs = [("p", "same"), ("p", "other"), ("p", "same"), ("q", "x")]
+    write_openrlhf_ranks(
+        tmp_path / "rm", pairs, np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [3.0, 3.0]]), world_size=2
+    )
+    out = tmp_path / "g.yaml"
+    result = runner.invoke(app, ["import", str(tmp_path / "rm"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    game = load_game(out)
+    np.testing.assert_array_equal(game.games[0].mechanism.pi_init, [2 / 3, 1 / 3])
+    assert "1 responses sampled more than once (best-of-n)" in _words(result.stdout)
+
+
+def test_issue_21_ric_prompts_are_the_prompts_without_their_score_tags(tmp_path):
+    folder = tmp_path / "ric"
+    folder.mkdir()
+    base = [f"\n\nHuman: question {i}?" for i in range(4)]
+    for a, b in ((0.0, 1.0), (0.5, 0.5), (1.0, 0.0)):
+        # utils.py of RiC: prompt.rstrip('\n\nAssistant:') + ' '
+        #   + '<rm1_score> s1 <rm2_score> s2 ' + '\n\nAssistant:'
+        prompts = [f"{p} <rm1_score> {a * 2 - 1:.2f} <rm2_score> {b - 0.3:.2f} \n\nAssistant:" for p in base]
+        columns = {
+            "prompt": prompts,
+            "response": [f"{p} an answer" for p in prompts],
+            "obtained_score1": [0.1, 0.2, 0.3, 0.4],
+            "desired_score1": [a] * 4,
+            "obtained_score2": [0.5, 0.6, 0.7, 0.8],
+            "desired_score2": [b] * 4,
+        }
+        (folder / eval_file_name((a, b))).write_text(pandas_csv(columns))
+    log = _read([folder]).log
+    assert log.n_prompts == 4 and log.prompts[0] == "\n\nHuman: question 0? \n\nAssistant:"
+    assert "12 tagged prompts over the files are 4 prompts" in "\n".join(log.notes)
+
+
+def test_issue_21_rewarded_soups_files_are_named_for_what_wrote_them(tmp_path):
+    soups = write_eval_run(tmp_path / "logs_rewardedsoups_eval" / "eval_pposoups_harmless_helpful")
+    imported = _read([soups.files[0].parent])
+    assert imported.inputs.layout.name == "rs" and "eval_rewarded_soups.py" in imported.inputs.reason
+    mod = write_eval_run(tmp_path / "elsewhere")
+    imported = _read([mod.files[0].parent])
+    assert imported.inputs.layout.name == "mod" and "--from rs for the latter" in imported.inputs.reason
+    assert _read([mod.files[0].parent], "rs").inputs.layout.title.startswith("Rewarded-Soups evaluation CSVs")
+
+
+# --- issue 23: hostile inputs to the readers ------------------------------------------------------
+
+
+def _one_line_error(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+def test_issue_23_a_parquet_with_a_duplicated_column_name(tmp_path):
+    path = tmp_path / "completions_00001.parquet"
+    arrays = [
+        pa.array([1, 1]),
+        pa.array(["p", "p"]),
+        pa.array(["a", "b"]),
+        pa.array([1.0, 0.0]),
+        pa.array([0.0, 1.0]),
+    ]
+    pq.write_table(pa.Table.from_arrays(arrays, ["step", "prompt", "completion", "r", "r"]), path)
+    assert _one_line_error(["import", str(path), "--inspect"]) == (
+        f"error: {path}: r: the column name appears twice in the file\n"
+    )
+
+
+def test_issue_23_huge_rewards_normalise_exactly_or_are_refused(tmp_path):
+    big = 1e308
+    path = _trl_file(tmp_path, accuracy_reward=pa.array([-big, big]))
+    out = tmp_path / "g.yaml"
+    result = runner.invoke(app, ["import", str(path), "-o", str(out), "--reward-col", "accuracy_reward"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(load_game(out).games[0].truth.rewards[0], [0.0, 1.0])
+    rm = tmp_path / "rm"
+    rm.mkdir()
+    first = _jsonl(
+        rm / "a.jsonl",
+        [{"input": "p", "output": o, "reward": r} for o, r in (("x", -big), ("y", big), ("z", 0.0))],
+    )
+    game_out = tmp_path / "rm.yaml"
+    assert runner.invoke(app, ["import", str(first), "-o", str(game_out)]).exit_code == 0
+    np.testing.assert_allclose(load_game(game_out).games[0].truth.rewards[0], [0.0, 2 / 3, 1 / 3], rtol=1e-15)
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    csv_path = mod / "eval_data_pref0.5_0.5.csv"
+    csv_path.write_text(
+        pandas_csv({"prompt": ["p"], "response": ["r"], "obtained_score1": [1e308], "obtained_score2": [1.0]})
+    )
+    assert _one_line_error(["import", str(mod), "-o", str(tmp_path / "m.yaml")]).startswith(
+        f"error: {csv_path}:2: obtained_score1: 1e+308 is beyond the 1e+100 a game file holds as a score"
+    )
+
+
+def test_issue_23_names_and_prompts_a_game_file_cannot_hold(tmp_path):
+    written = write_openrlhf(tmp_path / "rm")
+    args = ["import", *map(str, written.files), "-o", str(tmp_path / "g.yaml")]
+    assert "--name 'a\\x1bb': a game's name must be non-empty" in _one_line_error([*args, "--name", "a\x1bb"])
+    long = _jsonl(tmp_path / "long.jsonl", [{"input": "x" * ((1 << 20) + 1), "output": "o", "reward": 1.0}])
+    message = _one_line_error(["import", str(long), "-o", str(tmp_path / "l.yaml")])
+    assert message.startswith(f"error: {long}:1: prompt: the prompt is 1048577 characters; a game file holds")
+    assert not (tmp_path / "l.yaml").exists()
+    # what does import: control characters and odd text in a prompt round-trip through the game file
+    odd = _jsonl(
+        tmp_path / "odd.jsonl",
+        [{"input": "a\x1b[31m\u202e\x00b", "output": o, "reward": r} for o, r in (("x", 1.0), ("y", 2.0))],
+    )
+    out = tmp_path / "odd.yaml"
+    assert runner.invoke(app, ["import", str(odd), "-o", str(out)]).exit_code == 0
+    assert load_game(out).prompts == ("a\x1b[31m\u202e\x00b",)
+    assert runner.invoke(app, ["solve", str(out)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"input": "p", "output": "a", "reward": 1.0, "reward": 2.0}',
+            "invalid JSON: the key 'reward' appears twice",
+        ),
+        (
+            '{"input": "p", "output": "a", "reward": "0.5"}',
+            "reward: '0.5' is a string: expected a JSON number",
+        ),
+        ('{"input": "p", "output": "a", "reward": NaN}', "invalid JSON: NaN is not JSON"),
+        ('{"input": "p", "output": "a", "reward": Infinity}', "invalid JSON: Infinity is not JSON"),
+        ('\ufeff{"input": "p", "output": "a", "reward": 1.0}', "a byte order mark (U+FEFF)"),
+        ('{"input": "p\\ud800", "output": "a", "reward": 1.0}', "a lone surrogate (\\ud800-\\udfff)"),
+    ],
+)
+def test_issue_23_json_lines_that_python_would_read_and_a_reader_must_not(tmp_path, line, message):
+    path = tmp_path / "helpful.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    assert _one_line_error(["import", str(path), "--from", "openrlhf", "--inspect"]).startswith(
+        f"error: {path}:1: {message}"
+    )
+
+
+@pytest.mark.parametrize("score", ["1_000", "\u0661\u0662", "\u20031", "1e5_0", "infinity", "0x10"])
+def test_issue_23_numbers_float_reads_and_a_csv_does_not_hold(tmp_path, score):
+    folder = tmp_path / "mod"
+    folder.mkdir()
+    path = folder / "eval_data_pref0.5_0.5.csv"
+    path.write_text(
+        f",prompt,response,obtained_score1,obtained_score2\n0,p,r,{score},1.0\n", encoding="utf-8"
+    )
+    message = _one_line_error(["import", str(folder), "--inspect"])
+    assert message.startswith(f"error: {path}:2: obtained_score1: ") and "is not a finite number" in message
+
+
+def test_issue_23_library_messages_and_paths_are_printable(tmp_path, monkeypatch):
+    bad = tmp_path / "run\x1b[2J" / "completions_00001.parquet"
+    bad.parent.mkdir()
+    bad.write_bytes(b"PAR1\x1b[31mnot parquet\x07")
+    message = _one_line_error(["import", str(bad), "--inspect"])
+    assert "\x1b" not in message and "\x07" not in message and "\\x1b[2J" in message
+    import pyarrow.parquet as real
+
+    def corrupt(*args, **kwargs):
+        raise pa.ArrowInvalid("Parquet magic bytes not found \x1b[31mred\x1b[0m\r")
+
+    path = _trl_file(tmp_path / "ok")
+    monkeypatch.setattr(real, "read_schema", corrupt)
+    message = _one_line_error(["import", str(path), "--inspect"])
+    assert (
+        message == f"error: {path}: cannot read the parquet file: "
+        "Parquet magic bytes not found \\x1b[31mred\\x1b[0m\n"
+    )

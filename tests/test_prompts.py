@@ -287,13 +287,14 @@ def _normalised(values: np.ndarray) -> np.ndarray:
 
 
 def test_a_trl_run_becomes_one_outcome_set_per_prompt_from_the_samples_of_step_0(tmp_path: Path) -> None:
-    written = write_trl_run(tmp_path / "run", generations=3, seed=5)
+    # step 0 is eval_on_start's evaluation of the initial model; with no training step 1 it is the one used
+    written = write_trl_run(tmp_path / "run", steps=(0, 2, 3), generations=3, seed=5)
     out = tmp_path / "game.yaml"
     result = runner.invoke(app, ["import", str(tmp_path / "run"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert (
-        "initial distribution: the samples of step 0 (the initial model); steps 1, 2 are not used"
-        in result.stdout
+        "initial distribution: the samples of step 0, eval completions of the initial model, on 4 eval "
+        "prompts (3 samples each); steps 2, 3 are not used" in " ".join(result.stdout.split())
     )
     game = load_game(out)
     assert isinstance(game, PromptGame) and game.group_names == TRL_REWARDS
@@ -332,16 +333,17 @@ def test_a_trl_run_becomes_one_outcome_set_per_prompt_from_the_samples_of_step_0
 
 
 def test_a_trl_step_is_chosen_with_step_and_steps_are_never_mixed(tmp_path: Path) -> None:
-    write_trl_run(tmp_path / "run", steps=(1, 2))
+    write_trl_run(tmp_path / "run", steps=(2, 3))
     out = tmp_path / "g.yaml"
     mixed = runner.invoke(app, ["import", str(tmp_path / "run"), "-o", str(out)])
     assert mixed.exit_code == 2 and not out.exists()
-    assert (
-        "the log holds 2 steps (1, 2), samples of different policies: choose one with --step" in mixed.stderr
-    )
+    assert "the log holds 2 steps and none is a sample of the initial model" in mixed.stderr
     one = runner.invoke(app, ["import", str(tmp_path / "run"), "--step", "2", "-o", str(out)])
     assert one.exit_code == 0, one.output
-    assert "initial distribution: the samples of step 2, the only step read" in one.stdout
+    assert (
+        "initial distribution: the samples of step 2, train completions of the policy after 1 update"
+        in " ".join(one.stdout.split())
+    )
     assert "step 2" in out.read_text().splitlines()[2]  # provenance in the header comment
 
 
@@ -371,11 +373,13 @@ def test_a_response_sampled_twice_counts_twice_in_the_initial_distribution(tmp_p
     np.testing.assert_allclose(game.games[0].truth.rewards[0], [1 / 3, 0.0, 2 / 3], rtol=0, atol=1e-16)
 
 
-def test_a_repeated_response_with_another_reward_is_an_error_at_its_line(tmp_path: Path) -> None:
+def test_a_repeated_response_with_another_reward_gets_the_mean_and_it_is_said(tmp_path: Path) -> None:
     path = _one_prompt_log(tmp_path, ["a", "b", "a"], [1.0, 0.0, 0.5])
-    result = runner.invoke(app, ["import", str(path), "-o", str(tmp_path / "g.yaml")])
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {path}:3: accuracy_reward: the response of line 1 again")
+    out = tmp_path / "g.yaml"
+    result = runner.invoke(app, ["import", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 repeated responses were rewarded differently" in " ".join(result.stdout.split())
+    np.testing.assert_allclose(load_game(out).games[0].truth.rewards[0], [1.0, 0.0], rtol=0, atol=1e-16)
 
 
 def test_openrlhf_files_join_into_a_game_of_many_prompts(tmp_path: Path) -> None:

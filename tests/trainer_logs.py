@@ -29,8 +29,9 @@ PROMPTS = (
     "\n\nHuman: What is 17 * 23?\n\nAssistant:",
     "\n\nHuman: Summarise the plot of Hamlet.\n\nAssistant:",
 )
-#: Two TRL reward functions, named as TRL names them (the function's ``__name__``).
-TRL_REWARDS = ("accuracy_reward", "format_reward")
+#: Two TRL reward functions, named as TRL names them (the function's ``__name__``), in the
+#: order the trainer is given them: not alphabetical, as ``trainer_state.json`` lists them.
+TRL_REWARDS = ("format_reward", "accuracy_reward")
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,14 @@ class Written:
 
 
 def _grpo_advantages(rewards: np.ndarray, weights: np.ndarray, generations: int) -> np.ndarray:
-    """GRPO's advantage (sum_then_normalize, scale_rewards="group"): the weighted sum minus its
-    group mean, over its group std + 1e-4 (``GRPOTrainer._generate_and_score_completions``)."""
-    total = (rewards * weights).sum(axis=1).reshape(-1, generations)
-    mean = total.mean(axis=1, keepdims=True)
-    std = total.std(axis=1, ddof=1, keepdims=True)
-    return ((total - mean) / (std + 1e-4)).ravel()
+    """GRPO's advantage (sum_then_normalize, scale_rewards="group"), in float32 as TRL computes
+    it: the weighted sum minus its group mean, over its unbiased group std + 1e-4
+    (``GRPOTrainer._generate_and_score_completions``)."""
+    r = rewards.astype(np.float32)
+    total = (r * weights.astype(np.float32)).sum(axis=1, dtype=np.float32).reshape(-1, generations)
+    mean = total.mean(axis=1, keepdims=True, dtype=np.float32)
+    std = total.std(axis=1, ddof=1, keepdims=True, dtype=np.float32)
+    return ((total - mean) / (std + np.float32(1e-4))).ravel().astype(np.float64)
 
 
 def write_trl_run(
@@ -69,19 +72,24 @@ def write_trl_run(
     reward_weights: tuple[float, ...] | None = (1.0, 0.5),
     aggregation: str | None = "sum_then_normalize",
     trainer_state: bool = True,
+    eval_steps: tuple[int, ...] = (),
     extra: dict[str, list[float]] | None = None,
     seed: int = 0,
 ) -> Written:
     """A GRPO run with ``log_completions=True``: ``output_dir/completions/completions_{step:05d}.parquet``.
 
     Each file holds the prompts in order, each repeated ``generations`` times in a row (TRL's
-    ``RepeatSampler``), with columns ``step`` (int64), ``prompt`` and ``completion`` (string),
-    one float64 column per reward function, the ``extra`` columns (``log_extra``) and
-    ``advantage`` (float64). Step 0 is what ``eval_on_start=True`` logs before training.
+    ``RepeatSampler``), with columns ``step`` (int64), ``prompt`` and ``completion``
+    (``large_string``, as pandas writes Python strings), one float64 column per reward
+    function in ``TRL_REWARDS`` order, the ``extra`` columns (``log_extra``) and
+    ``advantage`` (float64, computed in float32). Step 0 is what ``eval_on_start=True`` logs.
 
-    ``trainer_state`` writes ``checkpoint-{last step}/trainer_state.json`` with the
-    ``rewards/{name}/mean`` metrics TRL logs; a ``reward_weights`` or ``aggregation`` that is
-    not ``None`` goes to ``training_args.json`` (``GRPOConfig.to_dict()``, a few fields).
+    ``trainer_state`` writes ``checkpoint-{last step}/trainer_state.json`` as transformers
+    does (``sort_keys=True``): a training entry with the ``rewards/{name}/mean`` metrics at
+    every step but 0, and an ``eval_*`` entry at step 0 and at each of ``eval_steps``. A
+    ``reward_weights`` or ``aggregation`` that is not ``None`` goes to ``training_args.json``
+    (``GRPOConfig.to_dict()``, a few fields). The real thing: tests/data/logs/trl
+    (benchmarks/trl_run.py).
     """
     rng = np.random.default_rng(seed)
     folder = output_dir / "completions"
@@ -95,8 +103,8 @@ def write_trl_run(
         values = np.column_stack([rng.integers(0, 2, n).astype(float), rng.uniform(0.0, 1.0, n)])
         table: dict[str, pa.Array] = {
             "step": pa.array([step] * n, pa.int64()),
-            "prompt": pa.array(step_prompts, pa.string()),
-            "completion": pa.array(step_responses, pa.string()),
+            "prompt": pa.array(step_prompts, pa.large_string()),
+            "completion": pa.array(step_responses, pa.large_string()),
         }
         for k, name in enumerate(TRL_REWARDS):
             table[name] = pa.array(values[:, k], pa.float64())
@@ -111,14 +119,16 @@ def write_trl_run(
         rewards.append(values)
         all_steps.append(np.full(n, step))
     if trainer_state:
-        history = [
-            {"step": s, **{f"rewards/{name}/mean": 0.5 for name in TRL_REWARDS}, "reward": 0.7} for s in steps
-        ]
+        history: list[dict[str, object]] = []
+        for s in steps:
+            if s:
+                history.append({"step": s, "loss": 0.1, **{f"rewards/{m}/mean": 0.5 for m in TRL_REWARDS}})
+            if s == 0 or s in eval_steps:
+                history.append({"step": s, **{f"eval_rewards/{m}/mean": 0.5 for m in TRL_REWARDS}})
         checkpoint = output_dir / f"checkpoint-{steps[-1]}"
         checkpoint.mkdir(exist_ok=True)
-        (checkpoint / "trainer_state.json").write_text(
-            json.dumps({"global_step": steps[-1], "log_history": history})
-        )
+        state = {"global_step": steps[-1], "logging_steps": 1, "log_history": history}
+        (checkpoint / "trainer_state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
     config: dict[str, object] = {"output_dir": str(output_dir), "num_generations": generations}
     if reward_weights is not None:
         config["reward_weights"] = list(reward_weights)
@@ -211,11 +221,61 @@ def write_openrlhf(folder: Path, names: tuple[str, ...] = ("helpful", "harmless"
     return Written(tuple(files), tuple(p for p, _ in pairs), tuple(o for _, o in pairs), rewards)
 
 
+def openrlhf_line(row: dict[str, object]) -> str:
+    """One line as ``jsonlines`` writes it (``json.dumps(obj, ensure_ascii=False)``)."""
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def write_openrlhf_ranks(
+    folder: Path,
+    pairs: list[tuple[str, str]],
+    rewards: np.ndarray,
+    names: tuple[str, ...] = ("helpful", "harmless"),
+    world_size: int = 3,
+) -> Written:
+    """What ``batch_rm_inference`` writes on ``world_size`` processes, one run per reward model
+    (``openrlhf/cli/batch_inference.py``, OpenRLHF 0.6-0.9).
+
+    The loader is ``setup_dataloader(dataset, micro_batch_size, True, False, ...,
+    drop_last=False)``: OpenRLHF's ``DistributedSampler`` with ``shuffle=False`` pads the
+    dataset to a multiple of ``world_size`` with its first items and gives rank ``r`` the items
+    ``r, r + W, ...``. Each rank writes ``{name}.jsonl{rank}``; rank 0 concatenates them in
+    rank order into ``{name}.jsonl`` and leaves them there (``os.remove`` is commented out).
+    ``rewards`` is (len(pairs), len(names)); the returned ``Written`` holds the dataset's rows
+    (padding excluded), in dataset order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(pairs)
+    per_rank = -(-n // world_size)
+    total = per_rank * world_size
+    indices = list(range(n))
+    indices += indices[: total - n]  # the sampler's padding: copies of the first items
+    files = []
+    for k, name in enumerate(names):
+        merged = []
+        for rank in range(world_size):
+            lines = [
+                openrlhf_line({"input": pairs[i][0], "output": pairs[i][1], "reward": float(rewards[i, k])})
+                for i in indices[rank:total:world_size]
+            ]
+            (folder / f"{name}.jsonl{rank}").write_text("".join(lines), encoding="utf-8")
+            merged += lines
+        path = folder / f"{name}.jsonl"
+        path.write_text("".join(merged), encoding="utf-8")
+        files.append(path)
+    return Written(tuple(files), tuple(p for p, _ in pairs), tuple(o for _, o in pairs), rewards)
+
+
 WRITERS = {
     "trl": lambda folder: write_trl_run(folder),
     "mod": lambda folder: write_eval_run(folder),
     "ric": lambda folder: write_eval_run(folder, ((0.0, 1.0), (0.5, 0.5), (1.0, 0.0)), ric=True),
     "openrlhf": lambda folder: write_openrlhf(folder),
+    "openrlhf-ranks": lambda folder: write_openrlhf_ranks(
+        folder,
+        [(p, f" Reply {j}.") for p in PROMPTS for j in range(2)][:7],
+        np.round(np.random.default_rng(3).normal(0.0, 1.0, (7, 2)), 4),
+    ),
 }
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from rlhf_mech.cli._app import (
     command,
 )
 from rlhf_mech.cli._output import ColorChoice
+from rlhf_mech.errors import RlhfMechError
 
 
 class ImportKind(StrEnum):
@@ -78,7 +79,10 @@ def import_game(
     ] = None,
     reward_weights: Annotated[
         str | None,
-        typer.Option(help="trl: NAME=W,... the run's reward_weights. Default: from the run's config."),
+        typer.Option(
+            help="trl: the run's reward_weights: W,W,... in reward_funcs order, or NAME=W,... Default: the "
+            "run's config, else inferred from the logged advantage column (checked against it either way)."
+        ),
     ] = None,
     aggregation: Annotated[
         str | None,
@@ -87,7 +91,19 @@ def import_game(
             "run's config.",
         ),
     ] = None,
-    step: Annotated[int | None, typer.Option(help="trl: keep the completions of this step only.")] = None,
+    step: Annotated[
+        str | None,
+        typer.Option(
+            help="trl: the step whose samples make the game (N); or all, or a range A-B: one game per step "
+            "into the folder -o names, and a table of each group's valuation, payment and largest gain over "
+            "training. Default: the initial model's samples (step 1's training batch, else step 0's eval).",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="trl, with several steps: also draw the table over training to FILE (matplotlib)."),
+    ] = None,
     trainer_config: Annotated[
         Path | None,
         typer.Option(
@@ -140,6 +156,7 @@ def import_game(
         "--aggregation": aggregation,
         "--step": step,
         "--trainer-config": trainer_config,
+        "--plot": plot,
         "--candidate-col": candidate_col,
         "--logratio-col": logratio_col,
         "--logprob-col": logprob_col,
@@ -151,9 +168,10 @@ def import_game(
             parse_reward_columns,
             parse_reward_names,
             parse_reward_weights,
+            per_step,
             run_import,
         )
-        from rlhf_mech.render import import_report
+        from rlhf_mech.render import import_report, save_training_plot
 
         options = LogOptions(
             reward_columns=parse_reward_columns(reward_col or []),
@@ -185,9 +203,15 @@ def import_game(
             payment_rule=payment,
             name=name,
         )
+        if plot is not None and (inspect or not per_step(step)):
+            raise RlhfMechError(
+                "--plot draws the table over training: give --step all (or a range) and -o FOLDER"
+            )
         with out.step("import " + ", ".join(files)):
             run = run_import(request)
         if run.text is not None:
             out.write(run.text)
         if not quiet:
             out.print(import_report(run), stderr=request.to_stdout)
+        if plot is not None and run.training:
+            out.message(f"plot written to {save_training_plot(run.training, plot)}")

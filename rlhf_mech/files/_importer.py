@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from rlhf_mech.core import (
     candidate_game,
     get_divergence,
 )
-from rlhf_mech.errors import RlhfMechError, SpecError, shown
+from rlhf_mech.errors import RlhfMechError, SpecError, printable, shown
 from rlhf_mech.files.spec._document import is_name
 from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN
 
@@ -49,6 +50,13 @@ Array = np.ndarray
 #: File suffixes read as CSV and as JSON Lines.
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def located(path: str | Path, line: int | None, field: str, message: str) -> SpecError:
+    """A :class:`SpecError` whose path, field and message are printable (a file's name, a
+    column's name and a library's message can hold control characters; every reader builds
+    its errors here)."""
+    return SpecError(printable(str(path)), line, printable(field), printable(message))
 
 
 # --- reading tables --------------------------------------------------------------------------
@@ -81,13 +89,13 @@ def _read_csv(path: Path, text: str) -> EvalTable:
     try:
         header = next(reader)
     except StopIteration:
-        raise SpecError(path, None, "", "the file is empty") from None
+        raise located(path, None, "", "the file is empty") from None
     except csv.Error as exc:
-        raise SpecError(path, 1, "", f"invalid CSV: {exc}") from None
+        raise located(path, 1, "", f"invalid CSV: {exc}") from None
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise SpecError(path, 1, name, "duplicate column name")
+            raise located(path, 1, name, "duplicate column name")
         seen.add(name)
     rows, lines = [], []
     start = reader.line_num + 1
@@ -95,15 +103,69 @@ def _read_csv(path: Path, text: str) -> EvalTable:
         for record in reader:
             if record:
                 if len(record) != len(header):
-                    raise SpecError(
+                    raise located(
                         path, start, "", f"expected {len(header)} fields (the header's), got {len(record)}"
                     )
                 rows.append(dict(zip(header, record, strict=True)))
                 lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise SpecError(path, start, "", f"invalid CSV: {exc}") from None
+        raise located(path, start, "", f"invalid CSV: {exc}") from None
     return EvalTable(path=path, columns=tuple(header), rows=tuple(rows), lines=tuple(lines))
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object that names a key twice (``json`` would keep the last value silently)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (JSON has no NaN or Infinity)")
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that refuses what JSON does not allow and Python's reader lets through:
+    a key given twice in one object (``json`` keeps the last value silently) and the
+    ``NaN``/``Infinity`` literals.
+
+    Raises
+    ------
+    ValueError
+        (``json.JSONDecodeError`` for malformed text) with the reason in words.
+    """
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
+def json_problem(exc: BaseException) -> str:
+    """What is wrong with a JSON text, in words, from what :func:`parse_json` raised."""
+    if isinstance(exc, _DuplicateKey):
+        return f"invalid JSON: the key {shown(exc.args[0])} appears twice in one object"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg}"
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    text = str(exc)
+    if "is not JSON" in text:
+        return f"invalid JSON: {text}"
+    return "invalid JSON: a number too long to read"  # an integer beyond Python's 4300-digit limit
+
+
+def _is_text(row: dict[str, Any]) -> bool:
+    """Whether every string of a parsed JSON object is Unicode text: JSON may escape half of a
+    surrogate pair alone (``"\\ud800"``), which no file or terminal can hold."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_jsonl(path: Path, text: str) -> EvalTable:
@@ -112,24 +174,29 @@ def _read_jsonl(path: Path, text: str) -> EvalTable:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if "\ufeff" in line:
+            raise located(
+                path, number, "", "a byte order mark (U+FEFF): JSON Lines files are UTF-8 without one"
+            )
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SpecError(path, number, "", f"invalid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise SpecError(path, number, "", "invalid JSON: nested too deeply") from None
-        except ValueError:  # an integer of more than 4300 digits (Python's conversion limit)
-            raise SpecError(path, number, "", "invalid JSON: a number too long to read") from None
+            row = parse_json(line)
+        except (ValueError, RecursionError) as exc:
+            raise located(path, number, "", json_problem(exc)) from None
         if not isinstance(row, dict):
-            raise SpecError(path, number, "", "each line must be a JSON object")
+            raise located(path, number, "", "each line must be a JSON object")
+        if "\\u" in line and not _is_text(row):
+            raise located(
+                path, number, "", "a lone surrogate (\\ud800-\\udfff) in a string: not Unicode text"
+            )
         columns.update(dict.fromkeys(row))
         rows.append(row)
         lines.append(number)
     return EvalTable(path=path, columns=tuple(columns), rows=tuple(rows), lines=tuple(lines))
 
 
-def read_table(path: str | Path) -> EvalTable:
-    """Read a ``.csv`` (header row) or ``.jsonl``/``.ndjson`` (one object per line) file.
+def read_table(path: str | Path, suffix: str | None = None) -> EvalTable:
+    """Read a ``.csv`` (header row) or ``.jsonl``/``.ndjson`` (one object per line) file;
+    ``suffix`` reads it as that kind whatever its name (OpenRLHF's rank files ``x.jsonl0``).
 
     Raises
     ------
@@ -137,21 +204,37 @@ def read_table(path: str | Path) -> EvalTable:
         for an unreadable file, an unknown suffix, a malformed row or a file without rows.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = suffix or path.suffix.lower()
     if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
-        raise SpecError(path, None, "", "expected a .csv, .jsonl or .ndjson file")
+        raise located(printable(str(path)), None, "", "expected a .csv, .jsonl or .ndjson file")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, None, "", f"cannot read the file: {exc}") from None
+        # CSV: a BOM (what Excel writes) is dropped; JSON Lines: kept, and refused (RFC 8259)
+        text = path.read_text(encoding="utf-8-sig" if suffix in CSV_SUFFIXES else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise located(
+            printable(str(path)), None, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise located(
+            printable(str(path)), None, "", f"cannot read the file: {printable(exc.strerror or str(exc))}"
+        ) from None
     table = _read_csv(path, text) if suffix in CSV_SUFFIXES else _read_jsonl(path, text)
     if not table.rows:
-        raise SpecError(path, None, "", "the file has no data rows")
+        raise located(path, None, "", "the file has no data rows")
     return table
 
 
-def finite_number(raw: Any) -> float | None:
-    """A finite float from a CSV string or a JSON number; ``None`` if it is not one."""
+#: A decimal number as a CSV file or an option writes it: ASCII digits, an optional sign,
+#: point and exponent. Python's ``float()`` accepts more: ``1_000``, Arabic-Indic and other
+#: Unicode digits, surrounding whitespace of any kind, ``infinity``; none of that is a number
+#: a trainer writes, so it is refused rather than read.
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def finite_number(raw: Any, *, strings: bool = True) -> float | None:
+    """A finite float from a CSV string (a plain ASCII decimal, :data:`DECIMAL`) or a JSON
+    number; ``None`` if it is not one. ``strings=False``: only numbers (a JSON value), not
+    the string ``"0.5"``."""
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int | float):
@@ -159,11 +242,11 @@ def finite_number(raw: Any) -> float | None:
             value = float(raw)
         except OverflowError:  # an integer beyond the float range
             return None
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
+    elif isinstance(raw, str) and strings:
+        text = raw.strip(" ")
+        if len(text) > 400 or not DECIMAL.fullmatch(text):
             return None
+        value = float(text)
     else:
         return None
     return value if math.isfinite(value) else None
@@ -173,7 +256,7 @@ def require_column(table: EvalTable, column: str) -> None:
     """Raise :class:`~rlhf_mech.errors.SpecError` (line 1, the header) when ``column`` is absent."""
     if column not in table.columns:
         shown = ", ".join(table.columns)
-        raise SpecError(table.path, 1, column, f"no column named {column!r} (columns: {shown})")
+        raise located(table.path, 1, column, f"no column named {column!r} (columns: {shown})")
 
 
 def numeric_column(table: EvalTable, column: str) -> Array:
@@ -186,12 +269,15 @@ def numeric_column(table: EvalTable, column: str) -> Array:
     """
     require_column(table, column)
     values = np.empty(table.n_rows)
+    strings = table.path.suffix.lower() in CSV_SUFFIXES  # a JSON reward is a number, not a string
     for r, row in enumerate(table.rows):
         raw = row.get(column)
-        value = finite_number(raw)
+        value = finite_number(raw, strings=strings)
         if value is None:
             what = "missing value" if raw is None or raw == "" else f"{shown(raw)} is not a finite number"
-            raise SpecError(table.path, table.lines[r], column, what)
+            if isinstance(raw, str) and not strings:
+                what = f"{shown(raw)} is a string: expected a JSON number"
+            raise located(table.path, table.lines[r], column, what)
         values[r] = value
     return values
 
@@ -203,14 +289,15 @@ def text_column(table: EvalTable, column: str) -> tuple[str, ...]:
     for r, row in enumerate(table.rows):
         raw = row.get(column)
         if raw is None or raw == "":
-            raise SpecError(table.path, table.lines[r], column, "missing value")
+            raise located(table.path, table.lines[r], column, "missing value")
         out.append(str(raw))
     return tuple(out)
 
 
 def is_numeric_column(table: EvalTable, column: str) -> bool:
-    """Whether every row holds a finite number in ``column``."""
-    return all(finite_number(row.get(column)) is not None for row in table.rows)
+    """Whether every row holds a finite number in ``column`` (JSON Lines: a JSON number)."""
+    strings = table.path.suffix.lower() in CSV_SUFFIXES
+    return all(finite_number(row.get(column), strings=strings) is not None for row in table.rows)
 
 
 # --- summaries -------------------------------------------------------------------------------
@@ -275,9 +362,18 @@ class ImportResult:
     provenance: tuple[str, ...] = ()
 
 
+def robust_mean(values: Array) -> float:
+    """The mean of finite ``values``, without overflow: the values are divided by the largest
+    magnitude first (``np.mean`` of ``[1e308, 1e308]`` is ``inf``; this is ``1e308``)."""
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    if scale == 0.0 or not math.isfinite(scale):
+        return float(np.mean(values))
+    return float(np.mean(values / scale)) * scale
+
+
 def column_stats(column: str, role: str, values: Array) -> ColumnStats:
     """What the (rows,) ``values`` of a used column held: min, max and mean."""
-    return ColumnStats(column, role, float(values.min()), float(values.max()), float(values.mean()))
+    return ColumnStats(column, role, float(values.min()), float(values.max()), robust_mean(values))
 
 
 # --- groups ----------------------------------------------------------------------------------
@@ -359,7 +455,7 @@ def _reward_columns(
         return dict(given)
     columns = [c for c in table.columns if c not in reserved and is_numeric_column(table, c)]
     if not columns:
-        raise SpecError(table.path, 1, "", "no numeric column to use as a reward model; pass --reward-col")
+        raise located(table.path, 1, "", "no numeric column to use as a reward model; pass --reward-col")
     steps.append(
         "reward models: every numeric column of "
         f"{table.path.name} ({', '.join(columns)}); choose with --reward-col NAME=COLUMN"
@@ -440,7 +536,7 @@ def import_candidates(
         files.append(FileSummary(table.path, table.n_rows, table.columns, tuple(used)))
         for label in dict.fromkeys(labels):
             if label in found:
-                raise SpecError(
+                raise located(
                     table.path,
                     None,
                     candidate_column or "",
@@ -555,19 +651,35 @@ def normalise_rewards(values: Array, normalization: Normalization | str) -> tupl
     Returns
     -------
     rewards : the normalised column; shift : what was added (``-min`` when the minimum is
-    negative, else 0); divisor : the sum or maximum it was divided by.
+    negative, else 0); divisor : the sum or maximum it was divided by (``inf`` when that
+    sum is beyond the float range: the column is then normalised all the same, see Notes).
+
+    Notes
+    -----
+    The column is first divided by its largest magnitude ``s`` (a power of two, so exactly):
+    shifting ``[-1e308, 1e308]`` by ``1e308`` overflows to ``inf`` and ``inf / inf`` is NaN,
+    while ``(v / s + shift / s) / (total / s)`` is the same ratio computed inside the float
+    range. The result equals the plain formula wherever the plain formula is finite.
 
     Raises
     ------
     ValueError
         if the shifted column is all zero (it carries no preference).
     """
-    shift = -float(values.min()) if values.min() < 0 else 0.0
-    shifted = values + shift
-    divisor = float(Normalization(normalization).total(shifted))
-    if divisor == 0:
+    normalization = Normalization(normalization)
+    top = float(np.max(np.abs(values)))
+    # a power of two (dividing by it is exact) with |values| / scale <= 2
+    scale = math.ldexp(1.0, math.frexp(top)[1] - 1) if top > 0 else 1.0
+    scaled = values / scale
+    low = float(scaled.min())
+    shifted = scaled - low if low < 0 else scaled
+    total = float(normalization.total(shifted))
+    if total == 0:
         raise ValueError("every value is the same after shifting to be non-negative")
-    return shifted / divisor, shift, divisor
+    with np.errstate(over="ignore"):
+        shift = -low * scale if low < 0 else 0.0
+        divisor = total * scale
+    return shifted / total, float(shift), float(divisor)
 
 
 def _exact_simplex(q: Array) -> Array:
@@ -657,11 +769,16 @@ def import_responses(
         try:
             normalised[k], shift, divisor = normalise_rewards(values, normalization)
         except ValueError as exc:
-            raise SpecError(table.path, None, columns[model], str(exc)) from None
+            raise located(table.path, None, columns[model], str(exc)) from None
         shifted = f"shifted by {shift!r} (its minimum was {-shift!r}), then " if shift else ""
         steps.append(
             f"reward {model} (column {columns[model]!r}): {shifted}divided by its "
             f"{normalization.value} {divisor!r}"
+            + (
+                " (beyond the float range: computed on the values divided by a power of two)"
+                if math.isinf(divisor)
+                else ""
+            )
         )
     pi_init = np.full(m, 1.0 / m)
     if logprob_column:
@@ -673,7 +790,7 @@ def import_responses(
         low = np.flatnonzero(pi_init < tiny)
         if low.size:
             r = int(low[0])
-            raise SpecError(
+            raise located(
                 table.path,
                 table.lines[r],
                 logprob_column,

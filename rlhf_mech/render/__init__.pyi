@@ -34,6 +34,9 @@ from rlhf_mech.render._implementability import render_implementability as render
 from rlhf_mech.render._imports import import_report as import_report
 from rlhf_mech.render._imports import render_import as render_import
 from rlhf_mech.render._imports import render_log as render_log
+from rlhf_mech.render._imports import save_training_plot as save_training_plot
+from rlhf_mech.render._imports import training_figure as training_figure
+from rlhf_mech.render._imports import training_table as training_table
 from rlhf_mech.render._json import float_text as float_text
 from rlhf_mech.render._json import json_chunks as json_chunks
 from rlhf_mech.render._json import json_text as json_text

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_mech.errors import RlhfMechError, shown
+from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._importer import (
     GroupOption,
     ImportResult,
@@ -62,8 +62,10 @@ from rlhf_mech.files._logs._evalcsv import import_eval_candidates, read_eval_csv
 from rlhf_mech.files._logs._layouts import LogInputs, check_layout_options, log_inputs
 from rlhf_mech.files._logs._openrlhf import read_openrlhf
 from rlhf_mech.files._logs._prompts import import_prompts
-from rlhf_mech.files._logs._record import AGGREGATIONS, RewardLog, select_step
+from rlhf_mech.files._logs._record import AGGREGATIONS, RewardLog, parse_steps, select_step, steps_in
+from rlhf_mech.files._logs._training import StepAudit, StepGame, audit_steps, import_steps
 from rlhf_mech.files._logs._trl import read_trl
+from rlhf_mech.files.spec._document import is_name
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,14 @@ class LogImport:
     log : the responses read (TRL, OpenRLHF, MOD, RiC); ``None`` for the generic tables.
     result : the game: of many prompts for TRL and OpenRLHF logs
         (:func:`~rlhf_mech.files._logs._prompts.import_prompts`), candidate models for MOD and
-        RiC, as the options say for csv and jsonl.
+        RiC, as the options say for csv and jsonl; ``None`` with several steps.
+    steps : with ``--step all`` (or a range of several steps), one game per step.
     """
 
     inputs: LogInputs
     log: RewardLog | None
     result: ImportResult | None
+    steps: tuple[StepGame, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,22 +94,36 @@ class LogOptions:
 
     reward_columns: Mapping[str, str] | None = None
     reward_names: tuple[str, ...] | None = None
-    reward_weights: Mapping[str, float] | None = None
+    reward_weights: Mapping[str, float] | Sequence[float] | None = None
     aggregation: str | None = None
-    step: int | None = None
+    step: int | str | None = None
     trainer_config: Path | None = None
     table: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _read_trl(inputs: LogInputs, options: LogOptions) -> RewardLog:
-    log = read_trl(
+    return read_trl(
         inputs.files,
         reward_columns=options.reward_columns,
         reward_weights=options.reward_weights,
         aggregation=options.aggregation,
         trainer_config=options.trainer_config,
     )
-    return log if options.step is None else select_step(log, options.step)
+
+
+def per_step(step: int | str | None) -> bool:
+    """Whether ``--step`` asks for one game per step (``all``, or a range such as ``2-5``)."""
+    if step is None:
+        return False
+    chosen = parse_steps(str(step))
+    return chosen is None or chosen[0] != chosen[1]
+
+
+def chosen_steps(log: RewardLog, step: int | str | None) -> tuple[int, ...] | None:
+    """The steps ``--step`` names in the log (``None``: not given)."""
+    if step is None:
+        return None
+    return steps_in(log, parse_steps(str(step)))
 
 
 def _read_eval(inputs: LogInputs, options: LogOptions) -> RewardLog:
@@ -113,7 +131,7 @@ def _read_eval(inputs: LogInputs, options: LogOptions) -> RewardLog:
 
 
 def _read_openrlhf(inputs: LogInputs, options: LogOptions) -> RewardLog:
-    return read_openrlhf(inputs.files, inputs.labels)
+    return read_openrlhf(inputs.files, inputs.labels, inputs.ranks or None)
 
 
 #: The reader of each response-level layout.
@@ -121,6 +139,7 @@ _READERS: dict[str, Callable[[LogInputs, LogOptions], RewardLog]] = {
     "trl": _read_trl,
     "openrlhf": _read_openrlhf,
     "mod": _read_eval,
+    "rs": _read_eval,
     "ric": _read_eval,
 }
 
@@ -137,7 +156,24 @@ def read_log(inputs: LogInputs, options: LogOptions = LogOptions()) -> RewardLog
     reader = _READERS.get(inputs.layout.name)
     if reader is None:
         raise RlhfMechError(f"{inputs.layout.title} are read by the generic importer, not as a log")
-    return reader(inputs, options)
+    log = reader(inputs, options)
+    steps = chosen_steps(log, options.step)
+    if steps is not None and len(steps) == 1:
+        return select_step(log, steps[0])
+    if steps is not None and len(steps) < len(log.steps):
+        return _steps_of(log, steps)
+    return log
+
+
+def _steps_of(log: RewardLog, steps: Sequence[int]) -> RewardLog:
+    """The rows of the given steps (a range of ``--step``)."""
+    import numpy as np
+
+    from rlhf_mech.files._logs._record import _take
+
+    assert log.row_steps is not None
+    rows = np.flatnonzero(np.isin(log.row_steps, steps))
+    return _take(log, rows, (f"steps {', '.join(map(str, steps))}: {rows.size} rows of {log.n_rows}",))
 
 
 def import_logs(
@@ -174,17 +210,17 @@ def import_logs(
     if not build:
         return LogImport(inputs, log, None)
     table = options.table
-    result = import_prompts(
-        log,
-        inputs,
-        groups=groups,
-        normalization=table.get("normalization", "sum"),
-        divergence=table.get("divergence", "kl"),
-        lam=lam,
-        payment_rule=payment_rule,
-        name=name,
-    )
-    return LogImport(inputs, log, result)
+    common = {
+        "groups": groups,
+        "normalization": table.get("normalization", "sum"),
+        "divergence": table.get("divergence", "kl"),
+        "lam": lam,
+        "payment_rule": payment_rule,
+        "name": name,
+    }
+    if per_step(options.step):
+        return LogImport(inputs, log, None, import_steps(log, inputs, log.steps, **common))
+    return LogImport(inputs, log, import_prompts(log, inputs, **common))
 
 
 @dataclass(frozen=True)
@@ -231,12 +267,14 @@ class ImportRun:
     request : what was asked; imported : what was read and built.
     written : the files written, or where the game went (``standard output``, ``nothing``).
     text : the game file's text when it goes to standard output (the command writes it).
+    training : with several steps, each step's audit (:func:`audit_steps`), in step order.
     """
 
     request: ImportRequest
     imported: LogImport
     written: tuple[Path, ...] | str
     text: str | None = None
+    training: tuple[StepAudit, ...] = ()
 
 
 def _check_names(request: ImportRequest) -> None:
@@ -257,16 +295,77 @@ def _check_names(request: ImportRequest) -> None:
         get_payment_rule(request.payment_rule)
     except ValueError as exc:
         raise RlhfMechError(f"--payment: {exc}") from None
+    if request.name is not None and not is_name(request.name):
+        raise RlhfMechError(
+            f"--name {shown(request.name)}: a game's name must be non-empty, without control characters"
+        )
+    if request.options.step is not None:
+        parse_steps(str(request.options.step))
+
+
+def _round_trip(written: Sequence[Path] | None, name: str, text: str | None = None) -> None:
+    """The game just written loads back (``rlhf-mech solve`` will accept it).
+
+    Raises
+    ------
+    RlhfMechError
+        naming what the loader refused; the files just written are removed.
+    """
+    from rlhf_mech.files.spec import load_game
+
+    try:
+        if text is not None:
+            load_game(name, text)
+        else:
+            assert written
+            load_game(written[0])
+    except RlhfMechError as exc:
+        for path in written or ():
+            path.unlink(missing_ok=True)
+        raise RlhfMechError(
+            f"the game built does not load back, so nothing was written: {printable(exc.lines()[0])}"
+        ) from None
+
+
+def _write_steps(request: ImportRequest, imported: LogImport) -> ImportRun:
+    """One game file per step into the folder ``request.output``, and the table over training."""
+    from rlhf_mech.files._writer import write_game
+
+    folder = request.output
+    assert folder is not None
+    if request.to_stdout:
+        raise RlhfMechError("--step with several steps writes one game per step: give -o FOLDER, not -")
+    if folder.exists() and not folder.is_dir():
+        raise RlhfMechError(f"{printable(str(folder))} is a file; with several steps -o names a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for one in imported.steps:
+        target = folder / f"step-{one.step:05d}.yaml"
+        if target.exists() and not request.force:
+            raise RlhfMechError(f"{printable(str(target))} exists; pass --force to overwrite it")
+        comment = "\n".join(
+            ["Written by rlhf-mech import from " + ", ".join(request.files), *one.result.provenance]
+        )
+        paths = tuple(write_game(one.result.game, target, comment=comment))
+        _round_trip(paths, str(target))
+        written += paths
+    training = audit_steps(imported.steps)
+    return ImportRun(request, imported, tuple(written), training=training)
 
 
 def run_import(request: ImportRequest) -> ImportRun:
     """Read the logs, build the game and write it, as ``request`` says.
 
+    With several steps (``--step all`` or a range), ``request.output`` is a folder: one game
+    file per step (``step-00001.yaml``), and :attr:`ImportRun.training` holds each step's audit.
+    An import that returns has written files that load back (:func:`load_game`).
+
     Raises
     ------
     RlhfMechError
         for a missing ``--output``, an output that exists without ``force``, an option that
-        does not belong to the layout, or any problem of the files (at its line).
+        does not belong to the layout, any problem of the files (at its line), or a game the
+        game-file format cannot hold.
     """
     from rlhf_mech.files._writer import game_text, write_game
 
@@ -274,10 +373,15 @@ def run_import(request: ImportRequest) -> ImportRun:
     output = request.output
     if output is None and not request.inspect:
         raise RlhfMechError("give -o/--output GAME.yaml (or --inspect to read without writing)")
-    if output is not None and not (request.to_stdout or request.force or request.inspect) and output.exists():
-        raise RlhfMechError(f"{output} exists; pass --force to overwrite it")
     inputs = log_inputs(request.files, request.layout)
     check_layout_options(inputs, request.given)
+    several = per_step(request.options.step)
+    if (
+        output is not None
+        and not (request.to_stdout or request.force or request.inspect or several)
+        and output.exists()
+    ):
+        raise RlhfMechError(f"{printable(str(output))} exists; pass --force to overwrite it")
     imported = import_logs(
         inputs,
         request.options,
@@ -288,10 +392,16 @@ def run_import(request: ImportRequest) -> ImportRun:
         name=request.name,
         build=not request.inspect,
     )
+    if several and not request.inspect and output is not None:
+        return _write_steps(request, imported)
     result = imported.result
     if result is None or request.inspect or output is None:
         return ImportRun(request, imported, "nothing (--inspect)")
     comment = "\n".join(["Written by rlhf-mech import from " + ", ".join(request.files), *result.provenance])
     if request.to_stdout:
-        return ImportRun(request, imported, "standard output", game_text(result.game, comment=comment))
-    return ImportRun(request, imported, write_game(result.game, output, comment=comment))
+        text = game_text(result.game, comment=comment)
+        _round_trip(None, "<standard output>", text)
+        return ImportRun(request, imported, "standard output", text)
+    paths = tuple(write_game(result.game, output, comment=comment))
+    _round_trip(paths, str(output))
+    return ImportRun(request, imported, paths)

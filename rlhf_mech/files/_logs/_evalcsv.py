@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlhf_mech.errors import RlhfMechError, SpecError
+from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._importer import (
     CandidateSummary,
     EvalTable,
@@ -19,6 +19,7 @@ from rlhf_mech.files._importer import (
     check_names,
     column_stats,
     finite_number,
+    located,
     numeric_column,
     read_table,
     require_column,
@@ -26,6 +27,7 @@ from rlhf_mech.files._importer import (
 from rlhf_mech.files._logs._layouts import DESIRED, EVAL_FILE, INDEX_COLUMN, OBTAINED, LogInputs
 from rlhf_mech.files._logs._record import RewardLog
 from rlhf_mech.files.spec._document import is_name
+from rlhf_mech.files.spec._schemas import SCORE_LIMIT
 
 
 def preference_weights(path: Path) -> tuple[float, ...]:
@@ -39,7 +41,7 @@ def preference_weights(path: Path) -> tuple[float, ...]:
     match = EVAL_FILE.fullmatch(path.name)
     weights = [finite_number(part) for part in match[1].split("_")] if match else [None]
     if any(w is None or w < 0 for w in weights):
-        raise SpecError(
+        raise located(
             path,
             None,
             "",
@@ -54,7 +56,7 @@ def _numbered(table: EvalTable, pattern: re.Pattern[str], stem: str, why: str) -
     numbers = sorted(int(m[1]) for c in table.columns if (m := pattern.fullmatch(c)))
     for i, number in enumerate(numbers, start=1):
         if number != i:
-            raise SpecError(
+            raise located(
                 table.path, 1, f"{stem}{i}", f"no column named '{stem}{i}' ({why} are numbered from 1)"
             )
     return [f"{stem}{i}" for i in range(1, len(numbers) + 1)]
@@ -68,8 +70,9 @@ def read_eval_csvs(
     Parameters
     ----------
     files : one file per preference weighting (their weights become :attr:`RewardLog.file_preferences`).
-    trainer : ``mod`` or ``ric``; RiC files must hold ``desired_score{i}`` beside each
-        ``obtained_score{i}``.
+    trainer : ``mod``, ``rs`` (Rewarded Soups: the same files) or ``ric``; RiC files must
+        hold ``desired_score{i}`` beside each ``obtained_score{i}``, and their prompts carry
+        the score tags (``<rm1_score> 0.5``), removed here (:func:`untagged`).
     reward_names : the run's ``--reward_names`` in order, one per ``obtained_score{i}``;
         default ``score1 .. scoreK`` (the columns' own numbers).
 
@@ -79,8 +82,8 @@ def read_eval_csvs(
     each response). Ignored: pandas' index column (empty header), RiC's ``desired_score{i}``
     (the score the response was conditioned to reach) and any other column.
     """
-    if trainer not in ("mod", "ric"):
-        raise ValueError("`trainer` must be 'mod' or 'ric'")
+    if trainer not in ("mod", "rs", "ric"):
+        raise ValueError("`trainer` must be 'mod', 'rs' or 'ric'")
     preferences = [preference_weights(path) for path in files]
     tables = [read_table(path) for path in files]
     notes: list[str] = []
@@ -94,23 +97,19 @@ def read_eval_csvs(
             require_column(table, column)
         columns = _numbered(table, OBTAINED, "obtained_score", "the reward columns")
         if not columns:
-            raise SpecError(
+            raise located(
                 table.path, 1, "", "no obtained_score1 column: these are not MOD/RiC evaluation files"
             )
         if f == 0:
             obtained = columns
         elif columns != obtained:
-            raise SpecError(
-                table.path, 1, "", f"{len(columns)} reward columns; {files[0]} has {len(obtained)}"
-            )
+            raise located(table.path, 1, "", f"{len(columns)} reward columns; {files[0]} has {len(obtained)}")
         desired = _numbered(table, DESIRED, "desired_score", "RiC's desired scores")
         if trainer == "ric" and len(desired) < len(obtained):
             missing = f"desired_score{len(desired) + 1}"
-            raise SpecError(
-                table.path, 1, missing, f"no column named {missing!r} (RiC writes one per reward)"
-            )
+            raise located(table.path, 1, missing, f"no column named {missing!r} (RiC writes one per reward)")
         if len(preferences[f]) != len(obtained):
-            raise SpecError(
+            raise located(
                 table.path,
                 None,
                 "",
@@ -123,9 +122,22 @@ def read_eval_csvs(
                 ignored.setdefault(column, "the score the response was asked for, not a reward")
             elif column not in ("prompt", "response", *obtained):
                 ignored.setdefault(column, "not part of the layout")
-        prompts += [str(row["prompt"]) for row in table.rows]
+        texts = [str(row["prompt"]) for row in table.rows]
+        if trainer == "ric":
+            texts = [untagged(t, len(obtained)) for t in texts]
+        prompts += texts
         responses += [str(row["response"]) for row in table.rows]
-        rewards.append(np.column_stack([numeric_column(table, c) for c in obtained]))
+        scores = np.column_stack([numeric_column(table, c) for c in obtained])
+        big = np.argwhere(np.abs(scores) > SCORE_LIMIT)
+        if big.size:
+            r, k = (int(v) for v in big[0])
+            raise located(
+                printable(str(table.path)),
+                table.lines[r],
+                obtained[k],
+                f"{float(scores[r, k])!r} is beyond the {SCORE_LIMIT:g} a game file holds as a score",
+            )
+        rewards.append(scores)
     if reward_names is None:
         names = tuple(c.removeprefix("obtained_") for c in obtained)
         notes.append(
@@ -146,6 +158,13 @@ def read_eval_csvs(
         )
     if ignored:
         notes.append("ignored columns: " + "; ".join(f"{c} ({why})" for c, why in ignored.items()))
+    if trainer == "ric":
+        tagged = sum(len({str(row["prompt"]) for row in t.rows}) for t in tables)
+        notes.append(
+            f"prompts: the <rm1_score> .. <rm{len(obtained)}_score> tags RiC writes into each prompt (the "
+            f"scores it asks for) removed: {tagged} tagged prompts over the files are "
+            f"{len(set(prompts))} prompts"
+        )
     return RewardLog(
         trainer=trainer,
         reward_names=names,
@@ -161,6 +180,17 @@ def read_eval_csvs(
         file_preferences=np.array(preferences),
         notes=tuple(notes),
     )
+
+
+#: RiC's score tags in a prompt: ``<rm1_score> 0.5 <rm2_score> -0.3`` (``Instructions_n`` of
+#: RiC's utils.py: the scores the model is asked to reach, different for every preference).
+_SCORE_TAG = re.compile(r"\s*<rm(\d+)_score>\s*\S*")
+
+
+def untagged(prompt: str, rewards: int) -> str:
+    """A RiC prompt without its score tags: ``"X <rm1_score> 0.5 <rm2_score> 0.1 \n\nAssistant:"``
+    -> ``"X \n\nAssistant:"`` (only tags ``<rm1_score>`` .. ``<rm{rewards}_score>``)."""
+    return _SCORE_TAG.sub(lambda m: m[0] if not 1 <= int(m[1]) <= rewards else "", prompt)
 
 
 def candidate_name(path: Path) -> str:
@@ -202,7 +232,7 @@ def import_eval_candidates(
         label = candidate_name(path)
         clash = next((c for c in candidates if c.name == label), None)
         if clash is not None:
-            raise SpecError(path, None, "", f"candidate {label!r} also in {clash.path}")
+            raise located(path, None, "", f"candidate {label!r} also in {clash.path}")
         candidates.append(CandidateSummary(label, path, int(counts[f]), block.mean(axis=0), None))
         used = tuple(
             column_stats(column, f"reward {model}", block[:, k])

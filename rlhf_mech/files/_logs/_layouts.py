@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhf_mech.errors import RlhfMechError, SpecError, shown
-from rlhf_mech.files._importer import CSV_SUFFIXES, JSONL_SUFFIXES, finite_number
+from rlhf_mech.errors import RlhfMechError, printable, shown
+from rlhf_mech.files._importer import CSV_SUFFIXES, JSONL_SUFFIXES, finite_number, located
 from rlhf_mech.files.spec._document import is_name
 
 
@@ -52,7 +52,18 @@ LAYOUTS: tuple[LogLayout, ...] = (
         frozenset(),
         "prompts",
     ),
-    LogLayout("mod", "MOD evaluation CSVs (srzer/MOD)", frozenset({"--reward-names"}), "candidates"),
+    LogLayout(
+        "mod",
+        "MOD evaluation CSVs (srzer/MOD eval_ours.py)",
+        frozenset({"--reward-names"}),
+        "candidates",
+    ),
+    LogLayout(
+        "rs",
+        "Rewarded-Soups evaluation CSVs (eval_rewarded_soups.py of srzer/MOD or RiC)",
+        frozenset({"--reward-names"}),
+        "candidates",
+    ),
     LogLayout("ric", "RiC evaluation CSVs (Rewards-in-Context)", frozenset({"--reward-names"}), "candidates"),
     LogLayout("csv", "generic CSV evaluation files", _TABLE_OPTIONS, "table"),
     LogLayout("jsonl", "generic JSONL evaluation files", _TABLE_OPTIONS, "table"),
@@ -88,6 +99,8 @@ class LogInputs:
     labels : per file, the reward-model name given as ``NAME=FILE`` (OpenRLHF), else ``None``.
     reason : why this layout, in words: ``--from mod``, or what detection saw.
     detected : whether the layout was detected (no ``--from``).
+    ranks : per file, its per-rank side files (OpenRLHF's ``FILE0``, ``FILE1``, ... in rank
+        order, which ``batch_inference`` leaves beside the merged file); empty otherwise.
     """
 
     layout: LogLayout
@@ -95,6 +108,7 @@ class LogInputs:
     labels: tuple[str | None, ...]
     reason: str
     detected: bool
+    ranks: tuple[tuple[Path, ...], ...] = ()
 
 
 TRL_FILE = re.compile(r"completions_(\d+)\.parquet")
@@ -104,6 +118,8 @@ DESIRED = re.compile(r"desired_score(\d+)")
 #: pandas' index column: an empty header (``to_csv``) or ``Unnamed: 0`` (read and written again).
 INDEX_COLUMN = re.compile(r"(Unnamed: \d+)?")
 OPENRLHF_KEYS = ("input", "output", "reward")
+#: An OpenRLHF per-rank file: ``--output_path`` with the rank appended (``helpful.jsonl0``).
+RANK_FILE = re.compile(r"(.+\.(?:jsonl|ndjson))([0-9]+)", re.IGNORECASE)
 
 
 def _completions_folder(folder: Path) -> Path:
@@ -125,6 +141,28 @@ def _trl_files(folder: Path) -> list[Path]:
 
 def _eval_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if EVAL_FILE.fullmatch(p.name) and p.is_file())
+
+
+def _jsonl_files(folder: Path) -> list[Path]:
+    """A folder's JSON Lines files and OpenRLHF rank files, sorted."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and (p.suffix.lower() in JSONL_SUFFIXES or RANK_FILE.fullmatch(p.name))
+    )
+
+
+def _method_hint(path: Path) -> str | None:
+    """``rs`` or ``mod`` from the folders MOD's and RiC's scripts save to by default
+    (``logs_rewardedsoups_*`` for ``eval_rewarded_soups.py``, ``logs_ours_*`` for
+    ``eval_ours.py``); ``None`` when the path does not say."""
+    for part in reversed(path.resolve().parts):
+        lowered = part.lower()
+        if lowered.startswith(("logs_rewardedsoups", "logs_rewarded_soups")):
+            return "rs"
+        if lowered.startswith("logs_ours"):
+            return "mod"
+    return None
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -159,30 +197,48 @@ def _detect_file(path: Path) -> tuple[str, str]:
         if any(DESIRED.fullmatch(c) for c in header):
             return "ric", "eval_data_pref*.csv files with desired_score columns"
         if any(OBTAINED.fullmatch(c) for c in header):
-            return "mod", "eval_data_pref*.csv files with obtained_score columns and no desired_score"
+            if _method_hint(path) == "rs":
+                return "rs", (
+                    "eval_data_pref*.csv files with obtained_score columns and no desired_score, in a "
+                    "logs_rewardedsoups_* folder (eval_rewarded_soups.py)"
+                )
+            return "mod", (
+                "eval_data_pref*.csv files with obtained_score columns and no desired_score; MOD's "
+                "eval_ours.py and the Rewarded-Soups baseline eval_rewarded_soups.py write the same files: "
+                "--from rs for the latter"
+            )
         return "csv", "eval_data_pref*.csv files without obtained_score columns"
+    if RANK_FILE.fullmatch(path.name):
+        return "openrlhf", "JSONL files whose lines hold input, output and reward, with their rank files"
     if suffix in JSONL_SUFFIXES:
         if set(OPENRLHF_KEYS) <= _jsonl_keys(path):
             return "openrlhf", "JSONL files whose lines hold input, output and reward"
         return "jsonl", "JSONL files without input, output and reward keys"
-    raise SpecError(path, None, "", "expected a .parquet, .csv, .jsonl or .ndjson file, or a folder")
+    raise located(
+        printable(str(path)), None, "", "expected a .parquet, .csv, .jsonl or .ndjson file, or a folder"
+    )
 
 
 def _expand_folder(folder: Path, layout: str | None) -> tuple[list[Path], str | None]:
-    """The log files of a folder: a TRL run's completions, else MOD/RiC evaluation CSVs."""
+    """The log files of a folder: a TRL run's completions, else MOD/RiC evaluation CSVs, else
+    OpenRLHF reward files (with their rank files)."""
     if layout in (None, "trl") and (files := _trl_files(folder)):
         return files, "trl"
-    if layout in (None, "mod", "ric") and (files := _eval_files(folder)):
+    if layout in (None, "mod", "rs", "ric") and (files := _eval_files(folder)):
+        return files, None
+    if layout in (None, "openrlhf") and (files := _jsonl_files(folder)):
         return files, None
     wanted = {
-        None: "completions_*.parquet (TRL) or eval_data_pref*.csv (MOD, RiC)",
+        None: "completions_*.parquet (TRL), eval_data_pref*.csv (MOD, RiC) or *.jsonl (OpenRLHF)",
         "trl": "completions_*.parquet (TRL)",
         "mod": "eval_data_pref*.csv (MOD)",
+        "rs": "eval_data_pref*.csv (Rewarded Soups)",
         "ric": "eval_data_pref*.csv (RiC)",
+        "openrlhf": "*.jsonl (OpenRLHF)",
     }
     if layout not in wanted:
-        raise RlhfMechError(f"{folder} is a folder: --from {layout} reads files")
-    raise RlhfMechError(f"{folder}: no {wanted[layout]} in this folder")
+        raise RlhfMechError(f"{printable(str(folder))} is a folder: --from {layout} reads files")
+    raise RlhfMechError(f"{printable(str(folder))}: no {wanted[layout]} in this folder")
 
 
 def _split_label(arg: str) -> tuple[str | None, Path]:
@@ -218,7 +274,7 @@ def log_inputs(args: Sequence[str], layout: str | None = None) -> LogInputs:
     for arg in args:
         label, path = _split_label(str(arg))
         if not path.exists():
-            raise RlhfMechError(f"{path}: no such file or directory")
+            raise RlhfMechError(f"{printable(str(path))}: no such file or directory")
         if path.is_dir():
             found, kind = _expand_folder(path, layout)
             if kind is not None:
@@ -251,7 +307,35 @@ def log_inputs(args: Sequence[str], layout: str | None = None) -> LogInputs:
     if layout == "trl":
         files = sorted(dict.fromkeys(files), key=_step_order)
         labels = [None] * len(files)
-    return LogInputs(get_layout(layout), tuple(files), tuple(labels), reason, detected)
+    ranks: tuple[tuple[Path, ...], ...] = ()
+    if layout == "openrlhf":
+        files, labels, ranks = _with_ranks(files, labels)
+    return LogInputs(get_layout(layout), tuple(files), tuple(labels), reason, detected, ranks)
+
+
+def _with_ranks(
+    files: list[Path], labels: list[str | None]
+) -> tuple[list[Path], list[str | None], tuple[tuple[Path, ...], ...]]:
+    """OpenRLHF's merged files, each with its rank files (``FILE0``, ``FILE1``, ...): those
+    given, and those found beside it. A rank file whose merged file is missing stands for it
+    (the reader concatenates the ranks, as rank 0 does)."""
+    merged: dict[Path, str | None] = {}
+    for path, label in zip(files, labels, strict=True):
+        match = RANK_FILE.fullmatch(path.name)
+        base = path.with_name(match[1]) if match else path
+        if merged.get(base) is None:
+            merged[base] = label
+    ranks = []
+    for base in merged:
+        found: dict[int, Path] = {}
+        folder = base.parent
+        if folder.is_dir():
+            for p in folder.iterdir():
+                match = RANK_FILE.fullmatch(p.name)
+                if match and match[1] == base.name and p.is_file():
+                    found[int(match[2])] = p
+        ranks.append(tuple(found[r] for r in sorted(found)))
+    return list(merged), list(merged.values()), tuple(ranks)
 
 
 def check_layout_options(inputs: LogInputs, given: Sequence[str]) -> None:
@@ -290,28 +374,37 @@ def parse_reward_names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(","))
     bad = next((n for n in names if not is_name(n)), None)
     if bad is not None:
-        raise RlhfMechError(f"--reward-names {text!r}: {shown(bad)} is not a name")
+        raise RlhfMechError(f"--reward-names {shown(text)}: {shown(bad)} is not a name")
     if len(set(names)) != len(names):
-        raise RlhfMechError(f"--reward-names {text!r}: a name appears twice")
+        raise RlhfMechError(f"--reward-names {shown(text)}: a name appears twice")
     return names
 
 
-def parse_reward_weights(text: str) -> dict[str, float]:
-    """``"accuracy=1,format=0.5"`` -> ``{"accuracy": 1.0, "format": 0.5}`` (TRL's ``reward_weights``).
+def parse_reward_weights(text: str) -> dict[str, float] | tuple[float, ...]:
+    """``"accuracy=1,format=0.5"`` -> ``{"accuracy": 1.0, "format": 0.5}``; ``"1,0.5"`` ->
+    ``(1.0, 0.5)``, the weights in the trainer's ``reward_funcs`` order (TRL's ``reward_weights``).
 
     Raises
     ------
     RlhfMechError
-        for an item that is not ``NAME=WEIGHT`` with a finite weight, or a name given twice.
+        for an item that is not ``NAME=WEIGHT`` (or, without names, ``WEIGHT``) with a finite
+        weight, names on some items only, or a name given twice.
     """
+    items = text.split(",")
+    if not any("=" in item for item in items):
+        values = tuple(finite_number(item) for item in items)
+        bad = next((item for item, v in zip(items, values, strict=True) if v is None), None)
+        if bad is not None:
+            raise RlhfMechError(f"--reward-weights: {shown(bad)} is not a finite number")
+        return values  # type: ignore[return-value]
     weights: dict[str, float] = {}
-    for item in text.split(","):
+    for item in items:
         name, _, raw = item.partition("=")
         name = name.strip()
         weight = finite_number(raw) if raw else None
         if not is_name(name) or weight is None:
-            raise RlhfMechError(f"--reward-weights: {item!r} is not NAME=WEIGHT with a finite weight")
+            raise RlhfMechError(f"--reward-weights: {shown(item)} is not NAME=WEIGHT with a finite weight")
         if name in weights:
-            raise RlhfMechError(f"--reward-weights: {name!r} given twice")
+            raise RlhfMechError(f"--reward-weights: {shown(name)} given twice")
         weights[name] = weight
     return weights

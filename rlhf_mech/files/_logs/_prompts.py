@@ -7,8 +7,11 @@ section 2; prompts are never flattened into one outcome set):
 * outcomes of prompt ``x``: its distinct responses at the step used, in log order
   (``x0, x1, ...``); the initial distribution: how often each was sampled,
   ``pi_init(y | x) = count(y) / k_x`` (repeated samples counted, not dropped). Only samples
-  of the initial model estimate ``pi_init``: TRL's completions at step 0 are; another step
-  is used only when asked for (``--step``), and rows of several steps are never mixed;
+  of the initial model estimate ``pi_init``: TRL's training batch of step 1 (generated
+  before the first update) or ``eval_on_start``'s evaluation at step 0 are; another step is
+  used only when asked for (``--step``), and rows of several steps are never mixed. A
+  response sampled twice whose rewards differ (a stochastic reward model) gets the mean of
+  its rewards, and the steps say so;
 * reward model ``k`` on prompt ``x``: its rewards of those responses, shifted to be
   non-negative where one is negative and divided by their sum (or maximum): section 2's
   normalisation, per prompt. A reward model that gives every response of a prompt 0 ranks
@@ -22,6 +25,7 @@ section 2; prompts are never flattened into one outcome set):
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,13 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from rlhf_mech.core import (
-    Game,
     Mechanism,
     Normalization,
     Profile,
     PromptGame,
 )
-from rlhf_mech.errors import SpecError
+from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._importer import (
     FileSummary,
     GroupOption,
@@ -45,59 +48,89 @@ from rlhf_mech.files._importer import (
     check_response_options,
     column_stats,
     combine_rewards,
+    located,
     normalise_rewards,
+    robust_mean,
 )
 from rlhf_mech.files._logs._layouts import LogInputs
-from rlhf_mech.files._logs._record import RewardLog, group_by_prompt, select_step
+from rlhf_mech.files._logs._record import PromptGroups, RewardLog, StepInfo, group_by_prompt, select_step
+from rlhf_mech.files.spec._document import is_name
+from rlhf_mech.files.spec._prompts import MAX_PROMPTS
+from rlhf_mech.files.spec._schemas import MAX_OUTCOMES
 
-#: Relative difference above which two rewards of one repeated response disagree.
-REPEAT_TOL = 1e-9
+
+def initial_step(log: RewardLog) -> StepInfo | None:
+    """The step whose samples stand for the initial model: step 1's training batch (the
+    training prompts), else step 0's evaluation (``eval_on_start``: the eval prompts), else
+    step 1 when no ``trainer_state.json`` says whether it was a training step."""
+    info = {i.step: i for i in log.step_info}
+    for step, roles in ((1, ("train",)), (0, ("eval",)), (1, ("train or eval",))):
+        if step in info and info[step].role in roles:
+            return info[step]
+    return None
 
 
 def _one_step(log: RewardLog, notes: list[str]) -> RewardLog:
-    """The rows whose responses are samples of ``pi_init``: the only step, or step 0."""
+    """The rows whose responses are samples of ``pi_init``: the only step, or the initial
+    model's step (:func:`initial_step`)."""
     steps = log.steps
     if len(steps) <= 1:
-        if steps and steps[0] != 0:
-            notes.append(
-                f"initial distribution: the samples of step {steps[0]}, the only step read (the policy "
-                "at that step stands for the initial model)"
-            )
+        info = log.step(steps[0]) if steps else None
+        if info is not None:
+            notes.append(f"initial distribution: the samples of step {info.step}, {_standing(info)}")
         return log
-    if 0 in steps:
-        notes.append(
-            f"initial distribution: the samples of step 0 (the initial model); steps "
-            f"{', '.join(map(str, steps[1:]))} are not used (--step N for another)"
+    chosen = initial_step(log)
+    if chosen is None:
+        listed = "; ".join(f"{i.step}: {i.role}, {i.policy}" for i in log.step_info)
+        raise RlhfMechError(
+            f"the log holds {len(steps)} steps and none is a sample of the initial model ({listed}): "
+            "choose one with --step, or --step all for one game per step"
         )
-        return select_step(log, 0)
-    return select_step(log)  # refuses, listing the steps
+    others = [s for s in steps if s != chosen.step]
+    notes.append(
+        f"initial distribution: the samples of step {chosen.step}, {_standing(chosen)}; steps "
+        f"{', '.join(map(str, others))} are not used (--step N for another, --step all for one game per step)"
+    )
+    return select_step(log, chosen.step)
+
+
+def _standing(info: StepInfo) -> str:
+    """What a step's samples stand for, and how sure that is, in words."""
+    text = f"{info.role} completions of {info.stands_for}"
+    if info.role == "train or eval" and info.step == 1:
+        text += " (the initial model's if step 1 was a training step: " + info.why + ")"
+    elif not info.initial:
+        text += "; pi_init is estimated from them, not from the initial model's samples"
+    return text
 
 
 def _per_prompt_rewards(
-    log: RewardLog, rows: np.ndarray, normalization: Normalization, counts: dict[str, int]
+    log: RewardLog,
+    rows: np.ndarray,
+    normalization: Normalization,
+    counts: dict[str, int],
+    spread: list[float],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(m,) pi_init and (K, m) normalised rewards of one prompt's rows, and the (m,) first
-    row of each distinct response."""
+    row of each distinct response. A response sampled more than once gets the mean of its
+    rewards; ``spread`` collects how far its copies' rewards were apart."""
     responses = [log.responses[r] for r in rows]
     index: dict[str, int] = {}
     of_row = np.array([index.setdefault(y, len(index)) for y in responses])
     m = len(index)
     first = rows[np.unique(of_row, return_index=True)[1]]  # codes run 0..m-1 in order of first sight
-    raw = log.rewards[first].T  # (K, m): each distinct response's rewards
-    repeats = log.rewards[rows] - raw[:, of_row].T
-    bad = np.argwhere(np.abs(repeats) > REPEAT_TOL * (1.0 + np.abs(log.rewards[rows])))
-    if bad.size:
-        position, k = (int(v) for v in bad[0])
-        r = int(rows[position])
-        raise SpecError(
-            log.files[int(log.source[r])],
-            int(log.lines[r]),
-            log.reward_columns[k],
-            f"the response of line {log.lines[first[of_row[position]]]} again, with another reward "
-            f"{log.rewards[r, k]!r} (was {raw[k, of_row[position]]!r}): a repeated response must get "
-            "the same reward to be one outcome",
-        )
-    pi_init = _exact_simplex(np.bincount(of_row, minlength=m).astype(float))
+    copies = np.bincount(of_row, minlength=m)
+    raw = log.rewards[first].T.copy()  # (K, m): each distinct response's rewards
+    if (copies > 1).any():
+        values = log.rewards[rows]
+        for j in np.flatnonzero(copies > 1):
+            mine = values[of_row == j]
+            low, high = mine.min(axis=0), mine.max(axis=0)
+            if (high > low).any():
+                raw[:, j] = [robust_mean(mine[:, k]) for k in range(mine.shape[1])]
+                scale = np.maximum(np.abs(low), np.abs(high))
+                spread.append(float(np.max((high - low) / np.where(scale > 0, scale, 1.0))))
+    pi_init = _exact_simplex(copies.astype(float))
     rewards = np.empty_like(raw)
     uniform = np.full(m, 1.0 / m) if normalization is Normalization.SUM else np.ones(m)
     for k, name in enumerate(log.reward_names):
@@ -116,7 +149,77 @@ def _default_name(inputs: LogInputs) -> str:
     folder = Path(os.path.commonpath([str(f.resolve()) for f in inputs.files]))
     if folder.name == "completions":
         folder = folder.parent
-    return folder.name or "log"
+    return folder.name if is_name(folder.name) else "log"
+
+
+#: Longest prompt a game file holds (the loader's ``PromptSpec.prompt``), in characters.
+PROMPT_CHARS = 1 << 20
+
+
+def _check_writable(log: RewardLog, by_prompt: PromptGroups, name: str, outcomes: int) -> None:
+    """What the game file will hold is what the loader accepts: a name without control
+    characters, prompts of at most :data:`PROMPT_CHARS` characters, at most
+    :data:`MAX_PROMPTS` prompts and :data:`MAX_OUTCOMES` outcomes.
+
+    Raises
+    ------
+    RlhfMechError
+        (a :class:`SpecError` at the row of a prompt) naming what does not fit.
+    """
+    if not is_name(name):
+        raise RlhfMechError(
+            f"the game name {shown(name)} is empty or has control characters; choose one with --name"
+        )
+    long = next((p for p, text in enumerate(by_prompt.prompts) if len(text) > PROMPT_CHARS), None)
+    if long is not None:
+        r = int(by_prompt.rows[by_prompt.offsets[long]])
+        raise located(
+            printable(str(log.files[int(log.source[r])])),
+            int(log.lines[r]),
+            "prompt",
+            f"the prompt is {len(by_prompt.prompts[long])} characters; a game file holds prompts of at most "
+            f"{PROMPT_CHARS} (1 MiB)",
+        )
+    if len(by_prompt.prompts) > MAX_PROMPTS:
+        raise RlhfMechError(
+            f"{len(by_prompt.prompts)} prompts; a game file holds at most {MAX_PROMPTS}: import fewer "
+            "steps or files"
+        )
+    if outcomes > MAX_OUTCOMES:
+        raise RlhfMechError(f"{outcomes} outcomes in all prompts; a game file holds at most {MAX_OUTCOMES}")
+
+
+def prompt_game(
+    name: str,
+    prompts: Sequence[str],
+    initial: Sequence[np.ndarray],
+    rewards: Sequence[np.ndarray],
+    *,
+    group_names: tuple[str, ...],
+    sizes: np.ndarray,
+    normalization: Normalization,
+    divergence: str = "kl",
+    lam: float = 1.0,
+    payment_rule: str = "affine_maximizer",
+) -> PromptGame:
+    """The game of many prompts, truthful reports: prompt ``x`` has outcomes
+    ``x0 .. x{m_x - 1}``, initial distribution ``initial[x]`` and the groups' (n, m_x) reward
+    models ``rewards[x]``; prompt weights uniform. The one place the importers build a
+    :class:`~rlhf_mech.core.PromptGame`."""
+    counts = [len(q) for q in initial]
+    truth = Profile(np.concatenate(list(rewards), axis=1), sizes)
+    return PromptGame(
+        name=name,
+        prompts=tuple(prompts),
+        group_names=group_names,
+        mechanism=Mechanism(pi_init=initial[0], divergence=divergence, lam=lam, payment_rule=payment_rule),
+        normalization=normalization,
+        offsets=np.concatenate([[0], np.cumsum(counts)]),
+        pi_init=np.concatenate(list(initial)),
+        truth=truth,
+        reports=truth,
+        weights=np.full(len(counts), 1.0 / len(counts)),
+    )
 
 
 def import_prompts(
@@ -153,33 +256,40 @@ def import_prompts(
             f"--group trainer:1:{weights} makes that one group's preference"
         )
     flat_counts: dict[str, int] = {}
-    games = []
-    game_name = name or _default_name(inputs)
-    mechanism_args = {"divergence": divergence, "lam": lam, "payment_rule": payment_rule}
+    spread: list[float] = []
+    game_name = name if name is not None else _default_name(inputs)
+    pis, rewards = [], []
     repeated = 0
-    for x, (a, b) in enumerate(zip(by_prompt.offsets[:-1], by_prompt.offsets[1:], strict=True)):
+    for a, b in itertools.pairwise(by_prompt.offsets):
         rows = by_prompt.rows[a:b]
-        pi_init, normalised, first = _per_prompt_rewards(log, rows, normalization, flat_counts)
+        pi_init, normalised, first = _per_prompt_rewards(log, rows, normalization, flat_counts, spread)
         repeated += rows.size - first.size
-        truth = Profile(combine_rewards(prefs, normalised, normalization), sizes)
-        games.append(
-            Game(
-                name=f"{game_name} [prompt {x}]",
-                outcomes=tuple(f"x{j}" for j in range(first.size)),
-                group_names=group_names,
-                mechanism=Mechanism(pi_init=pi_init, **mechanism_args),
-                normalization=normalization,
-                truth=truth,
-                reports=truth,
-                part=f"prompt {x}",
-            )
-        )
-    P = len(games)
-    outcomes = sum(g.n_outcomes for g in games)
-    steps.append(
-        f"prompts: {P}, in sorted order; outcomes of a prompt: its {outcomes / P:.3g} distinct responses on "
-        f"average ({outcomes} in all), x{{j}} the j-th in log order; prompt weights uniform (1/{P})"
+        pis.append(pi_init)
+        rewards.append(combine_rewards(prefs, normalised, normalization))
+    P = len(pis)
+    outcomes = sum(len(p) for p in pis)
+    _check_writable(log, by_prompt, game_name, outcomes)
+    game = prompt_game(
+        game_name,
+        by_prompt.prompts,
+        pis,
+        rewards,
+        group_names=group_names,
+        sizes=sizes,
+        normalization=normalization,
+        divergence=divergence,
+        lam=lam,
+        payment_rule=payment_rule,
     )
+    listed = ", ".join(shown(p) for p in by_prompt.prompts[:3]) + (", ..." if P > 3 else "")
+    steps.append(
+        f"prompts: {P}, in sorted order ({listed}); outcomes of a prompt: its {outcomes / P:.3g} "
+        f"distinct responses on average ({outcomes} in all), x{{j}} the j-th in log order; prompt weights "
+        f"uniform (1/{P})"
+    )
+    sizes_per_prompt = np.diff(by_prompt.offsets)
+    low, high = int(sizes_per_prompt.min()), int(sizes_per_prompt.max())
+    samples = f"{low}" if low == high else f"{low} to {high}"
     steps.append(
         "initial distribution of a prompt: how often each response was sampled"
         + (
@@ -187,13 +297,21 @@ def import_prompts(
             if repeated
             else " (every response sampled once: uniform)"
         )
+        + f"; {samples} samples per prompt"
     )
+    if spread:
+        steps.append(
+            f"{len(spread)} repeated responses were rewarded differently by a reward model (relative "
+            f"difference up to {max(spread):.3g}): each gets the mean of its rewards"
+        )
     steps.append(
         f"rewards: per prompt and reward model, shifted to be >= 0 where negative and divided by their "
         f"{normalization.value} (section 2)"
     )
     for model, count in flat_counts.items():
-        steps.append(f"reward {model} is 0 on every response of {count} of {P} prompts: uniform there")
+        steps.append(
+            f"reward {printable(model)} is 0 on every response of {count} of {P} prompts: uniform there"
+        )
     columns = ", ".join(f"{m} = {c}" for m, c in zip(models, log.reward_columns, strict=True))
     files = []
     provenance = [f"trainer: {log.trainer}; {P} prompts; {log.n_rows} responses; reward models {columns}"]
@@ -206,8 +324,7 @@ def import_prompts(
         )
         files.append(FileSummary(path, int(counts[f]), log.file_columns[f], used))
         step = "" if log.row_steps is None else f", step {int(log.row_steps[mine][0])}"
-        provenance.append(f"{path}: {int(counts[f])} rows{step}")
-    game = PromptGame.from_games(game_name, by_prompt.prompts, games, np.full(P, 1.0 / P))
+        provenance.append(f"{printable(str(path))}: {int(counts[f])} rows{step}")
     return ImportResult(
         game=game,
         kind="prompts",

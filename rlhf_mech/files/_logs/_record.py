@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.errors import RlhfMechError, SpecError
+from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.files._importer import located
 
 Array = np.ndarray
 
@@ -23,6 +24,65 @@ def _frozen(values: Any, dtype: Any) -> Array:
     array = np.array(values, dtype=dtype)
     array.setflags(write=False)
     return array
+
+
+#: What a step's file holds: the roles :attr:`StepInfo.role` takes.
+STEP_ROLES = ("train", "eval", "train or eval")
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What one logged step of a TRL run holds, and whose samples they are.
+
+    Attributes
+    ----------
+    step : the step (``global_step`` when the file was written).
+    role : ``train`` (the last generation batch of training at that step), ``eval`` (an
+        evaluation at that step wrote the file last: ``GRPOTrainer.log`` names the file by the
+        step only) or ``train or eval`` (no ``trainer_state.json`` says which).
+    initial : whether the samples are of the initial model (step 1's training batch was
+        generated before the first update; step 0 is ``eval_on_start``'s evaluation).
+    rows, prompts : how many completions, and of how many distinct prompts.
+    samples : (min, max) completions per prompt.
+    why : how the role is known, in words.
+    """
+
+    step: int
+    role: str
+    initial: bool
+    rows: int
+    prompts: int
+    samples: tuple[int, int]
+    why: str
+
+    def __post_init__(self) -> None:
+        if self.role not in STEP_ROLES:
+            raise ValueError(f"`role` must be one of {STEP_ROLES}")
+
+    @property
+    def sample_text(self) -> str:
+        """``4 samples each`` or ``1 to 4 samples each``."""
+        low, high = self.samples
+        count = f"{low}" if low == high else f"{low} to {high}"
+        return f"{count} sample{'' if high == 1 else 's'} each"
+
+    @property
+    def policy(self) -> str:
+        """Whose samples these are: a training step's batch was generated at the start of the
+        step (after ``step - 1`` updates, with TRL's defaults ``steps_per_generation =
+        gradient_accumulation_steps`` and ``num_iterations = 1``), an evaluation's after it."""
+        if self.initial:
+            return "the initial model"
+        updates = {"train": self.step - 1, "eval": self.step}.get(self.role)
+        if updates is None:
+            return f"the policy after {self.step - 1} or {self.step} updates"
+        return f"the policy after {updates} update{'' if updates == 1 else 's'}"
+
+    @property
+    def stands_for(self) -> str:
+        """Whose samples these are and of which prompts, in words."""
+        prompts = {"train": "training prompts", "eval": "eval prompts"}.get(self.role, "prompts")
+        return f"{self.policy}, on {self.prompts} {prompts} ({self.sample_text})"
 
 
 @dataclass(frozen=True)
@@ -57,6 +117,9 @@ class RewardLog:
     file_preferences : (len(files), K) the preference weighting each file was generated with
         (MOD, RiC: parsed from the file name); ``None`` otherwise.
     notes : what was read, ignored and assumed, one sentence each.
+    step_info : per step present (TRL), what its file holds (:class:`StepInfo`); empty for
+        layouts without steps.
+    dropped : the lines read but not used, ``FILE:LINE: why`` each (OpenRLHF's padding copies).
 
     Every array is read-only.
     """
@@ -76,6 +139,8 @@ class RewardLog:
     aggregation: str | None = None
     file_preferences: Array | None = None
     notes: tuple[str, ...] = ()
+    step_info: tuple[StepInfo, ...] = ()
+    dropped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n, k = len(self.prompts), len(self.reward_names)
@@ -111,6 +176,10 @@ class RewardLog:
     @property
     def n_rows(self) -> int:
         return len(self.prompts)
+
+    def step(self, step: int) -> StepInfo | None:
+        """What the file of ``step`` holds (``None`` for a step not read)."""
+        return next((info for info in self.step_info if info.step == step), None)
 
     @property
     def steps(self) -> tuple[int, ...]:
@@ -152,6 +221,12 @@ def _take(log: RewardLog, rows: Array, notes: tuple[str, ...]) -> RewardLog:
         aggregation=log.aggregation,
         file_preferences=None if log.file_preferences is None else log.file_preferences[used],
         notes=log.notes + notes,
+        step_info=tuple(
+            i
+            for i in log.step_info
+            if log.row_steps is not None and i.step in set(log.row_steps[rows].tolist())
+        ),
+        dropped=log.dropped,
     )
 
 
@@ -179,7 +254,7 @@ def select_step(log: RewardLog, step: int | None = None) -> RewardLog:
             return log
         assert log.row_steps is not None
         r = int(np.flatnonzero(log.row_steps != log.row_steps[0])[0])
-        raise SpecError(
+        raise located(
             log.files[int(log.source[r])],
             int(log.lines[r]),
             "step",
@@ -192,6 +267,45 @@ def select_step(log: RewardLog, step: int | None = None) -> RewardLog:
         raise RlhfMechError(f"--step {step}: no rows of step {step} (steps: {', '.join(map(str, steps))})")
     rows = np.flatnonzero(log.row_steps == step)
     return _take(log, rows, (f"step {step}: the {rows.size} rows of that step, of {log.n_rows}",))
+
+
+def parse_steps(text: str) -> tuple[int, int] | None:
+    """``--step``: ``"3"`` -> (3, 3); ``"2-5"`` or ``"2:5"`` -> (2, 5); ``"all"`` -> ``None``.
+
+    Raises
+    ------
+    RlhfMechError
+        for anything else (a negative step, a range that runs backwards).
+    """
+    text = text.strip()
+    if text == "all":
+        return None
+    parts = text.replace(":", "-", 1).split("-") if text[1:].count("-") or ":" in text else [text]
+    if len(parts) in (1, 2) and all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+        low, high = int(parts[0]), int(parts[-1])
+        if low <= high:
+            return low, high
+    raise RlhfMechError(f"--step {text!r}: expected a step (3), a range (2-5) or all")
+
+
+def steps_in(log: RewardLog, chosen: tuple[int, int] | None) -> tuple[int, ...]:
+    """The log's steps within ``chosen`` (:func:`parse_steps`; ``None``: every step).
+
+    Raises
+    ------
+    RlhfMechError
+        for a log without steps, or a range holding none of its steps.
+    """
+    if log.row_steps is None:
+        raise RlhfMechError(f"--step: {log.trainer} logs have no steps")
+    steps = log.steps if chosen is None else tuple(s for s in log.steps if chosen[0] <= s <= chosen[1])
+    if not steps:
+        low, high = chosen  # type: ignore[misc]
+        span = str(low) if low == high else f"{low}-{high}"
+        raise RlhfMechError(
+            f"--step {span}: no rows of step {span} (steps: {', '.join(map(str, log.steps))})"
+        )
+    return steps
 
 
 @dataclass(frozen=True)

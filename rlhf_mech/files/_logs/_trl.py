@@ -1,22 +1,51 @@
-"""TRL ``GRPOTrainer`` completions (``log_completions=True``) -> :class:`RewardLog`."""
+"""TRL ``GRPOTrainer`` completions (``log_completions=True``) -> :class:`RewardLog`.
+
+What trl 1.16 writes (``GRPOTrainer.log``), and what this reader makes of it:
+
+* ``{output_dir}/completions/completions_{global_step:05d}.parquet``, written by pandas from
+  ``{"step", "prompt", "completion", **rewards, **extra, "advantage"}``. ``prompt`` and
+  ``completion`` are strings (``large_string`` in the file) for a plain dataset and
+  ``list<struct<role, content>>`` for a conversational one; a conversation is read as its
+  JSON text (``[{"role": "user", "content": "..."}]``), which tells any two apart.
+* The reward columns come first, in ``reward_funcs`` order (the order of ``reward_weights``),
+  then the ``log_extra`` columns in sorted order. ``trainer_state.json`` is written with
+  ``sort_keys=True``: its ``rewards/NAME/mean`` keys are in alphabetical order, so they say
+  which columns are rewards, never in which order.
+* A file holds the last ``generation_batch_size`` completions only (a ``deque``): one
+  generation batch, a subset of the prompts, and for an evaluation the last of its batches.
+* ``GRPOTrainer.log`` names the file by ``global_step`` only: an evaluation at a training
+  step (every ``eval_steps``, and at the end of training when ``eval_strategy="steps"``)
+  writes the same file again, with eval completions. ``trainer_state.json`` has an
+  ``eval_*`` entry at those steps. Step 0 is only ever written by ``eval_on_start``.
+* ``advantage`` is the training signal computed from the rewards with ``reward_weights``
+  (:mod:`~rlhf_mech.files._logs._advantage`): the weights are checked against it, or
+  recovered from it when no config gives them.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rlhf_mech.errors import RlhfMechError, SpecError, shown
-from rlhf_mech.files._importer import finite_number
+from rlhf_mech.errors import RlhfMechError, printable, shown
+from rlhf_mech.files._importer import finite_number, json_problem, located, parse_json
+from rlhf_mech.files._logs import _advantage
 from rlhf_mech.files._logs._layouts import TRL_FILE
-from rlhf_mech.files._logs._record import AGGREGATIONS, Array, RewardLog
+from rlhf_mech.files._logs._record import AGGREGATIONS, Array, RewardLog, StepInfo
 from rlhf_mech.files.spec._document import is_name
 
 _INSTALL_PARQUET = "pip install 'rlhf-mech[parquet]'"
+
+
+def _p(path: Path | str) -> str:
+    """A path as messages show it (control characters escaped)."""
+    return printable(str(path))
 
 
 def _pyarrow(path: Path) -> tuple[Any, Any]:
@@ -25,7 +54,7 @@ def _pyarrow(path: Path) -> tuple[Any, Any]:
         import pyarrow
         import pyarrow.parquet
     except ImportError:
-        raise RlhfMechError(f"reading {path} needs pyarrow: {_INSTALL_PARQUET}") from None
+        raise RlhfMechError(f"reading {_p(path)} needs pyarrow: {_INSTALL_PARQUET}") from None
     return pyarrow, pyarrow.parquet
 
 
@@ -33,9 +62,9 @@ def _parquet(pa: Any, path: Path, read: Callable[..., Any], **options: Any) -> A
     """``read(path, **options)``; a file pyarrow cannot read (not parquet, truncated) raises a SpecError."""
     try:
         return read(path, **options)
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, pa.ArrowException, ValueError, TypeError, KeyError, IndexError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecError(path, None, "", f"cannot read the parquet file: {first}") from None
+        raise located(_p(path), None, "", f"cannot read the parquet file: {printable(first)}") from None
 
 
 def _run_folder(files: Sequence[Path]) -> Path:
@@ -49,23 +78,30 @@ def _run_folder(files: Sequence[Path]) -> Path:
     folders = {f.parent.parent if f.parent.name == "completions" else f.parent for f in files}
     if len(folders) > 1:
         raise RlhfMechError(
-            f"the files come from {len(folders)} runs ({', '.join(sorted(map(str, folders)))}); "
+            f"the files come from {len(folders)} runs ({', '.join(sorted(map(_p, folders)))}); "
             "import one run at a time"
         )
     return folders.pop()
 
 
 def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding one object (strict: no repeated key, no NaN literal)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, None, "", f"cannot read the file: {exc}") from None
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise located(_p(path), None, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise located(
+            _p(path), None, "", f"cannot read the file: {printable(exc.strerror or str(exc))}"
+        ) from None
+    try:
+        data = parse_json(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(path, exc.lineno, "", f"invalid JSON: {exc.msg}") from None
-    except (RecursionError, ValueError):
-        raise SpecError(path, None, "", "invalid JSON") from None
+        raise located(_p(path), exc.lineno, "", json_problem(exc)) from None
+    except (ValueError, RecursionError) as exc:
+        raise located(_p(path), None, "", json_problem(exc)) from None
     if not isinstance(data, dict):
-        raise SpecError(path, 1, "", "expected a JSON object")
+        raise located(_p(path), 1, "", "expected a JSON object")
     return data
 
 
@@ -89,184 +125,552 @@ def _trl_config(run: Path, given: Path | None) -> tuple[Path | None, dict[str, A
 _REWARD_METRIC = re.compile(r"rewards/(.+)/mean")
 
 
-def _trainer_state_names(run: Path) -> tuple[Path | None, tuple[str, ...]]:
-    """The reward functions' names from ``trainer_state.json`` (``rewards/{name}/mean`` keys of
-    its ``log_history``): the run's own, else the latest checkpoint's."""
+@dataclass(frozen=True)
+class TrainerState:
+    """What ``trainer_state.json`` says about the run (``TrainerState.save_to_json``).
+
+    Attributes
+    ----------
+    path : the file; global_step : the step it was saved at.
+    reward_names : the reward functions' names (``rewards/NAME/mean``), alphabetical: the file
+        is written with ``sort_keys=True``, so this is never the trainer's order.
+    eval_steps : steps with an ``eval_*`` entry in ``log_history`` (an evaluation ran there).
+    logged_steps : steps with a training entry (``loss``).
+    logging_steps : the run's ``logging_steps``, when recorded.
+    """
+
+    path: Path
+    global_step: int | None
+    reward_names: frozenset[str]
+    eval_steps: frozenset[int]
+    logged_steps: frozenset[int]
+    logging_steps: int | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _trainer_state(run: Path) -> TrainerState | None:
+    """The run's ``trainer_state.json`` (``save_state()``), else the latest checkpoint's."""
     checkpoints = [p for p in run.glob("checkpoint-*/trainer_state.json") if p.parent.name[11:].isdigit()]
     candidates = [run / "trainer_state.json", *sorted(checkpoints, key=lambda p: -int(p.parent.name[11:]))]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        return None, ()
-    history = _json_object(path).get("log_history")
-    names: dict[str, None] = {}
+        return None
+    data = _json_object(path)
+    history = data.get("log_history")
+    names: set[str] = set()
+    evals: set[int] = set()
+    logged: set[int] = set()
     for entry in history if isinstance(history, list) else ():
-        for key in entry if isinstance(entry, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        step = _int(entry.get("step"))
+        for key in entry:
             if match := _REWARD_METRIC.fullmatch(str(key)):
-                names.setdefault(match[1])
-    return path, tuple(names)
+                names.add(match[1])
+        if step is None:
+            continue
+        if any(str(k).startswith("eval_") for k in entry):
+            evals.add(step)
+        elif "loss" in entry:
+            logged.add(step)
+    return TrainerState(
+        path,
+        _int(data.get("global_step")),
+        frozenset(names),
+        frozenset(evals),
+        frozenset(logged),
+        _int(data.get("logging_steps")),
+        data,
+    )
+
+
+# --- columns ---------------------------------------------------------------------------------
 
 
 def _arrow_kind(pa: Any, type_: Any) -> str:
-    if pa.types.is_integer(type_):
+    """``integer``, ``number``, ``text``, ``conversation`` or the arrow type's name."""
+    types = pa.types
+    if types.is_integer(type_):
         return "integer"
-    if pa.types.is_floating(type_):
+    if types.is_floating(type_):
         return "number"
-    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+    if (
+        types.is_string(type_)
+        or types.is_large_string(type_)
+        or getattr(types, "is_string_view", bool)(type_)
+    ):
         return "text"
+    if (types.is_list(type_) or types.is_large_list(type_)) and types.is_struct(type_.value_type):
+        fields = {type_.value_type.field(i).name for i in range(type_.value_type.num_fields)}
+        if {"role", "content"} <= fields:
+            return "conversation"
     return str(type_)
 
 
-#: What each column TRL itself names must hold.
-_TRL_REQUIRED = {"step": "integer", "prompt": "text", "completion": "text"}
+_KIND_WORDS = {
+    "integer": "integers",
+    "number": "numbers",
+    "text": "text or a conversation (a list of {role, content} messages)",
+}
 
 
-def _check_schema(pa: Any, path: Path, schema: Any, columns: Sequence[str]) -> None:
-    """The required columns and the reward ``columns`` exist with the types TRL writes."""
+def _check_schema(pa: Any, path: Path, schema: Any, columns: Sequence[str]) -> dict[str, str]:
+    """Each column's kind; the required columns and the reward ``columns`` exist with the types
+    TRL writes, and no column name appears twice."""
+    seen: set[str] = set()
+    for name in schema.names:
+        if name in seen:
+            raise located(_p(path), None, printable(name), "the column name appears twice in the file")
+        seen.add(name)
     kinds = {name: _arrow_kind(pa, schema.field(name).type) for name in schema.names}
-    wanted = {**_TRL_REQUIRED, **dict.fromkeys(columns, "number")}
+    wanted = {"step": "integer", "prompt": "text", "completion": "text", **dict.fromkeys(columns, "number")}
     for column, kind in wanted.items():
         if column not in kinds:
-            raise SpecError(
-                path, None, column, f"no column named {column!r} (columns: {', '.join(schema.names)})"
+            listed = printable(", ".join(schema.names))
+            raise located(
+                _p(path), None, printable(column), f"no column named {shown(column)} (columns: {listed})"
             )
-        if kinds[column] != kind and not (kind == "number" and kinds[column] == "integer"):
-            what = {"integer": "integers", "number": "numbers", "text": "text"}[kind]
-            raise SpecError(path, None, column, f"expected {what}, got {kinds[column]}")
+        got = kinds[column]
+        if (
+            got == kind
+            or (kind == "number" and got == "integer")
+            or (kind == "text" and got == "conversation")
+        ):
+            continue
+        raise located(
+            _p(path), None, printable(column), f"expected {_KIND_WORDS[kind]}, got {printable(got)}"
+        )
+    return kinds
 
 
 def _nulls(column: Any) -> Array:
     return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _texts(path: Path, column: Any, name: str) -> list[str]:
-    values = column.to_pylist()
+def _texts(path: Path, column: Any, name: str, kind: str) -> list[str]:
+    """A text column as strings; a conversation as its JSON text."""
     if column.null_count:
-        raise SpecError(path, int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value")
-    return values
+        raise located(_p(path), int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value")
+    values = column.to_pylist()
+    if kind == "text":
+        return values
+    out = []
+    for r, messages in enumerate(values):
+        try:
+            out.append(json.dumps(messages, ensure_ascii=False))
+        except (TypeError, ValueError):
+            raise located(_p(path), r + 1, name, "a conversation that is not JSON text") from None
+    return out
 
 
 def _numbers(path: Path, column: Any, name: str, hint: str = "") -> Array:
     if column.null_count:
-        raise SpecError(path, int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value" + hint)
-    values = np.asarray(column.to_numpy(), dtype=float)
+        raise located(_p(path), int(np.flatnonzero(_nulls(column))[0]) + 1, name, "missing value" + hint)
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=float)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         r = int(bad[0])
-        raise SpecError(path, r + 1, name, f"{float(values[r])!r} is not a finite number{hint}")
+        raise located(_p(path), r + 1, name, f"{float(values[r])!r} is not a finite number{hint}")
     return values
 
 
 _NONE_HINT = " (TRL logs NaN where a reward function returned None; every response needs every reward)"
 
 
-def _trl_reward_columns(
+def _between(names: Sequence[str]) -> list[str]:
+    """The columns TRL writes between ``completion`` and ``advantage``: the rewards in
+    ``reward_funcs`` order, then the ``log_extra`` columns."""
+    start = names.index("completion") + 1 if "completion" in names else 0
+    end = names.index("advantage") if "advantage" in names else len(names)
+    return [n for n in names[start:end] if not n.startswith("__index_level_")]
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The files' columns read once: the texts, the numeric columns and the advantages."""
+
+    prompts: list[list[str]]
+    responses: list[list[str]]
+    steps: list[Array]
+    numeric: list[dict[str, Array]]
+    advantage: list[Array | None]
+
+
+def _read_tables(
+    pa: Any,
+    pq: Any,
+    files: Sequence[Path],
+    schemas: Sequence[Any],
+    required: Sequence[str],
+    optional: Sequence[str],
+) -> _Tables:
+    """The files' columns: the ``required`` numeric ones must be in every file, the
+    ``optional`` ones (``log_extra`` columns, which a run may log at some steps only) are read
+    where present."""
+    prompts, responses, steps, values, advantages = [], [], [], [], []
+    for path, schema in zip(files, schemas, strict=True):
+        kinds = _check_schema(pa, path, schema, required)
+        present = [c for c in dict.fromkeys([*required, *optional]) if kinds.get(c) in ("integer", "number")]
+        wanted = ["step", "prompt", "completion", *present]
+        has_advantage = kinds.get("advantage") in ("number", "integer")
+        table = _parquet(
+            pa, path, pq.read_table, columns=[*wanted, *(["advantage"] if has_advantage else [])]
+        )
+        if not table.num_rows:
+            raise located(_p(path), None, "", "the file has no rows")
+        file_steps = _numbers(path, table.column("step"), "step").astype(np.int64)
+        named = TRL_FILE.fullmatch(path.name)
+        if named and (off := np.flatnonzero(file_steps != int(named[1]))).size:
+            r = int(off[0])
+            raise located(
+                _p(path), r + 1, "step", f"step {int(file_steps[r])} in the file of step {int(named[1])}"
+            )
+        steps.append(file_steps)
+        prompts.append(_texts(path, table.column("prompt"), "prompt", kinds["prompt"]))
+        responses.append(_texts(path, table.column("completion"), "completion", kinds["completion"]))
+        values.append({c: table.column(c) for c in present})
+        advantage = None
+        if has_advantage and not table.column("advantage").null_count:
+            advantage = np.asarray(table.column("advantage").to_numpy(zero_copy_only=False), dtype=float)
+        advantages.append(advantage)
+    return _Tables(prompts, responses, steps, values, advantages)
+
+
+# --- which columns are rewards, and their weights --------------------------------------------
+
+
+@dataclass
+class _Weights:
+    """What is known of the weights while reading: values, where from, the notes."""
+
+    values: Array | None = None
+    source: str = ""
+    given: bool = False
+    config: Path | None = None
+
+
+def _numeric_between(pa: Any, schema: Any) -> list[str]:
+    names = list(schema.names)
+    return [n for n in _between(names) if _arrow_kind(pa, schema.field(n).type) in ("integer", "number")]
+
+
+def _reward_columns(
     pa: Any,
     path: Path,
     schema: Any,
-    run: Path,
+    state: TrainerState | None,
     reward_columns: Mapping[str, str] | None,
-    reward_weights: Mapping[str, float] | None,
+    reward_weights: Mapping[str, float] | Sequence[float] | None,
+    config_weights: Any,
     notes: list[str],
-) -> dict[str, str]:
-    """Reward name -> column: ``--reward-col``, else the ``--reward-weights`` names, else the
-    names in ``trainer_state.json``, else every numeric column TRL does not name itself."""
+) -> tuple[dict[str, str] | None, str]:
+    """Reward name -> column, in the file's order where the file decides it; ``None`` when
+    only the advantage column can tell (no trainer_state.json, no weights, no --reward-col).
+    The second value says how the columns were chosen."""
+    names = list(schema.names)
+    between = _between(names)
     if reward_columns:
-        notes.append("reward functions: as given with --reward-col")
-        return dict(reward_columns)
-    if reward_weights:
-        notes.append("reward functions: the names given with --reward-weights")
-        return {name: name for name in reward_weights}
-    state, names = _trainer_state_names(run)
-    if names:
-        notes.append(f"reward functions: {', '.join(names)}, the rewards/NAME/mean metrics of {state}")
-        return {name: name for name in names}
-    numeric = [
-        n
-        for n in schema.names
-        if n not in (*_TRL_REQUIRED, "advantage")
-        and _arrow_kind(pa, schema.field(n).type) in ("integer", "number")
-    ]
-    if not numeric:
-        raise SpecError(path, None, "", "no reward column: no numeric column besides step and advantage")
-    notes.append(
-        f"reward functions: every numeric column but step and advantage ({', '.join(numeric)}); no "
-        "trainer_state.json says which are rewards and which log_extra values: name the rewards with "
-        "--reward-col or --reward-weights if any is not one"
-    )
-    return {name: name for name in numeric}
+        return dict(reward_columns), "as given with --reward-col"
+    if isinstance(reward_weights, Mapping):
+        ordered = [n for n in between if n in reward_weights] + [
+            n for n in reward_weights if n not in between
+        ]
+        return {n: n for n in ordered}, "the names given with --reward-weights"
+    if state is not None and state.reward_names:
+        missing = sorted(state.reward_names - set(names))
+        if missing:
+            raise located(
+                _p(path),
+                None,
+                printable(missing[0]),
+                f"{_p(state.path)} names the reward function {shown(missing[0])} "
+                f"(rewards/{printable(missing[0])}/mean); "
+                "the file has no such column",
+            )
+        ordered = [n for n in between if n in state.reward_names]
+        return {n: n for n in ordered}, (
+            f"the rewards/NAME/mean metrics of {_p(state.path)}, in the order of the file's columns "
+            "(reward_funcs order; the JSON's keys are sorted)"
+        )
+    count = None
+    if isinstance(reward_weights, Sequence) and reward_weights:
+        count, why = len(reward_weights), "--reward-weights gives"
+    elif isinstance(config_weights, list):
+        count, why = len(config_weights), "reward_weights of the config gives"
+    if count is not None:
+        numeric = _numeric_between(pa, schema)
+        if len(between) < count:
+            raise located(
+                _p(path),
+                None,
+                "",
+                f"{why} {count} weights; the file has {len(between)} columns between completion and "
+                f"advantage ({printable(', '.join(between))})",
+            )
+        chosen = between[:count]
+        bad = next((c for c in chosen if c not in numeric), None)
+        if bad is not None:
+            raise located(
+                _p(path), None, printable(bad), f"the reward column {shown(bad)} does not hold numbers"
+            )
+        extra = between[count:]
+        tail = (
+            f"; the columns after them ({printable(', '.join(extra))}) are log_extra values" if extra else ""
+        )
+        return {n: n for n in chosen}, (
+            f"the first {count} columns after completion ({why} {count} weights; TRL writes the reward "
+            f"columns first, in reward_funcs order){tail}"
+        )
+    return None, ""
 
 
-def _trl_weights(
+def _weight_values(
     names: tuple[str, ...],
-    reward_weights: Mapping[str, float] | None,
-    aggregation: str | None,
+    reward_weights: Mapping[str, float] | Sequence[float] | None,
     config_path: Path | None,
     config: Mapping[str, Any],
     notes: list[str],
-) -> tuple[Array | None, str | None]:
-    """The trainer's reward weights and aggregation: the options, else the run's config."""
-    weights: Array | None = None
-    if reward_weights:
+) -> _Weights:
+    """The weights in the order of ``names`` (the trainer's): the option, else the config."""
+    if isinstance(reward_weights, Mapping) and reward_weights:
         unknown = [n for n in reward_weights if n not in names]
         missing = [n for n in names if n not in reward_weights]
         if unknown or missing:
             raise RlhfMechError(
-                f"--reward-weights must weigh each reward function ({', '.join(names)}) once"
-                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-                + (f"; missing: {', '.join(missing)}" if missing else "")
+                f"--reward-weights must weigh each reward function ({printable(', '.join(names))}) once"
+                + (f"; unknown: {printable(', '.join(unknown))}" if unknown else "")
+                + (f"; missing: {printable(', '.join(missing))}" if missing else "")
             )
-        weights = np.array([reward_weights[n] for n in names])
-        notes.append("reward weights: as given with --reward-weights")
-    elif config_path is not None and "reward_weights" in config:
+        return _Weights(np.array([reward_weights[n] for n in names]), "--reward-weights", given=True)
+    if isinstance(reward_weights, Sequence) and reward_weights:
+        if len(reward_weights) != len(names):
+            raise RlhfMechError(
+                f"--reward-weights gives {len(reward_weights)} weights for {len(names)} reward functions "
+                f"({printable(', '.join(names))})"
+            )
+        return _Weights(
+            np.array(reward_weights, dtype=float), "--reward-weights, in the trainer's order", given=True
+        )
+    if config_path is not None and "reward_weights" in config:
         raw = config["reward_weights"]
         if raw is None:
-            weights = np.ones(len(names))
-            notes.append(f"reward weights: 1 each (reward_weights is null in {config_path}: TRL's default)")
-        else:
-            values = [finite_number(v) for v in raw] if isinstance(raw, list) else []
-            if len(values) != len(names) or any(v is None for v in values):
-                raise SpecError(
-                    config_path,
-                    None,
-                    "reward_weights",
-                    f"expected a list of {len(names)} numbers, one per reward function "
-                    f"({', '.join(names)}), got {shown(raw)}",
-                )
-            weights = np.array(values, dtype=float)
-            notes.append(
-                f"reward weights: reward_weights of {config_path}, in the order of the reward columns"
+            return _Weights(
+                np.ones(len(names)),
+                f"1 each (reward_weights is null in {_p(config_path)}: TRL's default)",
+                config=config_path,
             )
-    else:
-        notes.append("reward weights: not known (no --reward-weights, no config with reward_weights)")
-    if aggregation is not None:
-        notes.append(f"aggregation: {aggregation}, as given with --aggregation")
-        return weights, aggregation
-    if config_path is not None and "multi_objective_aggregation" in config:
-        value = config["multi_objective_aggregation"]
-        if value not in AGGREGATIONS:
-            raise SpecError(
-                config_path,
+        values = [finite_number(v, strings=False) for v in raw] if isinstance(raw, list) else []
+        if len(values) != len(names) or any(v is None for v in values):
+            raise located(
+                _p(config_path),
                 None,
-                "multi_objective_aggregation",
-                f"expected one of {', '.join(AGGREGATIONS)}, got {shown(value)}",
+                "reward_weights",
+                f"expected a list of {len(names)} numbers, one per reward function "
+                f"({printable(', '.join(names))}), got {shown(raw)}",
             )
-        notes.append(f"aggregation: {value}, multi_objective_aggregation of {config_path}")
-        return weights, value
-    if config_path is not None:
-        notes.append(
-            f"aggregation: sum_then_normalize ({config_path} has no multi_objective_aggregation: "
-            "TRL before that option always weighed and summed first)"
+        return _Weights(
+            np.array(values, dtype=float),
+            f"reward_weights of {_p(config_path)}, paired with the reward columns in the file's order "
+            "(reward_funcs order)",
+            config=config_path,
         )
-        return weights, "sum_then_normalize"
-    notes.append("aggregation: not known (no --aggregation, no config)")
-    return weights, None
+    return _Weights()
+
+
+def _variants(aggregation: str | None, config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The advantage variants the run may have used: the known options, else every one."""
+    scale = config.get("scale_rewards")
+    if isinstance(scale, bool):  # TRL before 0.22: scale_rewards=True/False
+        scale = "group" if scale else "none"
+    return [
+        v
+        for v in _advantage.VARIANTS
+        if (aggregation is None or v[0] == aggregation)
+        and (scale not in ("group", "batch", "none") or v[0] == "normalize_then_sum" or v[1] == scale)
+    ]
+
+
+def _fmt_weights(names: Sequence[str], weights: Array) -> str:
+    return ", ".join(f"{printable(n)}={w:g}" for n, w in zip(names, weights, strict=True))
+
+
+def _check_weights(
+    names: tuple[str, ...],
+    batches: list[_advantage.Batch],
+    weights: _Weights,
+    variants: list[tuple[str, str]],
+    notes: list[str],
+    aggregation_given: bool = False,
+) -> tuple[Array | None, tuple[str, str] | None]:
+    """Check the weights against the logged advantages, or infer them; the weights to use and
+    the advantage variant that reproduced them. Weights or an aggregation the user gave that
+    do not reproduce the advantages are kept, with a warning; a config's are refused."""
+    if not batches or not variants:
+        if weights.values is not None:
+            notes.append(
+                f"reward weights: {weights.source}; not checked (no advantage column with whole groups)"
+            )
+        else:
+            notes.append(
+                "reward weights: not known (no --reward-weights, no config, no advantage column to infer "
+                "them)"
+            )
+        return weights.values, None
+    inferred: tuple[Array, tuple[str, str]] | None = None
+    others = [v for v in _advantage.VARIANTS if v not in variants]
+    for variant in [*variants, *(others if weights.values is not None else ())]:
+        found = _advantage.infer(batches, variant)
+        if found is None:
+            continue
+        found = _advantage.scaled(batches, found, variant)
+        if (fit := _advantage.check(batches, found, variant)) is not None and fit.fits:
+            inferred = (_advantage.rounded(batches, found, variant), variant)
+            break
+    if weights.values is not None:
+        for variant in variants:
+            fit = _advantage.check(batches, weights.values, variant)
+            if fit is not None and fit.fits:
+                notes.append(
+                    f"reward weights: {_fmt_weights(names, weights.values)}, {weights.source}; checked "
+                    "against "
+                    f"the logged advantage column: reproduced to {fit.residual:.1e} on {fit.rows} rows of "
+                    f"{fit.files} files ({variant[0]}, scale_rewards={variant[1]})"
+                )
+                return weights.values, variant
+        worst = _advantage.check(batches, weights.values, variants[0])
+        residual = f" (largest difference {worst.residual:.3g})" if worst is not None else ""
+        if inferred is None:
+            notes.append(
+                f"reward weights: {_fmt_weights(names, weights.values)}, {weights.source}; the logged "
+                "advantage "
+                f"column is not reproduced by them{residual} nor by any other weights (an option of the run "
+                "this check does not model): not checked"
+            )
+            return weights.values, None
+        better = _fmt_weights(names, inferred[0])
+        if inferred[1] not in variants:
+            better += f" with {inferred[1][0]}, scale_rewards={inferred[1][1]}"
+        if weights.given or aggregation_given:
+            notes.append(
+                f"WARNING reward weights: {_fmt_weights(names, weights.values)}, {weights.source}, do not "
+                f"reproduce the logged advantage column{residual}; {better} (up to a common factor) do: "
+                "the run did not train with the weights given"
+            )
+            return weights.values, None
+        assert weights.config is not None
+        raise located(
+            _p(weights.config),
+            None,
+            "reward_weights",
+            f"{_fmt_weights(names, weights.values)} (in the order of the file's reward columns) do not "
+            "reproduce "
+            f"the logged advantage column{residual}; {better} (up to a common factor) do: the config is not "
+            "this run's, or its weights are in another order; pass the run's weights with --reward-weights",
+        )
+    if inferred is not None:
+        w, variant = inferred
+        fit = _advantage.check(batches, w, variant)
+        assert fit is not None
+        notes.append(
+            f"reward weights: {_fmt_weights(names, w)}, inferred from the logged advantage column (up to a "
+            "common factor, which shows only through TRL's 1e-4); they reproduce it to "
+            f"{fit.residual:.1e} on {fit.rows} "
+            f"rows of {fit.files} files ({variant[0]}, scale_rewards={variant[1]}); no config gave them"
+        )
+        return w, variant
+    notes.append(
+        "reward weights: not known (no --reward-weights, no config; the logged advantage column does not "
+        "single them out)"
+    )
+    return None, None
+
+
+def _infer_count(between: list[str], tables: _Tables, variants: list[tuple[str, str]]) -> int | None:
+    """The fewest leading columns whose weighted sum reproduces the logged advantages: the
+    reward columns, when nothing else says which columns are rewards."""
+    for k in range(1, len(between) + 1):
+        batches = _batches(tables, between[:k])
+        if not batches:
+            return None
+        for variant in variants:
+            w = _advantage.infer(batches, variant)
+            if w is None:
+                continue
+            w = _advantage.scaled(batches, w, variant)
+            if (fit := _advantage.check(batches, w, variant)) is not None and fit.fits:
+                return k
+    return None
+
+
+def _batches(tables: _Tables, columns: Sequence[str]) -> list[_advantage.Batch]:
+    out = []
+    for f, advantage in enumerate(tables.advantage):
+        if advantage is None:
+            continue
+        values = []
+        for c in columns:
+            column = tables.numeric[f].get(c)
+            if column is None or column.null_count:
+                break
+            values.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=float))
+        else:
+            rewards = np.column_stack(values)
+            if not np.isfinite(rewards).all():
+                continue
+            with np.errstate(all="ignore"):
+                scale = np.abs(rewards).max(initial=0.0)
+            if not np.isfinite(scale) or scale > 1e150:
+                continue  # float32 TRL would have overflowed: nothing to check against
+            batch = _advantage.file_batch(tables.prompts[f], rewards, advantage)
+            if batch is not None:
+                out.append(batch)
+    return out
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+def _step_info(step: int, prompts: Sequence[str], state: TrainerState | None) -> StepInfo:
+    counts: dict[str, int] = {}
+    for p in prompts:
+        counts[p] = counts.get(p, 0) + 1
+    sizes = (min(counts.values()), max(counts.values()))
+    known = state is not None and (state.global_step is None or step <= state.global_step)
+    if known and step in state.eval_steps:  # type: ignore[union-attr]
+        role, why = (
+            "eval",
+            f"{_p(state.path)} has an eval_* entry at step {step}: an evaluation wrote the file last",
+        )  # type: ignore[union-attr]
+    elif step == 0:
+        role, why = "eval", "only an evaluation writes step 0 (eval_on_start=True)"
+    elif known:
+        role, why = "train", f"{_p(state.path)} has no eval_* entry at step {step}"  # type: ignore[union-attr]
+    else:
+        role, why = (
+            "train or eval",
+            (
+                "no trainer_state.json says whether an evaluation ran at this step (it replaces the "
+                "step's file)"
+                if state is None
+                else f"{_p(state.path)} was saved at step {state.global_step}, before this step"
+            ),
+        )
+    initial = (role == "train" and step == 1) or (role == "eval" and step == 0)
+    return StepInfo(step, role, initial, len(prompts), len(counts), sizes, why)
+
+
+# --- the reader ------------------------------------------------------------------------------
 
 
 def read_trl(
     files: Sequence[Path],
     *,
     reward_columns: Mapping[str, str] | None = None,
-    reward_weights: Mapping[str, float] | None = None,
+    reward_weights: Mapping[str, float] | Sequence[float] | None = None,
     aggregation: str | None = None,
     trainer_config: Path | None = None,
 ) -> RewardLog:
@@ -275,81 +679,149 @@ def read_trl(
     Parameters
     ----------
     files : the parquet files of one run, in step order (:func:`log_inputs` expands a folder).
-    reward_columns : reward name -> column (``--reward-col``). Default: the names given in
-        ``reward_weights``, else the ``rewards/{name}/mean`` metrics of the run's
-        ``trainer_state.json``, else every numeric column but ``step`` and ``advantage``.
-    reward_weights : reward name -> TRL ``reward_weights`` entry; default from the config.
+    reward_columns : reward name -> column (``--reward-col``).
+    reward_weights : the run's ``reward_weights``: name -> weight, or the list in the
+        trainer's (``reward_funcs``) order. Default: from the config, else inferred from the
+        logged ``advantage`` column.
     aggregation : one of :data:`AGGREGATIONS`; default from the config.
     trainer_config : a JSON dump of the run's ``GRPOConfig``; default ``training_args.json``
         (or a ``config.json`` with those fields) in the output folder.
 
     Notes
     -----
-    Read: ``step``, ``prompt``, ``completion`` and the reward columns. Ignored: ``advantage``
-    (GRPO's group-normalised weighted sum, a training signal, not a reward), the
-    ``log_extra`` columns and pandas' ``__index_level_*`` columns. A row's line in messages is
-    its 1-based row in the file. A step in the ``step`` column must match the file name's.
+    Which columns are rewards: ``--reward-col``; else the names in ``reward_weights``; else
+    the ``rewards/NAME/mean`` metrics of ``trainer_state.json`` (in the file's column order);
+    else, given K weights, the first K columns after ``completion``; else the fewest leading
+    columns that reproduce the ``advantage`` column; else every numeric column, said so.
+    Weights given or configured are checked against the ``advantage`` column (a config whose
+    weights do not reproduce it is refused). A row's line in messages is its 1-based row.
     """
     if aggregation is not None and aggregation not in AGGREGATIONS:
-        raise RlhfMechError(f"--aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+        raise RlhfMechError(
+            f"--aggregation must be one of {', '.join(AGGREGATIONS)}, got {shown(aggregation)}"
+        )
     pa, pq = _pyarrow(files[0])
     run = _run_folder(files)
     notes: list[str] = []
     schemas = []
     for path in files:
         if path.suffix.lower() != ".parquet":
-            raise SpecError(path, None, "", "expected a .parquet file (TRL's completions_{step:05d}.parquet)")
-        schemas.append(_parquet(pa, path, pq.read_schema))
-    columns = _trl_reward_columns(pa, files[0], schemas[0], run, reward_columns, reward_weights, notes)
+            raise located(
+                _p(path), None, "", "expected a .parquet file (TRL's completions_{step:05d}.parquet)"
+            )
+        schema = _parquet(pa, path, pq.read_schema)
+        _check_schema(pa, path, schema, ())
+        schemas.append(schema)
+    state = _trainer_state(run)
+    config_path, config = _trl_config(run, trainer_config)
+    columns, how = _reward_columns(
+        pa, files[0], schemas[0], state, reward_columns, reward_weights, config.get("reward_weights"), notes
+    )
+    required = list(columns.values()) if columns else []
+    optional = list(dict.fromkeys(n for schema in schemas for n in _numeric_between(pa, schema)))
+    tables = _read_tables(pa, pq, files, schemas, required, optional)
+    combined = aggregation if aggregation is not None else config.get("multi_objective_aggregation")
+    if combined is not None and combined not in AGGREGATIONS:
+        raise located(
+            _p(config_path or ""),
+            None,
+            "multi_objective_aggregation",
+            f"expected one of {', '.join(AGGREGATIONS)}, got {shown(combined)}",
+        )
+    variants = _variants(combined, config)
+    if columns is None:
+        between = _numeric_between(pa, schemas[0])
+        if not between:
+            raise located(
+                _p(files[0]), None, "", "no reward column: no numeric column between completion and advantage"
+            )
+        count = _infer_count(between, tables, variants)
+        if count is not None:
+            columns = {n: n for n in between[:count]}
+            rest = between[count:]
+            how = (
+                f"the first {count} numeric columns after completion: the fewest whose weighted sum "
+                "reproduces "
+                "the logged advantage column (no trainer_state.json, config or --reward-weights says)"
+                + (f"; {printable(', '.join(rest))} taken for log_extra values" if rest else "")
+            )
+        else:
+            columns = {n: n for n in between}
+            how = (
+                f"every numeric column after completion ({printable(', '.join(between))}); no "
+                "trainer_state.json "
+                "says which are rewards and which log_extra values, and the advantage column does not tell: "
+                "name the rewards with --reward-col or give the run's --reward-weights"
+            )
+        for path, schema in zip(files, schemas, strict=True):
+            _check_schema(pa, path, schema, list(columns.values()))
     names = tuple(columns)
     bad = next((n for n in names if not is_name(n)), None)
     if bad is not None:
         raise RlhfMechError(
             f"the reward name {shown(bad)} cannot be written to a game file; use --reward-col"
         )
-    config_path, config = _trl_config(run, trainer_config)
-    weights, combined = _trl_weights(names, reward_weights, aggregation, config_path, config, notes)
-    steps, prompts, responses, rewards, source, lines = [], [], [], [], [], []
-    ignored: dict[str, None] = {}
-    for f, (path, schema) in enumerate(zip(files, schemas, strict=True)):
-        _check_schema(pa, path, schema, tuple(columns.values()))
-        ignored.update(dict.fromkeys(n for n in schema.names if n not in (*_TRL_REQUIRED, *columns.values())))
-        wanted = [*_TRL_REQUIRED, *dict.fromkeys(columns.values())]
-        table = _parquet(pa, path, pq.read_table, columns=wanted)
-        if not table.num_rows:
-            raise SpecError(path, None, "", "the file has no rows")
-        file_steps = _numbers(path, table.column("step"), "step").astype(np.int64)  # integers (schema)
-        named = TRL_FILE.fullmatch(path.name)
-        if named and (off := np.flatnonzero(file_steps != int(named[1]))).size:
-            r = int(off[0])
-            raise SpecError(
-                path, r + 1, "step", f"step {int(file_steps[r])} in the file of step {int(named[1])}"
-            )
-        steps.append(file_steps)
-        prompts += _texts(path, table.column("prompt"), "prompt")
-        responses += _texts(path, table.column("completion"), "completion")
-        rewards.append(
-            np.column_stack([_numbers(path, table.column(c), c, _NONE_HINT) for c in columns.values()])
-        )
-        source.append(np.full(table.num_rows, f, dtype=np.intp))
-        lines.append(np.arange(1, table.num_rows + 1))
-    if ignored:
+    notes.append(f"reward functions: {printable(', '.join(names))}, {how}")
+    weights = _weight_values(names, reward_weights, config_path, config, notes)
+    batches = _batches(tables, list(columns.values()))
+    values, variant = _check_weights(names, batches, weights, variants, notes, aggregation is not None)
+    if aggregation is not None:
+        notes.append(f"aggregation: {aggregation}, as given with --aggregation")
+    elif combined is not None:
+        notes.append(f"aggregation: {combined}, multi_objective_aggregation of {_p(config_path or '')}")
+    elif variant is not None:
+        combined = variant[0]
+        notes.append(f"aggregation: {combined}, the one that reproduces the logged advantage column")
+    elif config_path is not None:
+        combined = "sum_then_normalize"
         notes.append(
-            f"ignored columns: {', '.join(ignored)} (advantage and log_extra values are not rewards)"
+            f"aggregation: sum_then_normalize ({_p(config_path)} has no multi_objective_aggregation: "
+            "TRL before that option always weighed and summed first)"
         )
+    else:
+        notes.append("aggregation: not known (no --aggregation, no config)")
+    rewards, lines, source, infos = [], [], [], []
+    for f, path in enumerate(files):
+        rewards.append(
+            np.column_stack([_numbers(path, tables.numeric[f][c], c, _NONE_HINT) for c in columns.values()])
+        )
+        n = len(tables.prompts[f])
+        lines.append(np.arange(1, n + 1))
+        source.append(np.full(n, f, dtype=np.intp))
+        for step in np.unique(tables.steps[f]):
+            rows = np.flatnonzero(tables.steps[f] == step)
+            infos.append(_step_info(int(step), [tables.prompts[f][r] for r in rows], state))
+    used = {"step", "prompt", "completion", "advantage", *columns.values()}
+    ignored = [n for n in schemas[0].names if n not in used]
+    if ignored:
+        notes.append(f"ignored columns: {printable(', '.join(ignored))} (log_extra values are not rewards)")
+    if state is None:
+        notes.append(
+            "no trainer_state.json (neither save_state() nor a checkpoint): whether a step's file holds "
+            "training or eval completions is known only for step 0"
+        )
+    elif state.logging_steps is not None:
+        notes.append(f"logging_steps: {state.logging_steps} ({_p(state.path)})")
+    size = config.get("generation_batch_size")
+    notes.append(
+        "each file holds only the last generation batch of its step"
+        + (f" (at most generation_batch_size = {size} completions)" if isinstance(size, int) else "")
+        + ": a sample of that step's prompts, not all of them"
+    )
     return RewardLog(
         trainer="trl",
         reward_names=names,
         reward_columns=tuple(columns.values()),
-        prompts=tuple(prompts),
-        responses=tuple(responses),
+        prompts=tuple(p for ps in tables.prompts for p in ps),
+        responses=tuple(r for rs in tables.responses for r in rs),
         rewards=np.concatenate(rewards),
-        row_steps=np.concatenate(steps),
+        row_steps=np.concatenate(tables.steps),
         files=tuple(files),
         source=np.concatenate(source),
         lines=np.concatenate(lines),
         file_columns=tuple(tuple(s.names) for s in schemas),
-        reward_weights=weights,
+        reward_weights=values,
         aggregation=combined,
         notes=tuple(notes),
+        step_info=tuple(sorted(infos, key=lambda i: i.step)),
     )
