@@ -21,7 +21,7 @@ from cases import INVALID_GAME_FILES, VALID_GAME, InvalidGameFile
 from fuzzing import BASE, BUNDLED, HOSTILE, Hostile, classify, clean_error, game_texts, run_cli, spec_texts
 from hypothesis import HealthCheck, given, settings
 
-import rlhf_mech.analysis._audit as audit_module
+import rlhf_mech.analysis._runner as audit_module
 from rlhf_mech.errors import SpecError
 from rlhf_mech.files import game_schema, load_game, write_game
 from rlhf_mech.files._yaml import Loader

@@ -5,24 +5,25 @@ live in private modules; this namespace is the layer's public surface.
 """
 
 from rlhf_mech.analysis._audit import (
-    CHECKS,
     DEFAULT_BUDGET,
     DEFAULT_SAMPLES,
     DEFAULT_TOL,
     AuditOptions,
-    AuditSummary,
-    Finding,
     GameAudit,
     GroupAudit,
     Health,
-    TimeLimitExceeded,
     audit_game,
     audit_group,
     audit_groups,
     audited_games,
-    existential_findings,
-    failure_message,
     group_seed,
+)
+from rlhf_mech.analysis._checks import (
+    ALL_CHECKS,
+    CHECKS,
+    Check,
+    Finding,
+    existential_findings,
     has_nonnegative_payments,
     is_approximately_dsic,
     is_dsic,
@@ -30,9 +31,6 @@ from rlhf_mech.analysis._audit import (
     is_profitable_without_payment,
     payment_gap,
     range_findings,
-    run_audits,
-    summarise,
-    time_limit,
 )
 from rlhf_mech.analysis._implementability import (
     DEFAULT_MAX_TYPES,
@@ -65,6 +63,14 @@ from rlhf_mech.analysis._objective import (
     group_objective,
 )
 from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
+from rlhf_mech.analysis._runner import (
+    AuditSummary,
+    TimeLimitExceeded,
+    failure_message,
+    run_audits,
+    summarise,
+    time_limit,
+)
 from rlhf_mech.analysis._search import (
     LARGE_GAME_OUTCOMES,
     MIN_LARGE_GAME_EVALUATIONS,
@@ -96,6 +102,7 @@ from rlhf_mech.analysis._sweep import (
 )
 
 __all__ = [
+    "ALL_CHECKS",
     "BETTER",
     "BUDGET_EXHAUSTED",
     "CHECKS",
@@ -116,6 +123,7 @@ __all__ = [
     "TYPE_KINDS",
     "AuditOptions",
     "AuditSummary",
+    "Check",
     "Family",
     "Finding",
     "GameAudit",

@@ -16,11 +16,10 @@ with the other groups reporting truthfully:
   misreport found when the mechanism sees noisy reward models stays below ``2 w_i eps``;
 * the game file's ``expect:`` block (:func:`range_findings`, :func:`existential_findings`).
 
-Every check returns a :class:`Finding` that states its tolerance. The functions are pure:
-files are read and written at the edge (:mod:`rlhf_mech.files`), output is rendered by
-:mod:`rlhf_mech.render`. :func:`run_audits` spreads the per-group work over joblib processes
-(or a dask cluster whose client the caller connects) with a seed per task, so that the result
-does not depend on the number of workers.
+Every check is a record of :mod:`~rlhf_mech.analysis._checks` and returns a :class:`Finding`
+that states its tolerance. The functions are pure: files are read and written at the edge
+(:mod:`rlhf_mech.files`), output is rendered by :mod:`rlhf_mech.render`. Many games run in
+parallel through :mod:`~rlhf_mech.analysis._runner`.
 
 The search for profitable misreports (the space of valid reports, the objective, the local
 optimiser, Theorems 4.2 / B.2 and 4.12) is :mod:`rlhf_mech.analysis._search`.
@@ -28,19 +27,25 @@ optimiser, Theorems 4.2 / B.2 and 4.12) is :mod:`rlhf_mech.analysis._search`.
 
 from __future__ import annotations
 
-import math
-import signal
-import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rlhf_mech.analysis._checks import (
+    Finding,
+    existential_findings,
+    has_nonnegative_payments,
+    is_approximately_dsic,
+    is_dsic,
+    is_ir,
+    is_profitable_without_payment,
+    payment_gap,
+    range_findings,
+)
 from rlhf_mech.analysis._noisy import NoisyResult, Prediction, noisy_search, predict_no_payment_gain
 from rlhf_mech.analysis._objective import SearchResult
 from rlhf_mech.analysis._others import OthersSpec, others_profiles
@@ -56,18 +61,6 @@ DEFAULT_BUDGET = 200
 DEFAULT_TOL = 1e-9
 #: Default number of noise samples for Theorem 4.12.
 DEFAULT_SAMPLES = 64
-
-#: Check name -> what it checks, with the paper's reference.
-CHECKS: dict[str, str] = {
-    "dsic": "DSIC (Definition 3.2)",
-    "ir": "IR (Definition 3.3)",
-    "nonnegative_payments": "payments >= 0 (Proposition 4.4)",
-    "no_payment": "gain without payment (Theorems 4.2, 4.3)",
-    "noisy_dsic": "approximate DSIC under noise (Theorem 4.12)",
-    "payment_gap": "gap to the exact p^AFF (Theorem 4.11, Corollary 4.13)",
-    "expect": "the file's expect: block",
-}
-
 
 # --------------------------------------------------------------------------------------------
 # Options and results
@@ -140,36 +133,6 @@ class GroupAudit:
         """The largest gain over truth found against any of the others' profiles: the
         mechanism is ``epsilon``-IC for this group at most at this ``epsilon`` (a lower bound)."""
         return self.dsic.best.gain
-
-
-@dataclass(frozen=True)
-class Finding:
-    """The answer to one question of the audit, for one group or the whole game.
-
-    Attributes
-    ----------
-    check : a key of :data:`CHECKS`.
-    group : the group's name; ``""`` for the whole game.
-    value : the figure checked (a gain, a utility, a payment, a quantity of ``expect:``).
-    holds : whether the property in ``statement`` holds for ``value``.
-    expected : the verdict required (``None``: reported, not required).
-    statement : the property, with its tolerance (e.g. ``max gain <= 1e-09``).
-    detail : context in words (search effort, the theorem's prediction, ...).
-    quantity : for ``expect`` findings, the quantity (``utility``, ``dsic``, ...).
-    """
-
-    check: str
-    group: str
-    value: float
-    holds: bool
-    expected: bool | None
-    statement: str
-    detail: str = ""
-    quantity: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.expected is None or self.holds == self.expected
 
 
 @dataclass(frozen=True)
@@ -343,179 +306,6 @@ def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.Seed
     )
 
 
-def _tol_text(tol: float) -> str:
-    return f"{tol:.0e}" if tol else "0"
-
-
-def is_dsic(group: GroupAudit, tol: float, expected: bool | None = True) -> Finding:
-    """Definition 3.2 for one group: the largest gain found is at most ``tol``."""
-    result = group.dsic
-    return Finding(
-        check="dsic",
-        group=group.name,
-        value=result.best.gain,
-        holds=result.best.gain <= tol,
-        expected=expected,
-        statement=f"max gain <= {_tol_text(tol)}",
-        detail=f"{result.evaluations} reports under {result.payment_rule}, best by {result.best.found_by}",
-    )
-
-
-def is_ir(group: str, utility: float, tol: float, expected: bool | None = True) -> Finding:
-    """Definition 3.3 for one group: the truthful utility is at least ``-tol``."""
-    return Finding(
-        check="ir",
-        group=group,
-        value=utility,
-        holds=utility >= -tol,
-        expected=expected,
-        statement=f"truthful utility >= -{_tol_text(tol)}",
-    )
-
-
-def has_nonnegative_payments(
-    group: str, payment: float, searched: int, tol: float, expected: bool | None = True
-) -> Finding:
-    """Proposition 4.4 for one group: the smallest payment seen is at least ``-tol``."""
-    return Finding(
-        check="nonnegative_payments",
-        group=group,
-        value=payment,
-        holds=payment >= -tol,
-        expected=expected,
-        statement=f"min payment >= -{_tol_text(tol)}",
-        detail=f"truthful profile and {searched} searched reports",
-    )
-
-
-def is_profitable_without_payment(group: GroupAudit, tol: float, expected: bool | None = None) -> Finding:
-    """Theorems 4.2 / 4.3: the search under payment ``none`` finds a gain above ``tol``."""
-    result, pred = group.no_payment, group.prediction
-    at_size = result.best_at_true_size
-    verdict = f"Theorem {pred.theorem} predicts a gain ({pred.reason})" if pred.predicted else pred.reason
-    return Finding(
-        check="no_payment",
-        group=group.name,
-        value=result.best.gain,
-        holds=result.best.gain > tol,
-        expected=expected,
-        statement=f"gain > {_tol_text(tol)}",
-        detail=f"{verdict}; best at the true size {at_size.gain:+.3g}",
-    )
-
-
-def payment_gap(group: str, payment: float, exact: float, tol: float) -> Finding:
-    """How far a payment that approximates eq. (1) (section 4.4) is from ``p^AFF`` at the
-    truthful profile; reported, not required. By Theorem 4.11 a DSIC, non-negative payment is
-    at least ``p^AFF``; Corollary 4.13 says it must come close to it somewhere."""
-    gap = payment - exact
-    return Finding(
-        check="payment_gap",
-        group=group,
-        value=gap,
-        holds=abs(gap) <= tol,
-        expected=None,
-        statement=f"|p - p^AFF| <= {_tol_text(tol)}",
-        detail=f"p = {payment:.6g}, p^AFF = {exact:.6g} at the truthful profile",
-    )
-
-
-def is_approximately_dsic(group: GroupAudit, tol: float) -> Finding | None:
-    """Theorem 4.12: the measured expected gain under noise is at most ``2 w_i eps + tol``."""
-    noisy = group.noisy
-    if noisy is None:
-        return None
-    return Finding(
-        check="noisy_dsic",
-        group=group.name,
-        value=noisy.gain,
-        holds=noisy.gain <= noisy.bound + tol,
-        expected=True,
-        statement=f"E[gain] <= 2 w_i eps = {noisy.bound:.3g} (+{_tol_text(tol)})",
-        detail=f"eps {noisy.eps:g}, {noisy.samples} samples, stderr {noisy.stderr:.2g}, "
-        f"max per-sample gain {noisy.max_sample_gain:+.3g}",
-    )
-
-
-_QUANTITY_ATTR = {
-    "utility": "utilities",
-    "valuation": "valuations",
-    "group_valuation": "group_valuations",
-    "payment": "payments",
-}
-
-
-def range_findings(game: Game, solution: GameSolution, tol: float) -> list[Finding]:
-    """The value ranges of ``expect:`` on the profile it names (``truthful`` or ``reported``)."""
-    expect = game.expect
-    if expect is None:
-        return []
-    out: list[Finding] = []
-    profile = solution.truthful if expect.profile == "truthful" else solution.reported
-    for quantity, bounds in expect.ranges.items():
-        for group, (lo, hi) in bounds.items():
-            if group:
-                value = float(getattr(profile, _QUANTITY_ATTR[quantity])[game.group_names.index(group)])
-            else:
-                value = float(getattr(profile, quantity))
-            out.append(
-                Finding(
-                    check="expect",
-                    group=group,
-                    value=value,
-                    holds=bool(lo - tol <= value <= hi + tol),
-                    expected=True,
-                    statement=f"{quantity} in [{lo:g}, {hi:g}] (±{_tol_text(tol)})",
-                    detail=f"{expect.profile} profile",
-                    quantity=quantity,
-                )
-            )
-    return out
-
-
-#: expect: key -> (check, the value it must take for a game-level "some group" finding,
-#: what the finding asks, whether the worst group has the largest value).
-_EXISTENTIAL: dict[str, tuple[str, bool, str, bool]] = {
-    "dsic": ("dsic", False, "some group has a profitable misreport", True),
-    "ir": ("ir", False, "some group has a negative truthful utility", False),
-    "nonnegative_payments": ("nonnegative_payments", False, "some group pays less than 0", False),
-    "profitable_without_payment": ("no_payment", True, "some group gains without payment", True),
-}
-
-
-def existential_findings(game: Game, per_group: dict[str, list[Finding]]) -> list[Finding]:
-    """Game-level findings for ``dsic: false``, ``ir: false``, ``nonnegative_payments: false``
-    and ``profitable_without_payment: true``: some group must show it."""
-    expect = game.expect
-    if expect is None:
-        return []
-    out: list[Finding] = []
-    for key, (check, trigger, question, largest) in _EXISTENTIAL.items():
-        if getattr(expect, key) is not trigger or not per_group.get(check):
-            continue
-        findings = per_group[check]
-        # the per-group property is "DSIC holds" etc.; for no_payment it is "profitable"
-        hits = (
-            [f for f in findings if f.holds]
-            if check == "no_payment"
-            else [f for f in findings if not f.holds]
-        )
-        worst = max(findings, key=lambda f: f.value if largest else -f.value)
-        out.append(
-            Finding(
-                check="expect",
-                group="",
-                value=worst.value,
-                holds=bool(hits),
-                expected=True,
-                statement=f"{key}: {str(trigger).lower()} ({question})",
-                detail=f"shown by {', '.join(f.group for f in hits)}" if hits else "shown by no group",
-                quantity=key,
-            )
-        )
-    return out
-
-
 def audit_game(
     game: Game, options: AuditOptions, seed: int = 0, groups: Sequence[GroupAudit] | None = None
 ) -> GameAudit:
@@ -634,207 +424,6 @@ def _health(game: Game, solution: GameSolution, groups: Sequence[GroupAudit]) ->
     return Health(max_kkt_residual=float(max(residuals)), stalled=int(stalled))
 
 
-# --------------------------------------------------------------------------------------------
-# Many games, in parallel
-# --------------------------------------------------------------------------------------------
-
-
 def audit_groups(game: Game, indices: Sequence[int], options: AuditOptions, seed: int) -> list[GroupAudit]:
     """:func:`audit_group` for several groups of one game: one task of :func:`run_audits`."""
     return [audit_group(game, i, options, group_seed(seed, game.source, game.name, i)) for i in indices]
-
-
-def _chunks(n_groups: int, parallelism: int) -> list[tuple[int, ...]]:
-    """Split a game's groups into at most ``4 x parallelism`` consecutive tasks.
-
-    A task ships the whole game to its worker, so a large game is cut into a few tasks
-    rather than one per group; every group keeps its own seed, so the cut changes nothing
-    in the result.
-    """
-    size = max(1, math.ceil(n_groups / (4 * max(1, parallelism))))
-    return [tuple(range(start, min(n_groups, start + size))) for start in range(0, n_groups, size)]
-
-
-class TimeLimitExceeded(Exception):
-    """A file's audit ran past its time limit (:func:`time_limit`)."""
-
-
-@contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`TimeLimitExceeded` in the block once it has run ``seconds`` (``None``: no limit).
-
-    A real-time alarm (``SIGALRM``): it interrupts Python code between two operations, so a
-    block stops within one numpy call of the limit. Where no alarm can be set (not the main
-    thread, as in a dask worker; no ``setitimer``) the block runs without a limit.
-    """
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if seconds is None or not usable:
-        yield
-        return
-
-    def expire(signum: int, frame: Any) -> None:
-        raise TimeLimitExceeded(f"stopped after the time limit of {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def failure_message(exc: BaseException) -> str:
-    """What went wrong in one file's audit, in one line (the exception's type and first line)."""
-    if isinstance(exc, TimeLimitExceeded):
-        return str(exc)
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"internal error: {type(exc).__name__}{': ' + first[:200] if first else ''}"
-
-
-@dataclass(frozen=True)
-class _TaskFailure:
-    """A task of :func:`run_audits` that raised or ran out of time (isolated runs only)."""
-
-    message: str
-
-
-def _isolated_groups(
-    game: Game, indices: Sequence[int], options: AuditOptions, seed: int, limit: float | None
-) -> list[GroupAudit] | _TaskFailure:
-    """:func:`audit_groups` under ``limit``; any exception becomes the file's failure."""
-    try:
-        with time_limit(limit):
-            return audit_groups(game, indices, options, seed)
-    except Exception as exc:  # one file's failure, whatever it is, must not stop the others
-        return _TaskFailure(failure_message(exc))
-
-
-def run_audits(
-    games: Sequence[Game],
-    options: AuditOptions,
-    *,
-    seed: int = 0,
-    workers: int = 1,
-    dask_client: Any | None = None,
-    on_task_done: Callable[[], None] | None = None,
-    on_failure: Callable[[int, str], None] | None = None,
-    time_limit_s: float | None = None,
-) -> list[GameAudit]:
-    """Audit many games; the per-group work runs in parallel.
-
-    Parameters
-    ----------
-    games : the games, in output order; options : see :class:`AuditOptions`.
-    seed : the seed every group's seed comes from (:func:`group_seed`).
-    workers : joblib processes; 1 runs in this process.
-    dask_client : a connected ``dask.distributed.Client``: the work then runs on its cluster
-        through joblib's dask backend (``workers`` is ignored). The caller connects and
-        closes it.
-    on_task_done : called once per group when its work is done, in order (a progress bar).
-    on_failure : isolate the games from each other: a game whose work raises (any exception)
-        or runs past ``time_limit_s`` is left out of the result and reported as
-        ``on_failure(index of the game, message)``; the others are audited as usual. Without
-        it, an exception propagates.
-    time_limit_s : with ``on_failure``, the most seconds one task of a game may run (a chunk
-        of its groups in one process, and the game's final assembly; :func:`time_limit`).
-
-    Returns
-    -------
-    list of GameAudit, one per game (that did not fail), in order. The result is the same for
-    every ``workers`` and backend: each group has its own seed and results are assembled in order.
-    """
-    per_game: list[list[GroupAudit]] = [[] for _ in games]
-    failed: dict[int, str] = {}
-    limit = time_limit_s if on_failure is not None else None
-
-    def work(g: int, chunk: Sequence[int]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        if on_failure is None:
-            return audit_groups, (games[g], chunk, options, seed)
-        return _isolated_groups, (games[g], chunk, options, seed, limit)
-
-    def collect(g: int, chunk: Sequence[int], done: list[GroupAudit] | _TaskFailure) -> None:
-        if isinstance(done, _TaskFailure):
-            failed.setdefault(g, done.message)
-        else:
-            per_game[g].extend(done)
-        for _ in chunk:
-            if on_task_done:
-                on_task_done()
-
-    client = dask_client
-    if client is None and workers == 1:
-        for g, game in enumerate(games):
-            for i in range(game.n_groups):
-                call, args = work(g, (i,))
-                collect(g, (i,), call(*args))
-    else:
-        from joblib import Parallel, delayed, parallel_config
-
-        parallelism = workers if client is None else max(1, sum(client.nthreads().values()))
-        tasks = [(g, chunk) for g, game in enumerate(games) for chunk in _chunks(game.n_groups, parallelism)]
-        calls = (delayed(call)(*args) for call, args in (work(g, chunk) for g, chunk in tasks))
-        if client is None:
-            run = Parallel(n_jobs=workers, return_as="generator")
-            for (g, chunk), done in zip(tasks, run(calls), strict=True):
-                collect(g, chunk, done)
-        else:
-            with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
-                run = Parallel(n_jobs=-1, return_as="generator")
-                for (g, chunk), done in zip(tasks, run(calls), strict=True):
-                    collect(g, chunk, done)
-    audits: list[GameAudit] = []
-    with threadpool_limits(limits=1, user_api="blas"):
-        for g, game in enumerate(games):
-            if g in failed:
-                continue
-            if on_failure is None:
-                audits.append(audit_game(game, options, seed, per_game[g]))
-                continue
-            try:
-                with time_limit(limit):
-                    audits.append(audit_game(game, options, seed, per_game[g]))
-            except Exception as exc:  # as in _isolated_groups
-                failed[g] = failure_message(exc)
-    if on_failure is not None:
-        for g in sorted(failed):
-            on_failure(g, failed[g])
-    return audits
-
-
-@dataclass(frozen=True)
-class AuditSummary:
-    """Counts over an audit run, and its exit code (0 clean, 1 violations, 2 invalid input).
-
-    Attributes
-    ----------
-    games, groups : games and groups audited; invalid : files that could not be loaded.
-    passed, failed : findings that passed and failed.
-    failed_games : games with at least one failed finding.
-    """
-
-    games: int
-    groups: int
-    invalid: int
-    passed: int
-    failed: int
-    failed_games: int
-
-    @property
-    def exit_code(self) -> int:
-        if self.invalid:
-            return 2
-        return 1 if self.failed else 0
-
-
-def summarise(audits: Sequence[GameAudit], invalid: int = 0) -> AuditSummary:
-    """Count the findings of ``audits``; ``invalid`` is the number of files that failed to load."""
-    findings = [f for a in audits for f in a.findings]
-    return AuditSummary(
-        games=len(audits),
-        groups=sum(a.game.n_groups for a in audits),
-        invalid=invalid,
-        passed=sum(f.passed for f in findings),
-        failed=sum(not f.passed for f in findings),
-        failed_games=sum(not a.passed for a in audits),
-    )

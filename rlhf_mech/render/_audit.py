@@ -38,20 +38,10 @@ AUDIT_SCHEMA_VERSION = 2
 JSON_VECTOR_LIMIT = 1000
 _TABLE_VECTOR_LIMIT = 6
 
-#: Table column per check: header and the name of the figure.
-_COLUMNS: dict[str, str] = {
-    "dsic": "DSIC\nmax gain",
-    "ir": "IR\nutility",
-    "nonnegative_payments": "p >= 0\nmin p",
-    "no_payment": "no payment\nmax gain",
-    "noisy_dsic": "noise\nE gain",
-    "payment_gap": "p - p^AFF",
-    "expect": "expect",
-}
-
-
 #: The rule of a file that could not be loaded (beside the checks of :data:`CHECKS`).
 INVALID_FILE = "invalid_file"
+#: What a CI report says of it (the checks' own records say it of theirs).
+_INVALID_FILE_HELP = "The game file cannot be loaded: it is not a valid game file."
 
 
 @dataclass(frozen=True)
@@ -106,7 +96,7 @@ def finding_line(game: Game, finding: Finding) -> int | None:
 def finding_message(finding: Finding) -> str:
     """A failed finding in one line: group, check, figure, the property it fails, detail."""
     where = f"{finding.group}: " if finding.group else ""
-    text = f"{where}{CHECKS[finding.check]}: {fmt_figure(finding.value)} fails {finding.statement}"
+    text = f"{where}{CHECKS[finding.check].title}: {fmt_figure(finding.value)} fails {finding.statement}"
     return text + (f" ({finding.detail})" if finding.detail else "")
 
 
@@ -162,7 +152,7 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
     """One row per file and group, one column per check with its figure (✓ pass, ✗ fail,
     · reported but not required); a ``(game)`` row for the game-level ``expect:`` findings.
     File and group names are never cut or folded (the caller widens the console to fit)."""
-    checks = [c for c in _COLUMNS if any(f.check == c for a in audits for f in a.findings)]
+    checks = [c for c in CHECKS if any(f.check == c for a in audits for f in a.findings)]
     table = Table(
         title=annotation("rlhf-mech audit"),
         title_justify="left",
@@ -173,7 +163,7 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
     table.add_column("file", no_wrap=True)
     table.add_column("group", no_wrap=True)
     for check in checks:
-        table.add_column(_COLUMNS[check], justify="right" if check != "expect" else "left", no_wrap=True)
+        table.add_column(CHECKS[check].column, justify="right" if check != "expect" else "left", no_wrap=True)
     for audit in audits:
         names = [*audit.game.group_names, ""]
         for k, name in enumerate(names):
@@ -512,7 +502,9 @@ def to_github(run: AuditRun) -> str:
     :class:`Problem` (at the violated ``expect:`` entry or the group), then the summary."""
     lines = []
     for problem in problems(run.audits, run.invalid):
-        title = "rlhf-mech: " + (CHECKS.get(problem.rule) or "invalid game file")
+        title = "rlhf-mech: " + (
+            CHECKS[problem.rule].title if problem.rule in CHECKS else "invalid game file"
+        )
         where = f"file={_escape_property(problem.source)}"
         if problem.line is not None:
             where += f",line={problem.line}"
@@ -526,18 +518,6 @@ def to_github(run: AuditRun) -> str:
 # --------------------------------------------------------------------------------------------
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-#: Rule id -> (short description, the help text) of the SARIF rules.
-_RULE_HELP: dict[str, str] = {
-    "dsic": "A group gains by misreporting (Definition 3.2): the payment rule is not truthful here.",
-    "ir": "A group's truthful utility is negative (Definition 3.3).",
-    "nonnegative_payments": "A payment is negative (Proposition 4.4 requires p >= 0).",
-    "no_payment": "The gain without payment differs from what the file expects (Theorems 4.2, 4.3).",
-    "noisy_dsic": "The expected gain under noisy reward models exceeds 2 w_i eps (Theorem 4.12).",
-    "payment_gap": "The payment differs from the exact p^AFF by more than the file allows "
-    "(Theorem 4.11, Corollary 4.13).",
-    "expect": "A value or verdict differs from the file's expect: block.",
-    INVALID_FILE: "The game file cannot be loaded: it is not a valid game file.",
-}
 
 
 def _artifact_uri(source: str) -> str:
@@ -554,15 +534,17 @@ def to_sarif(run: AuditRun) -> dict[str, Any]:
     from rlhf_mech import __version__ as version
 
     rule_ids = [*CHECKS, INVALID_FILE]
+    described = [(c.name, c.title, c.violation) for c in CHECKS.values()]
+    described.append((INVALID_FILE, "invalid game file", _INVALID_FILE_HELP))
     rules = [
         {
             "id": rule,
             "name": rule,
-            "shortDescription": {"text": CHECKS.get(rule, "invalid game file")},
-            "fullDescription": {"text": _RULE_HELP[rule]},
+            "shortDescription": {"text": title},
+            "fullDescription": {"text": violation},
             "defaultConfiguration": {"level": "error"},
         }
-        for rule in rule_ids
+        for rule, title, violation in described
     ]
     results = []
     for problem in problems(run.audits, run.invalid):

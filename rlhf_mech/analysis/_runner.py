@@ -1,0 +1,218 @@
+r"""Many audits in parallel: the per-group work of every game as joblib (or dask) tasks.
+
+:func:`run_audits` spreads the per-group work over joblib processes (or a dask cluster whose
+client the caller connects) with a seed per task, so that the result does not depend on the
+number of workers; one game's failure (an exception, its time limit) never stops the others.
+:func:`summarise` counts the findings into an exit code.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from rlhf_mech.analysis._audit import AuditOptions, GameAudit, GroupAudit, audit_game, audit_groups
+from rlhf_mech.core import Game
+
+
+def _chunks(n_groups: int, parallelism: int) -> list[tuple[int, ...]]:
+    """Split a game's groups into at most ``4 x parallelism`` consecutive tasks.
+
+    A task ships the whole game to its worker, so a large game is cut into a few tasks
+    rather than one per group; every group keeps its own seed, so the cut changes nothing
+    in the result.
+    """
+    size = max(1, math.ceil(n_groups / (4 * max(1, parallelism))))
+    return [tuple(range(start, min(n_groups, start + size))) for start in range(0, n_groups, size)]
+
+
+class TimeLimitExceeded(Exception):
+    """A file's audit ran past its time limit (:func:`time_limit`)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TimeLimitExceeded` in the block once it has run ``seconds`` (``None``: no limit).
+
+    A real-time alarm (``SIGALRM``): it interrupts Python code between two operations, so a
+    block stops within one numpy call of the limit. Where no alarm can be set (not the main
+    thread, as in a dask worker; no ``setitimer``) the block runs without a limit.
+    """
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if seconds is None or not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeLimitExceeded(f"stopped after the time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def failure_message(exc: BaseException) -> str:
+    """What went wrong in one file's audit, in one line (the exception's type and first line)."""
+    if isinstance(exc, TimeLimitExceeded):
+        return str(exc)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"internal error: {type(exc).__name__}{': ' + first[:200] if first else ''}"
+
+
+@dataclass(frozen=True)
+class _TaskFailure:
+    """A task of :func:`run_audits` that raised or ran out of time (isolated runs only)."""
+
+    message: str
+
+
+def _isolated_groups(
+    game: Game, indices: Sequence[int], options: AuditOptions, seed: int, limit: float | None
+) -> list[GroupAudit] | _TaskFailure:
+    """:func:`audit_groups` under ``limit``; any exception becomes the file's failure."""
+    try:
+        with time_limit(limit):
+            return audit_groups(game, indices, options, seed)
+    except Exception as exc:  # one file's failure, whatever it is, must not stop the others
+        return _TaskFailure(failure_message(exc))
+
+
+def run_audits(
+    games: Sequence[Game],
+    options: AuditOptions,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    dask_client: Any | None = None,
+    on_task_done: Callable[[], None] | None = None,
+    on_failure: Callable[[int, str], None] | None = None,
+    time_limit_s: float | None = None,
+) -> list[GameAudit]:
+    """Audit many games; the per-group work runs in parallel.
+
+    Parameters
+    ----------
+    games : the games, in output order; options : see :class:`AuditOptions`.
+    seed : the seed every group's seed comes from (:func:`group_seed`).
+    workers : joblib processes; 1 runs in this process.
+    dask_client : a connected ``dask.distributed.Client``: the work then runs on its cluster
+        through joblib's dask backend (``workers`` is ignored). The caller connects and
+        closes it.
+    on_task_done : called once per group when its work is done, in order (a progress bar).
+    on_failure : isolate the games from each other: a game whose work raises (any exception)
+        or runs past ``time_limit_s`` is left out of the result and reported as
+        ``on_failure(index of the game, message)``; the others are audited as usual. Without
+        it, an exception propagates.
+    time_limit_s : with ``on_failure``, the most seconds one task of a game may run (a chunk
+        of its groups in one process, and the game's final assembly; :func:`time_limit`).
+
+    Returns
+    -------
+    list of GameAudit, one per game (that did not fail), in order. The result is the same for
+    every ``workers`` and backend: each group has its own seed and results are assembled in order.
+    """
+    per_game: list[list[GroupAudit]] = [[] for _ in games]
+    failed: dict[int, str] = {}
+    limit = time_limit_s if on_failure is not None else None
+
+    def work(g: int, chunk: Sequence[int]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        if on_failure is None:
+            return audit_groups, (games[g], chunk, options, seed)
+        return _isolated_groups, (games[g], chunk, options, seed, limit)
+
+    def collect(g: int, chunk: Sequence[int], done: list[GroupAudit] | _TaskFailure) -> None:
+        if isinstance(done, _TaskFailure):
+            failed.setdefault(g, done.message)
+        else:
+            per_game[g].extend(done)
+        for _ in chunk:
+            if on_task_done:
+                on_task_done()
+
+    client = dask_client
+    if client is None and workers == 1:
+        for g, game in enumerate(games):
+            for i in range(game.n_groups):
+                call, args = work(g, (i,))
+                collect(g, (i,), call(*args))
+    else:
+        from joblib import Parallel, delayed, parallel_config
+
+        parallelism = workers if client is None else max(1, sum(client.nthreads().values()))
+        tasks = [(g, chunk) for g, game in enumerate(games) for chunk in _chunks(game.n_groups, parallelism)]
+        calls = (delayed(call)(*args) for call, args in (work(g, chunk) for g, chunk in tasks))
+        if client is None:
+            run = Parallel(n_jobs=workers, return_as="generator")
+            for (g, chunk), done in zip(tasks, run(calls), strict=True):
+                collect(g, chunk, done)
+        else:
+            with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
+                run = Parallel(n_jobs=-1, return_as="generator")
+                for (g, chunk), done in zip(tasks, run(calls), strict=True):
+                    collect(g, chunk, done)
+    audits: list[GameAudit] = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for g, game in enumerate(games):
+            if g in failed:
+                continue
+            if on_failure is None:
+                audits.append(audit_game(game, options, seed, per_game[g]))
+                continue
+            try:
+                with time_limit(limit):
+                    audits.append(audit_game(game, options, seed, per_game[g]))
+            except Exception as exc:  # as in _isolated_groups
+                failed[g] = failure_message(exc)
+    if on_failure is not None:
+        for g in sorted(failed):
+            on_failure(g, failed[g])
+    return audits
+
+
+@dataclass(frozen=True)
+class AuditSummary:
+    """Counts over an audit run, and its exit code (0 clean, 1 violations, 2 invalid input).
+
+    Attributes
+    ----------
+    games, groups : games and groups audited; invalid : files that could not be loaded.
+    passed, failed : findings that passed and failed.
+    failed_games : games with at least one failed finding.
+    """
+
+    games: int
+    groups: int
+    invalid: int
+    passed: int
+    failed: int
+    failed_games: int
+
+    @property
+    def exit_code(self) -> int:
+        if self.invalid:
+            return 2
+        return 1 if self.failed else 0
+
+
+def summarise(audits: Sequence[GameAudit], invalid: int = 0) -> AuditSummary:
+    """Count the findings of ``audits``; ``invalid`` is the number of files that failed to load."""
+    findings = [f for a in audits for f in a.findings]
+    return AuditSummary(
+        games=len(audits),
+        groups=sum(a.game.n_groups for a in audits),
+        invalid=invalid,
+        passed=sum(f.passed for f in findings),
+        failed=sum(not f.passed for f in findings),
+        failed_games=sum(not a.passed for a in audits),
+    )
