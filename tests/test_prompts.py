@@ -429,12 +429,22 @@ def test_a_prompt_with_terminal_escapes_is_shown_escaped(tmp_path: Path) -> None
     assert "\x1b" not in result.stdout and "Tell me \\x1b[31ma joke" in result.stdout
 
 
-def test_audit_checks_a_game_of_many_prompts_prompt_by_prompt(tmp_path: Path) -> None:
+def test_audit_checks_a_game_of_many_prompts_whole(tmp_path: Path) -> None:
+    """One audit of the whole game: each group's best joint misreport over every prompt, whose
+    gain is the weighted sum of its prompts' gains (issue 22), and those gains per prompt."""
     path = _write(tmp_path, EXAMPLE)
     result = runner.invoke(app, ["audit", str(path), "--format", "json", "--budget", "40"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert [g["part"] for g in data["games"]] == ["prompt 0", "prompt 1"]
-    assert all(g["passed"] for g in data["games"])
+    assert [g["part"] for g in data["games"]] == [""] and data["games"][0]["passed"]
+    assert data["summary"]["games"] == 1
+    for group in data["games"][0]["groups"]:
+        for search in (group["dsic"], group["no_payment"]):
+            prompts = search["prompts"]
+            whole = float(np.dot(prompts["weights"], prompts["whole"]))
+            true_size = float(np.dot(prompts["weights"], prompts["at_true_size"]))
+            assert search["max_gain"] == pytest.approx(max(whole, true_size), abs=1e-12)
+            assert search["best_misreport"]["gain"] == search["max_gain"]
+        assert group["no_payment"]["max_gain"] > 0.01 and group["dsic"]["max_gain"] <= 1e-9
     text = runner.invoke(app, ["audit", str(path), "--budget", "40"]).stdout
-    assert f"{path} [prompt 1]" in text
+    assert "[prompt" not in text and str(path) in text

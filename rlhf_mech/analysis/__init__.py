@@ -15,7 +15,6 @@ from rlhf_mech.analysis._audit import (
     audit_game,
     audit_group,
     audit_groups,
-    audited_games,
     group_seed,
 )
 from rlhf_mech.analysis._checks import (
@@ -58,11 +57,13 @@ from rlhf_mech.analysis._objective import (
     SEARCH_CONVERGED,
     SEARCH_STATUS_MESSAGES,
     Misreport,
+    PromptGains,
     ReportObjective,
     SearchResult,
     group_objective,
 )
 from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
+from rlhf_mech.analysis._prompt_search import search_prompts
 from rlhf_mech.analysis._runner import (
     AuditSummary,
     TimeLimitExceeded,
@@ -135,6 +136,7 @@ __all__ = [
     "NoisyResult",
     "OthersSpec",
     "Prediction",
+    "PromptGains",
     "ReportObjective",
     "ReportSpace",
     "SearchResult",
@@ -144,7 +146,6 @@ __all__ = [
     "audit_game",
     "audit_group",
     "audit_groups",
-    "audited_games",
     "evaluations_for",
     "existential_findings",
     "explicit_misreports",
@@ -175,6 +176,7 @@ __all__ = [
     "rochet_payments",
     "run_audits",
     "search_misreports",
+    "search_prompts",
     "shortest_paths",
     "size_bound",
     "size_misreports",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +49,20 @@ from rlhf_mech.analysis._checks import (
 from rlhf_mech.analysis._noisy import NoisyResult, Prediction, noisy_search, predict_no_payment_gain
 from rlhf_mech.analysis._objective import SearchResult
 from rlhf_mech.analysis._others import OthersSpec, others_profiles
+from rlhf_mech.analysis._prompt_search import search_prompts
 from rlhf_mech.analysis._search import evaluations_for, search_misreports
 from rlhf_mech.analysis._space import ReportSpace, size_bound
-from rlhf_mech.core import AFFINE_MAXIMIZER, NONE, Game, GameSolution, Profile, PromptGame, outcome, solve
+from rlhf_mech.core import (
+    AFFINE_MAXIMIZER,
+    NONE,
+    Game,
+    GameSolution,
+    Profile,
+    PromptGame,
+    PromptSolution,
+    outcome,
+    solve,
+)
 
 Array = np.ndarray
 
@@ -146,10 +157,14 @@ class Health:
         misreports (each replayed as a profile).
     stalled : solves that did not converge: the searches' evaluations (left out of their
         results) plus the profiles and replays.
+    replay_error : for a game of many prompts, the largest difference between a best joint
+        misreport's gain replayed through the whole game and the sum of its prompts' gains
+        (rounding: ~1e-15); 0 for a game of one prompt.
     """
 
     max_kkt_residual: float
     stalled: int
+    replay_error: float = 0.0
 
     @property
     def healthy(self) -> bool:
@@ -162,7 +177,7 @@ class GameAudit:
 
     Attributes
     ----------
-    game : the game audited.
+    game : the game audited (of one prompt, or of many: one whole-game audit).
     options : the options used; seed : the seed the per-group seeds came from.
     size_bound : ``W``, the largest size searched; size_bound_source : where it came from.
     reward_bound : ``R`` for ``none``-normalised games, the largest total preference weight
@@ -174,7 +189,7 @@ class GameAudit:
     health : the numerical health of what the audit reports (:class:`Health`).
     """
 
-    game: Game
+    game: Game | PromptGame
     options: AuditOptions
     seed: int
     size_bound: float
@@ -208,36 +223,6 @@ class GameAudit:
 # --------------------------------------------------------------------------------------------
 
 
-def audited_games(game: Game | PromptGame) -> tuple[Game, ...]:
-    """The games an audit checks for a loaded game: the game itself, or, for a game of many
-    prompts, each prompt's game.
-
-    A game of many prompts under a separable rule (:mod:`rlhf_mech.core._prompts`) has a
-    utility ``u_i = sum_x q_x u_{i,x}`` whose every term depends on the group's report on
-    prompt ``x`` and on its one reported size. So it is DSIC, IR and charges ``p >= 0``
-    wherever every prompt's game is (each checked with the size free, as in any game); and a
-    profitable misreport on one prompt at the true size, truthful on the others, gains
-    ``q_x`` times as much in the whole game. Each prompt's game carries a note saying so.
-    """
-    if not isinstance(game, PromptGame):
-        return (game,)
-    P = game.n_prompts
-    return tuple(
-        replace(
-            g,
-            lines=game.lines,
-            digest=game.digest,
-            notes=(
-                *game.notes,
-                f"prompt {x} of {P} (weight {game.weights[x]:.6g}) of a game of many prompts, audited "
-                "prompt by prompt: the whole game is DSIC, IR and pays >= 0 where every prompt is; a "
-                "gain at the true size here is a gain of weight x gain in the whole game",
-            ),
-        )
-        for x, g in enumerate(game.games)
-    )
-
-
 def group_seed(seed: int, source: str | None, name: str, i: int) -> np.random.SeedSequence:
     """The seed of group ``i``'s task: ``SeedSequence(seed)`` spawned by a key of the game's
     file name (its base name, or the game's name) and then by the group's index.
@@ -250,7 +235,9 @@ def group_seed(seed: int, source: str | None, name: str, i: int) -> np.random.Se
     return file_seq.spawn(i + 1)[i]
 
 
-def audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.SeedSequence) -> GroupAudit:
+def audit_group(
+    game: Game | PromptGame, i: int, options: AuditOptions, seed: np.random.SeedSequence
+) -> GroupAudit:
     """All searches of group ``i``: one task of :func:`run_audits` (pure, deterministic in ``seed``).
 
     Each search gets :func:`evaluations_for` ``(options.budget, m)`` report evaluations.
@@ -258,7 +245,35 @@ def audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.SeedS
     in another order, and the figures must not depend on how many workers share the CPUs.
     """
     with threadpool_limits(limits=1, user_api="blas"):
+        if isinstance(game, PromptGame):
+            return _audit_prompts_group(game, i, options, seed)
         return _audit_group(game, i, options, seed)
+
+
+def _audit_prompts_group(
+    game: PromptGame, i: int, options: AuditOptions, seed: np.random.SeedSequence
+) -> GroupAudit:
+    """Group ``i`` of a game of many prompts: the best joint misreport over every prompt, under
+    the game's payment rule and without payment (:func:`~rlhf_mech.analysis.search_prompts`).
+    The others report as in the file; the noise check and the theorems' prediction are about
+    one prompt, and are not made."""
+    dsic_seed, none_seed = seed.spawn(2)
+    rule = game.mechanism.payment_rule
+    budget = evaluations_for(options.budget, int(game.outcome_counts.max()))
+    dsic = search_prompts(game, i, rule, budget, np.random.default_rng(dsic_seed))
+    no_payment = dsic
+    if rule.charges:
+        no_payment = search_prompts(game, i, NONE, budget, np.random.default_rng(none_seed))
+    reason = "Theorems 4.2 and B.2 are about one prompt: see each prompt's gain"
+    return GroupAudit(
+        index=i,
+        name=game.group_names[i],
+        size=float(game.truth.sizes[i]),
+        dsic=dsic,
+        no_payment=no_payment,
+        noisy=None,
+        prediction=Prediction(False, "", reason),
+    )
 
 
 def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.SeedSequence) -> GroupAudit:
@@ -307,7 +322,10 @@ def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.Seed
 
 
 def audit_game(
-    game: Game, options: AuditOptions, seed: int = 0, groups: Sequence[GroupAudit] | None = None
+    game: Game | PromptGame,
+    options: AuditOptions,
+    seed: int = 0,
+    groups: Sequence[GroupAudit] | None = None,
 ) -> GameAudit:
     """Audit one game: every group's searches (or the ``groups`` given) and every check.
 
@@ -373,7 +391,7 @@ def audit_game(
     findings.extend(f for f in ranges if not f.group)
     findings.extend(existential_findings(game, per_group))
 
-    health = _health(game, solution, groups)
+    health = _health(game, solution, groups) if isinstance(game, Game) else _prompts_health(solution, groups)
     bound, source = size_bound(game)
     notes: list[str] = []
     if game.max_size is None:
@@ -382,9 +400,14 @@ def audit_game(
         notes.append(
             f"best responses searched against {options.others.label} profile(s) of the others' reports"
         )
-    space = ReportSpace.of(game)
+    space = ReportSpace.of(game if isinstance(game, Game) else game.game(0))
     if space.note:
         notes.append(space.note)
+    if health.replay_error > tol:
+        notes.append(
+            f"a best joint misreport replayed through the whole game gains {health.replay_error:.3g} more or "
+            "less than its prompts' gains add up to"
+        )
     profiles = {"truthful": truthful, "reported": solution.reported}
     for label, profile in profiles.items():
         if not profile.converged and (label == "truthful" or profile is not truthful):
@@ -403,6 +426,29 @@ def audit_game(
         notes=tuple(notes),
         health=health,
     )
+
+
+def _prompts_health(solution: PromptSolution, groups: Sequence[GroupAudit]) -> Health:
+    """:class:`Health` of a game of many prompts: the profiles' residuals, and every group's
+    best joint misreports replayed through the whole game (the others as in the file), whose
+    gains must be what the prompts' gains add up to (:attr:`Health.replay_error`)."""
+    game = solution.game
+    residuals = [solution.truthful.kkt_residual, solution.reported.kkt_residual]
+    stalled = sum(
+        not o.converged for o in {id(o): o for o in (solution.truthful, solution.reported)}.values()
+    )
+    error = 0.0
+    for g in groups:
+        i = g.index
+        stalled += g.dsic.stalled + (g.no_payment.stalled if g.no_payment is not g.dsic else 0)
+        rule = g.dsic.payment_rule
+        base = game.with_report(i, game.truth.rewards[i], g.size).solve(rule).reported
+        for report in (g.dsic.best, g.dsic.best_at_true_size):
+            replay = game.with_report(i, report.reward, report.size).solve(rule).reported
+            residuals.append(replay.kkt_residual)
+            stalled += not replay.converged
+            error = max(error, abs(float(replay.utilities[i] - base.utilities[i]) - report.gain))
+    return Health(max_kkt_residual=float(max(residuals)), stalled=int(stalled), replay_error=error)
 
 
 def _health(game: Game, solution: GameSolution, groups: Sequence[GroupAudit]) -> Health:
@@ -424,6 +470,8 @@ def _health(game: Game, solution: GameSolution, groups: Sequence[GroupAudit]) ->
     return Health(max_kkt_residual=float(max(residuals)), stalled=int(stalled))
 
 
-def audit_groups(game: Game, indices: Sequence[int], options: AuditOptions, seed: int) -> list[GroupAudit]:
+def audit_groups(
+    game: Game | PromptGame, indices: Sequence[int], options: AuditOptions, seed: int
+) -> list[GroupAudit]:
     """:func:`audit_group` for several groups of one game: one task of :func:`run_audits`."""
     return [audit_group(game, i, options, group_seed(seed, game.source, game.name, i)) for i in indices]

@@ -67,6 +67,27 @@ class Misreport:
 
 
 @dataclass(frozen=True)
+class PromptGains:
+    """A group's best responses on each prompt (the terms of the whole game's gain).
+
+    Attributes
+    ----------
+    weights : (P,) the prompt weights ``q_x``.
+    whole : (P,) the best gain found on each prompt over every report (sizes up to ``W``).
+    at_true_size : (P,) the best at the true size (reward misreports only).
+    """
+
+    weights: Array
+    whole: Array
+    at_true_size: Array
+
+    @property
+    def largest_share(self) -> float:
+        """The largest single prompt's contribution ``q_x g_x`` to the whole game's gain."""
+        return float(np.max(self.weights * self.whole))
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """The best-response search of one group under one payment rule.
 
@@ -86,6 +107,8 @@ class SearchResult:
     stalled : evaluated reports whose solve did not converge (their gains are not trusted:
         they are left out of ``best``).
     exact : whether the gains are exact (the argmax rule), not lower bounds.
+    prompts : for a game of many prompts, each prompt's best gains (whose weighted sum the
+        whole game's are); ``None`` otherwise.
     """
 
     payment_rule: str
@@ -97,6 +120,7 @@ class SearchResult:
     priced: int = 0
     stalled: int = 0
     exact: bool = False
+    prompts: PromptGains | None = None
 
     @property
     def message(self) -> str:

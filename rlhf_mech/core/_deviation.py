@@ -120,6 +120,22 @@ class Deviation:
     def games(self) -> int:
         return int(self.own.shape[0])
 
+    def games_at(self, index: Array) -> Deviation:
+        """The same deviation in the games ``index`` only (e.g. the prompts whose searches
+        still run), each with its own ``pi_init`` where the games have their own."""
+        return Deviation(
+            mechanism=self.mechanism.rows(index),
+            group=self.group,
+            own=self.own[index],
+            size=self.size[index],
+            welfare=self.welfare[index],
+            others_scores=self.others_scores[index],
+            first=self.first[index],
+            first_status=self.first_status[index],
+            others_rewards=self.others_rewards[index],
+            others_sizes=self.others_sizes[index],
+        )
+
     def outcomes(
         self,
         rewards: Array,

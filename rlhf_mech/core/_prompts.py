@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.core._game import Game
+from rlhf_mech.core._game import Expectations, Game
 from rlhf_mech.core._mechanism import Mechanism, Profile
 from rlhf_mech.core._normalizations import Normalization
 from rlhf_mech.core._numerics import rows_per_chunk
@@ -96,6 +96,7 @@ class PromptGame:
     outcome_names : (T,) the outcomes' names, or ``None``: ``x0, x1, ...`` on every prompt.
     max_size : the public bound on sizes (``None`` when not stated).
     notes : what was changed on loading, for the output.
+    expect : the file's ``expect:`` block (about the whole game), or ``None``.
     source, digest, lines : as for :class:`~rlhf_mech.core.Game`.
     """
 
@@ -113,6 +114,7 @@ class PromptGame:
     outcome_names: tuple[str, ...] | None = None
     max_size: float | None = None
     notes: tuple[str, ...] = ()
+    expect: Expectations | None = None
     source: str | None = None
     digest: str | None = None
     lines: Mapping[str, int] = field(default_factory=dict)
@@ -214,6 +216,12 @@ class PromptGame:
     @property
     def n_groups(self) -> int:
         return len(self.group_names)
+
+    @property
+    def part(self) -> str:
+        """Which part of its file the game is: all of it (``""``; a prompt's :meth:`game` says
+        which prompt)."""
+        return ""
 
     @property
     def n_prompts(self) -> int:

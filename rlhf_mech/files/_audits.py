@@ -1,7 +1,7 @@
 """An audit of game files, from paths to results: what ``rlhf-mech audit`` runs.
 
 :func:`audit_files` expands the paths (files, directories, globs, ``-``), loads every game
-(a game of many prompts as its prompts' games, :func:`~rlhf_mech.analysis.audited_games`),
+(a game of many prompts is audited whole, its prompts' searches batched),
 audits them (:func:`~rlhf_mech.analysis.run_audits`) and writes the counterexamples asked
 for. A file that cannot be found, loaded or audited becomes an :class:`InvalidFile` and never
 stops the others. Nothing here prints: the result is an :class:`AuditRun` for the renderers.
@@ -21,7 +21,6 @@ from rlhf_mech.analysis import (
     AuditOptions,
     AuditSummary,
     GameAudit,
-    audited_games,
     failure_message,
     run_audits,
     summarise,
@@ -134,16 +133,16 @@ def load_games(
     allow_outside_refs: bool = False,
     limit: float | None = None,
     step: Step = lambda what: nullcontext(),
-) -> tuple[list[Game], list[InvalidFile]]:
+) -> tuple[list[Game | PromptGame], list[InvalidFile]]:
     """Every file that loads, as the games an audit checks, and the others as invalid: one
     file's problem (any exception, or loading past the time limit) never stops the others.
     ``step("load FILE")`` wraps each file's loading (``-v`` times it)."""
-    games: list[Game] = []
+    games: list[Game | PromptGame] = []
     invalid: list[InvalidFile] = []
     for path in paths:
         try:
             with step(f"load {path}"), time_limit(limit):
-                games.extend(audited_games(read_game(path, allow_outside_refs)))
+                games.append(read_game(path, allow_outside_refs))
         except RlhfMechError as exc:
             invalid.append(InvalidFile.from_error(str(path), exc))
         except Exception as exc:  # isolation, as in run_audits

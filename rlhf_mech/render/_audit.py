@@ -27,7 +27,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.analysis import CHECKS, AuditSummary, Finding, GameAudit, GroupAudit, Misreport, SearchResult
+from rlhf_mech.analysis import (
+    CHECKS,
+    AuditSummary,
+    Finding,
+    GameAudit,
+    GroupAudit,
+    Misreport,
+    PromptGains,
+    SearchResult,
+)
 from rlhf_mech.core import Game, Profile
 from rlhf_mech.files import AuditRun, InvalidFile
 from rlhf_mech.render._format import annotation, plural, rule_json
@@ -280,6 +289,7 @@ def _search_json(result: SearchResult) -> dict[str, Any]:
         "converged": result.converged,
         "status": result.status,
         "message": result.message,
+        **({} if result.prompts is None else {"prompts": _prompt_gains_json(result.prompts)}),
     }
 
 
@@ -340,6 +350,15 @@ def _group_json(audit: GameAudit, group: GroupAudit, saved: str | None) -> dict[
             "reward": [float(v) for v in noisy.reward] if noisy.reward.size <= JSON_VECTOR_LIMIT else None,
         },
         "counterexample": saved,
+    }
+
+
+def _prompt_gains_json(gains: PromptGains) -> dict[str, Any]:
+    return {
+        "description": "the best gain found on each prompt (the terms of the whole game's)",
+        "weights": [float(w) for w in gains.weights],
+        "whole": [_num(g) for g in gains.whole],
+        "at_true_size": [_num(g) for g in gains.at_true_size],
     }
 
 

@@ -33,6 +33,17 @@ _MISREPORT = _object(
     }
 )
 
+_PROMPT_GAINS = _object(
+    {
+        "description": {"const": "the best gain found on each prompt (the terms of the whole game's)"},
+        "weights": {"type": "array", "items": {"type": "number"}},
+        "whole": {"type": "array", "items": NUMBER_OR_NULL},
+        "at_true_size": {"type": "array", "items": NUMBER_OR_NULL},
+    }
+)
+#: Added to layout 2 after its release (a game of many prompts only): optional, no new version.
+_SEARCH_OPTIONAL = ("prompts",)
+
 _SEARCH_FIELDS: dict[str, Any] = {
     "payment_rule": {"type": "string"},
     "max_gain": NUMBER_OR_NULL,
@@ -46,6 +57,7 @@ _SEARCH_FIELDS: dict[str, Any] = {
     "converged": {"type": "boolean"},
     "status": {"type": "integer"},
     "message": {"type": "string"},
+    "prompts": _PROMPT_GAINS,
 }
 
 _PREDICTION = _object(
@@ -79,7 +91,7 @@ _GROUP = _object(
                 "others": {"type": "object", "additionalProperties": _REPORT},
             }
         ),
-        "profile_gains": {"type": "array", "items": NUMBER_OR_NULL, "minItems": 1},
+        "profile_gains": {"type": "array", "items": NUMBER_OR_NULL},
         "truthful": _object(
             {
                 "valuation": NUMBER_OR_NULL,
@@ -88,11 +100,22 @@ _GROUP = _object(
                 "utility": NUMBER_OR_NULL,
             }
         ),
-        "dsic": _object(_SEARCH_FIELDS),
-        "no_payment": _object({**_SEARCH_FIELDS, "prediction": _PREDICTION}),
+        "dsic": _object(_SEARCH_FIELDS, _SEARCH_OPTIONAL),
+        "no_payment": _object({**_SEARCH_FIELDS, "prediction": _PREDICTION}, _SEARCH_OPTIONAL),
         "noisy": {"oneOf": [{"type": "null"}, _NOISY]},
         "counterexample": STRING_OR_NULL,
-    }
+        "prompts": _object(
+            {
+                "description": {
+                    "const": "the best gain found on each prompt (the terms of the whole game's)"
+                },
+                "weights": {"type": "array", "items": {"type": "number"}},
+                "whole": {"type": "array", "items": NUMBER_OR_NULL},
+                "at_true_size": {"type": "array", "items": NUMBER_OR_NULL},
+            }
+        ),
+    },
+    optional=("prompts",),  # a game of many prompts only
 )
 
 _LINE: dict[str, Any] = {"type": ["integer", "null"], "minimum": 1}

@@ -4,11 +4,9 @@
 TRL log and audits each (:func:`audit_step`): per group its valuation ``v_i`` and payment
 ``p_i`` at the truthful profile (``q``-weighted means over the step's prompts, as
 ``rlhf-mech solve`` reports them) and the largest gains the best-response search finds, under
-the game's payment rule and without payment. A game of many prompts is audited prompt by
-prompt (:func:`~rlhf_mech.analysis.audited_games`); a group's gain in the whole game is the
-``q``-weighted sum of its per-prompt gains, an upper estimate where the prompts' best
-misreports use different sizes (a group reports one size for every prompt), exact where they
-all keep the true size.
+the game's payment rule and without payment: the whole game's best joint misreport (one
+report per prompt, one size for every prompt; :func:`~rlhf_mech.analysis.search_prompts`),
+whose gain is the ``q``-weighted sum of the prompts' gains.
 
 The same from Python, while training (no file written, nothing of transformers imported)::
 
@@ -32,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.analysis import AuditOptions, GameAudit, audit_game, audited_games
-from rlhf_mech.core import PromptGame, solve_prompts
+from rlhf_mech.analysis import AuditOptions, GameAudit, audit_game
+from rlhf_mech.core import PromptGame
 from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._importer import GroupOption, ImportResult, finite_number
 from rlhf_mech.files._logs._layouts import LogInputs, get_layout
@@ -58,11 +56,11 @@ class StepAudit:
     valuations : (n,) ``v_i``, the ``q``-weighted mean over prompts of ``<pi_x, rm_{i,x}>``
         at the truthful profile.
     payments : (n,) ``p_i`` at the truthful profile.
-    gains : (n,) the largest gain the search found under the game's payment rule, summed
-        over prompts with the prompt weights (module docstring).
+    gains : (n,) the largest gain the search found under the game's payment rule: the whole
+        game's best joint misreport (module docstring), 0 where truth is best.
     gains_without_payment : (n,) the same under payment ``none``.
     prompts : how many prompts the game holds.
-    audits : the per-prompt audits the gains come from.
+    audit : the whole game's audit the gains come from.
     """
 
     step: int | None
@@ -73,7 +71,7 @@ class StepAudit:
     gains: Array
     gains_without_payment: Array
     prompts: int
-    audits: tuple[GameAudit, ...] = field(repr=False, default=())
+    audit: GameAudit | None = field(repr=False, default=None)
 
     @property
     def largest_gain(self) -> tuple[float, str]:
@@ -91,7 +89,7 @@ def audit_step(
     seed: int = 0,
 ) -> StepAudit:
     """Audit one game of many prompts: valuations and payments (``solve``) and the largest
-    gains with and without payment (the audit of each prompt's game).
+    gains with and without payment (the whole game's audit).
 
     Parameters
     ----------
@@ -101,21 +99,20 @@ def audit_step(
     seed : as for :func:`~rlhf_mech.analysis.audit_game`.
     """
     options = options or AuditOptions(budget=TRAINING_BUDGET)
-    solution = solve_prompts(game)
-    audits = tuple(audit_game(g, options, seed) for g in audited_games(game))
-    q = game.weights
-    gains = np.array([[g.dsic.best.gain for g in a.groups] for a in audits])
-    free = np.array([[g.no_payment.best.gain for g in a.groups] for a in audits])
+    audit = audit_game(game, options, seed)
+    solution = audit.truthful
+    gains = np.array([g.dsic.best.gain for g in audit.groups])
+    free = np.array([g.no_payment.best.gain for g in audit.groups])
     return StepAudit(
         step=step,
         info=info,
         group_names=game.group_names,
         valuations=solution.truthful.valuations,
         payments=solution.truthful.payments,
-        gains=q @ np.maximum(gains, 0.0),
-        gains_without_payment=q @ np.maximum(free, 0.0),
+        gains=np.maximum(gains, 0.0),
+        gains_without_payment=np.maximum(free, 0.0),
         prompts=game.n_prompts,
-        audits=audits,
+        audit=audit,
     )
 
 

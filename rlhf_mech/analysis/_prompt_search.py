@@ -1,0 +1,247 @@
+r"""One group's best responses on every prompt of a game of many prompts, all at once.
+
+A game of many prompts runs a separable rule (SW-Max and a payment whose terms are sums
+over prompts, :mod:`rlhf_mech.core._prompts`), so a group's utility is
+``u_i = sum_x q_x u_{i,x}(c_x)``: each term depends on the group's contribution ``c_x`` on
+prompt ``x`` alone, and the group reports one size for every prompt. SW-Max sees a report
+only through its contribution up to a constant (Definition 4.1), and the polytopes of
+contributions are nested in the size (:class:`~rlhf_mech.analysis.ReportSpace`: a point of
+the polytope of extent ``s`` is a valid report at any size ``>= s``). So the best joint
+misreport is the best report on every prompt at once, all at the largest size ``W``, and the
+whole game's best gain is exactly
+
+.. math::  g_i = \sum_x q_x \max_{c_x \in P(W)} \big(u_{i,x}(c_x) - u_{i,x}(\text{truth})\big),
+
+a concrete report (one reward model per prompt, size ``W``) that :func:`search_prompts`
+replays through the whole game; at the true size ``w_i`` (reward misreports only) the same
+holds with ``P(w_i)``.
+
+Every prompt's search runs at once, batch by batch of the prompts with as many outcomes
+(one call of the kernel's deviation batch, :meth:`~rlhf_mech.core.Deviation.contribution_outcomes`,
+with the prompts as its games): candidates (the polytope's vertices, the truth, polarised
+and mixed reports, random points), then projected gradient ascent from each prompt's best
+starts with the exact gradient of the utility (implicit differentiation of the KKT
+conditions), every prompt advancing together and each dropping out when its steps fall
+below :data:`~rlhf_mech.analysis._polish.MIN_STEP` of its extent. Where the divergence has
+no gradient (TV, the argmax rule) the candidates are the search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlhf_mech.analysis._objective import SEARCH_CONVERGED, Misreport, PromptGains, SearchResult
+from rlhf_mech.analysis._polish import MIN_STEP
+from rlhf_mech.analysis._space import ReportSpace, size_bound
+from rlhf_mech.core import CHUNK_ELEMENTS, CONVERGED, Deviation, PaymentRule, PromptGame, deviation
+
+Array = np.ndarray
+
+#: Distinct starts polished per prompt.
+STARTS = 2
+#: Trial step multipliers of each ascent step (per start, all evaluated in one batch).
+TRIALS = (4.0, 1.0, 0.25)
+#: Shrink factor of a start's step when no trial improved.
+SHRINK = 1.0 / 16.0
+#: The share of a search's evaluations spent on candidates (the rest: the ascent).
+CANDIDATE_SHARE = 0.4
+#: Mixing and polarising weights of the structured candidates.
+_MIX = (0.25, 0.5, 0.75)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The best point of each prompt of a batch in one polytope."""
+
+    z: Array  # (B, k)
+    gains: Array  # (B,)
+    min_payment: Array  # (B,)
+    evaluations: int
+    stalled: int
+
+
+def search_prompts(
+    game: PromptGame, i: int, payment_rule: str | PaymentRule, budget: int, rng: np.random.Generator
+) -> SearchResult:
+    """Group ``i``'s best joint misreport on every prompt (module docstring), under
+    ``payment_rule``, the others reporting as in the file.
+
+    Parameters
+    ----------
+    budget : report evaluations per prompt and polytope (the whole space and the true size).
+    rng : the random generator of this task (the search is deterministic in it).
+
+    Returns
+    -------
+    The whole game's :class:`~rlhf_mech.analysis.SearchResult`: its reports are one reward
+    model per prompt on the flat outcome axis, ``(T,)``, its gains ``sum_x q_x g_x``, and its
+    ``prompts`` each prompt's gains.
+    """
+    mechanism = game.mechanism.with_payment_rule(payment_rule)
+    W, true_size = size_bound(game)[0], float(game.truth.sizes[i])
+    T, P = game.n_outcomes, game.n_prompts
+    rewards = {"whole": np.empty(T), "true": np.empty(T)}
+    gains = {"whole": np.empty(P), "true": np.empty(P)}
+    min_payment = np.full(P, np.inf)
+    evaluations = stalled = 0
+    for batch in game.batches():
+        k = int(game.outcome_counts[batch[0]])
+        space = ReportSpace.of(game.game(int(batch[0])))
+        step = max(1, CHUNK_ELEMENTS // (max(budget, 1) * k))
+        for start in range(0, batch.size, step):
+            rows = batch[start : start + step]
+            rules, truth, reports = game.batch(rows, mechanism)
+            group = deviation(rules, truth, reports, i)
+            truth_z = true_size * truth.rewards[:, i, :]
+            cols = game.columns(rows)
+            for key, size in (("whole", W), ("true", true_size)):
+                found = _search_batch(group, space, space.cap(size), truth_z, budget, rng)
+                theta, _ = space.report(found.z, size)
+                rewards[key][cols] = theta
+                gains[key][rows] = found.gains
+                min_payment[rows] = np.minimum(min_payment[rows], found.min_payment)
+                evaluations += found.evaluations
+                stalled += found.stalled
+    q = game.weights
+    name = mechanism.payment_rule.name
+    best = Misreport(rewards["whole"], W, float(q @ gains["whole"]), "prompts")
+    at_size = Misreport(rewards["true"], true_size, float(q @ gains["true"]), "prompts")
+    result = SearchResult(
+        payment_rule=name,
+        best=best if best.gain > at_size.gain else at_size,
+        best_at_true_size=at_size,
+        evaluations=evaluations,
+        min_payment=float(q @ min_payment) if name != "none" else 0.0,
+        status=SEARCH_CONVERGED,
+        priced=evaluations,
+        stalled=stalled,
+        prompts=PromptGains(q, gains["whole"], gains["true"]),
+    )
+    return result
+
+
+def _search_batch(
+    group: Deviation, space: ReportSpace, cap: float, truth_z: Array, budget: int, rng: np.random.Generator
+) -> _Found:
+    """The best point of the polytope of extent ``cap`` for each prompt of the batch."""
+    candidates = _candidates(space, cap, truth_z, max(8, int(CANDIDATE_SHARE * budget)), rng)
+    out = group.contribution_outcomes(candidates, keep_distributions=False)
+    bad = out.status != CONVERGED
+    utilities = np.where(bad, -np.inf, out.utilities)
+    # the truth is candidate 0: its utility is the baseline every gain is measured from
+    baseline = out.utilities[:, 0]
+    gains = utilities - baseline[:, None]
+    gains[:, 0] = 0.0
+    payments = np.where(bad, np.inf, out.payments).min(axis=1)
+    evaluations, stalled = candidates.shape[0] * candidates.shape[1], int(bad.sum())
+    best = np.argmax(gains, axis=1)
+    take = np.arange(candidates.shape[0])
+    z, found = candidates[take, best].copy(), gains[take, best].copy()
+    if group.differentiable:
+        starts = _distinct_starts(candidates, gains, cap)
+        z, found, extra, pays, lost = _ascend(
+            group, space, cap, starts, baseline, budget - candidates.shape[1]
+        )
+        evaluations += extra
+        stalled += lost
+        payments = np.minimum(payments, pays)
+        better = found < gains[take, best]
+        z[better], found[better] = candidates[take, best][better], gains[take, best][better]
+    return _Found(z, found, payments, evaluations, stalled)
+
+
+def _candidates(
+    space: ReportSpace, cap: float, truth_z: Array, count: int, rng: np.random.Generator
+) -> Array:
+    """(B, C, k) points of the polytope for each prompt: the truth first, then the vertices,
+    the truth scaled to the extent, polarised towards its best outcome and mixed towards a
+    vertex, and random points (uniform in the polytope) up to ``count``."""
+    B, k = truth_z.shape
+    own = truth_z / np.maximum(space.normalization.total(truth_z), np.finfo(float).tiny)[:, None]
+    order = np.argsort(-own, axis=1, kind="stable")
+    vertices = space.vertices(cap, max(k + 1, count // 3), order[:1], rng)
+    top = np.zeros((B, k))
+    top[np.arange(B), order[:, 0]] = cap
+    structured = [
+        truth_z[:, None, :],
+        np.broadcast_to(vertices, (B, *vertices.shape)),
+        (cap * own)[:, None, :],
+    ]
+    structured += [((1 - t) * cap * own + t * top)[:, None, :] for t in _MIX]
+    points = np.concatenate(structured, axis=1)
+    extra = max(0, count - points.shape[1])
+    if space.simplex:  # uniform in {z >= 0, sum z <= cap}: k + 1 Dirichlet coordinates, the last dropped
+        random = cap * rng.dirichlet(np.ones(k + 1), size=(B, extra))[..., :k]
+    else:
+        random = cap * rng.random((B, extra, k))
+    return space.project(np.concatenate([points, random], axis=1).reshape(-1, k), cap).reshape(B, -1, k)
+
+
+def _distinct_starts(points: Array, gains: Array, cap: float) -> Array:
+    """(B, S, k) each prompt's best point and its best point at least 1% of the extent away."""
+    order = np.argsort(-gains, axis=1, kind="stable")
+    take = np.arange(points.shape[0])
+    first = points[take, order[:, 0]]
+    distance = np.abs(points - first[:, None, :]).max(axis=-1)
+    far = np.where(distance > 0.01 * cap, gains, -np.inf)
+    second = points[take, np.argmax(far, axis=1)]
+    return np.stack([first, second], axis=1)[:, :STARTS]
+
+
+def _ascend(
+    group: Deviation, space: ReportSpace, cap: float, z: Array, baseline: Array, budget: int
+) -> tuple[Array, Array, int, Array, int]:
+    """Projected gradient ascent from the starts ``z`` (B, S, k) of every prompt at once.
+
+    Each round evaluates every live start's gradient and, along it, :data:`TRIALS` steps
+    (one batch); a start moves to its best trial where that gains, else its step shrinks by
+    :data:`SHRINK`; a prompt drops out when every start's step is below ``MIN_STEP * cap``,
+    or when its evaluations reach ``budget``. Returns each prompt's best point and gain, the
+    evaluations, the smallest payment seen per prompt and the solves that did not converge.
+    """
+    B, S, k = z.shape
+    step = np.full((B, S), 0.1 * cap)
+    out = group.contribution_outcomes(z, gradients=True, keep_distributions=False)
+    value = np.where(out.status == CONVERGED, out.utilities - baseline[:, None], -np.inf)
+    slope = out.gradients
+    assert slope is not None
+    payments = out.payments.min(axis=1)
+    evaluations, stalled = B * S, int((out.status != CONVERGED).sum())
+    live = np.arange(B)
+    per_round = S * (len(TRIALS) + 1)
+    spent = S
+    while live.size and spent + per_round <= budget:
+        sub = group.games_at(live)
+        g = slope[live]
+        norm = np.maximum(np.abs(g).max(axis=-1, keepdims=True), np.finfo(float).tiny)
+        trials = np.stack([z[live] + (t * step[live])[..., None] * g / norm for t in TRIALS], axis=2)
+        trials = space.project(trials.reshape(-1, k), cap).reshape(live.size, S * len(TRIALS), k)
+        tried = sub.contribution_outcomes(trials, keep_distributions=False)
+        ok = tried.status == CONVERGED
+        gains = np.where(ok, tried.utilities - baseline[live, None], -np.inf).reshape(live.size, S, -1)
+        payments[live] = np.minimum(payments[live], np.where(ok, tried.payments, np.inf).min(axis=1))
+        stalled += int((~ok).sum())
+        pick = np.argmax(gains, axis=2)
+        best = np.take_along_axis(gains, pick[..., None], axis=2)[..., 0]
+        moved = best > value[live]
+        chosen = trials.reshape(live.size, S, len(TRIALS), k)[
+            np.arange(live.size)[:, None], np.arange(S)[None, :], pick
+        ]
+        z[live] = np.where(moved[..., None], chosen, z[live])
+        value[live] = np.where(moved, best, value[live])
+        step[live] = np.where(moved, step[live] * np.asarray(TRIALS)[pick], step[live] * SHRINK)
+        evaluations += live.size * S * len(TRIALS)
+        spent += S * len(TRIALS)
+        live = live[(step[live] >= MIN_STEP * cap).any(axis=1)]
+        if live.size and spent + per_round <= budget:
+            again = group.games_at(live).contribution_outcomes(
+                z[live], gradients=True, keep_distributions=False
+            )
+            slope[live] = again.gradients
+            evaluations += live.size * S
+            spent += S
+    best = np.argmax(value, axis=1)
+    take = np.arange(B)
+    return z[take, best], value[take, best], evaluations, payments, stalled
