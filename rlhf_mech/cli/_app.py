@@ -15,6 +15,7 @@ line instead of Click's usage box. Every line goes through
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,14 +26,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from rlhf_mech.cli._output import ColorChoice, Output, print_error
+from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.render import OutputFormat, format_help
+
 try:  # Typer >= 0.26 parses with a copy of Click of its own: its exceptions are these
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - an older Typer, on Click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
-
-from rlhf_mech.cli._output import ColorChoice, Output, print_error
-from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.render import OutputFormat, format_help
+#: Ctrl-C at a prompt: Click's own in Typer 0.26, Typer's exception from 0.27 on.
+_ABORT: type[BaseException] = (
+    getattr(click_errors, "Abort", None) or importlib.import_module("typer.exceptions").Abort
+)
 
 
 class App(TyperGroup):
@@ -54,7 +59,7 @@ class App(TyperGroup):
         except click_errors.ClickException as exc:
             print_error(exc.format_message())
             sys.exit(exc.exit_code)
-        except click_errors.Abort:
+        except _ABORT:
             print_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -64,6 +69,12 @@ class App(TyperGroup):
         if command is not None:
             _fill_choices(command)
         return name, command, rest
+
+
+#: Ctrl-C at a prompt: Click's own in Typer 0.26, Typer's exception from 0.27 on.
+_ABORT: type[BaseException] = (
+    getattr(click_errors, "Abort", None) or importlib.import_module("typer.exceptions").Abort
+)
 
 
 app = typer.Typer(
