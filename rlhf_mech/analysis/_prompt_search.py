@@ -23,7 +23,11 @@ and mixed reports, random points), then projected gradient ascent from each prom
 starts with the exact gradient of the utility (implicit differentiation of the KKT
 conditions), every prompt advancing together and each dropping out when its steps fall
 below :data:`~rlhf_mech.analysis._polish.MIN_STEP` of its extent. Where the divergence has
-no gradient (TV, the argmax rule) the candidates are the search.
+no gradient (TV, the argmax rule) the candidates are the search. Under a payment rule that
+no theorem makes DSIC (where the search is the verdict), the :data:`REFINED` prompts that
+weigh most in the whole game's gain are searched again one by one
+(:func:`~rlhf_mech.analysis.search_misreports`: scipy's polish, the kinks and plateaus of
+chi^2), and keep the better report.
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ import numpy as np
 
 from rlhf_mech.analysis._objective import SEARCH_CONVERGED, Misreport, PromptGains, SearchResult
 from rlhf_mech.analysis._polish import MIN_STEP
+from rlhf_mech.analysis._search import search_misreports
 from rlhf_mech.analysis._space import ReportSpace, size_bound
-from rlhf_mech.core import CHUNK_ELEMENTS, CONVERGED, Deviation, PaymentRule, PromptGame, deviation
+from rlhf_mech.core import CHUNK_ELEMENTS, CONVERGED, Deviation, Mechanism, PaymentRule, PromptGame, deviation
 
 Array = np.ndarray
 
@@ -47,6 +52,10 @@ TRIALS = (4.0, 1.0, 0.25)
 SHRINK = 1.0 / 16.0
 #: The share of a search's evaluations spent on candidates (the rest: the ascent).
 CANDIDATE_SHARE = 0.4
+#: A box with at most this many vertices has all of them among the candidates.
+BOX_VERTICES = 255
+#: The prompts, heaviest in the whole game's gain first, that the one-prompt search refines.
+REFINED = 16
 #: Mixing and polarising weights of the structured candidates.
 _MIX = (0.25, 0.5, 0.75)
 
@@ -104,6 +113,8 @@ def search_prompts(
                 min_payment[rows] = np.minimum(min_payment[rows], found.min_payment)
                 evaluations += found.evaluations
                 stalled += found.stalled
+    refined = _refine(game, i, mechanism, gains, rewards, budget, rng)
+    evaluations += refined
     q = game.weights
     name = mechanism.payment_rule.name
     best = Misreport(rewards["whole"], W, float(q @ gains["whole"]), "prompts")
@@ -120,6 +131,40 @@ def search_prompts(
         prompts=PromptGains(q, gains["whole"], gains["true"]),
     )
     return result
+
+
+def _refine(
+    game: PromptGame,
+    i: int,
+    mechanism: Mechanism,
+    gains: dict[str, Array],
+    rewards: dict[str, Array],
+    budget: int,
+    rng: np.random.Generator,
+) -> int:
+    """The one-prompt search (:func:`~rlhf_mech.analysis.search_misreports`: scipy's polish,
+    kinks and plateaus) on the :data:`REFINED` prompts that weigh most in the whole game's
+    gain, where a payment rule without a theorem leaves the search as the verdict; each
+    prompt keeps the better of the two. Returns the evaluations spent."""
+    if mechanism.payment_rule.dsic:
+        return 0
+    weight = game.weights * np.maximum(gains["whole"], 0.0)
+    top = np.argsort(-weight, kind="stable")[: min(REFINED, game.n_prompts)]
+    spent = 0
+    W = size_bound(game)[0]
+    for x in top[weight[top] > 0]:
+        single = game.game(int(x))
+        space = ReportSpace.of(single)
+        result = search_misreports(single, i, mechanism.payment_rule, 2 * budget, rng, space, single.reports)
+        cols = slice(int(game.offsets[x]), int(game.offsets[x + 1]))
+        for key, found in (("whole", result.best), ("true", result.best_at_true_size)):
+            if found.gain > gains[key][x]:
+                gains[key][x] = found.gain
+                # the same contribution, reported at the whole game's size (a constant apart)
+                size = W if key == "whole" else found.size
+                rewards[key][cols] = space.report((found.size * found.reward)[None], size)[0][0]
+        spent += result.evaluations
+    return spent
 
 
 def _search_batch(
@@ -155,20 +200,15 @@ def _search_batch(
 def _candidates(
     space: ReportSpace, cap: float, truth_z: Array, count: int, rng: np.random.Generator
 ) -> Array:
-    """(B, C, k) points of the polytope for each prompt: the truth first, then the vertices,
-    the truth scaled to the extent, polarised towards its best outcome and mixed towards a
-    vertex, and random points (uniform in the polytope) up to ``count``."""
+    """(B, C, k) points of the polytope for each prompt: the truth first, then the vertices
+    (:func:`_vertices`), the truth scaled to the extent, polarised towards its best outcome,
+    and random points (uniform in the polytope) up to ``count``."""
     B, k = truth_z.shape
     own = truth_z / np.maximum(space.normalization.total(truth_z), np.finfo(float).tiny)[:, None]
     order = np.argsort(-own, axis=1, kind="stable")
-    vertices = space.vertices(cap, max(k + 1, count // 3), order[:1], rng)
     top = np.zeros((B, k))
     top[np.arange(B), order[:, 0]] = cap
-    structured = [
-        truth_z[:, None, :],
-        np.broadcast_to(vertices, (B, *vertices.shape)),
-        (cap * own)[:, None, :],
-    ]
+    structured = [truth_z[:, None, :], _vertices(space, cap, order, count // 2, rng), (cap * own)[:, None, :]]
     structured += [((1 - t) * cap * own + t * top)[:, None, :] for t in _MIX]
     points = np.concatenate(structured, axis=1)
     extra = max(0, count - points.shape[1])
@@ -177,6 +217,28 @@ def _candidates(
     else:
         random = cap * rng.random((B, extra, k))
     return space.project(np.concatenate([points, random], axis=1).reshape(-1, k), cap).reshape(B, -1, k)
+
+
+def _vertices(space: ReportSpace, cap: float, order: Array, limit: int, rng: np.random.Generator) -> Array:
+    """(B, V, k) vertices of each prompt's polytope: the capped simplex's ``k + 1``; every one
+    of a box with at most ``min(limit, BOX_VERTICES)`` (where the utility without payment is
+    often largest: a chi^2 model loses outcomes, and its utility is piecewise linear); else
+    the nested sets ``cap 1_S`` along the prompt's own order of its true rewards, both ways,
+    and random sets, ``limit`` in all."""
+    B, k = order.shape
+    if space.simplex:
+        return np.broadcast_to(np.vstack([np.zeros(k), cap * np.eye(k)]), (B, k + 1, k))
+    if 2**k - 1 <= min(BOX_VERTICES, limit):
+        codes = np.arange(1, 2**k)
+        return np.broadcast_to(cap * ((codes[:, None] >> np.arange(k)) & 1), (B, codes.size, k)).astype(float)
+    rank = np.argsort(order, axis=1)  # rank[b, x]: the place of outcome x in prompt b's order
+    nested = np.arange(1, k)[None, :, None]
+    best_first = cap * (rank[:, None, :] < nested)
+    worst_first = cap * (rank[:, None, :] >= k - nested)
+    random = cap * (
+        rng.random((B, BOX_VERTICES // 2, k)) < rng.uniform(0.05, 0.95, (B, BOX_VERTICES // 2, 1))
+    )
+    return np.concatenate([best_first, worst_first, random], axis=1).astype(float)
 
 
 def _distinct_starts(points: Array, gains: Array, cap: float) -> Array:
