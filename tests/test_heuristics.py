@@ -25,11 +25,13 @@ from rlhf_mech.core import (
     AFFINE_MAXIMIZER,
     EARLY_STOPPED,
     INTERMEDIATE_CHECKPOINTS,
+    Game,
     Mechanism,
     Profile,
     candidate_game,
     mirror_ascent,
     outcome,
+    solve,
     solve_sw_max,
 )
 from rlhf_mech.files import game_document, load_game
@@ -249,3 +251,20 @@ def test_payment_param_on_the_command_line(write_game) -> None:
     bad = runner.invoke(app, ["solve", str(path), "--payment-param", "nope=1"])
     assert bad.exit_code == 2 and "has no parameter 'nope'" in bad.stderr
     assert AFFINE_MAXIMIZER.schema == ()
+
+
+@pytest.mark.filterwarnings("error")
+def test_issue_23_every_payment_is_finite_at_the_ends_of_the_lambda_range(
+    divergence: str, payment_rule: str
+) -> None:
+    """lambda from 1e-100 to 1e100 (the range a game file takes): finite payments, utilities and
+    ASW, and no numpy warning. Issue 23: reverse KL's early-stopped run collapsed to a point
+    mass at lambda = 1e-8, and its divergence (-log 0) made every payment null."""
+    rewards = np.array([[0.1, 0.5, 0.1, 0.3], [0.1, 0.3, 0.5, 0.1]])
+    truth = Profile(rewards, np.array([3.0, 7.0]))
+    q = np.array([0.4, 0.3, 0.1, 0.2])
+    for lam in (1e-100, 1e-8, 1.0, 1e8, 1e100):
+        mechanism = Mechanism(q, divergence, lam, payment_rule=payment_rule)
+        got = solve(Game("x", tuple("abcd"), ("a", "b"), mechanism, "sum", truth, truth)).truthful
+        assert np.all(np.isfinite(got.payments)) and np.all(np.isfinite(got.utilities)), lam
+        assert np.isfinite(got.asw), lam

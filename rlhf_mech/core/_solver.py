@@ -888,7 +888,7 @@ def mirror_ascent(
         for c, t in enumerate(marks):
             shrink = -np.expm1(t * np.log1p(-min(step_size, 1.0))) if step_size < 1 else 1.0
             out[:, c] = _normalised_exp(log_q + gaps * shrink)
-        return out
+        return _positive(out, div)
     log_pi = np.broadcast_to(log_q, scores.shape).copy()
     c = 0
     for t in range(1, int(steps) + 1):
@@ -902,11 +902,15 @@ def mirror_ascent(
         log_pi += eta[:, None] * (gaps - slope)
         # normalise (the ratios above are of probabilities), shifted by the maximum
         top = log_pi.max(axis=-1, keepdims=True)
-        log_pi -= top + np.log(np.exp(log_pi - top).sum(axis=-1, keepdims=True))
+        with np.errstate(under="ignore"):
+            log_pi -= top + np.log(np.exp(log_pi - top).sum(axis=-1, keepdims=True))
         if t == marks[c]:
             out[:, c] = _normalised_exp(log_pi)
             c += 1
-    return out
+    # a checkpoint's mass that underflowed to 0 where g'(0+) = -inf (reverse KL) would make its
+    # divergence, and every payment measured at it, infinite (lambda = 1e-8: the mass of a
+    # tiny-lambda run concentrates on one outcome within a few steps)
+    return _positive(out, div)
 
 
 def _log_curvature(div: Divergence, ratio: Array, slope: Array) -> Array:
@@ -926,6 +930,8 @@ def _log_curvature(div: Divergence, ratio: Array, slope: Array) -> Array:
 
 
 def _normalised_exp(log_weights: Array) -> Array:
-    """``exp(x) / sum exp(x)`` along the last axis, shifted by the maximum (no overflow)."""
-    w = np.exp(log_weights - log_weights.max(axis=-1, keepdims=True))
+    """``exp(x) / sum exp(x)`` along the last axis, shifted by the maximum (no overflow; an
+    entry far below the maximum underflows to 0, silently: :func:`_positive` decides)."""
+    with np.errstate(under="ignore"):
+        w = np.exp(log_weights - log_weights.max(axis=-1, keepdims=True))
     return w / w.sum(axis=-1, keepdims=True)
