@@ -1,7 +1,7 @@
 """The public names of :mod:`rlhf_mech.core`: the one list, read lazily by ``_lazy.attach_stub``."""
 
+from rlhf_mech.core._ascent import mirror_ascent as mirror_ascent
 from rlhf_mech.core._candidates import candidate_game as candidate_game
-from rlhf_mech.core._candidates import minmax_scale as minmax_scale
 from rlhf_mech.core._candidates import scale_scores as scale_scores
 from rlhf_mech.core._deviation import BLOCK_ELEMENTS as BLOCK_ELEMENTS
 from rlhf_mech.core._deviation import Deviation as Deviation
@@ -30,8 +30,13 @@ from rlhf_mech.core._normalizations import FILE_NORMALIZATIONS as FILE_NORMALIZA
 from rlhf_mech.core._normalizations import NORMALIZATION_TOL as NORMALIZATION_TOL
 from rlhf_mech.core._normalizations import Normalization as Normalization
 from rlhf_mech.core._normalizations import Scale as Scale
+from rlhf_mech.core._normalizations import minmax_scale as minmax_scale
 from rlhf_mech.core._numerics import CHUNK_ELEMENTS as CHUNK_ELEMENTS
 from rlhf_mech.core._numerics import rows_per_chunk as rows_per_chunk
+from rlhf_mech.core._optimality import jacobian_weights as jacobian_weights
+from rlhf_mech.core._optimality import kkt_residual as kkt_residual
+from rlhf_mech.core._optimality import sensitivity as sensitivity
+from rlhf_mech.core._optimality import support_gaps as support_gaps
 from rlhf_mech.core._outcomes import Figures as Figures
 from rlhf_mech.core._outcomes import ProfileOutcome as ProfileOutcome
 from rlhf_mech.core._outcomes import outcome as outcome
@@ -58,13 +63,8 @@ from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
 from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
 from rlhf_mech.core._prompts import solve_prompts as solve_prompts
 from rlhf_mech.core._solver import SolveResult as SolveResult
-from rlhf_mech.core._solver import jacobian_weights as jacobian_weights
-from rlhf_mech.core._solver import kkt_residual as kkt_residual
-from rlhf_mech.core._solver import mirror_ascent as mirror_ascent
 from rlhf_mech.core._solver import optimal_values as optimal_values
-from rlhf_mech.core._solver import sensitivity as sensitivity
 from rlhf_mech.core._solver import solve_sw_max as solve_sw_max
-from rlhf_mech.core._solver import support_gaps as support_gaps
 from rlhf_mech.core._status import CONVERGED as CONVERGED
 from rlhf_mech.core._status import MAXITER as MAXITER
 from rlhf_mech.core._status import STALLED as STALLED

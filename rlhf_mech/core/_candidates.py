@@ -31,40 +31,9 @@ from rlhf_mech.core._training import TrainingRule
 Array = np.ndarray
 
 
-def minmax_scale(scores: Array) -> tuple[Array, Array]:
-    """Rescale each column (base reward model) to [0, 1] across the candidates (section 5).
-
-    Parameters
-    ----------
-    scores : (m, k) array of mean rewards.
-
-    Returns
-    -------
-    scaled : (m, k) array, ``(s - min) / (max - min)`` per column; a column that is the same
-        for every candidate carries no preference between them and is set to 0.
-    constant : (k,) bool array, which columns were constant.
-    """
-    scores = np.asarray(scores, dtype=float)
-    lo, hi = scores.min(axis=0), scores.max(axis=0)
-    span = hi - lo
-    constant = span == 0
-    scaled = np.where(constant, 0.0, (scores - lo) / np.where(constant, 1.0, span))
-    # The extremes are exactly 0 and 1, whatever the rounding of the division.
-    scaled = np.where(scores == hi, 1.0, scaled)
-    scaled = np.where(scores == lo, 0.0, scaled)
-    return scaled, constant
-
-
-#: Scale -> ``(m, k) raw scores -> (scaled, constant columns)``.
-_SCALERS = {
-    Scale.MINMAX: minmax_scale,
-    Scale.NONE: lambda scores: (np.array(scores, dtype=float), np.zeros(np.shape(scores)[1], dtype=bool)),
-}
-
-
 def scale_scores(scores: Array, scale: Scale | str) -> tuple[Array, Array]:
     """``scores`` on the declared scale; returns ``(scaled, constant)`` as :func:`minmax_scale`."""
-    return _SCALERS[Scale(scale)](scores)
+    return Scale(scale).apply(scores)
 
 
 def candidate_game(

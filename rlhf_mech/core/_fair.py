@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlhf_mech.core._divergences import Divergence, get_divergence
-from rlhf_mech.core._solver import SolveResult, jacobian_weights, kkt_residual, solve_sw_max
+from rlhf_mech.core._optimality import jacobian_weights, kkt_residual
+from rlhf_mech.core._solver import SolveResult, solve_sw_max
 from rlhf_mech.core._status import CONVERGED, MAXITER
 
 Array = np.ndarray

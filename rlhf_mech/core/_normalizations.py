@@ -156,10 +156,59 @@ class Scale(StrEnum):
 
     @property
     def description(self) -> str:
-        return _SCALE_DESCRIPTIONS[self]
+        return _SCALE_MEANINGS[self].description
+
+    @property
+    def needs_non_negative(self) -> bool:
+        """Whether the scores are used as given, so they must already be ``>= 0``."""
+        return _SCALE_MEANINGS[self].needs_non_negative
+
+    def apply(self, scores: Array) -> tuple[Array, Array]:
+        """``(m, k)`` raw scores on this scale: ``(scaled, constant columns)`` as
+        :func:`minmax_scale` returns them."""
+        return _SCALE_MEANINGS[self].scale(scores)
 
 
-_SCALE_DESCRIPTIONS: dict[Scale, str] = {
-    Scale.MINMAX: "each reward model rescaled to [0, 1] across the candidates (section 5)",
-    Scale.NONE: "the scores as given (they must be >= 0)",
+def minmax_scale(scores: Array) -> tuple[Array, Array]:
+    """Rescale each column (base reward model) to [0, 1] across the candidates (section 5).
+
+    Parameters
+    ----------
+    scores : (m, k) array of mean rewards.
+
+    Returns
+    -------
+    scaled : (m, k) array, ``(s - min) / (max - min)`` per column; a column that is the same
+        for every candidate carries no preference between them and is set to 0.
+    constant : (k,) bool array, which columns were constant.
+    """
+    scores = np.asarray(scores, dtype=float)
+    lo, hi = scores.min(axis=0), scores.max(axis=0)
+    span = hi - lo
+    constant = span == 0
+    scaled = np.where(constant, 0.0, (scores - lo) / np.where(constant, 1.0, span))
+    # The extremes are exactly 0 and 1, whatever the rounding of the division.
+    scaled = np.where(scores == hi, 1.0, scaled)
+    scaled = np.where(scores == lo, 0.0, scaled)
+    return scaled, constant
+
+
+def _as_given(scores: Array) -> tuple[Array, Array]:
+    return np.array(scores, dtype=float), np.zeros(np.shape(scores)[1], dtype=bool)
+
+
+@dataclass(frozen=True)
+class _ScaleMeaning:
+    """What one :class:`Scale` member means: its words, its map and what it asks of scores."""
+
+    description: str
+    scale: Callable[[Array], tuple[Array, Array]]
+    needs_non_negative: bool
+
+
+_SCALE_MEANINGS: dict[Scale, _ScaleMeaning] = {
+    Scale.MINMAX: _ScaleMeaning(
+        "each reward model rescaled to [0, 1] across the candidates (section 5)", minmax_scale, False
+    ),
+    Scale.NONE: _ScaleMeaning("the scores as given (they must be >= 0)", _as_given, True),
 }

@@ -71,12 +71,32 @@ class Figures:
         prompt distribution ``q``) of groups whose true sizes ``sizes`` are the same on every
         row; the residual and the status are the worst. The identities ``w_i v_i``,
         ``u_i = w_i v_i - p_i`` and ``ASW = SW - D`` hold exactly in the means."""
-        valuations = weights @ self.valuations
+        return Figures.of(
+            valuations=weights @ self.valuations,
+            sizes=sizes,
+            payments=weights @ self.payments,
+            social_welfare=float(weights @ self.social_welfare),
+            divergence_value=float(weights @ self.divergence_value),
+            kkt_residual=float(np.max(self.kkt_residual)),
+            status=np.max(self.status, axis=0),
+        )
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        valuations: Array,
+        sizes: Array,
+        payments: Array,
+        social_welfare: Array | float,
+        divergence_value: Array | float,
+        kkt_residual: Array | float,
+        status: Array,
+    ) -> Figures:
+        """The figures from the measured parts; the identities ``w_i v_i``,
+        ``u_i = w_i v_i - p_i`` and ``ASW = SW - D`` are formed here and nowhere else."""
         group_valuations = sizes * valuations
-        payments = weights @ self.payments
-        social_welfare = float(weights @ self.social_welfare)
-        divergence_value = float(weights @ self.divergence_value)
-        return Figures(
+        return cls(
             valuations=valuations,
             group_valuations=group_valuations,
             payments=payments,
@@ -84,8 +104,8 @@ class Figures:
             social_welfare=social_welfare,
             asw=social_welfare - divergence_value,
             divergence_value=divergence_value,
-            kkt_residual=float(np.max(self.kkt_residual)),
-            status=np.max(self.status, axis=0),
+            kkt_residual=kkt_residual,
+            status=status,
         )
 
 
@@ -109,7 +129,6 @@ def figures(
     social_welfare : (...) ``sum_i w_i v_i`` on the true types; residual : (...) the training
         rule's residual; payment_status : (..., k) the status of each payment's solves.
     """
-    group_valuations = sizes * valuations
     offset = mechanism.score_offset
     divergence_value = np.asarray(solution.divergence, dtype=float)
     if offset is not None:
@@ -119,13 +138,11 @@ def figures(
         )
     converged = np.asarray(solution.status == CONVERGED)
     status = np.where(converged[..., None], payment_status, np.asarray(solution.status)[..., None])
-    return Figures(
+    return Figures.of(
         valuations=valuations,
-        group_valuations=group_valuations,
+        sizes=sizes,
         payments=payments,
-        utilities=group_valuations - payments,
         social_welfare=social_welfare,
-        asw=social_welfare - divergence_value,
         divergence_value=divergence_value,
         kkt_residual=residual,
         status=status,

@@ -30,19 +30,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
+from rlhf_mech.core._ascent import mirror_ascent
 from rlhf_mech.core._divergences import DIVERGENCES, Divergence
 from rlhf_mech.core._fair import MAXMIN_OVER, fair_residual, solve_fair
+from rlhf_mech.core._optimality import kkt_residual, sensitivity, support_gaps
 from rlhf_mech.core._parameters import Configurable, Parameter
 from rlhf_mech.core._registry import lookup
-from rlhf_mech.core._solver import (
-    SolveResult,
-    kkt_residual,
-    mirror_ascent,
-    optimal_values,
-    sensitivity,
-    solve_sw_max,
-    support_gaps,
-)
+from rlhf_mech.core._solver import SolveResult, optimal_values, solve_sw_max
 
 if TYPE_CHECKING:
     from rlhf_mech.core._mechanism import Mechanism
