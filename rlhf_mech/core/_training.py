@@ -25,6 +25,7 @@ that ignores constants. MaxMin and Nash see the whole profile; their solver is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from rlhf_mech.core._ascent import mirror_ascent
 from rlhf_mech.core._divergences import DIVERGENCES, Divergence
-from rlhf_mech.core._fair import MAXMIN_OVER, fair_residual, solve_fair
+from rlhf_mech.core._fair import ALPHA, OVER, FairRule, alpha_fair, fair_residual, maxmin, nash, solve_fair
 from rlhf_mech.core._optimality import kkt_residual, sensitivity, support_gaps
 from rlhf_mech.core._parameters import Configurable, Parameter
 from rlhf_mech.core._registry import lookup
@@ -252,26 +253,39 @@ SW_MAX = TrainingRule(
 )
 
 
-# --- MaxMin and Nash -------------------------------------------------------------------------
+# --- the fair rules: MaxMin, Nash, alpha-fair ---------------------------------------------------
 
 
-def _fair_solver(rule: str) -> SolveProfile:
+def _fair_training_rule(build: Callable[..., FairRule], **fields: Any) -> TrainingRule:
+    """The training rule of a fair rule's builder (:data:`~rlhf_mech.core._fair.FAIR_RULES`):
+    it solves the builder's record with the rule's parameters (``schema`` in ``fields``, their
+    names the builder's keywords); it takes TV and the argmax rule where the record has a
+    linear solver."""
+    schema: tuple[Parameter, ...] = fields.get("schema", ())
+
     def solve(mechanism: Mechanism, rewards: Array, sizes: Array) -> SolveResult:
-        over = mechanism.training_rule.setting("over") if rule == "maxmin" else "agents"
+        rule = mechanism.training_rule
+        fair = build(**{parameter.name: rule.setting(parameter.name) for parameter in schema})
         solution = solve_fair(
-            rule,
+            fair,
             rewards,
             sizes,
             mechanism.pi_init,
             mechanism.divergence,
             mechanism.lam,
             mechanism.score_offset,
-            over,
         )
         residual = fair_residual(solution, mechanism.pi_init, mechanism.divergence, mechanism.lam)
         return solution.solve.with_dual(solution.weights, residual)
 
-    return solve
+    defaults = build(**{parameter.name: parameter.default for parameter in schema})
+    return TrainingRule(
+        solve=solve,
+        residual=_fair_residual,
+        separable=False,
+        smooth_only=defaults.linear is None,
+        **fields,
+    )
 
 
 def _fair_residual(mechanism: Mechanism, solution: SolveResult, rewards: Array, sizes: Array) -> Array:
@@ -279,31 +293,25 @@ def _fair_residual(mechanism: Mechanism, solution: SolveResult, rewards: Array, 
     return solution.residual
 
 
-MAXMIN = TrainingRule(
+MAXMIN = _fair_training_rule(
+    maxmin,
     name="maxmin",
     objective="min_i rho_i(pi) - D_f(pi || pi_init), rho_i = v_i (over: agents) or w_i v_i (over: groups)",
     reference="appendix E (MaxMin-RLHF)",
-    separable=False,
-    solve=_fair_solver("maxmin"),
-    residual=_fair_residual,
-    schema=(
-        Parameter(
-            "over",
-            "choice",
-            "agents",
-            description="the minimum over per-agent valuations v_i (MaxMin-RLHF) or group valuations w_i v_i",
-            choices=MAXMIN_OVER,
-        ),
-    ),
+    schema=(OVER,),
 )
-NASH = TrainingRule(
+NASH = _fair_training_rule(
+    nash,
     name="nash",
     objective="sum_i w_i log v_i(pi) - D_f(pi || pi_init)",
     reference="appendix E (Nash social welfare)",
-    separable=False,
-    solve=_fair_solver("nash"),
-    residual=_fair_residual,
-    smooth_only=True,
+)
+ALPHA_FAIR = _fair_training_rule(
+    alpha_fair,
+    name="alpha_fair",
+    objective="sum_i w_i (v_i(pi)^(1 - alpha) - 1) / (1 - alpha) - D_f(pi || pi_init)",
+    reference="appendix E (alpha-fair welfare: Nash at alpha = 1, maxmin as alpha -> inf)",
+    schema=(ALPHA,),
 )
 
 #: Every training rule, in documentation order.
