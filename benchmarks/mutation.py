@@ -871,12 +871,17 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
         done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, "timed out"
-    tail = (done.stdout + done.stderr).strip().splitlines()
-    return done.returncode, tail[-1] if tail else ""
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+    return done.returncode, (failed or lines or [""])[0 if failed else -1]
 
 
-def pytest_cmd(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *args]
+def pytest_cmd(tree: Path, args: list[str]) -> list[str]:
+    """pytest on the tree; its own ``--basetemp``: the shared ``/tmp/pytest-of-<user>`` keeps only
+    the newest sessions' folders, so concurrent runs would delete each other's ``tmp_path``."""
+    base = f"--basetemp={tree.parent / (tree.name + '-pytest')}"
+    quiet = ["-x", "-q", "-p", "no:cacheprovider", base]
+    return [sys.executable, "-m", "pytest", *quiet, "-m", "not slow", *args]
 
 
 def audit_cmd() -> list[str]:
@@ -891,13 +896,13 @@ def run_mutant(m: Mutant, tree: Path, stages: Sequence[str], timeout: float, aud
     try:
         for stage in stages:
             if stage == "related":
-                rc, tail = _run(pytest_cmd(related_tests(m)), tree, timeout)
+                rc, tail = _run(pytest_cmd(tree, related_tests(m)), tree, timeout)
                 if rc == 5:
                     raise SystemExit(f"{m.description}: its related tests collect nothing")
                 if rc != 0:
                     return Outcome(m, True, stage, time.perf_counter() - start, tail)
             elif stage == "quick":
-                rc, tail = _run(pytest_cmd([]), tree, timeout)
+                rc, tail = _run(pytest_cmd(tree, []), tree, timeout)
                 if rc != 0:
                     return Outcome(m, True, stage, time.perf_counter() - start, tail)
             elif stage == "audit":
@@ -937,6 +942,8 @@ def campaign(mutants: Sequence[Mutant], jobs: int, stages: Sequence[str], timeou
                 verdict = f"killed ({o.stage})" if o.killed else "SURVIVED"
                 where = f"{o.mutant.path}: {o.mutant.description}"
                 print(f"[{k + 1:3d}/{len(mutants)}] {verdict:16s} {o.seconds:6.1f}s  {where}", flush=True)
+                if o.killed:
+                    print(f"      by {o.detail[:150]}", flush=True)
                 outcomes.append(o)
         return outcomes
 
