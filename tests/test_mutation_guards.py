@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import rlhf_mech.analysis._implementability as implementability_module
+import rlhf_mech.analysis._runner as runner_module
 import rlhf_mech.core._payments as payments_module
 import rlhf_mech.core._prompts as prompts_module
 import rlhf_mech.core._solver as solver_module
@@ -26,6 +27,7 @@ from rlhf_mech.analysis import (
     ReportSpace,
     TypeSet,
     audit_game,
+    group_seed,
     implementability,
     negative_cycle,
     noisy_objective,
@@ -53,6 +55,7 @@ from rlhf_mech.core import (
     PromptGame,
     deviation,
     get_payment_rule,
+    mirror_ascent,
     outcome,
     solve,
     solve_fair,
@@ -576,3 +579,60 @@ def test_checkpoint_payment_is_the_best_checkpoint_under_kl_closed_form() -> Non
         expected.append(max(best, at_psi) - at_psi)
     assert max(expected) > 1e-3  # a checkpoint beats psi for some group: the maximum matters
     np.testing.assert_allclose(solve(game).truthful.payments, expected, rtol=0, atol=1e-12)
+
+
+def test_tv_mirror_ascent_takes_subgradient_steps_of_step_size_over_sqrt_t() -> None:
+    """TV's run (the heuristics' model of training): ``log pi_{t+1} = log pi_t + (step_size /
+    sqrt(t)) (s / lambda - g'(pi_t / pi_init)) + const``, ``g'(t) = 1`` for ``t >= 1``, else
+    -1 (its curvature is taken as 1), iterated here by hand."""
+    rng = np.random.default_rng(9)
+    scores = rng.random((2, 5))
+    q = rng.dirichlet(np.ones(5))
+    lam, step_size = 0.3, 0.5
+    got = mirror_ascent(scores, q, "tv", lam, 4, step_size, every=1)
+    for row in range(2):
+        log_pi = np.log(q)
+        for t in range(1, 5):
+            slope = np.where(np.exp(log_pi) / q >= 1.0, 1.0, -1.0)
+            log_pi = log_pi + step_size / np.sqrt(t) * (scores[row] / lam - slope)
+            log_pi -= np.log(np.exp(log_pi).sum())
+            np.testing.assert_allclose(got[row, t - 1], np.exp(log_pi), rtol=1e-12, atol=1e-15)
+
+
+# --- the runner and the deviation kernel's contracts ------------------------------------------------
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 3, 8])
+@pytest.mark.parametrize("groups", [1, 2, 5, 9, 40])
+def test_parallel_tasks_cover_every_group_once_in_order(groups: int, parallelism: int) -> None:
+    chunks = runner_module._chunks(groups, parallelism)
+    assert [i for chunk in chunks for i in chunk] == list(range(groups))
+
+
+def test_every_group_of_a_file_gets_its_own_seed() -> None:
+    states = {tuple(group_seed(0, "a.yaml", "a", i).generate_state(4)) for i in range(4)}
+    assert len(states) == 4
+
+
+def test_a_group_index_outside_the_game_is_refused() -> None:
+    game = make_game(*TWO_GROUPS)
+    with pytest.raises(ValueError, match=r"`group` must be in 0\.\.1"):
+        deviation(game.mechanism, game.truth, game.truth, 2)
+
+
+@pytest.mark.parametrize("divergence", ["kl", "chi2"])
+def test_deviation_outcomes_are_the_profiles_with_the_report_inserted(divergence: str) -> None:
+    """Each point (reward, size) of group 1 gives the figures of :func:`outcome` on the profile
+    with that report: the payment's reported term ``w~ <pi, rm~>`` carries the reported size."""
+    rng = np.random.default_rng(10)
+    game = make_game(*TWO_GROUPS, divergence=divergence, lam=0.4)
+    side = deviation(game.mechanism, game.truth, game.truth, 1)
+    rewards = rng.dirichlet(np.ones(4), size=(1, 3))
+    sizes = np.array([[1.0, 4.5, 9.0]])
+    points = side.outcomes(rewards, sizes)
+    for p in range(3):
+        profile = game.truth.with_report(1, rewards[0, p], sizes[0, p])
+        ref = outcome(game.mechanism, game.truth, profile)
+        for name in ("utilities", "payments", "valuations"):
+            assert getattr(points, name)[0, p] == pytest.approx(getattr(ref, name)[1], abs=1e-12)
+        assert points.social_welfare[0, p] == pytest.approx(ref.social_welfare, abs=1e-12)
