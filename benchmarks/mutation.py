@@ -9,8 +9,8 @@ says which mutant no longer fits (rewrite it against the new code).
 For each mutant, in a scratch copy of the tree (one per job, under a temporary folder; the
 working tree is never touched), the mutant is applied and then, until one of them fails:
 
-1. its related tests (the module's own test files and tests/test_mutation_guards.py, ``-m "not
-   slow"``, ``-x``): the fast kill;
+1. its related tests (tests/test_mutation_guards.py, then the module's own test files, ``-m
+   "not slow"``, ``-x``): the fast kill;
 2. the quick suite (``pytest -m "not slow"``), unless ``--stages`` leaves it out;
 3. ``rlhf-mech audit games/``, killed when its exit status differs from the unmutated tree's.
 
@@ -838,13 +838,13 @@ def check_snippets(mutants: Sequence[Mutant]) -> list[str]:
 
 
 def related_tests(m: Mutant) -> list[str]:
-    tests = list(m.tests)
+    """The guards first (one small file, aimed at the mutants), then the module's own tests."""
+    tests = [GUARDS] if (ROOT / GUARDS).is_file() else []
+    tests += m.tests
     for prefix, files in MODULE_TESTS.items():
         if m.module.startswith(prefix):
             tests += [f for f in files if f not in tests]
-    if (ROOT / GUARDS).is_file():
-        tests.append(GUARDS)
-    return tests or ["tests"]
+    return tests
 
 
 def scratch_copy(target: Path) -> None:
