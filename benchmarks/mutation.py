@@ -69,8 +69,8 @@ class Mutant:
 
 #: Related tests of each module (prefix of its path), before tests/test_mutation_guards.py.
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
-    "core/_solver": ("tests/test_solver.py", "tests/test_heuristics.py"),
-    "core/_payments": ("tests/test_payments.py", "tests/test_heuristics.py"),
+    "core/_solver": ("tests/test_solver.py", "tests/test_heuristics.py", "tests/test_numerics.py"),
+    "core/_payments": ("tests/test_payments.py", "tests/test_heuristics.py", "tests/test_numerics.py"),
     "core/_outcomes": ("tests/test_mechanism.py", "tests/test_payments.py", "tests/test_prompts.py"),
     "core/_prompts": ("tests/test_prompts.py",),
     "core/_deviation": ("tests/test_payments.py", "tests/test_search.py", "tests/test_implementability.py"),

@@ -48,7 +48,9 @@ from rlhf_mech.analysis._checks import (
 from rlhf_mech.analysis._objective import ReportObjective
 from rlhf_mech.core import (
     CONVERGED,
+    MAXITER,
     Expectations,
+    Figures,
     Game,
     Mechanism,
     Profile,
@@ -636,3 +638,20 @@ def test_deviation_outcomes_are_the_profiles_with_the_report_inserted(divergence
         for name in ("utilities", "payments", "valuations"):
             assert getattr(points, name)[0, p] == pytest.approx(getattr(ref, name)[1], abs=1e-12)
         assert points.social_welfare[0, p] == pytest.approx(ref.social_welfare, abs=1e-12)
+
+
+def test_prompt_means_keep_the_worst_prompts_status_and_residual() -> None:
+    """A game of many prompts converged only if every prompt did: the mean figures carry the
+    worst status and the largest residual of any prompt (one prompt failed here)."""
+    rng = np.random.default_rng(11)
+    per_group = {
+        name: rng.random((3, 2)) for name in ("valuations", "group_valuations", "payments", "utilities")
+    }
+    per_prompt = {name: rng.random(3) for name in ("social_welfare", "asw", "divergence_value")}
+    status = np.full((3, 2), CONVERGED)
+    status[1, 0] = MAXITER
+    each = Figures(**per_group, **per_prompt, kkt_residual=np.array([1e-15, 3e-4, 2e-12]), status=status)
+    mean = each.mean(np.array([0.5, 0.2, 0.3]), np.array([2.0, 3.0]))
+    np.testing.assert_array_equal(mean.status, [MAXITER, CONVERGED])
+    assert not mean.converged
+    assert mean.kkt_residual == 3e-4
