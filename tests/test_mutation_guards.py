@@ -49,6 +49,7 @@ from rlhf_mech.analysis._objective import ReportObjective
 from rlhf_mech.core import (
     CONVERGED,
     MAXITER,
+    STATUS_MESSAGES,
     Expectations,
     Figures,
     Game,
@@ -655,3 +656,34 @@ def test_prompt_means_keep_the_worst_prompts_status_and_residual() -> None:
     np.testing.assert_array_equal(mean.status, [MAXITER, CONVERGED])
     assert not mean.converged
     assert mean.kkt_residual == 3e-4
+
+
+def test_the_status_message_names_the_worst_leave_one_out_status(monkeypatch) -> None:
+    """One group's leave-one-out solve did not converge, the other's did: the profile's message
+    is about the failure, not the success."""
+    real = training_module.optimal_values
+
+    def first_row_fails(*args, **kwargs):
+        values, status, *rest = real(*args, **kwargs)
+        status = status.copy()
+        status[0] = MAXITER
+        return (values, status, *rest)
+
+    monkeypatch.setattr(training_module, "optimal_values", first_row_fails)
+    game = make_game(*TWO_GROUPS, divergence="chi2", lam=0.4)
+    profile = outcome(game.mechanism, game.truth, game.truth)
+    assert profile.payment.status.tolist() == [MAXITER, CONVERGED]
+    assert profile.status_message == f"a leave-one-out solve of the payment: {STATUS_MESSAGES[MAXITER]}"
+
+
+@pytest.mark.parametrize(
+    ("excess", "accepted"), [(1e-10, True), (-1e-10, True), (1e-8, False), (-1e-8, False)]
+)
+def test_prompt_weights_must_sum_to_one_within_1e_9(excess: float, accepted: bool) -> None:
+    games = list(_prompt_game(np.random.default_rng(12), 2, 3, "kl", costs=False).games)
+    weights = np.array([0.25, 0.75 + excess])
+    if accepted:
+        PromptGame.from_games("g", ("a", "b"), games, weights)
+    else:
+        with pytest.raises(ValueError, match="`weights` must sum to 1"):
+            PromptGame.from_games("g", ("a", "b"), games, weights)
