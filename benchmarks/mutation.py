@@ -508,12 +508,6 @@ MUTANTS: tuple[Mutant, ...] = (
     M("analysis/_implementability.py", "eps = tol / k", "eps = tol", "each edge gets tol instead of tol / K"),
     M(
         "analysis/_implementability.py",
-        "if sums and min(sums) < 0:",
-        "if sums and min(sums) <= 0:",
-        "a zero-weight cycle reported as negative",
-    ),
-    M(
-        "analysis/_implementability.py",
         "dsic_violation = float(np.max(payments[None, :] - payments[:, None] - gains))",
         "dsic_violation = float(np.max(payments[:, None] - payments[None, :] - gains))",
         "Rochet payments' DSIC violation measured on the reversed edges",
@@ -793,6 +787,18 @@ EQUIVALENT: tuple[tuple[Mutant, str], ...] = (
         ),
         "every group keeps its own seed (group_seed), so how the groups are cut into tasks does "
         "not change any figure (the runner's contract, tested by the workers=1 vs 2 test)",
+    ),
+    (
+        M(
+            "analysis/_implementability.py",
+            "if sums and min(sums) < 0:",
+            "if sums and min(sums) <= 0:",
+            "a zero-weight cycle reported as negative",
+        ),
+        "Bellman-Ford relaxes only strict improvements, so every cycle of the predecessor graph "
+        "has negative weight (Cherkassky and Goldberg, 1999); its recomputed sum is 0 only where "
+        "rounding swallows a negative sum below the ulp of its edges, which no input reaches "
+        "except by a rounding accident",
     ),
     (
         M(

@@ -11,6 +11,7 @@ the audit's payment floor over searched reports, its default tolerance).
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -54,6 +55,7 @@ from rlhf_mech.core import (
     Figures,
     Game,
     Mechanism,
+    Normalization,
     Profile,
     PromptGame,
     deviation,
@@ -687,3 +689,52 @@ def test_prompt_weights_must_sum_to_one_within_1e_9(excess: float, accepted: boo
     else:
         with pytest.raises(ValueError, match="`weights` must sum to 1"):
             PromptGame.from_games("g", ("a", "b"), games, weights)
+
+
+@pytest.mark.parametrize("normalization", ["sum", "max", "none"])
+def test_a_reward_below_zero_by_any_amount_is_outside_r(normalization: str) -> None:
+    """``rm >= 0`` exactly (section 2; IR and Proposition 4.4 rely on it): -1e-12 is refused."""
+    valid = {"sum": [0.5, 0.0, 0.5], "max": [1.0, 0.0, 0.5], "none": [0.5, 0.0, 3.0]}[normalization]
+    reward = np.array(valid) - [0.0, 1e-12, 0.0]
+    assert "rewards must be >= 0" in (Normalization(normalization).violation(reward) or "")
+    assert Normalization(normalization).violation(np.array(valid)) is None
+
+
+def test_the_gap_to_p_aff_is_centred_on_its_offset() -> None:
+    """Rochet payments = p^AFF + offset within +-gap, both bounds reached (the offset is the
+    centre of the differences, not their largest)."""
+    game = make_game(*TWO_GROUPS, divergence="chi2", lam=0.5)
+    result = implementability(game, 0, kind="grid", points=3)
+    assert result.monotone and result.aff_gap is not None and result.aff_gap > 1e-9
+    diff = result.payments - result.aff_payments
+    assert diff.max() == pytest.approx(result.aff_offset + result.aff_gap, abs=1e-12)
+    assert diff.min() == pytest.approx(result.aff_offset - result.aff_gap, abs=1e-12)
+
+
+def test_types_whose_solve_did_not_converge_are_left_out_of_l(monkeypatch) -> None:
+    """Types 2 and 3 (not the true type 0) did not converge: their rows of L could make or hide
+    a cycle, so they are dropped and the note says so."""
+    real = implementability_module.deviation
+
+    class Failing:
+        def __init__(self, side) -> None:
+            self.side = side
+
+        def outcomes(self, rewards, sizes, **kwargs):
+            out = self.side.outcomes(rewards, sizes, **kwargs)
+            status = out.status.copy()
+            status[0, [2, 3]] = MAXITER
+            return dataclasses.replace(out, status=status)
+
+    monkeypatch.setattr(implementability_module, "deviation", lambda *a: Failing(real(*a)))
+    game = make_game(*TWO_GROUPS, divergence="chi2", lam=0.5)
+    rewards = np.random.default_rng(13).dirichlet(np.ones(4), size=6)
+    rewards[0] = game.truth.rewards[0]
+    types = TypeSet("grid", rewards, rewards, np.full(6, 3.0))
+    result = implementability(game, 0, types)
+    assert result.types.count == 4
+    np.testing.assert_array_equal(result.types.rewards, rewards[[0, 1, 4, 5]])
+    assert any(
+        "2 of 6 training solves did not converge (types 2, 3); those types are left out" in n
+        for n in result.notes
+    )
