@@ -34,6 +34,7 @@ from rlhf_mech.analysis import (
     noisy_objective,
     rochet_payments,
     shortest_paths,
+    size_bound,
 )
 from rlhf_mech.analysis._checks import (
     Finding,
@@ -738,3 +739,31 @@ def test_types_whose_solve_did_not_converge_are_left_out_of_l(monkeypatch) -> No
         "2 of 6 training solves did not converge (types 2, 3); those types are left out" in n
         for n in result.notes
     )
+
+
+# --- the report space ----------------------------------------------------------------------------
+
+
+def test_the_size_bound_without_max_size_is_twice_the_largest_size() -> None:
+    game = dataclasses.replace(make_game(*TWO_GROUPS), max_size=None)
+    assert size_bound(game) == (14.0, "no max_size in the file: max(10, 2 x the largest size)")
+    small = dataclasses.replace(make_game(TWO_GROUPS[0], [1.0, 2.0]), max_size=None)
+    assert size_bound(small)[0] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("total", "size", "valid"),
+    [
+        (1.0 + 1e-10, 10.0, True),
+        (1.0 + 1e-8, 3.0, False),
+        (1.0 - 1e-8, 3.0, False),
+        (1.0, 10.0 * (1 + 1e-8), False),
+    ],
+)
+def test_valid_reports_sum_to_one_and_stay_within_the_size_bound(
+    total: float, size: float, valid: bool
+) -> None:
+    """A report is valid to 1e-9: the normalisation's total and the sizes in [1, W] (W = 10)."""
+    space = ReportSpace.of(make_game(*TWO_GROUPS))
+    theta = np.array([0.25, 0.25, 0.25, 0.25]) * total
+    assert space.contains(theta, size).tolist() == [valid]
