@@ -42,7 +42,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +61,7 @@ class Mutant:
     new: str
     description: str
     tests: tuple[str, ...] = field(default=())
+    own_tests_only: bool = False
 
     @property
     def module(self) -> str:
@@ -845,6 +846,8 @@ def check_snippets(mutants: Sequence[Mutant]) -> list[str]:
 
 def related_tests(m: Mutant) -> list[str]:
     """The guards first (one small file, aimed at the mutants), then the module's own tests."""
+    if m.own_tests_only:
+        return list(m.tests)
     tests = [GUARDS] if (ROOT / GUARDS).is_file() else []
     tests += m.tests
     for prefix, files in MODULE_TESTS.items():
@@ -985,6 +988,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per stage of one mutant")
     parser.add_argument("--select", default="", help="comma-separated mutant numbers (as --list shows them)")
+    parser.add_argument(
+        "--tests",
+        default="",
+        help="comma-separated test files instead of the related ones (recheck survivors)",
+    )
     args = parser.parse_args(argv)
     problems = check_snippets([*MUTANTS, *(m for m, _ in EQUIVALENT)])
     if problems:
@@ -998,6 +1006,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     mutants = [m for m in MUTANTS if not args.only or any(o in m.path for o in args.only)]
     if args.select:
         mutants = [mutants[int(k)] for k in args.select.split(",")]
+    if args.tests:
+        mutants = [replace(m, tests=tuple(args.tests.split(",")), own_tests_only=True) for m in mutants]
     if args.list:
         for k, m in enumerate(mutants):
             print(f"{k:3d} {m.path}: {m.description}\n    tests: {' '.join(related_tests(m))}")
