@@ -501,7 +501,7 @@ class ArrayLoader:
         name = ref.get("file")
         if unknown or not isinstance(name, str) or not name:
             raise self.doc.error(path, "an array reference is {file: NAME.npy|NAME.csv, row: k}")
-        target = self._target(name, (*path, "file"))
+        target = self.target(name, (*path, "file"))
         if target not in self.cache:
             try:
                 self.cache[target] = read_array(target)
@@ -521,11 +521,12 @@ class ArrayLoader:
             raise self.doc.error((*path, "row"), f"row {row} is outside 0..{array.shape[0] - 1}")
         return np.asarray(array[row])
 
-    def _target(self, name: str, path: Path_) -> Path:
+    def target(self, name: str, path: Path_, suffixes: tuple[str, ...] = ARRAY_SUFFIXES) -> Path:
+        """The file a reference ``name`` (at ``path``, with one of ``suffixes``) points to."""
         if "\x00" in name:
             raise self.doc.error(path, "the file name contains a NUL byte")
-        if Path(name).suffix not in ARRAY_SUFFIXES:
-            raise self.doc.error(path, f"{shown(name)}: expected a {' or '.join(ARRAY_SUFFIXES)} file")
+        if Path(name).suffix not in suffixes:
+            raise self.doc.error(path, f"{shown(name)}: expected a {' or '.join(suffixes)} file")
         folder = self.doc.path.parent
         try:
             target = (folder / name).resolve()
