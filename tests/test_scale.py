@@ -331,3 +331,23 @@ def test_a_table_format_without_its_extra_says_which_to_install(tmp_path: Path, 
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
     with pytest.raises(SpecError, match=r"pip install 'rlhf-mech\[parquet\]'"):
         load_game(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_import_writes_the_table_asked_for(tmp_path: Path, fmt: str) -> None:
+    from trainer_logs import write_trl_run
+
+    write_trl_run(tmp_path / "run", steps=(0, 2, 3), generations=3, seed=5)
+    outputs = {}
+    for table in ("yaml", fmt):
+        out = tmp_path / f"{table}.yaml"
+        result = runner.invoke(
+            app, ["import", str(tmp_path / "run"), "-o", str(out), "--prompt-table", table]
+        )
+        assert result.exit_code == 0, result.output
+        outputs[table] = out
+    assert (tmp_path / f"{fmt}.prompts.{fmt}").is_file() and not (tmp_path / "yaml.prompts.npz").exists()
+    assert _solve_json(outputs["yaml"]) == _solve_json(outputs[fmt])
+    refused = runner.invoke(app, ["import", str(tmp_path / "run"), "-o", "x.yaml", "--prompt-table", "zip"])
+    assert refused.exit_code == 2
+    assert refused.stderr == "error: --prompt-table must be one of auto, yaml, npz, parquet, got 'zip'\n"

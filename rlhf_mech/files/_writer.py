@@ -335,6 +335,8 @@ def _replace(target: Path, write: Callable[[Any], Any]) -> None:
 #: ``write_game(..., table=AUTO_TABLE)``: a table of prompts (``.npz``) for a game of more
 #: than :data:`~rlhf_mech.files._prompt_tables.TABLE_THRESHOLD` prompts, else none.
 AUTO_TABLE = "auto"
+#: What ``table`` may be (``rlhf-mech import --prompt-table``): auto, yaml (no table) or a format.
+TABLE_CHOICES = (AUTO_TABLE, "yaml", *(suffix.lstrip(".") for suffix in TABLE_FORMATS))
 
 
 def table_suffix(game: Game | PromptGame, table: str | None) -> str | None:
