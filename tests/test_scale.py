@@ -351,3 +351,49 @@ def test_import_writes_the_table_asked_for(tmp_path: Path, fmt: str) -> None:
     refused = runner.invoke(app, ["import", str(tmp_path / "run"), "-o", "x.yaml", "--prompt-table", "zip"])
     assert refused.exit_code == 2
     assert refused.stderr == "error: --prompt-table must be one of auto, yaml, npz, parquet, got 'zip'\n"
+
+
+# --- the YAML reader: one match per scalar, the tags of PyYAML's resolver loop --------------------
+
+SCALARS = (
+    "", "~", "null", "Null", "NULL", "nul", "true", "True", "TRUE", "tRue", "false", "yes", "no", "on",
+    "0", "-1", "+12", "0o17", "0o8", "0x1F", "0xg", "1.5", ".5", "5.", "1e5", "1E-5", "-.inf", ".Inf",
+    ".NAN", ".nan", "+.nan", "1_000", "1:30", "2024-01-01", "abc", "e5", ".", "-", "+", "0b101", "1e",
+    "x0", "-0.0", "1.7976931348623157e308", "007", "+.5e-3", "nan", "inf",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_the_reader_resolves_every_scalar_as_pyyaml_resolvers_do(plain: bool) -> None:
+    import yaml
+
+    from rlhf_mech.files._yaml import Loader
+
+    loader = Loader("")
+    for text in SCALARS:
+        expected = yaml.resolver.BaseResolver.resolve(loader, yaml.ScalarNode, text, (plain, not plain))
+        assert loader.resolve(yaml.ScalarNode, text, (plain, not plain)) == expected, text
+    for kind in (yaml.SequenceNode, yaml.MappingNode):
+        assert loader.resolve(kind, None, (True, False)) == yaml.resolver.BaseResolver.resolve(
+            loader, kind, None, (True, False)
+        )
+
+
+def test_a_game_of_many_prompts_reads_the_same_with_and_without_anchors(tmp_path: Path) -> None:
+    # a text without "&" takes the tree walk of the key checks; one with an anchor the full one
+    path = write_game(random_prompt_game(), tmp_path / "game.yaml", table="yaml")[0]
+    text = path.read_text()
+    anchored = text.replace("divergence: {kind: kl", "divergence: &d {kind: kl").replace(
+        "\nprompts:", "\nx: *d\nprompts:"
+    )
+    (tmp_path / "anchored.yaml").write_text(anchored)
+    with pytest.raises(SpecError, match=r"anchored.yaml:\d+: x: unknown field"):
+        load_game(tmp_path / "anchored.yaml")
+    duplicated = text.replace("\nprompts:", "\nname: again\nprompts:")
+    for label, variant in (
+        ("plain", duplicated),
+        ("anchored", duplicated.replace("{kind: kl", "&d {kind: kl")),
+    ):
+        (tmp_path / f"{label}.yaml").write_text(variant)
+        with pytest.raises(SpecError, match=r"duplicate key 'name'"):
+            load_game(tmp_path / f"{label}.yaml")
