@@ -397,3 +397,52 @@ def test_a_game_of_many_prompts_reads_the_same_with_and_without_anchors(tmp_path
         (tmp_path / f"{label}.yaml").write_text(variant)
         with pytest.raises(SpecError, match=r"duplicate key 'name'"):
             load_game(tmp_path / f"{label}.yaml")
+
+
+# --- the YAML writer: PyYAML's emitter, its per-character work skipped for numbers ----------------
+
+
+def _number_texts() -> list[str]:
+    rng = np.random.default_rng(3)
+    values = [
+        *rng.random(200),
+        *(rng.standard_normal(200) * 10.0 ** rng.integers(-320, 308, 200)),
+        0.0, -0.0, 1.0, -1.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 2.0**53, 1e16,
+        *rng.integers(-(2**53), 2**53, 50).astype(float),
+    ]  # fmt: skip
+    return [repr(v) for v in values] + ["0", "-12", "007", "1.5e+05", "1e-05", "12.", "-", "1.2.3", "e5"]
+
+
+def test_the_writers_number_fast_paths_are_pyyamls_answers() -> None:
+    import yaml
+
+    from rlhf_mech.files._writer import _Dumper
+
+    for text in _number_texts():
+        dumper = _Dumper(io.StringIO())
+        assert dumper.analyze_scalar(text).__dict__ == yaml.SafeDumper.analyze_scalar(dumper, text).__dict__
+        for implicit in ((True, False), (False, True)):
+            assert dumper.resolve(yaml.ScalarNode, text, implicit) == yaml.SafeDumper.resolve(
+                dumper, yaml.ScalarNode, text, implicit
+            ), text
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_writer_writes_pyyamls_bytes(seed: int) -> None:
+    import yaml
+
+    from rlhf_mech.files._writer import _Dumper, game_document
+
+    class PyYAML(_Dumper):  # the emitter's own methods, every character looked at
+        resolve = yaml.SafeDumper.resolve
+        analyze_scalar = yaml.SafeDumper.analyze_scalar
+        write_plain = yaml.SafeDumper.write_plain
+
+    data = game_document(random_prompt_game(seed, prompts=30)).data
+    data["prompts"][0]["prompt"] = "a plain text, with spaces\nand a break"
+    data["prompts"][1]["prompt"] = "12 monkeys"
+    data["prompts"][2]["prompt"] = "1.5"
+    settings = {"sort_keys": False, "default_flow_style": None, "width": 1 << 30, "allow_unicode": True}
+    fast = yaml.dump(data, Dumper=_Dumper, **settings)
+    assert fast == yaml.dump(data, Dumper=PyYAML, **settings)
+    assert "prompt: '1.5'" in fast  # a text that reads as a number stays quoted

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,13 +46,63 @@ Array = np.ndarray
 INLINE_LIMIT = 16
 
 
+#: The text of a number as the writer represents it (``repr`` of a float, an int): nothing in
+#: it that YAML's emitter must look at character by character.
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
+_FLOAT = "tag:yaml.org,2002:float"
+_INT = "tag:yaml.org,2002:int"
+#: What :meth:`_Dumper.write_plain` must split a plain scalar at.
+_SPACES_OR_BREAKS = re.compile("[ \n\x85\u2028\u2029]")
+
+
 @functools.partial(core_schema, keep=True)
 class _Dumper(yaml.SafeDumper):
     """Block style with indented sequences; leaf lists and mappings in flow style; strings
-    that YAML 1.1 or 1.2 would read as another type are quoted."""
+    that YAML 1.1 or 1.2 would read as another type are quoted.
+
+    PyYAML's emitter, not libyaml's: libyaml writes a block sequence inside a mapping
+    without indenting it (``groups:\n- {name: a}``), and has no option to; its output is
+    another text. What makes the Python emitter slow on a game file, the resolvers tried in
+    turn and the character-by-character analysis and writing of every number (most of the
+    scalars), is skipped for the texts of numbers, whose tag and analysis are known (the same
+    bytes: tests/test_scale.py).
+    """
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
         return super().increase_indent(flow, False)
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and implicit[0] and _NUMBER.fullmatch(value) is not None:
+            # what every resolver of YAML 1.1 and 1.2 reads such a text as
+            return _FLOAT if "." in value or "e" in value else _INT
+        return super().resolve(kind, value, implicit)
+
+    def analyze_scalar(self, scalar: str) -> Any:
+        if _NUMBER.fullmatch(scalar) is None:
+            return super().analyze_scalar(scalar)
+        # digits, a dot, an exponent: no indicator, space, break or special character
+        return yaml.emitter.ScalarAnalysis(
+            scalar=scalar,
+            empty=False,
+            multiline=False,
+            allow_flow_plain=True,
+            allow_block_plain=True,
+            allow_single_quoted=True,
+            allow_double_quoted=True,
+            allow_block=True,
+        )
+
+    def write_plain(self, text: str, split: bool = True) -> None:
+        if not text or _SPACES_OR_BREAKS.search(text):
+            super().write_plain(text, split)
+            return
+        # the emitter's loop on a text without spaces or breaks: one write of the whole text
+        if self.root_context:
+            self.open_ended = True
+        data = text if self.whitespace else " " + text
+        self.whitespace = self.indention = False
+        self.column += len(data)
+        self.stream.write(data.encode(self.encoding) if self.encoding else data)
 
 
 def _represent_float(dumper: yaml.SafeDumper, value: float) -> yaml.Node:
