@@ -446,3 +446,50 @@ def test_the_writer_writes_pyyamls_bytes(seed: int) -> None:
     fast = yaml.dump(data, Dumper=_Dumper, **settings)
     assert fast == yaml.dump(data, Dumper=PyYAML, **settings)
     assert "prompt: '1.5'" in fast  # a text that reads as a number stays quoted
+
+
+# --- implementability: numpy's Bellman-Ford (the default) is scipy's, bit for bit ----------------
+
+
+def _digraph(rng: np.random.Generator, kind: int) -> np.ndarray:
+    """A complete digraph's weights: uniform, normal (negative cycles common), potential
+    differences plus noise of +-1e-13 (ties, cycles within rounding of 0), small integers."""
+    k = int(rng.integers(2, 60))
+    if kind == 0:
+        return rng.random((k, k))
+    if kind == 1:
+        return rng.standard_normal((k, k)) + rng.uniform(0.0, 2.0)
+    if kind == 2:
+        p = rng.standard_normal(k)
+        return p[None, :] - p[:, None] + rng.uniform(-1e-13, 1e-12, (k, k))
+    return rng.integers(-1, 5, (k, k)).astype(float)
+
+
+def test_numpy_shortest_paths_are_scipys_bit_for_bit_with_and_without_negative_cycles() -> None:
+    from rlhf_mech.analysis._implementability import negative_cycle, rochet_payments, shortest_paths
+
+    rng = np.random.default_rng(25)
+    cycles = 0
+    for trial in range(240):
+        weights = _digraph(rng, trial % 4)
+        by_numpy, by_scipy = shortest_paths(weights), rochet_payments(weights)
+        assert (by_numpy is None) == (by_scipy is None), trial
+        if by_scipy is None:
+            cycles += 1
+            cycle = negative_cycle(weights)
+            assert cycle is not None and weights[cycle, np.roll(cycle, -1)].sum() < 0
+        else:
+            np.testing.assert_array_equal(by_numpy, by_scipy)
+            assert negative_cycle(weights) is None
+    assert 60 <= cycles <= 180  # both kinds of digraph are tried
+
+
+def test_implementability_takes_the_numpy_graph_by_default_with_scipys_numbers() -> None:
+    from rlhf_mech.analysis import implementability, type_set
+
+    game = load_game(Path(__file__).resolve().parents[1] / "games" / "chi2_three_groups.yaml")
+    types = type_set(game, 0, "random", 80, [1, 2, 4], seed=2)
+    default, by_scipy = implementability(game, 0, types), implementability(game, 0, types, graph="scipy")
+    assert default.payments is not None and by_scipy.payments is not None
+    np.testing.assert_array_equal(default.payments, by_scipy.payments)
+    assert default.dsic_violation == by_scipy.dsic_violation and default.aff_gap == by_scipy.aff_gap
