@@ -493,3 +493,60 @@ def test_implementability_takes_the_numpy_graph_by_default_with_scipys_numbers()
     assert default.payments is not None and by_scipy.payments is not None
     np.testing.assert_array_equal(default.payments, by_scipy.payments)
     assert default.dsic_violation == by_scipy.dsic_violation and default.aff_gap == by_scipy.aff_gap
+
+
+# --- the dask backend: each game shipped once, the tasks refer to it ----------------------------
+
+
+class _Done:
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def result(self) -> object:
+        return self.value
+
+
+class _RecordingClient:
+    """A stand-in for ``dask.distributed.Client`` that runs each task at once and records what
+    was sent: the games by ``scatter``, and what each task carried."""
+
+    def __init__(self) -> None:
+        self.scattered: list[object] = []
+        self.submitted: list[tuple[object, ...]] = []
+        self.cancelled = 0
+
+    def nthreads(self) -> dict[str, int]:
+        return {"worker-0": 1, "worker-1": 1}
+
+    def scatter(self, data: list[object], hash: bool = True) -> list[_Done]:
+        self.scattered += data
+        return [_Done(item) for item in data]
+
+    def submit(self, func, *args: object, pure: bool = True) -> _Done:
+        self.submitted.append(args)
+        return _Done(func(*(a.value if isinstance(a, _Done) else a for a in args)))
+
+    def cancel(self, futures: list[object]) -> None:
+        self.cancelled += len(futures)
+
+
+def test_the_dask_backend_ships_each_game_once_and_gives_the_bytes_of_one_process() -> None:
+    from rlhf_mech.analysis import AuditOptions, run_audits
+    from rlhf_mech.render._audit import audit_to_json
+
+    folder = Path(__file__).resolve().parents[1] / "games"
+    games = [
+        load_game(folder / "chi2_three_groups.yaml"),
+        load_game(folder / "prompts" / "three_prompts.yaml"),
+    ]
+    client = _RecordingClient()
+    options = AuditOptions(budget=20)
+    remote = run_audits(games, options, seed=3, dask_client=client)
+    local = run_audits(games, options, seed=3)
+    assert client.scattered == games  # each game once ...
+    assert client.submitted and all(
+        isinstance(args[0], _Done) for args in client.submitted
+    )  # ... then referred to
+    assert not any(isinstance(a, type(games[0])) for args in client.submitted for a in args)
+    assert client.cancelled == len(client.submitted) + len(games)  # released when done
+    assert [audit_to_json(a) for a in remote] == [audit_to_json(a) for a in local]
