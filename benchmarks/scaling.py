@@ -33,8 +33,13 @@ games of many prompts) with ``-j W`` and with ``--backend dask`` on a local clus
 single-thread worker processes, W = 1 .. ``--max-workers``: wall times, their ratio, the
 same bytes out, and whether anything was printed on stderr.
 
+Implementability, ``--implementability``: ``implementability`` against the number of types
+K (``--ks``), SW-Max (monotone) and MaxMin (a negative cycle), by the numpy (default) and the
+scipy Bellman-Ford, with the log-log slope of each.
+
     python benchmarks/scaling.py --prompts [--sizes 1000,10000,100000]
     python benchmarks/scaling.py --workers [--max-workers 2]
+    python benchmarks/scaling.py --implementability [--ks 200,400,800,1600]
 """
 
 from __future__ import annotations
@@ -238,6 +243,37 @@ def prompts_table(sizes: list[int], max_yaml: int, max_audit: int, repeat: int) 
     }
 
 
+# --- implementability: time against the number of types K -------------------------------------
+
+
+def implementability_table(ks: list[int]) -> dict[str, float]:
+    """``implementability`` on ``games/chi2_three_groups.yaml`` (group 0, K random types) for
+    SW-Max (monotone: the whole Bellman-Ford) and MaxMin (a negative cycle), by both graph
+    methods; the log-log slope of time on K of each."""
+    import dataclasses
+
+    from rlhf_mech.analysis import implementability, type_set
+    from rlhf_mech.core import get_payment_rule, get_training_rule
+    from rlhf_mech.files import load_game
+
+    base = load_game(Path(__file__).resolve().parent.parent / "games" / "chi2_three_groups.yaml")
+    out: dict[str, float] = {}
+    print(f"{'rule':>7} {'graph':>6} " + " ".join(f"{'K=' + str(k):>9}" for k in ks) + "  slope")
+    for name in ("sw_max", "maxmin"):
+        rule = get_training_rule(name)
+        payment = base.mechanism.payment_rule if rule.additive else get_payment_rule("none")
+        mechanism = dataclasses.replace(base.mechanism, training_rule=rule, payment_rule=payment)
+        game = dataclasses.replace(base, mechanism=mechanism)
+        types = {k: type_set(game, 0, "random", k - 1, seed=0, max_types=10**6) for k in ks}
+        for graph in ("numpy", "scipy"):
+            implementability(game, 0, types[ks[0]], graph=graph)  # imports and caches: not K's cost
+            times = [implementability(game, 0, types[k], graph=graph).seconds for k in ks]
+            slope = float(np.polyfit(np.log(ks), np.log(times), 1)[0])
+            out[f"slope_{name}_{graph}"] = slope
+            print(f"{name:>7} {graph:>6} " + " ".join(f"{t:>9.3f}" for t in times) + f"  {slope:.2f}")
+    return out
+
+
 # --- workers: -j against dask --------------------------------------------------------------------
 
 
@@ -289,6 +325,8 @@ def main() -> None:
         "--max-yaml", type=int, default=10_000, help="--prompts: most prompts written as YAML"
     )
     parser.add_argument("--max-audit", type=int, default=10_000, help="--prompts: most prompts audited")
+    parser.add_argument("--implementability", action="store_true", help="implementability against K")
+    parser.add_argument("--ks", default="200,400,800,1600", help="--implementability: the numbers of types")
     parser.add_argument("--workers", action="store_true", help="audit time against workers, -j and dask")
     parser.add_argument("--max-workers", type=int, default=2)
     parser.add_argument("--audit-games", type=Path, default=None, help="--workers: a folder of games")
@@ -301,12 +339,14 @@ def main() -> None:
     parser.add_argument("--n-fixed", type=int, default=8, help="n of the sweep over m")
     parser.add_argument("--m-fixed", type=int, default=100_000, help="m of the sweep over n")
     args = parser.parse_args()
-    if args.prompts or args.workers:
+    if args.prompts or args.workers or args.implementability:
         print(f"machine: {machine()}")
         fields: dict[str, float] = {}
         if args.prompts:
             sizes = [int(x) for x in args.sizes.split(",")]
             fields |= prompts_table(sizes, args.max_yaml, args.max_audit, args.repeat)
+        if args.implementability:
+            fields |= implementability_table([int(k) for k in args.ks.split(",")])
         if args.workers:
             fields |= workers_table(args.audit_games, args.max_workers, args.audit_prompts, args.audit_count)
         print(result_line(**fields))
