@@ -50,7 +50,13 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.core import NORMALIZATION_TOL, PROMPT_WEIGHT_TOL, Normalization, default_outcome_names
+from rlhf_mech.core import (
+    NORMALIZATION_TOL,
+    PROMPT_WEIGHT_TOL,
+    Normalization,
+    PromptGame,
+    default_outcome_names,
+)
 from rlhf_mech.files._arrays import npy_header, regular_file
 
 Array = np.ndarray
@@ -606,7 +612,7 @@ def checked_columns(
     )
 
 
-def game_columns(game: Any) -> PromptColumns:
+def game_columns(game: PromptGame) -> PromptColumns:
     """The table of a :class:`~rlhf_mech.core.PromptGame`'s prompts (what :func:`checked_columns`
     gives back), the optional fields left out where they have their default."""
     counts = np.diff(game.offsets)
