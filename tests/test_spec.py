@@ -247,12 +247,16 @@ def test_schema_describes_the_format() -> None:
     assert top["title"] == "rlhf-mech game file (format v1: core, candidate-model or many-prompt game)"
     assert top["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     # one schema for the three formats, dispatched as the loader does: on a candidates: key,
-    # then on a prompts: key
+    # then on a prompts: key (a list, or a mapping naming a table of prompts)
     assert top["if"] == {"required": ["candidates"]}
     assert top["then"] == {"$ref": "#/$defs/CandidateGameSpec"}
     assert top["else"] == {
         "if": {"required": ["prompts"]},
-        "then": {"$ref": "#/$defs/PromptGameSpec"},
+        "then": {
+            "if": {"properties": {"prompts": {"type": "object"}}},
+            "then": {"$ref": "#/$defs/PromptTableGameSpec"},
+            "else": {"$ref": "#/$defs/PromptGameSpec"},
+        },
         "else": {"$ref": "#/$defs/GameSpec"},
     }
     schema = top["$defs"]["GameSpec"]

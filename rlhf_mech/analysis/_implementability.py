@@ -500,7 +500,7 @@ def implementability(
     seed: int = 0,
     tol: float = DEFAULT_TOL,
     max_types: int = DEFAULT_MAX_TYPES,
-    graph: str = "scipy",
+    graph: str = "numpy",
 ) -> ImplementabilityResult:
     """Decide cycle monotonicity (Definition E.1) of the game's training rule for one group.
 
@@ -511,9 +511,11 @@ def implementability(
     types : the type set; else built by :func:`type_set` from ``kind``, ``points``, ``sizes``
         and ``seed``.
     tol : the tolerance of a cycle sum (module notes: each edge gets ``tol / K``).
-    graph : who finds the shortest paths: ``scipy`` (:func:`rochet_payments`, always ``K``
-        rounds in C) or ``numpy`` (:func:`shortest_paths`, stops when the distances settle);
-        the same distances to rounding, and the same cycle search after a negative cycle.
+    graph : who finds the shortest paths: ``numpy`` (the default: :func:`negative_cycle`,
+        then :func:`shortest_paths`, each stopping when the distances settle) or ``scipy``
+        (:func:`rochet_payments`, always ``K`` rounds in C); the same distances, bit for bit
+        (both take the least of the same float sums along paths; tests/test_scale.py checks
+        it on random digraphs with and without negative cycles), and the same verdict.
 
     Returns
     -------

@@ -19,15 +19,16 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from rlhf_mech.analysis._audit import AuditOptions, GameAudit, GroupAudit, audit_game, audit_groups
-from rlhf_mech.core import Game
+from rlhf_mech.core import Game, PromptGame
 
 
 def _chunks(n_groups: int, parallelism: int) -> list[tuple[int, ...]]:
     """Split a game's groups into at most ``4 x parallelism`` consecutive tasks.
 
-    A task ships the whole game to its worker, so a large game is cut into a few tasks
-    rather than one per group; every group keeps its own seed, so the cut changes nothing
-    in the result.
+    A task needs the whole game on its worker (joblib pickles it into each task, its large
+    arrays memory-mapped; dask's scatter sends it once), so a game is cut into a few tasks
+    rather than one per group; every group keeps its own seed, so the cut changes nothing in
+    the result.
     """
     size = max(1, math.ceil(n_groups / (4 * max(1, parallelism))))
     return [tuple(range(start, min(n_groups, start + size))) for start in range(0, n_groups, size)]
@@ -88,8 +89,34 @@ def _isolated_groups(
         return _TaskFailure(failure_message(exc))
 
 
+def _on_dask(
+    client: Any,
+    games: Sequence[Game | PromptGame],
+    tasks: Sequence[tuple[int, Sequence[int]]],
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
+) -> Iterator[Any]:
+    """The results of ``calls`` (each ``(function, (game, ...))``, the game ``games[g]`` of
+    its task) run on the dask cluster of ``client``, in order.
+
+    Each game is sent to the cluster once (``client.scatter``) and every task refers to it,
+    rather than carrying its own copy inside the task graph: a big game costs one transfer,
+    not one per task (and no "large graph" warning). The futures are cancelled if the caller
+    stops early (an exception).
+    """
+    shipped = client.scatter(list(games), hash=False)
+    futures = [
+        client.submit(call, shipped[g], *args[1:], pure=False)
+        for (g, _), (call, args) in zip(tasks, calls, strict=True)
+    ]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        client.cancel([*futures, *shipped])
+
+
 def run_audits(
-    games: Sequence[Game],
+    games: Sequence[Game | PromptGame],
     options: AuditOptions,
     *,
     seed: int = 0,
@@ -106,9 +133,9 @@ def run_audits(
     games : the games, in output order; options : see :class:`AuditOptions`.
     seed : the seed every group's seed comes from (:func:`group_seed`).
     workers : joblib processes; 1 runs in this process.
-    dask_client : a connected ``dask.distributed.Client``: the work then runs on its cluster
-        through joblib's dask backend (``workers`` is ignored). The caller connects and
-        closes it.
+    dask_client : a connected ``dask.distributed.Client``: the work then runs on its cluster,
+        each game sent once (:func:`_on_dask`; ``workers`` is ignored). The caller connects
+        and closes it.
     on_task_done : called once per group when its work is done, in order (a progress bar).
     on_failure : isolate the games from each other: a game whose work raises (any exception)
         or runs past ``time_limit_s`` is left out of the result and reported as
@@ -147,20 +174,18 @@ def run_audits(
                 call, args = work(g, (i,))
                 collect(g, (i,), call(*args))
     else:
-        from joblib import Parallel, delayed, parallel_config
-
         parallelism = workers if client is None else max(1, sum(client.nthreads().values()))
         tasks = [(g, chunk) for g, game in enumerate(games) for chunk in _chunks(game.n_groups, parallelism)]
-        calls = (delayed(call)(*args) for call, args in (work(g, chunk) for g, chunk in tasks))
+        calls = [work(g, chunk) for g, chunk in tasks]
         if client is None:
+            from joblib import Parallel, delayed
+
             run = Parallel(n_jobs=workers, return_as="generator")
-            for (g, chunk), done in zip(tasks, run(calls), strict=True):
-                collect(g, chunk, done)
+            done_in_order = run(delayed(call)(*args) for call, args in calls)
         else:
-            with parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
-                run = Parallel(n_jobs=-1, return_as="generator")
-                for (g, chunk), done in zip(tasks, run(calls), strict=True):
-                    collect(g, chunk, done)
+            done_in_order = _on_dask(client, games, tasks, calls)
+        for (g, chunk), done in zip(tasks, done_in_order, strict=True):
+            collect(g, chunk, done)
     audits: list[GameAudit] = []
     with threadpool_limits(limits=1, user_api="blas"):
         for g, game in enumerate(games):

@@ -49,8 +49,12 @@ def implementability_command(
     tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of a cycle sum (each edge +tol/K).")] = 1e-9,
     max_types: Annotated[int, typer.Option(min=2, help="Most types allowed (time grows as K^3).")] = 2000,
     graph: Annotated[
-        str, typer.Option(help="Shortest paths by scipy (K rounds, in C) or numpy (stops when settled).")
-    ] = "scipy",
+        str,
+        typer.Option(
+            help="Shortest paths by numpy (stops when the distances settle; the same numbers as scipy's) "
+            "or scipy (K rounds, in C)."
+        ),
+    ] = "numpy",
     save_cycle: Annotated[
         Path | None,
         typer.Option(

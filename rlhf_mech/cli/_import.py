@@ -47,6 +47,14 @@ def import_game(
             show_default=False,
         ),
     ] = None,
+    prompt_table: Annotated[
+        str,
+        typer.Option(
+            help="A game of many prompts: where its prompts go. auto: a table beside the YAML "
+            "(GAME.prompts.npz) above 1,000 prompts, else the YAML; yaml, npz, or parquet "
+            "(the parquet extra).",
+        ),
+    ] = "auto",
     layout: Annotated[
         str | None,
         typer.Option(
@@ -202,6 +210,7 @@ def import_game(
             lam=lam,
             payment_rule=payment,
             name=name,
+            prompt_table=prompt_table,
         )
         if plot is not None and (inspect or not per_step(step)):
             raise RlhfMechError(

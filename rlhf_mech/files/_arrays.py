@@ -21,10 +21,12 @@ line and field (game files) or the option (command line).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -75,40 +77,56 @@ def read_array(path: Path) -> Array:
 
 def _read_npy(path: Path, size: int) -> Array:
     with open(path, "rb") as f:
-        try:
-            version = np.lib.format.read_magic(f)
-        except ValueError:
-            raise ValueError("not a .npy file (no .npy header; an .npz archive or an empty file?)") from None
-        reader = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }.get(version)
-        if reader is None:
-            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-        try:
-            shape, fortran, dtype = reader(f, max_header_size=_MAX_HEADER)
-        except ValueError:
-            raise ValueError("the .npy header cannot be read") from None
+        shape, fortran, dtype = npy_header(f, size, "iuf")
         offset = f.tell()
-    if dtype.kind not in "iuf" or dtype.fields is not None or dtype.shape != ():
-        raise ValueError(f"holds {_dtype_words(dtype)}; expected real numbers (integer or float)")
     if len(shape) not in (1, 2):
         raise ValueError(f"holds a {len(shape)}-D array; expected 1-D or 2-D")
-    count = 1
-    for extent in shape:
-        count *= int(extent)
-    claimed = count * dtype.itemsize
-    if claimed != size - offset:
-        raise ValueError(
-            f"the header claims a {shape} array ({claimed} bytes of data) but the file holds "
-            f"{size - offset} bytes after it"
-        )
-    if count == 0:
+    if not all(shape):
         return np.zeros(shape)
     if dtype == np.float64 and dtype.isnative:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    array = np.fromfile(path, dtype=dtype, count=count, offset=offset)
+    array = np.fromfile(path, dtype=dtype, count=math.prod(shape), offset=offset)
     return array.reshape(shape, order="F" if fortran else "C").astype(float)
+
+
+def npy_header(f: BinaryIO, size: int, kinds: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` data of ``size`` bytes that ``f`` is at
+    the start of, checked before any data is read; ``f`` is left at the first byte of data.
+
+    Raises
+    ------
+    ValueError
+        for no ``.npy`` magic, an unknown format version, an unreadable header, a dtype whose
+        kind is not in ``kinds`` (numpy's ``dtype.kind``: ``"iuf"`` for real numbers; never
+        structured or object arrays, so nothing is unpickled), or a header that claims
+        another number of bytes than ``size`` holds after it.
+    """
+    start = f.tell()
+    try:
+        version = np.lib.format.read_magic(f)
+    except ValueError:
+        raise ValueError("not a .npy file (no .npy header; an .npz archive or an empty file?)") from None
+    reader = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }.get(version)
+    if reader is None:
+        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    try:
+        shape, fortran, dtype = reader(f, max_header_size=_MAX_HEADER)
+    except ValueError:
+        raise ValueError("the .npy header cannot be read") from None
+    if dtype.kind not in kinds or dtype.fields is not None or dtype.shape != ():
+        expected = "real numbers (integer or float)" if kinds == "iuf" else f"dtype kind {kinds!r}"
+        raise ValueError(f"holds {_dtype_words(dtype)}; expected {expected}")
+    claimed = math.prod(shape) * dtype.itemsize
+    after = size - (f.tell() - start)
+    if claimed != after:
+        raise ValueError(
+            f"the header claims a {shape} array ({claimed} bytes of data) but the file holds "
+            f"{after} bytes after it"
+        )
+    return tuple(int(extent) for extent in shape), bool(fortran), dtype
 
 
 def _dtype_words(dtype: np.dtype) -> str:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from rlhf_mech.core import (
     default_outcome_names,
 )
 from rlhf_mech.errors import RlhfMechError, printable
+from rlhf_mech.files._prompt_tables import TABLE_FORMATS, TABLE_THRESHOLD, PromptColumns, game_columns
 from rlhf_mech.files._yaml import core_schema
 
 Array = np.ndarray
@@ -44,13 +46,63 @@ Array = np.ndarray
 INLINE_LIMIT = 16
 
 
+#: The text of a number as the writer represents it (``repr`` of a float, an int): nothing in
+#: it that YAML's emitter must look at character by character.
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?")
+_FLOAT = "tag:yaml.org,2002:float"
+_INT = "tag:yaml.org,2002:int"
+#: What :meth:`_Dumper.write_plain` must split a plain scalar at.
+_SPACES_OR_BREAKS = re.compile("[ \n\x85\u2028\u2029]")
+
+
 @functools.partial(core_schema, keep=True)
 class _Dumper(yaml.SafeDumper):
     """Block style with indented sequences; leaf lists and mappings in flow style; strings
-    that YAML 1.1 or 1.2 would read as another type are quoted."""
+    that YAML 1.1 or 1.2 would read as another type are quoted.
+
+    PyYAML's emitter, not libyaml's: libyaml writes a block sequence inside a mapping
+    without indenting it (``groups:\n- {name: a}``), and has no option to; its output is
+    another text. What makes the Python emitter slow on a game file, the resolvers tried in
+    turn and the character-by-character analysis and writing of every number (most of the
+    scalars), is skipped for the texts of numbers, whose tag and analysis are known (the same
+    bytes: tests/test_scale.py).
+    """
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
         return super().increase_indent(flow, False)
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and implicit[0] and _NUMBER.fullmatch(value) is not None:
+            # what every resolver of YAML 1.1 and 1.2 reads such a text as
+            return _FLOAT if "." in value or "e" in value else _INT
+        return super().resolve(kind, value, implicit)
+
+    def analyze_scalar(self, scalar: str) -> Any:
+        if _NUMBER.fullmatch(scalar) is None:
+            return super().analyze_scalar(scalar)
+        # digits, a dot, an exponent: no indicator, space, break or special character
+        return yaml.emitter.ScalarAnalysis(
+            scalar=scalar,
+            empty=False,
+            multiline=False,
+            allow_flow_plain=True,
+            allow_block_plain=True,
+            allow_single_quoted=True,
+            allow_double_quoted=True,
+            allow_block=True,
+        )
+
+    def write_plain(self, text: str, split: bool = True) -> None:
+        if not text or _SPACES_OR_BREAKS.search(text):
+            super().write_plain(text, split)
+            return
+        # the emitter's loop on a text without spaces or breaks: one write of the whole text
+        if self.root_context:
+            self.open_ended = True
+        data = text if self.whitespace else " " + text
+        self.whitespace = self.indention = False
+        self.column += len(data)
+        self.stream.write(data.encode(self.encoding) if self.encoding else data)
 
 
 def _represent_float(dumper: yaml.SafeDumper, value: float) -> yaml.Node:
@@ -75,10 +127,12 @@ class GameDocument:
     ----------
     data : the mapping, in the order the fields are written.
     arrays : file name (relative to the YAML) -> array, for the ``{file: ...}`` references.
+    tables : file name -> the table of prompts ``prompts: {file: ...}`` refers to.
     """
 
     data: dict[str, Any]
     arrays: dict[str, Array]
+    tables: dict[str, PromptColumns] = field(default_factory=dict)
 
 
 def dump_yaml(data: dict[str, Any], comment: str | None = None) -> str:
@@ -240,9 +294,13 @@ def candidate_document(game: Game, basis: ReportBasis) -> GameDocument:
     return GameDocument(data=data, arrays={})
 
 
-def prompt_document(game: PromptGame, stem: str, inline_limit: int = INLINE_LIMIT) -> GameDocument:
+def prompt_document(
+    game: PromptGame, stem: str, inline_limit: int = INLINE_LIMIT, table: str | None = None
+) -> GameDocument:
     """The file form of a game of many prompts (``prompts:``; docs/import.md). A prompt's
-    rows longer than ``inline_limit`` go to ``<stem>.prompt<k>.<field>.npy``."""
+    rows longer than ``inline_limit`` go to ``<stem>.prompt<k>.<field>.npy``; with ``table``
+    (a suffix of :data:`~rlhf_mech.files._prompt_tables.TABLE_FORMATS`), every prompt goes to
+    one table ``<stem>.prompts<table>`` instead, ``prompts: {file: ...}``."""
     mechanism = game.mechanism
     data: dict[str, Any] = {"name": game.name, "normalization": game.normalization.value}
     data["divergence"] = {"kind": mechanism.divergence.name, "lambda": mechanism.lam}
@@ -254,6 +312,10 @@ def prompt_document(game: PromptGame, stem: str, inline_limit: int = INLINE_LIMI
             group["report"] = {"size": float(game.reports.sizes[i])}
         groups.append(group)
     data["groups"] = groups
+    if table is not None:
+        name = f"{stem}.prompts{table}"
+        data["prompts"] = {"file": name}
+        return GameDocument(data=data, arrays={}, tables={name: game_columns(game)})
     arrays: dict[str, Array] = {}
     prompts = []
     truthful = game.is_truthful
@@ -297,13 +359,13 @@ def prompt_document(game: PromptGame, stem: str, inline_limit: int = INLINE_LIMI
 
 
 def game_document(
-    game: Game | PromptGame, stem: str = "game", inline_limit: int = INLINE_LIMIT
+    game: Game | PromptGame, stem: str = "game", inline_limit: int = INLINE_LIMIT, table: str | None = None
 ) -> GameDocument:
     """The file form of a game: the format of many prompts for a
-    :class:`~rlhf_mech.core.PromptGame`; the candidate format where its groups report in a
-    basis; else the core format."""
+    :class:`~rlhf_mech.core.PromptGame` (its prompts in a table with ``table``); the
+    candidate format where its groups report in a basis; else the core format."""
     if isinstance(game, PromptGame):
-        return prompt_document(game, stem, inline_limit)
+        return prompt_document(game, stem, inline_limit, table)
     if game.report_basis is not None:
         return candidate_document(game, game.report_basis)
     return core_document(game, stem, inline_limit)
@@ -321,10 +383,42 @@ def _replace(target: Path, write: Callable[[Any], Any]) -> None:
         temporary.unlink(missing_ok=True)
 
 
+#: ``write_game(..., table=AUTO_TABLE)``: a table of prompts (``.npz``) for a game of more
+#: than :data:`~rlhf_mech.files._prompt_tables.TABLE_THRESHOLD` prompts, else none.
+AUTO_TABLE = "auto"
+#: What ``table`` may be (``rlhf-mech import --prompt-table``): auto, yaml (no table) or a format.
+TABLE_CHOICES = (AUTO_TABLE, "yaml", *(suffix.lstrip(".") for suffix in TABLE_FORMATS))
+
+
+def table_suffix(game: Game | PromptGame, table: str | None) -> str | None:
+    """The suffix of the table of prompts ``game`` is written with (``None``: none); ``table``
+    is a suffix, ``"yaml"`` (none), ``None`` or :data:`AUTO_TABLE`.
+
+    Raises
+    ------
+    RlhfMechError
+        for a suffix no table format has.
+    """
+    if table == AUTO_TABLE:
+        return ".npz" if isinstance(game, PromptGame) and game.n_prompts > TABLE_THRESHOLD else None
+    if table in (None, "yaml") or not isinstance(game, PromptGame):
+        return None
+    suffix = table if table.startswith(".") else f".{table}"
+    if suffix not in TABLE_FORMATS:
+        choices = ", ".join(s.lstrip(".") for s in TABLE_FORMATS)
+        raise RlhfMechError(f"a table of prompts is one of {choices} (or yaml), not {printable(table)}")
+    return suffix
+
+
 def write_game(
-    game: Game | PromptGame, path: str | Path, comment: str | None = None, inline_limit: int = INLINE_LIMIT
+    game: Game | PromptGame,
+    path: str | Path,
+    comment: str | None = None,
+    inline_limit: int = INLINE_LIMIT,
+    table: str | None = AUTO_TABLE,
 ) -> tuple[Path, ...]:
-    """Write ``game`` to ``path`` (YAML) and its large arrays beside it (.npy).
+    """Write ``game`` to ``path`` (YAML) and its large arrays beside it (.npy), and for a game
+    of many prompts its table of prompts (:func:`table_suffix`).
 
     Returns
     -------
@@ -336,17 +430,22 @@ def write_game(
         when a file cannot be written.
     """
     path = Path(path)
-    document = game_document(game, path.stem, inline_limit)
-    written = [path, *(path.parent / name for name in document.arrays)]
+    document = game_document(game, path.stem, inline_limit, table_suffix(game, table))
+    written = [path, *(path.parent / name for name in (*document.arrays, *document.tables))]
     try:
         # arrays first, each replacing its file whole (a game loaded from these very files
         # keeps reading the memory-mapped old ones), then the YAML that references them
-        for target, array in zip(written[1:], document.arrays.values(), strict=True):
+        for target, array in zip(written[1:], document.arrays.values(), strict=False):
             _replace(target, lambda f, a=array: np.save(f, a, allow_pickle=False))
+        for name, columns in document.tables.items():
+            write = TABLE_FORMATS[Path(name).suffix].write
+            _replace(path.parent / name, lambda f, c=columns, w=write: w(f, c))
         text = dump_yaml(document.data, comment).encode("utf-8")
         _replace(path, lambda f: f.write(text))
     except OSError as exc:
         raise RlhfMechError(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a table format's own refusal (its extra not installed)
+        raise RlhfMechError(f"cannot write the table of prompts of {printable(str(path))}: {exc}") from None
     return tuple(written)
 
 

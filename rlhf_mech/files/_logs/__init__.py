@@ -238,6 +238,8 @@ class ImportRequest:
     given : the layout-specific options given on the command line (``--step``, ...), which
         :func:`~rlhf_mech.files.check_layout_options` checks against the layout.
     groups : the ``--group NAME:SIZE:PREF`` texts; scale, lam, payment_rule, name : the game's.
+    prompt_table : where a game of many prompts keeps its prompts (``--prompt-table``:
+        :func:`~rlhf_mech.files._writer.table_suffix`).
     """
 
     files: tuple[str, ...]
@@ -252,6 +254,7 @@ class ImportRequest:
     lam: float = 1.0
     payment_rule: str = "affine_maximizer"
     name: str | None = None
+    prompt_table: str = "auto"
 
     @property
     def to_stdout(self) -> bool:
@@ -280,12 +283,14 @@ class ImportRun:
 def _check_names(request: ImportRequest) -> None:
     """The registry names of the request, before any file is read."""
     from rlhf_mech.core import FILE_NORMALIZATIONS, Scale, get_payment_rule
+    from rlhf_mech.files._writer import TABLE_CHOICES
 
     table = request.options.table
     named = (
         ("--scale", request.scale, tuple(s.value for s in Scale)),
         ("--normalization", table.get("normalization", "sum"), tuple(n.value for n in FILE_NORMALIZATIONS)),
         ("--aggregation", request.options.aggregation, (None, *AGGREGATIONS)),
+        ("--prompt-table", request.prompt_table, TABLE_CHOICES),
     )
     for option, value, valid in named:
         if value not in valid:
@@ -346,7 +351,7 @@ def _write_steps(request: ImportRequest, imported: LogImport) -> ImportRun:
         comment = "\n".join(
             ["Written by rlhf-mech import from " + ", ".join(request.files), *one.result.provenance]
         )
-        paths = tuple(write_game(one.result.game, target, comment=comment))
+        paths = tuple(write_game(one.result.game, target, comment=comment, table=request.prompt_table))
         _round_trip(paths, str(target))
         written += paths
     training = audit_steps(imported.steps)
@@ -402,6 +407,6 @@ def run_import(request: ImportRequest) -> ImportRun:
         text = game_text(result.game, comment=comment)
         _round_trip(None, "<standard output>", text)
         return ImportRun(request, imported, "standard output", text)
-    paths = tuple(write_game(result.game, output, comment=comment))
+    paths = tuple(write_game(result.game, output, comment=comment, table=request.prompt_table))
     _round_trip(paths, str(output))
     return ImportRun(request, imported, paths)

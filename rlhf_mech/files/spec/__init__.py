@@ -19,7 +19,7 @@ from rlhf_mech.files._arrays import regular_file
 from rlhf_mech.files.spec._candidates import CandidateGameSpec, candidate_game_from_spec
 from rlhf_mech.files.spec._core import GameSpec, core_game
 from rlhf_mech.files.spec._document import Document, source_lines, validated
-from rlhf_mech.files.spec._prompts import PromptGameSpec, prompt_game
+from rlhf_mech.files.spec._prompts import PromptGameSpec, PromptTableGameSpec, prompt_game
 from rlhf_mech.files.spec._schemas import LOADER_ONLY
 
 #: The name a game read from standard input goes by in messages (``rlhf-mech solve -``).
@@ -82,7 +82,8 @@ def load_game(
     if "candidates" in doc.data:
         game = candidate_game_from_spec(doc, validated(doc, CandidateGameSpec))
     elif "prompts" in doc.data:
-        game = prompt_game(doc, validated(doc, PromptGameSpec))
+        tabled = isinstance(doc.data["prompts"], Mapping)  # prompts: {file: NAME.npz}
+        game = prompt_game(doc, validated(doc, PromptTableGameSpec if tabled else PromptGameSpec))
     else:
         game = core_game(doc, validated(doc, GameSpec))
     return dataclasses.replace(game, lines=source_lines(doc), digest=hashlib.sha256(data).hexdigest())
@@ -104,14 +105,20 @@ def game_schema() -> dict[str, Any]:
     """The JSON Schema of game files, both formats (``rlhf-mech schema``).
 
     A file with a ``candidates:`` key is a candidate-model game, one with ``prompts:`` a game
-    of many prompts, any other a core game (the loader's own dispatch). Every constraint on
+    of many prompts (a list, or a mapping ``{file: ...}`` naming a table of prompts), any
+    other a core game (the loader's own dispatch). Every constraint on
     a single field is here; what relates fields to each other is checked by the loader
     alone (the ``$comment``).
     """
     from pydantic.json_schema import models_json_schema
 
     _, top = models_json_schema(
-        [(GameSpec, "validation"), (CandidateGameSpec, "validation"), (PromptGameSpec, "validation")],
+        [
+            (GameSpec, "validation"),
+            (CandidateGameSpec, "validation"),
+            (PromptGameSpec, "validation"),
+            (PromptTableGameSpec, "validation"),
+        ],
         by_alias=True,
     )
     return {
@@ -123,7 +130,12 @@ def game_schema() -> dict[str, Any]:
         "then": {"$ref": "#/$defs/CandidateGameSpec"},
         "else": {
             "if": {"required": ["prompts"]},
-            "then": {"$ref": "#/$defs/PromptGameSpec"},
+            "then": {
+                # prompts: {file: NAME.npz}, a table of prompts beside the file
+                "if": {"properties": {"prompts": {"type": "object"}}},
+                "then": {"$ref": "#/$defs/PromptTableGameSpec"},
+                "else": {"$ref": "#/$defs/PromptGameSpec"},
+            },
             "else": {"$ref": "#/$defs/GameSpec"},
         },
         "$defs": top["$defs"],

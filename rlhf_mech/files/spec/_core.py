@@ -161,6 +161,28 @@ def reward_vector(
     return rm
 
 
+def stacked_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """The (n, m) matrix of ``rows``: the array they are the rows of, in order, where they are
+    (``{file: F.npy, row: i}`` for ``i = 0..n-1``: the memory-mapped file itself, not a copy of
+    it, so that a solve reads its pages once and holds them once), else a new array."""
+    base = rows[0]
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    consecutive = (
+        base.ndim == 2
+        and base.shape[0] == len(rows)
+        and base.dtype == np.float64
+        and all(
+            row.dtype == np.float64
+            and row.shape == base.shape[1:]
+            and row.__array_interface__["data"][0] == base[i].__array_interface__["data"][0]
+            and row.strides == base.strides[1:]
+            for i, row in enumerate(rows)
+        )
+    )
+    return np.asarray(base) if consecutive else np.array(rows)
+
+
 def core_game(doc: Document, spec: GameSpec) -> Game:
     """The :class:`~rlhf_mech.core.Game` of a validated core-format spec (arrays checked here).
 
@@ -225,6 +247,9 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
     expect = doc.check(expectations, doc, spec.expect, tuple(n for _, n in named))
     doc.raise_problems()
     assert outcomes is not None and pi_init is not None and normalization is not None and rules is not None
+    truth = Profile(stacked_rows(rewards), np.array(sizes))
+    # a truthful game's reports are its truth, one object: neither copied nor compared entry by entry
+    truthful = all(r is t for r, t in zip(reported_rewards, rewards, strict=True)) and sizes == reported_sizes
     return Game(
         name=spec.name if spec.name is not None else doc.path.stem,
         outcomes=outcomes,
@@ -237,8 +262,8 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
             payment_rule=rules[1],
         ),
         normalization=normalization,
-        truth=Profile(np.array(rewards), np.array(sizes)),
-        reports=Profile(np.array(reported_rewards), np.array(reported_sizes)),
+        truth=truth,
+        reports=truth if truthful else Profile(stacked_rows(reported_rewards), np.array(reported_sizes)),
         max_size=spec.max_size,
         notes=tuple(notes),
         expect=expect,

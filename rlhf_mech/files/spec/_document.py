@@ -193,7 +193,7 @@ class Document:
             if node is None:
                 raise SpecError(path, None, "", "the file is empty")
             self.root: yaml.Node = node
-            self._check_graph(node)
+            self._check_graph(node, anchored="&" in text)
             self.raise_problems()
             self.data = loader.construct_document(node)
         except yaml.MarkedYAMLError as exc:
@@ -207,12 +207,23 @@ class Document:
         finally:
             loader.dispose()
 
-    def _check_graph(self, root: yaml.Node) -> None:
+    def _check_graph(self, root: yaml.Node, anchored: bool = True) -> None:
         """Keys are scalars and unique; no node contains itself; aliases expand moderately.
 
         One iterative depth-first walk over the distinct nodes (aliases share them), so that
-        neither depth nor an alias bomb costs more than the text's own size.
+        neither depth nor an alias bomb costs more than the text's own size. A text without
+        ``&`` has no anchor, so no alias: a tree, whose keys alone are checked, in a walk
+        over its collections (not its scalars, most of a game file's nodes).
         """
+        if not anchored:
+            collections: list[yaml.Node] = [root]
+            while collections:
+                node = collections.pop()
+                children = _children(node)
+                if isinstance(node, yaml.MappingNode):
+                    self._check_keys(node)
+                collections += [child for child in children if not isinstance(child, yaml.ScalarNode)]
+            return
         expanded: dict[int, int] = {}
         on_path: set[int] = set()
         stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -501,7 +512,7 @@ class ArrayLoader:
         name = ref.get("file")
         if unknown or not isinstance(name, str) or not name:
             raise self.doc.error(path, "an array reference is {file: NAME.npy|NAME.csv, row: k}")
-        target = self._target(name, (*path, "file"))
+        target = self.target(name, (*path, "file"))
         if target not in self.cache:
             try:
                 self.cache[target] = read_array(target)
@@ -521,11 +532,12 @@ class ArrayLoader:
             raise self.doc.error((*path, "row"), f"row {row} is outside 0..{array.shape[0] - 1}")
         return np.asarray(array[row])
 
-    def _target(self, name: str, path: Path_) -> Path:
+    def target(self, name: str, path: Path_, suffixes: tuple[str, ...] = ARRAY_SUFFIXES) -> Path:
+        """The file a reference ``name`` (at ``path``, with one of ``suffixes``) points to."""
         if "\x00" in name:
             raise self.doc.error(path, "the file name contains a NUL byte")
-        if Path(name).suffix not in ARRAY_SUFFIXES:
-            raise self.doc.error(path, f"{shown(name)}: expected a {' or '.join(ARRAY_SUFFIXES)} file")
+        if Path(name).suffix not in suffixes:
+            raise self.doc.error(path, f"{shown(name)}: expected a {' or '.join(suffixes)} file")
         folder = self.doc.path.parent
         try:
             target = (folder / name).resolve()
@@ -564,7 +576,10 @@ def vector(
             problems.append(doc.error(path, f"no value for outcome(s) {names}"))
         vec = _numbers(doc, [(o, value.get(o, 0.0)) for o in outcomes], path, problems)
     elif isinstance(value, list):
-        vec = _numbers(doc, list(enumerate(value)), path, problems)
+        # the common case, finite numbers, at once; else entry by entry, a problem for each
+        vec = _finite_numbers(value)
+        if vec is None:
+            vec = _numbers(doc, list(enumerate(value)), path, problems)
     else:
         raise doc.error(path, "expected a list of numbers, an {outcome: value} mapping or {file: ...}")
     if problems:
@@ -577,6 +592,16 @@ def vector(
             path, f"value for outcome {shown(outcomes[bad[0]])} is {vec[bad[0]]} (must be finite)"
         )
     return vec
+
+
+def _finite_numbers(values: list[Any]) -> np.ndarray | None:
+    """``values`` as an array where they are all finite ints and floats (not bools), as
+    :func:`number` accepts them (the YAML reader refuses integers outside the float range),
+    else ``None``."""
+    if not all(type(v) is float or type(v) is int for v in values):
+        return None
+    out = np.array(values, dtype=float)
+    return out if np.isfinite(out).all() else None
 
 
 def _numbers(

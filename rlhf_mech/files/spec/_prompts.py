@@ -38,6 +38,7 @@ from rlhf_mech.core import (
     prompt_rule_conflict,
 )
 from rlhf_mech.errors import SpecError
+from rlhf_mech.files._prompt_tables import TABLE_FORMATS, CheckedTable, load_table
 from rlhf_mech.files.spec._core import (
     DivergenceSpec,
     initial_distribution,
@@ -107,6 +108,19 @@ class PromptGameSpec(Strict):
     prompts: list[PromptSpec] = Field(min_length=1, max_length=MAX_PROMPTS)
 
 
+class PromptTableSpec(Strict):
+    """``prompts: {file: NAME.npz}``: the prompts in a table beside the file (``.npz``, or
+    ``.parquet`` with the ``parquet`` extra; :mod:`rlhf_mech.files._prompt_tables`)."""
+
+    file: str = Field(min_length=1)
+
+
+class PromptTableGameSpec(PromptGameSpec):
+    """A game file of many prompts whose prompts are in a table (:class:`PromptTableSpec`)."""
+
+    prompts: PromptTableSpec  # type: ignore[assignment]
+
+
 def _group_rewards(
     doc: Document,
     arrays: ArrayLoader,
@@ -153,7 +167,7 @@ def _weights(doc: Document, prompts: list[tuple[int, PromptSpec]], notes: list[s
     return q / total
 
 
-def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
+def prompt_game(doc: Document, spec: PromptGameSpec | PromptTableGameSpec) -> PromptGame:
     """The :class:`~rlhf_mech.core.PromptGame` of a validated (possibly partial) spec.
 
     Raises
@@ -162,7 +176,6 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
         carrying every problem found.
     """
     notes: list[str] = []
-    arrays = ArrayLoader(doc)
     groups = [(i, g) for i, g in enumerate(spec.groups or ()) if g is not None]
     named = [(i, g.name) for i, g in groups if g.name is not None]
     names = doc.check(
@@ -177,7 +190,86 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
             if value is not None:
                 doc.check(max_size_bound, doc, value, path, spec.max_size)
     normalization = None if spec.normalization is None else Normalization(spec.normalization)
-    prompts = [(k, p) for k, p in enumerate(spec.prompts or ()) if p is not None]
+    table: CheckedTable | None = None
+    if isinstance(spec.prompts, PromptTableSpec):
+        if names is not None and normalization is not None:
+            table = doc.check(prompt_table, doc, spec.prompts, names, normalization)
+    elif spec.prompts is not None:
+        table = _listed_prompts(doc, spec.prompts, names, normalization, notes)
+    rules = None
+    if spec.divergence is not None:
+        payment = spec.payment and doc.check(payment_rule, doc, spec.payment, ())
+        training = spec.training and doc.check(training_rule, doc, spec.training, ())
+        if training is not None and (spec.payment is None or payment is not None):
+            rules = doc.check(rules_agree, doc, training, payment, spec.divergence.kind)
+    conflict = "" if rules is None else prompt_rule_conflict(*rules)
+    if conflict:
+        assert rules is not None
+        doc.problems.append(doc.error(("payment",) if rules[0].separable else ("training",), conflict))
+    doc.raise_problems()
+    assert names is not None and table is not None and rules is not None and normalization is not None
+    sizes = np.array([g.size for _, g in groups])
+    reported_sizes = np.array(
+        [g.size if g.report is None or g.report.size is None else g.report.size for _, g in groups]
+    )
+    truth = Profile(table.rewards, sizes)
+    reports = truth
+    if table.reports is not None or not np.array_equal(sizes, reported_sizes):
+        reports = Profile(table.rewards if table.reports is None else table.reports, reported_sizes)
+    return PromptGame(
+        name=spec.name if spec.name is not None else doc.path.stem,
+        prompts=table.prompts,
+        group_names=names,
+        mechanism=Mechanism(
+            pi_init=table.pi_init[: table.offsets[1]],
+            divergence=spec.divergence.kind,
+            lam=spec.divergence.lambda_,
+            training_rule=rules[0],
+            payment_rule=rules[1],
+        ),
+        normalization=normalization,
+        offsets=table.offsets,
+        pi_init=table.pi_init,
+        truth=truth,
+        reports=reports,
+        weights=table.weights,
+        outcome_names=table.outcome_names,
+        max_size=spec.max_size,
+        notes=(*notes, *table.notes),
+        source=str(doc.path),
+    )
+
+
+def prompt_table(
+    doc: Document, ref: PromptTableSpec, names: tuple[str, ...], normalization: Normalization
+) -> CheckedTable:
+    """``prompts: {file: NAME}``: the table of prompts beside the file
+    (:mod:`rlhf_mech.files._prompt_tables`), checked as a ``prompts:`` list is.
+
+    Raises
+    ------
+    SpecError
+        one problem at ``prompts.file``, naming the table and its field.
+    """
+    where: Path_ = ("prompts", "file")
+    target = ArrayLoader(doc).target(ref.file, where, tuple(TABLE_FORMATS))
+    try:
+        return load_table(target, names, normalization, MAX_PROMPTS, MAX_OUTCOMES)
+    except ValueError as exc:
+        raise doc.error(where, f"{shown(ref.file)}: {exc}") from None
+
+
+def _listed_prompts(
+    doc: Document,
+    listed: list[PromptSpec | None],
+    names: tuple[str, ...] | None,
+    normalization: Normalization | None,
+    notes: list[str],
+) -> CheckedTable | None:
+    """``prompts:`` as a list: each prompt checked as a core game is, at its lines
+    (``None`` where something failed: every problem is recorded in ``doc.problems``)."""
+    arrays = ArrayLoader(doc)
+    prompts = [(k, p) for k, p in enumerate(listed) if p is not None]
     total = 0
     built: list[tuple[str, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray] | None] = []
     for k, prompt in prompts:
@@ -228,53 +320,19 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
         reported_rm = np.array([reported.get(n, truth[n]) for n in names])
         built.append((prompt.prompt, outcomes, pi_init, true_rm, reported_rm))
     weights = doc.check(_weights, doc, prompts, notes) if prompts else None
-    rules = None
-    if spec.divergence is not None:
-        payment = spec.payment and doc.check(payment_rule, doc, spec.payment, ())
-        training = spec.training and doc.check(training_rule, doc, spec.training, ())
-        if training is not None and (spec.payment is None or payment is not None):
-            rules = doc.check(rules_agree, doc, training, payment, spec.divergence.kind)
-    conflict = "" if rules is None else prompt_rule_conflict(*rules)
-    if conflict:
-        assert rules is not None
-        doc.problems.append(doc.error(("payment",) if rules[0].separable else ("training",), conflict))
-    doc.raise_problems()
-    assert names is not None and weights is not None and rules is not None and normalization is not None
-    sizes = np.array([g.size for _, g in groups])
-    reported_sizes = np.array(
-        [g.size if g.report is None or g.report.size is None else g.report.size for _, g in groups]
-    )
-    name = spec.name if spec.name is not None else doc.path.stem
+    if weights is None or any(entry is None for entry in built):
+        return None  # what failed is recorded in doc.problems
     entries = [entry for entry in built if entry is not None]
     counts = [len(entry[1]) for entry in entries]
-    mechanism = Mechanism(
-        pi_init=entries[0][2],
-        divergence=spec.divergence.kind,
-        lam=spec.divergence.lambda_,
-        training_rule=rules[0],
-        payment_rule=rules[1],
-    )
-    truth = Profile(np.concatenate([entry[3] for entry in entries], axis=1), sizes)
-    reported = any(prompt.report for _, prompt in prompts) or not np.array_equal(sizes, reported_sizes)
-    reports = (
-        Profile(np.concatenate([entry[4] for entry in entries], axis=1), reported_sizes)
-        if reported
-        else truth
-    )
+    any_report = any(prompt.report for _, prompt in prompts)
     named = any(entry[1] != default_outcome_names(len(entry[1])) for entry in entries)
-    return PromptGame(
-        name=name,
+    return CheckedTable(
         prompts=tuple(entry[0] for entry in entries),
-        group_names=names,
-        mechanism=mechanism,
-        normalization=normalization,
         offsets=np.concatenate([[0], np.cumsum(counts)]),
         pi_init=np.concatenate([entry[2] for entry in entries]),
-        truth=truth,
-        reports=reports,
+        rewards=np.concatenate([entry[3] for entry in entries], axis=1),
+        reports=np.concatenate([entry[4] for entry in entries], axis=1) if any_report else None,
         weights=weights,
         outcome_names=tuple(o for entry in entries for o in entry[1]) if named else None,
-        max_size=spec.max_size,
-        notes=tuple(notes),
-        source=str(doc.path),
+        notes=(),
     )
