@@ -48,12 +48,12 @@ from rlhf_mech.files._importer import (
     check_response_options,
     column_stats,
     combine_rewards,
-    located,
     normalise_rewards,
     robust_mean,
 )
 from rlhf_mech.files._logs._layouts import LogInputs
 from rlhf_mech.files._logs._record import PromptGroups, RewardLog, StepInfo, group_by_prompt, select_step
+from rlhf_mech.files._tables import located
 from rlhf_mech.files.spec._document import is_name
 from rlhf_mech.files.spec._prompts import MAX_PROMPTS
 from rlhf_mech.files.spec._schemas import MAX_OUTCOMES
