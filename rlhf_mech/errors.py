@@ -12,6 +12,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+#: A decimal number as a CSV file or a command-line option writes it: ASCII digits, an optional sign,
+#: point and exponent. Python's ``float()`` accepts more: ``1_000``, Arabic-Indic and other
+#: Unicode digits, surrounding whitespace of any kind, ``infinity``; none of that is a number
+#: a trainer writes, so it is refused rather than read.
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
 #: Longest user text quoted in a message.
 SHOWN_CHARS = 40
 

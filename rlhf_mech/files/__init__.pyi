@@ -68,6 +68,7 @@ from rlhf_mech.files._logs._trl import read_trl as read_trl
 from rlhf_mech.files._logs._trl_run import TRL_CONFIG_NAMES as TRL_CONFIG_NAMES
 from rlhf_mech.files._reports import read_reward as read_reward
 from rlhf_mech.files._tables import EvalTable as EvalTable
+from rlhf_mech.files._tables import finite_number as finite_number
 from rlhf_mech.files._tables import read_table as read_table
 from rlhf_mech.files._writer import INLINE_LIMIT as INLINE_LIMIT
 from rlhf_mech.files._writer import GameDocument as GameDocument

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.errors import SpecError, printable, shown
+from rlhf_mech.errors import DECIMAL, SpecError, printable, shown
 
 Array = np.ndarray
 
@@ -201,11 +200,6 @@ def read_table(path: str | Path, suffix: str | None = None) -> EvalTable:
     return table
 
 
-#: A decimal number as a CSV file or an option writes it: ASCII digits, an optional sign,
-#: point and exponent. Python's ``float()`` accepts more: ``1_000``, Arabic-Indic and other
-#: Unicode digits, surrounding whitespace of any kind, ``infinity``; none of that is a number
-#: a trainer writes, so it is refused rather than read.
-DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def finite_number(raw: Any, *, strings: bool = True) -> float | None:
