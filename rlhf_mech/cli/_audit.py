@@ -65,9 +65,7 @@ def audit_command(
     ] = None,
     budget: Annotated[
         int | None,
-        typer.Option(
-            help="Report evaluations per group and payment rule.", show_default=_default(200)
-        ),
+        typer.Option(help="Report evaluations per group and payment rule.", show_default=_default(200)),
     ] = None,
     tol: Annotated[
         float | None,

@@ -148,7 +148,8 @@ def find_pyproject(start: Path) -> tuple[Path, Any] | None:
         try:
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise RlhfMechError(f"{printable(str(candidate))}: cannot read it: {printable(str(exc))}") from None
+            problem = printable(str(exc))
+            raise RlhfMechError(f"{printable(str(candidate))}: cannot read it: {problem}") from None
         except RecursionError:  # tomllib recurses once per level of nested arrays and tables
             raise RlhfMechError(f"{printable(str(candidate))}: cannot read it: nested too deeply") from None
         tool = data.get("tool", {})

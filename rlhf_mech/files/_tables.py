@@ -200,8 +200,6 @@ def read_table(path: str | Path, suffix: str | None = None) -> EvalTable:
     return table
 
 
-
-
 def finite_number(raw: Any, *, strings: bool = True) -> float | None:
     """A finite float from a CSV string (a plain ASCII decimal, :data:`DECIMAL`) or a JSON
     number; ``None`` if it is not one. ``strings=False``: only numbers (a JSON value), not

@@ -7,7 +7,8 @@ refuses what no game file needs and a hostile one uses (a key that is a list or 
 alias inside itself, aliases that expand the document past :data:`MAX_ALIAS_EXPANSION`
 values, a duplicate key), finds the line of any field on demand, and collects problems
 (:meth:`Document.check`; pydantic's errors become such problems in
-:mod:`rlhf_mech.files.spec._validation`); :class:`ArrayLoader` reads ``{file: ...}`` references inside the game file's folder;
+:mod:`rlhf_mech.files.spec._validation`); :class:`ArrayLoader` reads ``{file: ...}``
+references inside the game file's folder;
 :func:`vector` and :func:`number` read numbers; :class:`ExpectSpec` and :func:`expectations`
 are the ``expect:`` block of both formats, :data:`PaymentField` and :func:`payment_rule` their
 ``payment:`` (a rule's name or ``{rule: NAME, parameter: value, ...}``). User text inside
