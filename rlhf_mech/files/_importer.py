@@ -48,7 +48,7 @@ from rlhf_mech.files._tables import (
     require_column,
     text_column,
 )
-from rlhf_mech.files.spec._document import is_name
+from rlhf_mech.files.spec._document import NAME_RULE, is_name
 from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN
 
 Array = np.ndarray
@@ -697,6 +697,6 @@ def check_names(game: Game) -> None:
         bad = next((n for n in names if not is_name(n)), None)
         if bad is not None:
             raise RlhfMechError(
-                f"the {what} name {shown(bad)} is empty or has control characters, which a game file "
-                "cannot hold; rename the column (or value), or choose names with --reward-col/--group/--name"
+                f"the {what} name {shown(bad)}: a name {NAME_RULE} in a game file; rename the column "
+                "(or value), or choose names with --reward-col/--group/--name"
             )

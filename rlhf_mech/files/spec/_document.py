@@ -49,12 +49,20 @@ from rlhf_mech.core import (
 from rlhf_mech.errors import SHOWN_CHARS, SpecError, shown
 from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
 from rlhf_mech.files._yaml import Loader
-from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN, LAMBDA_SCHEMA, NAME_PATTERN, SIZE_LIMIT
+from rlhf_mech.files.spec._schemas import (
+    LAMBDA_MAX,
+    LAMBDA_MIN,
+    LAMBDA_SCHEMA,
+    MAX_NAME_CHARS,
+    NAME_PATTERN,
+    SIZE_LIMIT,
+)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 #: A name (of a game, outcome, group, reward model or candidate): not empty, no control
-#: characters (a newline or ESC in a name would rewrite the terminal it is printed on).
-Name = Annotated[str, Field(min_length=1, pattern=NAME_PATTERN)]
+#: characters (a newline or ESC in a name would rewrite the terminal it is printed on), at
+#: most :data:`MAX_NAME_CHARS` characters.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=NAME_PATTERN)]
 #: A group size (section 3's ``w_i``) or ``max_size``: at least 1, at most :data:`SIZE_LIMIT`.
 Size = Annotated[float, Field(ge=1, le=SIZE_LIMIT, allow_inf_nan=False)]
 
@@ -75,9 +83,17 @@ Lambda = Annotated[
 ]
 
 
+#: What :func:`is_name` asks of a name, for messages.
+NAME_RULE = f"must be non-empty, without control characters, of at most {MAX_NAME_CHARS} characters"
+
+
 def is_name(value: Any) -> bool:
     """Whether ``value`` is a valid name (:data:`Name`)."""
-    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_NAME_CHARS
+        and re.fullmatch(NAME_PATTERN, value) is not None
+    )
 
 
 Path_ = tuple[str | int, ...]
@@ -186,6 +202,8 @@ class Document:
         self.path = path
         self.allow_outside_refs = allow_outside_refs
         self.problems: list[SpecError] = []
+        #: problems found but not built (past :data:`MAX_PROBLEMS`: only counted)
+        self.more = 0
         loader = Loader(text)
         try:
             node = loader.get_single_node()
@@ -225,7 +243,7 @@ class Document:
             if key in expanded:
                 continue
             if key in on_path:
-                self.problems.append(self._at(node, "an alias refers to a node that contains it"))
+                self._note(node, "an alias refers to a node that contains it")
                 return
             on_path.add(key)
             stack.append((node, True))
@@ -246,14 +264,19 @@ class Document:
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
-                self.problems.append(self._at(key_node, f"a key must be a name, not a {kind}"))
+                self._note(key_node, f"a key must be a name, not a {kind}")
             elif key_node.value in seen:
-                self.problems.append(self._at(key_node, f"duplicate key {shown(key_node.value)}"))
+                self._note(key_node, f"duplicate key {shown(key_node.value)}")
             else:
                 seen.add(key_node.value)
 
-    def _at(self, node: yaml.Node, message: str) -> SpecError:
-        return SpecError(self.path, node.start_mark.line + 1, self._field_of(node), message)
+    def _note(self, node: yaml.Node, message: str) -> None:
+        """Record a problem found on ``node``; past :data:`MAX_PROBLEMS` only count it (its
+        field is found by a walk of the document: 80,000 duplicate keys need not be)."""
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.more += 1
+            return
+        self.problems.append(SpecError(self.path, node.start_mark.line + 1, self._field_of(node), message))
 
     def _field_of(self, target: yaml.Node) -> str:
         """The field path of ``target`` (first occurrence), for problems found on nodes."""
@@ -338,9 +361,11 @@ class Document:
             unique.setdefault(problem.text, problem)
         ordered = sorted(unique.values(), key=lambda p: p.line or 0)
         listed = ordered[:MAX_PROBLEMS]
-        if len(ordered) > MAX_PROBLEMS:
-            listed.append(SpecError(self.path, None, "", f"{len(ordered) - MAX_PROBLEMS} more problems"))
+        unlisted = len(ordered) - len(listed) + self.more
+        if unlisted:
+            listed.append(SpecError(self.path, None, "", f"and {unlisted} more problems"))
         self.problems = []
+        self.more = 0
         return SpecError.collected(listed)
 
 

@@ -5,8 +5,8 @@ a format's model; where it fails, :func:`pydantic_errors` turns every pydantic e
 :class:`~rlhf_mech.errors.SpecError` naming the line and the field as the file writes it
 (a union field such as ``payment:`` reports the errors of the branch the file was written
 for only, :func:`_meant`), and :func:`_partial` builds what is valid so that the loader's
-own checks still run on it. Linear in the number of errors: a file of 80,000 bad entries is
-judged in about a second.
+own checks still run on it. Linear in the number of errors, of which the first
+:data:`~rlhf_mech.files.spec._document.MAX_PROBLEMS` are located and listed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ValidationError, create_model
 
 from rlhf_mech.errors import SpecError, shown
-from rlhf_mech.files.spec._document import Document, Path_
-from rlhf_mech.files.spec._schemas import NAME_PATTERN
+from rlhf_mech.files.spec._document import MAX_PROBLEMS, Document, Path_
+from rlhf_mech.files.spec._schemas import MAX_NAME_CHARS, NAME_PATTERN
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,34 +31,46 @@ _BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "
 def pydantic_errors(
     doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
 ) -> list[SpecError]:
-    """Every pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys each
+    """pydantic's errors as :class:`SpecError` s; ``fields_by_parent`` lists the keys each
     mapping accepts (by the name of the key that holds it, or the tag of a tagged union's
     member), for unknown-field messages. Where a field is a union (``payment:``, a name or a
-    mapping), only the errors of the branch the file wrote are reported (:func:`_meant`)."""
+    mapping), only the errors of the branch the file wrote are reported (:func:`_meant`).
+
+    The first :data:`~rlhf_mech.files.spec._document.MAX_PROBLEMS` are built; the others are
+    counted in ``doc.more`` (building one finds its line: 80,000 bad entries need not be)."""
+    meant = _meant(doc.data, exc.errors())
+    doc.more += max(0, len(meant) - MAX_PROBLEMS)
     out: list[SpecError] = []
-    for err in _meant(doc.data, exc.errors()):
+    for err in meant[:MAX_PROBLEMS]:
         loc, parent = _file_location(doc.data, err["loc"])
-        if err["type"] == "extra_forbidden":
-            expected = ", ".join(fields_by_parent.get(parent, ()))
-            out.append(doc.error(loc, f"unknown field (expected one of: {expected})"))
-        elif err["type"] == "missing":
-            out.append(doc.error(loc, "required field is missing"))
-        elif err["type"] == "union_tag_not_found":
-            out.append(doc.error(loc, f"a mapping here needs a {err['ctx']['discriminator']} key"))
-        elif err["type"] in ("model_type", "model_attributes_type", "dataclass_type"):
-            # pydantic's message names the model class ("... instance of GroupSpec"): say it in YAML terms
-            got = _yaml_kind(err["input"])
-            out.append(doc.error(loc, f"expected a mapping (key: value lines), got {got}"))
-        elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
-            out.append(doc.error(loc, f"{shown(err['input'])}: a name may not contain control characters"))
-        elif err["type"] == "value_error":
-            out.append(doc.error(loc, str(err["ctx"]["error"])))
-        elif err["type"] in _BOUNDS:
-            bound = float(next(iter(err["ctx"].values())))
-            out.append(doc.error(loc, f"must be {_BOUNDS[err['type']]} {bound:g}, got {shown(err['input'])}"))
-        else:
-            out.append(doc.error(loc, err["msg"]))
+        out.append(doc.error(loc, _message(err, fields_by_parent.get(parent, ()))))
     return out
+
+
+def _message(err: Any, fields: tuple[str, ...]) -> str:
+    """One pydantic error in the file's terms (``fields``: the keys its mapping accepts)."""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field (expected one of: {', '.join(fields)})"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_not_found":
+        return f"a mapping here needs a {err['ctx']['discriminator']} key"
+    if kind in ("model_type", "model_attributes_type", "dataclass_type"):
+        # pydantic's message names the model class ("... instance of GroupSpec"): say it in YAML terms
+        return f"expected a mapping (key: value lines), got {_yaml_kind(err['input'])}"
+    if kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
+        return f"{shown(err['input'])}: a name may not contain control characters"
+    if kind == "string_too_long" and err.get("ctx", {}).get("max_length") == MAX_NAME_CHARS:
+        return (
+            f"a name of {len(err['input'])} characters: names are at most {MAX_NAME_CHARS} (prompts, 1 MiB)"
+        )
+    if kind == "value_error":
+        return str(err["ctx"]["error"])
+    if kind in _BOUNDS:
+        bound = float(next(iter(err["ctx"].values())))
+        return f"must be {_BOUNDS[kind]} {bound:g}, got {shown(err['input'])}"
+    return err["msg"]
 
 
 def _file_location(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str]:
@@ -130,8 +142,9 @@ def _meant(data: Any, errors: list[Any]) -> list[Any]:
     left_out: set[int] = set()
     for branched in by_union.values():
         wrote_mapping = any(e["type"] != "model_attributes_type" for e, as_text in branched if not as_text)
-        kept = [e for e, as_text in branched if as_text != wrote_mapping] or [e for e, _ in branched]
-        left_out.update(id(e) for e, _ in branched if not any(e is k for k in kept))
+        if any(as_text != wrote_mapping for _, as_text in branched):  # else every error is kept
+            # by identity, in one pass: the errors of a union are many (80,000 bad entries)
+            left_out.update(id(e) for e, as_text in branched if as_text == wrote_mapping)
     return [e for e in errors if id(e) not in left_out]
 
 
