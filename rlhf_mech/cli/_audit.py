@@ -119,7 +119,7 @@ def audit_command(
     with command(color, quiet, verbose) as out:
         from rlhf_mech.cli._config import audit_settings
         from rlhf_mech.files import audit_files
-        from rlhf_mech.render import audit_progress, to_junit
+        from rlhf_mech.render import audit_progress, invalid_lines, to_junit
 
         given = {"budget": budget, "tol": tol, "noise": noise, "samples": samples, "seed": seed}
         given["time-limit"] = time_limit_s  # checked with the others (cli/_config.py BOUNDS)
@@ -137,7 +137,7 @@ def audit_command(
                 time_limit_s=time_limit_s or None,
                 allow_outside_refs=allow_outside_refs,
                 counterexamples=counterexamples,
-                on_invalid=lambda bad: [out.error(line) for line in bad.message.splitlines()],
+                on_invalid=lambda bad: [out.error(line) for line in invalid_lines(bad)],
                 progress=lambda tasks: audit_progress(out.err, tasks, enabled=not quiet),
                 step=out.step,
                 quiet=quiet,
