@@ -204,7 +204,7 @@ def hostile_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _no_control(text: str) -> bool:
-    return not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) < 0xA0 for c in text)
+    return not any((ord(c) < 32 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in text)
 
 
 @pytest.mark.parametrize("fmt", ["text", "github", "junit", "sarif", "json"])
