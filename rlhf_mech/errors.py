@@ -25,7 +25,10 @@ SHOWN_CHARS = 40
 #: starts colour codes and cursor moves, CR rewrites a line, LF starts a new one: a new
 #: ``::error::`` workflow command in a GitHub log), DEL, and the Unicode format and separator
 #: characters that reorder or break lines (bidi overrides, U+2028/2029).
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+#: As a regular-expression character range (Python's and a JSON Schema's syntax alike): the
+#: one list, which names exclude (:data:`rlhf_mech.files.spec._schemas.NAME_PATTERN`).
+UNPRINTABLE_RANGE = r"\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+_UNPRINTABLE = re.compile(f"[{UNPRINTABLE_RANGE}]")
 
 
 def _escaped(match: re.Match[str]) -> str:
