@@ -47,6 +47,18 @@ def printable(text: str, keep_newlines: bool = False) -> str:
     return _UNPRINTABLE.sub(_escaped, text)
 
 
+def printable_json(encoded: str) -> str:
+    """JSON text with every character of :data:`_UNPRINTABLE` that JSON leaves raw (DEL, C1,
+    the bidi and line-separator characters; JSON escapes C0 itself) written as its ``\\uXXXX``
+    escape: the same JSON value, as safe to print as :func:`printable` text."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded)
+
+
+def has_unprintable(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`printable` would escape."""
+    return _UNPRINTABLE.search(text) is not None
+
+
 def shown(value: object) -> str:
     """``repr(value)`` for a message: escaped (control characters as ``\\x1b``), cut to
     :data:`SHOWN_CHARS` characters (a 401-digit number or a file's content is not echoed)."""

@@ -231,3 +231,23 @@ def test_issue_23_the_junit_file_is_printable_too(hostile_names):
     runner.invoke(app, ["audit", ".", "--budget", "10", "-q", "--junit", "report.xml"])
     text = (hostile_names / "report.xml").read_text(encoding="utf-8")
     assert _no_control(text) and ET.fromstring(text).get("errors") == "1"
+
+
+def test_issue_23_json_output_escapes_what_json_leaves_raw(tmp_path):
+    """A prompt from a log may hold a bidi override (U+202E) or a C1 control, which JSON allows
+    raw: ``--format json`` writes them as ``\\uXXXX`` escapes, the same value."""
+    prompt = "a\x1b[31m\u202eb\x85\u2028é"
+    path = tmp_path / "h.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"input": prompt, "output": o, "reward": r}) + "\n"
+            for o, r in (("x", 1.0), ("y", 2.0))
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "h.yaml"
+    assert runner.invoke(app, ["import", str(path), "--from", "openrlhf", "-o", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["solve", str(out), "--format", "json"])
+    assert result.exit_code == 0 and _no_control(result.stdout) and "\u202e" not in result.stdout
+    assert '"a\\u001b[31m\\u202eb\\u0085\\u2028é"' in result.stdout
+    assert json.loads(result.stdout)["prompts"][0]["prompt"] == prompt
