@@ -40,8 +40,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _surfaces import SURFACES  # noqa: E402
 from fuzzing import BUNDLED, HOSTILE, TOKENS, Hang, classify, clean_error, mutate, run_cli, spec_texts  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+
+#: The verdicts that fail the campaign.
+BAD = ("traceback", "hang", "wrong_accept", "unescaped")
 
 IMPORT_FILES = sorted((ROOT / "games" / "import_example").glob("*.csv"))
 
@@ -150,7 +156,7 @@ def main() -> int:
     def record(source: str, verdict: str, text: str) -> None:
         counts[verdict] += 1
         by_source[source][verdict] += 1
-        if verdict in ("traceback", "hang", "wrong_accept"):
+        if verdict in BAD:
             if len(examples[verdict]) < 3:
                 examples[verdict].append(text[:400])
             if args.save is not None:
@@ -160,8 +166,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         game = folder / "game.yaml"
-        n_mutated, n_generated = int(0.55 * n), int(0.30 * n)
-        n_imports = n - n_mutated - n_generated
+        n_surfaces = {name: int(share * n) for name, (share, _) in SURFACES.items()}
+        n_mutated, n_generated = int(0.20 * n), int(0.12 * n)
+        n_imports = max(0, n - n_mutated - n_generated - sum(n_surfaces.values()))
         for k in range(n_mutated):
             source = BUNDLED[int(rng.integers(len(BUNDLED)))]
             text = mutate(source.read_text(encoding="utf-8"), rng, int(rng.integers(1, 5)))
@@ -190,6 +197,11 @@ def main() -> int:
             text = _mutate_csv(source.read_text(encoding="utf-8"), rng)
             (folder / "model.csv").write_text(text, encoding="utf-8")
             record("mutated imports", _judge_import(folder, args.timeout), text)
+        for name, count in n_surfaces.items():
+            surface = SURFACES[name][1]
+            for _ in range(count):
+                verdict, text = surface(rng, folder, args.timeout)
+                record(name, verdict, text)
         campaign_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         hostile_rows = []
@@ -214,11 +226,11 @@ def main() -> int:
     elapsed = time.monotonic() - start
     total = sum(counts.values())
     print(f"fuzz campaign: {total} inputs in {elapsed:.0f} s (seed {args.seed}, timeout {args.timeout:g} s)")
-    verdicts = ("clean", "accepted", "traceback", "hang", "wrong_accept")
-    print(f"{'source':<22}" + "".join(f"{v:>14}" for v in verdicts))
+    verdicts = ("clean", "accepted", *BAD)
+    print(f"{'source':<22}" + "".join(f"{v:>13}" for v in verdicts))
     for source, c in by_source.items():
-        print(f"{source:<22}" + "".join(f"{c[v]:>14}" for v in verdicts))
-    print(f"{'all':<22}" + "".join(f"{counts[v]:>14}" for v in verdicts))
+        print(f"{source:<22}" + "".join(f"{c[v]:>13}" for v in verdicts))
+    print(f"{'all':<22}" + "".join(f"{counts[v]:>13}" for v in verdicts))
     print("\nhostile files (each in its own process):")
     for name, code, peak, verdict in hostile_rows:
         print(f"  {name:<36} exit {code:>3}  peak {peak:7.1f} MiB  {verdict}")
@@ -234,9 +246,10 @@ def main() -> int:
     print(
         f"RESULT inputs={total} clean={counts['clean']} accepted={counts['accepted']} "
         f"tracebacks={counts['traceback']} hangs={counts['hang']} wrong_accepts={counts['wrong_accept']} "
+        f"unescaped={counts['unescaped']} "
         f"hostile_peak_mib={hostile_peak:.0f} seconds={elapsed:.0f}"
     )
-    return 1 if counts["traceback"] or counts["hang"] or counts["wrong_accept"] else 0
+    return 1 if any(counts[v] for v in BAD) else 0
 
 
 if __name__ == "__main__":

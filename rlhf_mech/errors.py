@@ -12,6 +12,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+#: A decimal number as a CSV file or a command-line option writes it: ASCII digits, an optional sign,
+#: point and exponent. Python's ``float()`` accepts more: ``1_000``, Arabic-Indic and other
+#: Unicode digits, surrounding whitespace of any kind, ``infinity``; none of that is a number
+#: a trainer writes, so it is refused rather than read.
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
 #: Longest user text quoted in a message.
 SHOWN_CHARS = 40
 
@@ -19,7 +25,10 @@ SHOWN_CHARS = 40
 #: starts colour codes and cursor moves, CR rewrites a line, LF starts a new one: a new
 #: ``::error::`` workflow command in a GitHub log), DEL, and the Unicode format and separator
 #: characters that reorder or break lines (bidi overrides, U+2028/2029).
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+#: As a regular-expression character range (Python's and a JSON Schema's syntax alike): the
+#: one list, which names exclude (:data:`rlhf_mech.files.spec._schemas.NAME_PATTERN`).
+UNPRINTABLE_RANGE = r"\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+_UNPRINTABLE = re.compile(f"[{UNPRINTABLE_RANGE}]")
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -36,6 +45,18 @@ def printable(text: str, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return "\n".join(_UNPRINTABLE.sub(_escaped, line) for line in text.split("\n"))
     return _UNPRINTABLE.sub(_escaped, text)
+
+
+def printable_json(encoded: str) -> str:
+    """JSON text with every character of :data:`_UNPRINTABLE` that JSON leaves raw (DEL, C1,
+    the bidi and line-separator characters; JSON escapes C0 itself) written as its ``\\uXXXX``
+    escape: the same JSON value, as safe to print as :func:`printable` text."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded)
+
+
+def has_unprintable(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`printable` would escape."""
+    return _UNPRINTABLE.search(text) is not None
 
 
 def shown(value: object) -> str:

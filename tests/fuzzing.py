@@ -516,10 +516,13 @@ def run_cli(argv: list[str], timeout_s: float = 20.0):
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
-        return runner.invoke(app, argv)
+        result = runner.invoke(app, argv)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if isinstance(result.exception, Hang):  # the runner catches it as the command's exception
+        raise result.exception
+    return result
 
 
 _ERROR_LINE = re.compile(r"^error: \S")

@@ -410,8 +410,8 @@ def test_flags_override_the_configuration(games, monkeypatch):
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ("budget = 5", "[tool.rlhf-mech] budget: expected an integer >= 10, got 5"),
-        ("tol = 'small'", "[tool.rlhf-mech] tol: expected a number >= 0, got 'small'"),
+        ("budget = 5", "[tool.rlhf-mech] budget: expected an integer in 10..1000000, got 5"),
+        ("tol = 'small'", "[tool.rlhf-mech] tol: expected a number >= 0 and <= 1e+100, got 'small'"),
         ("output-format = 'xml'", "[tool.rlhf-mech] output-format: 'xml' is not one of text, json"),
         ("colour = 'red'", "[tool.rlhf-mech]: unknown key 'colour' (expected one of: paths, budget"),
     ],

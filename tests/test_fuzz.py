@@ -101,7 +101,7 @@ def test_issue_14_problems_past_fifty_are_counted(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_game(path)
     lines = info.value.lines()
-    assert len(lines) == 51 and lines[-1] == f"{path}: 13 more problems"
+    assert len(lines) == 51 and lines[-1] == f"{path}: and 13 more problems"
 
 
 @pytest.mark.parametrize(

@@ -61,23 +61,21 @@ def audit_command(
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(min=0, help="Seed of the random search.", show_default=_default(0))
+        int | None, typer.Option(help="Seed of the random search.", show_default=_default(0))
     ] = None,
     budget: Annotated[
         int | None,
-        typer.Option(
-            min=10, help="Report evaluations per group and payment rule.", show_default=_default(200)
-        ),
+        typer.Option(help="Report evaluations per group and payment rule.", show_default=_default(200)),
     ] = None,
     tol: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Tolerance of every inequality.", show_default=_default("1e-09")),
+        typer.Option(help="Tolerance of every inequality.", show_default=_default("1e-09")),
     ] = None,
     noise: Annotated[
         float | None, typer.Option(help="Theorem 4.12: noise bound eps > 0 on every reported reward.")
     ] = None,
     samples: Annotated[
-        int | None, typer.Option(min=1, help="Noise samples per estimate.", show_default=_default(64))
+        int | None, typer.Option(help="Noise samples per estimate.", show_default=_default(64))
     ] = None,
     others: Annotated[
         str,
@@ -88,7 +86,7 @@ def audit_command(
     ] = "file",
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-j", min=1, help="Parallel processes.", show_default=_default(1)),
+        typer.Option("--workers", "-j", help="Parallel processes.", show_default=_default(1)),
     ] = None,
     backend: Annotated[AuditBackend, typer.Option(help="local processes or a dask cluster.")] = (
         AuditBackend.local  # type: ignore[assignment]
@@ -100,7 +98,6 @@ def audit_command(
         float,
         typer.Option(
             "--time-limit",
-            min=0.0,
             help="Seconds one file may take to load, and each part of its audit to run; past it the "
             "file is reported invalid and the others go on (0: no limit).",
         ),
@@ -122,9 +119,10 @@ def audit_command(
     with command(color, quiet, verbose) as out:
         from rlhf_mech.cli._config import audit_settings
         from rlhf_mech.files import audit_files
-        from rlhf_mech.render import audit_progress, to_junit
+        from rlhf_mech.render import audit_progress, invalid_lines, to_junit
 
         given = {"budget": budget, "tol": tol, "noise": noise, "samples": samples, "seed": seed}
+        given["time-limit"] = time_limit_s  # checked with the others (cli/_config.py BOUNDS)
         settings = audit_settings(
             paths, output_format, workers, others, backend.value, scheduler, list(AUDIT_FORMATS), **given
         )
@@ -139,7 +137,7 @@ def audit_command(
                 time_limit_s=time_limit_s or None,
                 allow_outside_refs=allow_outside_refs,
                 counterexamples=counterexamples,
-                on_invalid=lambda bad: [out.error(line) for line in bad.message.splitlines()],
+                on_invalid=lambda bad: [out.error(line) for line in invalid_lines(bad)],
                 progress=lambda tasks: audit_progress(out.err, tasks, enabled=not quiet),
                 step=out.step,
                 quiet=quiet,

@@ -27,28 +27,82 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.errors import RlhfMechError, printable, shown
 
 SECTION = "tool.rlhf-mech"
 
 
-def _integer(minimum: int) -> tuple[Callable[[Any], bool], str]:
-    return (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
-        f"an integer >= {minimum}",
-    )
+@dataclass(frozen=True)
+class Bound:
+    """The values one numeric setting of ``rlhf-mech audit`` takes, on the command line and in
+    ``[tool.rlhf-mech]`` alike (:data:`BOUNDS`).
+
+    Attributes
+    ----------
+    option : the command-line flag (``--budget``); integer : an integer, else a float.
+    low, high : the range (``low`` excluded where ``low_open``); a float is also finite.
+    why : what a value past ``high`` would do, for the message.
+    """
+
+    option: str
+    integer: bool
+    low: float
+    high: float
+    low_open: bool = False
+    why: str = ""
+
+    @property
+    def what(self) -> str:
+        """The range in words: ``an integer in 10..1000000``, ``a number > 0 and <= 1e+100``."""
+        if self.integer:
+            return f"an integer in {int(self.low)}..{int(self.high)}"
+        return f"a number {'>' if self.low_open else '>='} {self.low:g} and <= {self.high:g}"
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` (a parsed flag or a TOML value) is in range and of the right type."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        above_low = value > self.low if self.low_open else value >= self.low
+        return above_low and value <= self.high
 
 
-def _number(positive: bool) -> tuple[Callable[[Any], bool], str]:
-    def ok(v: Any) -> bool:
-        return (
-            isinstance(v, int | float)
-            and not isinstance(v, bool)
-            and math.isfinite(v)
-            and (v > 0 if positive else v >= 0)
-        )
+#: key of ``[tool.rlhf-mech]`` -> the bound of the setting, for the flag and the file alike.
+BOUNDS: dict[str, Bound] = {
+    "budget": Bound("--budget", True, 10, 1_000_000, why="memory grows with the budget"),
+    "tol": Bound("--tol", False, 0.0, 1e100),
+    "seed": Bound("--seed", True, 0, 2**63 - 1),
+    # noise is drawn uniform on [-eps, eps] and added to rewards of at most 1e100 (issue 23:
+    # --noise 1e308 overflowed the draw's range)
+    "noise": Bound("--noise", False, 0.0, 1e100, low_open=True),
+    "samples": Bound("--samples", True, 1, 100_000, why="each sample holds every group's rewards"),
+    # one process each: past a few hundred a machine spends its time starting them
+    "workers": Bound("--workers", True, 1, 1024),
+    "time-limit": Bound("--time-limit", False, 0.0, 1e9),
+}
 
-    return ok, "a number > 0" if positive else "a number >= 0"
+
+def _bounded(key: str) -> tuple[Callable[[Any], bool], str]:
+    return BOUNDS[key].accepts, BOUNDS[key].what
+
+
+def check_flag(key: str, value: Any) -> Any:
+    """``value`` of the command-line flag of ``key`` (``None``: not given), checked against
+    :data:`BOUNDS` as the file's value is.
+
+    Raises
+    ------
+    RlhfMechError
+        naming the flag and the range.
+    """
+    bound = BOUNDS[key]
+    if value is not None and not bound.accepts(value):
+        why = f" ({bound.why})" if bound.why else ""
+        raise RlhfMechError(f"{bound.option} {value}: expected {bound.what}{why}")
+    return value
 
 
 #: key -> (check, what it must be), in the order of the documentation.
@@ -57,13 +111,13 @@ _KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, list) and all(isinstance(p, str) for p in v),
         "a list of paths (strings)",
     ),
-    "budget": _integer(10),
-    "tol": _number(positive=False),
-    "seed": _integer(0),
+    "budget": _bounded("budget"),
+    "tol": _bounded("tol"),
+    "seed": _bounded("seed"),
     "output-format": (lambda v: isinstance(v, str), "a format name"),
-    "noise": _number(positive=True),
-    "samples": _integer(1),
-    "workers": _integer(1),
+    "noise": _bounded("noise"),
+    "samples": _bounded("samples"),
+    "workers": _bounded("workers"),
 }
 
 
@@ -94,7 +148,10 @@ def find_pyproject(start: Path) -> tuple[Path, Any] | None:
         try:
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise RlhfMechError(f"{candidate}: cannot read it: {exc}") from None
+            problem = printable(str(exc))
+            raise RlhfMechError(f"{printable(str(candidate))}: cannot read it: {problem}") from None
+        except RecursionError:  # tomllib recurses once per level of nested arrays and tables
+            raise RlhfMechError(f"{printable(str(candidate))}: cannot read it: nested too deeply") from None
         tool = data.get("tool", {})
         if isinstance(tool, dict) and "rlhf-mech" in tool:
             return candidate, tool["rlhf-mech"]
@@ -114,21 +171,24 @@ def load_config(formats: Sequence[str], start: Path | None = None) -> AuditConfi
     if found is None:
         return AuditConfig()
     path, table = found
+    where = printable(str(path))
     if not isinstance(table, dict):
-        raise RlhfMechError(f"{path}: [{SECTION}] must be a table")
+        raise RlhfMechError(f"{where}: [{SECTION}] must be a table")
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in _KEYS:
             raise RlhfMechError(
-                f"{path}: [{SECTION}]: unknown key {key!r} (expected one of: {', '.join(_KEYS)})"
+                f"{where}: [{SECTION}]: unknown key {shown(key)} (expected one of: {', '.join(_KEYS)})"
             )
         ok, what = _KEYS[key]
         if not ok(value):
-            raise RlhfMechError(f"{path}: [{SECTION}] {key}: expected {what}, got {value!r}")
+            raise RlhfMechError(f"{where}: [{SECTION}] {key}: expected {what}, got {shown(value)}")
         values[key] = value
     fmt = values.get("output-format")
     if fmt is not None and fmt not in formats:
-        raise RlhfMechError(f"{path}: [{SECTION}] output-format: {fmt!r} is not one of {', '.join(formats)}")
+        raise RlhfMechError(
+            f"{where}: [{SECTION}] output-format: {shown(fmt)} is not one of {', '.join(formats)}"
+        )
     paths = tuple(_relative(path.parent / p) for p in values.pop("paths", []))
     return AuditConfig(paths=paths, values=values, source=path)
 
@@ -164,8 +224,9 @@ def audit_settings(
     **flags: Any,
 ) -> AuditSettings:
     """The settings of one audit: each of ``flags`` (``budget``, ``tol``, ``noise``,
-    ``samples``, ``seed``; ``None`` where not given) and the other options, merged with the
-    nearest ``[tool.rlhf-mech]`` table.
+    ``samples``, ``seed``, ``time-limit``; ``None`` where not given) and the other options,
+    merged with the nearest ``[tool.rlhf-mech]`` table; every number within its
+    :data:`BOUNDS`, whether a flag or the file gave it.
 
     Raises
     ------
@@ -176,12 +237,12 @@ def audit_settings(
     from rlhf_mech.analysis import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL, AuditOptions
     from rlhf_mech.cli._options import parse_others
 
+    for key, value in (*flags.items(), ("workers", workers)):
+        check_flag(key, value)
     config = load_config(formats)
     if (backend == "dask") != (scheduler is not None):
         raise RlhfMechError("--backend dask and --scheduler go together")
     noise = config.get("noise", flags.get("noise"), None)
-    if noise is not None and not noise > 0:
-        raise RlhfMechError(f"--noise must be > 0, got {noise}")
     patterns = tuple(paths or config.paths)
     if not patterns:
         raise RlhfMechError(

@@ -26,8 +26,8 @@ from rlhf_mech.core import (
     get_training_rule,
     rule_conflict,
 )
-from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.files import SIZE_LIMIT, read_reward
+from rlhf_mech.errors import RlhfMechError, shown
+from rlhf_mech.files import SIZE_LIMIT, finite_number, read_reward
 
 Array = np.ndarray
 T = TypeVar("T")
@@ -74,14 +74,45 @@ def _configured(
         elif kind in ("choice", None):  # None: with_parameters names the rule's parameters
             values[key] = text.strip()
         else:
-            try:
-                values[key] = int(text) if kind == "int" else float(text)
-            except ValueError:
-                raise RlhfMechError(f"{option} {key}: {text!r} is not a number") from None
+            values[key] = _number(text, kind == "int", f"{option} {key}")
     try:
         return rule.with_parameters(**values)
     except ValueError as exc:
         raise RlhfMechError(f"{option}: {exc}") from None
+
+
+def _decimal(text: str) -> float:
+    """``text`` as a plain ASCII decimal (:func:`~rlhf_mech.files.finite_number`): Python's
+    ``float()`` would also read ``1_0`` as 10 and Arabic-Indic digits as their values.
+
+    Raises
+    ------
+    ValueError
+        for anything else, or a number that is not finite.
+    """
+    value = finite_number(text.strip())
+    if value is None:
+        raise ValueError(text)
+    return value
+
+
+def _number(text: str, integer: bool, option: str) -> float:
+    """A rule parameter's value (:func:`_decimal`; an integer parameter written as one, ``5``).
+
+    Raises
+    ------
+    RlhfMechError
+        naming ``option``.
+    """
+    digits = text.strip().removeprefix("-").removeprefix("+")
+    try:
+        value = _decimal(text)
+        if integer and not (digits.isascii() and digits.isdigit()):
+            raise ValueError(text)
+    except ValueError:
+        kind = "an integer" if integer else "a finite number"
+        raise RlhfMechError(f"{option}: {shown(text)} is not {kind} (ASCII digits, as 5 or 0.5)") from None
+    return int(text) if integer else value
 
 
 def _named(lookup: Callable[[str], T], name: str, option: str) -> T:
@@ -152,7 +183,7 @@ def parse_parameters(text: str, option: str = "parameter") -> Array:
     spec = text.strip()
     try:
         if ":" in spec:
-            start, stop, step = (float(part) for part in spec.split(":"))
+            start, stop, step = (_decimal(part) for part in spec.split(":"))
             if not all(math.isfinite(v) for v in (start, stop, step)) or step <= 0 or stop < start:
                 raise RlhfMechError(f"{option}: range {text!r} needs finite start <= stop and step > 0")
             count = math.floor((stop - start) / step + 1e-9) + 1
@@ -160,7 +191,7 @@ def parse_parameters(text: str, option: str = "parameter") -> Array:
                 raise RlhfMechError(f"{option}: range {text!r} has {count} points (at most {MAX_POINTS})")
             # 12 significant digits: 0.1 * 3 is reported as 0.3, not 0.30000000000000004.
             return np.array([float(f"{start + k * step:.12g}") for k in range(count)])
-        values = np.array([float(part) for part in spec.split(",")])
+        values = np.array([_decimal(part) for part in spec.split(",")])
     except ValueError:
         raise RlhfMechError(
             f"{option}: cannot read {text!r}; expected a comma list (0.5,1,2) or start:stop:step"

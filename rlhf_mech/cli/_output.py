@@ -28,6 +28,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.text import Text
 
+from rlhf_mech.errors import printable
+
 
 class ColorChoice(StrEnum):
     """``--color``: colour terminals only (``auto``, honouring NO_COLOR), always, never."""
@@ -121,7 +123,9 @@ class Output:
     def message(self, text: str, style: str = "") -> None:
         """A line on stderr (not with ``-q``); user text is never markup."""
         if not self.quiet:
-            self.err.print(Text(text, style=style), highlight=False, soft_wrap=True)
+            self.err.print(
+                Text(printable(text, keep_newlines=True), style=style), highlight=False, soft_wrap=True
+            )
 
     def error(self, text: str) -> None:
         """``error: ...`` on stderr, whatever the verbosity."""
@@ -134,13 +138,17 @@ class Output:
         yield
         if self.verbose:
             self.err.print(
-                Text(f"rlhf-mech: {what}: {time.perf_counter() - start:.3f} s", style="dim"),
+                Text(printable(f"rlhf-mech: {what}: {time.perf_counter() - start:.3f} s"), style="dim"),
                 highlight=False,
                 soft_wrap=True,
             )
 
 
 def print_error(message: str, console: Console | None = None) -> None:
-    """One line on stderr; the message is printed literally (user text is never markup)."""
+    """One line on stderr; the message is printed literally (user text is never markup) and
+    printable (:func:`~rlhf_mech.errors.printable`)."""
     console = console or Console(stderr=True)
-    console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    # the one line stays one line: a path or a library's message may hold a newline or ESC
+    console.print(
+        Text.assemble(("error:", "bold red"), " ", printable(message)), highlight=False, soft_wrap=True
+    )

@@ -13,7 +13,6 @@ from rlhf_mech.files._counterexamples import save_counterexamples as save_counte
 from rlhf_mech.files._counterexamples import write_counterexample as write_counterexample
 from rlhf_mech.files._importer import CandidateSummary as CandidateSummary
 from rlhf_mech.files._importer import ColumnStats as ColumnStats
-from rlhf_mech.files._importer import EvalTable as EvalTable
 from rlhf_mech.files._importer import FileSummary as FileSummary
 from rlhf_mech.files._importer import GroupOption as GroupOption
 from rlhf_mech.files._importer import ImportResult as ImportResult
@@ -24,7 +23,6 @@ from rlhf_mech.files._importer import import_responses as import_responses
 from rlhf_mech.files._importer import normalise_rewards as normalise_rewards
 from rlhf_mech.files._importer import parse_group_option as parse_group_option
 from rlhf_mech.files._importer import parse_reward_columns as parse_reward_columns
-from rlhf_mech.files._importer import read_table as read_table
 from rlhf_mech.files._importer import resolve_kind as resolve_kind
 from rlhf_mech.files._importer import robust_mean as robust_mean
 from rlhf_mech.files._logs import ImportRequest as ImportRequest
@@ -66,9 +64,12 @@ from rlhf_mech.files._logs._training import batch_log as batch_log
 from rlhf_mech.files._logs._training import game_from_batch as game_from_batch
 from rlhf_mech.files._logs._training import import_steps as import_steps
 from rlhf_mech.files._logs._training import incentive_callback as incentive_callback
-from rlhf_mech.files._logs._trl import TRL_CONFIG_NAMES as TRL_CONFIG_NAMES
 from rlhf_mech.files._logs._trl import read_trl as read_trl
+from rlhf_mech.files._logs._trl_run import TRL_CONFIG_NAMES as TRL_CONFIG_NAMES
 from rlhf_mech.files._reports import read_reward as read_reward
+from rlhf_mech.files._tables import EvalTable as EvalTable
+from rlhf_mech.files._tables import finite_number as finite_number
+from rlhf_mech.files._tables import read_table as read_table
 from rlhf_mech.files._writer import INLINE_LIMIT as INLINE_LIMIT
 from rlhf_mech.files._writer import GameDocument as GameDocument
 from rlhf_mech.files._writer import candidate_document as candidate_document

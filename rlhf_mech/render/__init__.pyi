@@ -14,6 +14,7 @@ from rlhf_mech.render._audit import finding_line as finding_line
 from rlhf_mech.render._audit import finding_message as finding_message
 from rlhf_mech.render._audit import fmt_figure as fmt_figure
 from rlhf_mech.render._audit import game_source as game_source
+from rlhf_mech.render._audit import invalid_lines as invalid_lines
 from rlhf_mech.render._audit import problems as problems
 from rlhf_mech.render._audit import render_audit as render_audit
 from rlhf_mech.render._audit import summary_text as summary_text

@@ -38,6 +38,7 @@ from rlhf_mech.analysis import (
     SearchResult,
 )
 from rlhf_mech.core import Game, Profile
+from rlhf_mech.errors import printable
 from rlhf_mech.files import AuditRun, InvalidFile
 from rlhf_mech.render._format import annotation, plural, rule_json
 
@@ -78,13 +79,25 @@ class Problem:
 
 
 def game_source(game: Game) -> str:
-    """The file a game came from, or its name when it was built in code."""
-    return game.source or game.name
+    """The file a game came from, or its name when it was built in code, printable (a file
+    name may hold ESC, or a newline and ``::error::``: :func:`~rlhf_mech.errors.printable`)."""
+    return printable(game.source or game.name)
 
 
 def game_label(game: Game) -> str:
     """The file a game came from and, for a part of a file, which part (``g.yaml [prompt 3]``)."""
-    return game_source(game) + (f" [{game.part}]" if game.part else "")
+    return game_source(game) + (f" [{printable(game.part)}]" if game.part else "")
+
+
+def invalid_lines(bad: InvalidFile) -> list[str]:
+    """An invalid file's problems, one printable line each (``FILE:LINE: reason``): the path
+    and a library's message may hold a newline, which must not start a line of its own."""
+    if not bad.reason:
+        return [printable(bad.message)]
+    source = printable(bad.source)
+    return [
+        f"{source}{'' if line is None else f':{line}'}: {printable(reason)}" for line, reason in bad.problems
+    ]
 
 
 def finding_line(game: Game, finding: Finding) -> int | None:
@@ -110,14 +123,17 @@ def finding_message(finding: Finding) -> str:
 
 
 def problems(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> list[Problem]:
-    """Every failed finding (in audit order) and every problem of every invalid file, located."""
+    """Every failed finding (in audit order) and every problem of every invalid file, located;
+    paths and messages printable (every CI format reads them from here)."""
     out = [
-        Problem(f.check, game_source(a.game), finding_line(a.game, f), finding_message(f), f, a)
+        Problem(f.check, game_source(a.game), finding_line(a.game, f), printable(finding_message(f)), f, a)
         for a in audits
         for f in a.failures
     ]
     out += [
-        Problem(INVALID_FILE, bad.source, line, reason) for bad in invalid for line, reason in bad.problems
+        Problem(INVALID_FILE, printable(bad.source), line, printable(reason))
+        for bad in invalid
+        for line, reason in bad.problems
     ]
     return out
 
@@ -184,7 +200,9 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
             table.add_row(source, escape(name) or "(game)", *cells)
         table.add_section()
     for bad in invalid:
-        table.add_row(escape(bad.source), "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1))
+        table.add_row(
+            escape(printable(bad.source)), "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1)
+        )
     return table
 
 
@@ -204,7 +222,8 @@ def failure_lines(audits: Sequence[GameAudit], saved: Mapping[tuple[int, str], s
             key = (index[id(audit)], f.group)
             lines.append(
                 f"    best misreport: size {best.size:.6g}, reward {vector_text(best.reward)}, "
-                f"gain {fmt_figure(best.gain)}" + (f"; saved to {saved[key]}" if key in saved else "")
+                f"gain {fmt_figure(best.gain)}"
+                + (f"; saved to {printable(saved[key])}" if key in saved else "")
             )
     return Text("\n".join(lines))
 
@@ -468,7 +487,11 @@ def to_junit(run: AuditRun) -> str:
         for check in checks:
             findings = [f for f in audit.findings if f.check == check]
             case = ET.SubElement(
-                suite, "testcase", classname=audit.game.name, name=check, file=game_source(audit.game)
+                suite,
+                "testcase",
+                classname=printable(audit.game.name),
+                name=check,
+                file=game_source(audit.game),
             )
             failed = [f for f in findings if not f.passed]
             if failed:
@@ -489,11 +512,13 @@ def to_junit(run: AuditRun) -> str:
         total += len(checks)
         failures += suite_failures
     for bad in invalid:
-        suite = ET.SubElement(root, "testsuite", name=bad.source, tests="1", failures="0", errors="1")
-        case = ET.SubElement(suite, "testcase", classname=bad.source, name="load")
+        source = printable(bad.source)  # XML 1.0 cannot even hold most control characters
+        suite = ET.SubElement(root, "testsuite", name=source, tests="1", failures="0", errors="1")
+        case = ET.SubElement(suite, "testcase", classname=source, name="load")
         # the first problem as the message, every problem of the file (one a line) as the text
-        node = ET.SubElement(case, "error", message=bad.message.partition("\n")[0], type="invalid file")
-        node.text = bad.message
+        lines = invalid_lines(bad)
+        node = ET.SubElement(case, "error", message=lines[0], type="invalid file")
+        node.text = "\n".join(lines)
         total += 1
         errors += 1
     root.set("tests", str(total))
@@ -575,7 +600,7 @@ def to_sarif(run: AuditRun) -> dict[str, Any]:
                 "ruleId": problem.rule,
                 "ruleIndex": rule_ids.index(problem.rule),
                 "level": "error",
-                "message": {"text": problem.message},
+                "message": {"text": printable(problem.message)},
                 "locations": [{"physicalLocation": location}],
             }
         )

@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from rlhf_mech.errors import has_unprintable, printable_json
+
 try:  # pragma: no cover - which branch runs depends on the environment
     import orjson
 except ImportError:  # pragma: no cover
@@ -27,7 +29,12 @@ except ImportError:  # pragma: no cover
 #: Items of a list written per chunk by the standard-library path (bounded memory).
 _CHUNK = 1 << 16
 
-_encode_string = json.JSONEncoder(ensure_ascii=False).encode
+_encoder = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _encode_string(text: str) -> str:
+    """A JSON string, non-ASCII kept, printable (a prompt from a log may hold a bidi override)."""
+    return printable_json(_encoder(text))
 
 
 def float_text(x: float) -> str:
@@ -104,7 +111,9 @@ def _orjson_floats(values: np.ndarray) -> str:
 
 def _scalar_list(values: list[Any], kinds: set[type], fast: bool) -> Iterator[str | bytes]:
     """A list of scalars on one line; ``kinds`` are the types of its items."""
-    if values and kinds == {str}:
+    if values and kinds == {str} and any(map(has_unprintable, values)):
+        yield "[" + ",".join(map(_encode_string, values)) + "]"
+    elif values and kinds == {str}:
         if fast and orjson is not None:
             yield orjson.dumps(values)
         else:

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.core import PromptGame, PromptOutcome, PromptSolution
+from rlhf_mech.errors import printable
 from rlhf_mech.render._format import annotation, fmt, fmt_signed, rule_json, rule_label
 from rlhf_mech.render._solve import gains_text, groups_json, profile_table
 
@@ -47,7 +48,7 @@ def prompt_game_summary(game: PromptGame) -> Table:
 def _shown(text: str) -> str:
     """A prompt on one line: whitespace runs as one space, other control characters escaped
     (a prompt from a log may hold terminal escapes), at most :data:`PROMPT_TEXT_SHOWN` long."""
-    flat = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in " ".join(text.split()))
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= PROMPT_TEXT_SHOWN else flat[: PROMPT_TEXT_SHOWN - 3] + "..."
 
 

@@ -65,7 +65,7 @@ from rlhf_mech.files._logs._prompts import import_prompts
 from rlhf_mech.files._logs._record import AGGREGATIONS, RewardLog, parse_steps, select_step, steps_in
 from rlhf_mech.files._logs._training import StepAudit, StepGame, audit_steps, import_steps
 from rlhf_mech.files._logs._trl import read_trl
-from rlhf_mech.files.spec._document import is_name
+from rlhf_mech.files.spec._document import NAME_RULE, is_name
 
 
 @dataclass(frozen=True)
@@ -301,9 +301,7 @@ def _check_names(request: ImportRequest) -> None:
     except ValueError as exc:
         raise RlhfMechError(f"--payment: {exc}") from None
     if request.name is not None and not is_name(request.name):
-        raise RlhfMechError(
-            f"--name {shown(request.name)}: a game's name must be non-empty, without control characters"
-        )
+        raise RlhfMechError(f"--name {shown(request.name)}: a game's name {NAME_RULE}")
     if request.options.step is not None:
         parse_steps(str(request.options.step))
 

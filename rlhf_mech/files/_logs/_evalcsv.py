@@ -11,21 +11,23 @@ import numpy as np
 from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._importer import (
     CandidateSummary,
-    EvalTable,
     FileSummary,
     GroupOption,
     ImportResult,
     assemble_candidates,
     check_names,
     column_stats,
+)
+from rlhf_mech.files._logs._layouts import DESIRED, EVAL_FILE, INDEX_COLUMN, OBTAINED, LogInputs
+from rlhf_mech.files._logs._record import RewardLog
+from rlhf_mech.files._tables import (
+    EvalTable,
     finite_number,
     located,
     numeric_column,
     read_table,
     require_column,
 )
-from rlhf_mech.files._logs._layouts import DESIRED, EVAL_FILE, INDEX_COLUMN, OBTAINED, LogInputs
-from rlhf_mech.files._logs._record import RewardLog
 from rlhf_mech.files.spec._document import is_name
 from rlhf_mech.files.spec._schemas import SCORE_LIMIT
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_mech.errors import RlhfMechError, printable, shown
-from rlhf_mech.files._importer import CSV_SUFFIXES, JSONL_SUFFIXES, finite_number, located
+from rlhf_mech.files._tables import CSV_SUFFIXES, JSONL_SUFFIXES, finite_number, located
 from rlhf_mech.files.spec._document import is_name
 
 

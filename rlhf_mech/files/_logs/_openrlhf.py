@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from rlhf_mech.errors import RlhfMechError, printable, shown
-from rlhf_mech.files._importer import (
+from rlhf_mech.files._logs._layouts import OPENRLHF_KEYS, RANK_FILE
+from rlhf_mech.files._logs._record import RewardLog
+from rlhf_mech.files._tables import (
     JSONL_SUFFIXES,
     EvalTable,
     located,
@@ -38,8 +40,6 @@ from rlhf_mech.files._importer import (
     read_table,
     require_column,
 )
-from rlhf_mech.files._logs._layouts import OPENRLHF_KEYS, RANK_FILE
-from rlhf_mech.files._logs._record import RewardLog
 from rlhf_mech.files.spec._document import is_name
 
 

@@ -48,13 +48,13 @@ from rlhf_mech.files._importer import (
     check_response_options,
     column_stats,
     combine_rewards,
-    located,
     normalise_rewards,
     robust_mean,
 )
 from rlhf_mech.files._logs._layouts import LogInputs
 from rlhf_mech.files._logs._record import PromptGroups, RewardLog, StepInfo, group_by_prompt, select_step
-from rlhf_mech.files.spec._document import is_name
+from rlhf_mech.files._tables import located
+from rlhf_mech.files.spec._document import NAME_RULE, is_name
 from rlhf_mech.files.spec._prompts import MAX_PROMPTS
 from rlhf_mech.files.spec._schemas import MAX_OUTCOMES
 
@@ -167,9 +167,7 @@ def _check_writable(log: RewardLog, by_prompt: PromptGroups, name: str, outcomes
         (a :class:`SpecError` at the row of a prompt) naming what does not fit.
     """
     if not is_name(name):
-        raise RlhfMechError(
-            f"the game name {shown(name)} is empty or has control characters; choose one with --name"
-        )
+        raise RlhfMechError(f"the game name {shown(name)}: a name {NAME_RULE}; choose one with --name")
     long = next((p for p, text in enumerate(by_prompt.prompts) if len(text) > PROMPT_CHARS), None)
     if long is not None:
         r = int(by_prompt.rows[by_prompt.offsets[long]])

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.files._importer import located
+from rlhf_mech.files._tables import located
 
 Array = np.ndarray
 

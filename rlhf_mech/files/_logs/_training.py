@@ -33,10 +33,11 @@ import numpy as np
 from rlhf_mech.analysis import AuditOptions, GameAudit, audit_game
 from rlhf_mech.core import PromptGame
 from rlhf_mech.errors import RlhfMechError, printable
-from rlhf_mech.files._importer import GroupOption, ImportResult, finite_number
+from rlhf_mech.files._importer import GroupOption, ImportResult
 from rlhf_mech.files._logs._layouts import LogInputs, get_layout
 from rlhf_mech.files._logs._prompts import import_prompts
 from rlhf_mech.files._logs._record import RewardLog, StepInfo, select_step
+from rlhf_mech.files._tables import finite_number
 
 Array = np.ndarray
 

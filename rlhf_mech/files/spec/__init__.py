@@ -18,9 +18,10 @@ from rlhf_mech.errors import SpecError
 from rlhf_mech.files._arrays import regular_file
 from rlhf_mech.files.spec._candidates import CandidateGameSpec, candidate_game_from_spec
 from rlhf_mech.files.spec._core import GameSpec, core_game
-from rlhf_mech.files.spec._document import Document, source_lines, validated
+from rlhf_mech.files.spec._document import Document, source_lines
 from rlhf_mech.files.spec._prompts import PromptGameSpec, PromptTableGameSpec, prompt_game
 from rlhf_mech.files.spec._schemas import LOADER_ONLY
+from rlhf_mech.files.spec._validation import validated
 
 #: The name a game read from standard input goes by in messages (``rlhf-mech solve -``).
 STDIN_NAME = "<stdin>"

@@ -49,7 +49,13 @@ from rlhf_mech.files.spec._document import (
     unique_names,
     vector,
 )
-from rlhf_mech.files.spec._schemas import INITIAL_SCHEMA, MAX_OUTCOMES, OUTCOMES_SCHEMA, REWARD_SCHEMA
+from rlhf_mech.files.spec._schemas import (
+    INITIAL_SCHEMA,
+    MAX_NAME_CHARS,
+    MAX_OUTCOMES,
+    OUTCOMES_SCHEMA,
+    REWARD_SCHEMA,
+)
 
 
 class DivergenceSpec(Strict):
@@ -104,7 +110,8 @@ def outcome_names(doc: Document, value: Any, path: Path_ = ("outcomes",)) -> tup
     bad = [
         doc.error(
             (*path, i),
-            f"an outcome name is a non-empty string without control characters, got {shown(v)}",
+            f"an outcome name is a non-empty string without control characters, of at most "
+            f"{MAX_NAME_CHARS} characters, got {shown(v)}",
         )
         for i, v in enumerate(value)
         if not is_name(v)

@@ -6,8 +6,9 @@ line and the field, and every problem of a file is reported in one run:
 refuses what no game file needs and a hostile one uses (a key that is a list or mapping, an
 alias inside itself, aliases that expand the document past :data:`MAX_ALIAS_EXPANSION`
 values, a duplicate key), finds the line of any field on demand, and collects problems
-(:meth:`Document.check`); :func:`pydantic_errors` turns every pydantic error into such a
-problem; :class:`ArrayLoader` reads ``{file: ...}`` references inside the game file's folder;
+(:meth:`Document.check`; pydantic's errors become such problems in
+:mod:`rlhf_mech.files.spec._validation`); :class:`ArrayLoader` reads ``{file: ...}``
+references inside the game file's folder;
 :func:`vector` and :func:`number` read numbers; :class:`ExpectSpec` and :func:`expectations`
 are the ``expect:`` block of both formats, :data:`PaymentField` and :func:`payment_rule` their
 ``payment:`` (a rule's name or ``{rule: NAME, parameter: value, ...}``). User text inside
@@ -16,12 +17,11 @@ messages is escaped and cut short (:func:`shown`).
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import numpy as np
 import yaml
@@ -30,7 +30,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     WithJsonSchema,
     create_model,
 )
@@ -50,12 +49,20 @@ from rlhf_mech.core import (
 from rlhf_mech.errors import SHOWN_CHARS, SpecError, shown
 from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
 from rlhf_mech.files._yaml import Loader
-from rlhf_mech.files.spec._schemas import LAMBDA_MAX, LAMBDA_MIN, LAMBDA_SCHEMA, NAME_PATTERN, SIZE_LIMIT
+from rlhf_mech.files.spec._schemas import (
+    LAMBDA_MAX,
+    LAMBDA_MIN,
+    LAMBDA_SCHEMA,
+    MAX_NAME_CHARS,
+    NAME_PATTERN,
+    SIZE_LIMIT,
+)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 #: A name (of a game, outcome, group, reward model or candidate): not empty, no control
-#: characters (a newline or ESC in a name would rewrite the terminal it is printed on).
-Name = Annotated[str, Field(min_length=1, pattern=NAME_PATTERN)]
+#: characters (a newline or ESC in a name would rewrite the terminal it is printed on), at
+#: most :data:`MAX_NAME_CHARS` characters.
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=NAME_PATTERN)]
 #: A group size (section 3's ``w_i``) or ``max_size``: at least 1, at most :data:`SIZE_LIMIT`.
 Size = Annotated[float, Field(ge=1, le=SIZE_LIMIT, allow_inf_nan=False)]
 
@@ -76,9 +83,17 @@ Lambda = Annotated[
 ]
 
 
+#: What :func:`is_name` asks of a name, for messages.
+NAME_RULE = f"must be non-empty, without control characters, of at most {MAX_NAME_CHARS} characters"
+
+
 def is_name(value: Any) -> bool:
     """Whether ``value`` is a valid name (:data:`Name`)."""
-    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_NAME_CHARS
+        and re.fullmatch(NAME_PATTERN, value) is not None
+    )
 
 
 Path_ = tuple[str | int, ...]
@@ -187,6 +202,8 @@ class Document:
         self.path = path
         self.allow_outside_refs = allow_outside_refs
         self.problems: list[SpecError] = []
+        #: problems found but not built (past :data:`MAX_PROBLEMS`: only counted)
+        self.more = 0
         loader = Loader(text)
         try:
             node = loader.get_single_node()
@@ -237,7 +254,7 @@ class Document:
             if key in expanded:
                 continue
             if key in on_path:
-                self.problems.append(self._at(node, "an alias refers to a node that contains it"))
+                self._note(node, "an alias refers to a node that contains it")
                 return
             on_path.add(key)
             stack.append((node, True))
@@ -258,14 +275,19 @@ class Document:
         for key_node, _ in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
-                self.problems.append(self._at(key_node, f"a key must be a name, not a {kind}"))
+                self._note(key_node, f"a key must be a name, not a {kind}")
             elif key_node.value in seen:
-                self.problems.append(self._at(key_node, f"duplicate key {shown(key_node.value)}"))
+                self._note(key_node, f"duplicate key {shown(key_node.value)}")
             else:
                 seen.add(key_node.value)
 
-    def _at(self, node: yaml.Node, message: str) -> SpecError:
-        return SpecError(self.path, node.start_mark.line + 1, self._field_of(node), message)
+    def _note(self, node: yaml.Node, message: str) -> None:
+        """Record a problem found on ``node``; past :data:`MAX_PROBLEMS` only count it (its
+        field is found by a walk of the document: 80,000 duplicate keys need not be)."""
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.more += 1
+            return
+        self.problems.append(SpecError(self.path, node.start_mark.line + 1, self._field_of(node), message))
 
     def _field_of(self, target: yaml.Node) -> str:
         """The field path of ``target`` (first occurrence), for problems found on nodes."""
@@ -350,9 +372,11 @@ class Document:
             unique.setdefault(problem.text, problem)
         ordered = sorted(unique.values(), key=lambda p: p.line or 0)
         listed = ordered[:MAX_PROBLEMS]
-        if len(ordered) > MAX_PROBLEMS:
-            listed.append(SpecError(self.path, None, "", f"{len(ordered) - MAX_PROBLEMS} more problems"))
+        unlisted = len(ordered) - len(listed) + self.more
+        if unlisted:
+            listed.append(SpecError(self.path, None, "", f"and {unlisted} more problems"))
         self.problems = []
+        self.more = 0
         return SpecError.collected(listed)
 
 
@@ -369,130 +393,6 @@ def source_lines(doc: Document) -> dict[str, int]:
         if isinstance(value, Mapping):
             entries += [((*path, key), item) for key, item in value.items()]
     return {field: line for line, field in map(doc.locate, paths)}
-
-
-#: pydantic's bound errors, as the comparison a message states.
-_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
-
-
-def pydantic_errors(
-    doc: Document, exc: ValidationError, fields_by_parent: dict[str, tuple[str, ...]]
-) -> list[SpecError]:
-    """Every pydantic error as a :class:`SpecError`; ``fields_by_parent`` lists the keys each
-    mapping accepts (by the name of the key that holds it, or the tag of a tagged union's
-    member), for unknown-field messages. Where a field is a union (``payment:``, a name or a
-    mapping), only the errors of the branch the file wrote are reported (:func:`_meant`)."""
-    out: list[SpecError] = []
-    for err in _meant(doc.data, exc.errors()):
-        loc, parent = _file_location(doc.data, err["loc"])
-        if err["type"] == "extra_forbidden":
-            expected = ", ".join(fields_by_parent.get(parent, ()))
-            out.append(doc.error(loc, f"unknown field (expected one of: {expected})"))
-        elif err["type"] == "missing":
-            out.append(doc.error(loc, "required field is missing"))
-        elif err["type"] == "union_tag_not_found":
-            out.append(doc.error(loc, f"a mapping here needs a {err['ctx']['discriminator']} key"))
-        elif err["type"] in ("model_type", "model_attributes_type", "dataclass_type"):
-            # pydantic's message names the model class ("... instance of GroupSpec"): say it in YAML terms
-            got = _yaml_kind(err["input"])
-            out.append(doc.error(loc, f"expected a mapping (key: value lines), got {got}"))
-        elif err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
-            out.append(doc.error(loc, f"{shown(err['input'])}: a name may not contain control characters"))
-        elif err["type"] == "value_error":
-            out.append(doc.error(loc, str(err["ctx"]["error"])))
-        elif err["type"] in _BOUNDS:
-            bound = float(next(iter(err["ctx"].values())))
-            out.append(doc.error(loc, f"must be {_BOUNDS[err['type']]} {bound:g}, got {shown(err['input'])}"))
-        else:
-            out.append(doc.error(loc, err["msg"]))
-    return out
-
-
-def _file_location(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str]:
-    """pydantic's location of an error as a path of the file, and the name of the mapping its
-    last part is in (for :func:`fields_by_parent`).
-
-    A part is a step into the file where the file has it (a key of the mapping, an index of
-    the list reached so far), or a field the file lacks; the other parts name union branches
-    (``literal[...]``, ``tagged-union[...]`` and the tag after it, which names the member's
-    model and is its parent's name) and are left out. Reading the parts against the data,
-    not their spelling, keeps a key that looks like a branch (``"literal[x]"``) a key."""
-    path: list[str | int] = []
-    parent = ""
-    node: Any = data
-    parts = [part for part in loc if isinstance(part, int | str)]
-    k = 0
-    while k < len(parts):
-        part = parts[k]
-        found, child = _step(node, part)
-        if found or not _is_branch(part):
-            if found and k < len(parts) - 1 and isinstance(part, str):
-                parent = part
-            path.append(part)
-            node = child
-        elif part.startswith("tagged-union[") and k + 1 < len(parts):
-            parent = str(parts[k + 1])
-            k += 1
-        k += 1
-    return tuple(path), parent
-
-
-def _step(node: Any, part: Any) -> tuple[bool, Any]:
-    """Whether ``part`` is a step into the data ``node`` (a key of a mapping, an index of a
-    list), and the value it leads to (``None`` where it is not)."""
-    if isinstance(node, Mapping) and isinstance(part, int | str) and part in node:
-        return True, node[part]
-    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-        return True, node[part]
-    return False, None
-
-
-def _is_branch(part: int | str) -> bool:
-    """Whether a location part names a union branch (``literal[...]``, ``tagged-union[...]``)
-    rather than a key of the file (where the file does not have it: :func:`_step`)."""
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
-
-
-def _first_branch(data: Any, loc: tuple[Any, ...]) -> int | None:
-    """The index of the first part of ``loc`` that names a union branch rather than a step into
-    the file (:func:`_file_location`), or ``None``."""
-    node = data
-    for k, part in enumerate(loc):
-        found, node = _step(node, part)
-        if not found and _is_branch(part):
-            return k
-    return None
-
-
-def _meant(data: Any, errors: list[Any]) -> list[Any]:
-    """``errors`` with, for each union field, only the errors of the branch the input was
-    written for: a mapping given where a name or a mapping goes (``payment:``) is judged as
-    a mapping, a name as a name. Errors outside unions are all kept."""
-    by_union: dict[tuple[Any, ...], list[tuple[Any, bool]]] = {}
-    for e in errors:
-        k = _first_branch(data, e["loc"])
-        if k is not None:
-            as_text = str(e["loc"][k]).startswith("literal[")
-            by_union.setdefault(tuple(e["loc"][:k]), []).append((e, as_text))
-    left_out: set[int] = set()
-    for branched in by_union.values():
-        wrote_mapping = any(e["type"] != "model_attributes_type" for e, as_text in branched if not as_text)
-        kept = [e for e, as_text in branched if as_text != wrote_mapping] or [e for e, _ in branched]
-        left_out.update(id(e) for e, _ in branched if not any(e is k for k in kept))
-    return [e for e in errors if id(e) not in left_out]
-
-
-def _yaml_kind(value: Any) -> str:
-    """What a YAML value is, in the file's terms."""
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    if value is None:
-        return "nothing (an empty value)"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    return f"the number {value!r}" if isinstance(value, int | float) else type(value).__name__
 
 
 class ArrayLoader:
@@ -685,83 +585,6 @@ def unique_names(
     if problems:
         raise SpecError.collected(problems)
     return tuple(names)
-
-
-def fields_by_parent(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
-    """The keys each mapping of a file accepts, by the name of the key that holds it (``""``
-    for the top level), read off the pydantic models, for "unknown field" messages."""
-    out: dict[str, tuple[str, ...]] = {}
-
-    def visit(parent: str, current: type[BaseModel]) -> None:
-        out[parent] = tuple(f.alias or k for k, f in current.model_fields.items())
-        for key, info in current.model_fields.items():
-            for nested in _models_in(info.annotation):
-                tag = nested.model_fields.get("rule")
-                # a member of a tagged union is located by its tag (``rule: early_stopped``)
-                tags = get_args(tag.annotation) if tag is not None else ()
-                visit(tags[0] if tags else info.alias or key, nested)
-
-    visit("", model)
-    return out
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """The pydantic models inside a field's type (``M``, ``list[M]``, ``M | None`` ...)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in get_args(annotation) for m in _models_in(arg)]
-
-
-def validated(doc: Document, model: type[M]) -> M:
-    """``doc``'s data validated by ``model``.
-
-    Where validation fails, every pydantic error is recorded in ``doc.problems`` and a partial
-    spec is returned (:func:`_partial`): the file's other checks still run on the parts that
-    are valid, and the caller's :meth:`Document.raise_problems` reports them all together.
-    """
-    try:
-        return model.model_validate(doc.data)
-    except ValidationError as exc:
-        doc.problems += pydantic_errors(doc, exc, fields_by_parent(model))
-    return _partial(model, doc.data)
-
-
-def _partial(model: type[M], data: Mapping[str, Any]) -> M:
-    """``model`` built field by field from ``data``: a field that does not validate is ``None``;
-    the items of a list of models (``groups:``) are built the same way (``None`` where an item
-    is not a mapping)."""
-    values: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        if key not in data:
-            values[name] = None if info.is_required() else info.get_default(call_default_factory=True)
-            continue
-        part = _field_model(model, name)
-        values[name] = _valid_or_none(part, {"value": data[key]})
-        if values[name] is not None:
-            values[name] = values[name].value
-        args = get_args(info.annotation)
-        item = args[0] if get_origin(info.annotation) is list and args else None
-        is_model = isinstance(item, type) and issubclass(item, BaseModel)
-        if values[name] is None and is_model and isinstance(data[key], list):
-            values[name] = [_partial(item, v) if isinstance(v, Mapping) else None for v in data[key]]
-    return model.model_construct(**values)
-
-
-@functools.cache
-def _field_model(model: type[BaseModel], name: str) -> type[BaseModel]:
-    """A model of ``model``'s field ``name`` alone, as ``value`` (same type, constraints, strictness)."""
-    info = model.model_fields[name]
-    return create_model(
-        f"{model.__name__}_{name}", __config__=model.model_config, value=(info.annotation, info)
-    )
-
-
-def _valid_or_none(model: type[M], value: Any) -> M | None:
-    try:
-        return model.model_validate(value)
-    except ValidationError:
-        return None
 
 
 # --- payment: and training: a rule's name, or {rule: NAME, parameter: value, ...} -----------

@@ -160,11 +160,24 @@ def _weights(doc: Document, prompts: list[tuple[int, PromptSpec]], notes: list[s
         k = prompts[given.index(False)][0]
         raise doc.error(("prompts", k), "a weight on every prompt or on none (uniform weights)")
     q = np.array([p.weight for _, p in prompts], dtype=float)
-    total = float(q.sum())
+    with np.errstate(over="ignore"):  # an infinite sum is dealt with below
+        total = float(q.sum())
     if abs(total - 1.0) <= PROMPT_WEIGHT_TOL:
         return q  # the weights as written (their sum is 1 to rounding)
-    notes.append(f"prompt weights divided by their sum {total!r} to sum to 1")
-    return q / total
+    # divided by the largest first (two weights of 1e308 sum past the float range), then by the
+    # sum of what is left, which lies in [1, P]
+    scaled = q / q.max()
+    weights = scaled / scaled.sum()
+    if weights.min() == 0.0:
+        k = prompts[int(np.argmin(weights))][0]
+        raise doc.error(
+            ("prompts", k, "weight"),
+            f"weight {q.min():g} is 0 to rounding once the weights are divided by their sum "
+            f"(the largest is {q.max():g}; weights are relative)",
+        )
+    shown_total = f"{total!r}" if np.isfinite(total) else "(beyond the float range)"
+    notes.append(f"prompt weights divided by their sum {shown_total} to sum to 1")
+    return weights
 
 
 def prompt_game(doc: Document, spec: PromptGameSpec | PromptTableGameSpec) -> PromptGame:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlhf_mech.errors import UNPRINTABLE_RANGE
+
 #: Most outcomes a game may have (``outcomes: 100000000`` would allocate gigabytes of names).
 MAX_OUTCOMES = 10_000_000
 #: Largest group size and ``max_size``: with rewards in [0, 1] every score any report can
@@ -71,9 +73,20 @@ def _vector(item: dict[str, Any], what: str) -> dict[str, Any]:
     }
 
 
-#: Names: not empty, no control characters (C0, DEL, C1).
-NAME_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-NAME_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": NAME_PATTERN}
+#: Names: not empty, no control characters (C0, DEL, C1) and none of the Unicode format and
+#: separator characters that reorder or break a line (bidi overrides, U+2028/2029): nothing
+#: :func:`rlhf_mech.errors.printable` would escape, as names are printed as they are.
+NAME_PATTERN = f"^[^{UNPRINTABLE_RANGE}]+$"
+#: Longest name (of a game, group, outcome, reward model, candidate), as prompts are capped at
+#: 1 MiB: names are printed in every table and message, and a 10-million-character group name
+#: kept the table renderer busy for minutes (issue 23).
+MAX_NAME_CHARS = 1024
+NAME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_CHARS,
+    "pattern": NAME_PATTERN,
+}
 REWARD_SCHEMA = _vector(_NON_NEGATIVE, "rm_i, rewards >= 0")
 INITIAL_SCHEMA: dict[str, Any] = {
     "anyOf": [{"const": "uniform"}, *_vector(_POSITIVE, "pi_init, probabilities > 0 summing to 1")["anyOf"]],
