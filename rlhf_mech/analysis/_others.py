@@ -8,17 +8,27 @@ kind          the others' report profiles
 ============  ===========================================================================
 ``file``      the reports in the game file (the truth where the file gives none)
 ``truthful``  every other group reports its type
-``grid K``    the file's, and ``K`` from a Halton sequence over the others' reports and sizes
+``grid K``    the file's, ``K`` points of a Halton sequence over the others' reports and sizes,
+              and up to ``K`` extreme profiles (every other group at a vertex of its report
+              space, at the largest or the smallest size)
 ``random N``  the file's, and ``N`` drawn uniformly over the others' reports and sizes (seeded)
 ============  ===========================================================================
 
 The sampled kinds include the file's profile first, so that the worst case over them is at
-least the file's. A profile's reports are valid (:class:`~rlhf_mech.analysis.ReportSpace`): a point of each
+least the file's. A worst profile of the others is often an extreme one (a group that puts all
+its weight on one outcome, at the largest size, pulls the model furthest), and sometimes an
+interior one, so ``grid K`` has both: the ``K`` interior points, and the extreme profiles,
+all of them where there are at most ``K``, else ``K`` spread over them (a Halton sequence over
+the vertex-and-size choices, the largest size first). An exhaustive grid of the others'
+reports with ``K`` points (a lattice: mostly points on the boundary) thus finds no worse
+profile than ``grid K`` unless one of its points between the vertices beats every extreme
+profile and every Halton point. A profile's reports are valid (:class:`~rlhf_mech.analysis.ReportSpace`): a point of each
 other group's polytope of contributions, mapped back to a report.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +38,9 @@ from rlhf_mech.analysis._space import ReportSpace
 from rlhf_mech.core import Game, Profile
 
 Array = np.ndarray
+
+#: The most vertices of one group's report space the extreme profiles choose from.
+_MAX_CORNERS = 64
 
 
 @dataclass(frozen=True)
@@ -86,12 +99,59 @@ def _points(game: Game, i: int, uniform: Array) -> list[Profile]:
     return profiles
 
 
+def _corners(space: ReportSpace, rng: np.random.Generator) -> Array:
+    """(V, d) the vertices of the report space at unit extent, the origin left out (no
+    report has no weight): ``e_x`` (a capped simplex), ``1_S`` (a box; at most
+    :data:`_MAX_CORNERS`, nested sets and random ones beyond)."""
+    d = space.dimension
+    orders = np.arange(d)[None]
+    corners = space.vertices(1.0, _MAX_CORNERS, orders, rng)
+    return corners[corners.sum(axis=1) > 0]
+
+
+def extreme_profiles(game: Game, i: int, count: int, rng: np.random.Generator) -> list[Profile]:
+    """Up to ``count`` profiles in which every other group reports a vertex of its report
+    space at size ``W`` or 1: all of them where there are at most ``count``, else distinct
+    ones along a Halton sequence over the choices (size ``W`` in the first half)."""
+    from scipy.stats import qmc
+
+    space = ReportSpace.of(game)
+    corners = _corners(space, rng)
+    others = [j for j in range(game.n_groups) if j != i]
+    sizes = (space.size_bound, 1.0)
+    per_group = len(corners) * len(sizes)
+    if count <= 0 or not others:
+        return []
+    if per_group ** len(others) <= count:
+        picks = np.array(list(itertools.product(range(per_group), repeat=len(others))))
+        # the largest size first: those profiles pull hardest
+        picks = picks[np.argsort((picks // len(corners)).sum(axis=1), kind="stable")]
+    else:
+        u = qmc.Halton(len(others), scramble=False).random(4 * count + 1)[1:]
+        half = np.arange(len(u)) >= len(u) // 2  # the second half at the smallest size
+        picks = np.floor(u * len(corners)).astype(int) + len(corners) * half[:, None]
+        _, first = np.unique(picks, axis=0, return_index=True)
+        picks = picks[np.sort(first)][:count]
+    profiles = []
+    for row in picks:
+        profile = game.truth
+        for j, choice in zip(others, row, strict=True):
+            size = sizes[choice // len(corners)]
+            z = space.cap(size) * corners[choice % len(corners)]
+            theta, reported = space.report(z[None], size)
+            preference = theta[0] if space.basis is not None else None
+            profile = profile.with_report(j, space.rewards(theta)[0], float(reported[0]), preference)
+        profiles.append(profile)
+    return profiles
+
+
 def _grid(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:
     from scipy.stats import qmc
 
     d = ReportSpace.of(game).dimension
     dims = max(1, (game.n_groups - 1) * (d + 1))
-    return [game.reports, *_points(game, i, qmc.Halton(dims, scramble=False).random(spec.count + 1)[1:])]
+    halton = qmc.Halton(dims, scramble=False).random(spec.count + 1)[1:]
+    return [game.reports, *_points(game, i, halton), *extreme_profiles(game, i, spec.count, rng)]
 
 
 def _random(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:
