@@ -33,6 +33,8 @@ _SHRINK = 1.0 / 16.0
 #: Up to this many parameters the polish is scipy's (L-BFGS-B, SLSQP); beyond, a batched
 #: projected gradient ascent (SLSQP's dense quadratic programmes grow as d^3).
 SCIPY_DIMENSION = 64
+#: The first simplex's edge in the nonsmooth polish (fraction of the extent).
+_SIMPLEX_EDGE = 0.25
 #: Polishing without an exact gradient uses forward differences up to this many parameters.
 _FD_DIMENSION = 16
 #: Steps (fractions of the space's extent) of the probes that leave a plateau.
@@ -120,6 +122,8 @@ def polish_start(
     room = end - objective.evaluations
     tracked = _Tracked(objective, cap, z, gain, scale, end)
     bounds = [(0.0, cap)] * d
+    if not exact:
+        return polish_nonsmooth(objective, cap, z, gain, scale, end)
     iterations = max(1, room // (1 if exact else d + 1))
     result = None
     with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
@@ -144,6 +148,57 @@ def polish_start(
                 options={"maxfun": room, "maxiter": iterations, "ftol": 1e-15, "gtol": 1e-13},
             )
     return tracked.best_z, tracked.best_gain, result is not None and bool(result.success)
+
+
+def polish_nonsmooth(
+    objective: ReportObjective, cap: float, z: Array, gain: float, scale: float, end: int
+) -> tuple[Array, float, bool]:
+    """Local ascent without a gradient where the utility has kinks: bounded Nelder-Mead
+    (scipy, adaptive), restarted from the best point with a simplex a quarter the size.
+
+    MaxMin's utility has a kink wherever the groups at the minimum change, Heuristic 1's
+    wherever the checkpoint that attains the maximum changes (the payment is a maximum over
+    checkpoints that move with the report); finite-difference gradients across a kink point
+    the wrong way and a quasi-Newton method stalls there. A simplex method compares values
+    only, so it crosses kinks. Each start's simplex has edges of :data:`_SIMPLEX_EDGE` of the
+    extent along every coordinate (inward at the bounds: a vertex of the polytope, where the
+    best candidates often are, is a corner of its own simplex); a restart begins where the
+    last one ended, while it still improves. Returns the best point, its gain and whether
+    the last restart converged within the budget (edges below :data:`MIN_STEP`)."""
+    from scipy.optimize import minimize
+
+    d = z.size
+    tracked = _Tracked(objective, cap, z, gain, scale, end)
+    edge = _SIMPLEX_EDGE * cap
+    converged = False
+    while objective.evaluations + d + 2 <= end and edge >= MIN_STEP * cap:
+        x0 = tracked.best_z.copy()
+        before = tracked.best_gain
+        steps = np.where(x0 + edge <= cap, edge, -edge)
+        simplex = np.vstack([x0, x0 + np.diag(steps)])
+        with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
+            result = minimize(
+                tracked,
+                x0,
+                method="Nelder-Mead",
+                bounds=[(0.0, cap)] * d,
+                options={
+                    "initial_simplex": simplex,
+                    "adaptive": True,
+                    "maxfev": end - objective.evaluations,
+                    "xatol": MIN_STEP * cap,
+                    "fatol": 1e-13,
+                },
+            )
+            converged = bool(result.success)
+        gained = tracked.best_gain - before
+        if objective.evaluations >= end:
+            converged = False
+            break
+        edge /= 4
+        if not gained > 1e-12 * max(1.0, abs(before)) and edge < _SIMPLEX_EDGE * cap / 16:
+            break
+    return tracked.best_z, tracked.best_gain, converged
 
 
 def polish_starts(
