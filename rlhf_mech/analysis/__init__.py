@@ -63,6 +63,7 @@ from rlhf_mech.analysis._objective import (
     group_objective,
 )
 from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
+from rlhf_mech.analysis._types import TypeAudit, TypesSpec, audit_types, types_of, with_type
 from rlhf_mech.analysis._prompt_search import search_prompts
 from rlhf_mech.analysis._runner import (
     AuditSummary,
@@ -103,6 +104,11 @@ from rlhf_mech.analysis._sweep import (
 )
 
 __all__ = [
+    "TypeAudit",
+    "TypesSpec",
+    "audit_types",
+    "types_of",
+    "with_type",
     "ALL_CHECKS",
     "BETTER",
     "BUDGET_EXHAUSTED",

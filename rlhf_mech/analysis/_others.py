@@ -76,6 +76,22 @@ def _truthful(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) ->
     return [game.truth]
 
 
+def point_reports(space: ReportSpace, uniform: Array) -> tuple[Array, Array]:
+    """Valid reports from points of ``[0, 1)^(d + 1)`` (rows): ``d`` coordinates of a
+    contribution and one of its size; ``(parameters (B, d), sizes (B,))``."""
+    d = space.dimension
+    uniform = np.atleast_2d(uniform)
+    thetas, sizes = np.empty((len(uniform), d)), np.empty(len(uniform))
+    for k, u in enumerate(uniform):
+        size = 1.0 + (space.size_bound - 1.0) * u[-1]
+        cap = space.cap(size)
+        # a simplex's points spread over it; a box's fill it
+        z = space.project((u[:-1] * cap / (d if space.simplex else 1))[None], cap)
+        theta, reported = space.report(z, size)
+        thetas[k], sizes[k] = theta[0], reported[0]
+    return thetas, sizes
+
+
 def _points(game: Game, i: int, uniform: Array) -> list[Profile]:
     """Profiles from points of ``[0, 1)^((n - 1)(d + 1))``: per other group, ``d`` coordinates
     of a contribution and one of its size."""
@@ -86,12 +102,7 @@ def _points(game: Game, i: int, uniform: Array) -> list[Profile]:
     for row in uniform:
         profile = game.truth
         for k, j in enumerate(others):
-            u = row[k * (d + 1) : (k + 1) * (d + 1)]
-            size = 1.0 + (space.size_bound - 1.0) * u[-1]
-            cap = space.cap(size)
-            # a simplex's points spread over it; a box's fill it
-            z = space.project((u[:-1] * cap / (d if space.simplex else 1))[None], cap)
-            theta, sizes = space.report(z, size)
+            theta, sizes = point_reports(space, row[k * (d + 1) : (k + 1) * (d + 1)])
             reward = space.rewards(theta)[0]
             preference = theta[0] if space.basis is not None else None
             profile = profile.with_report(j, reward, float(sizes[0]), preference)
@@ -99,14 +110,14 @@ def _points(game: Game, i: int, uniform: Array) -> list[Profile]:
     return profiles
 
 
-def _corners(space: ReportSpace, rng: np.random.Generator) -> Array:
+def corners(space: ReportSpace, rng: np.random.Generator) -> Array:
     """(V, d) the vertices of the report space at unit extent, the origin left out (no
     report has no weight): ``e_x`` (a capped simplex), ``1_S`` (a box; at most
     :data:`_MAX_CORNERS`, nested sets and random ones beyond)."""
     d = space.dimension
     orders = np.arange(d)[None]
-    corners = space.vertices(1.0, _MAX_CORNERS, orders, rng)
-    return corners[corners.sum(axis=1) > 0]
+    vertices = space.vertices(1.0, _MAX_CORNERS, orders, rng)
+    return vertices[vertices.sum(axis=1) > 0]
 
 
 def extreme_profiles(game: Game, i: int, count: int, rng: np.random.Generator) -> list[Profile]:
@@ -116,28 +127,28 @@ def extreme_profiles(game: Game, i: int, count: int, rng: np.random.Generator) -
     from scipy.stats import qmc
 
     space = ReportSpace.of(game)
-    corners = _corners(space, rng)
+    unit = corners(space, rng)
     others = [j for j in range(game.n_groups) if j != i]
     sizes = (space.size_bound, 1.0)
-    per_group = len(corners) * len(sizes)
+    per_group = len(unit) * len(sizes)
     if count <= 0 or not others:
         return []
     if per_group ** len(others) <= count:
         picks = np.array(list(itertools.product(range(per_group), repeat=len(others))))
         # the largest size first: those profiles pull hardest
-        picks = picks[np.argsort((picks // len(corners)).sum(axis=1), kind="stable")]
+        picks = picks[np.argsort((picks // len(unit)).sum(axis=1), kind="stable")]
     else:
         u = qmc.Halton(len(others), scramble=False).random(4 * count + 1)[1:]
         half = np.arange(len(u)) >= len(u) // 2  # the second half at the smallest size
-        picks = np.floor(u * len(corners)).astype(int) + len(corners) * half[:, None]
+        picks = np.floor(u * len(unit)).astype(int) + len(unit) * half[:, None]
         _, first = np.unique(picks, axis=0, return_index=True)
         picks = picks[np.sort(first)][:count]
     profiles = []
     for row in picks:
         profile = game.truth
         for j, choice in zip(others, row, strict=True):
-            size = sizes[choice // len(corners)]
-            z = space.cap(size) * corners[choice % len(corners)]
+            size = sizes[choice // len(unit)]
+            z = space.cap(size) * unit[choice % len(unit)]
             theta, reported = space.report(z[None], size)
             preference = theta[0] if space.basis is not None else None
             profile = profile.with_report(j, space.rewards(theta)[0], float(reported[0]), preference)
