@@ -223,7 +223,10 @@ class Utility:
         self.calls += b
         result = outcome(
             self.game.mechanism,
-            Profile(np.broadcast_to(truth.rewards, all_rewards.shape), np.broadcast_to(truth.sizes, all_sizes.shape)),
+            Profile(
+                np.broadcast_to(truth.rewards, all_rewards.shape),
+                np.broadcast_to(truth.sizes, all_sizes.shape),
+            ),
             Profile(all_rewards, all_sizes),
         )
         return np.asarray(result.utilities)[:, self.i] - self.truth_utility
@@ -252,7 +255,9 @@ def _starts(f: Utility, rng: np.random.Generator, randoms: int) -> np.ndarray:
     return np.vstack([truth[None], vertices, sizes[:, None] * rewards])
 
 
-def reference_gain(game: Game, i: int, starts: int, rng: np.random.Generator) -> tuple[float, str, list[float]]:
+def reference_gain(
+    game: Game, i: int, starts: int, rng: np.random.Generator
+) -> tuple[float, str, list[float]]:
     """The best gain of methods 1-3 of the module docstring, which found it, and its ``z``."""
     f = Utility(game, i)
     m, w = game.n_outcomes, f.w
@@ -260,7 +265,11 @@ def reference_gain(game: Game, i: int, starts: int, rng: np.random.Generator) ->
     values = f.gains(points)
     order = np.argsort(-values, kind="stable")
     k = int(order[0])
-    best, how, best_z = float(values[k]), "vertex" if 0 < k <= len(points) - 4 * starts else "random", points[k]
+    best, how, best_z = (
+        float(values[k]),
+        "vertex" if 0 < k <= len(points) - 4 * starts else "random",
+        points[k],
+    )
     if k == 0:
         how = "truth"
     tried: list[np.ndarray] = []
@@ -282,14 +291,14 @@ def reference_gain(game: Game, i: int, starts: int, rng: np.random.Generator) ->
                 method="SLSQP",
                 bounds=bounds,
                 constraints=constraints,
-                options={"maxiter": 60 if game.mechanism.training_rule.additive else 25, "ftol": 1e-12},
+                options={"maxiter": 60 if game.mechanism.training_rule.additive else 15, "ftol": 1e-12},
             )
         value = f(res.x)
         found.append((value, res.x))
         if value > best:
             best, how, best_z = value, "slsqp", res.x
     found.sort(key=lambda t: -t[0])
-    evals = 400 if game.mechanism.training_rule.additive else 120
+    evals = 400 if game.mechanism.training_rule.additive else 100
     for _, x0 in found[:3]:
         res = minimize(
             lambda z: -f(z),
@@ -340,10 +349,11 @@ def references(family: Family, args: argparse.Namespace, cached: dict) -> list[C
             key = f"{family.name}:{args.generator}:{args.game_seed}:{k}:{i}"
             if key not in cached:
                 rng = np.random.default_rng([args.game_seed, k, i])
-                starts = args.starts if family.cheap else max(2, args.starts // 2)
+                starts = args.starts if family.cheap else max(2, args.starts // 3)
                 cached[key] = reference_gain(game, i, starts, rng)
             gain, how, z = cached[key]
-            strong = args.strong * args.budget
+            # a MaxMin solve is ~100 SW-Max solves (a barrier method): a shorter strong search
+            strong = (args.strong if family.cheap else min(args.strong, 2)) * args.budget
             if strong:
                 strong_key = f"{key}:strong{strong}"
                 if strong_key not in cached:
@@ -361,7 +371,9 @@ def write_worst(case: Case, ratio: float, directory: Path, family: Family) -> Pa
     z = np.array(case.z)
     rewards, sizes = f.report(z)
     gain = float(f.of_reports(rewards, sizes)[0])
-    report = Misreport(rewards[0], float(sizes[0]), gain, f"reference ({case.method}; search ratio {ratio:.4f})")
+    report = Misreport(
+        rewards[0], float(sizes[0]), gain, f"reference ({case.method}; search ratio {ratio:.4f})"
+    )
     stem = family.name.replace("/", "-")
     return write_counterexample(case.game, case.group, report, directory / f"{stem}.{case.game.name}.yaml")[0]
 
@@ -415,8 +427,8 @@ def main() -> None:
                 if ratios_a[j] < 0.99:
                     print(
                         f"    {name} seed {seed}: {c.game.name} g{c.group}: {ratios_a[j]:.4f} "
-                        f"({c.game.mechanism.divergence.name}, {c.game.normalization}, m={c.game.n_outcomes}, "
-                        f"n={c.game.n_groups}, true {c.true_gain:.4g} by {c.method})"
+                        f"({c.game.mechanism.divergence.name}, {c.game.normalization}, "
+                        f"m={c.game.n_outcomes}, n={c.game.n_groups}, true {c.true_gain:.4g} by {c.method})"
                     )
         total += len(cases)
         overall_share, overall_worst = min(overall_share, share), min(overall_worst, worst)

@@ -63,7 +63,6 @@ from rlhf_mech.analysis._objective import (
     group_objective,
 )
 from rlhf_mech.analysis._others import OTHERS_KINDS, OthersSpec, others_profiles
-from rlhf_mech.analysis._types import TypeAudit, TypesSpec, audit_types, types_of, with_type
 from rlhf_mech.analysis._prompt_search import search_prompts
 from rlhf_mech.analysis._runner import (
     AuditSummary,
@@ -102,13 +101,9 @@ from rlhf_mech.analysis._sweep import (
     group_of,
     sweep,
 )
+from rlhf_mech.analysis._types import TypeAudit, TypesSpec, audit_types, types_of, with_type
 
 __all__ = [
-    "TypeAudit",
-    "TypesSpec",
-    "audit_types",
-    "types_of",
-    "with_type",
     "ALL_CHECKS",
     "BETTER",
     "BUDGET_EXHAUSTED",
@@ -148,10 +143,13 @@ __all__ = [
     "SearchResult",
     "SweepResult",
     "TimeLimitExceeded",
+    "TypeAudit",
     "TypeSet",
+    "TypesSpec",
     "audit_game",
     "audit_group",
     "audit_groups",
+    "audit_types",
     "evaluations_for",
     "existential_findings",
     "explicit_misreports",
@@ -190,5 +188,7 @@ __all__ = [
     "sweep",
     "time_limit",
     "type_set",
+    "types_of",
     "with_truth",
+    "with_type",
 ]

@@ -9,20 +9,20 @@ kind          the others' report profiles
 ``file``      the reports in the game file (the truth where the file gives none)
 ``truthful``  every other group reports its type
 ``grid K``    the file's, ``K`` points of a Halton sequence over the others' reports and sizes,
-              and up to ``K`` extreme profiles (every other group at a vertex of its report
-              space, at the largest or the smallest size)
+              and the finest exhaustive lattice of the others' reports with at most ``K``
+              profiles (every other group at every point of the reward domain's grid of
+              resolution ``r``, at the sizes ``W`` and 1)
 ``random N``  the file's, and ``N`` drawn uniformly over the others' reports and sizes (seeded)
 ============  ===========================================================================
 
 The sampled kinds include the file's profile first, so that the worst case over them is at
 least the file's. A worst profile of the others is often an extreme one (a group that puts all
-its weight on one outcome, at the largest size, pulls the model furthest), and sometimes an
-interior one, so ``grid K`` has both: the ``K`` interior points, and the extreme profiles,
-all of them where there are at most ``K``, else ``K`` spread over them (a Halton sequence over
-the vertex-and-size choices, the largest size first). An exhaustive grid of the others'
-reports with ``K`` points (a lattice: mostly points on the boundary) thus finds no worse
-profile than ``grid K`` unless one of its points between the vertices beats every extreme
-profile and every Halton point. A profile's reports are valid (:class:`~rlhf_mech.analysis.ReportSpace`): a point of each
+its weight on one outcome, at the largest size, pulls the model furthest), sometimes a point
+between the vertices or inside; ``grid K`` has both the lattice (where even the coarsest,
+the vertices at sizes ``W`` and 1, has more than ``K`` profiles: ``K`` of them spread by a
+Halton sequence, the largest size first) and the ``K`` interior points, so that its epsilon
+is at least that of an exhaustive grid of the others' reports with ``K`` profiles.
+A profile's reports are valid (:class:`~rlhf_mech.analysis.ReportSpace`): a point of each
 other group's polytope of contributions, mapped back to a report.
 """
 
@@ -34,13 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlhf_mech.analysis._implementability import _grid as reward_grid
+from rlhf_mech.analysis._implementability import _grid_count as reward_grid_count
 from rlhf_mech.analysis._space import ReportSpace
 from rlhf_mech.core import Game, Profile
 
 Array = np.ndarray
-
-#: The most vertices of one group's report space the extreme profiles choose from.
-_MAX_CORNERS = 64
 
 
 @dataclass(frozen=True)
@@ -110,48 +109,46 @@ def _points(game: Game, i: int, uniform: Array) -> list[Profile]:
     return profiles
 
 
-def corners(space: ReportSpace, rng: np.random.Generator) -> Array:
-    """(V, d) the vertices of the report space at unit extent, the origin left out (no
-    report has no weight): ``e_x`` (a capped simplex), ``1_S`` (a box; at most
-    :data:`_MAX_CORNERS`, nested sets and random ones beyond)."""
-    d = space.dimension
-    orders = np.arange(d)[None]
-    vertices = space.vertices(1.0, _MAX_CORNERS, orders, rng)
-    return vertices[vertices.sum(axis=1) > 0]
+def _lattice(space: ReportSpace, r: int) -> tuple[Array, Array]:
+    """One group's reports on the lattice of resolution ``r``: the reward domain's grid
+    (the implementability check's) at the sizes ``W`` and 1 (a report's pull grows with its
+    size: the extreme sizes bracket it); ``(parameters, sizes)``, the largest size first."""
+    points = reward_grid(space, r)
+    levels = np.array([space.size_bound, 1.0])
+    return np.tile(points, (len(levels), 1)), np.repeat(levels, len(points))
 
 
-def extreme_profiles(game: Game, i: int, count: int, rng: np.random.Generator) -> list[Profile]:
-    """Up to ``count`` profiles in which every other group reports a vertex of its report
-    space at size ``W`` or 1: all of them where there are at most ``count``, else distinct
-    ones along a Halton sequence over the choices (size ``W`` in the first half)."""
+def lattice_profiles(game: Game, i: int, count: int) -> list[Profile]:
+    """Up to ``count`` profiles of the others' reports on an exhaustive lattice: the finest
+    resolution ``r`` whose lattice (every other group at every point of :func:`_lattice`) has
+    at most ``count`` profiles. Where even ``r = 1`` (the vertices of the reward domain at
+    sizes ``W`` and 1) has more, ``count`` of those spread along a Halton sequence over the
+    choices (the largest size in the first half)."""
     from scipy.stats import qmc
 
     space = ReportSpace.of(game)
-    unit = corners(space, rng)
     others = [j for j in range(game.n_groups) if j != i]
-    sizes = (space.size_bound, 1.0)
-    per_group = len(unit) * len(sizes)
     if count <= 0 or not others:
         return []
-    if per_group ** len(others) <= count:
-        picks = np.array(list(itertools.product(range(per_group), repeat=len(others))))
-        # the largest size first: those profiles pull hardest
-        picks = picks[np.argsort((picks // len(unit)).sum(axis=1), kind="stable")]
+    r = 1
+    while (2 * reward_grid_count(space, r + 1)) ** len(others) <= count:
+        r += 1
+    theta, sizes = _lattice(space, r)
+    if len(sizes) ** len(others) <= count:
+        picks = np.array(list(itertools.product(range(len(sizes)), repeat=len(others))))
     else:
         u = qmc.Halton(len(others), scramble=False).random(4 * count + 1)[1:]
-        half = np.arange(len(u)) >= len(u) // 2  # the second half at the smallest size
-        picks = np.floor(u * len(unit)).astype(int) + len(unit) * half[:, None]
+        half = len(sizes) // 2
+        second = (np.arange(len(u)) >= len(u) // 2)[:, None]  # the second half at size 1
+        picks = np.floor(u * half).astype(int) + half * second
         _, first = np.unique(picks, axis=0, return_index=True)
         picks = picks[np.sort(first)][:count]
     profiles = []
     for row in picks:
         profile = game.truth
-        for j, choice in zip(others, row, strict=True):
-            size = sizes[choice // len(unit)]
-            z = space.cap(size) * unit[choice % len(unit)]
-            theta, reported = space.report(z[None], size)
-            preference = theta[0] if space.basis is not None else None
-            profile = profile.with_report(j, space.rewards(theta)[0], float(reported[0]), preference)
+        for j, k in zip(others, row, strict=True):
+            preference = theta[k] if space.basis is not None else None
+            profile = profile.with_report(j, space.rewards(theta[k][None])[0], float(sizes[k]), preference)
         profiles.append(profile)
     return profiles
 
@@ -162,7 +159,7 @@ def _grid(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> lis
     d = ReportSpace.of(game).dimension
     dims = max(1, (game.n_groups - 1) * (d + 1))
     halton = qmc.Halton(dims, scramble=False).random(spec.count + 1)[1:]
-    return [game.reports, *_points(game, i, halton), *extreme_profiles(game, i, spec.count, rng)]
+    return [game.reports, *_points(game, i, halton), *lattice_profiles(game, i, spec.count)]
 
 
 def _random(game: Game, i: int, spec: OthersSpec, rng: np.random.Generator) -> list[Profile]:

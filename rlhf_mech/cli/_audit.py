@@ -178,7 +178,9 @@ def _types_spec(text: str) -> Any:
         parameters = [g.truth.preferences if g.report_basis is not None else g.truth.rewards for g in games]
         sizes = [g.truth.sizes for g in games]
         return TypesSpec("user", 0, np.vstack(parameters), np.concatenate(sizes))
-    if (kind == "vertices" and not rest) or (kind in ("grid", "random") and rest.isdigit() and int(rest) >= 1):
+    if (kind == "vertices" and not rest) or (
+        kind in ("grid", "random") and rest.isdigit() and int(rest) >= 1
+    ):
         return TypesSpec(kind, int(rest or 0))
     raise RlhfMechError(f"--types {text!r}: expected vertices, 'grid K', 'random N' or 'files A.yaml,B.yaml'")
 
