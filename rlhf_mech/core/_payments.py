@@ -20,7 +20,8 @@ The heuristics replace the exact maximum over all models by a maximum over a con
 (section 4.4), the checkpoints of a model of training (:func:`~rlhf_mech.core.mirror_ascent`,
 :attr:`~rlhf_mech.core.TrainingRule.trajectory`) with the rule's parameters ``steps``,
 ``step_size`` and ``checkpoint_every`` (Heuristic 1 in a candidate-model game: the listed
-``checkpoints`` among the candidates). Heuristic 1 stays ``>= 0`` (the final model is one of
+``checkpoints`` among the candidates; with ``initial: included``, the default, the initial
+model ``pi_init`` too). Heuristic 1 stays ``>= 0`` (the final model is one of
 the checkpoints) but its set depends on group ``i``'s report, so DSIC is not guaranteed;
 Heuristic 2's run never sees group ``i``, so it stays DSIC, but its payments may be negative.
 
