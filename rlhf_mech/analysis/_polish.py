@@ -7,8 +7,10 @@ the trained distribution can lose outcomes (chi^2: the utility has kinks, and is
 linear without payment) a trust-region cutting-plane method settles the best point on its
 kink, and the flat directions of a plateau are probed just past where their outcomes enter
 the support (the training rule's ``support_gaps``; :func:`polish_kinks`,
-:func:`plateau_probes`); where the training rule is not differentiable (TV), a batched
-compass search; beyond 64 parameters a batched projected gradient ascent.
+:func:`plateau_probes`); without an exact gradient (Heuristic 1, MaxMin, Nash), a restarted
+bounded simplex method (:func:`polish_nonsmooth`); where the training rule is not
+differentiable (TV), a batched compass search; beyond 64 parameters a batched projected
+gradient ascent.
 """
 
 from __future__ import annotations
@@ -108,23 +110,21 @@ def polish_start(
     """Local ascent from one start until the evaluation count reaches ``end``.
 
     Where the utility has kinks (:func:`has_kinks`) the trust-region cutting-plane method
-    (:func:`polish_kinks`); else a constrained quasi-Newton optimiser (scipy): L-BFGS-B on a
-    box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient where the
-    mechanism has one and finite differences where only the training rule is smooth.
+    (:func:`polish_kinks`); without an exact gradient the simplex method
+    (:func:`polish_nonsmooth`); else a constrained quasi-Newton optimiser (scipy): L-BFGS-B
+    on a box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient.
     Returns the best point visited, its gain and whether the method converged."""
     from scipy.optimize import minimize
 
     if has_kinks(objective):
         values, slopes, _ = objective.probe(z[None])
         return polish_kinks(objective, cap, z[None], values, slopes, end)
-    d = z.size
-    exact = objective.differentiable
+    if not objective.differentiable:
+        return polish_nonsmooth(objective, cap, z, gain, scale, end)
     room = end - objective.evaluations
     tracked = _Tracked(objective, cap, z, gain, scale, end)
-    bounds = [(0.0, cap)] * d
-    if not exact:
-        return polish_nonsmooth(objective, cap, z, gain, scale, end)
-    iterations = max(1, room // (1 if exact else d + 1))
+    bounds = [(0.0, cap)] * z.size
+    iterations = max(1, room)
     result = None
     with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
         if objective.space.simplex:
@@ -132,7 +132,7 @@ def polish_start(
             result = minimize(
                 tracked,
                 z,
-                jac=exact,
+                jac=True,
                 method="SLSQP",
                 bounds=bounds,
                 constraints=[total],
@@ -142,7 +142,7 @@ def polish_start(
             result = minimize(
                 tracked,
                 z,
-                jac=exact,
+                jac=True,
                 method="L-BFGS-B",
                 bounds=bounds,
                 options={"maxfun": room, "maxiter": iterations, "ftol": 1e-15, "gtol": 1e-13},
