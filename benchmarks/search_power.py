@@ -88,7 +88,7 @@ class Family:
     cheap: bool = True
 
     def mechanism(self, base: Mechanism) -> Mechanism:
-        mechanism = base.with_training_rule(self.training).with_payment_rule(self.payment)
+        mechanism = base.with_payment_rule(self.payment).with_training_rule(self.training)
         if self.over is not None:
             rule = mechanism.training_rule.with_parameters(over=self.over)
             mechanism = dataclasses.replace(mechanism, training_rule=rule)

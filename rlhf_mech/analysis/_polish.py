@@ -171,10 +171,15 @@ def polish_nonsmooth(
     tracked = _Tracked(objective, cap, z, gain, scale, end)
     edge = _SIMPLEX_EDGE * cap
     converged = False
+    restart = 0
     while objective.evaluations + d + 2 <= end and edge >= MIN_STEP * cap:
         x0 = tracked.best_z.copy()
         before = tracked.best_gain
-        steps = np.where(x0 + edge <= cap, edge, -edge)
+        # every other restart steps down where it can: a simplex stalled on a kink that
+        # runs across its edges is turned round
+        down = restart % 2 == 1
+        steps = np.where((x0 - edge >= 0) if down else (x0 + edge > cap), -edge, edge)
+        restart += 1
         simplex = np.vstack([x0, x0 + np.diag(steps)])
         with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
             result = minimize(
@@ -211,11 +216,23 @@ def polish_starts(
     """Local ascent from the starts ``z`` (S, d) by successive halving: every round shares
     an equal part of the budget left among the live starts (:func:`polish_start`, resumed
     from where the last round stopped), then keeps the better half of those that have not
-    converged. A start that converged, or one that fell behind, keeps its best point.
+    converged. Without an exact gradient the starts are polished in turn instead, best
+    first, each with the whole budget left (:func:`polish_nonsmooth`). A start that converged, or one that fell behind, keeps its best point.
     Returns the points, their gains and whether every start still live at the end (the best
     among them) converged."""
     z, gains = z.copy(), gains.copy()
-    per_iteration = 1 if objective.differentiable else z.shape[-1] + 1
+    if not objective.differentiable:
+        # the simplex method needs d + 1 evaluations before its first step: the starts in
+        # turn, best first, each with the whole budget left (a start that converges early
+        # leaves the rest to the next)
+        scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
+        converged = True
+        for k in np.argsort(-gains, kind="stable"):
+            if objective.evaluations + z.shape[-1] + 2 > budget:
+                break
+            z[k], gains[k], converged = polish_nonsmooth(objective, cap, z[k], float(gains[k]), scale, budget)
+        return z, gains, converged
+    per_iteration = 1
     scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
     live = list(np.argsort(-gains, kind="stable"))
     rounds = max(1, math.ceil(math.log2(len(live))) + 1) if live else 0

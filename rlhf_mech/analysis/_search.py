@@ -97,9 +97,6 @@ LARGE_GAME_OUTCOMES = 10_000
 MIN_LARGE_GAME_EVALUATIONS = 40
 #: Distinct starts polished per space.
 _STARTS = 4
-#: Distinct starts polished per space without an exact gradient (the simplex method needs
-#: ``d + 1`` evaluations before its first step: fewer starts, each polished further).
-_NONSMOOTH_STARTS = 1
 #: Two points closer than this (relative to the space's extent) are the same start.
 _SAME_START = 1e-6
 #: The share of a search's budget that goes to the whole space (the rest: the true size).
@@ -262,7 +259,7 @@ def search_polytope(
     scale = max(cap, np.finfo(float).tiny)
     noise = truth_z + scale * 0.05 * rng.standard_normal((max(2, budget // 16), truth_z.size))
     pool.add(objective, space.project(noise, cap), "random", start + budget // 2)
-    z, gains, slopes, labels = pool.best(_STARTS if objective.differentiable else _NONSMOOTH_STARTS, scale)
+    z, gains, slopes, labels = pool.best(_STARTS, scale)
     if len(gains) == 0:
         return truth_z, 0.0, "truth", True
     end = start + budget
