@@ -217,7 +217,8 @@ def polish_starts(
     an equal part of the budget left among the live starts (:func:`polish_start`, resumed
     from where the last round stopped), then keeps the better half of those that have not
     converged. Without an exact gradient the starts are polished in turn instead, best
-    first, each with the whole budget left (:func:`polish_nonsmooth`). A start that converged, or one that fell behind, keeps its best point.
+    first, each with the whole budget left (:func:`polish_nonsmooth`). A start that
+    converged, or one that fell behind, keeps its best point.
     Returns the points, their gains and whether every start still live at the end (the best
     among them) converged."""
     z, gains = z.copy(), gains.copy()
