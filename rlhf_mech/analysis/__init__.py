@@ -101,6 +101,7 @@ from rlhf_mech.analysis._sweep import (
     group_of,
     sweep,
 )
+from rlhf_mech.analysis._types import TypeAudit, TypesSpec, audit_types, types_of, with_type
 
 __all__ = [
     "ALL_CHECKS",
@@ -142,10 +143,13 @@ __all__ = [
     "SearchResult",
     "SweepResult",
     "TimeLimitExceeded",
+    "TypeAudit",
     "TypeSet",
+    "TypesSpec",
     "audit_game",
     "audit_group",
     "audit_groups",
+    "audit_types",
     "evaluations_for",
     "existential_findings",
     "explicit_misreports",
@@ -184,5 +188,7 @@ __all__ = [
     "sweep",
     "time_limit",
     "type_set",
+    "types_of",
     "with_truth",
+    "with_type",
 ]

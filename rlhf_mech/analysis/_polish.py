@@ -7,8 +7,10 @@ the trained distribution can lose outcomes (chi^2: the utility has kinks, and is
 linear without payment) a trust-region cutting-plane method settles the best point on its
 kink, and the flat directions of a plateau are probed just past where their outcomes enter
 the support (the training rule's ``support_gaps``; :func:`polish_kinks`,
-:func:`plateau_probes`); where the training rule is not differentiable (TV), a batched
-compass search; beyond 64 parameters a batched projected gradient ascent.
+:func:`plateau_probes`); without an exact gradient (Heuristic 1, MaxMin, Nash), a restarted
+bounded simplex method (:func:`polish_nonsmooth`); where the training rule is not
+differentiable (TV), a batched compass search; beyond 64 parameters a batched projected
+gradient ascent.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _SHRINK = 1.0 / 16.0
 #: Up to this many parameters the polish is scipy's (L-BFGS-B, SLSQP); beyond, a batched
 #: projected gradient ascent (SLSQP's dense quadratic programmes grow as d^3).
 SCIPY_DIMENSION = 64
+#: The first simplex's edge in the nonsmooth polish (fraction of the extent).
+_SIMPLEX_EDGE = 0.25
 #: Polishing without an exact gradient uses forward differences up to this many parameters.
 _FD_DIMENSION = 16
 #: Steps (fractions of the space's extent) of the probes that leave a plateau.
@@ -106,21 +110,21 @@ def polish_start(
     """Local ascent from one start until the evaluation count reaches ``end``.
 
     Where the utility has kinks (:func:`has_kinks`) the trust-region cutting-plane method
-    (:func:`polish_kinks`); else a constrained quasi-Newton optimiser (scipy): L-BFGS-B on a
-    box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient where the
-    mechanism has one and finite differences where only the training rule is smooth.
+    (:func:`polish_kinks`); without an exact gradient the simplex method
+    (:func:`polish_nonsmooth`); else a constrained quasi-Newton optimiser (scipy): L-BFGS-B
+    on a box, SLSQP on a capped simplex (``sum z <= cap``), with the exact gradient.
     Returns the best point visited, its gain and whether the method converged."""
     from scipy.optimize import minimize
 
     if has_kinks(objective):
         values, slopes, _ = objective.probe(z[None])
         return polish_kinks(objective, cap, z[None], values, slopes, end)
-    d = z.size
-    exact = objective.differentiable
+    if not objective.differentiable:
+        return polish_nonsmooth(objective, cap, z, gain, scale, end)
     room = end - objective.evaluations
     tracked = _Tracked(objective, cap, z, gain, scale, end)
-    bounds = [(0.0, cap)] * d
-    iterations = max(1, room // (1 if exact else d + 1))
+    bounds = [(0.0, cap)] * z.size
+    iterations = max(1, room)
     result = None
     with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
         if objective.space.simplex:
@@ -128,7 +132,7 @@ def polish_start(
             result = minimize(
                 tracked,
                 z,
-                jac=exact,
+                jac=True,
                 method="SLSQP",
                 bounds=bounds,
                 constraints=[total],
@@ -138,12 +142,68 @@ def polish_start(
             result = minimize(
                 tracked,
                 z,
-                jac=exact,
+                jac=True,
                 method="L-BFGS-B",
                 bounds=bounds,
                 options={"maxfun": room, "maxiter": iterations, "ftol": 1e-15, "gtol": 1e-13},
             )
     return tracked.best_z, tracked.best_gain, result is not None and bool(result.success)
+
+
+def polish_nonsmooth(
+    objective: ReportObjective, cap: float, z: Array, gain: float, scale: float, end: int
+) -> tuple[Array, float, bool]:
+    """Local ascent without a gradient where the utility has kinks: bounded Nelder-Mead
+    (scipy, adaptive), restarted from the best point with a simplex a quarter the size.
+
+    MaxMin's utility has a kink wherever the groups at the minimum change, Heuristic 1's
+    wherever the checkpoint that attains the maximum changes (the payment is a maximum over
+    checkpoints that move with the report); finite-difference gradients across a kink point
+    the wrong way and a quasi-Newton method stalls there. A simplex method compares values
+    only, so it crosses kinks. Each start's simplex has edges of :data:`_SIMPLEX_EDGE` of the
+    extent along every coordinate (inward at the bounds: a vertex of the polytope, where the
+    best candidates often are, is a corner of its own simplex); a restart begins where the
+    last one ended, while it still improves. Returns the best point, its gain and whether
+    the last restart converged within the budget (edges below :data:`MIN_STEP`)."""
+    from scipy.optimize import minimize
+
+    d = z.size
+    tracked = _Tracked(objective, cap, z, gain, scale, end)
+    edge = _SIMPLEX_EDGE * cap
+    converged = False
+    restart = 0
+    while objective.evaluations + d + 2 <= end and edge >= MIN_STEP * cap:
+        x0 = tracked.best_z.copy()
+        before = tracked.best_gain
+        # every other restart steps down where it can: a simplex stalled on a kink that
+        # runs across its edges is turned round
+        down = restart % 2 == 1
+        steps = np.where((x0 - edge >= 0) if down else (x0 + edge > cap), -edge, edge)
+        restart += 1
+        simplex = np.vstack([x0, x0 + np.diag(steps)])
+        with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
+            result = minimize(
+                tracked,
+                x0,
+                method="Nelder-Mead",
+                bounds=[(0.0, cap)] * d,
+                options={
+                    "initial_simplex": simplex,
+                    "adaptive": True,
+                    "maxfev": end - objective.evaluations,
+                    "xatol": MIN_STEP * cap,
+                    "fatol": 1e-13,
+                },
+            )
+            converged = bool(result.success)
+        gained = tracked.best_gain - before
+        if objective.evaluations >= end:
+            converged = False
+            break
+        edge /= 4
+        if not gained > 1e-12 * max(1.0, abs(before)) and edge < _SIMPLEX_EDGE * cap / 16:
+            break
+    return tracked.best_z, tracked.best_gain, converged
 
 
 def polish_starts(
@@ -156,11 +216,24 @@ def polish_starts(
     """Local ascent from the starts ``z`` (S, d) by successive halving: every round shares
     an equal part of the budget left among the live starts (:func:`polish_start`, resumed
     from where the last round stopped), then keeps the better half of those that have not
-    converged. A start that converged, or one that fell behind, keeps its best point.
+    converged. Without an exact gradient the starts are polished in turn instead, best
+    first, each with the whole budget left (:func:`polish_nonsmooth`). A start that
+    converged, or one that fell behind, keeps its best point.
     Returns the points, their gains and whether every start still live at the end (the best
     among them) converged."""
     z, gains = z.copy(), gains.copy()
-    per_iteration = 1 if objective.differentiable else z.shape[-1] + 1
+    if not objective.differentiable:
+        # the simplex method needs d + 1 evaluations before its first step: the starts in
+        # turn, best first, each with the whole budget left (a start that converges early
+        # leaves the rest to the next)
+        scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
+        converged = True
+        for k in np.argsort(-gains, kind="stable"):
+            if objective.evaluations + z.shape[-1] + 2 > budget:
+                break
+            z[k], gains[k], converged = polish_nonsmooth(objective, cap, z[k], float(gains[k]), scale, budget)
+        return z, gains, converged
+    per_iteration = 1
     scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
     live = list(np.argsort(-gains, kind="stable"))
     rounds = max(1, math.ceil(math.log2(len(live))) + 1) if live else 0

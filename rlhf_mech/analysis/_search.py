@@ -37,7 +37,10 @@ The search (:func:`search_misreports`)
    without payment) a trust-region cutting-plane method settles the best point on its kink,
    and the flat directions of a plateau are probed just past where their outcomes enter the
    support (the training rule's ``support_gaps``; :func:`polish_kinks`,
-   :func:`plateau_probes`); where the training rule is not differentiable (TV), a batched
+   :func:`plateau_probes`); where the utility has no exact gradient and kinks (Heuristic 1's
+   maximum over checkpoints, MaxMin's minimum over groups) the best start alone, by a
+   restarted bounded simplex method (:func:`polish_nonsmooth`), which crosses kinks where
+   finite differences mislead; where the training rule is not differentiable (TV), a batched
    compass search; beyond 64 parameters a batched projected gradient ascent;
 3. for the argmax rule over candidate models, the exact best response: for each candidate a
    linear programme says whether some report selects it (:func:`_argmax_best_response`).

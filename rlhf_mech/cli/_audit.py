@@ -17,7 +17,7 @@ from rlhf_mech.cli._app import (
     format_enum,
 )
 from rlhf_mech.cli._output import ColorChoice
-from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.render import AUDIT_FORMATS, format_help
 
 AuditFormat = format_enum("AuditFormat", AUDIT_FORMATS)
@@ -84,6 +84,14 @@ def audit_command(
             "file's reports), truthful, 'grid K' (and K Halton profiles) or 'random N' (and N random ones)."
         ),
     ] = "file",
+    types: Annotated[
+        str | None,
+        typer.Option(
+            help="Also audit a set of true types per group: vertices, 'grid K', 'random N' or "
+            "'files A.yaml,B.yaml' (every group of those games); prints epsilon over the set and the "
+            "worst type (with --save-counterexamples, written with its best misreport)."
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option("--workers", "-j", help="Parallel processes.", show_default=_default(1)),
@@ -145,11 +153,50 @@ def audit_command(
         finally:
             if client is not None:
                 client.close()
+        if types is not None:
+            _audit_types(out, run, types, settings.seed, counterexamples)
         with out.step("write"):
             if junit is not None:
                 _write_text(junit, to_junit(run))
             emit(out, AUDIT_FORMATS[settings.output_format], run)
     raise typer.Exit(run.summary.exit_code)
+
+
+def _types_spec(text: str) -> Any:
+    """``--types``: ``vertices``, ``grid K``, ``random N`` or ``files A.yaml,B.yaml``."""
+    import numpy as np
+
+    from rlhf_mech.analysis import TypesSpec
+    from rlhf_mech.files import load_game
+
+    kind, _, rest = text.strip().replace(":", " ").replace("=", " ").partition(" ")
+    rest = rest.strip()
+    if kind == "files" and rest:
+        games = [load_game(name.strip()) for name in rest.split(",") if name.strip()]
+        parameters = [g.truth.preferences if g.report_basis is not None else g.truth.rewards for g in games]
+        sizes = [g.truth.sizes for g in games]
+        return TypesSpec("user", 0, np.vstack(parameters), np.concatenate(sizes))
+    if (kind == "vertices" and not rest) or (
+        kind in ("grid", "random") and rest.isdigit() and int(rest) >= 1
+    ):
+        return TypesSpec(kind, int(rest or 0))
+    raise RlhfMechError(f"--types {text!r}: expected vertices, 'grid K', 'random N' or 'files A.yaml,B.yaml'")
+
+
+def _audit_types(out: Any, run: Any, text: str, seed: int, directory: Path | None) -> None:
+    """``--types``: each group's epsilon over the type set, on stderr (one line per group)."""
+    from rlhf_mech.files import type_audits
+
+    spec = _types_spec(text)
+    with out.step(f"types {spec.label}"):
+        rows = type_audits(run.audits, spec, seed, directory)
+    for game, group, result, path in rows:
+        worst = ", ".join(f"{v:.4g}" for v in result.types[result.worst])
+        saved = f"; written to {path}" if path else ""
+        out.message(
+            f"{printable(game)} / {printable(group)}: epsilon over {len(result.gains)} types ({spec.label}) "
+            f"{result.epsilon:+.4g}, worst type [{worst}] size {result.sizes[result.worst]:.4g}{saved}"
+        )
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -20,7 +20,8 @@ The heuristics replace the exact maximum over all models by a maximum over a con
 (section 4.4), the checkpoints of a model of training (:func:`~rlhf_mech.core.mirror_ascent`,
 :attr:`~rlhf_mech.core.TrainingRule.trajectory`) with the rule's parameters ``steps``,
 ``step_size`` and ``checkpoint_every`` (Heuristic 1 in a candidate-model game: the listed
-``checkpoints`` among the candidates). Heuristic 1 stays ``>= 0`` (the final model is one of
+``checkpoints`` among the candidates; with ``initial: included``, the default, the initial
+model ``pi_init`` too). Heuristic 1 stays ``>= 0`` (the final model is one of
 the checkpoints) but its set depends on group ``i``'s report, so DSIC is not guaranteed;
 Heuristic 2's run never sees group ``i``, so it stays DSIC, but its payments may be negative.
 
@@ -517,6 +518,11 @@ def _centred_expm1(rewards: Array, k: Array, means: Array, pi: Array, rows: Arra
 
 # --- the heuristics of section 4.4 -----------------------------------------------------------
 
+#: Heuristic 1's ``initial`` choices: whether the initial model (step 0) is a checkpoint. The
+#: paper ("we usually save intermediate models at different training steps", section 4.4)
+#: does not settle it; ``included`` is the default (docs/heuristics.md says why).
+INITIAL_CHECKPOINT = ("included", "excluded")
+
 #: The training model's parameters, shared by both heuristics.
 _TRAINING_PARAMETERS: tuple[Parameter, ...] = (
     # at most 10^4 steps: a run's cost (and its checkpoints' memory) grows with T, and a game
@@ -559,13 +565,20 @@ def _early_stopped_others_optimum(mechanism: Mechanism, others_scores: Array) ->
 
 def _checkpoint_models(mechanism: Mechanism, scores: Array) -> Array:
     """Heuristic 1's constrained set for score rows (B, m) -> (B, C, m): the listed candidate
-    models (point masses) when the rule names ``checkpoints``, else the model run's."""
+    models (point masses) when the rule names ``checkpoints``, else the model run's; with
+    ``initial: included``, the initial model ``pi_init`` (step 0) first."""
     listed = mechanism.payment_rule.setting("checkpoints")
     if listed is None:
-        return _run(mechanism, scores, checkpoints=True)
-    models = np.zeros((len(listed), scores.shape[-1]))
-    models[np.arange(len(listed)), list(listed)] = 1.0
-    return np.broadcast_to(models, (scores.shape[0], *models.shape))
+        models = _run(mechanism, scores, checkpoints=True)
+    else:
+        points = np.zeros((len(listed), scores.shape[-1]))
+        points[np.arange(len(listed)), list(listed)] = 1.0
+        models = np.broadcast_to(points, (scores.shape[0], *points.shape))
+    if mechanism.payment_rule.setting("initial") != "included":
+        return models
+    # pi_init is (m,), or one row per score row (a batch of problems), as the run takes it
+    initial = np.broadcast_to(np.reshape(mechanism.pi_init, (-1, scores.shape[-1])), scores.shape)
+    return np.concatenate([initial[:, None, :], np.asarray(models)], axis=1)
 
 
 def _checkpoints_shortcut(
@@ -641,6 +654,13 @@ INTERMEDIATE_CHECKPOINTS = PaymentRule(
     schema=(
         *_TRAINING_PARAMETERS,
         Parameter("checkpoint_every", "int", 5, minimum=1, description="a checkpoint every k steps"),
+        Parameter(
+            "initial",
+            "choice",
+            "included",
+            description="whether the initial model pi_init (step 0) is one of the checkpoints",
+            choices=INITIAL_CHECKPOINT,
+        ),
         Parameter(
             "checkpoints",
             "outcomes",

@@ -10,6 +10,7 @@ from rlhf_mech.files._certificates import cycle_games as cycle_games
 from rlhf_mech.files._certificates import save_cycle as save_cycle
 from rlhf_mech.files._counterexamples import counterexample_game as counterexample_game
 from rlhf_mech.files._counterexamples import save_counterexamples as save_counterexamples
+from rlhf_mech.files._counterexamples import type_audits as type_audits
 from rlhf_mech.files._counterexamples import write_counterexample as write_counterexample
 from rlhf_mech.files._importer import CandidateSummary as CandidateSummary
 from rlhf_mech.files._importer import ColumnStats as ColumnStats

@@ -17,7 +17,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rlhf_mech.analysis import GameAudit, Misreport
+import numpy as np
+
+from rlhf_mech.analysis import GameAudit, Misreport, TypeAudit, TypesSpec, audit_types, with_type
 from rlhf_mech.core import Game
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files._writer import write_game
@@ -142,3 +144,33 @@ def save_counterexamples(
                 break
             saved[(k, group.name)] = str(path[0])
     return saved
+
+
+def type_audits(
+    audits: Sequence[GameAudit], spec: TypesSpec, seed: int, directory: str | Path | None = None
+) -> list[tuple[str, str, TypeAudit, str | None]]:
+    """The audit over a set of true types (``rlhf-mech audit --types``) of every group of the
+    one-prompt games audited, under each game's payment rule at the audit's budget; where the
+    worst type gains, with ``directory``, that type with its best misreport as a game file
+    (``<stem>.<group>.types.yaml``: the group's true type replaced, its report the misreport;
+    ``rlhf-mech solve`` replays the gain).
+
+    Returns
+    -------
+    [(game name, group name, the group's :class:`~rlhf_mech.analysis.TypeAudit`, path or None)]
+    """
+    rows: list[tuple[str, str, TypeAudit, str | None]] = []
+    for audit, stem in zip(audits, counterexample_stems(audits), strict=True):
+        game = audit.game
+        if not isinstance(game, Game):  # a game of many prompts has no one type per group
+            continue
+        for i, name in enumerate(game.group_names):
+            rng = np.random.default_rng([seed, i])
+            result = audit_types(game, i, spec, game.mechanism.payment_rule, audit.options.budget, rng)
+            path = None
+            if directory is not None and result.epsilon > audit.options.tol:
+                typed = with_type(game, i, result.types[result.worst], float(result.sizes[result.worst]))
+                target = Path(directory) / f"{stem}.{_slug(name)}.types.yaml"
+                path = str(write_counterexample(typed, i, result.best, target)[0])
+            rows.append((game.name, name, result, path))
+    return rows

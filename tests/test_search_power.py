@@ -1,0 +1,207 @@
+"""The search where utility is not smooth, and the sets an audit searches over (issue #22).
+
+* Heuristic 1 (a payment that is a maximum over checkpoints: kinks where the best checkpoint
+  changes) and MaxMin (kinks where the groups at the minimum change): the search reaches 0.99
+  of an independent reference (scipy's bounded Nelder-Mead from many starts over the
+  contributions, through :func:`rlhf_mech.core.outcome`) on small games;
+* Heuristic 1's ``initial`` parameter: with the initial model among the checkpoints the
+  payment is the larger of the two sets' maxima (closed form, 1e-12);
+* ``--others grid K`` holds every extreme profile of the others where they fit, and its
+  epsilon is at least that of an exhaustive lattice of the others' reports of the same size;
+* ``--types``: epsilon over a set of true types, the file's type first; the worst type's
+  file replays its gain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from typer.testing import CliRunner
+
+from rlhf_mech.analysis import (
+    OthersSpec,
+    TypesSpec,
+    audit_types,
+    others_profiles,
+    search_misreports,
+)
+from rlhf_mech.cli import app
+from rlhf_mech.core import (
+    INTERMEDIATE_CHECKPOINTS,
+    NONE,
+    Game,
+    Mechanism,
+    Normalization,
+    PaymentRule,
+    Profile,
+    outcome,
+    solve_sw_max,
+)
+from rlhf_mech.files import load_game
+from rlhf_mech.files import write_game as write_game_file
+
+runner = CliRunner()
+
+
+def small_game(payment: PaymentRule, training: str = "sw_max", m: int = 3, seed: int = 3) -> Game:
+    rng = np.random.default_rng(seed)
+    rewards = Normalization.SUM.normalise(rng.dirichlet(0.5 * np.ones(m), 2))
+    mechanism = Mechanism(rng.dirichlet(2 * np.ones(m)), "kl", 0.5, payment_rule=payment)
+    mechanism = mechanism.with_training_rule(training).with_payment_rule(payment)
+    truth = Profile(rewards, np.array([2.0, 5.0]))
+    return Game(
+        name="small",
+        outcomes=tuple(f"x{j}" for j in range(m)),
+        group_names=("a", "b"),
+        mechanism=mechanism,
+        normalization=Normalization.SUM,
+        truth=truth,
+        reports=truth,
+        max_size=8.0,
+    )
+
+
+def reference_gain(game: Game, i: int, starts: int = 12) -> float:
+    """Independent of the search: multi-start bounded Nelder-Mead over ``z = size * reward``
+    (the report ``z / sum z`` at size ``clip(sum z, 1, W)``), values from ``outcome``."""
+    truth = game.truth
+    w = float(game.max_size)
+    base = float(outcome(game.mechanism, truth, truth).utilities[i])
+
+    def gain(z: np.ndarray) -> float:
+        z = np.clip(z, 0.0, w)
+        total = z.sum()
+        if total > w:
+            z, total = z * w / total, w
+        reward = z / total if total > 0 else np.full(z.size, 1.0 / z.size)
+        profile = truth.with_report(i, reward, float(np.clip(total, 1.0, w)))
+        return float(outcome(game.mechanism, truth, profile).utilities[i]) - base
+
+    rng = np.random.default_rng(0)
+    m = game.n_outcomes
+    points = [
+        *(s * np.eye(m) for s in (1.0, w)),
+        *(rng.dirichlet(np.ones(m), starts) * rng.uniform(1, w, (starts, 1))),
+    ]
+    points = [p for row in points for p in np.atleast_2d(row)]
+    best = 0.0
+    for x0 in sorted(points, key=lambda p: -gain(p))[:starts]:
+        res = minimize(
+            lambda z: -gain(z),
+            x0,
+            method="Nelder-Mead",
+            bounds=[(0, w)] * m,
+            options={"maxfev": 300, "xatol": 1e-9, "fatol": 1e-13, "adaptive": True},
+        )
+        best = max(best, -float(res.fun))
+    return best
+
+
+@pytest.mark.parametrize(
+    ("payment", "training"),
+    [
+        (INTERMEDIATE_CHECKPOINTS.with_parameters(steps=1, checkpoint_every=1, initial="excluded"), "sw_max"),
+        (INTERMEDIATE_CHECKPOINTS.with_parameters(steps=5, checkpoint_every=1, initial="excluded"), "sw_max"),
+        (NONE, "nash"),
+    ],
+    ids=["h1-T1", "h1-T5", "nash"],
+)
+def test_search_reaches_the_reference_where_utility_has_kinks(payment: PaymentRule, training: str) -> None:
+    game = small_game(payment, training)
+    for i in range(game.n_groups):
+        reference = reference_gain(game, i)
+        found = search_misreports(game, i, payment, 200, np.random.default_rng(0)).best.gain
+        assert found >= 0.99 * reference - 1e-9, (i, found, reference)
+
+
+def test_initial_checkpoint_payment_is_the_larger_of_the_two_maxima(rng: np.random.Generator) -> None:
+    """``p(included) = max(p(excluded), ASW_-i(pi_init) - ASW_-i(psi))``: the set gains one
+    model, whose value for the others needs no run (KL: ``ASW_-i(pi_init) = <pi_init, b>``)."""
+    game = small_game(NONE, m=5, seed=7)
+    rule = INTERMEDIATE_CHECKPOINTS.with_parameters(steps=3, checkpoint_every=1)
+    included = dataclasses.replace(game.mechanism, payment_rule=rule.with_parameters(initial="included"))
+    excluded = dataclasses.replace(game.mechanism, payment_rule=rule.with_parameters(initial="excluded"))
+    for _ in range(5):
+        reports = Profile(rng.dirichlet(np.ones(5), 2), rng.uniform(1, 8, 2))
+        with_initial = outcome(included, game.truth, reports)
+        without = outcome(excluded, game.truth, reports)
+        q = game.mechanism.pi_init
+        pi = solve_sw_max((reports.sizes @ reports.rewards)[None], q, "kl", game.mechanism.lam).pi[0]
+        for i in range(2):
+            others = np.delete(reports.sizes[:, None] * reports.rewards, i, axis=0).sum(axis=0)
+            asw_psi = pi @ others - game.mechanism.lam * float(np.sum(pi * np.log(pi / q)))
+            at_initial = q @ others - asw_psi
+            expected = max(float(without.payments[i]), at_initial)
+            assert with_initial.payments[i] == pytest.approx(expected, abs=1e-12)
+
+
+def test_grid_others_hold_every_extreme_profile_that_fits() -> None:
+    game = small_game(NONE)
+    profiles = others_profiles(game, 0, OthersSpec("grid", 6), np.random.default_rng(0))
+    other = [(tuple(np.round(p.rewards[1], 12)), float(p.sizes[1])) for p in profiles]
+    for x, size in itertools.product(range(3), (1.0, 8.0)):
+        assert (tuple(np.eye(3)[x]), size) in other
+
+
+def test_grid_others_epsilon_is_at_least_an_exhaustive_lattice_of_the_same_size() -> None:
+    """The others' reports on the lattice of step 1/2 of the simplex at sizes 1 and W (12
+    profiles, what a finite-grid auditor searches) against ``grid 12``."""
+    game = small_game(NONE)
+    lattice = [np.array(k) / 2 for k in itertools.product(range(3), repeat=3) if sum(k) == 2]
+    for i in range(2):
+        j = 1 - i
+        exhaustive = max(
+            search_misreports(
+                game, i, NONE, 60, np.random.default_rng(0), others=game.truth.with_report(j, r, s)
+            ).best.gain
+            for r in lattice
+            for s in (1.0, 8.0)
+        )
+        ours = max(
+            search_misreports(game, i, NONE, 60, np.random.default_rng(0), others=p).best.gain
+            for p in others_profiles(game, i, OthersSpec("grid", 12), np.random.default_rng(0))
+        )
+        assert ours >= exhaustive - 1e-9
+
+
+def test_types_epsilon_starts_at_the_file_type_and_its_worst_file_replays(tmp_path) -> None:
+    game = small_game(NONE)
+    file_gain = search_misreports(game, 1, NONE, 60, np.random.default_rng([5, 1]).spawn(1)[0]).best.gain
+    result = audit_types(game, 1, TypesSpec("vertices"), NONE, 60, np.random.default_rng(0))
+    assert result.types.shape == (4, 3)
+    np.testing.assert_array_equal(result.types[0], game.truth.rewards[1])
+    assert result.epsilon == result.gains.max() >= result.gains[0] > 0
+    assert file_gain > 0
+    path = write_game_file(game, tmp_path / "game.yaml")[0]
+    out = tmp_path / "cx"
+    result = runner.invoke(
+        app, ["audit", str(path), "--types", "vertices", "--budget", "60", "--save-counterexamples", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "epsilon over 4 types (vertices)" in result.output
+    written = sorted(out.glob("*.types.yaml"))
+    assert written
+    for file in written:
+        replayed = load_game(file)
+        k = 0 if ".a." in file.name else 1
+        gain = (
+            outcome(replayed.mechanism, replayed.truth, replayed.reports).utilities[k]
+            - outcome(replayed.mechanism, replayed.truth, replayed.truth).utilities[k]
+        )
+        stated = float(file.read_text().split("gains ")[1].split()[0])
+        assert gain == pytest.approx(stated, rel=1e-5)
+
+
+@pytest.mark.parametrize("text", ["grid", "grid 0", "random x", "nope", "vertices 3", "files"])
+def test_bad_types_is_a_usage_error(text: str, write_game) -> None:
+    path = write_game(
+        "name: t\noutcomes: [x, y]\nnormalization: sum\ndivergence: {kind: kl, lambda: 1}\n"
+        "groups:\n  - {name: a, size: 1, reward: [1, 0]}\n  - {name: b, size: 2, reward: [0, 1]}\n"
+    )
+    result = runner.invoke(app, ["audit", str(path), "--types", text, "--budget", "20"])
+    assert result.exit_code == 2
+    assert "--types" in result.output
