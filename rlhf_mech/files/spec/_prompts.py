@@ -61,6 +61,7 @@ from rlhf_mech.files.spec._document import (
     training_rule,
     unique_names,
 )
+from rlhf_mech.files.spec._sampled import SAMPLED_SCHEMA, sample_counts, sampled_initial
 from rlhf_mech.files.spec._schemas import INITIAL_SCHEMA, MAX_OUTCOMES, OUTCOMES_SCHEMA, REWARD_SCHEMA
 
 #: Most prompts a game may hold.
@@ -92,6 +93,7 @@ class PromptSpec(Strict):
     initial: Annotated[Any, WithJsonSchema(INITIAL_SCHEMA)] = "uniform"
     rewards: Annotated[dict[str, Any], WithJsonSchema(_REWARDS)]
     report: Annotated[dict[str, Any], WithJsonSchema(_REWARDS)] | None = None
+    sampled: Annotated[Any, WithJsonSchema(SAMPLED_SCHEMA)] = None
 
 
 class PromptGameSpec(Strict):
@@ -179,6 +181,7 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
     normalization = None if spec.normalization is None else Normalization(spec.normalization)
     prompts = [(k, p) for k, p in enumerate(spec.prompts or ()) if p is not None]
     total = 0
+    sampled: list[tuple[int, np.ndarray | None]] = []
     built: list[tuple[str, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray] | None] = []
     for k, prompt in prompts:
         where: Path_ = ("prompts", k)
@@ -199,6 +202,11 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
         pi_init = doc.check(
             initial_distribution, doc, arrays, prompt.initial, outcomes, notes, (*where, "initial")
         )
+        counts = doc.check(sample_counts, doc, arrays, prompt.sampled, (*where, "sampled"), outcomes)
+        if counts is not None and pi_init is not None:
+            given = "initial" in prompt.model_fields_set
+            pi_init = doc.check(sampled_initial, doc, counts, pi_init, given, (*where, "initial"))
+        sampled.append((k, counts))
         truth = doc.check(
             _group_rewards,
             doc,
@@ -238,6 +246,9 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
     if conflict:
         assert rules is not None
         doc.problems.append(doc.error(("payment",) if rules[0].separable else ("training",), conflict))
+    unmarked = [k for k, c in sampled if c is None]
+    if unmarked and len(unmarked) < len(sampled):
+        doc.problems.append(doc.error(("prompts", unmarked[0]), "sampled: on every prompt or on none"))
     doc.raise_problems()
     assert names is not None and weights is not None and rules is not None and normalization is not None
     sizes = np.array([g.size for _, g in groups])
@@ -277,4 +288,5 @@ def prompt_game(doc: Document, spec: PromptGameSpec) -> PromptGame:
         max_size=spec.max_size,
         notes=tuple(notes),
         source=str(doc.path),
+        sample_counts=None if unmarked else np.concatenate([c for _, c in sampled]),
     )
