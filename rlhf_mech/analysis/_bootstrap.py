@@ -236,10 +236,17 @@ class Diagnostics:
         return self.pooled_ess / float(self.samples.sum())
 
     @property
+    def mean_ess(self) -> float:
+        """The per-prompt ESS averaged over the prompts: a prompt's plug-in bias comes from its
+        own few effective samples and does not average out over prompts (measured:
+        benchmarks/coverage.py), so the warning looks at this, not only at the pooled ESS."""
+        return float(self.ess.mean())
+
+    @property
     def warn(self) -> bool:
-        """Below :data:`ESS_WARN` pooled ESS, or above :data:`TOP_SHARE_WARN` of the mass on
-        the top 1% of the samples."""
-        return bool(self.pooled_ess < ESS_WARN or self.pooled_top_share > TOP_SHARE_WARN)
+        """Below :data:`ESS_WARN` pooled or mean per-prompt ESS, or above
+        :data:`TOP_SHARE_WARN` of the mass on the top 1% of the samples."""
+        return bool(min(self.pooled_ess, self.mean_ess) < ESS_WARN or self.pooled_top_share > TOP_SHARE_WARN)
 
 
 @dataclass(frozen=True)
@@ -292,7 +299,9 @@ def _row_stats(figures_by_profile: Sequence[object]) -> Array:
     return np.concatenate(parts, axis=1)
 
 
-def _rows(samples: Samples, prompts: Array, slots: Array, profiles: Sequence[Profile], estimand: Estimand) -> Array:
+def _rows(
+    samples: Samples, prompts: Array, slots: Array, profiles: Sequence[Profile], estimand: Estimand
+) -> Array:
     return _row_stats([slot_figures(samples, prompts, slots, p, estimand)[0] for p in profiles])
 
 
@@ -307,7 +316,9 @@ def _per_prompt(samples: Samples, profiles: Sequence[Profile], estimand: Estiman
     return out
 
 
-def _jackknife(samples: Samples, profiles: Sequence[Profile], estimand: Estimand, own: Array) -> tuple[Array, Array]:
+def _jackknife(
+    samples: Samples, profiles: Sequence[Profile], estimand: Estimand, own: Array
+) -> tuple[Array, Array]:
     """The delete-one-response jackknife: (P, D) each prompt's bias ``(N - 1)(mean_j f^{(-j)}
     - f)`` and the (S, D) influence values ``(N - 1)(mean_j f^{(-j)} - f^{(-j)})`` of every
     slot (zero for prompts of one sample, which have no jackknife)."""
@@ -343,12 +354,16 @@ def _acceleration(samples: Samples, design: Design, own: Array, influence: Array
     return np.divide((u**3).sum(axis=0), 6.0 * squares**1.5, out=np.zeros_like(squares), where=squares > 0)
 
 
-def _draw(rng: np.random.Generator, samples: Samples, design: Design, count: int) -> tuple[Array, dict[int, tuple[Array, Array]]]:
+def _draw(
+    rng: np.random.Generator, samples: Samples, design: Design, count: int
+) -> tuple[Array, dict[int, tuple[Array, Array]]]:
     """``count`` replicates: (count, P) the prompt of every slot of a replicate, and per
     sample size ``N`` the flat rows (into count x P) with ``N`` samples and their drawn
     slots (rows, N)."""
     P = samples.game.n_prompts
-    prompts = rng.integers(0, P, (count, P)) if design.clusters and P > 1 else np.tile(np.arange(P), (count, 1))
+    prompts = (
+        rng.integers(0, P, (count, P)) if design.clusters and P > 1 else np.tile(np.arange(P), (count, 1))
+    )
     flat = prompts.ravel()
     sizes = samples.sizes[flat]
     rows: dict[int, tuple[Array, Array]] = {}
@@ -360,7 +375,13 @@ def _draw(rng: np.random.Generator, samples: Samples, design: Design, count: int
 
 
 def _replicates(
-    samples: Samples, design: Design, profiles: Sequence[Profile], estimand: Estimand, B: int, seed: int, D: int
+    samples: Samples,
+    design: Design,
+    profiles: Sequence[Profile],
+    estimand: Estimand,
+    B: int,
+    seed: int,
+    D: int,
 ) -> Array:
     """(B, D) the replicates' statistics, :data:`CHUNK_REPLICATES` at a time."""
     rng = np.random.default_rng(seed)
@@ -400,7 +421,11 @@ def diagnostics(samples: Samples, profiles: Sequence[Profile], estimand: Estiman
         N = int(samples.sizes[cls[0]])
         own = samples.own(cls)
         dists = [slot_figures(samples, cls, own, p, estimand, distributions=True)[1] for p in profiles]
-        dists += [leave_one_out_distributions(samples, cls, p) for p in profiles if game.mechanism.payment_rule.name != "none"]
+        dists += [
+            leave_one_out_distributions(samples, cls, p)
+            for p in profiles
+            if game.mechanism.payment_rule.name != "none"
+        ]
         stacked = np.concatenate([d.reshape(len(cls), -1, N) for d in dists], axis=1)  # (C, K, N)
         each = _kish(stacked)
         worst = np.argmin(each, axis=1)
@@ -467,13 +492,26 @@ def bootstrap(
     bias = prompt_game.weights @ with_gains(raw_bias)
     influence = with_gains(raw_influence)
     replicates = with_gains(
-        _replicates(samples, design, profiles, estimand, options.resamples, options.seed, len(profiles) * width)
+        _replicates(
+            samples, design, profiles, estimand, options.resamples, options.seed, len(profiles) * width
+        )
     )
-    low, high = INTERVALS[options.interval](replicates, estimate, _acceleration(samples, design, own, influence), options.level)
+    low, high = INTERVALS[options.interval](
+        replicates, estimate, _acceleration(samples, design, own, influence), options.level
+    )
     shift = bias if options.bias_correct else np.zeros_like(bias)
     se = replicates.std(axis=0, ddof=1)
     figures = tuple(
-        Estimated(p, qty, g, float(estimate[d] - shift[d]), float(se[d]), float(low[d] - shift[d]), float(high[d] - shift[d]), float(bias[d]))
+        Estimated(
+            p,
+            qty,
+            g,
+            float(estimate[d] - shift[d]),
+            float(se[d]),
+            float(low[d] - shift[d]),
+            float(high[d] - shift[d]),
+            float(bias[d]),
+        )
         for d, (p, qty, g) in enumerate(labels)
     )
     return Uncertainty(

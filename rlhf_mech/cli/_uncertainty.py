@@ -22,9 +22,7 @@ CiOption = Annotated[
 ]
 ResamplesOption = Annotated[int, typer.Option("--resamples", min=2, help="Bootstrap replicates for --ci.")]
 CiSeedOption = Annotated[int, typer.Option("--seed", min=0, help="Seed of the --ci resamples.")]
-IntervalOption = Annotated[
-    str, typer.Option("--interval", help="--ci interval: percentile, basic or bca.")
-]
+IntervalOption = Annotated[str, typer.Option("--interval", help="--ci interval: percentile, basic or bca.")]
 EstimandOption = Annotated[
     str,
     typer.Option(
@@ -35,9 +33,7 @@ EstimandOption = Annotated[
 ]
 
 
-def uncertainty(
-    game: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str
-) -> Any:
+def uncertainty(game: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str) -> Any:
     """The bootstrap of ``game`` with these options, or ``None`` without ``--ci``.
 
     Raises
@@ -55,7 +51,9 @@ def uncertainty(
             "every import); its pi_init is taken as exact"
         )
     try:
-        options = BootstrapOptions(level=ci, resamples=resamples, seed=seed, interval=interval, estimand=estimand)
+        options = BootstrapOptions(
+            level=ci, resamples=resamples, seed=seed, interval=interval, estimand=estimand
+        )
     except ValueError as exc:
         raise RlhfMechError(f"--ci: {exc}") from None
     return bootstrap(game, options)

@@ -92,8 +92,10 @@ def samples_of(game: Game | PromptGame) -> Samples:
             f"game {game.name!r} is not marked as sampled (sampled: in the file); its pi_init is "
             "taken as exact"
         )
-    prompts = game if isinstance(game, PromptGame) else PromptGame.from_games(
-        game.name, (game.name,), (game,), np.ones(1), source=game.source
+    prompts = (
+        game
+        if isinstance(game, PromptGame)
+        else PromptGame.from_games(game.name, (game.name,), (game,), np.ones(1), source=game.source)
     )
     counts = np.asarray(prompts.sample_counts)
     slots = np.repeat(np.arange(prompts.n_outcomes), counts)
@@ -188,8 +190,17 @@ def slot_figures(
     reference = samples.slots[samples.own(prompts)]
     mechanism = replace(game.mechanism, pi_init=np.full(N, 1.0 / N), outcome_costs=None)
     if game.outcome_costs is not None:
-        mechanism = replace(mechanism, pi_init=np.full((R, N), 1.0 / N), outcome_costs=game.outcome_costs[outcomes])
-    names = (*GROUP_FIGURES, "group_valuations", "divergence_value", "kkt_residual", "status", *PROFILE_FIGURES)
+        mechanism = replace(
+            mechanism, pi_init=np.full((R, N), 1.0 / N), outcome_costs=game.outcome_costs[outcomes]
+        )
+    names = (
+        *GROUP_FIGURES,
+        "group_valuations",
+        "divergence_value",
+        "kkt_residual",
+        "status",
+        *PROFILE_FIGURES,
+    )
     out: dict[str, Array] = {k: np.empty((R, n)) for k in (*GROUP_FIGURES, "group_valuations")}
     out |= {k: np.empty(R) for k in ("divergence_value", "kkt_residual", *PROFILE_FIGURES)}
     out["status"] = np.empty((R, n), dtype=int)
@@ -199,7 +210,9 @@ def slot_figures(
         rows = slice(start, min(R, start + step))
         cols, ref = outcomes[rows], reference[rows]
         truth = _gathered(game.truth, cols, ref, game.normalization, estimand)
-        reported = truth if reports is game.truth else _gathered(reports, cols, ref, game.normalization, estimand)
+        reported = (
+            truth if reports is game.truth else _gathered(reports, cols, ref, game.normalization, estimand)
+        )
         done = outcome(mechanism.rows(np.arange(rows.start, rows.stop)), truth, reported)
         for name in names:
             out[name][rows] = getattr(done, name)
@@ -230,7 +243,9 @@ def leave_one_out_distributions(samples: Samples, prompts: Array, reports: Profi
     cols = samples.slots[slots]
     rewards = np.moveaxis(reports.rewards[:, cols], 0, 1)  # (R, n, N)
     sizes = np.tile(reports.sizes, (R, n, 1)) * (1.0 - np.eye(n))  # row k: group k left out
-    batch = Profile(np.broadcast_to(rewards[:, None], (R, n, n, N)).reshape(R * n, n, N), sizes.reshape(R * n, n))
+    batch = Profile(
+        np.broadcast_to(rewards[:, None], (R, n, n, N)).reshape(R * n, n, N), sizes.reshape(R * n, n)
+    )
     mechanism = replace(game.mechanism, pi_init=np.full(N, 1.0 / N), outcome_costs=None)
     if game.outcome_costs is not None:
         costs = np.repeat(game.outcome_costs[cols], n, axis=0)

@@ -15,7 +15,15 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.analysis._bootstrap import ABOVE, BELOW, ESS_WARN, STRADDLES, TOP_SHARE_WARN, Estimated, Uncertainty
+from rlhf_mech.analysis._bootstrap import (
+    ABOVE,
+    BELOW,
+    ESS_WARN,
+    STRADDLES,
+    TOP_SHARE_WARN,
+    Estimated,
+    Uncertainty,
+)
 from rlhf_mech.render._format import annotation, fmt, fmt_signed
 
 #: What a gain's interval says, by where it lies relative to 0.
@@ -41,14 +49,15 @@ def diagnostics_text(u: Uncertainty) -> Text:
     line = (
         f"effective sample size of the fine-tuned distributions (Kish, smallest over profiles and "
         f"leave-one-out problems): pooled {d.pooled_ess:.4g} of {u.samples} samples "
-        f"({d.pooled_relative_ess:.1%}); per prompt min {d.ess.min():.4g} of {int(d.samples[d.ess.argmin()])}; "
+        f"({d.pooled_relative_ess:.1%}); per prompt mean {d.mean_ess:.4g}, min {d.ess.min():.4g} of "
+        f"{int(d.samples[d.ess.argmin()])}; "
         f"top 1% of samples hold {d.pooled_top_share:.1%} of the fine-tuned mass"
     )
     text = Text(line)
     if d.warn:
         text.append(
-            f"\nWARNING: pooled ESS below {ESS_WARN:g} or over {TOP_SHARE_WARN:.0%} of the mass on the "
-            "top 1% of samples: the fine-tuned policy rests on too few samples, the intervals may "
+            f"\nWARNING: pooled or mean per-prompt ESS below {ESS_WARN:g}, or over "
+            f"{TOP_SHARE_WARN:.0%} of the mass on the top 1% of samples: the fine-tuned policy rests on too few samples, the intervals may "
             "undercover (docs/uncertainty.md)",
             style="bold red",
         )
@@ -83,7 +92,9 @@ def uncertainty_table(u: Uncertainty) -> RichGroup:
             fmt(f.bias),
         )
     verdicts = [
-        Text(f"{f.group} ({f.profile}): {gain_verdict(f, o.level)}") for f in u.figures if f.quantity == "gain"
+        Text(f"{f.group} ({f.profile}): {gain_verdict(f, o.level)}")
+        for f in u.figures
+        if f.quantity == "gain"
     ]
     return RichGroup(table, *verdicts, diagnostics_text(u))
 
@@ -123,6 +134,7 @@ def uncertainty_json(u: Uncertainty) -> dict[str, Any]:
             "pooled_relative_ess": d.pooled_relative_ess,
             "pooled_top_share": d.pooled_top_share,
             "min_prompt_ess": float(d.ess.min()),
+            "mean_prompt_ess": d.mean_ess,
             "ess": d.ess,
             "top_share": d.top_share,
             "ess_threshold": ESS_WARN,

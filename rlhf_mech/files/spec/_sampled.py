@@ -73,7 +73,7 @@ def sample_counts(
         j = int(bad[0])
         raise doc.error(
             (*path, "counts", j),
-            f"count of {shown(outcomes[j])} is {counts[j]!r}; a count is an integer >= 1",
+            f"count of {shown(outcomes[j])} is {float(counts[j])!r}; a count is an integer >= 1",
         )
     return counts.astype(np.int64)
 
