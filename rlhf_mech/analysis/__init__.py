@@ -18,8 +18,13 @@ from rlhf_mech.analysis._audit import (
     group_seed,
 )
 from rlhf_mech.analysis._bootstrap import (
+    ABOVE,
+    BELOW,
     DESIGNS,
+    ESS_WARN,
     INTERVALS,
+    STRADDLES,
+    TOP_SHARE_WARN,
     BootstrapOptions,
     Diagnostics,
     Estimated,
@@ -112,7 +117,9 @@ from rlhf_mech.analysis._sweep import (
 )
 
 __all__ = [
+    "ABOVE",
     "ALL_CHECKS",
+    "BELOW",
     "BETTER",
     "BUDGET_EXHAUSTED",
     "CHECKS",
@@ -121,6 +128,7 @@ __all__ = [
     "DEFAULT_SAMPLES",
     "DEFAULT_TOL",
     "DESIGNS",
+    "ESS_WARN",
     "FAMILIES",
     "GAIN_TOL",
     "GRAPH_METHODS",
@@ -131,7 +139,9 @@ __all__ = [
     "SEARCH_CONVERGED",
     "SEARCH_STATUS_MESSAGES",
     "SOLVER_ACCURACY",
+    "STRADDLES",
     "TIE_TOL",
+    "TOP_SHARE_WARN",
     "TYPE_KINDS",
     "AuditOptions",
     "AuditSummary",

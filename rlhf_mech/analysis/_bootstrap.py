@@ -58,12 +58,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from rlhf_mech.core import Game, Profile, PromptGame
-from rlhf_mech.core._resample import (
+from rlhf_mech.core import (
     ESTIMANDS,
     GROUP_FIGURES,
     PROFILE_FIGURES,
     Estimand,
+    Game,
+    Profile,
+    PromptGame,
     Samples,
     leave_one_out_distributions,
     samples_of,

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.analysis._bootstrap import (
+from rlhf_mech.analysis import (
     ABOVE,
     BELOW,
     ESS_WARN,
@@ -57,8 +57,8 @@ def diagnostics_text(u: Uncertainty) -> Text:
     if d.warn:
         text.append(
             f"\nWARNING: pooled or mean per-prompt ESS below {ESS_WARN:g}, or over "
-            f"{TOP_SHARE_WARN:.0%} of the mass on the top 1% of samples: the fine-tuned policy rests on too few samples, the intervals may "
-            "undercover (docs/uncertainty.md)",
+            f"{TOP_SHARE_WARN:.0%} of the mass on the top 1% of samples: the fine-tuned policy "
+            "rests on too few samples, the intervals may undercover (docs/uncertainty.md)",
             style="bold red",
         )
     return text
