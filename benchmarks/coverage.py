@@ -41,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine
 
-from rlhf_mech.analysis import BootstrapOptions, bootstrap
+from rlhf_mech.analysis import BootstrapOptions, Misreported, bootstrap
 from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame, solve_prompts
 
 
@@ -119,7 +119,8 @@ def replicate(
     """Each quantity's (estimate, low, high, bias) on one sampled game."""
     u = bootstrap(game, options)
     none = replace(game, mechanism=replace(game.mechanism, payment_rule="none"))
-    g = bootstrap(none, options, misreports=(("misreport", 0, Profile(misreport, game.truth.sizes)),))
+    polarised = Misreported("misreport", 0, Profile(misreport, game.truth.sizes), game.truth)
+    g = bootstrap(none, options, misreports=(polarised,))
     names = game.group_names
     out = {
         q: [(f.estimate, f.low, f.high, f.bias) for f in (u.find("truthful", q, i) for i in names)]

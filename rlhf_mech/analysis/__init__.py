@@ -28,7 +28,9 @@ from rlhf_mech.analysis._bootstrap import (
     BootstrapOptions,
     Diagnostics,
     Estimated,
+    Misreported,
     Uncertainty,
+    audit_uncertainty,
     bootstrap,
 )
 from rlhf_mech.analysis._checks import (
@@ -156,6 +158,7 @@ __all__ = [
     "Health",
     "ImplementabilityResult",
     "Misreport",
+    "Misreported",
     "Misreports",
     "NoisyResult",
     "OthersSpec",
@@ -171,6 +174,7 @@ __all__ = [
     "audit_game",
     "audit_group",
     "audit_groups",
+    "audit_uncertainty",
     "bootstrap",
     "evaluations_for",
     "existential_findings",

@@ -53,14 +53,17 @@ and every leave-one-out problem of eq. (1); and the share of the fine-tuned mass
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from rlhf_mech.analysis._audit import DEFAULT_TOL, GameAudit, GroupAudit
+from rlhf_mech.analysis._objective import SearchResult
 from rlhf_mech.core import (
     ESTIMANDS,
     GROUP_FIGURES,
+    NONE,
     PROFILE_FIGURES,
     Estimand,
     Game,
@@ -177,6 +180,23 @@ class BootstrapOptions:
             raise ValueError(f"`design` must be one of {', '.join(DESIGNS)}, got {self.design!r}")
 
 
+@dataclass(frozen=True)
+class Misreported:
+    """A profile in which one group misreports, and the profile its gain is measured from.
+
+    Attributes
+    ----------
+    label : names the profile in the output; group : the group that misreports;
+    reports : the profile (over the game's flat outcome axis); baseline : the same profile
+        with the group truthful (the truth where the others are truthful).
+    """
+
+    label: str
+    group: int
+    reports: Profile
+    baseline: Profile
+
+
 #: Where an interval lies relative to 0 (a verdict's three cases).
 ABOVE, STRADDLES, BELOW = "above", "straddles", "below"
 
@@ -205,8 +225,10 @@ class Estimated:
 
     @property
     def side(self) -> str:
-        """Where the interval lies relative to 0: :data:`ABOVE`, :data:`BELOW` or :data:`STRADDLES`."""
-        return ABOVE if self.low > 0 else BELOW if self.high < 0 else STRADDLES
+        """Where the interval lies relative to 0 (beyond the audit's tolerance
+        :data:`~rlhf_mech.analysis.DEFAULT_TOL`, so that rounding is no verdict):
+        :data:`ABOVE`, :data:`BELOW` or :data:`STRADDLES`."""
+        return ABOVE if self.low > DEFAULT_TOL else BELOW if self.high < -DEFAULT_TOL else STRADDLES
 
 
 @dataclass(frozen=True)
@@ -443,7 +465,7 @@ def diagnostics(samples: Samples, profiles: Sequence[Profile], estimand: Estiman
 def bootstrap(
     game: Game | PromptGame,
     options: BootstrapOptions = BootstrapOptions(),
-    misreports: Sequence[tuple[str, int, Profile]] = (),
+    misreports: Sequence[Misreported] = (),
 ) -> Uncertainty:
     """Estimates, standard errors and intervals for a sampled game's figures (module docstring).
 
@@ -451,9 +473,9 @@ def bootstrap(
     ----------
     game : a game marked as sampled (``sample_counts``).
     options : level, replicates, seed, interval, design, estimand, bias correction.
-    misreports : ``(label, group, reports)``: profiles (over the game's flat outcome axis) in
-        which ``group`` misreports; each adds that profile's figures and the group's gain
-        ``u_i(reports) - u_i(truthful)`` (an audit's best misreports, held fixed: the
+    misreports : profiles (over the game's flat outcome axis) in which one group misreports
+        (:class:`Misreported`); each adds that profile's figures and the group's gain
+        ``u_i(reports) - u_i(baseline)`` (an audit's best misreports, held fixed: the
         interval is for that misreport's gain, not for the search's maximum). The game's own
         reports, where they differ from the truth, are added as ``reported`` with every
         misreporting group's gain.
@@ -469,25 +491,30 @@ def bootstrap(
     estimand = ESTIMANDS[options.estimand]
     names = ["truthful"]
     profiles = [prompt_game.truth]
-    gains: list[tuple[int, int]] = []  # (profile index, group)
+    gains: list[tuple[int, int, int]] = []  # (profile index, group, its baseline's index)
     if not prompt_game.is_truthful:
         names.append("reported")
         profiles.append(prompt_game.reports)
-        gains += [(1, i) for i in prompt_game.misreporting_groups()]
-    for label, i, reports in misreports:
-        names.append(label)
-        profiles.append(reports)
-        gains.append((len(profiles) - 1, i))
+        gains += [(1, i, 0) for i in prompt_game.misreporting_groups()]
+    for m in misreports:
+        base = 0
+        if not m.baseline.equals(prompt_game.truth):
+            names.append(f"{m.label}: baseline")
+            profiles.append(m.baseline)
+            base = len(profiles) - 1
+        names.append(m.label)
+        profiles.append(m.reports)
+        gains.append((len(profiles) - 1, m.group, base))
     labels = _labels(prompt_game, names)
     n = prompt_game.n_groups
     width = 3 * n + 2
 
     def with_gains(stats: Array) -> Array:
-        utility = 2 * n  # utilities follow valuations and payments in a profile's block
-        extra = [stats[..., p * width + utility + i] - stats[..., utility + i] for p, i in gains]
+        u = 2 * n  # utilities follow valuations and payments in a profile's block
+        extra = [stats[..., p * width + u + i] - stats[..., b * width + u + i] for p, i, b in gains]
         return np.concatenate([stats, np.stack(extra, axis=-1)], axis=-1) if extra else stats
 
-    labels += [(names[p], "gain", prompt_game.group_names[i]) for p, i in gains]
+    labels += [(names[p], "gain", prompt_game.group_names[i]) for p, i, _ in gains]
     own = with_gains(_per_prompt(samples, profiles, estimand))
     estimate = prompt_game.weights @ own
     raw_bias, raw_influence = _jackknife(samples, profiles, estimand, own[:, : len(profiles) * width])
@@ -525,3 +552,38 @@ def bootstrap(
         prompts=prompt_game.n_prompts,
         samples=int(samples.offsets[-1]),
     )
+
+
+def audit_uncertainty(audit: GameAudit, options: BootstrapOptions) -> Uncertainty | None:
+    """The sampling error of a sampled game's audit, or ``None`` for a population game.
+
+    Every figure of the truthful profile, and the gain of each group's best misreport found by
+    the audit, held fixed and re-evaluated on every replicate: under the game's payment rule
+    (against the others' profile where it was found) and without payment (the search of
+    ``profitable without payment``). The interval is for the population gain of *that*
+    misreport, a lower bound on the group's best gain as the search's is.
+    """
+    game = audit.game
+    if game.sample_counts is None:
+        return None
+    truth = game.truth
+    ruled, free = [], []
+    for g in audit.groups:
+        others = g.profiles[g.worst_profile] if g.profiles else game.reports
+        first = g.profiles[0] if g.profiles else game.reports
+        ruled.append(_fixed_misreport(truth, g, g.dsic, others, f"{g.name}'s best misreport"))
+        free.append(_fixed_misreport(truth, g, g.no_payment, first, f"{g.name}'s best misreport, no payment"))
+    priced = bootstrap(game, options, ruled)
+    unpriced = bootstrap(game.with_rules(game.mechanism.training_rule, NONE), options, free)
+    extra = tuple(f for f in unpriced.figures if f.quantity == "gain" and f.profile != "reported")
+    return replace(priced, figures=priced.figures + extra)
+
+
+def _fixed_misreport(
+    truth: Profile, group: GroupAudit, search: SearchResult, others: Profile, label: str
+) -> Misreported:
+    """The misreport a search found, held fixed, against the others' profile ``others``; the
+    baseline is that profile with the group truthful."""
+    i = group.index
+    baseline = others.with_report(i, truth.rewards[i], truth.sizes[i])
+    return Misreported(label, i, others.with_report(i, search.best.reward, search.best.size), baseline)

@@ -17,6 +17,13 @@ from rlhf_mech.cli._app import (
     format_enum,
 )
 from rlhf_mech.cli._output import ColorChoice
+from rlhf_mech.cli._uncertainty import (
+    CiOption,
+    EstimandOption,
+    IntervalOption,
+    ResamplesOption,
+    audit_intervals,
+)
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render import AUDIT_FORMATS, format_help
 
@@ -105,6 +112,10 @@ def audit_command(
             "file is reported invalid and the others go on (0: no limit).",
         ),
     ] = 600.0,
+    ci: CiOption = None,
+    resamples: ResamplesOption = 1000,
+    interval: IntervalOption = "bca",
+    estimand: EstimandOption = "fixed",
     allow_outside_refs: OutsideOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the summary line (text), no progress.")
@@ -147,6 +158,8 @@ def audit_command(
         finally:
             if client is not None:
                 client.close()
+        with out.step("bootstrap"):
+            run = audit_intervals(run, ci, resamples, settings.seed, interval, estimand)
         with out.step("write"):
             if junit is not None:
                 _write_text(junit, to_junit(run))

@@ -3,11 +3,12 @@ commands that take them, and the one function that turns them into a bootstrap."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
 
-from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.errors import RlhfMechError, printable
 
 CiOption = Annotated[
     float | None,
@@ -33,6 +34,17 @@ EstimandOption = Annotated[
 ]
 
 
+def _options(ci: float, resamples: int, seed: int, interval: str, estimand: str) -> Any:
+    from rlhf_mech.analysis import BootstrapOptions
+
+    try:
+        return BootstrapOptions(
+            level=ci, resamples=resamples, seed=seed, interval=interval, estimand=estimand
+        )
+    except ValueError as exc:
+        raise RlhfMechError(f"--ci: {exc}") from None
+
+
 def uncertainty(game: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str) -> Any:
     """The bootstrap of ``game`` with these options, or ``None`` without ``--ci``.
 
@@ -43,17 +55,24 @@ def uncertainty(game: Any, ci: float | None, resamples: int, seed: int, interval
     """
     if ci is None:
         return None
-    from rlhf_mech.analysis import BootstrapOptions, bootstrap
+    from rlhf_mech.analysis import bootstrap
 
     if game.sample_counts is None:
         raise RlhfMechError(
-            f"--ci: game {game.name!r} is not marked as sampled (sampled: in its file, written by "
-            "every import); its pi_init is taken as exact"
+            f"--ci: game {printable(game.name)!r} is not marked as sampled (sampled: in its file, "
+            "written by every import); its pi_init is taken as exact"
         )
-    try:
-        options = BootstrapOptions(
-            level=ci, resamples=resamples, seed=seed, interval=interval, estimand=estimand
-        )
-    except ValueError as exc:
-        raise RlhfMechError(f"--ci: {exc}") from None
-    return bootstrap(game, options)
+    return bootstrap(game, _options(ci, resamples, seed, interval, estimand))
+
+
+def audit_intervals(
+    run: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str
+) -> Any:
+    """``run`` with the sampling error of every sampled game's audit (``--ci``; population
+    games: ``None``), or ``run`` itself without ``--ci``."""
+    if ci is None:
+        return run
+    from rlhf_mech.analysis import audit_uncertainty
+
+    options = _options(ci, resamples, seed, interval, estimand)
+    return replace(run, uncertainty=tuple(audit_uncertainty(a, options) for a in run.audits))

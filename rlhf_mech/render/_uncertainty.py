@@ -99,6 +99,19 @@ def uncertainty_table(u: Uncertainty) -> RichGroup:
     return RichGroup(table, *verdicts, diagnostics_text(u))
 
 
+def audit_uncertainty_text(label: str, u: Uncertainty) -> RichGroup:
+    """An audit's gains across the interval (each group's best misreport found, with and
+    without payment), and the diagnostics."""
+    o = u.options
+    head = Text(
+        f"{label}: sampled game, {o.level:.0%} {o.interval} intervals over {o.resamples} resamples "
+        f"({u.design.name}; estimand {u.estimand.name}): the best misreports found, held fixed",
+        style="bold",
+    )
+    lines = [Text(f"  {f.profile}: {gain_verdict(f, o.level)}") for f in u.figures if f.quantity == "gain"]
+    return RichGroup(head, *lines, diagnostics_text(u))
+
+
 def uncertainty_json(u: Uncertainty) -> dict[str, Any]:
     """``{"level", "resamples", "seed", "interval", "design", "estimand", "bias_corrected",
     "prompts", "samples", "figures": [{"profile", "quantity", "group", "estimate", "se",
