@@ -14,9 +14,9 @@ population's
 * the no-payment gain of a fixed polarising misreport (group 0 reports ``rm_0^3``, a function of
   the outcome, so the sampled game's misreport is the same report on its samples).
 
-Reported per setting: coverage of each quantity (groups pooled), the same with the jackknife
-bias subtracted, the share of replications where the ESS diagnostic warns, the median mean
-per-prompt ESS, and the coverage among the replications that do not warn.
+Reported per setting and interval (percentile, basic, BCa, BCa minus the jackknife bias):
+coverage of each quantity (groups pooled), over all replications and over those where the ESS
+diagnostic does not warn; the share of replications that warn, the median mean per-prompt ESS.
 
 ``--speed``: B = 1,000 replicates of a 1,000-prompt x 16-sample, 4-group KL game against the
 exponentials they must form (B x (n + 1) x outcomes, ``np.exp`` into a preallocated array,
@@ -25,6 +25,7 @@ same run).
 Run::
 
     python benchmarks/coverage.py [--quick] [--reps 1000] [--resamples 1000] [--speed]
+        [--divergence kl chi2] [--lam 0.1 1] [--prompts 1 20] [--samples 32 128]
 """
 
 from __future__ import annotations
@@ -113,29 +114,39 @@ def sampled(
     return small, misreport[:, flat]
 
 
-def replicate(
-    game: PromptGame, misreport: np.ndarray, options: BootstrapOptions
-) -> dict[str, list[tuple[float, float, float, float]]]:
-    """Each quantity's (estimate, low, high, bias) on one sampled game."""
+#: The intervals compared: the three of INTERVALS, and BCa shifted by the jackknife bias.
+METHODS = ("percentile", "basic", "bca", "bca-jackknife")
+QUANTITIES = ("payment", "utility", "social_welfare", "gain")
+
+
+def _ends(u: object, figures: list[int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each method's (low, high) of the figures at ``figures``."""
+    out = {name: tuple(end[figures] for end in u.interval(name)) for name in METHODS[:3]}
+    bias = np.array([u.figures[d].bias for d in figures])
+    low, high = out["bca"]
+    out["bca-jackknife"] = (low - bias, high - bias)
+    return out
+
+
+def replicate(game: PromptGame, misreport: np.ndarray, options: BootstrapOptions) -> tuple[dict, bool, float]:
+    """Each quantity's intervals by every method on one sampled game, whether the
+    diagnostics warn, and the mean per-prompt ESS."""
     u = bootstrap(game, options)
     none = replace(game, mechanism=replace(game.mechanism, payment_rule="none"))
     polarised = Misreported("misreport", 0, Profile(misreport, game.truth.sizes), game.truth)
     g = bootstrap(none, options, misreports=(polarised,))
+    index = {(f.profile, f.quantity, f.group): d for d, f in enumerate(u.figures)}
     names = game.group_names
-    out = {
-        q: [(f.estimate, f.low, f.high, f.bias) for f in (u.find("truthful", q, i) for i in names)]
-        for q in ("payment", "utility")
+    picks = {
+        "payment": [index["truthful", "payment", i] for i in names],
+        "utility": [index["truthful", "utility", i] for i in names],
+        "social_welfare": [index["truthful", "social_welfare", ""]],
     }
-    out["social_welfare"] = [
-        (lambda f: (f.estimate, f.low, f.high, f.bias))(u.find("truthful", "social_welfare"))
-    ]
-    f = g.find("misreport", "gain", names[0])
-    out["gain"] = [(f.estimate, f.low, f.high, f.bias)]
-    out["_warn"] = [(float(u.diagnostics.warn or g.diagnostics.warn), u.diagnostics.mean_ess, 0.0, 0.0)]
-    return out
-
-
-QUANTITIES = ("payment", "utility", "social_welfare", "gain")
+    out = {q: _ends(u, d) for q, d in picks.items()}
+    gain = next(d for d, f in enumerate(g.figures) if f.profile == "misreport" and f.quantity == "gain")
+    out["gain"] = _ends(g, [gain])
+    warn = u.diagnostics.warn or g.diagnostics.warn
+    return out, warn, u.diagnostics.mean_ess
 
 
 def setting(
@@ -149,30 +160,28 @@ def setting(
     options: BootstrapOptions,
     seed: int,
 ) -> dict[str, float]:
+    """Coverage per method and quantity (all replications, and those without a warning), the
+    share of replications that warn and the median mean per-prompt ESS."""
     game, misreport = population(P, m, n, divergence, lam, seed)
     exact = truth_values(game, misreport)
     rng = np.random.default_rng(seed + 1)
-    hits = {q: [] for q in QUANTITIES}
-    fixed = {q: [] for q in QUANTITIES}
+    hits: dict[tuple[str, str], list[np.ndarray]] = {(k, q): [] for k in METHODS for q in QUANTITIES}
     warns, ess = [], []
     for _ in range(reps):
         small, mis = sampled(game, misreport, N, rng)
-        got = replicate(small, mis, options)
-        warn = bool(got["_warn"][0][0])
+        got, warn, mean_ess = replicate(small, mis, options)
         warns.append(warn)
-        ess.append(got["_warn"][0][1])
+        ess.append(mean_ess)
         for q in QUANTITIES:
-            for k, (_, low, high, bias) in enumerate(got[q]):
-                t = exact[q][k]
-                hits[q].append((low <= t <= high, warn))
-                fixed[q].append(low - bias <= t <= high - bias)
+            for k in METHODS:
+                low, high = got[q][k]
+                hits[k, q].append((low <= exact[q]) & (exact[q] <= high))
+    quiet = ~np.array(warns)
     row: dict[str, float] = {"warn": float(np.mean(warns)), "ess": float(np.median(ess))}
-    for q in QUANTITIES:
-        h = np.array(hits[q])
-        row[q] = float(h[:, 0].mean())
-        row[q + "_bc"] = float(np.mean(fixed[q]))
-        ok = ~h[:, 1].astype(bool)
-        row[q + "_ok"] = float(h[ok, 0].mean()) if ok.any() else float("nan")
+    for (k, q), h in hits.items():
+        covered = np.array(h)  # (reps, groups)
+        row[f"{k}:{q}"] = float(covered.mean())
+        row[f"{k}:{q}:quiet"] = float(covered[quiet].mean()) if quiet.any() else float("nan")
     return row
 
 
@@ -201,6 +210,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--resamples", type=int, default=None)
     parser.add_argument("--speed", action="store_true", help="only the speed check")
+    parser.add_argument("--lam", type=float, nargs="*", help="only these lambda")
+    parser.add_argument("--prompts", type=int, nargs="*", help="only these numbers of prompts")
+    parser.add_argument("--samples", type=int, nargs="*", help="only these N")
+    parser.add_argument("--divergence", nargs="*", help="only these divergences")
     args = parser.parse_args()
     print(machine())
     if args.speed:
@@ -208,27 +221,30 @@ def main() -> None:
         return
     if args.quick:
         m, reps, B = 10_000, args.reps or 30, args.resamples or 200
-        grid = itertools.product(("kl", "chi2"), (0.1, 1.0), (3,), (1, 20), (32, 128))
+        axes = [("kl", "chi2"), (0.1, 1.0), (3,), (1, 20), (32, 128)]
     else:
         m, reps, B = 100_000, args.reps or 1000, args.resamples or 1000
-        grid = itertools.product(("kl", "chi2"), (0.1, 1.0, 10.0), (2, 4), (1, 20, 200), (8, 32, 128, 512))
+        axes = [("kl", "chi2"), (0.1, 1.0, 10.0), (2, 4), (1, 20, 200), (8, 32, 128, 512)]
+    for k, chosen in ((0, args.divergence), (1, args.lam), (3, args.prompts), (4, args.samples)):
+        if chosen:
+            axes[k] = tuple(chosen)
+    grid = itertools.product(*axes)
     options = BootstrapOptions(level=0.95, resamples=B, design="responses")
-    print(f"m = {m} outcomes per prompt, {reps} replications, B = {B}, {options.interval} 95% intervals")
-    head = (
-        "div   lambda n   P    N   | pay   util  SW    gain  | bias-corrected        | warn  ESS     "
-        "| no warning: pay util SW gain"
+    print(f"m = {m} outcomes per prompt, {reps} replications, B = {B}, nominal 95%")
+    print(
+        "coverage of payment, utility, social welfare, no-payment gain; all draws | draws without a warning"
     )
-    print(head)
+    print("div   lambda n P   N   method         | pay  util SW   gain | pay  util SW   gain | warn ESS")
     for seed, (div, lam, n, P, N) in enumerate(grid):
         r = setting(P, m, n, div, lam, N, reps, options, 1000 + seed)
-        cov = " ".join(f"{r[q]:.2f}" for q in QUANTITIES)
-        bc = " ".join(f"{r[q + '_bc']:.2f}" for q in QUANTITIES)
-        ok = " ".join(f"{r[q + '_ok']:.2f}" for q in QUANTITIES)
-        print(
-            f"{div:5s} {lam:<6g} {n:<3d} {P:<4d} {N:<4d}| {cov}  | {bc}   | {r['warn']:.2f}  "
-            f"{r['ess']:<7.1f} | {ok}",
-            flush=True,
-        )
+        for k in METHODS:
+            every = " ".join(f"{r[f'{k}:{q}']:.2f}" for q in QUANTITIES)
+            quiet = " ".join(f"{r[f'{k}:{q}:quiet']:.2f}" for q in QUANTITIES)
+            print(
+                f"{div:5s} {lam:<6g} {n} {P:<3d} {N:<4d}{k:15s}| {every} | {quiet} | {r['warn']:.2f} "
+                f"{r['ess']:.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -282,6 +282,9 @@ class Uncertainty:
     options : how they were computed; design : the design used; estimand : what population
     quantity the intervals are for; figures : every figure; diagnostics : when not to trust
     them; prompts, samples : the game's number of prompts and of samples.
+    replicates : (B, D) every replicate of the figures, in the order of ``figures``, and
+    acceleration : (D,) BCa's: another interval of :data:`INTERVALS` of the same draws
+    (benchmarks/coverage.py compares them) without drawing again.
     """
 
     options: BootstrapOptions
@@ -291,6 +294,16 @@ class Uncertainty:
     diagnostics: Diagnostics
     prompts: int
     samples: int
+    replicates: Array
+    acceleration: Array
+
+    def interval(self, name: str) -> tuple[Array, Array]:
+        """(D,) lower and upper ends of interval ``name`` (:data:`INTERVALS`) of the same
+        replicates, before any bias correction."""
+        estimate = np.array([f.estimate for f in self.figures])
+        if self.options.bias_correct:
+            estimate = estimate + np.array([f.bias for f in self.figures])
+        return INTERVALS[name](self.replicates, estimate, self.acceleration, self.options.level)
 
     def find(self, profile: str, quantity: str, group: str = "") -> Estimated:
         """The figure of ``profile``, ``quantity`` and ``group``."""
@@ -525,9 +538,8 @@ def bootstrap(
             samples, design, profiles, estimand, options.resamples, options.seed, len(profiles) * width
         )
     )
-    low, high = INTERVALS[options.interval](
-        replicates, estimate, _acceleration(samples, design, own, influence), options.level
-    )
+    acceleration = _acceleration(samples, design, own, influence)
+    low, high = INTERVALS[options.interval](replicates, estimate, acceleration, options.level)
     shift = bias if options.bias_correct else np.zeros_like(bias)
     se = replicates.std(axis=0, ddof=1)
     figures = tuple(
@@ -551,6 +563,8 @@ def bootstrap(
         diagnostics=diagnostics(samples, profiles, estimand),
         prompts=prompt_game.n_prompts,
         samples=int(samples.offsets[-1]),
+        replicates=replicates,
+        acceleration=acceleration,
     )
 
 
@@ -575,8 +589,13 @@ def audit_uncertainty(audit: GameAudit, options: BootstrapOptions) -> Uncertaint
         free.append(_fixed_misreport(truth, g, g.no_payment, first, f"{g.name}'s best misreport, no payment"))
     priced = bootstrap(game, options, ruled)
     unpriced = bootstrap(game.with_rules(game.mechanism.training_rule, NONE), options, free)
-    extra = tuple(f for f in unpriced.figures if f.quantity == "gain" and f.profile != "reported")
-    return replace(priced, figures=priced.figures + extra)
+    keep = [d for d, f in enumerate(unpriced.figures) if f.quantity == "gain" and f.profile != "reported"]
+    return replace(
+        priced,
+        figures=priced.figures + tuple(unpriced.figures[d] for d in keep),
+        replicates=np.concatenate([priced.replicates, unpriced.replicates[:, keep]], axis=1),
+        acceleration=np.concatenate([priced.acceleration, unpriced.acceleration[keep]]),
+    )
 
 
 def _fixed_misreport(
