@@ -186,13 +186,14 @@ def setting(
 
 
 def speed(B: int = 1000, P: int = 1000, N: int = 16, n: int = 4) -> None:
+    """The speed check (module docstring)."""
     game, _ = population(P, N * 4, n, "kl", 1.0, 0)
     small, _ = sampled(game, game.truth.rewards, N, np.random.default_rng(1))
     outcomes = int(small.sample_counts.sum())
     work = np.empty((B, n + 1, outcomes))
-    source = np.random.default_rng(2).random((B, n + 1, outcomes))
+    np.random.default_rng(2).random(out=work)
     start = time.perf_counter()
-    np.exp(source, out=work)
+    np.exp(work, out=work)
     exps = time.perf_counter() - start
     start = time.perf_counter()
     bootstrap(small, BootstrapOptions(resamples=B, design="responses"))
