@@ -265,3 +265,34 @@ def test_solve_ci_on_a_population_game_is_one_error_line() -> None:
     assert result.exit_code == 2
     assert "not marked as sampled" in result.output
     assert "Traceback" not in result.output
+
+
+def test_audit_ci_verdicts_and_json_schema(prompt_file: Path) -> None:
+    """``audit --ci``: each group's best misreport held fixed, with and without payment; the
+    JSON's ``uncertainty`` follows the audit schema; a population game in the same run gets
+    none."""
+    import jsonschema
+
+    from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
+
+    example = Path(__file__).resolve().parents[1] / "games" / "harmless_vs_humor.yaml"
+    args = ["audit", str(prompt_file), str(example), "--ci", "0.95", "--resamples", "60", "--budget", "40"]
+    text = runner.invoke(app, args)
+    assert text.exit_code in (0, 1), text.output
+    assert "a's best misreport, no payment: gain" in text.output
+    assert "effective sample size" in text.output
+    result = runner.invoke(app, [*args, "--format", "json"])
+    data = json.loads(result.stdout)
+    jsonschema.validate(data, audit_schema(AUDIT_SCHEMA_VERSION))
+    sampled, population = sorted(data["games"], key=lambda g: g["game"] != "s2")
+    assert "uncertainty" not in population
+    labels = {
+        (f["profile"], f["group"]) for f in sampled["uncertainty"]["figures"] if f["quantity"] == "gain"
+    }
+    assert {("a's best misreport", "a"), ("b's best misreport, no payment", "b")} <= labels
+    verdicts = {f["verdict"] for f in sampled["uncertainty"]["figures"] if f["quantity"] == "gain"}
+    assert verdicts <= {
+        "profitable across the interval",
+        "unprofitable across the interval",
+        "not distinguishable from truthful",
+    }
