@@ -296,3 +296,20 @@ def test_audit_ci_verdicts_and_json_schema(prompt_file: Path) -> None:
         "unprofitable across the interval",
         "not distinguishable from truthful",
     }
+
+
+def test_sweep_ci_gives_every_point_an_interval(core_file: Path) -> None:
+    """``sweep --ci``: every point's utility and gain over truth, with intervals; the truthful
+    point's estimate is the sweep's own utility (1e-12); JSON carries them."""
+    args = ["sweep", str(core_file), "--group", "a", "--alpha", "0.5,2", "--ci", "0.95", "--resamples", "60"]
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0, text.output
+    assert "alpha=2: utility" in text.output and "gain" in text.output
+    data = json.loads(runner.invoke(app, [*args, "--format", "json"]).stdout)["sweeps"][0]
+    figures = {(f["profile"], f["quantity"], f["group"]): f for f in data["uncertainty"]["figures"]}
+    truthful = next(p for p in data["points"] if p["truthful"])
+    assert abs(figures["truth", "utility", "a"]["estimate"] - truthful["utility"]) < 1e-12
+    point = next(p for p in data["points"] if p["parameter"] == 2.0)
+    gain = figures["alpha=2", "gain", "a"]
+    assert abs(gain["estimate"] - (point["utility"] - truthful["utility"])) < 1e-12
+    assert gain["ci"][0] <= gain["estimate"] <= gain["ci"][1]

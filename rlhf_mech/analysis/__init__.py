@@ -32,6 +32,8 @@ from rlhf_mech.analysis._bootstrap import (
     Uncertainty,
     audit_uncertainty,
     bootstrap,
+    sweep_label,
+    sweep_uncertainty,
 )
 from rlhf_mech.analysis._checks import (
     ALL_CHECKS,
@@ -212,6 +214,8 @@ __all__ = [
     "size_misreports",
     "summarise",
     "sweep",
+    "sweep_label",
+    "sweep_uncertainty",
     "time_limit",
     "type_set",
     "with_truth",

@@ -60,6 +60,7 @@ from scipy.special import ndtr, ndtri
 
 from rlhf_mech.analysis._audit import DEFAULT_TOL, GameAudit, GroupAudit
 from rlhf_mech.analysis._objective import SearchResult
+from rlhf_mech.analysis._sweep import SweepResult
 from rlhf_mech.core import (
     ESTIMANDS,
     GROUP_FIGURES,
@@ -188,13 +189,16 @@ class Misreported:
     ----------
     label : names the profile in the output; group : the group that misreports;
     reports : the profile (over the game's flat outcome axis); baseline : the same profile
-        with the group truthful (the truth where the others are truthful).
+        with the group truthful (the truth where the others are truthful);
+    baseline_label : names the baseline's figures (misreports that give the same label share
+        them); ``""``: ``truthful`` where the baseline is the truth, else ``LABEL: baseline``.
     """
 
     label: str
     group: int
     reports: Profile
     baseline: Profile
+    baseline_label: str = ""
 
 
 #: Where an interval lies relative to 0 (a verdict's three cases).
@@ -510,11 +514,13 @@ def bootstrap(
         profiles.append(prompt_game.reports)
         gains += [(1, i, 0) for i in prompt_game.misreporting_groups()]
     for m in misreports:
-        base = 0
-        if not m.baseline.equals(prompt_game.truth):
-            names.append(f"{m.label}: baseline")
+        base_label = m.baseline_label or (
+            "truthful" if m.baseline.equals(prompt_game.truth) else f"{m.label}: baseline"
+        )
+        if base_label not in names:
+            names.append(base_label)
             profiles.append(m.baseline)
-            base = len(profiles) - 1
+        base = names.index(base_label)
         names.append(m.label)
         profiles.append(m.reports)
         gains.append((len(profiles) - 1, m.group, base))
@@ -606,3 +612,33 @@ def _fixed_misreport(
     i = group.index
     baseline = others.with_report(i, truth.rewards[i], truth.sizes[i])
     return Misreported(label, i, others.with_report(i, search.best.reward, search.best.size), baseline)
+
+
+def sweep_label(result: SweepResult, k: int) -> str:
+    """The profile label of sweep point ``k``: ``alpha=1.5`` (``report`` for an explicit one)."""
+    if result.family == "explicit":
+        return "report"
+    return f"{result.parameter_name}={float(result.parameters[k]):g}"
+
+
+def sweep_uncertainty(result: SweepResult, options: BootstrapOptions) -> Uncertainty | None:
+    """The sampling error of a sweep of a sampled game, or ``None`` for a population game:
+    every point's figures (:func:`sweep_label`) and the group's gain over its truthful point
+    (profile ``truth``), the others' reports those of the file (as the sweep holds them)."""
+    game = result.game
+    if game.sample_counts is None:
+        return None
+    i = result.group
+    baseline = game.reports.with_report(i, game.truth.rewards[i], game.truth.sizes[i])
+    points = [
+        Misreported(
+            sweep_label(result, k),
+            i,
+            game.reports.with_report(i, result.reported_rewards[k], result.reported_sizes[k]),
+            baseline,
+            "truth",
+        )
+        for k in range(result.parameters.size)
+        if k != result.truthful_index
+    ]
+    return bootstrap(game, options, points)

@@ -76,3 +76,16 @@ def audit_intervals(
 
     options = _options(ci, resamples, seed, interval, estimand)
     return replace(run, uncertainty=tuple(audit_uncertainty(a, options) for a in run.audits))
+
+
+def sweep_intervals(
+    results: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str
+) -> Any:
+    """Each sweep with the sampling error of its points (``--ci``; population games: none),
+    or ``results`` themselves without ``--ci``."""
+    if ci is None:
+        return results
+    from rlhf_mech.analysis import sweep_uncertainty
+
+    options = _options(ci, resamples, seed, interval, estimand)
+    return [replace(r, uncertainty=sweep_uncertainty(r, options)) for r in results]

@@ -22,7 +22,9 @@ from rlhf_mech.analysis import (
     STRADDLES,
     TOP_SHARE_WARN,
     Estimated,
+    SweepResult,
     Uncertainty,
+    sweep_label,
 )
 from rlhf_mech.render._format import annotation, fmt, fmt_signed
 
@@ -109,6 +111,33 @@ def audit_uncertainty_text(label: str, u: Uncertainty) -> RichGroup:
         style="bold",
     )
     lines = [Text(f"  {f.profile}: {gain_verdict(f, o.level)}") for f in u.figures if f.quantity == "gain"]
+    return RichGroup(head, *lines, diagnostics_text(u))
+
+
+def sweep_uncertainty_text(result: SweepResult) -> RichGroup:
+    """A sweep's points on a sampled game: the group's utility and its gain over truth, each
+    with its interval, and the verdict of the gain."""
+    u = result.uncertainty
+    assert u is not None
+    o, group = u.options, result.group_name
+    head = Text(
+        f"sampled game: {o.level:.0%} {o.interval} intervals over {o.resamples} resamples "
+        f"({u.design.name}; estimand {u.estimand.name})",
+        style="bold",
+    )
+    truthful = u.find("truth", "utility", group)
+    lines = [Text(f"  truth: utility {fmt(truthful.estimate)}, {_interval(truthful, o.level)}")]
+    for k in range(result.parameters.size):
+        if k == result.truthful_index:
+            continue
+        label = sweep_label(result, k)
+        utility = u.find(label, "utility", group)
+        lines.append(
+            Text(
+                f"  {label}: utility {fmt(utility.estimate)}, {_interval(utility, o.level)}; "
+                f"{gain_verdict(u.find(label, 'gain', group), o.level)}"
+            )
+        )
     return RichGroup(head, *lines, diagnostics_text(u))
 
 
