@@ -15,8 +15,10 @@ population's
   the outcome, so the sampled game's misreport is the same report on its samples).
 
 Reported per setting and interval (percentile, basic, BCa, BCa minus the jackknife bias):
-coverage of each quantity (groups pooled), over all replications and over those where the ESS
-diagnostic does not warn; the share of replications that warn, the median mean per-prompt ESS.
+coverage of each quantity (groups pooled), over all replications and over the intervals not
+flagged (no ESS warning, jackknife bias within BIAS_WARN standard errors); the share of
+replications whose ESS diagnostic warns, the share of intervals flagged, the median mean
+per-prompt ESS.
 
 ``--speed``: B = 1,000 replicates of a 1,000-prompt x 16-sample, 4-group KL game against the
 exponentials they must form (B x (n + 1) x outcomes, ``np.exp`` into a preallocated array,
@@ -120,11 +122,13 @@ QUANTITIES = ("payment", "utility", "social_welfare", "gain")
 
 
 def _ends(u: object, figures: list[int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each method's (low, high) of the figures at ``figures``."""
+    """Each method's (low, high) of the figures at ``figures``, and under ``"biased"`` their
+    flags (the jackknife bias over BIAS_WARN standard errors)."""
     out = {name: tuple(end[figures] for end in u.interval(name)) for name in METHODS[:3]}
     bias = np.array([u.figures[d].bias for d in figures])
     low, high = out["bca"]
     out["bca-jackknife"] = (low - bias, high - bias)
+    out["biased"] = np.array([u.figures[d].biased for d in figures])
     return out
 
 
@@ -166,6 +170,7 @@ def setting(
     exact = truth_values(game, misreport)
     rng = np.random.default_rng(seed + 1)
     hits: dict[tuple[str, str], list[np.ndarray]] = {(k, q): [] for k in METHODS for q in QUANTITIES}
+    flags: dict[str, list[np.ndarray]] = {q: [] for q in QUANTITIES}
     warns, ess = [], []
     for _ in range(reps):
         small, mis = sampled(game, misreport, N, rng)
@@ -173,13 +178,16 @@ def setting(
         warns.append(warn)
         ess.append(mean_ess)
         for q in QUANTITIES:
+            flags[q].append(got[q]["biased"] | warn)
             for k in METHODS:
                 low, high = got[q][k]
                 hits[k, q].append((low <= exact[q]) & (exact[q] <= high))
-    quiet = ~np.array(warns)
     row: dict[str, float] = {"warn": float(np.mean(warns)), "ess": float(np.median(ess))}
+    for q in QUANTITIES:
+        row[f"flagged:{q}"] = float(np.mean(flags[q]))
     for (k, q), h in hits.items():
         covered = np.array(h)  # (reps, groups)
+        quiet = ~np.array(flags[q])
         row[f"{k}:{q}"] = float(covered.mean())
         row[f"{k}:{q}:quiet"] = float(covered[quiet].mean()) if quiet.any() else float("nan")
     return row
@@ -232,18 +240,20 @@ def main() -> None:
     grid = itertools.product(*axes)
     options = BootstrapOptions(level=0.95, resamples=B, design="responses")
     print(f"m = {m} outcomes per prompt, {reps} replications, B = {B}, nominal 95%")
+    print("coverage of payment, utility, social welfare, no-payment gain: all | not flagged")
     print(
-        "coverage of payment, utility, social welfare, no-payment gain; all draws | draws without a warning"
+        "div   lambda n P   N   method         | pay  util SW   gain | pay  util SW   gain | "
+        "ESS warns, flagged: pay util SW gain | mean ESS"
     )
-    print("div   lambda n P   N   method         | pay  util SW   gain | pay  util SW   gain | warn ESS")
     for seed, (div, lam, n, P, N) in enumerate(grid):
         r = setting(P, m, n, div, lam, N, reps, options, 1000 + seed)
         for k in METHODS:
             every = " ".join(f"{r[f'{k}:{q}']:.2f}" for q in QUANTITIES)
             quiet = " ".join(f"{r[f'{k}:{q}:quiet']:.2f}" for q in QUANTITIES)
+            flagged = " ".join(f"{r[f'flagged:{q}']:.2f}" for q in QUANTITIES)
             print(
-                f"{div:5s} {lam:<6g} {n} {P:<3d} {N:<4d}{k:15s}| {every} | {quiet} | {r['warn']:.2f} "
-                f"{r['ess']:.1f}",
+                f"{div:5s} {lam:<6g} {n} {P:<3d} {N:<4d}{k:15s}| {every} | {quiet} | {r['warn']:.2f}, "
+                f"{flagged} | {r['ess']:.1f}",
                 flush=True,
             )
 

@@ -20,6 +20,7 @@ from rlhf_mech.analysis._audit import (
 from rlhf_mech.analysis._bootstrap import (
     ABOVE,
     BELOW,
+    BIAS_WARN,
     DESIGNS,
     ESS_WARN,
     INTERVALS,
@@ -125,6 +126,7 @@ __all__ = [
     "ALL_CHECKS",
     "BELOW",
     "BETTER",
+    "BIAS_WARN",
     "BUDGET_EXHAUSTED",
     "CHECKS",
     "DEFAULT_BUDGET",

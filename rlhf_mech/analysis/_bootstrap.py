@@ -88,6 +88,11 @@ ESS_WARN = 20.0
 #: The share of the fine-tuned mass on the top 1% of samples above which intervals are
 #: flagged.
 TOP_SHARE_WARN = 0.5
+#: A figure whose jackknife bias exceeds this many standard errors is flagged: a normal
+#: interval off-centre by 0.3 se covers 0.94 at nominal 0.95, by 0.5 se 0.92. On games of many
+#: prompts each prompt's plug-in bias adds up while the standard error shrinks as 1/sqrt(P)
+#: (measured: KL, lambda 1, 20 prompts of 128 samples, ESS 55: payments covered 0.89).
+BIAS_WARN = 0.3
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,9 @@ class BootstrapOptions:
     Attributes
     ----------
     level : the intervals' nominal coverage (e.g. 0.95); resamples : replicates ``B``;
-    seed : of the draws; interval : a key of :data:`INTERVALS`; design : a key of
+    seed : of the draws; interval : a key of :data:`INTERVALS` (default ``basic``: it
+    corrects the plug-in bias that the replicates reproduce, which percentile intervals
+    double; measured best on games of many prompts, docs/uncertainty.md); design : a key of
     :data:`DESIGNS` (``None``: ``two_stage`` for many prompts, ``responses`` for one);
     estimand : a key of :data:`~rlhf_mech.core._resample.ESTIMANDS`; bias_correct : subtract
     the jackknife bias from estimate and interval.
@@ -164,7 +171,7 @@ class BootstrapOptions:
     level: float = 0.95
     resamples: int = DEFAULT_RESAMPLES
     seed: int = 0
-    interval: str = "bca"
+    interval: str = "basic"
     design: str | None = None
     estimand: str = "fixed"
     bias_correct: bool = False
@@ -226,6 +233,12 @@ class Estimated:
     low: float
     high: float
     bias: float
+
+    @property
+    def biased(self) -> bool:
+        """Whether the jackknife bias exceeds :data:`BIAS_WARN` standard errors (the interval
+        may be off-centre by a share of its width that costs coverage)."""
+        return abs(self.bias) > BIAS_WARN * self.se
 
     @property
     def side(self) -> str:

@@ -114,7 +114,7 @@ def audit_command(
     ] = 600.0,
     ci: CiOption = None,
     resamples: ResamplesOption = 1000,
-    interval: IntervalOption = "bca",
+    interval: IntervalOption = "basic",
     estimand: EstimandOption = "fixed",
     allow_outside_refs: OutsideOption = False,
     quiet: Annotated[

@@ -58,7 +58,7 @@ def solve(
     ci: CiOption = None,
     resamples: ResamplesOption = 1000,
     seed: CiSeedOption = 0,
-    interval: IntervalOption = "bca",
+    interval: IntervalOption = "basic",
     estimand: EstimandOption = "fixed",
     allow_outside_refs: OutsideOption = False,
     quiet: QuietOption = False,

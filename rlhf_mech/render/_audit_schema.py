@@ -47,6 +47,7 @@ UNCERTAINTY_SCHEMA = _object(
                     "se": NUMBER_OR_NULL,
                     "ci": {**_NUMBERS, "minItems": 2, "maxItems": 2},
                     "bias": NUMBER_OR_NULL,
+                    "biased": {"type": "boolean"},
                     "verdict": {"type": "string"},
                 },
                 optional=("verdict",),
@@ -63,6 +64,7 @@ UNCERTAINTY_SCHEMA = _object(
                 "top_share": _NUMBERS,
                 "ess_threshold": {"type": "number"},
                 "top_share_threshold": {"type": "number"},
+                "bias_threshold": {"type": "number"},
                 "warn": {"type": "boolean"},
             }
         ),

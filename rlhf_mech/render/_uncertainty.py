@@ -18,6 +18,7 @@ from rich.text import Text
 from rlhf_mech.analysis import (
     ABOVE,
     BELOW,
+    BIAS_WARN,
     ESS_WARN,
     STRADDLES,
     TOP_SHARE_WARN,
@@ -27,6 +28,11 @@ from rlhf_mech.analysis import (
     sweep_label,
 )
 from rlhf_mech.render._format import annotation, fmt, fmt_signed
+
+BIASED_NOTE = (
+    f"!: jackknife bias over {BIAS_WARN:g} standard errors: the interval may be off-centre "
+    "(docs/uncertainty.md)"
+)
 
 #: What a gain's interval says, by where it lies relative to 0.
 VERDICTS = {
@@ -41,8 +47,10 @@ def _interval(figure: Estimated, level: float) -> str:
 
 
 def gain_verdict(figure: Estimated, level: float) -> str:
-    """``gain +0.02, 95% CI [-0.01, +0.06]: not distinguishable from truthful``."""
-    return f"gain {fmt_signed(figure.estimate)}, {_interval(figure, level)}: {VERDICTS[figure.side]}"
+    """``gain +0.02, 95% CI [-0.01, +0.06]: not distinguishable from truthful`` (``(biased)``
+    where the jackknife bias is large against the standard error)."""
+    flag = f" (biased: jackknife bias over {BIAS_WARN:g} se)" if figure.biased else ""
+    return f"gain {fmt_signed(figure.estimate)}, {_interval(figure, level)}: {VERDICTS[figure.side]}{flag}"
 
 
 def diagnostics_text(u: Uncertainty) -> Text:
@@ -91,8 +99,10 @@ def uncertainty_table(u: Uncertainty) -> RichGroup:
             fmt(f.se),
             fmt(f.low),
             fmt(f.high),
-            fmt(f.bias),
+            fmt(f.bias) + (" !" if f.biased else ""),
         )
+    table.caption = annotation(BIASED_NOTE) if any(f.biased for f in u.figures) else None
+    table.caption_justify = "left"
     verdicts = [
         Text(f"{f.group} ({f.profile}): {gain_verdict(f, o.level)}")
         for f in u.figures
@@ -156,6 +166,7 @@ def uncertainty_json(u: Uncertainty) -> dict[str, Any]:
             "se": f.se,
             "ci": [f.low, f.high],
             "bias": f.bias,
+            "biased": f.biased,
         }
         if f.quantity == "gain":
             entry["verdict"] = VERDICTS[f.side]
@@ -181,6 +192,7 @@ def uncertainty_json(u: Uncertainty) -> dict[str, Any]:
             "top_share": d.top_share,
             "ess_threshold": ESS_WARN,
             "top_share_threshold": TOP_SHARE_WARN,
+            "bias_threshold": BIAS_WARN,
             "warn": d.warn,
         },
     }
