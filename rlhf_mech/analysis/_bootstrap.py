@@ -237,8 +237,9 @@ class Estimated:
     @property
     def biased(self) -> bool:
         """Whether the jackknife bias exceeds :data:`BIAS_WARN` standard errors (the interval
-        may be off-centre by a share of its width that costs coverage)."""
-        return abs(self.bias) > BIAS_WARN * self.se
+        may be off-centre by a share of its width that costs coverage) and the audit's
+        tolerance (a bias of rounding size is none)."""
+        return abs(self.bias) > max(BIAS_WARN * self.se, DEFAULT_TOL)
 
     @property
     def side(self) -> str:
