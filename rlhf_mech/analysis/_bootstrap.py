@@ -72,6 +72,7 @@ from rlhf_mech.core import (
     PromptGame,
     Samples,
     leave_one_out_distributions,
+    rows_per_chunk,
     samples_of,
     slot_figures,
 )
@@ -144,10 +145,11 @@ def _bca(replicates: Array, estimate: Array, acceleration: Array, level: float) 
     for z in (ndtri((1.0 - level) / 2.0), ndtri((1.0 + level) / 2.0)):
         shifted = z0 + z
         bounds.append(ndtr(z0 + shifted / (1.0 - acceleration * shifted)))
-    sort = np.sort(replicates, axis=0)
-    return tuple(  # type: ignore[return-value]
-        np.array([np.quantile(sort[:, d], q[d]) for d in range(sort.shape[1])]) for q in bounds
+    # each figure has its own quantile levels: one quantile per column
+    low, high = (
+        np.array([np.quantile(replicates[:, d], q[d]) for d in range(replicates.shape[1])]) for q in bounds
     )
+    return low, high
 
 
 INTERVALS: dict[str, Interval] = {"percentile": _percentile, "basic": _basic, "bca": _bca}
@@ -384,13 +386,17 @@ def _jackknife(
         N = int(samples.sizes[cls[0]])
         if N < 2:
             continue
-        full = samples.own(cls)  # (C, N)
-        keep = ~np.eye(N, dtype=bool)
-        slots = np.stack([full[:, keep[j]] for j in range(N)], axis=1).reshape(-1, N - 1)
-        values = _rows(samples, np.repeat(cls, N), slots, profiles, estimand).reshape(len(cls), N, D)
-        mean = values.mean(axis=1)
-        bias[cls] = (N - 1) * (mean - own[cls])
-        influence[full.ravel()] = ((N - 1) * (mean[:, None, :] - values)).reshape(-1, D)
+        # row j of a prompt leaves out its slot j: (N, N - 1) positions into its own slots
+        left = np.array([np.delete(np.arange(N), j) for j in range(N)])
+        for start in range(0, cls.size, rows_per_chunk(N * N)):
+            part = cls[start : start + rows_per_chunk(N * N)]
+            full = samples.own(part)  # (C, N)
+            slots = full[:, left].reshape(-1, N - 1)
+            values = _rows(samples, np.repeat(part, N), slots, profiles, estimand)
+            values = values.reshape(part.size, N, D)
+            mean = values.mean(axis=1)
+            bias[part] = (N - 1) * (mean - own[part])
+            influence[full.ravel()] = ((N - 1) * (mean[:, None, :] - values)).reshape(-1, D)
     return bias, influence
 
 
