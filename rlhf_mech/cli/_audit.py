@@ -19,6 +19,7 @@ from rlhf_mech.cli._app import (
 from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.cli._uncertainty import (
     CiOption,
+    DesignOption,
     EstimandOption,
     IntervalOption,
     ResamplesOption,
@@ -116,6 +117,7 @@ def audit_command(
     resamples: ResamplesOption = 1000,
     interval: IntervalOption = "basic",
     estimand: EstimandOption = "fixed",
+    design: DesignOption = None,
     allow_outside_refs: OutsideOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the summary line (text), no progress.")
@@ -159,7 +161,7 @@ def audit_command(
             if client is not None:
                 client.close()
         with out.step("bootstrap"):
-            run = audit_intervals(run, ci, resamples, settings.seed, interval, estimand)
+            run = audit_intervals(run, ci, resamples, settings.seed, interval, estimand, design)
         with out.step("write"):
             if junit is not None:
                 _write_text(junit, to_junit(run))

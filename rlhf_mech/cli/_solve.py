@@ -27,6 +27,7 @@ from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.cli._uncertainty import (
     CiOption,
     CiSeedOption,
+    DesignOption,
     EstimandOption,
     IntervalOption,
     ResamplesOption,
@@ -60,6 +61,7 @@ def solve(
     seed: CiSeedOption = 0,
     interval: IntervalOption = "basic",
     estimand: EstimandOption = "fixed",
+    design: DesignOption = None,
     allow_outside_refs: OutsideOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -79,7 +81,7 @@ def solve(
         with out.step("solve"):
             solution = solve_game(game)
         with out.step("bootstrap"):
-            error_bars = uncertainty(game, ci, resamples, seed, interval, estimand)
+            error_bars = uncertainty(game, ci, resamples, seed, interval, estimand, design)
         saved = None
         if save_distribution is not None:
             saved = save_distributions(solution, save_distribution)

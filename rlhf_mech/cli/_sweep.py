@@ -28,6 +28,7 @@ from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.cli._uncertainty import (
     CiOption,
     CiSeedOption,
+    DesignOption,
     EstimandOption,
     IntervalOption,
     ResamplesOption,
@@ -67,6 +68,7 @@ def sweep_command(
     seed: CiSeedOption = 0,
     interval: IntervalOption = "basic",
     estimand: EstimandOption = "fixed",
+    design: DesignOption = None,
     allow_outside_refs: OutsideOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -89,7 +91,7 @@ def sweep_command(
             # only JSON shows the distributions
             results = request.run(game, None, on_progress, keep_distributions=fmt.name == "json")
         with out.step("bootstrap"):
-            results = sweep_intervals(results, ci, resamples, seed, interval, estimand)
+            results = sweep_intervals(results, ci, resamples, seed, interval, estimand, design)
         with out.step("write"):
             if plot is not None:
                 out.message(f"plot written to {save_sweep_plot(results, plot)}")

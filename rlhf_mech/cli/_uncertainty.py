@@ -24,6 +24,15 @@ CiOption = Annotated[
 ResamplesOption = Annotated[int, typer.Option("--resamples", min=2, help="Bootstrap replicates for --ci.")]
 CiSeedOption = Annotated[int, typer.Option("--seed", min=0, help="Seed of the --ci resamples.")]
 IntervalOption = Annotated[str, typer.Option("--interval", help="--ci interval: percentile, basic or bca.")]
+DesignOption = Annotated[
+    str | None,
+    typer.Option(
+        "--design",
+        help="--ci resampling: two_stage (prompts, then responses; default for many prompts) or "
+        "responses (the prompts fixed; default for one).",
+        show_default=False,
+    ),
+]
 EstimandOption = Annotated[
     str,
     typer.Option(
@@ -34,18 +43,26 @@ EstimandOption = Annotated[
 ]
 
 
-def _options(ci: float, resamples: int, seed: int, interval: str, estimand: str) -> Any:
+def _options(ci: float, resamples: int, seed: int, interval: str, estimand: str, design: str | None) -> Any:
     from rlhf_mech.analysis import BootstrapOptions
 
     try:
         return BootstrapOptions(
-            level=ci, resamples=resamples, seed=seed, interval=interval, estimand=estimand
+            level=ci, resamples=resamples, seed=seed, interval=interval, estimand=estimand, design=design
         )
     except ValueError as exc:
         raise RlhfMechError(f"--ci: {exc}") from None
 
 
-def uncertainty(game: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str) -> Any:
+def uncertainty(
+    game: Any,
+    ci: float | None,
+    resamples: int,
+    seed: int,
+    interval: str,
+    estimand: str,
+    design: str | None = None,
+) -> Any:
     """The bootstrap of ``game`` with these options, or ``None`` without ``--ci``.
 
     Raises
@@ -62,11 +79,17 @@ def uncertainty(game: Any, ci: float | None, resamples: int, seed: int, interval
             f"--ci: game {printable(game.name)!r} is not marked as sampled (sampled: in its file, "
             "written by every import); its pi_init is taken as exact"
         )
-    return bootstrap(game, _options(ci, resamples, seed, interval, estimand))
+    return bootstrap(game, _options(ci, resamples, seed, interval, estimand, design))
 
 
 def audit_intervals(
-    run: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str
+    run: Any,
+    ci: float | None,
+    resamples: int,
+    seed: int,
+    interval: str,
+    estimand: str,
+    design: str | None = None,
 ) -> Any:
     """``run`` with the sampling error of every sampled game's audit (``--ci``; population
     games: ``None``), or ``run`` itself without ``--ci``."""
@@ -74,12 +97,18 @@ def audit_intervals(
         return run
     from rlhf_mech.analysis import audit_uncertainty
 
-    options = _options(ci, resamples, seed, interval, estimand)
+    options = _options(ci, resamples, seed, interval, estimand, design)
     return replace(run, uncertainty=tuple(audit_uncertainty(a, options) for a in run.audits))
 
 
 def sweep_intervals(
-    results: Any, ci: float | None, resamples: int, seed: int, interval: str, estimand: str
+    results: Any,
+    ci: float | None,
+    resamples: int,
+    seed: int,
+    interval: str,
+    estimand: str,
+    design: str | None = None,
 ) -> Any:
     """Each sweep with the sampling error of its points (``--ci``; population games: none),
     or ``results`` themselves without ``--ci``."""
@@ -87,5 +116,5 @@ def sweep_intervals(
         return results
     from rlhf_mech.analysis import sweep_uncertainty
 
-    options = _options(ci, resamples, seed, interval, estimand)
+    options = _options(ci, resamples, seed, interval, estimand, design)
     return [replace(r, uncertainty=sweep_uncertainty(r, options)) for r in results]
