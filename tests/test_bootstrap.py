@@ -174,27 +174,28 @@ def test_same_seed_same_intervals_other_seed_other(prompt_file: Path) -> None:
 
 def test_ess_of_an_unmoved_policy_is_the_sample_size() -> None:
     """At lambda -> infinity the fine-tuned distribution is pi_init: every weight pi*/pi_init
-    is 1 and the Kish ESS is N (closed form), the top 1% of N = 50 samples holds 1/50."""
+    is 1 and the Kish ESS is N (closed form), the top 1% of N = 200 samples (2) holds 1/100."""
     rng = np.random.default_rng(0)
-    rewards = rng.random((2, 50))
+    N = 200
+    rewards = rng.random((2, N))
     game = PromptGame(
         name="flat",
         prompts=("p",),
         group_names=("a", "b"),
-        mechanism=Mechanism(pi_init=np.full(50, 0.02), divergence="kl", lam=1e12),
+        mechanism=Mechanism(pi_init=np.full(N, 1 / N), divergence="kl", lam=1e12),
         normalization=Normalization.MAX,
-        offsets=np.array([0, 50]),
-        pi_init=np.full(50, 0.02),
+        offsets=np.array([0, N]),
+        pi_init=np.full(N, 1 / N),
         truth=Profile(rewards, np.ones(2)),
         reports=Profile(rewards, np.ones(2)),
         weights=np.ones(1),
-        sample_counts=np.ones(50, dtype=np.int64),
+        sample_counts=np.ones(N, dtype=np.int64),
     )
     d = bootstrap(game, BootstrapOptions(resamples=10)).diagnostics
-    assert abs(d.pooled_ess - 50) < 1e-6
-    assert abs(d.ess[0] - 50) < 1e-6
-    assert abs(d.pooled_top_share - 0.02) < 1e-9
-    assert d.warn is False
+    assert abs(d.pooled_ess - N) < 1e-6
+    assert abs(d.ess[0] - N) < 1e-6
+    assert abs(d.pooled_top_share - 0.01) < 1e-9
+    assert d.warn is False  # ESS 200 >= 100
 
 
 def test_small_coverage_simulation() -> None:
