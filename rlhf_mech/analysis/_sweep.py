@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from rlhf_mech.analysis._strategies import (
 )
 from rlhf_mech.core import CONVERGED, Game, PaymentRule, ProgressCallback, PromptGame, deviation
 from rlhf_mech.errors import RlhfMechError
+
+if TYPE_CHECKING:
+    from rlhf_mech.analysis._bootstrap import Uncertainty
 
 Array = np.ndarray
 
@@ -78,6 +82,8 @@ class SweepResult:
         rule ``none``).
     status : (P,) solver status per point (the leave-one-out solve's where that failed).
     notes : what the output must say about the reports (clipping, real-valued sizes, ...).
+    uncertainty : for a sampled game with ``--ci``, every point's figures with their sampling
+        error (:func:`~rlhf_mech.analysis.sweep_uncertainty`); ``None`` otherwise.
     """
 
     game: Game
@@ -98,6 +104,7 @@ class SweepResult:
     leave_one_out_value: float
     status: Array
     notes: tuple[str, ...] = ()
+    uncertainty: Uncertainty | None = None
 
     @property
     def group_name(self) -> str:

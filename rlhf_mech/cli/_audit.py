@@ -17,6 +17,14 @@ from rlhf_mech.cli._app import (
     format_enum,
 )
 from rlhf_mech.cli._output import ColorChoice
+from rlhf_mech.cli._uncertainty import (
+    CiOption,
+    DesignOption,
+    EstimandOption,
+    IntervalOption,
+    ResamplesOption,
+    audit_intervals,
+)
 from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.render import AUDIT_FORMATS, format_help
 
@@ -110,6 +118,11 @@ def audit_command(
             "file is reported invalid and the others go on (0: no limit).",
         ),
     ] = 600.0,
+    ci: CiOption = None,
+    resamples: ResamplesOption = 1000,
+    interval: IntervalOption = "basic",
+    estimand: EstimandOption = "fixed",
+    design: DesignOption = None,
     allow_outside_refs: OutsideOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the summary line (text), no progress.")
@@ -155,6 +168,8 @@ def audit_command(
                 client.close()
         if types is not None:
             _audit_types(out, run, types, settings.seed, counterexamples)
+        with out.step("bootstrap"):
+            run = audit_intervals(run, ci, resamples, settings.seed, interval, estimand, design)
         with out.step("write"):
             if junit is not None:
                 _write_text(junit, to_junit(run))

@@ -24,6 +24,15 @@ from rlhf_mech.cli._app import (
     game_with_rules,
 )
 from rlhf_mech.cli._output import ColorChoice
+from rlhf_mech.cli._uncertainty import (
+    CiOption,
+    CiSeedOption,
+    DesignOption,
+    EstimandOption,
+    IntervalOption,
+    ResamplesOption,
+    uncertainty,
+)
 from rlhf_mech.render import SOLVE_FORMATS
 
 SolveFormat = format_enum("SolveFormat", SOLVE_FORMATS)
@@ -47,6 +56,12 @@ def solve(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --save-distribution file.")] = False,
+    ci: CiOption = None,
+    resamples: ResamplesOption = 1000,
+    seed: CiSeedOption = 0,
+    interval: IntervalOption = "basic",
+    estimand: EstimandOption = "fixed",
+    design: DesignOption = None,
     allow_outside_refs: OutsideOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -65,12 +80,14 @@ def solve(
         )
         with out.step("solve"):
             solution = solve_game(game)
+        with out.step("bootstrap"):
+            error_bars = uncertainty(game, ci, resamples, seed, interval, estimand, design)
         saved = None
         if save_distribution is not None:
             saved = save_distributions(solution, save_distribution)
             out.message(f"distributions written to {saved} (row 0 truthful, row 1 reported)")
         with out.step("write"):
-            emit(out, SOLVE_FORMATS[output_format], SolveOutput(solution, top, saved))
+            emit(out, SOLVE_FORMATS[output_format], SolveOutput(solution, top, saved, error_bars))
 
 
 def schema(

@@ -25,6 +25,15 @@ from rlhf_mech.cli._app import (
     game_with_rules,
 )
 from rlhf_mech.cli._output import ColorChoice
+from rlhf_mech.cli._uncertainty import (
+    CiOption,
+    CiSeedOption,
+    DesignOption,
+    EstimandOption,
+    IntervalOption,
+    ResamplesOption,
+    sweep_intervals,
+)
 from rlhf_mech.render import SWEEP_FORMATS
 
 SweepFormat = format_enum("SweepFormat", SWEEP_FORMATS)
@@ -54,6 +63,12 @@ def sweep_command(
     plot: Annotated[
         Path | None, typer.Option(help="Also draw the sweep to FILE (.png, .pdf, .svg; matplotlib).")
     ] = None,
+    ci: CiOption = None,
+    resamples: ResamplesOption = 1000,
+    seed: CiSeedOption = 0,
+    interval: IntervalOption = "basic",
+    estimand: EstimandOption = "fixed",
+    design: DesignOption = None,
     allow_outside_refs: OutsideOption = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
@@ -75,6 +90,8 @@ def sweep_command(
         with out.step("sweep"), sweep_progress(out.err, request.points(game), not quiet) as on_progress:
             # only JSON shows the distributions
             results = request.run(game, None, on_progress, keep_distributions=fmt.name == "json")
+        with out.step("bootstrap"):
+            results = sweep_intervals(results, ci, resamples, seed, interval, estimand, design)
         with out.step("write"):
             if plot is not None:
                 out.message(f"plot written to {save_sweep_plot(results, plot)}")

@@ -62,6 +62,14 @@ from rlhf_mech.core._prompts import default_outcome_names as default_outcome_nam
 from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
 from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
 from rlhf_mech.core._prompts import solve_prompts as solve_prompts
+from rlhf_mech.core._resample import ESTIMANDS as ESTIMANDS
+from rlhf_mech.core._resample import GROUP_FIGURES as GROUP_FIGURES
+from rlhf_mech.core._resample import PROFILE_FIGURES as PROFILE_FIGURES
+from rlhf_mech.core._resample import Estimand as Estimand
+from rlhf_mech.core._resample import Samples as Samples
+from rlhf_mech.core._resample import leave_one_out_distributions as leave_one_out_distributions
+from rlhf_mech.core._resample import samples_of as samples_of
+from rlhf_mech.core._resample import slot_figures as slot_figures
 from rlhf_mech.core._solver import SolveResult as SolveResult
 from rlhf_mech.core._solver import optimal_values as optimal_values
 from rlhf_mech.core._solver import solve_sw_max as solve_sw_max

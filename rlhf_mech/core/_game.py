@@ -118,6 +118,10 @@ class Game:
         filled by the file loader; empty for games built in code.
     part : which part of its file the game is, ``""`` for a whole file: ``prompt 3`` for one
         prompt's game of a game of many prompts (:class:`~rlhf_mech.core.PromptGame`).
+    sample_counts : (m,) int, how often each outcome was drawn from the initial policy where
+        the outcomes are samples (``pi_init = counts / N``: the game is the empirical
+        mechanism, its figures plug-in estimates; docs/uncertainty.md); ``None`` for a
+        population game.
     """
 
     name: str
@@ -135,10 +139,12 @@ class Game:
     digest: str | None = None
     lines: Mapping[str, int] = field(default_factory=dict)
     part: str = ""
+    sample_counts: Array | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "normalization", Normalization(self.normalization))
         m, n = len(self.outcomes), len(self.group_names)
+        check_sample_counts(self.sample_counts, m)
         if self.mechanism.n_outcomes != m:
             raise ValueError(f"the mechanism has {self.mechanism.n_outcomes} outcomes, the game {m}")
         for label, profile in (("truth", self.truth), ("reports", self.reports)):
@@ -223,6 +229,15 @@ class GameSolution:
         """(n,) ``reported.utilities - truthful.utilities``: what each group gained by the
         reported profile (positive for a profitable misreport)."""
         return self.reported.utilities - self.truthful.utilities
+
+
+def check_sample_counts(counts: Array | None, m: int) -> None:
+    """Raise ``ValueError`` unless ``counts`` is ``None`` or ``m`` integers >= 1."""
+    if counts is None:
+        return
+    counts = np.asarray(counts)
+    if counts.shape != (m,) or not np.issubdtype(counts.dtype, np.integer) or np.any(counts < 1):
+        raise ValueError(f"`sample_counts` must be {m} integers >= 1, got {counts!r:.80}")
 
 
 def solve(game: Game | PromptGame, payment_rule: str | PaymentRule | None = None) -> Any:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.core._game import Expectations, Game
+from rlhf_mech.core._game import Expectations, Game, check_sample_counts
 from rlhf_mech.core._mechanism import Mechanism, Profile
 from rlhf_mech.core._normalizations import Normalization
 from rlhf_mech.core._numerics import rows_per_chunk
@@ -98,6 +98,8 @@ class PromptGame:
     notes : what was changed on loading, for the output.
     expect : the file's ``expect:`` block (about the whole game), or ``None``.
     source, digest, lines : as for :class:`~rlhf_mech.core.Game`.
+    sample_counts : (T,) int, how often each prompt's outcomes were drawn from its initial
+        policy where they are samples (as for :class:`~rlhf_mech.core.Game`), or ``None``.
     """
 
     name: str
@@ -118,6 +120,7 @@ class PromptGame:
     source: str | None = None
     digest: str | None = None
     lines: Mapping[str, int] = field(default_factory=dict)
+    sample_counts: Array | None = None
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.weights, dtype=float)
@@ -139,6 +142,7 @@ class PromptGame:
             profile = getattr(self, label)
             if profile.rewards.shape != (n, T):
                 raise ValueError(f"`{label}.rewards` must have shape {(n, T)}, got {profile.rewards.shape}")
+        check_sample_counts(self.sample_counts, T)
         if self.outcome_costs is not None and np.shape(self.outcome_costs) != (T,):
             raise ValueError(f"`outcome_costs` must have shape {(T,)}")
         if self.outcome_names is not None and len(self.outcome_names) != T:
@@ -210,6 +214,9 @@ class PromptGame:
                 [np.zeros(k) if c is None else c for c, k in zip(costs, counts, strict=True)]
             ),
             outcome_names=tuple(o for g in games for o in g.outcomes) if named else None,
+            sample_counts=None
+            if any(g.sample_counts is None for g in games)
+            else np.concatenate([g.sample_counts for g in games]),
             **fields,
         )
 
@@ -297,6 +304,7 @@ class PromptGame:
             max_size=self.max_size,
             source=self.source,
             part=f"prompt {x}",
+            sample_counts=None if self.sample_counts is None else self.sample_counts[a:b],
         )
 
     @functools.cached_property

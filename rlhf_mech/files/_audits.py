@@ -21,6 +21,7 @@ from rlhf_mech.analysis import (
     AuditOptions,
     AuditSummary,
     GameAudit,
+    Uncertainty,
     failure_message,
     run_audits,
     summarise,
@@ -89,6 +90,9 @@ class AuditRun:
     summary : the counts and the exit code (:func:`~rlhf_mech.analysis.summarise`).
     saved : ``(audit index, group) -> path`` of each counterexample file written.
     quiet : whether the text output is the summary line alone (``-q``).
+    uncertainty : per audit, a sampled game's figures with their sampling error (``--ci``;
+        :func:`~rlhf_mech.analysis.audit_uncertainty`), ``None`` for a population game; empty
+        without ``--ci``.
     """
 
     audits: tuple[GameAudit, ...]
@@ -96,6 +100,7 @@ class AuditRun:
     summary: AuditSummary
     saved: dict[tuple[int, str], str] = field(default_factory=dict)
     quiet: bool = False
+    uncertainty: tuple[Uncertainty | None, ...] = ()
 
 
 def read_game(path: Path | str, allow_outside_refs: bool = False) -> Game | PromptGame:

@@ -573,6 +573,7 @@ def import_responses(
         normalization=normalization,
         truth=truth,
         reports=truth,
+        sample_counts=None if logprob_column else np.ones(m, dtype=np.int64),  # rows: samples
     )
     summary = FileSummary(table.path, m, table.columns, tuple(used))
     return ImportResult(

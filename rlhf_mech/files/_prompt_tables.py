@@ -531,6 +531,9 @@ class CheckedTable:
     weights: Array
     outcome_names: tuple[str, ...] | None
     notes: tuple[str, ...]
+    #: (total outcomes,) how often each outcome was drawn where the prompts are samples of the
+    #: initial policy (``sampled:``); ``None`` otherwise
+    sample_counts: Array | None = None
 
 
 def checked_columns(

@@ -173,6 +173,12 @@ def _common_tail(game: Game | PromptGame, data: dict[str, Any]) -> None:
     data["payment"] = _rule_entry(game, game.mechanism.payment_rule)
 
 
+def sampled_entry(counts: Array) -> bool | dict[str, list[int]]:
+    """``sampled:`` as a file writes it (files/spec/_sampled.py): ``true`` where every outcome
+    was drawn once, else the counts."""
+    return True if np.all(counts == 1) else {"counts": [int(c) for c in counts]}
+
+
 def _rule_entry(game: Game | PromptGame, rule: PaymentRule | TrainingRule) -> str | dict[str, Any]:
     """A rule as a file writes it: its name, or ``{rule: NAME, parameter: value, ...}``."""
     if not rule.parameters:
@@ -201,7 +207,9 @@ def core_document(game: Game, stem: str, inline_limit: int = INLINE_LIMIT) -> Ga
     arrays: dict[str, Array] = {}
     data: dict[str, Any] = {"name": game.name}
     data["outcomes"] = m if game.outcomes == default_outcome_names(m) else list(game.outcomes)
-    if np.array_equal(mechanism.pi_init, np.full(m, 1.0 / m)):
+    if game.sample_counts is not None:
+        data["sampled"] = sampled_entry(game.sample_counts)  # initial: the frequencies
+    elif np.array_equal(mechanism.pi_init, np.full(m, 1.0 / m)):
         data["initial"] = "uniform"
     elif inline:
         data["initial"] = _floats(mechanism.pi_init)
@@ -337,9 +345,12 @@ def prompt_document(
         outcomes = game.prompt_outcomes(k)
         entry["outcomes"] = m if outcomes == default_outcome_names(m) else list(outcomes)
         pi_init = game.pi_init[a:b]
-        entry["initial"] = (
-            "uniform" if np.array_equal(pi_init, np.full(m, 1.0 / m)) else row("initial", pi_init)
-        )
+        if game.sample_counts is not None:
+            entry["sampled"] = sampled_entry(game.sample_counts[a:b])  # initial: the frequencies
+        else:
+            entry["initial"] = (
+                "uniform" if np.array_equal(pi_init, np.full(m, 1.0 / m)) else row("initial", pi_init)
+            )
         truth, reported = game.truth.rewards[:, a:b], game.reports.rewards[:, a:b]
         entry["rewards"] = {n: row(f"group{i}.reward", truth[i]) for i, n in enumerate(game.group_names)}
         report = (

@@ -41,6 +41,7 @@ from rlhf_mech.core import Game, Profile
 from rlhf_mech.errors import printable
 from rlhf_mech.files import AuditRun, InvalidFile
 from rlhf_mech.render._format import annotation, plural, rule_json
+from rlhf_mech.render._uncertainty import audit_uncertainty_text, uncertainty_json
 
 #: The version of the audit JSON's layout (``rlhf-mech schema --audit`` prints its schema).
 AUDIT_SCHEMA_VERSION = 2
@@ -256,6 +257,11 @@ def render_audit(run: AuditRun) -> RichGroup:
     notes = [f"note: {game_label(a.game)}: {note}" for a in audits for note in a.notes]
     if notes:
         parts.append(Text("\n".join(notes), style="dim"))
+    parts += [
+        audit_uncertainty_text(game_label(a.game), u)
+        for a, u in zip(audits, run.uncertainty, strict=False)
+        if u is not None
+    ]
     parts.append(Text(summary_text(summary), style=style))
     return RichGroup(*parts)
 
@@ -450,6 +456,9 @@ def audits_to_json(run: AuditRun) -> dict[str, Any]:
         audit_to_json(a, {group: path for (k, group), path in saved.items() if k == index})
         for index, a in enumerate(audits)
     ]
+    for entry, u in zip(games, run.uncertainty, strict=False):
+        if u is not None:
+            entry["uncertainty"] = uncertainty_json(u)
     games += [{"source": bad.source, "line": bad.line, "error": bad.message} for bad in invalid]
     return {
         "schema_version": AUDIT_SCHEMA_VERSION,

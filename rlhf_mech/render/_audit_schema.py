@@ -22,6 +22,56 @@ def _object(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[
     }
 
 
+_NUMBERS = {"type": "array", "items": NUMBER_OR_NULL}
+
+#: ``--ci``: a sampled game's figures with their sampling error (render/_uncertainty.py).
+UNCERTAINTY_SCHEMA = _object(
+    {
+        "level": {"type": "number"},
+        "resamples": {"type": "integer"},
+        "seed": {"type": "integer"},
+        "interval": {"type": "string"},
+        "design": {"type": "string"},
+        "estimand": {"type": "string"},
+        "bias_corrected": {"type": "boolean"},
+        "prompts": {"type": "integer"},
+        "samples": {"type": "integer"},
+        "figures": {
+            "type": "array",
+            "items": _object(
+                {
+                    "profile": {"type": "string"},
+                    "quantity": {"type": "string"},
+                    "group": {"type": "string"},
+                    "estimate": NUMBER_OR_NULL,
+                    "se": NUMBER_OR_NULL,
+                    "ci": {**_NUMBERS, "minItems": 2, "maxItems": 2},
+                    "bias": NUMBER_OR_NULL,
+                    "biased": {"type": "boolean"},
+                    "verdict": {"type": "string"},
+                },
+                optional=("verdict",),
+            ),
+        },
+        "diagnostics": _object(
+            {
+                "pooled_ess": NUMBER_OR_NULL,
+                "pooled_relative_ess": NUMBER_OR_NULL,
+                "pooled_top_share": NUMBER_OR_NULL,
+                "min_prompt_ess": NUMBER_OR_NULL,
+                "mean_prompt_ess": NUMBER_OR_NULL,
+                "ess": _NUMBERS,
+                "top_share": _NUMBERS,
+                "ess_threshold": {"type": "number"},
+                "top_share_threshold": {"type": "number"},
+                "bias_threshold": {"type": "number"},
+                "warn": {"type": "boolean"},
+            }
+        ),
+    }
+)
+
+
 _VECTOR = {"type": ["array", "null"], "items": {"type": "number"}}
 
 _MISREPORT = _object(
@@ -175,8 +225,13 @@ _GAME = _object(
         "groups": {"type": "array", "items": _GROUP},
         "findings": {"type": "array", "items": _FINDING},
         "notes": {"type": "array", "items": {"type": "string"}},
+        "uncertainty": UNCERTAINTY_SCHEMA,
     },
-    optional=("training_rule", "part"),  # added to layout 1 after its release: optional, no new version
+    optional=(
+        "training_rule",
+        "part",
+        "uncertainty",
+    ),  # added to layout 1 after its release: optional, no new version
 )
 
 _INVALID = _object({"source": {"type": "string"}, "line": _LINE, "error": {"type": "string"}})

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from rlhf_mech.analysis import FAMILIES, SweepResult
 from rlhf_mech.render._format import annotation, fmt, rule_json
+from rlhf_mech.render._uncertainty import sweep_uncertainty_text, uncertainty_json
 
 #: More points than this are shown one row per point instead of one column per point.
 MAX_COLUMNS = 10
@@ -160,6 +161,8 @@ def render_sweep(result: SweepResult) -> RichGroup:
     parts: list[Any] = [sweep_table(result)]
     parts += [Text(f"note: {note}", style="dim") for note in result.notes]
     parts.append(Text(verdict(result), style="bold"))
+    if result.uncertainty is not None:
+        parts.append(sweep_uncertainty_text(result))
     return RichGroup(*parts)
 
 
@@ -180,8 +183,9 @@ def sweeps_to_json(results: Sequence[SweepResult]) -> dict[str, Any]:
 
 
 def sweep_to_json(result: SweepResult) -> dict[str, Any]:
-    """The stable machine-readable form of one sweep."""
-    return {
+    """The stable machine-readable form of one sweep (with ``--ci`` on a sampled game, an
+    ``uncertainty`` key: :func:`~rlhf_mech.render.uncertainty_json`)."""
+    data = {
         "game": result.game.name,
         "group": result.group_name,
         "strategy": result.family,
@@ -210,6 +214,9 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
             for k in range(result.parameters.size)
         ],
     }
+    if result.uncertainty is not None:
+        data["uncertainty"] = uncertainty_json(result.uncertainty)
+    return data
 
 
 def _csv_bool(value: bool) -> str:

@@ -199,6 +199,7 @@ def prompt_game(
     divergence: str = "kl",
     lam: float = 1.0,
     payment_rule: str = "affine_maximizer",
+    sample_counts: np.ndarray | None = None,
 ) -> PromptGame:
     """The game of many prompts, truthful reports: prompt ``x`` has outcomes
     ``x0 .. x{m_x - 1}``, initial distribution ``initial[x]`` and the groups' (n, m_x) reward
@@ -217,6 +218,7 @@ def prompt_game(
         truth=truth,
         reports=truth,
         weights=np.full(len(counts), 1.0 / len(counts)),
+        sample_counts=sample_counts,
     )
 
 
@@ -256,13 +258,14 @@ def import_prompts(
     flat_counts: dict[str, int] = {}
     spread: list[float] = []
     game_name = name if name is not None else _default_name(inputs)
-    pis, rewards = [], []
+    pis, rewards, drawn = [], [], []
     repeated = 0
     for a, b in itertools.pairwise(by_prompt.offsets):
         rows = by_prompt.rows[a:b]
         pi_init, normalised, first = _per_prompt_rewards(log, rows, normalization, flat_counts, spread)
         repeated += rows.size - first.size
         pis.append(pi_init)
+        drawn.append(np.rint(pi_init * rows.size).astype(np.int64))  # the samples: a sampled game
         rewards.append(combine_rewards(prefs, normalised, normalization))
     P = len(pis)
     outcomes = sum(len(p) for p in pis)
@@ -278,6 +281,7 @@ def import_prompts(
         divergence=divergence,
         lam=lam,
         payment_rule=payment_rule,
+        sample_counts=np.concatenate(drawn),
     )
     listed = ", ".join(shown(p) for p in by_prompt.prompts[:3]) + (", ..." if P > 3 else "")
     steps.append(

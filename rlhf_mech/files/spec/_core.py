@@ -49,6 +49,7 @@ from rlhf_mech.files.spec._document import (
     unique_names,
     vector,
 )
+from rlhf_mech.files.spec._sampled import SAMPLED_SCHEMA, sample_counts, sampled_initial
 from rlhf_mech.files.spec._schemas import (
     INITIAL_SCHEMA,
     MAX_NAME_CHARS,
@@ -94,6 +95,7 @@ class GameSpec(Strict):
     payment: PaymentField | None = None
     groups: list[GroupSpec] = Field(min_length=1)
     expect: ExpectSpec | None = None
+    sampled: Annotated[Any, WithJsonSchema(SAMPLED_SCHEMA)] = None
 
 
 def outcome_names(doc: Document, value: Any, path: Path_ = ("outcomes",)) -> tuple[str, ...]:
@@ -205,9 +207,13 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
     notes: list[str] = []
     arrays = ArrayLoader(doc)
     outcomes = None if doc.failed(("outcomes",)) else doc.check(outcome_names, doc, spec.outcomes)
-    pi_init = None
+    pi_init = counts = None
     if outcomes is not None:
         pi_init = doc.check(initial_distribution, doc, arrays, spec.initial, outcomes, notes)
+        counts = doc.check(sample_counts, doc, arrays, spec.sampled, ("sampled",), outcomes)
+    if counts is not None and pi_init is not None:
+        given = "initial" in spec.model_fields_set
+        pi_init = doc.check(sampled_initial, doc, counts, pi_init, given, ("initial",))
     groups = [(i, g) for i, g in enumerate(spec.groups or ()) if g is not None]
     named = [(i, g.name) for i, g in groups if g.name is not None]
     doc.check(unique_names, doc, [n for _, n in named], ("groups",), "group name", [i for i, _ in named])
@@ -275,4 +281,5 @@ def core_game(doc: Document, spec: GameSpec) -> Game:
         notes=tuple(notes),
         expect=expect,
         source=str(doc.path),
+        sample_counts=counts,
     )

@@ -62,6 +62,7 @@ from rlhf_mech.files.spec._document import (
     training_rule,
     unique_names,
 )
+from rlhf_mech.files.spec._sampled import SAMPLED_SCHEMA, sample_counts, sampled_initial
 from rlhf_mech.files.spec._schemas import INITIAL_SCHEMA, MAX_OUTCOMES, OUTCOMES_SCHEMA, REWARD_SCHEMA
 
 #: Most prompts a game may hold.
@@ -93,6 +94,7 @@ class PromptSpec(Strict):
     initial: Annotated[Any, WithJsonSchema(INITIAL_SCHEMA)] = "uniform"
     rewards: Annotated[dict[str, Any], WithJsonSchema(_REWARDS)]
     report: Annotated[dict[str, Any], WithJsonSchema(_REWARDS)] | None = None
+    sampled: Annotated[Any, WithJsonSchema(SAMPLED_SCHEMA)] = None
 
 
 class PromptGameSpec(Strict):
@@ -250,6 +252,7 @@ def prompt_game(doc: Document, spec: PromptGameSpec | PromptTableGameSpec) -> Pr
         max_size=spec.max_size,
         notes=(*notes, *table.notes),
         source=str(doc.path),
+        sample_counts=table.sample_counts,
     )
 
 
@@ -284,6 +287,7 @@ def _listed_prompts(
     arrays = ArrayLoader(doc)
     prompts = [(k, p) for k, p in enumerate(listed) if p is not None]
     total = 0
+    sampled: list[tuple[int, np.ndarray | None]] = []
     built: list[tuple[str, tuple[str, ...], np.ndarray, np.ndarray, np.ndarray] | None] = []
     for k, prompt in prompts:
         where: Path_ = ("prompts", k)
@@ -304,6 +308,11 @@ def _listed_prompts(
         pi_init = doc.check(
             initial_distribution, doc, arrays, prompt.initial, outcomes, notes, (*where, "initial")
         )
+        counts = doc.check(sample_counts, doc, arrays, prompt.sampled, (*where, "sampled"), outcomes)
+        if counts is not None and pi_init is not None:
+            given = "initial" in prompt.model_fields_set
+            pi_init = doc.check(sampled_initial, doc, counts, pi_init, given, (*where, "initial"))
+        sampled.append((k, counts))
         truth = doc.check(
             _group_rewards,
             doc,
@@ -333,6 +342,10 @@ def _listed_prompts(
         reported_rm = np.array([reported.get(n, truth[n]) for n in names])
         built.append((prompt.prompt, outcomes, pi_init, true_rm, reported_rm))
     weights = doc.check(_weights, doc, prompts, notes) if prompts else None
+    unmarked = [k for k, c in sampled if c is None]
+    if unmarked and len(unmarked) < len(sampled):
+        doc.problems.append(doc.error(("prompts", unmarked[0]), "sampled: on every prompt or on none"))
+        return None
     if weights is None or any(entry is None for entry in built):
         return None  # what failed is recorded in doc.problems
     entries = [entry for entry in built if entry is not None]
@@ -348,4 +361,5 @@ def _listed_prompts(
         weights=weights,
         outcome_names=tuple(o for entry in entries for o in entry[1]) if named else None,
         notes=(),
+        sample_counts=None if unmarked else np.concatenate([c for _, c in sampled]),
     )

@@ -1,0 +1,262 @@
+"""Benchmark: do the ``--ci`` intervals of a sampled game cover the population's figures? (issue 26)
+
+Population games whose exact answer is known: ``P`` prompts of ``m`` outcomes each (m = 10^5;
+10^4 with ``--quick``), ``pi_init`` log-normal over the outcomes, every group's reward an
+independent uniform [0, 1] score per outcome (the fixed-scale estimand), sizes 1..n, KL or
+chi^2 at several lambda. The population game is solved exactly (the batched kernel on all
+``m`` outcomes). Each replication draws ``N`` samples per prompt from ``pi_init``, builds the
+sampled game (outcomes: the distinct draws, ``pi_init = counts / N``), runs
+:func:`rlhf_mech.analysis.bootstrap` (responses design: the prompts are fixed, so the
+population figures are these prompts') and counts whether each 95% interval covers the
+population's
+
+* payment and utility of every group (truthful reports), the social welfare;
+* the no-payment gain of a fixed polarising misreport (group 0 reports ``rm_0^3``, a function of
+  the outcome, so the sampled game's misreport is the same report on its samples).
+
+Reported per setting and interval (percentile, basic, BCa, BCa minus the jackknife bias):
+coverage of each quantity (groups pooled), over all replications and over the intervals not
+flagged (no ESS warning, jackknife bias within BIAS_WARN standard errors); the share of
+replications whose ESS diagnostic warns, the share of intervals flagged, the median mean
+per-prompt ESS.
+
+``--speed``: B = 1,000 replicates of a 1,000-prompt x 16-sample, 4-group KL game against the
+exponentials they must form (B x (n + 1) x outcomes, ``np.exp`` into a preallocated array,
+same run).
+
+Run::
+
+    python benchmarks/coverage.py [--quick] [--reps 1000] [--resamples 1000] [--speed]
+        [--divergence kl chi2] [--lam 0.1 1] [--prompts 1 20] [--samples 32 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine
+
+from rlhf_mech.analysis import BootstrapOptions, Misreported, bootstrap
+from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame, solve_prompts
+
+
+def population(
+    P: int, m: int, n: int, divergence: str, lam: float, seed: int
+) -> tuple[PromptGame, np.ndarray]:
+    """The population game (truthful) and the polarising misreport of group 0, (n, P m)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 1.0, (P, m))
+    pi = np.exp(logits - logits.max(axis=1, keepdims=True))
+    pi /= pi.sum(axis=1, keepdims=True)
+    rewards = rng.random((n, P * m))
+    sizes = np.arange(1.0, n + 1.0)
+    game = PromptGame(
+        name="population",
+        prompts=tuple(f"p{x}" for x in range(P)),
+        group_names=tuple(f"g{i}" for i in range(n)),
+        mechanism=Mechanism(pi_init=pi[0], divergence=divergence, lam=lam),
+        normalization=Normalization.MAX,
+        offsets=np.arange(P + 1) * m,
+        pi_init=pi.ravel(),
+        truth=Profile(rewards, sizes),
+        reports=Profile(rewards, sizes),
+        weights=np.full(P, 1.0 / P),
+    )
+    misreport = rewards.copy()
+    misreport[0] = rewards[0] ** 3
+    return game, misreport
+
+
+def truth_values(game: PromptGame, misreport: np.ndarray) -> dict[str, np.ndarray]:
+    """The population's exact figures."""
+    truthful = solve_prompts(game).truthful
+    no_payment = replace(game, reports=Profile(misreport, game.truth.sizes))
+    gain = solve_prompts(no_payment, "none").gains[0]
+    return {
+        "payment": truthful.payments,
+        "utility": truthful.utilities,
+        "social_welfare": np.array([truthful.social_welfare]),
+        "gain": np.array([gain]),
+    }
+
+
+def sampled(
+    game: PromptGame, misreport: np.ndarray, N: int, rng: np.random.Generator
+) -> tuple[PromptGame, np.ndarray]:
+    """A sampled game: ``N`` draws per prompt from the population's ``pi_init``."""
+    P, m = game.n_prompts, int(game.outcome_counts[0])
+    cols, counts, offsets = [], [], [0]
+    for x in range(P):
+        draws = rng.choice(m, N, p=game.pi_init[x * m : (x + 1) * m])
+        unique, count = np.unique(draws, return_counts=True)
+        cols.append(unique + x * m)
+        counts.append(count)
+        offsets.append(offsets[-1] + unique.size)
+    flat = np.concatenate(cols)
+    c = np.concatenate(counts)
+    pi_init = c / np.repeat([N] * P, np.diff(offsets))
+    truth = Profile(game.truth.rewards[:, flat], game.truth.sizes)
+    small = replace(
+        game,
+        offsets=np.array(offsets),
+        pi_init=pi_init,
+        mechanism=replace(game.mechanism, pi_init=pi_init[: offsets[1]]),
+        truth=truth,
+        reports=truth,
+        sample_counts=c.astype(np.int64),
+    )
+    return small, misreport[:, flat]
+
+
+#: The intervals compared: the three of INTERVALS, and BCa shifted by the jackknife bias.
+METHODS = ("percentile", "basic", "bca", "bca-jackknife")
+QUANTITIES = ("payment", "utility", "social_welfare", "gain")
+
+
+def _ends(u: object, figures: list[int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each method's (low, high) of the figures at ``figures``, and under ``"biased"`` their
+    flags (the jackknife bias over BIAS_WARN standard errors)."""
+    out = {name: tuple(end[figures] for end in u.interval(name)) for name in METHODS[:3]}
+    bias = np.array([u.figures[d].bias for d in figures])
+    low, high = out["bca"]
+    out["bca-jackknife"] = (low - bias, high - bias)
+    out["biased"] = np.array([u.figures[d].biased for d in figures])
+    return out
+
+
+def replicate(game: PromptGame, misreport: np.ndarray, options: BootstrapOptions) -> tuple[dict, bool, float]:
+    """Each quantity's intervals by every method on one sampled game, whether the
+    diagnostics warn, and the mean per-prompt ESS."""
+    u = bootstrap(game, options)
+    none = replace(game, mechanism=replace(game.mechanism, payment_rule="none"))
+    polarised = Misreported("misreport", 0, Profile(misreport, game.truth.sizes), game.truth)
+    g = bootstrap(none, options, misreports=(polarised,))
+    index = {(f.profile, f.quantity, f.group): d for d, f in enumerate(u.figures)}
+    names = game.group_names
+    picks = {
+        "payment": [index["truthful", "payment", i] for i in names],
+        "utility": [index["truthful", "utility", i] for i in names],
+        "social_welfare": [index["truthful", "social_welfare", ""]],
+    }
+    out = {q: _ends(u, d) for q, d in picks.items()}
+    gain = next(d for d, f in enumerate(g.figures) if f.profile == "misreport" and f.quantity == "gain")
+    out["gain"] = _ends(g, [gain])
+    warn = u.diagnostics.warn or g.diagnostics.warn
+    return out, warn, u.diagnostics.mean_ess
+
+
+def setting(
+    P: int,
+    m: int,
+    n: int,
+    divergence: str,
+    lam: float,
+    N: int,
+    reps: int,
+    options: BootstrapOptions,
+    seed: int,
+) -> dict[str, float]:
+    """Coverage per method and quantity (all replications, and those without a warning), the
+    share of replications that warn and the median mean per-prompt ESS."""
+    game, misreport = population(P, m, n, divergence, lam, seed)
+    exact = truth_values(game, misreport)
+    rng = np.random.default_rng(seed + 1)
+    hits: dict[tuple[str, str], list[np.ndarray]] = {(k, q): [] for k in METHODS for q in QUANTITIES}
+    flags: dict[str, list[np.ndarray]] = {q: [] for q in QUANTITIES}
+    warns, ess = [], []
+    for _ in range(reps):
+        small, mis = sampled(game, misreport, N, rng)
+        got, warn, mean_ess = replicate(small, mis, options)
+        warns.append(warn)
+        ess.append(mean_ess)
+        for q in QUANTITIES:
+            flags[q].append(got[q]["biased"] | warn)
+            for k in METHODS:
+                low, high = got[q][k]
+                hits[k, q].append((low <= exact[q]) & (exact[q] <= high))
+    row: dict[str, float] = {"warn": float(np.mean(warns)), "ess": float(np.median(ess))}
+    for q in QUANTITIES:
+        row[f"flagged:{q}"] = float(np.mean(flags[q]))
+    for (k, q), h in hits.items():
+        covered = np.array(h)  # (reps, groups)
+        quiet = ~np.array(flags[q])
+        row[f"{k}:{q}"] = float(covered.mean())
+        row[f"{k}:{q}:quiet"] = float(covered[quiet].mean()) if quiet.any() else float("nan")
+    return row
+
+
+def speed(B: int = 1000, P: int = 1000, N: int = 16, n: int = 4) -> None:
+    """The speed check (module docstring)."""
+    game, _ = population(P, N * 4, n, "kl", 1.0, 0)
+    small, _ = sampled(game, game.truth.rewards, N, np.random.default_rng(1))
+    outcomes = int(small.sample_counts.sum())
+    work = np.empty((B, n + 1, outcomes))
+    np.random.default_rng(2).random(out=work)
+    start = time.perf_counter()
+    np.exp(work, out=work)
+    exps = time.perf_counter() - start
+    start = time.perf_counter()
+    bootstrap(small, BootstrapOptions(resamples=B, design="responses"))
+    boot = time.perf_counter() - start
+    print(
+        f"speed: B={B} replicates of {P} prompts x {N} samples, {n} groups, KL: bootstrap "
+        f"{boot:.2f} s, np.exp of B x (n+1) x {outcomes} = {B * (n + 1) * outcomes:.3g} values "
+        f"{exps:.2f} s: ratio {boot / exps:.1f}x"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small grid, m = 10^4, few replications")
+    parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--resamples", type=int, default=None)
+    parser.add_argument("--speed", action="store_true", help="only the speed check")
+    parser.add_argument("--lam", type=float, nargs="*", help="only these lambda")
+    parser.add_argument("--prompts", type=int, nargs="*", help="only these numbers of prompts")
+    parser.add_argument("--samples", type=int, nargs="*", help="only these N")
+    parser.add_argument("--divergence", nargs="*", help="only these divergences")
+    args = parser.parse_args()
+    print(machine())
+    if args.speed:
+        speed()
+        return
+    if args.quick:
+        m, reps, B = 10_000, args.reps or 30, args.resamples or 200
+        axes = [("kl", "chi2"), (0.1, 1.0), (3,), (1, 20), (32, 128)]
+    else:
+        m, reps, B = 100_000, args.reps or 1000, args.resamples or 1000
+        axes = [("kl", "chi2"), (0.1, 1.0, 10.0), (2, 4), (1, 20, 200), (8, 32, 128, 512)]
+    for k, chosen in ((0, args.divergence), (1, args.lam), (3, args.prompts), (4, args.samples)):
+        if chosen:
+            axes[k] = tuple(chosen)
+    grid = itertools.product(*axes)
+    options = BootstrapOptions(level=0.95, resamples=B, design="responses")
+    print(f"m = {m} outcomes per prompt, {reps} replications, B = {B}, nominal 95%")
+    print("coverage of payment, utility, social welfare, no-payment gain: all | not flagged")
+    print(
+        "div   lambda n P   N   method         | pay  util SW   gain | pay  util SW   gain | "
+        "ESS warns, flagged: pay util SW gain | mean ESS"
+    )
+    for seed, (div, lam, n, P, N) in enumerate(grid):
+        r = setting(P, m, n, div, lam, N, reps, options, 1000 + seed)
+        for k in METHODS:
+            every = " ".join(f"{r[f'{k}:{q}']:.2f}" for q in QUANTITIES)
+            quiet = " ".join(f"{r[f'{k}:{q}:quiet']:.2f}" for q in QUANTITIES)
+            flagged = " ".join(f"{r[f'flagged:{q}']:.2f}" for q in QUANTITIES)
+            print(
+                f"{div:5s} {lam:<6g} {n} {P:<3d} {N:<4d}{k:15s}| {every} | {quiet} | {r['warn']:.2f}, "
+                f"{flagged} | {r['ess']:.1f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
