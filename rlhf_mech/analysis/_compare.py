@@ -134,6 +134,9 @@ class MechanismFigures:
     full_runs, early_stopped_runs : the training runs the mechanism needs
         (:meth:`~rlhf_mech.core.TrainingCost.runs`).
     early_stopped_steps : the length of an early-stopped run (``steps``), or ``None``.
+    gameable : whether some group's search found a gain above ``tol * max(1, |u_i|)``.
+    dsic_payment : a payment rule that a theorem makes DSIC with this training rule
+        (Proposition 4.4: ``p^AFF`` for an additive rule), or ``None``.
     pareto : whether no other mechanism of the grid is at least as good in every objective
         and better in one (module docstring).
     """
@@ -146,12 +149,21 @@ class MechanismFigures:
     full_runs: int
     early_stopped_runs: int
     early_stopped_steps: int | None
+    gameable: bool
+    dsic_payment: PaymentRule | None
     pareto: bool = False
 
     @property
     def dsic_by_theorem(self) -> bool:
         """Whether a theorem makes the mechanism DSIC (Proposition 4.4, Heuristic 2's run)."""
         return self.payment.dsic and self.training.additive
+
+    @property
+    def as_expected(self) -> bool:
+        """Whether the search agrees with the theorems: a gain where none makes the mechanism
+        DSIC (Theorem 4.2 and section 4.4's Heuristic 1; appendix E for MaxMin and Nash), none
+        where one does."""
+        return self.gameable != self.dsic_by_theorem
 
     @property
     def lowest_utility(self) -> float:
@@ -361,6 +373,7 @@ def evaluate(game: Game | PromptGame, options: CompareOptions) -> MechanismFigur
             )
     full, early = payment.cost.runs(game.n_groups)
     steps = int(payment.setting("steps")) if early else None
+    gameable = any(g.gain > options.tol * max(1.0, abs(g.utility)) for g in groups)
     return MechanismFigures(
         training=mechanism.training_rule,
         payment=payment,
@@ -370,7 +383,24 @@ def evaluate(game: Game | PromptGame, options: CompareOptions) -> MechanismFigur
         full_runs=full,
         early_stopped_runs=early,
         early_stopped_steps=steps,
+        gameable=gameable,
+        dsic_payment=dsic_payment(game),
     )
+
+
+def dsic_payment(game: Game | PromptGame) -> PaymentRule | None:
+    """The first registered payment rule that a theorem makes DSIC, IR-compatible and ``>= 0``
+    with the game's training rule (Proposition 4.4: ``p^AFF`` for SW-Max), or ``None`` (no
+    theorem gives one: MaxMin and Nash, appendix E)."""
+    mechanism = game.mechanism
+    for rule in ALL_PAYMENT_RULES:
+        if (
+            rule.dsic
+            and rule.nonnegative
+            and not rule_conflict(mechanism.training_rule, rule, mechanism.divergence)
+        ):
+            return rule
+    return None
 
 
 def pareto_front(points: Array, tol: float = 1e-9) -> Array:
