@@ -329,7 +329,7 @@ def _negative_share(game: Game | PromptGame, i: int, options: CompareOptions) ->
     rule = game.mechanism.payment_rule
     if not rule.charges or options.samples == 0:
         return 0.0, 0
-    prompts = game.games() if isinstance(game, PromptGame) else (game,)
+    prompts = game.games if isinstance(game, PromptGame) else (game,)
     weights = game.weights if isinstance(game, PromptGame) else np.ones(1)
     total: Array | None = None
     sizes = np.array([1.0, size_bound(game)[0]])

@@ -20,6 +20,7 @@ from rich.console import Group as RichGroup
 from rich.text import Text
 
 from rlhf_mech.analysis import Comparison, LeastCostRow, MechanismFigures
+from rlhf_mech.core import PromptGame
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render._format import rule_json, rule_label
 from rlhf_mech.render._html import (
@@ -97,8 +98,9 @@ def runs_text(m: MechanismFigures) -> str:
 def _summary(c: Comparison) -> str:
     game = c.game
     mechanism = game.mechanism
+    prompts = f"{game.n_prompts} prompts, " if isinstance(game, PromptGame) else ""
     return (
-        f"{game.name}: {game.n_groups} groups, {len(game.outcomes)} outcomes, divergence "
+        f"{game.name}: {game.n_groups} groups, {prompts}{game.n_outcomes} outcomes, divergence "
         f"{mechanism.divergence.name} (lambda = {mechanism.lam:g}); {len(c.mechanisms)} mechanisms "
         "at truthful reports"
     )
