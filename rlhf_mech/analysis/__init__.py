@@ -32,12 +32,15 @@ from rlhf_mech.analysis._checks import (
     range_findings,
 )
 from rlhf_mech.analysis._compare import (
+    AuditVerdict,
     CompareOptions,
     Comparison,
     GroupFigures,
     LeastCostRow,
     MechanismFigures,
+    audit_verdict,
     compare,
+    dsic_payment,
     mechanism_grid,
     pareto_front,
 )
@@ -140,6 +143,7 @@ __all__ = [
     "TYPE_KINDS",
     "AuditOptions",
     "AuditSummary",
+    "AuditVerdict",
     "Check",
     "CompareOptions",
     "Comparison",
@@ -168,7 +172,9 @@ __all__ = [
     "audit_game",
     "audit_group",
     "audit_groups",
+    "audit_verdict",
     "compare",
+    "dsic_payment",
     "evaluations_for",
     "existential_findings",
     "explicit_misreports",

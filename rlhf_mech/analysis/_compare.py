@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rlhf_mech.analysis._audit import GameAudit
 from rlhf_mech.analysis._implementability import implementability, type_set
 from rlhf_mech.analysis._least_cost import LeastCostPayments, least_cost_payments
 from rlhf_mech.analysis._objective import SearchResult
@@ -468,4 +469,49 @@ def compare(
         least_cost=tuple(least),
         skipped=tuple(skipped),
         notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class AuditVerdict:
+    """What an audit means for its game, in the terms of :class:`MechanismFigures`.
+
+    Attributes
+    ----------
+    gameable : whether some group's search found a gain above ``tol * max(1, |u_i|)``.
+    group, gain : the group with the largest gain found, and that gain.
+    share : the gain as a share of the group's truthful utility (``None`` where that is
+        ``<= 0``).
+    expected : whether that is what the file's ``expect: dsic`` says, or without one, what the
+        theorems say (gameable exactly when no theorem makes the mechanism DSIC).
+    fix : a payment rule that a theorem makes DSIC with the game's training rule where the
+        game is gameable under another (:func:`dsic_payment`), else ``None``.
+    """
+
+    gameable: bool
+    group: str
+    gain: float
+    share: float | None
+    expected: bool
+    fix: PaymentRule | None
+
+
+def audit_verdict(audit: GameAudit) -> AuditVerdict:
+    """The :class:`AuditVerdict` of one game's audit."""
+    game = audit.game
+    gain, group = audit.epsilon_ic
+    utility = float(audit.truthful.truthful.utilities[game.group_names.index(group)])
+    mechanism = game.mechanism
+    gameable = gain > audit.options.tol * max(1.0, abs(utility))
+    by_theorem = mechanism.payment_rule.dsic and mechanism.training_rule.additive
+    said = game.expect.dsic if game.expect is not None else None
+    expected = gameable == (not said if said is not None else not by_theorem)
+    fix = dsic_payment(game)
+    return AuditVerdict(
+        gameable=gameable,
+        group=group,
+        gain=gain,
+        share=gain / utility if utility > 0 else None,
+        expected=expected,
+        fix=fix if gameable and fix is not None and fix.name != mechanism.payment_rule.name else None,
     )

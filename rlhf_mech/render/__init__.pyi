@@ -1,10 +1,12 @@
 """The public names of :mod:`rlhf_mech.render`: the one list, read lazily by ``attach_stub``."""
 
+from rlhf_mech.render._audit import AUDIT_LEGEND as AUDIT_LEGEND
 from rlhf_mech.render._audit import AUDIT_SCHEMA_VERSION as AUDIT_SCHEMA_VERSION
 from rlhf_mech.render._audit import INVALID_FILE as INVALID_FILE
 from rlhf_mech.render._audit import JSON_VECTOR_LIMIT as JSON_VECTOR_LIMIT
 from rlhf_mech.render._audit import SARIF_SCHEMA as SARIF_SCHEMA
 from rlhf_mech.render._audit import Problem as Problem
+from rlhf_mech.render._audit import audit_html as audit_html
 from rlhf_mech.render._audit import audit_progress as audit_progress
 from rlhf_mech.render._audit import audit_table as audit_table
 from rlhf_mech.render._audit import audit_to_json as audit_to_json
@@ -14,6 +16,7 @@ from rlhf_mech.render._audit import finding_line as finding_line
 from rlhf_mech.render._audit import finding_message as finding_message
 from rlhf_mech.render._audit import fmt_figure as fmt_figure
 from rlhf_mech.render._audit import game_source as game_source
+from rlhf_mech.render._audit import game_verdict as game_verdict
 from rlhf_mech.render._audit import problems as problems
 from rlhf_mech.render._audit import render_audit as render_audit
 from rlhf_mech.render._audit import summary_text as summary_text
