@@ -116,7 +116,8 @@ class GroupFigures:
 
     @property
     def negative_stderr(self) -> float:
-        """The binomial standard error of :attr:`negative_share` (an estimate)."""
+        """The binomial standard error of :attr:`negative_share` (an estimate), at least that
+        of one negative payment in ``samples`` (a share of 0 observed is not a certainty)."""
         if self.samples == 0:
             return 0.0
         s = self.negative_share

@@ -458,7 +458,11 @@ def compare_html(c: Comparison) -> str:
     (inline SVG) and the commands that reproduce every number."""
     points = [(m.social_welfare, m.max_gain[0], str(k + 1), m.pareto) for k, m in enumerate(c.mechanisms)]
     key = [f"{k + 1}: {mechanism_name(m, c)}" for k, m in enumerate(c.mechanisms)]
-    tables: Sequence[TableData | None] = (trade_off_table(c), groups_table(c), least_cost_table(c))
+    tables: Sequence[tuple[str, TableData | None]] = (
+        ("Trade-offs", trade_off_table(c)),
+        ("Per group", groups_table(c)),
+        ("Least-cost payments", least_cost_table(c)),
+    )
     source = shlex.quote(_source(c))
     commands = [
         reproduce(c),
@@ -475,7 +479,7 @@ def compare_html(c: Comparison) -> str:
             "Verdict",
             paragraphs([_summary(c), game_verdict(c), *(mechanism_verdict(m, c) for m in c.mechanisms)]),
         ),
-        *((data.title, html_table(data)) for data in tables if data is not None),
+        *((heading, html_table(data)) for heading, data in tables if data is not None),
         (
             "Largest gain against social welfare (filled: Pareto front)",
             svg_scatter(points, "social welfare at truth", "largest gain found") + paragraphs(key, "key"),
