@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from functools import cache
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -204,3 +205,13 @@ def test_cli_compare_is_deterministic_and_reports_bad_options() -> None:
         assert result.exit_code == 2
         assert message in result.stderr and "Traceback" not in result.output
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_plot_is_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "compare.svg"
+    args = ["compare", GAME, "--training", "sw_max", "--budget", "20", "--samples", "4", "--types", "0"]
+    result = runner.invoke(app, [*args, "--plot", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
