@@ -215,3 +215,18 @@ def test_the_plot_is_written(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--plot", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+
+
+# --- small defects of issue 24 ------------------------------------------------------------------
+
+
+def test_a_typo_in_a_registry_name_gets_a_suggestion() -> None:
+    result = runner.invoke(app, ["solve", GAME, "--payment", "afine_maximizer"])
+    assert result.exit_code == 2
+    assert "(did you mean 'affine_maximizer'?)" in result.stderr
+
+
+def test_audit_help_keeps_the_configuration_table_name() -> None:
+    result = runner.invoke(app, ["audit", "--help"])
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert "Default: paths of [tool.rlhf-mech] in pyproject.toml" in text

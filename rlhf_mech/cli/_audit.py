@@ -45,7 +45,7 @@ def audit_command(
         list[str] | None,
         typer.Argument(
             help="Game files, directories (*.yaml, *.yml), globs, or - (standard input). "
-            "Default: paths of [tool.rlhf-mech] in pyproject.toml.",
+            "Default: paths of \\[tool.rlhf-mech] in pyproject.toml.",
             show_default=False,
         ),
     ] = None,
