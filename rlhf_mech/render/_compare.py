@@ -13,6 +13,7 @@ import math
 import shlex
 import textwrap
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +107,20 @@ def _summary(c: Comparison) -> str:
     )
 
 
+def _short_label(rule: Any, c: Comparison, rules: Sequence[Any]) -> str:
+    """A rule's name with only the parameters that differ between the ``rules`` of its name
+    (the compact table; the JSON has them all)."""
+    same = [r for r in rules if r.name == rule.name]
+    varying = {k for k, v in rule.parameters if any(dict(r.parameters).get(k) != v for r in same)}
+    shown = replace(rule, parameters=tuple((k, v) for k, v in rule.parameters if k in varying))
+    return _label(shown, c)
+
+
 def trade_off_table(c: Comparison) -> TableData:
     """One row per mechanism, grouped by training rule (section rows)."""
     rows: list[tuple[str, ...]] = []
     current = None
+    payments = [m.payment for m in c.mechanisms]
     for m in c.mechanisms:
         training = _label(m.training, c)
         if training != current:
@@ -119,7 +130,7 @@ def trade_off_table(c: Comparison) -> TableData:
         shares = [g.gain_share for g in m.groups if g.gain == gain]
         rows.append(
             (
-                "  " + _label(m.payment, c),
+                "  " + _short_label(m.payment, c, payments),
                 num(m.social_welfare),
                 num(m.asw),
                 num(m.lowest_utility),
