@@ -230,3 +230,17 @@ def test_audit_help_keeps_the_configuration_table_name() -> None:
     result = runner.invoke(app, ["audit", "--help"])
     text = " ".join(result.stdout.replace("│", " ").split())
     assert "Default: paths of [tool.rlhf-mech] in pyproject.toml" in text
+
+
+def test_a_saved_cycle_names_a_replay_path_that_exists_from_where_it_was_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    game = str(Path(GAME).resolve().parent / "rules" / "maxmin.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        app, ["implementability", game, "--group", "safety", "--points", "4", "--save-cycle", "out"]
+    )
+    assert result.exit_code == 1, result.output
+    first = sorted((tmp_path / "out").glob("*.yaml"))[0]
+    replay = first.read_text(encoding="utf-8").split("Replay: rlhf-mech solve ")[1].split()[0]
+    assert (tmp_path / replay).resolve() == first.resolve()
