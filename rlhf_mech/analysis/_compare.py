@@ -85,6 +85,16 @@ class CompareOptions:
     type_points: int = DEFAULT_TYPE_POINTS
     tol: float = 1e-9
 
+    def __post_init__(self) -> None:
+        if int(self.budget) != self.budget or self.budget < 10:
+            raise ValueError(f"`budget` must be an integer >= 10, got {self.budget!r}")
+        for name in ("seed", "samples", "type_points"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}")
+        if not (np.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"`tol` must be finite and >= 0, got {self.tol!r}")
+
 
 @dataclass(frozen=True)
 class GroupFigures:
@@ -137,6 +147,7 @@ class MechanismFigures:
         (:meth:`~rlhf_mech.core.TrainingCost.runs`).
     early_stopped_steps : the length of an early-stopped run (``steps``), or ``None``.
     gameable : whether some group's search found a gain above ``tol * max(1, |u_i|)``.
+    ir : whether every group's truthful utility is ``>= -tol`` (Definition 3.3).
     dsic_payment : a payment rule that a theorem makes DSIC with this training rule
         (Proposition 4.4: ``p^AFF`` for an additive rule), or ``None``.
     pareto : whether no other mechanism of the grid is at least as good in every objective
@@ -152,6 +163,7 @@ class MechanismFigures:
     early_stopped_runs: int
     early_stopped_steps: int | None
     gameable: bool
+    ir: bool
     dsic_payment: PaymentRule | None
     pareto: bool = False
 
@@ -187,8 +199,9 @@ class MechanismFigures:
         return float(sum(max(g.gain, 0.0) for g in self.groups))
 
     @property
-    def ir(self) -> bool:
-        return all(g.utility >= -1e-9 for g in self.groups)
+    def runs(self) -> int:
+        """Every training run, full or early-stopped (a plot's cost axis)."""
+        return self.full_runs + self.early_stopped_runs
 
     @property
     def negative_share(self) -> float:
@@ -386,6 +399,7 @@ def evaluate(game: Game | PromptGame, options: CompareOptions) -> MechanismFigur
         early_stopped_runs=early,
         early_stopped_steps=steps,
         gameable=gameable,
+        ir=all(g.utility >= -options.tol for g in groups),
         dsic_payment=dsic_payment(game),
     )
 
@@ -480,6 +494,7 @@ class AuditVerdict:
     Attributes
     ----------
     gameable : whether some group's search found a gain above ``tol * max(1, |u_i|)``.
+    ir : whether every group's truthful utility is ``>= -tol`` (Definition 3.3).
     group, gain : the group with the largest gain found, and that gain.
     share : the gain as a share of the group's truthful utility (``None`` where that is
         ``<= 0``).

@@ -419,11 +419,6 @@ def compare_to_csv(c: Comparison) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _cost(m: MechanismFigures) -> float:
-    """Training runs as one number for a plot axis: full runs, plus early-stopped runs."""
-    return float(m.full_runs + m.early_stopped_runs)
-
-
 def compare_figure(c: Comparison) -> Any:
     """A matplotlib figure: the largest gain against training runs and against SW, one point
     per mechanism, the Pareto front filled (needs the ``plot`` extra)."""
@@ -433,7 +428,10 @@ def compare_figure(c: Comparison) -> Any:
     axes = fig.subplots(1, 2)
     for ax, (x_of, x_label) in zip(
         axes,
-        ((_cost, "training runs (full + early-stopped)"), (lambda m: m.social_welfare, "social welfare")),
+        (
+            (lambda m: m.runs, "training runs (full + early-stopped)"),
+            (lambda m: m.social_welfare, "social welfare"),
+        ),
         strict=True,
     ):
         for k, m in enumerate(c.mechanisms):
