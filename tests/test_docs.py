@@ -4,7 +4,7 @@ text block of README.md and docs/*.md is run, and its output compared with the o
 Each document runs in a fresh folder holding copies of ``games/``, ``examples/`` and the
 games the documents define (``docs/games/``), its commands in order (a later command may read
 what an earlier one wrote, as a reader would). Standard output and standard error are
-compared together, stderr first. In the text shown, a line ``...`` (or one that starts with
+compared together, as a terminal shows them (``2>&1``). In the text shown, a line ``...`` (or one that starts with
 ``...`` after its indentation) stands for any lines; timings (``0.338 s``) and per-run
 folders are compared as patterns. Commands that cannot run here are listed in
 :data:`NOT_RUN` with the reason, and a test keeps that list exact.
@@ -101,9 +101,15 @@ def test_the_shown_output_is_what_the_command_prints(
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
     }
     done = subprocess.run(
-        ["bash", "-c", command], cwd=sandboxes[document], env=env, capture_output=True, text=True, timeout=600
+        ["bash", "-c", command],
+        cwd=sandboxes[document],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
     )
-    actual = _TIMING.sub("N s", done.stderr + done.stdout)
+    actual = _TIMING.sub("N s", done.stdout)
     actual = "\n".join(line.rstrip() for line in actual.splitlines()) + "\n"
     assert _pattern(expected).match(actual), (
         f"$ {command}\n--- shown\n" + "\n".join(expected) + f"\n--- got\n{actual}"
