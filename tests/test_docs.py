@@ -4,9 +4,9 @@ text block of README.md and docs/*.md is run, and its output compared with the o
 Each document runs in a fresh folder holding copies of ``games/``, ``examples/`` and the
 games the documents define (``docs/games/``), its commands in order (a later command may read
 what an earlier one wrote, as a reader would). Standard output and standard error are
-compared together, as a terminal shows them (``2>&1``). In the text shown, a line ``...`` (or one that starts with
-``...`` after its indentation) stands for any lines; timings (``0.338 s``) and per-run
-folders are compared as patterns. Commands that cannot run here are listed in
+compared together, as a terminal shows them (``2>&1``). In the text shown, a line ``...``
+(or one that starts with ``...`` after its indentation) stands for any lines; timings
+(``0.338 s``) are compared as patterns. Commands that cannot run here are listed in
 :data:`NOT_RUN` with the reason, and a test keeps that list exact.
 """
 
