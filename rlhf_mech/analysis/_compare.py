@@ -498,8 +498,9 @@ class AuditVerdict:
     group, gain : the group with the largest gain found, and that gain.
     share : the gain as a share of the group's truthful utility (``None`` where that is
         ``<= 0``).
-    expected : whether that is what the file's ``expect: dsic`` says, or without one, what the
-        theorems say (gameable exactly when no theorem makes the mechanism DSIC).
+    expected : whether that is what the audit expects: the file's ``expect: dsic``, DSIC
+        without one (the audit's default).
+    by_theorem : whether a theorem makes the mechanism DSIC (Proposition 4.4, Heuristic 2).
     fix : a payment rule that a theorem makes DSIC with the game's training rule where the
         game is gameable under another (:func:`dsic_payment`), else ``None``.
     """
@@ -509,6 +510,7 @@ class AuditVerdict:
     gain: float
     share: float | None
     expected: bool
+    by_theorem: bool
     fix: PaymentRule | None
 
 
@@ -521,7 +523,7 @@ def audit_verdict(audit: GameAudit) -> AuditVerdict:
     gameable = gain > audit.options.tol * max(1.0, abs(utility))
     by_theorem = mechanism.payment_rule.dsic and mechanism.training_rule.additive
     said = game.expect.dsic if game.expect is not None else None
-    expected = gameable == (not said if said is not None else not by_theorem)
+    expected = gameable == (said is False)
     fix = dsic_payment(game)
     return AuditVerdict(
         gameable=gameable,
@@ -529,5 +531,6 @@ def audit_verdict(audit: GameAudit) -> AuditVerdict:
         gain=gain,
         share=gain / utility if utility > 0 else None,
         expected=expected,
+        by_theorem=by_theorem,
         fix=fix if gameable and fix is not None and fix.name != mechanism.payment_rule.name else None,
     )

@@ -277,7 +277,13 @@ def game_verdict(audit: GameAudit) -> str:
         text = f"{source}: gameable: {v.group} gains up to {fmt_figure(v.gain)}{share} under {rule}"
     else:
         text = f"{source}: no profitable misreport found under {rule}"
-    text += "; expected" if v.expected else "; NOT expected"
+    if v.expected:
+        text += "; expected" + ("" if v.gameable or v.by_theorem else " (the file's expect:)")
+    else:
+        text += "; NOT expected: the file expects " + (
+            "a gain (expect: dsic: false)" if not v.gameable else "DSIC"
+        )
+        text += " (as Proposition 4.4 says)" if v.by_theorem and v.gameable else ""
     if v.fix is not None:
         text += (
             f"; {v.fix.name} makes it DSIC (Proposition 4.4): "
