@@ -278,12 +278,11 @@ def game_verdict(audit: GameAudit) -> str:
     else:
         text = f"{source}: no profitable misreport found under {rule}"
     if v.expected:
-        text += "; expected" + ("" if v.gameable or v.by_theorem else " (the file's expect:)")
+        text += "; expected"
     else:
         text += "; NOT expected: the file expects " + (
-            "a gain (expect: dsic: false)" if not v.gameable else "DSIC"
+            "DSIC" if v.gameable else "a gain (expect: dsic: false)"
         )
-        text += " (as Proposition 4.4 says)" if v.by_theorem and v.gameable else ""
     if v.fix is not None:
         text += (
             f"; {v.fix.name} makes it DSIC (Proposition 4.4): "
