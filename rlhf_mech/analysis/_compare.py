@@ -500,7 +500,6 @@ class AuditVerdict:
         ``<= 0``).
     expected : whether that is what the audit expects: the file's ``expect: dsic``, DSIC
         without one (the audit's default).
-    by_theorem : whether a theorem makes the mechanism DSIC (Proposition 4.4, Heuristic 2).
     fix : a payment rule that a theorem makes DSIC with the game's training rule where the
         game is gameable under another (:func:`dsic_payment`), else ``None``.
     """
@@ -510,7 +509,6 @@ class AuditVerdict:
     gain: float
     share: float | None
     expected: bool
-    by_theorem: bool
     fix: PaymentRule | None
 
 
@@ -521,7 +519,6 @@ def audit_verdict(audit: GameAudit) -> AuditVerdict:
     utility = float(audit.truthful.truthful.utilities[game.group_names.index(group)])
     mechanism = game.mechanism
     gameable = gain > audit.options.tol * max(1.0, abs(utility))
-    by_theorem = mechanism.payment_rule.dsic and mechanism.training_rule.additive
     said = game.expect.dsic if game.expect is not None else None
     expected = gameable == (said is False)
     fix = dsic_payment(game)
@@ -531,6 +528,5 @@ def audit_verdict(audit: GameAudit) -> AuditVerdict:
         gain=gain,
         share=gain / utility if utility > 0 else None,
         expected=expected,
-        by_theorem=by_theorem,
         fix=fix if gameable and fix is not None and fix.name != mechanism.payment_rule.name else None,
     )
