@@ -108,7 +108,7 @@ def test_the_shown_output_is_what_the_command_prints(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=600,
+        timeout=1800,  # the audit of every bundled game with --noise takes minutes on a busy machine
     )
     if not expected:  # a command shown without its output: it must run cleanly
         assert done.returncode == 0, f"$ {command}\n{done.stdout}"
