@@ -15,6 +15,7 @@ from typing import Any
 
 from rlhf_mech.cli._app import app
 from rlhf_mech.cli._audit import audit_command
+from rlhf_mech.cli._compare import compare_command
 from rlhf_mech.cli._implementability import implementability_command
 from rlhf_mech.cli._import import import_game
 from rlhf_mech.cli._output import print_error
@@ -28,6 +29,7 @@ app.command("sweep")(sweep_command)
 app.command("implementability")(implementability_command)
 app.command("import")(import_game)
 app.command("audit")(audit_command)
+app.command("compare")(compare_command)
 
 
 def run() -> Callable[[], Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +13,10 @@ import typer
 from rlhf_mech.cli._app import (
     ColorOption,
     OutsideOption,
+    PaymentOption,
+    PaymentParamOption,
+    TrainingOption,
+    TrainingParamOption,
     VerboseOption,
     command,
     emit,
@@ -47,7 +53,7 @@ def audit_command(
         list[str] | None,
         typer.Argument(
             help="Game files, directories (*.yaml, *.yml), globs, or - (standard input). "
-            "Default: paths of [tool.rlhf-mech] in pyproject.toml.",
+            "Default: paths of \\[tool.rlhf-mech] in pyproject.toml.",
             show_default=False,
         ),
     ] = None,
@@ -123,6 +129,13 @@ def audit_command(
     interval: IntervalOption = "basic",
     estimand: EstimandOption = "fixed",
     design: DesignOption = None,
+    training: TrainingOption = None,
+    training_param: TrainingParamOption = None,
+    payment: PaymentOption = None,
+    payment_param: PaymentParamOption = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML report to FILE.")
+    ] = None,
     allow_outside_refs: OutsideOption = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the summary line (text), no progress.")
@@ -138,9 +151,10 @@ def audit_command(
     \\[tool.rlhf-mech] in pyproject.toml.
     """
     with command(color, quiet, verbose) as out:
+        from rlhf_mech.cli._compare import write_text
         from rlhf_mech.cli._config import audit_settings
         from rlhf_mech.files import audit_files
-        from rlhf_mech.render import audit_progress, invalid_lines, to_junit
+        from rlhf_mech.render import audit_html, audit_progress, invalid_lines, to_junit
 
         given = {"budget": budget, "tol": tol, "noise": noise, "samples": samples, "seed": seed}
         given["time-limit"] = time_limit_s  # checked with the others (cli/_config.py BOUNDS)
@@ -162,6 +176,7 @@ def audit_command(
                 progress=lambda tasks: audit_progress(out.err, tasks, enabled=not quiet),
                 step=out.step,
                 quiet=quiet,
+                rules=_overrides(training, training_param, payment, payment_param),
             )
         finally:
             if client is not None:
@@ -172,7 +187,9 @@ def audit_command(
             run = audit_intervals(run, ci, resamples, settings.seed, interval, estimand, design)
         with out.step("write"):
             if junit is not None:
-                _write_text(junit, to_junit(run))
+                write_text(junit, to_junit(run))
+            if html is not None:
+                write_text(html, audit_html(run))
             emit(out, AUDIT_FORMATS[settings.output_format], run)
     raise typer.Exit(run.summary.exit_code)
 
@@ -214,11 +231,34 @@ def _audit_types(out: Any, run: Any, text: str, seed: int, directory: Path | Non
         )
 
 
-def _write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise RlhfMechError(f"cannot write {path}: {exc.strerror or exc}") from None
+def _overrides(
+    training: str | None,
+    training_param: list[str] | None,
+    payment: str | None,
+    payment_param: list[str] | None,
+) -> Callable[[Any], Any] | None:
+    """What ``--training``/``--payment`` (and their parameters) do to each game: its rules
+    replaced (:func:`~rlhf_mech.cli._options.rules_override`) and its ``expect:`` block, written
+    for the file's rules, set aside with a note; ``None`` when none is given."""
+    if training is None and payment is None and not training_param and not payment_param:
+        return None
+
+    def override(game: Any) -> Any:
+        from rlhf_mech.cli._options import rules_override
+
+        changed, note = rules_override(
+            game,
+            payment=payment,
+            payment_settings=payment_param,
+            training=training,
+            training_settings=training_param,
+        )
+        said = "rules set on the command line: the file's expect: block is not checked" + (
+            f"; {note}" if note else ""
+        )
+        return replace(changed, expect=None, notes=(*changed.notes, said))
+
+    return override
 
 
 def _dask_client(scheduler: str) -> Any:  # pragma: no cover - exercised with dask installed

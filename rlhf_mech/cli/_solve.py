@@ -97,17 +97,25 @@ def schema(
     audit: Annotated[
         bool, typer.Option("--audit", help="The JSON that `audit --format json` prints.")
     ] = False,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="The JSON that `compare --format json` prints.")
+    ] = False,
     *,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
     color: ColorOption = ColorChoice.auto,
 ) -> None:
-    """Print a JSON Schema: of game files (default), candidate-model games, or audit JSON."""
+    """Print a JSON Schema: of game files (default), candidate-model games, audit or compare JSON."""
     with command(color, quiet, verbose) as out:
         from rlhf_mech.errors import RlhfMechError
 
-        if candidates and audit:
-            raise RlhfMechError("give at most one of --candidates and --audit")
+        if candidates + audit + compare > 1:
+            raise RlhfMechError("give at most one of --candidates, --audit and --compare")
+        if compare:
+            from rlhf_mech.render import compare_schema
+
+            out.write_json(compare_schema())
+            return
         if audit:
             from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
 

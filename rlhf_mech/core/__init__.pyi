@@ -50,6 +50,7 @@ from rlhf_mech.core._payments import NONE as NONE
 from rlhf_mech.core._payments import PAYMENT_RULES as PAYMENT_RULES
 from rlhf_mech.core._payments import PaymentResult as PaymentResult
 from rlhf_mech.core._payments import PaymentRule as PaymentRule
+from rlhf_mech.core._payments import TrainingCost as TrainingCost
 from rlhf_mech.core._payments import affine_maximizer_payment as affine_maximizer_payment
 from rlhf_mech.core._payments import affine_maximizer_payments as affine_maximizer_payments
 from rlhf_mech.core._payments import get_payment_rule as get_payment_rule

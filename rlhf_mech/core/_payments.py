@@ -113,6 +113,27 @@ class ProfileShortcut(Protocol):
     ) -> PaymentResult: ...
 
 
+@dataclass(frozen=True)
+class TrainingCost:
+    """The training a payment rule needs beyond the main run (section 4.4's cost argument).
+
+    Attributes
+    ----------
+    full_runs_per_group : full training runs per group (eq. (1)'s leave-one-out optimum
+        ``max_pi ASW_{-i}``: one run without group ``i``, ``n`` in all).
+    early_stopped_runs_per_group : runs of the rule's ``steps`` per group (Heuristic 2's
+        ``theta_T^{-i}``).
+    """
+
+    full_runs_per_group: int = 0
+    early_stopped_runs_per_group: int = 0
+
+    def runs(self, n: int) -> tuple[int, int]:
+        """``(full runs, early-stopped runs)`` for ``n`` groups, the main run included:
+        ``(1 + n a, n b)``."""
+        return 1 + n * self.full_runs_per_group, n * self.early_stopped_runs_per_group
+
+
 class UtilityGradient(Protocol):
     """``(true_weighted_reward, contribution) -> g``: the gradient of the group's utility in
     ``pi`` at its fine-tuned model (see :attr:`PaymentRule.utility_gradient`)."""
@@ -154,6 +175,7 @@ class PaymentRule(Configurable):
     schema : the rule's :class:`Parameter` records.
     parameters : ``((name, value), ...)``, the values set (:meth:`with_parameters`); a
         parameter not set takes its default (:meth:`setting`).
+    cost : :class:`TrainingCost`, the training runs the rule needs besides the main run.
     """
 
     family: ClassVar[str] = "payment rule"
@@ -172,6 +194,7 @@ class PaymentRule(Configurable):
     separable: bool = True
     schema: tuple[Parameter, ...] = ()
     parameters: tuple[tuple[str, Any], ...] = ()
+    cost: TrainingCost = TrainingCost()
 
 
 def affine_maximizer_payment(first: Array, objective: Array, own: Array) -> Array:
@@ -637,6 +660,7 @@ AFFINE_MAXIMIZER = PaymentRule(
     group_payments=_affine_group_payments,
     utility_gradient=lambda own, contribution: own - contribution,
     shortcut=_affine_shortcut,
+    cost=TrainingCost(full_runs_per_group=1),
 )
 
 
@@ -680,6 +704,7 @@ EARLY_STOPPED = PaymentRule(
     group_payments=_affine_group_payments,
     utility_gradient=lambda own, contribution: own - contribution,
     schema=_TRAINING_PARAMETERS,
+    cost=TrainingCost(early_stopped_runs_per_group=1),
 )
 
 #: Every payment rule, in documentation order.

@@ -7,6 +7,7 @@ the canonical one. A lookup by an unknown name raises ``ValueError`` listing the
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -25,11 +26,18 @@ def lookup(
     Raises
     ------
     ValueError
-        for anything else: ``unknown {kind} 'x'; expected one of a, b``.
+        for anything else: ``unknown {kind} 'x'; expected one of a, b``, and the closest
+        valid name where one is close (a typo: ``(did you mean 'kl'?)``).
     """
     if isinstance(name, record_type):
         return name
     canonical = (aliases or {}).get(name, name) if isinstance(name, str) else None
     if canonical in registry:
         return registry[canonical]
-    raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(registry)}")
+    close = (
+        difflib.get_close_matches(str(name), [*registry, *(aliases or {})], n=1)
+        if isinstance(name, str)
+        else []
+    )
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(registry)}{hint}")

@@ -155,6 +155,20 @@ def load_games(
     return games, invalid
 
 
+def _with_rules(
+    games: list[Game | PromptGame], rules: Callable[[Game | PromptGame], Game | PromptGame]
+) -> tuple[list[Game | PromptGame], list[InvalidFile]]:
+    """``rules`` applied to every game; the games it refuses become invalid files."""
+    kept: list[Game | PromptGame] = []
+    refused: list[InvalidFile] = []
+    for game in games:
+        try:
+            kept.append(rules(game))
+        except RlhfMechError as exc:
+            refused.append(InvalidFile.of(game.source or game.name, str(exc)))
+    return kept, refused
+
+
 def audit_files(
     patterns: Sequence[str],
     options: AuditOptions,
@@ -169,6 +183,7 @@ def audit_files(
     progress: Callable[[int], Any] | None = None,
     step: Step = lambda what: nullcontext(),
     quiet: bool = False,
+    rules: Callable[[Game | PromptGame], Game | PromptGame] | None = None,
 ) -> AuditRun:
     """Audit every game the ``patterns`` name.
 
@@ -182,6 +197,8 @@ def audit_files(
         yields the callback to call as each is done (or ``None``), e.g. a progress bar.
     step : ``step(what)`` is a context manager around each step (each file's loading, the
         audit, the counterexamples), e.g. one that times it.
+    rules : applied to every game loaded (``audit --training/--payment``); a game it raises
+        :class:`~rlhf_mech.errors.RlhfMechError` for is an invalid file.
 
     Raises
     ------
@@ -192,6 +209,9 @@ def audit_files(
     paths, invalid = game_paths(patterns)
     games, unreadable = load_games(paths, allow_outside_refs, time_limit_s, step)
     invalid += unreadable
+    if rules is not None:
+        games, refused = _with_rules(games, rules)
+        invalid += refused
     if not games and not invalid:
         raise RlhfMechError(f"nothing to audit: no game files (*.yaml, *.yml) in {' '.join(patterns)}")
     for bad in invalid:

@@ -89,7 +89,7 @@ def save_cycle(result: ImplementabilityResult, directory: str | Path) -> list[Pa
             f"Step {j} of {len(result.cycle)}: true type {own} reports type {report} and gains "
             f"{result.cycle_gains[j]:+.6g} in valuation;\n"
             "the other groups' types are their fixed reports; payment none. Replay: "
-            f"rlhf-mech solve {path.name}"
+            f"rlhf-mech solve {path.as_posix()}"
         )
         try:
             written.append(write_game(step, path, comment=comment)[0])

@@ -63,7 +63,7 @@ def write_counterexample(game: Game, i: int, report: Misreport, path: str | Path
         f"group {game.group_names[i]!r} gains {report.gain:+.6g} "
         f"under payment {game.mechanism.payment_rule.name} "
         f"by the report below (found by {report.found_by});\n"
-        "the other groups report truthfully. Replay: rlhf-mech solve " + path.name
+        "the other groups report truthfully. Replay: rlhf-mech solve " + path.as_posix()
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,12 @@
 """The public names of :mod:`rlhf_mech.render`: the one list, read lazily by ``attach_stub``."""
 
+from rlhf_mech.render._audit import AUDIT_LEGEND as AUDIT_LEGEND
 from rlhf_mech.render._audit import AUDIT_SCHEMA_VERSION as AUDIT_SCHEMA_VERSION
 from rlhf_mech.render._audit import INVALID_FILE as INVALID_FILE
 from rlhf_mech.render._audit import JSON_VECTOR_LIMIT as JSON_VECTOR_LIMIT
 from rlhf_mech.render._audit import SARIF_SCHEMA as SARIF_SCHEMA
 from rlhf_mech.render._audit import Problem as Problem
+from rlhf_mech.render._audit import audit_html as audit_html
 from rlhf_mech.render._audit import audit_progress as audit_progress
 from rlhf_mech.render._audit import audit_table as audit_table
 from rlhf_mech.render._audit import audit_to_json as audit_to_json
@@ -14,6 +16,7 @@ from rlhf_mech.render._audit import finding_line as finding_line
 from rlhf_mech.render._audit import finding_message as finding_message
 from rlhf_mech.render._audit import fmt_figure as fmt_figure
 from rlhf_mech.render._audit import game_source as game_source
+from rlhf_mech.render._audit import game_verdict as game_verdict
 from rlhf_mech.render._audit import invalid_lines as invalid_lines
 from rlhf_mech.render._audit import problems as problems
 from rlhf_mech.render._audit import render_audit as render_audit
@@ -23,10 +26,25 @@ from rlhf_mech.render._audit import to_junit as to_junit
 from rlhf_mech.render._audit import to_sarif as to_sarif
 from rlhf_mech.render._audit import vector_text as vector_text
 from rlhf_mech.render._audit_schema import audit_schema as audit_schema
+from rlhf_mech.render._compare import COMPARE_CSV_COLUMNS as COMPARE_CSV_COLUMNS
+from rlhf_mech.render._compare import COMPARE_SCHEMA_VERSION as COMPARE_SCHEMA_VERSION
+from rlhf_mech.render._compare import compare_figure as compare_figure
+from rlhf_mech.render._compare import compare_html as compare_html
+from rlhf_mech.render._compare import compare_schema as compare_schema
+from rlhf_mech.render._compare import compare_to_csv as compare_to_csv
+from rlhf_mech.render._compare import compare_to_json as compare_to_json
+from rlhf_mech.render._compare import mechanism_verdict as mechanism_verdict
+from rlhf_mech.render._compare import render_compare as render_compare
+from rlhf_mech.render._compare import save_compare_plot as save_compare_plot
 from rlhf_mech.render._format import fmt as fmt
 from rlhf_mech.render._format import fmt_residual as fmt_residual
 from rlhf_mech.render._format import fmt_signed as fmt_signed
 from rlhf_mech.render._format import plural as plural
+from rlhf_mech.render._html import TableData as TableData
+from rlhf_mech.render._html import html_page as html_page
+from rlhf_mech.render._html import html_table as html_table
+from rlhf_mech.render._html import rich_table as rich_table
+from rlhf_mech.render._html import svg_scatter as svg_scatter
 from rlhf_mech.render._implementability import PAYMENT_ROWS as PAYMENT_ROWS
 from rlhf_mech.render._implementability import ImplementabilityOutput as ImplementabilityOutput
 from rlhf_mech.render._implementability import implementability_to_json as implementability_to_json
@@ -43,6 +61,7 @@ from rlhf_mech.render._json import json_chunks as json_chunks
 from rlhf_mech.render._json import json_text as json_text
 from rlhf_mech.render._json import write_json as write_json
 from rlhf_mech.render._outputs import AUDIT_FORMATS as AUDIT_FORMATS
+from rlhf_mech.render._outputs import COMPARE_FORMATS as COMPARE_FORMATS
 from rlhf_mech.render._outputs import IMPLEMENTABILITY_FORMATS as IMPLEMENTABILITY_FORMATS
 from rlhf_mech.render._outputs import SOLVE_FORMATS as SOLVE_FORMATS
 from rlhf_mech.render._outputs import SWEEP_FORMATS as SWEEP_FORMATS

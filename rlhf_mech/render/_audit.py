@@ -36,11 +36,13 @@ from rlhf_mech.analysis import (
     Misreport,
     PromptGains,
     SearchResult,
+    audit_verdict,
 )
 from rlhf_mech.core import Game, Profile
 from rlhf_mech.errors import printable
 from rlhf_mech.files import AuditRun, InvalidFile
 from rlhf_mech.render._format import annotation, plural, rule_json
+from rlhf_mech.render._html import TableData, code_block, html_page, html_table, paragraphs
 from rlhf_mech.render._uncertainty import audit_uncertainty_text, uncertainty_json
 
 #: The version of the audit JSON's layout (``rlhf-mech schema --audit`` prints its schema).
@@ -174,6 +176,39 @@ def vector_text(reward: Sequence[float]) -> str:
     return f"[{shown}" + (f", ... ({more} more)]" if more > 0 else "]")
 
 
+def audit_table_data(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> TableData:
+    """:func:`audit_table` as plain strings, for the HTML report."""
+    table = audit_table(audits, invalid)
+    columns = tuple(str(c.header) for c in table.columns)
+    cells = [list(c.cells) for c in table.columns]
+    rows = tuple(
+        tuple(Text.from_markup(str(cells[k][r])).plain for k in range(len(columns)))
+        for r in range(table.row_count)
+    )
+    right = tuple(c.justify == "right" for c in table.columns)
+    return TableData("rlhf-mech audit", columns, right, rows, AUDIT_LEGEND)
+
+
+def audit_html(run: AuditRun) -> str:
+    """The page of ``audit --html``: the summary, a verdict per game, the table with its
+    legend, the failures, the notes and the command that reproduces it."""
+    sources = sorted({game_source(a.game) for a in run.audits} | {bad.source for bad in run.invalid})
+    options = run.audits[0].options if run.audits else None
+    command = "rlhf-mech audit " + " ".join(quote_arg(s) for s in sources)
+    if options is not None:
+        command += f" --seed {run.audits[0].seed} --budget {options.budget} --tol {options.tol:g}"
+    notes = [f"{game_label(a.game)}: {note}" for a in run.audits for note in a.notes]
+    failures = failure_lines(run.audits, run.saved).plain.splitlines()
+    sections = [
+        ("Verdict", paragraphs([summary_text(run.summary), *(game_verdict(a) for a in run.audits)])),
+        ("Checks", html_table(audit_table_data(run.audits, run.invalid))),
+        ("Failures", paragraphs(failures or ["none"])),
+        ("Notes", paragraphs(notes or ["none"], "note")),
+        ("How to reproduce", code_block([command, command + " --format json   # every figure"])),
+    ]
+    return html_page("rlhf-mech audit", sections)
+
+
 def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> Table:
     """One row per file and group, one column per check with its figure (✓ pass, ✗ fail,
     · reported but not required); a ``(game)`` row for the game-level ``expect:`` findings.
@@ -243,6 +278,46 @@ def summary_text(summary: AuditSummary) -> str:
     return text
 
 
+#: What the marks of :func:`audit_table` mean (printed under it).
+AUDIT_LEGEND = (
+    "✓ a required check passed, ✗ it failed; · reported, not required (the gain without payment, "
+    "or a property the file's expect: says fails); k/n: expect: entries met",
+    "figures: the largest gain a search found (a lower bound), the lowest utility or payment",
+)
+
+
+def game_verdict(audit: GameAudit) -> str:
+    """One line: is the game gameable, by whom and by how much (also as a share of the group's
+    truthful utility), is that expected, and which payment a theorem says would fix it."""
+    v = audit_verdict(audit)
+    rule = audit.game.mechanism.payment_rule.name
+    source = game_label(audit.game)
+    if v.gameable:
+        share = f" ({v.share:.0%} of its utility)" if v.share is not None else ""
+        text = f"{source}: gameable: {v.group} gains up to {fmt_figure(v.gain)}{share} under {rule}"
+    else:
+        text = f"{source}: no profitable misreport found under {rule}"
+    if v.expected:
+        text += "; expected"
+    else:
+        text += "; NOT expected: the file expects " + (
+            "DSIC" if v.gameable else "a gain (expect: dsic: false)"
+        )
+    if v.fix is not None:
+        text += (
+            f"; {v.fix.name} makes it DSIC (Proposition 4.4): "
+            f"rlhf-mech audit {quote_arg(game_source(audit.game))} --payment {v.fix.name}"
+        )
+    return text
+
+
+def quote_arg(text: str) -> str:
+    """A path as a shell argument."""
+    import shlex
+
+    return shlex.quote(text)
+
+
 def render_audit(run: AuditRun) -> RichGroup:
     """Everything ``rlhf-mech audit`` prints: the table, the failures, notes and the summary
     (``run.quiet``: the summary only)."""
@@ -250,7 +325,9 @@ def render_audit(run: AuditRun) -> RichGroup:
     style = "bold red" if summary.exit_code else "bold green"
     if run.quiet:
         return RichGroup(Text(summary_text(summary), style=style))
-    parts: list[Any] = [audit_table(audits, invalid)]
+    parts: list[Any] = [audit_table(audits, invalid), Text("\n".join(AUDIT_LEGEND), style="dim")]
+    if audits:
+        parts.append(Text("\n".join(game_verdict(a) for a in audits)))
     failures = failure_lines(audits, saved)
     if failures.plain:
         parts.append(failures)

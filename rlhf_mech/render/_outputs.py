@@ -73,6 +73,13 @@ AUDIT_FORMATS = _table(
     OutputFormat("github", "GitHub workflow annotations", "text", "to_github"),
     OutputFormat("sarif", "SARIF 2.1.0 for code scanning", "json", "to_sarif"),
 )
+#: ``rlhf-mech compare``: a :class:`~rlhf_mech.analysis.Comparison`.
+COMPARE_FORMATS = _table(
+    OutputFormat("table", "the trade-off table, least-cost payments and verdicts", "rich", "render_compare"),
+    OutputFormat("json", "every figure (rlhf-mech schema --compare)", "json", "compare_to_json"),
+    OutputFormat("csv", "one row per mechanism and group", "text", "compare_to_csv"),
+    OutputFormat("html", "one self-contained HTML page (also --html FILE)", "text", "compare_html"),
+)
 #: ``rlhf-mech implementability``: an :class:`~rlhf_mech.render.ImplementabilityOutput`.
 IMPLEMENTABILITY_FORMATS = _table(
     OutputFormat("text", "the verdict and its certificate", "rich", "render_implementability"),

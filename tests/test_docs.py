@@ -1,0 +1,120 @@
+"""The documentation's examples are real (issue 24): every ``$ command`` shown in a console or
+text block of README.md and docs/*.md is run, and its output compared with the one shown.
+
+Each document runs in a fresh folder holding copies of ``games/``, ``examples/`` and the
+games the documents define (``docs/games/``), its commands in order (a later command may read
+what an earlier one wrote, as a reader would). Standard output and standard error are
+compared together, as a terminal shows them (``2>&1``). In the text shown, a line ``...``
+(or one that starts with ``...`` after its indentation) stands for any lines; timings
+(``0.338 s``) are compared as patterns; a command shown without output must exit with 0.
+Commands that cannot run here are listed in :data:`NOT_RUN` with the reason, and a test
+keeps that list exact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_BLOCK = re.compile(r"^```(?:console|text)\n(.*?)^```", re.M | re.S)
+#: Commands shown but not run, and why.
+NOT_RUN = {
+    "pip install 'rlhf-mech[dask]'": "installs a package from the network",
+    "rlhf-mech audit games/ --backend dask --scheduler tcp://scheduler:8786": "needs a dask cluster",
+}
+_TIMING = re.compile(r"\d+(?:\.\d+)? s\b")
+
+
+def _examples() -> list[tuple[str, str, list[str]]]:
+    """``(document, command, expected lines)`` of every ``$ `` line, in document order."""
+    found = []
+    for doc in DOCUMENTS:
+        for block in _BLOCK.findall(doc.read_text(encoding="utf-8")):
+            if not block.startswith("$ "):
+                continue
+            command, lines = None, []
+            for line in block.splitlines():
+                if line.startswith("$ "):
+                    if command is not None:
+                        found.append((doc.name, command, lines))
+                    command, lines = line[2:].split("  #")[0].strip(), []
+                else:
+                    lines.append(line)
+            assert command is not None
+            found.append((doc.name, command, lines))
+    return found
+
+
+EXAMPLES = _examples()
+
+
+def _pattern(expected: list[str]) -> re.Pattern[str]:
+    parts = []
+    for line in expected:
+        if line.strip().startswith("..."):
+            parts.append(r"(?:[^\n]*\n)*?")
+        else:
+            parts.append(re.escape(_TIMING.sub("N s", line.rstrip())) + r"\n")
+    return re.compile("".join(parts) + r"\Z")
+
+
+def test_the_list_of_commands_not_run_is_exact() -> None:
+    shown = {command for _, command, _ in EXAMPLES}
+    assert set(NOT_RUN) <= shown, "a command of NOT_RUN is no longer in the documents"
+
+
+@pytest.fixture(scope="module")
+def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One folder per document, with the games and examples a reader has."""
+    folders = {}
+    for doc in DOCUMENTS:
+        folder = tmp_path_factory.mktemp(doc.stem)
+        for name in ("games", "examples"):
+            shutil.copytree(ROOT / name, folder / name)
+        for game in (ROOT / "docs" / "games").glob("*.yaml"):
+            shutil.copy(game, folder / game.name)
+        folders[doc.name] = folder
+    return folders
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "document, command, expected", EXAMPLES, ids=[f"{d}: {c[:60]}" for d, c, _ in EXAMPLES]
+)
+def test_the_shown_output_is_what_the_command_prints(
+    document: str, command: str, expected: list[str], sandboxes: dict[str, Path]
+) -> None:
+    if command in NOT_RUN:
+        assert NOT_RUN[command]
+        return
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR")}
+    env |= {
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+    }
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=sandboxes[document],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1800,  # the audit of every bundled game with --noise takes minutes on a busy machine
+    )
+    if not expected:  # a command shown without its output: it must run cleanly
+        assert done.returncode == 0, f"$ {command}\n{done.stdout}"
+        return
+    actual = _TIMING.sub("N s", done.stdout)
+    actual = "\n".join(line.rstrip() for line in actual.splitlines()) + "\n"
+    assert _pattern(expected).match(actual), (
+        f"$ {command}\n--- shown\n" + "\n".join(expected) + f"\n--- got\n{actual}"
+    )
