@@ -321,7 +321,7 @@ ALPHA_FAIR = _fair_training_rule(
 )
 
 #: Every training rule, in documentation order.
-ALL_TRAINING_RULES: tuple[TrainingRule, ...] = (SW_MAX, MAXMIN, NASH)
+ALL_TRAINING_RULES: tuple[TrainingRule, ...] = (SW_MAX, MAXMIN, NASH, ALPHA_FAIR)
 #: Canonical name -> training rule.
 TRAINING_RULES: dict[str, TrainingRule] = {rule.name: rule for rule in ALL_TRAINING_RULES}
 
