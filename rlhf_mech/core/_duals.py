@@ -109,16 +109,17 @@ def _finite_rows(scores: Array, q: Array, div: Divergence, lam: float) -> SolveR
     pi, value = np.full(scores.shape, np.nan), np.full(b, np.inf)
     mu, nu, divergence = np.full(b, np.nan), np.full(b, np.nan), np.full(b, np.nan)
     status = np.full(b, MAXITER)
-    reference, nu_reference = np.full(b, np.nan), np.full(b, np.nan)
+    reference: Array | None = np.full(b, np.nan)
+    nu_reference: Array | None = np.full(b, np.nan)
     nit, method = 0, "newton"
     if finite.any():
         part = solve_sw_max(scores[finite], q, div, lam)
         pi[finite], value[finite], status[finite] = part.pi, part.value, part.status
         mu[finite], nu[finite], divergence[finite] = part.mu, part.nu, part.divergence
-        if part.reference is not None and part.nu_reference is not None:
-            reference[finite], nu_reference[finite] = part.reference, part.nu_reference
+        if part.reference is None or part.nu_reference is None:
+            reference = nu_reference = None  # the multiplier is measured from max s
         else:
-            reference, nu_reference = None, None  # type: ignore[assignment]
+            reference[finite], nu_reference[finite] = part.reference, part.nu_reference  # type: ignore[index]
         nit, method = part.nit, part.method
     return SolveResult(pi, mu, nu, value, divergence, status, nit, method, reference, nu_reference)
 
