@@ -527,7 +527,7 @@ def test_manipulable_without_payment(rule: str) -> None:
 
 def test_registry_names_and_parameters() -> None:
     """Unknown rule names list the valid ones; maxmin's ``over`` takes agents or groups only."""
-    message = "unknown training rule 'utilitarian'; expected one of sw_max, maxmin, nash"
+    message = "unknown training rule 'utilitarian'; expected one of sw_max, maxmin, nash, alpha_fair"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         get_training_rule("utilitarian")
     assert TRAINING_RULES["maxmin"].setting("over") == "agents"

@@ -64,7 +64,7 @@ def test_names_are_unique_and_key_the_registry_in_order(kind: str) -> None:
 
 def test_payment_rule_registry_contents() -> None:
     assert tuple(PAYMENT_RULES) == ("none", "affine_maximizer", "intermediate_checkpoints", "early_stopped")
-    assert tuple(TRAINING_RULES) == ("sw_max", "maxmin", "nash")
+    assert tuple(TRAINING_RULES) == ("sw_max", "maxmin", "nash", "alpha_fair")
     assert rlhf_mech.PAYMENT_RULES is PAYMENT_RULES
     assert rlhf_mech.TRAINING_RULES is TRAINING_RULES
     assert rlhf_mech.get_payment_rule is get_payment_rule

@@ -74,8 +74,14 @@ class DualProblem:
         """The inner SW-Max solve at ``weights`` (for the problems ``rows``, all by default)."""
         measures = self.measures if rows is None else self.measures[rows]
         q, div, lam = self.pi_init, self.divergence, self.lam
-        scores = np.matmul(weights[:, None, :], measures)[:, 0, :] + self.offset
-        solve = solve_sw_max(scores, q, div, lam)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = np.matmul(weights[:, None, :], measures)[:, 0, :] + self.offset
+        try:
+            solve = solve_sw_max(scores, q, div, lam)
+        except ValueError:
+            # weights so far out that a score overflowed (a trial step, a start at a valuation
+            # of 0): those problems have no model, the others are solved as usual
+            solve = _finite_rows(scores, q, div, lam)
         values = np.matmul(measures, solve.pi[:, :, None])[..., 0]
         h = None
         if hessian:
@@ -94,6 +100,43 @@ class DualProblem:
             centred = measures - r_bar[:, :, None]
             h = top[:, :, None] * np.matmul(centred * scaled[:, None, :], centred.transpose(0, 2, 1))
         return Inner(solve, scores, values, h)
+
+
+def _finite_rows(scores: Array, q: Array, div: Divergence, lam: float) -> SolveResult:
+    """The SW-Max solve of the rows of ``scores`` that are finite; NaN models and an infinite
+    value (which no line search accepts) for the others."""
+    finite = np.isfinite(scores).all(axis=-1)
+    b = len(scores)
+    pi, value = np.full(scores.shape, np.nan), np.full(b, np.inf)
+    mu, nu, divergence = np.full(b, np.nan), np.full(b, np.nan), np.full(b, np.nan)
+    status = np.full(b, MAXITER)
+    reference: Array | None = np.full(b, np.nan)
+    nu_reference: Array | None = np.full(b, np.nan)
+    nit, method = 0, "newton"
+    if finite.any():
+        part = solve_sw_max(scores[finite], q, div, lam)
+        pi[finite], value[finite], status[finite] = part.pi, part.value, part.status
+        mu[finite], nu[finite], divergence[finite] = part.mu, part.nu, part.divergence
+        if part.reference is None or part.nu_reference is None:
+            reference = nu_reference = None  # the multiplier is measured from max s
+        else:
+            reference[finite], nu_reference[finite] = part.reference, part.nu_reference  # type: ignore[index]
+        nit, method = part.nit, part.method
+    return SolveResult(pi, mu, nu, value, divergence, status, nit, method, reference, nu_reference)
+
+
+def _newton_system(matrix: Array, rhs: Array) -> Array:
+    """``matrix^-1 rhs`` for a batch of systems ``(B, k, k)``, ``(B, k)``. A system that is
+    singular to working precision (a model at a vertex: no curvature left in some direction)
+    takes the least-squares step of smallest norm; one with non-finite entries gives NaN, which
+    stops that problem's iteration."""
+    try:
+        return np.linalg.solve(matrix, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        out = np.full(rhs.shape, np.nan)
+        for k in np.flatnonzero(np.isfinite(matrix).all(axis=(1, 2)) & np.isfinite(rhs).all(axis=1)):
+            out[k] = np.linalg.lstsq(matrix[k], rhs[k], rcond=None)[0]
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,14 +197,49 @@ def _dual_value(utility: Utility, inner: Inner, c: Array, w: Array) -> Array:
     return inner.solve.value - utility.conjugate(c, w)
 
 
-def orthant_newton(utility: Utility, problem: DualProblem) -> Array:
+def welfare_dual(utility: Utility, problem: DualProblem) -> Array:
+    """The optimal ``c`` of ``min_{c > 0} V(c R + offset) - sum_i w_i u_*(c_i / w_i)``:
+    :func:`orthant_newton` from the SW-Max model of the reported sizes; the problems it
+    leaves above ten times :data:`GAP_TOL` (what a converged status needs) are solved again
+    from the spread start, and keep whichever weights have the smaller gap.
+
+    The plain start fails where the SW-Max model of the sizes leaves a group (almost)
+    nothing: one-hot rewards on outcomes no other group wants, with a small lambda or a sparse
+    chi^2 model, where ``u'(v)`` at that valuation overflows the scores (issues 22, 23)."""
+    # where the plain start overflows, the non-finite values are the signal, not a warning
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        c, relative = orthant_newton(utility, problem)
+    redo = np.flatnonzero(~(relative <= 10 * GAP_TOL))
+    if redo.size:
+        sub = DualProblem(
+            problem.measures[redo],
+            problem.sizes[redo],
+            problem.offset,
+            problem.pi_init,
+            problem.divergence,
+            problem.lam,
+        )
+        again, again_relative = orthant_newton(utility, sub, spread=True)
+        better = again_relative < relative[redo]
+        c[redo[better]] = again[better]
+    return c
+
+
+def orthant_newton(utility: Utility, problem: DualProblem, spread: bool = False) -> tuple[Array, Array]:
     """Damped Newton on ``F(c) = V(c R + offset) - sum_i w_i u_*(c_i / w_i)`` over ``c > 0``,
-    from ``c = w u'(v)`` at the SW-Max model of the reported sizes."""
+    from ``c = w u'(v)`` at the SW-Max model of the reported sizes, or (``spread``) at that
+    model mixed half and half with :func:`spread_model`, where every group's valuation is at
+    least ``max rho_i / (2n)``. Returns ``c`` and the last duality gap measured of each
+    problem relative to ``1 + |F|`` (``inf`` for a problem whose step or objective was not
+    finite)."""
     w = problem.sizes
-    start = problem.at(w)
-    c = utility.start(start.values, w)
+    values = problem.at(w).values
+    if spread:
+        spread_values = np.matmul(problem.measures, spread_model(problem.measures)[..., None])[..., 0]
+        values = 0.5 * (values + spread_values)
+    c = utility.start(values, w)
     live = np.ones(len(c), dtype=bool)
-    previous_gap = np.full(len(c), np.inf)
+    previous_gap, relative = np.full(len(c), np.inf), np.full(len(c), np.inf)
     for _ in range(MAX_NEWTON):
         idx = np.flatnonzero(live)
         if idx.size == 0:
@@ -173,7 +251,7 @@ def orthant_newton(utility: Utility, problem: DualProblem) -> Array:
         hess = at.hessian + _diag(utility.curvature(cw, w[idx]))
         # scaled by c: (C H C) (delta / c) = -C g keeps the system's conditioning in hand
         scaled = cw[:, :, None] * hess * cw[:, None, :]
-        delta = cw * np.linalg.solve(scaled, -(cw * g)[..., None])[..., 0]
+        delta = cw * _newton_system(scaled, -(cw * g))
         decrement = -(g * delta).sum(axis=-1)
         objective = _dual_value(utility, at, cw, w[idx])
         # done when the primal model is optimal to GAP_TOL (the duality gap), or when a
@@ -182,7 +260,11 @@ def orthant_newton(utility: Utility, problem: DualProblem) -> Array:
         quadratic = decrement <= 1e-10 * (1.0 + np.abs(objective))
         stalled = quadratic & (gap > 0.5 * previous_gap[idx])
         previous_gap[idx] = np.where(quadratic, gap, np.inf)
-        done = (gap <= GAP_TOL * (1.0 + np.abs(objective))) | stalled
+        # a problem whose step or objective is not finite stops where it is (for the spread
+        # start of welfare_dual to take up)
+        lost = ~(np.isfinite(decrement) & np.isfinite(objective))
+        relative[idx] = np.where(lost, np.inf, gap / (1.0 + np.abs(objective)))
+        done = (gap <= GAP_TOL * (1.0 + np.abs(objective))) | stalled | lost
         live[idx[done]] = False
         keep = ~done
         if not keep.any():
@@ -201,7 +283,16 @@ def orthant_newton(utility: Utility, problem: DualProblem) -> Array:
             return _dual_value(utility, problem.at(trial, rows[local]), trial, w[rows[local]])
 
         c[rows] = _armijo(dual, cw, delta, step, objective, decrement)
-    return c
+    return c, relative
+
+
+def spread_model(measures: Array) -> Array:
+    """``(B, m)``: mass ``1/n`` on each group's best outcome (``argmax rho_i``), where each
+    group's valuation is at least ``max rho_i / n`` (with nonnegative measures)."""
+    b, n, m = measures.shape
+    pi = np.zeros((b, m))
+    np.add.at(pi, (np.repeat(np.arange(b), n), measures.argmax(axis=-1).ravel()), 1.0 / n)
+    return pi
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +325,7 @@ def simplex_barrier(problem: DualProblem) -> Array:
         k[:, :n, :n] = yw[:, :, None] * at.hessian * yw[:, None, :] + mw[:, None, None] * np.eye(n)
         k[:, :n, n] = k[:, n, :n] = yw
         rhs = np.concatenate([-(yw * g), np.zeros((len(idx), 1))], axis=-1)
-        delta = yw * np.linalg.solve(k, rhs[..., None])[:, :n, 0]
+        delta = yw * _newton_system(k, rhs)[:, :n]
         decrement = -(g * delta).sum(axis=-1)
         barrier = at.solve.value - mw * np.log(yw).sum(axis=-1)
         last = mw <= final[idx]

@@ -41,8 +41,8 @@ from rlhf_mech.core._duals import (
     DualProblem,
     Utility,
     linear_maxmin,
-    orthant_newton,
     simplex_barrier,
+    welfare_dual,
 )
 from rlhf_mech.core._optimality import kkt_residual
 from rlhf_mech.core._parameters import Parameter
@@ -207,7 +207,7 @@ def _welfare_sum(name: str, utility: Utility, why: str) -> FairRule:
         measures=_own_rewards,
         welfare=utility.welfare,
         gap=utility.gap,
-        dual=partial(orthant_newton, utility),
+        dual=partial(welfare_dual, utility),
         check=_positive_somewhere(name, why),
     )
 
@@ -289,7 +289,9 @@ ALPHA = Parameter(
     2.0,
     minimum=0.0,
     exclusive=True,
-    maximum=100.0,
+    # above ~10 the weights u'(v) = v^-alpha reach 1e7 / lambda and more at valuations ~0.2:
+    # the dual's model moves by O(1) for score changes at rounding level (docs/training_rules.md)
+    maximum=10.0,
     description="inequality aversion of the isoelastic utility (v^(1-alpha) - 1) / (1 - alpha): "
     "1 is Nash, larger tends to maxmin",
 )

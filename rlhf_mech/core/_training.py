@@ -4,13 +4,14 @@ A training rule maps a profile of reports to the fine-tuned distribution. Each r
 frozen :class:`TrainingRule` of pure functions, kept in :data:`TRAINING_RULES` (the pattern of
 :mod:`~rlhf_mech.core._divergences`): a new rule is one entry plus its functions.
 
-==========  =====================================================================  =============
-rule        psi(reports)                                                           paper
-==========  =====================================================================  =============
-``sw_max``  argmax_pi sum_i w_i <pi, rm_i> + <pi, offset> - D_f(pi || pi_init)     Definition 4.1
-``maxmin``  argmax_pi min_i rho_i(pi) + <pi, offset> - D_f(pi || pi_init)          appendix E
-``nash``    argmax_pi sum_i w_i log <pi, rm_i> + <pi, offset> - D_f(pi || pi_init)  appendix E
-==========  =====================================================================  =============
+==============  ===========================================================================  ==============
+rule            psi(reports)                                                                 paper
+==============  ===========================================================================  ==============
+``sw_max``      argmax_pi sum_i w_i <pi, rm_i> + <pi, offset> - D_f(pi || pi_init)           Definition 4.1
+``maxmin``      argmax_pi min_i rho_i(pi) + <pi, offset> - D_f(pi || pi_init)                appendix E
+``nash``        argmax_pi sum_i w_i log <pi, rm_i> + <pi, offset> - D_f(pi || pi_init)       appendix E
+``alpha_fair``  argmax_pi sum_i w_i u_alpha(<pi, rm_i>) + <pi, offset> - D_f(pi || pi_init)  appendix E
+==============  ===========================================================================  ==============
 
 (``rho_i = <pi, rm_i>``, MaxMin-RLHF's worst-off agent, or ``w_i <pi, rm_i>`` with
 ``over: groups``.) SW-Max is *additive*: it sees a profile only through its scores
@@ -19,8 +20,10 @@ take score rows; the solver is :func:`~rlhf_mech.core.solve_sw_max` with the mec
 divergence and lambda, and its model of an iterative training run is
 :func:`~rlhf_mech.core.mirror_ascent`. Only an additive rule has the ``ASW_{-i}`` of eq. (1),
 the payments built on it, the exact gradients of the best-response search and a report space
-that ignores constants. MaxMin and Nash see the whole profile; their solver is
-:func:`~rlhf_mech.core.solve_fair` (a dual over the groups' weights with SW-Max inside).
+that ignores constants. MaxMin, Nash and alpha-fair (``u_alpha`` the isoelastic utility) see the
+whole profile; each is built from a :class:`~rlhf_mech.core._fair.FairRule` record by
+:func:`_fair_training_rule`, its solver :func:`~rlhf_mech.core.solve_fair` (a dual over the
+groups' weights with SW-Max inside).
 """
 
 from __future__ import annotations
@@ -315,7 +318,7 @@ ALPHA_FAIR = _fair_training_rule(
 )
 
 #: Every training rule, in documentation order.
-ALL_TRAINING_RULES: tuple[TrainingRule, ...] = (SW_MAX, MAXMIN, NASH)
+ALL_TRAINING_RULES: tuple[TrainingRule, ...] = (SW_MAX, MAXMIN, NASH, ALPHA_FAIR)
 #: Canonical name -> training rule.
 TRAINING_RULES: dict[str, TrainingRule] = {rule.name: rule for rule in ALL_TRAINING_RULES}
 
