@@ -361,6 +361,7 @@ def _row_stats(figures_by_profile: Sequence[object]) -> Array:
 def _rows(
     samples: Samples, prompts: Array, slots: Array, profiles: Sequence[Profile], estimand: Estimand
 ) -> Array:
+    """(R, D) the statistics of rows of drawn slots, every profile on the same draws (paired)."""
     return _row_stats([slot_figures(samples, prompts, slots, p, estimand)[0] for p in profiles])
 
 
