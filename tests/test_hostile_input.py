@@ -79,7 +79,7 @@ def test_issue_23_a_flag_and_its_configuration_key_share_one_bound(game, key):
     configured = _one_error(["audit", str(game)])
     assert f"[tool.rlhf-mech] {key}: expected {bound.what}" in configured
     assert bound.accepts(int(bound.high) if bound.integer else bound.high)
-    assert not bound.accepts(float("nan")) and not bound.accepts(True)
+    assert not bound.accepts(float("nan")) and not bound.accepts(True) and not bound.accepts(10**400)
 
 
 def test_issue_23_a_configuration_nested_past_the_parser_is_one_line(game):

@@ -64,7 +64,7 @@ class Bound:
             return False
         if self.integer and not isinstance(value, int):
             return False
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # an int of 400 digits has no float
             return False
         above_low = value > self.low if self.low_open else value >= self.low
         return above_low and value <= self.high

@@ -193,12 +193,20 @@ def parse_parameters(text: str, option: str = "parameter") -> Array:
             return np.array([float(f"{start + k * step:.12g}") for k in range(count)])
         values = np.array([_decimal(part) for part in spec.split(",")])
     except ValueError:
+        if any(_non_finite(part) for part in spec.replace(":", ",").split(",")):
+            raise RlhfMechError(f"{option}: {shown(text)} has a value that is not a finite number") from None
         raise RlhfMechError(
-            f"{option}: cannot read {text!r}; expected a comma list (0.5,1,2) or start:stop:step"
+            f"{option}: cannot read {shown(text)}; expected a comma list (0.5,1,2) or start:stop:step"
         ) from None
-    if not np.all(np.isfinite(values)):
-        raise RlhfMechError(f"{option}: {text!r} has a value that is not a finite number")
     return values
+
+
+def _non_finite(text: str) -> bool:
+    """Whether ``text`` is ``nan``, ``inf`` or a number past the float range (for the message)."""
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
