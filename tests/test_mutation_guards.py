@@ -60,6 +60,7 @@ from rlhf_mech.core import (
     Normalization,
     Profile,
     PromptGame,
+    PromptOutcome,
     deviation,
     get_divergence,
     get_payment_rule,
@@ -788,3 +789,23 @@ def test_maxmin_status_at_dual_weights_near_the_optimum(delta: float, converged:
     tol = fair_module.GAP_TOL * (1.0 + abs(float(at.solve.value[0])))
     assert bool(at.gap[0] <= 10 * tol) is converged  # the band's side, checked independently
     assert bool(at.solve.status[0] == CONVERGED) is converged
+
+
+def test_the_prompt_status_message_names_the_prompt_and_counts_the_payments() -> None:
+    """Prompt 2's payment of group 0 did not converge: the message names prompt 2 (not group 0)."""
+    status = np.full((3, 2), CONVERGED)
+    status[2, 0] = MAXITER
+    figures = SimpleNamespace(per_prompt=SimpleNamespace(status=status))
+    message = PromptOutcome.status_message.fget(figures)  # type: ignore[attr-defined]
+    assert message == f"{STATUS_MESSAGES[MAXITER]} (prompt 2; 1 payments affected)"
+
+
+def test_theorem_4_12_is_checked_only_under_a_dsic_payment_rule() -> None:
+    """The noisy check bounds the gain under a DSIC rule (Theorem 4.12); without payment there is
+    no bound to check."""
+    for payment, checked in (("affine_maximizer", True), ("none", False)):
+        audit = audit_game(
+            make_game(*TWO_GROUPS, payment=payment), AuditOptions(budget=10, noise=0.01, samples=4)
+        )
+        assert all((g.noisy is not None) is checked for g in audit.groups)
+        assert any(f.check == "noisy_dsic" for f in audit.findings) is checked
