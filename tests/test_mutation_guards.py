@@ -71,6 +71,7 @@ from rlhf_mech.core import (
     solve_prompts,
     solve_sw_max,
 )
+from rlhf_mech.files._arrays import read_array
 
 TOL = 1e-9
 
@@ -809,3 +810,22 @@ def test_theorem_4_12_is_checked_only_under_a_dsic_payment_rule() -> None:
         )
         assert all((g.noisy is not None) is checked for g in audit.groups)
         assert any(f.check == "noisy_dsic" for f in audit.findings) is checked
+
+
+# --- the file edge ---------------------------------------------------------------------------------
+
+
+def test_a_npy_file_must_hold_exactly_its_headers_data(tmp_path) -> None:
+    path = tmp_path / "a.npy"
+    np.save(path, np.arange(6, dtype=float))
+    np.testing.assert_array_equal(read_array(path), np.arange(6.0))
+    path.write_bytes(path.read_bytes() + b"\0" * 8)  # one more float64 than the header says
+    with pytest.raises(ValueError, match=r"claims a \(6,\) array \(48 bytes of data\) but the file holds 56"):
+        read_array(path)
+
+
+def test_a_npy_array_of_three_dimensions_is_refused(tmp_path) -> None:
+    path = tmp_path / "b.npy"
+    np.save(path, np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="holds a 3-D array; expected 1-D or 2-D"):
+        read_array(path)
