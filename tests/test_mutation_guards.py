@@ -829,3 +829,13 @@ def test_a_npy_array_of_three_dimensions_is_refused(tmp_path) -> None:
     np.save(path, np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="holds a 3-D array; expected 1-D or 2-D"):
         read_array(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"), [("1,2\n3,x\n", "row 2, column 2"), ("y,2\n3,4\n", "row 1, column 1")]
+)
+def test_a_csv_error_names_the_row_and_column_counted_from_1(tmp_path, text: str, where: str) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"^{where} is not a number$"):
+        read_array(path)
