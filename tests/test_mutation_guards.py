@@ -839,3 +839,14 @@ def test_a_csv_error_names_the_row_and_column_counted_from_1(tmp_path, text: str
     path.write_text(text)
     with pytest.raises(ValueError, match=f"^{where} is not a number$"):
         read_array(path)
+
+
+def test_a_yaml_integer_beyond_a_float_is_refused() -> None:
+    """2 x 10^308 has 309 digits (under the digit limit) but no float: an error, not inf."""
+    import yaml
+
+    from rlhf_mech.files._yaml import Loader
+
+    assert yaml.load("x: " + "1" + "0" * 307, Loader=Loader) == {"x": 10**307}
+    with pytest.raises(yaml.constructor.ConstructorError, match="outside the range of a float"):
+        yaml.load("x: 2" + "0" * 308, Loader=Loader)
