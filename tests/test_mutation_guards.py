@@ -71,6 +71,7 @@ from rlhf_mech.core import (
     solve_prompts,
     solve_sw_max,
 )
+from rlhf_mech.files import save_cycle
 from rlhf_mech.files._arrays import read_array
 
 TOL = 1e-9
@@ -850,3 +851,22 @@ def test_a_yaml_integer_beyond_a_float_is_refused() -> None:
     assert yaml.load("x: " + "1" + "0" * 307, Loader=Loader) == {"x": 10**307}
     with pytest.raises(yaml.constructor.ConstructorError, match="outside the range of a float"):
         yaml.load("x: 2" + "0" * 308, Loader=Loader)
+
+
+def test_cycle_files_say_who_reports_whom_along_a_cycle_of_three(monkeypatch, tmp_path) -> None:
+    """Each written step of the certificate names the true type and the next type it reports."""
+    game = make_game(*TWO_GROUPS)
+    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
+    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
+    monkeypatch.setattr(
+        implementability_module,
+        "gain_matrix",
+        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
+    )
+    result = implementability(game, 0, types)
+    assert result.cycle is not None
+    written = save_cycle(result, tmp_path)
+    cycle = result.cycle.tolist()
+    for j, path in enumerate(written):
+        own, report = cycle[j], cycle[(j + 1) % 3]
+        assert f"Step {j} of 3: true type {own} reports type {report} and gains +1 " in path.read_text()
