@@ -60,6 +60,7 @@ from rlhf_mech.core import (
     Normalization,
     Profile,
     PromptGame,
+    PromptOutcome,
     deviation,
     get_divergence,
     get_payment_rule,
@@ -70,6 +71,8 @@ from rlhf_mech.core import (
     solve_prompts,
     solve_sw_max,
 )
+from rlhf_mech.files import save_cycle
+from rlhf_mech.files._arrays import read_array
 
 TOL = 1e-9
 
@@ -788,3 +791,82 @@ def test_maxmin_status_at_dual_weights_near_the_optimum(delta: float, converged:
     tol = fair_module.GAP_TOL * (1.0 + abs(float(at.solve.value[0])))
     assert bool(at.gap[0] <= 10 * tol) is converged  # the band's side, checked independently
     assert bool(at.solve.status[0] == CONVERGED) is converged
+
+
+def test_the_prompt_status_message_names_the_prompt_and_counts_the_payments() -> None:
+    """Prompt 2's payment of group 0 did not converge: the message names prompt 2 (not group 0)."""
+    status = np.full((3, 2), CONVERGED)
+    status[2, 0] = MAXITER
+    figures = SimpleNamespace(per_prompt=SimpleNamespace(status=status))
+    message = PromptOutcome.status_message.fget(figures)  # type: ignore[attr-defined]
+    assert message == f"{STATUS_MESSAGES[MAXITER]} (prompt 2; 1 payments affected)"
+
+
+def test_theorem_4_12_is_checked_only_under_a_dsic_payment_rule() -> None:
+    """The noisy check bounds the gain under a DSIC rule (Theorem 4.12); without payment there is
+    no bound to check."""
+    for payment, checked in (("affine_maximizer", True), ("none", False)):
+        audit = audit_game(
+            make_game(*TWO_GROUPS, payment=payment), AuditOptions(budget=10, noise=0.01, samples=4)
+        )
+        assert all((g.noisy is not None) is checked for g in audit.groups)
+        assert any(f.check == "noisy_dsic" for f in audit.findings) is checked
+
+
+# --- the file edge ---------------------------------------------------------------------------------
+
+
+def test_a_npy_file_must_hold_exactly_its_headers_data(tmp_path) -> None:
+    path = tmp_path / "a.npy"
+    np.save(path, np.arange(6, dtype=float))
+    np.testing.assert_array_equal(read_array(path), np.arange(6.0))
+    path.write_bytes(path.read_bytes() + b"\0" * 8)  # one more float64 than the header says
+    with pytest.raises(ValueError, match=r"claims a \(6,\) array \(48 bytes of data\) but the file holds 56"):
+        read_array(path)
+
+
+def test_a_npy_array_of_three_dimensions_is_refused(tmp_path) -> None:
+    path = tmp_path / "b.npy"
+    np.save(path, np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError, match="holds a 3-D array; expected 1-D or 2-D"):
+        read_array(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"), [("1,2\n3,x\n", "row 2, column 2"), ("y,2\n3,4\n", "row 1, column 1")]
+)
+def test_a_csv_error_names_the_row_and_column_counted_from_1(tmp_path, text: str, where: str) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"^{where} is not a number$"):
+        read_array(path)
+
+
+def test_a_yaml_integer_beyond_a_float_is_refused() -> None:
+    """2 x 10^308 has 309 digits (under the digit limit) but no float: an error, not inf."""
+    import yaml
+
+    from rlhf_mech.files._yaml import Loader
+
+    assert yaml.load("x: " + "1" + "0" * 307, Loader=Loader) == {"x": 10**307}
+    with pytest.raises(yaml.constructor.ConstructorError, match="outside the range of a float"):
+        yaml.load("x: 2" + "0" * 308, Loader=Loader)
+
+
+def test_cycle_files_say_who_reports_whom_along_a_cycle_of_three(monkeypatch, tmp_path) -> None:
+    """Each written step of the certificate names the true type and the next type it reports."""
+    game = make_game(*TWO_GROUPS)
+    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
+    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
+    monkeypatch.setattr(
+        implementability_module,
+        "gain_matrix",
+        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
+    )
+    result = implementability(game, 0, types)
+    assert result.cycle is not None
+    written = save_cycle(result, tmp_path)
+    cycle = result.cycle.tolist()
+    for j, path in enumerate(written):
+        own, report = cycle[j], cycle[(j + 1) % 3]
+        assert f"Step {j} of 3: true type {own} reports type {report} and gains +1 " in path.read_text()
