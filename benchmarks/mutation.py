@@ -148,14 +148,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "an infinite lambda accepted",
     ),
     M(
-        "core/_solver.py",
+        "core/_optimality.py",
         "return np.where(np.asarray(result.pi) > 0, 0.0, rise)",
         "return np.where(np.asarray(result.pi) >= 0, 0.0, rise)",
         "support gaps: every outcome counted in the support",
         "tests/test_search.py",
     ),
     M(
-        "core/_solver.py",
+        "core/_optimality.py",
         "primal = np.maximum(np.abs(pi.sum(axis=-1) - 1.0), np.maximum(0.0, -pi.min(axis=-1)))",
         "primal = np.maximum(np.abs(pi.sum(axis=-1) - 1.0), np.maximum(0.0, pi.min(axis=-1)))",
         "KKT residual: primal feasibility sign of pi >= 0 flipped",
@@ -335,7 +335,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "fair rules' gap status loosened 1e3x",
     ),
     M(
-        "core/_fair.py",
+        "core/_duals.py",
         "pis[k], weights[k] = pi, -res.ineqlin.marginals",
         "pis[k], weights[k] = pi, res.ineqlin.marginals",
         "MaxMin under TV: the dual weights' sign flipped",
@@ -635,8 +635,8 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- files: readers --------------------------------------------------------------------------
     M(
         "files/_arrays.py",
-        "if claimed != size - offset:",
-        "if claimed > size - offset:",
+        "if claimed != after:",
+        "if claimed > after:",
         "a .npy file with trailing bytes accepted",
     ),
     M(
@@ -753,7 +753,7 @@ EQUIVALENT: tuple[tuple[Mutant, str], ...] = (
     ),
     (
         M(
-            "core/_solver.py",
+            "core/_ascent.py",
             "marks = sorted({*range(every, int(steps) + 1, every), int(steps)})",
             "marks = sorted({*range(every, int(steps), every), int(steps)})",
             "checkpoint marks stop before T",

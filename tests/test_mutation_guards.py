@@ -71,6 +71,7 @@ from rlhf_mech.core import (
     solve_prompts,
     solve_sw_max,
 )
+from rlhf_mech.core._duals import DualProblem, simplex_barrier
 from rlhf_mech.files import save_cycle
 from rlhf_mech.files._arrays import read_array
 
@@ -785,9 +786,10 @@ def test_maxmin_status_at_dual_weights_near_the_optimum(delta: float, converged:
     ``_at_weights``, the one place the status is decided; no public input has a gap this size)."""
     rewards = np.random.default_rng(14).dirichlet(np.ones(5), size=3)[None]
     q, off, div = np.full(5, 0.2), np.zeros(5), get_divergence("kl")
-    optimum = fair_module._maxmin_barrier(rewards, off, q, div, 0.5)
+    problem = DualProblem(rewards, np.ones((1, 3)), off, q, div, 0.5)
+    optimum = simplex_barrier(problem)
     moved = optimum + delta * np.array([1.0, -0.5, -0.5])
-    at = fair_module._at_weights("maxmin", rewards, np.ones((1, 3)), moved, off, q, div, 0.5)
+    at = fair_module._at_weights(fair_module.maxmin("agents"), problem, moved)
     tol = fair_module.GAP_TOL * (1.0 + abs(float(at.solve.value[0])))
     assert bool(at.gap[0] <= 10 * tol) is converged  # the band's side, checked independently
     assert bool(at.solve.status[0] == CONVERGED) is converged
