@@ -124,13 +124,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "a stalled row is reported converged",
     ),
     M(
-        "core/_solver.py",
+        "core/_ascent.py",
         "shrink = -np.expm1(t * np.log1p(-min(step_size, 1.0)))",
         "shrink = -np.expm1((t - 1) * np.log1p(-min(step_size, 1.0)))",
         "KL mirror ascent (the heuristics' training model) runs T - 1 steps",
     ),
     M(
-        "core/_solver.py",
+        "core/_ascent.py",
         "eta = eta / np.sqrt(t)",
         "eta = eta / t",
         "subgradient steps (TV) diminish as 1/t instead of 1/sqrt(t)",
