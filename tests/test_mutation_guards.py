@@ -571,7 +571,8 @@ def test_early_stopped_payment_at_t_steps_is_kl_closed_form(steps: int | None) -
 
 def test_checkpoint_payment_is_the_best_checkpoint_under_kl_closed_form() -> None:
     """Heuristic 1: ``max(max_t ASW_-i(theta_t), ASW_-i(psi)) - ASW_-i(psi)`` over the main
-    run's checkpoints ``t = 5, 10, ..., T`` (KL closed form as above)."""
+    run's checkpoints ``t = 0 (the initial model, included by default), 5, 10, ..., T`` (KL
+    closed form as above)."""
     rule = get_payment_rule("intermediate_checkpoints").with_parameters(
         steps=12, step_size=0.3, checkpoint_every=5
     )
@@ -582,7 +583,7 @@ def test_checkpoint_payment_is_the_best_checkpoint_under_kl_closed_form() -> Non
     game = make_game(rewards, sizes, pi_init=q, lam=lam, payment=rule)
     s = sizes @ rewards
     psi = _kl_gibbs(q, s / lam)
-    thetas = [_kl_gibbs(q, (1.0 - 0.7**t) * s / lam) for t in (5, 10, 12)]
+    thetas = [_kl_gibbs(q, (1.0 - 0.7**t) * s / lam) for t in (0, 5, 10, 12)]
     expected = []
     for i in range(2):
         b = s - sizes[i] * rewards[i]

@@ -112,8 +112,13 @@ def _short_label(rule: Any, c: Comparison, rules: Sequence[Any]) -> str:
     (the compact table; the JSON has them all)."""
     same = [r for r in rules if r.name == rule.name]
     varying = {k for k, v in rule.parameters if any(dict(r.parameters).get(k) != v for r in same)}
-    shown = replace(rule, parameters=tuple((k, v) for k, v in rule.parameters if k in varying))
-    return _label(shown, c)
+    base = _label(replace(rule, parameters=()), c)
+    if not varying:
+        return base
+    shown = _label(replace(rule, parameters=tuple((k, v) for k, v in rule.parameters if k in varying)), c)
+    # the varying settings on a line of their own: a long rule name and its settings together
+    # would not fit 80 columns
+    return f"{base}\n    {shown[len(base) :].strip()}"
 
 
 def trade_off_table(c: Comparison) -> TableData:
