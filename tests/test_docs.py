@@ -1,7 +1,8 @@
 """The documentation's examples are real (issue 24): every ``$ command`` shown in a console or
 text block of README.md and docs/*.md is run, and its output compared with the one shown.
 
-Each document runs in a fresh folder holding copies of ``games/``, ``examples/`` and the
+Each document runs in a fresh folder holding copies of ``games/``, ``examples/``,
+``tests/data/logs/`` and the
 games the documents define (``docs/games/``), its commands in order (a later command may read
 what an earlier one wrote, as a reader would). Standard output and standard error are
 compared together, as a terminal shows them (``2>&1``). In the text shown, a line ``...``
@@ -77,7 +78,9 @@ def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folders = {}
     for doc in DOCUMENTS:
         folder = tmp_path_factory.mktemp(doc.stem)
-        for name in ("games", "examples"):
+        # a checkout's games, examples and trainer logs (tests/data/logs: the real runs the
+        # import examples read)
+        for name in ("games", "examples", "tests/data/logs"):
             shutil.copytree(ROOT / name, folder / name)
         for game in (ROOT / "docs" / "games").glob("*.yaml"):
             shutil.copy(game, folder / game.name)
