@@ -64,11 +64,15 @@ def dsic_regret(game: RandomGame, divergence: str, i: int, rng: np.random.Genera
     """The largest utility gain of group ``i`` over truth among its candidate misreports."""
     mechanism = game.mechanism(divergence)
     truth = outcome(mechanism, game.truth, game.truth)
-    regret = -math.inf
-    for reward, size in candidate_reports(game, i, rng):
-        lie = outcome(mechanism, game.truth, game.truth.with_report(i, reward, size))
-        regret = max(regret, float(lie.utilities[i] - truth.utilities[i]))
-    return regret, truth
+    # every candidate profile in one call of the kernel (its leading batch axis)
+    candidates = candidate_reports(game, i, rng)
+    rewards = np.repeat(game.rewards[None], len(candidates), axis=0)
+    sizes = np.repeat(game.sizes[None], len(candidates), axis=0)
+    rewards[:, i] = [reward for reward, _ in candidates]
+    sizes[:, i] = [size for _, size in candidates]
+    true_types = Profile(np.broadcast_to(game.rewards, rewards.shape), np.broadcast_to(game.sizes, sizes.shape))
+    lies = outcome(mechanism, true_types, Profile(rewards, sizes))
+    return float(np.max(lies.utilities[:, i] - truth.utilities[i])), truth
 
 
 @pytest.mark.slow
