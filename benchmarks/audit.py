@@ -21,7 +21,8 @@ import argparse
 import time
 from pathlib import Path
 
-from rlhf_mech.analysis import DEFAULT_BUDGET, AuditOptions, run_audits, summarise
+from rlhf_mech.analysis import AuditOptions, run_audits
+from rlhf_mech.analysis._internal import DEFAULT_BUDGET, summarise
 from rlhf_mech.files import load_game
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -44,7 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine
 
-from rlhf_mech.analysis import BootstrapOptions, Misreported, bootstrap
+from rlhf_mech.analysis import BootstrapOptions, bootstrap
+from rlhf_mech.analysis._internal import Misreported
 from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame, solve_prompts
 
 

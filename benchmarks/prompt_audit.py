@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, result_line
 
-from rlhf_mech.analysis import AuditOptions, audit_game, search_misreports, search_prompts
+from rlhf_mech.analysis import AuditOptions, audit_game, search_misreports
+from rlhf_mech.analysis._internal import search_prompts
 from rlhf_mech.core import Game, Mechanism, Normalization, Profile, PromptGame, solve
 
 DIVERGENCES = ("kl", "chi2", "hellinger")

@@ -161,7 +161,8 @@ def prompt_row(prompts: int, max_yaml: int, max_audit: int, repeat: int) -> dict
 
     from rlhf_mech.analysis import AuditOptions, run_audits
     from rlhf_mech.core import solve
-    from rlhf_mech.files import ImportRequest, load_game, run_import, write_game
+    from rlhf_mech.files import load_game, write_game
+    from rlhf_mech.files._internal import ImportRequest, run_import
 
     script = str(Path(sys.executable).with_name("rlhf-mech"))
     row: dict[str, float] = {"P": prompts}

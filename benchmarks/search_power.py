@@ -57,7 +57,8 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, result_line
 
-from rlhf_mech.analysis import DEFAULT_BUDGET, Misreport, search_misreports
+from rlhf_mech.analysis import Misreport, search_misreports
+from rlhf_mech.analysis._internal import DEFAULT_BUDGET
 from rlhf_mech.core import (
     AFFINE_MAXIMIZER,
     EARLY_STOPPED,
@@ -70,7 +71,7 @@ from rlhf_mech.core import (
     Profile,
     outcome,
 )
-from rlhf_mech.files import write_counterexample
+from rlhf_mech.files._internal import write_counterexample
 
 #: Replayed gains must match the search's to this.
 REPLAY_TOL = 1e-6

@@ -23,7 +23,8 @@ import time
 
 import numpy as np
 
-from rlhf_mech.analysis import mixing_misreports, others_reward, sweep
+from rlhf_mech.analysis import mixing_misreports, sweep
+from rlhf_mech.analysis._internal import others_reward
 from rlhf_mech.core import Game, Mechanism, Normalization, Profile, outcome
 
 

@@ -23,13 +23,8 @@ os.environ.update(_TERMINAL)
 for _name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
     os.environ.pop(_name, None)
 
-from rlhf_mech.core import (  # noqa: E402
-    DIVERGENCES,
-    FILE_NORMALIZATIONS,
-    PAYMENT_RULES,
-    TRAINING_RULES,
-    Normalization,
-)
+from rlhf_mech.core import DIVERGENCES, PAYMENT_RULES, TRAINING_RULES, Normalization  # noqa: E402
+from rlhf_mech.core._internal import FILE_NORMALIZATIONS  # noqa: E402
 
 #: Every registered divergence (the registry fixture of scipy's ``test_distance.py``).
 DIVERGENCE_NAMES: tuple[str, ...] = tuple(DIVERGENCES)

@@ -35,7 +35,8 @@ from test_fair import g, g_prime
 from typer.testing import CliRunner
 
 from rlhf_mech.cli import app
-from rlhf_mech.core import CONVERGED, TRAINING_RULES, Mechanism, get_training_rule, solve_fair
+from rlhf_mech.core import TRAINING_RULES, Mechanism, get_training_rule, solve_fair
+from rlhf_mech.core._internal import CONVERGED
 from rlhf_mech.errors import SpecError
 from rlhf_mech.files import load_game
 

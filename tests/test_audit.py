@@ -15,20 +15,19 @@ from rlhf_mech.analysis import (
     AuditOptions,
     ReportSpace,
     audit_game,
-    evaluations_for,
-    group_seed,
     noisy_search,
     predict_no_payment_gain,
     run_audits,
     search_misreports,
-    summarise,
 )
+from rlhf_mech.analysis._internal import evaluations_for, group_seed, summarise
 
 # The search's objective (its batched gains and their gradient) has no public name; these
 # two tests reach it in the analysis layer's private module.
 from rlhf_mech.cli import app
 from rlhf_mech.core import Expectations, Game, Mechanism, Profile, solve
-from rlhf_mech.files import load_game, save_counterexamples, write_counterexample
+from rlhf_mech.files import load_game, save_counterexamples
+from rlhf_mech.files._internal import write_counterexample
 
 NO_PAYMENT_GAME = """\
 # Theorem 4.2's condition holds for both groups: min rm_i > 0 and two distinct values.

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rlhf_mech.cli import app
-from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
+from rlhf_mech.render import audit_schema
+from rlhf_mech.render._internal import AUDIT_SCHEMA_VERSION
 
 runner = CliRunner()
 GAMES = Path(__file__).resolve().parent.parent / "games"

@@ -16,7 +16,8 @@ from rlhf_mech.analysis import BootstrapOptions, _bootstrap, bootstrap
 from rlhf_mech.cli import app
 from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame, solve
 from rlhf_mech.errors import SpecError
-from rlhf_mech.files import game_text, import_responses, load_game
+from rlhf_mech.files import load_game
+from rlhf_mech.files._internal import game_text, import_responses
 
 runner = CliRunner()
 
@@ -274,7 +275,8 @@ def test_audit_ci_verdicts_and_json_schema(prompt_file: Path) -> None:
     none."""
     import jsonschema
 
-    from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
+    from rlhf_mech.render import audit_schema
+    from rlhf_mech.render._internal import AUDIT_SCHEMA_VERSION
 
     example = Path(__file__).resolve().parents[1] / "games" / "harmless_vs_humor.yaml"
     args = ["audit", str(prompt_file), str(example), "--ci", "0.95", "--resamples", "60", "--budget", "40"]

@@ -16,9 +16,12 @@ from typer.testing import CliRunner
 
 from rlhf_mech import SpecError, core, load_game, solve
 from rlhf_mech import files as writer
-from rlhf_mech.analysis import mixing_misreports, others_reward
+from rlhf_mech.analysis import mixing_misreports
+from rlhf_mech.analysis._internal import others_reward
 from rlhf_mech.cli import app
-from rlhf_mech.core import Game, Profile, candidate_game, minmax_scale
+from rlhf_mech.core import Game, Profile, candidate_game
+from rlhf_mech.core._internal import minmax_scale
+from rlhf_mech.files._internal import candidate_document
 
 ROOT = Path(__file__).resolve().parents[1]
 #: copies of ../shared/data (tests/data/reference/README.md)
@@ -348,7 +351,7 @@ def test_writer_recovers_a_replaced_preference_report():
     with pytest.raises(ValueError, match=r"not `reports\.preferences` in the report basis"):
         dataclasses.replace(game, reports=stale)
     replaced = dataclasses.replace(game, reports=reports)
-    data = writer.candidate_document(replaced, basis).data
+    data = candidate_document(replaced, basis).data
     report = data["groups"][0]["report"]["preference"]
     assert report == pytest.approx({"helpful": 0.5, "harmless": 0.5})
 

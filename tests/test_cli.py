@@ -349,7 +349,7 @@ def test_solve_json_puts_each_distribution_on_one_line() -> None:
 def test_the_top_n_of_tied_outcomes_are_the_first_in_file_order(tmp_path: Path) -> None:
     from rlhf_mech.core import solve as solve_game
     from rlhf_mech.files import load_game
-    from rlhf_mech.render import distribution_table
+    from rlhf_mech.render._internal import distribution_table
 
     path = tmp_path / "ties.yaml"
     path.write_text(

@@ -207,7 +207,7 @@ def test_progress_bar_only_on_a_terminal():
 
     from rich.console import Console
 
-    from rlhf_mech.render import audit_progress
+    from rlhf_mech.render._internal import audit_progress
 
     with audit_progress(Console(file=io.StringIO()), 10) as advance:
         assert advance is None  # piped: no bar

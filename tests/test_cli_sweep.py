@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from rlhf_mech.analysis import sweep
 from rlhf_mech.cli import app
 from rlhf_mech.files import load_game
-from rlhf_mech.render import MISSING_MATPLOTLIB, sweep_progress
+from rlhf_mech.render._internal import MISSING_MATPLOTLIB, sweep_progress
 
 runner = CliRunner()
 GAME = str(Path(__file__).resolve().parents[1] / "games" / "harmless_vs_humor.yaml")
@@ -316,7 +316,7 @@ def test_issue_15_plot_reports_the_file_it_wrote(tmp_path: Path) -> None:
 
 def _axes(args: list[str]):
     from rlhf_mech.cli._options import SweepRequest
-    from rlhf_mech.render import sweep_figure
+    from rlhf_mech.render._internal import sweep_figure
 
     options = dict(zip(args[::2], args[1::2], strict=True))
     request = SweepRequest.from_options(group="alices", all_groups=False, **options)
@@ -343,7 +343,7 @@ def test_issue_15_an_explicit_report_is_drawn_at_two_named_positions() -> None:
 def test_issue_15_a_plot_without_payment_does_not_speak_of_payments() -> None:
     pytest.importorskip("matplotlib")
     from rlhf_mech.analysis import sweep as run_sweep
-    from rlhf_mech.render import sweep_figure
+    from rlhf_mech.render._internal import sweep_figure
 
     figure = sweep_figure([run_sweep(load_game(GAME), "alices", "size", [2.0], "none")])
     assert "payment and utility" not in figure._suptitle.get_text()

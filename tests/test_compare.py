@@ -21,12 +21,12 @@ from rlhf_mech.analysis import (
     compare,
     implementability,
     least_cost_payments,
-    mechanism_grid,
     pareto_front,
 )
+from rlhf_mech.analysis._internal import mechanism_grid
 from rlhf_mech.cli import app
 from rlhf_mech.core import AFFINE_MAXIMIZER, ALL_PAYMENT_RULES, EARLY_STOPPED, NONE
-from rlhf_mech.files import read_game
+from rlhf_mech.files._internal import read_game
 from rlhf_mech.render import compare_schema, compare_to_csv, compare_to_json, render_compare
 
 runner = CliRunner()

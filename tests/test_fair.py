@@ -40,8 +40,6 @@ from scipy.optimize import Bounds, LinearConstraint, minimize
 
 from rlhf_mech.analysis import search_misreports
 from rlhf_mech.core import (
-    CONVERGED,
-    MAXITER,
     TRAINING_RULES,
     Game,
     Mechanism,
@@ -52,6 +50,7 @@ from rlhf_mech.core import (
     solve_fair,
     solve_sw_max,
 )
+from rlhf_mech.core._internal import CONVERGED, MAXITER
 from rlhf_mech.errors import SpecError
 from rlhf_mech.files import load_game
 

@@ -34,8 +34,9 @@ from rlhf_mech.core import (
     solve,
     solve_sw_max,
 )
-from rlhf_mech.files import game_document, load_game
+from rlhf_mech.files import load_game
 from rlhf_mech.files import write_game as write_game_file
+from rlhf_mech.files._internal import game_document
 
 runner = CliRunner()
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rlhf_mech.analysis import CompareOptions, compare, mechanism_grid
+from rlhf_mech.analysis import CompareOptions, compare
+from rlhf_mech.analysis._internal import mechanism_grid
 from rlhf_mech.cli import app
-from rlhf_mech.files import read_game
+from rlhf_mech.files._internal import read_game
 from rlhf_mech.render import compare_html
 
 runner = CliRunner()

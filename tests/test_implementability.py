@@ -45,7 +45,8 @@ from rlhf_mech.core import (
     solve,
 )
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.files import cycle_games, load_game, save_cycle
+from rlhf_mech.files import load_game, save_cycle
+from rlhf_mech.files._internal import cycle_games
 from tests.cases import random_game
 
 runner = CliRunner()

@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 from rlhf_mech import SpecError, load_game
 from rlhf_mech import files as writer
 from rlhf_mech.cli import app
-from rlhf_mech.core import Normalization, minmax_scale
+from rlhf_mech.core import Normalization
+from rlhf_mech.core._internal import minmax_scale
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.files import (
-    import_candidates,
-    import_files,
+from rlhf_mech.files import import_candidates, import_files
+from rlhf_mech.files._internal import (
+    INLINE_LIMIT,
     import_responses,
     normalise_rewards,
     parse_group_option,
@@ -256,7 +257,7 @@ def test_response_import_round_trip(tmp_path, m):
     out.mkdir()
     first = out / "game.yaml"
     written = writer.write_game(result.game, first)
-    assert len(written) == (1 if m <= writer.INLINE_LIMIT else 3)
+    assert len(written) == (1 if m <= INLINE_LIMIT else 3)
     loaded = load_game(first)
     assert loaded.notes == ()
     for field in ("mechanism.pi_init", "truth.rewards", "truth.sizes", "reports.rewards"):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from rlhf_mech.render import float_text, json_chunks, json_text
+from rlhf_mech.render._internal import float_text, json_chunks, json_text
 
 
 def _floats(rng: np.random.Generator) -> np.ndarray:

@@ -92,9 +92,13 @@ def test_a_module_imports_only_its_layer_and_the_ones_below(name: str, path: Pat
             continue
         if LAYERS[target] > LAYERS[layer]:
             problems.append(f"line {line}: {layer} imports the higher layer {target} ({imported})")
-        private = any(part.startswith("_") for part in imported.split(".")[2:])
+        parts = imported.split(".")[2:]
+        private = any(part.startswith("_") for part in parts) and parts != ["_internal"]
         if target != layer and private:
-            problems.append(f"line {line}: {imported} is private to {target}; import from rlhf_mech.{target}")
+            problems.append(
+                f"line {line}: {imported} is private to {target}; import from rlhf_mech.{target}"
+                f" (or rlhf_mech.{target}._internal)"
+            )
     assert not problems, f"{name}:\n" + "\n".join(problems)
 
 
@@ -110,19 +114,25 @@ def test_the_walk_finds_a_violation(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_start_up_imports_no_heavy_module() -> None:
     """``rlhf-mech --help`` loads neither numpy, scipy, pydantic, YAML, joblib nor the layers
-    below the command line (but the table of output formats, which imports nothing heavy)."""
+    below the command line (but the table of output formats, which imports nothing heavy, and
+    the lazy namespaces it is reached through)."""
     code = (
         "import sys; from rlhf_mech.cli import app; "
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('numpy', 'scipy', 'pydantic', 'yaml', 'joblib', 'matplotlib', 'dask', 'threadpoolctl') "
         "or m.startswith(('rlhf_mech.core.', 'rlhf_mech.analysis', 'rlhf_mech.files', 'rlhf_mech.render.')) "
-        "and m not in ('rlhf_mech.render._outputs', 'rlhf_mech.core._lazy'))))"
+        "and m not in ('rlhf_mech.render._outputs', 'rlhf_mech.core._lazy', "
+        "'rlhf_mech.core._internal', 'rlhf_mech.render._internal'))))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == ""
 
 
-@pytest.mark.parametrize("package", ["rlhf_mech", "rlhf_mech.core", "rlhf_mech.files", "rlhf_mech.render"])
+TIERED = ("core", "analysis", "files", "render")
+NAMESPACES = ["rlhf_mech", *(f"rlhf_mech.{layer}{tier}" for layer in TIERED for tier in ("", "._internal"))]
+
+
+@pytest.mark.parametrize("package", NAMESPACES)
 def test_a_lazy_namespace_serves_every_name_of_its_stub(package: str) -> None:
     """``__init__.pyi`` is the one list of a lazy namespace's names; each loads on first use."""
     namespace = importlib.import_module(package)
@@ -131,6 +141,18 @@ def test_a_lazy_namespace_serves_every_name_of_its_stub(package: str) -> None:
         assert getattr(namespace, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         namespace.nope  # noqa: B018
+
+
+@pytest.mark.parametrize("layer", TIERED)
+def test_a_layer_tells_its_public_names_from_its_internal_tier(layer: str) -> None:
+    """A name is in a layer's public namespace (the concepts a user composes) or in its
+    package-internal tier (what the layers above need, scipy's ``_lib`` idea), not both; the
+    root facade offers public names only."""
+    public = set(importlib.import_module(f"rlhf_mech.{layer}").__all__)
+    internal = set(importlib.import_module(f"rlhf_mech.{layer}._internal").__all__)
+    assert public and internal and not public & internal
+    root = importlib.import_module("rlhf_mech")
+    assert not {name for name in root.__all__ if name in internal}
 
 
 def test_solve_loads_neither_the_importers_nor_scipy() -> None:

@@ -32,24 +32,26 @@ from rlhf_mech.cli import app
 from rlhf_mech.core import solve
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files import (
-    AGGREGATIONS,
     LAYOUTS,
     LogOptions,
     RewardLog,
-    check_layout_options,
     group_by_prompt,
     import_logs,
     log_inputs,
-    parse_group_option,
-    parse_reward_names,
-    parse_reward_weights,
-    preference_weights,
-    read_eval_csvs,
     read_log,
     read_openrlhf,
     read_trl,
     select_step,
     write_game,
+)
+from rlhf_mech.files._internal import (
+    AGGREGATIONS,
+    check_layout_options,
+    parse_group_option,
+    parse_reward_names,
+    parse_reward_weights,
+    preference_weights,
+    read_eval_csvs,
 )
 
 runner = CliRunner()
@@ -816,7 +818,8 @@ def test_issue_21_step_all_gives_one_game_per_step_and_a_table_over_training(tmp
 
 def test_issue_21_a_batch_in_memory_is_audited_as_its_step_would_be():
     from rlhf_mech import audit_step, game_from_batch
-    from rlhf_mech.files import import_steps, log_inputs
+    from rlhf_mech.files import log_inputs
+    from rlhf_mech.files._internal import import_steps
 
     inputs = log_inputs([str(REAL / "plain")])
     log = read_trl(inputs.files)

@@ -18,12 +18,8 @@ import pytest
 from cases import RandomGame, random_game, random_pi_init, random_rewards
 from conftest import FULL_SUPPORT_DIVERGENCES
 
-from rlhf_mech.analysis import (
-    mixing_misreports,
-    others_reward,
-    polarise_misreports,
-    size_misreports,
-)
+from rlhf_mech.analysis import mixing_misreports, polarise_misreports, size_misreports
+from rlhf_mech.analysis._internal import others_reward
 from rlhf_mech.core import (
     DIVERGENCES,
     Game,
@@ -70,7 +66,9 @@ def dsic_regret(game: RandomGame, divergence: str, i: int, rng: np.random.Genera
     sizes = np.repeat(game.sizes[None], len(candidates), axis=0)
     rewards[:, i] = [reward for reward, _ in candidates]
     sizes[:, i] = [size for _, size in candidates]
-    true_types = Profile(np.broadcast_to(game.rewards, rewards.shape), np.broadcast_to(game.sizes, sizes.shape))
+    true_types = Profile(
+        np.broadcast_to(game.rewards, rewards.shape), np.broadcast_to(game.sizes, sizes.shape)
+    )
     lies = outcome(mechanism, true_types, Profile(rewards, sizes))
     return float(np.max(lies.utilities[:, i] - truth.utilities[i])), truth
 

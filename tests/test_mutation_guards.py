@@ -29,13 +29,10 @@ from rlhf_mech.analysis import (
     ReportSpace,
     TypeSet,
     audit_game,
-    group_seed,
     implementability,
     negative_cycle,
-    noisy_objective,
     rochet_payments,
     shortest_paths,
-    size_bound,
 )
 from rlhf_mech.analysis._checks import (
     Finding,
@@ -48,11 +45,9 @@ from rlhf_mech.analysis._checks import (
     payment_gap,
     range_findings,
 )
+from rlhf_mech.analysis._internal import group_seed, noisy_objective, size_bound
 from rlhf_mech.analysis._objective import ReportObjective
 from rlhf_mech.core import (
-    CONVERGED,
-    MAXITER,
-    STATUS_MESSAGES,
     Expectations,
     Figures,
     Game,
@@ -72,6 +67,7 @@ from rlhf_mech.core import (
     solve_sw_max,
 )
 from rlhf_mech.core._duals import DualProblem, simplex_barrier
+from rlhf_mech.core._internal import CONVERGED, MAXITER, STATUS_MESSAGES
 from rlhf_mech.files import save_cycle
 from rlhf_mech.files._arrays import read_array
 

@@ -17,7 +17,6 @@ from cases import PAYMENT_CASES, PaymentCase, random_game, random_pi_init, rando
 from rlhf_mech.analysis import sweep
 from rlhf_mech.core import (
     AFFINE_MAXIMIZER,
-    CONVERGED,
     NONE,
     PAYMENT_RULES,
     Mechanism,
@@ -29,6 +28,7 @@ from rlhf_mech.core import (
     profile_payments,
     solve_sw_max,
 )
+from rlhf_mech.core._internal import CONVERGED
 
 
 def leave_one_out_values(rewards, weights, pi_init, divergence, lam) -> np.ndarray:

@@ -32,7 +32,8 @@ from rlhf_mech.core import (
     solve_prompts,
 )
 from rlhf_mech.errors import SpecError
-from rlhf_mech.files import game_schema, game_text, load_game, write_game
+from rlhf_mech.files import game_schema, load_game, write_game
+from rlhf_mech.files._internal import game_text
 
 runner = CliRunner()
 

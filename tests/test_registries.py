@@ -28,9 +28,6 @@ import rlhf_mech
 from rlhf_mech.core import (
     ALL_PAYMENT_RULES,
     ALL_TRAINING_RULES,
-    CONVERGED,
-    FILE_NORMALIZATIONS,
-    NORMALIZATION_TOL,
     PAYMENT_RULES,
     TRAINING_RULES,
     Mechanism,
@@ -41,6 +38,7 @@ from rlhf_mech.core import (
     get_payment_rule,
     get_training_rule,
 )
+from rlhf_mech.core._internal import CONVERGED, FILE_NORMALIZATIONS, NORMALIZATION_TOL
 
 #: kind -> (registry, every record in documentation order, lookup, record type).
 REGISTRIES = {

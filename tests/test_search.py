@@ -19,14 +19,8 @@ import numpy as np
 import pytest
 from cases import random_game
 
-from rlhf_mech.analysis import (
-    DEFAULT_BUDGET,
-    ReportSpace,
-    group_objective,
-    noisy_objective,
-    noisy_search,
-    search_misreports,
-)
+from rlhf_mech.analysis import ReportSpace, noisy_search, search_misreports
+from rlhf_mech.analysis._internal import DEFAULT_BUDGET, group_objective, noisy_objective
 from rlhf_mech.core import Game, Mechanism, Normalization, Profile, candidate_game, outcome, solve
 
 SMOOTH = ("kl", "chi2", "hellinger", "reverse_kl", "js")

@@ -22,13 +22,8 @@ import pytest
 from scipy.optimize import minimize
 from typer.testing import CliRunner
 
-from rlhf_mech.analysis import (
-    OthersSpec,
-    TypesSpec,
-    audit_types,
-    others_profiles,
-    search_misreports,
-)
+from rlhf_mech.analysis import OthersSpec, TypesSpec, search_misreports
+from rlhf_mech.analysis._internal import audit_types, others_profiles
 from rlhf_mech.cli import app
 from rlhf_mech.core import (
     INTERMEDIATE_CHECKPOINTS,

@@ -24,18 +24,15 @@ from conftest import DIVERGENCE_NAMES, REGULARISING_DIVERGENCES
 from scipy.optimize import brentq, linprog, minimize
 
 from rlhf_mech.core import (
-    CONVERGED,
     DIVERGENCES,
-    MAXITER,
-    STATUS_MESSAGES,
     SolveResult,
     kkt_residual,
     mirror_ascent,
-    optimal_values,
     sensitivity,
     solve_sw_max,
     support_gaps,
 )
+from rlhf_mech.core._internal import CONVERGED, MAXITER, STATUS_MESSAGES, optimal_values
 
 LOG2 = math.log(2.0)
 KKT_TOL = 1e-10

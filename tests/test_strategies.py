@@ -13,14 +13,10 @@ from cases import random_rewards
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf_mech.analysis import (
-    FAMILIES,
-    mixing_misreports,
-    others_reward,
-    polarise_misreports,
-    size_misreports,
-)
-from rlhf_mech.core import FILE_NORMALIZATIONS, Normalization
+from rlhf_mech.analysis import FAMILIES, mixing_misreports, polarise_misreports, size_misreports
+from rlhf_mech.analysis._internal import others_reward
+from rlhf_mech.core import Normalization
+from rlhf_mech.core._internal import FILE_NORMALIZATIONS
 
 #: The game files' tolerance for "sums to 1" / "max is 1" (section 2).
 TOL = 1e-9

@@ -13,27 +13,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import rlhf_mech
-from rlhf_mech.analysis import (
-    family_misreports,
-    mixing_misreports,
-    others_reward,
-    polarise_misreports,
-    polarise_rewards,
-    sweep,
-    with_truth,
-)
+from rlhf_mech.analysis import mixing_misreports, polarise_misreports, polarise_rewards, sweep
+from rlhf_mech.analysis._internal import family_misreports, others_reward, with_truth
 from rlhf_mech.cli import app
-from rlhf_mech.core import (
-    FILE_NORMALIZATIONS,
-    Game,
-    Mechanism,
-    Normalization,
-    Profile,
-    deviation,
-    outcome,
-)
+from rlhf_mech.core import Game, Mechanism, Normalization, Profile, deviation, outcome
+from rlhf_mech.core._internal import FILE_NORMALIZATIONS
 from rlhf_mech.errors import RlhfMechError
-from rlhf_mech.files import read_reward
+from rlhf_mech.files._internal import read_reward
 
 SUM = Normalization("sum")
 

@@ -61,16 +61,10 @@ from scipy.special import ndtr, ndtri
 from rlhf_mech.analysis._audit import DEFAULT_TOL, GameAudit, GroupAudit
 from rlhf_mech.analysis._objective import SearchResult
 from rlhf_mech.analysis._sweep import SweepResult
-from rlhf_mech.core import (
-    ESTIMANDS,
+from rlhf_mech.core import ESTIMANDS, NONE, Estimand, Game, Profile, PromptGame, Samples
+from rlhf_mech.core._internal import (
     GROUP_FIGURES,
-    NONE,
     PROFILE_FIGURES,
-    Estimand,
-    Game,
-    Profile,
-    PromptGame,
-    Samples,
     leave_one_out_distributions,
     rows_per_chunk,
     samples_of,

@@ -54,9 +54,8 @@ from rlhf_mech.core import (
     PromptGame,
     TrainingRule,
     deviation,
-    prompt_rule_conflict,
-    rule_conflict,
 )
+from rlhf_mech.core._internal import prompt_rule_conflict, rule_conflict
 
 Array = np.ndarray
 

@@ -65,7 +65,8 @@ import numpy as np
 
 from rlhf_mech.analysis._space import ReportSpace
 from rlhf_mech.analysis._sweep import group_index
-from rlhf_mech.core import AFFINE_MAXIMIZER, CONVERGED, NONE, Deviation, Game, deviation
+from rlhf_mech.core import AFFINE_MAXIMIZER, NONE, Deviation, Game, deviation
+from rlhf_mech.core._internal import CONVERGED
 from rlhf_mech.errors import RlhfMechError
 
 Array = np.ndarray

@@ -12,15 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlhf_mech.analysis._space import ReportSpace
-from rlhf_mech.core import (
-    CONVERGED,
-    Deviation,
-    Game,
-    Mechanism,
-    Profile,
-    deviation,
-    rows_per_chunk,
-)
+from rlhf_mech.core import Deviation, Game, Mechanism, Profile, deviation
+from rlhf_mech.core._internal import CONVERGED, rows_per_chunk
 
 Array = np.ndarray
 

@@ -40,7 +40,8 @@ from rlhf_mech.analysis._objective import SEARCH_CONVERGED, Misreport, PromptGai
 from rlhf_mech.analysis._polish import MIN_STEP
 from rlhf_mech.analysis._search import search_misreports
 from rlhf_mech.analysis._space import ReportSpace, size_bound
-from rlhf_mech.core import CHUNK_ELEMENTS, CONVERGED, Deviation, Mechanism, PaymentRule, PromptGame, deviation
+from rlhf_mech.core import CHUNK_ELEMENTS, Deviation, Mechanism, PaymentRule, PromptGame, deviation
+from rlhf_mech.core._internal import CONVERGED
 
 Array = np.ndarray
 

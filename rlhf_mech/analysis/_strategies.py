@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlhf_mech.core import NORMALIZATION_TOL, Normalization, rows_per_chunk
+from rlhf_mech.core import Normalization
+from rlhf_mech.core._internal import NORMALIZATION_TOL, rows_per_chunk
 
 Array = np.ndarray
 

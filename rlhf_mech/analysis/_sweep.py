@@ -35,7 +35,8 @@ from rlhf_mech.analysis._strategies import (
     size_misreports,
     with_truth,
 )
-from rlhf_mech.core import CONVERGED, Game, PaymentRule, ProgressCallback, PromptGame, deviation
+from rlhf_mech.core import Game, PaymentRule, PromptGame, deviation
+from rlhf_mech.core._internal import CONVERGED, ProgressCallback
 from rlhf_mech.errors import RlhfMechError
 
 if TYPE_CHECKING:

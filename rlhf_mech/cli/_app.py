@@ -28,7 +28,8 @@ from typer.core import TyperGroup
 
 from rlhf_mech.cli._output import ColorChoice, Output, print_error
 from rlhf_mech.errors import DECIMAL, RlhfMechError, shown
-from rlhf_mech.render import OutputFormat, format_help
+from rlhf_mech.render import OutputFormat
+from rlhf_mech.render._internal import format_help
 
 try:  # Typer >= 0.26 parses with a copy of Click of its own: its exceptions are these
     from typer._click import exceptions as click_errors
@@ -146,7 +147,7 @@ def _training_rules() -> Iterable[str]:
 
 
 def _normalizations() -> Iterable[str]:
-    from rlhf_mech.core import FILE_NORMALIZATIONS
+    from rlhf_mech.core._internal import FILE_NORMALIZATIONS
 
     return (n.value for n in FILE_NORMALIZATIONS)
 
@@ -170,7 +171,7 @@ def _layouts() -> Iterable[str]:
 
 
 def _aggregations() -> Iterable[str]:
-    from rlhf_mech.files import AGGREGATIONS
+    from rlhf_mech.files._internal import AGGREGATIONS
 
     return AGGREGATIONS
 
@@ -249,7 +250,7 @@ def emit(out: Output, fmt: OutputFormat, result: Any) -> None:
 
 def read_game(path: Path | str, allow_outside_refs: bool = False) -> Any:
     """The game in ``path`` (``-``: standard input), as :func:`rlhf_mech.files.read_game`."""
-    from rlhf_mech.files import read_game as read
+    from rlhf_mech.files._internal import read_game as read
 
     return read(path, allow_outside_refs)
 

@@ -32,7 +32,8 @@ from rlhf_mech.cli._uncertainty import (
     audit_intervals,
 )
 from rlhf_mech.errors import RlhfMechError, printable
-from rlhf_mech.render import AUDIT_FORMATS, format_help
+from rlhf_mech.render import AUDIT_FORMATS
+from rlhf_mech.render._internal import format_help
 
 AuditFormat = format_enum("AuditFormat", AUDIT_FORMATS)
 
@@ -153,8 +154,9 @@ def audit_command(
     with command(color, quiet, verbose) as out:
         from rlhf_mech.cli._compare import write_text
         from rlhf_mech.cli._config import audit_settings
-        from rlhf_mech.files import audit_files
-        from rlhf_mech.render import audit_html, audit_progress, invalid_lines, to_junit
+        from rlhf_mech.files._internal import audit_files
+        from rlhf_mech.render import audit_html, to_junit
+        from rlhf_mech.render._internal import audit_progress, invalid_lines
 
         given = {"budget": budget, "tol": tol, "noise": noise, "samples": samples, "seed": seed}
         given["time-limit"] = time_limit_s  # checked with the others (cli/_config.py BOUNDS)
@@ -217,7 +219,7 @@ def _types_spec(text: str) -> Any:
 
 def _audit_types(out: Any, run: Any, text: str, seed: int, directory: Path | None) -> None:
     """``--types``: each group's epsilon over the type set, on stderr (one line per group)."""
-    from rlhf_mech.files import type_audits
+    from rlhf_mech.files._internal import type_audits
 
     spec = _types_spec(text)
     with out.step(f"types {spec.label}"):

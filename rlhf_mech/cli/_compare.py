@@ -137,7 +137,7 @@ def mechanisms(
 ) -> tuple[list[Any], list[tuple[str, str, str]]]:
     """The mechanisms ``--training``/``--payment`` and their parameter grids ask for
     (:func:`~rlhf_mech.analysis.mechanism_grid`), checked before any work starts."""
-    from rlhf_mech.analysis import mechanism_grid
+    from rlhf_mech.analysis._internal import mechanism_grid
     from rlhf_mech.core import ALL_PAYMENT_RULES, ALL_TRAINING_RULES, get_payment_rule, get_training_rule
 
     try:

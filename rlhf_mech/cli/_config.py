@@ -234,7 +234,8 @@ def audit_settings(
         for a bad table or value, ``--backend dask`` without ``--scheduler`` (or the reverse),
         or nothing to audit.
     """
-    from rlhf_mech.analysis import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL, AuditOptions
+    from rlhf_mech.analysis import AuditOptions
+    from rlhf_mech.analysis._internal import DEFAULT_BUDGET, DEFAULT_SAMPLES, DEFAULT_TOL
     from rlhf_mech.cli._options import parse_others
 
     for key, value in (*flags.items(), ("workers", workers)):

@@ -77,10 +77,11 @@ def implementability_command(
     monotone on the set, 1 when a negative cycle is found, 2 on bad input.
     """
     with command(color, quiet, verbose) as out:
-        from rlhf_mech.analysis import group_of, implementability, type_set
+        from rlhf_mech.analysis import implementability, type_set
+        from rlhf_mech.analysis._internal import group_of
         from rlhf_mech.cli._options import parse_parameters
-        from rlhf_mech.files import read_reward
         from rlhf_mech.files import save_cycle as write_cycle
+        from rlhf_mech.files._internal import read_reward
         from rlhf_mech.render import ImplementabilityOutput
 
         size_list = None if sizes is None else parse_parameters(sizes, "--sizes")

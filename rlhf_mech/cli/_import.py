@@ -170,16 +170,17 @@ def import_game(
         "--logprob-col": logprob_col,
     }
     with command(color, quiet, verbose) as out:
-        from rlhf_mech.files import (
+        from rlhf_mech.files import LogOptions
+        from rlhf_mech.files._internal import (
             ImportRequest,
-            LogOptions,
             parse_reward_columns,
             parse_reward_names,
             parse_reward_weights,
             per_step,
             run_import,
         )
-        from rlhf_mech.render import import_report, save_training_plot
+        from rlhf_mech.render import save_training_plot
+        from rlhf_mech.render._internal import import_report
 
         options = LogOptions(
             reward_columns=parse_reward_columns(reward_col or []),

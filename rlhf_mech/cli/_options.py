@@ -13,21 +13,20 @@ from typing import TypeVar
 
 import numpy as np
 
-from rlhf_mech.analysis import OTHERS_KINDS, OthersSpec, SweepResult, group_index, sweep, with_truth
+from rlhf_mech.analysis import OTHERS_KINDS, OthersSpec, SweepResult, sweep
+from rlhf_mech.analysis._internal import group_index, with_truth
 from rlhf_mech.core import (
     NONE,
-    Configurable,
     Game,
     PaymentRule,
-    ProgressCallback,
     PromptGame,
     TrainingRule,
     get_payment_rule,
     get_training_rule,
-    rule_conflict,
 )
+from rlhf_mech.core._internal import Configurable, ProgressCallback, rule_conflict
 from rlhf_mech.errors import RlhfMechError, shown
-from rlhf_mech.files import SIZE_LIMIT, finite_number, read_reward
+from rlhf_mech.files._internal import SIZE_LIMIT, finite_number, read_reward
 
 Array = np.ndarray
 T = TypeVar("T")

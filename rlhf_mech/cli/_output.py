@@ -108,12 +108,12 @@ class Output:
 
     def write_json(self, data: Any) -> None:
         """``data`` as JSON on stdout (:func:`rlhf_mech.render.write_json`), streamed."""
-        from rlhf_mech.render import write_json
+        from rlhf_mech.render._internal import write_json
 
         sys.stdout.flush()
         stream = getattr(sys.stdout, "buffer", None)
         if stream is None:  # a text-only stream (an embedding application)
-            from rlhf_mech.render import json_text
+            from rlhf_mech.render._internal import json_text
 
             sys.stdout.write(json_text(data))
         else:

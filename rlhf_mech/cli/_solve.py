@@ -70,7 +70,7 @@ def solve(
     """Run the mechanism on a game: truthful versus reported profiles, side by side."""
     with command(color, quiet, verbose) as out:
         from rlhf_mech.core import solve as solve_game
-        from rlhf_mech.files import check_new_file, save_distributions
+        from rlhf_mech.files._internal import check_new_file, save_distributions
         from rlhf_mech.render import SolveOutput
 
         if save_distribution is not None:
@@ -117,7 +117,8 @@ def schema(
             out.write_json(compare_schema())
             return
         if audit:
-            from rlhf_mech.render import AUDIT_SCHEMA_VERSION, audit_schema
+            from rlhf_mech.render import audit_schema
+            from rlhf_mech.render._internal import AUDIT_SCHEMA_VERSION
 
             out.write_json(audit_schema(AUDIT_SCHEMA_VERSION))
             return

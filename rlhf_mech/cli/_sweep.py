@@ -77,7 +77,8 @@ def sweep_command(
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
     with command(color, quiet, verbose) as out:
         from rlhf_mech.cli._options import SweepRequest
-        from rlhf_mech.render import save_sweep_plot, sweep_progress
+        from rlhf_mech.render import save_sweep_plot
+        from rlhf_mech.render._internal import sweep_progress
 
         options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
         request = SweepRequest.from_options(

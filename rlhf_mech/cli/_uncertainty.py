@@ -95,7 +95,7 @@ def audit_intervals(
     games: ``None``), or ``run`` itself without ``--ci``."""
     if ci is None:
         return run
-    from rlhf_mech.analysis import audit_uncertainty
+    from rlhf_mech.analysis._internal import audit_uncertainty
 
     options = _options(ci, resamples, seed, interval, estimand, design)
     return replace(run, uncertainty=tuple(audit_uncertainty(a, options) for a in run.audits))
@@ -114,7 +114,7 @@ def sweep_intervals(
     or ``results`` themselves without ``--ci``."""
     if ci is None:
         return results
-    from rlhf_mech.analysis import sweep_uncertainty
+    from rlhf_mech.analysis._internal import sweep_uncertainty
 
     options = _options(ci, resamples, seed, interval, estimand, design)
     return [replace(r, uncertainty=sweep_uncertainty(r, options)) for r in results]

@@ -8,6 +8,6 @@ The names (listed in ``__init__.pyi``) load on first use, so that a command impo
 what it uses (``solve`` never loads the importers and SciPy).
 """
 
-from rlhf_mech.core import attach_stub
+from rlhf_mech.core._internal import attach_stub
 
 __getattr__, __dir__, __all__ = attach_stub(__name__, __file__)

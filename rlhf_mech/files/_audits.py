@@ -17,16 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf_mech.analysis import (
-    AuditOptions,
-    AuditSummary,
-    GameAudit,
-    Uncertainty,
-    failure_message,
-    run_audits,
-    summarise,
-    time_limit,
-)
+from rlhf_mech.analysis import AuditOptions, GameAudit, Uncertainty, run_audits
+from rlhf_mech.analysis._internal import AuditSummary, failure_message, summarise, time_limit
 from rlhf_mech.core import Game, PromptGame
 from rlhf_mech.errors import RlhfMechError, SpecError
 from rlhf_mech.files._counterexamples import save_counterexamples

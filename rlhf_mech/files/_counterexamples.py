@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rlhf_mech.analysis import GameAudit, Misreport, TypeAudit, TypesSpec, audit_types, with_type
+from rlhf_mech.analysis import GameAudit, Misreport, TypeAudit, TypesSpec
+from rlhf_mech.analysis._internal import audit_types, with_type
 from rlhf_mech.core import Game
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files._writer import write_game

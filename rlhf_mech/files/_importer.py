@@ -27,16 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logsumexp
 
-from rlhf_mech.core import (
-    FILE_NORMALIZATIONS,
-    Game,
-    Mechanism,
-    Normalization,
-    Profile,
-    Scale,
-    candidate_game,
-    get_divergence,
-)
+from rlhf_mech.core import Game, Mechanism, Normalization, Profile, Scale, candidate_game, get_divergence
+from rlhf_mech.core._internal import FILE_NORMALIZATIONS
 from rlhf_mech.errors import RlhfMechError, shown
 from rlhf_mech.files._tables import (
     EvalTable,

@@ -50,13 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.core import (
-    NORMALIZATION_TOL,
-    PROMPT_WEIGHT_TOL,
-    Normalization,
-    PromptGame,
-    default_outcome_names,
-)
+from rlhf_mech.core import Normalization, PromptGame
+from rlhf_mech.core._internal import NORMALIZATION_TOL, PROMPT_WEIGHT_TOL, default_outcome_names
 from rlhf_mech.files._arrays import npy_header, regular_file
 
 Array = np.ndarray

@@ -25,7 +25,6 @@ import numpy as np
 import yaml
 
 from rlhf_mech.core import (
-    FILE_NORMALIZATIONS,
     Expectations,
     Game,
     GameSolution,
@@ -34,8 +33,8 @@ from rlhf_mech.core import (
     PromptSolution,
     ReportBasis,
     TrainingRule,
-    default_outcome_names,
 )
+from rlhf_mech.core._internal import FILE_NORMALIZATIONS, default_outcome_names
 from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._prompt_tables import TABLE_FORMATS, TABLE_THRESHOLD, PromptColumns, game_columns
 from rlhf_mech.files._yaml import core_schema

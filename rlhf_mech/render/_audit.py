@@ -27,20 +27,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.analysis import (
-    CHECKS,
-    AuditSummary,
-    Finding,
-    GameAudit,
-    GroupAudit,
-    Misreport,
-    PromptGains,
-    SearchResult,
-    audit_verdict,
-)
+from rlhf_mech.analysis import CHECKS, Finding, GameAudit, GroupAudit, Misreport, SearchResult
+from rlhf_mech.analysis._internal import AuditSummary, PromptGains, audit_verdict
 from rlhf_mech.core import Game, Profile
 from rlhf_mech.errors import printable
-from rlhf_mech.files import AuditRun, InvalidFile
+from rlhf_mech.files import AuditRun
+from rlhf_mech.files._internal import InvalidFile
 from rlhf_mech.render._format import annotation, plural, rule_json
 from rlhf_mech.render._html import TableData, code_block, html_page, html_table, paragraphs
 from rlhf_mech.render._uncertainty import audit_uncertainty_text, uncertainty_json

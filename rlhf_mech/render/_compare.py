@@ -20,7 +20,8 @@ from typing import Any
 from rich.console import Group as RichGroup
 from rich.text import Text
 
-from rlhf_mech.analysis import Comparison, LeastCostRow, MechanismFigures
+from rlhf_mech.analysis import Comparison, MechanismFigures
+from rlhf_mech.analysis._internal import LeastCostRow
 from rlhf_mech.core import PromptGame
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render._format import rule_json, rule_label

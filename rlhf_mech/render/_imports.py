@@ -16,7 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.errors import RlhfMechError, printable
-from rlhf_mech.files import ImportResult, ImportRun, LogInputs, RewardLog, StepAudit
+from rlhf_mech.files import ImportResult, RewardLog, StepAudit
+from rlhf_mech.files._internal import ImportRun, LogInputs
 from rlhf_mech.render._format import annotation, fmt, plural
 
 
@@ -131,7 +132,7 @@ def render_log(log: RewardLog, inputs: LogInputs) -> RichGroup:
     rewards = Table(title=annotation("rewards (as logged)"), title_justify="left")
     for name in ("reward", "column", "weight", "min", "max", "mean"):
         rewards.add_column(name, justify="left" if name in ("reward", "column") else "right", no_wrap=True)
-    from rlhf_mech.files import robust_mean
+    from rlhf_mech.files._internal import robust_mean
 
     for k, name in enumerate(log.reward_names):
         values = log.rewards[:, k]

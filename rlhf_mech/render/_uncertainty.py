@@ -15,16 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.analysis import (
+from rlhf_mech.analysis import Estimated, SweepResult, Uncertainty
+from rlhf_mech.analysis._internal import (
     ABOVE,
     BELOW,
     BIAS_WARN,
     ESS_WARN,
     STRADDLES,
     TOP_SHARE_WARN,
-    Estimated,
-    SweepResult,
-    Uncertainty,
     sweep_label,
 )
 from rlhf_mech.render._format import annotation, fmt, fmt_signed

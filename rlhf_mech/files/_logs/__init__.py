@@ -282,7 +282,8 @@ class ImportRun:
 
 def _check_names(request: ImportRequest) -> None:
     """The registry names of the request, before any file is read."""
-    from rlhf_mech.core import FILE_NORMALIZATIONS, Scale, get_payment_rule
+    from rlhf_mech.core import Scale, get_payment_rule
+    from rlhf_mech.core._internal import FILE_NORMALIZATIONS
     from rlhf_mech.files._writer import TABLE_CHOICES
 
     table = request.options.table

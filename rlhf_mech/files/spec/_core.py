@@ -17,16 +17,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field, WithJsonSchema
 
-from rlhf_mech.core import (
-    DIVERGENCES,
-    FILE_NORMALIZATIONS,
-    NORMALIZATION_TOL,
-    Game,
-    Mechanism,
-    Normalization,
-    Profile,
-    default_outcome_names,
-)
+from rlhf_mech.core import DIVERGENCES, Game, Mechanism, Normalization, Profile
+from rlhf_mech.core._internal import FILE_NORMALIZATIONS, NORMALIZATION_TOL, default_outcome_names
 from rlhf_mech.files.spec._document import (
     ArrayLoader,
     Document,

@@ -44,8 +44,8 @@ from rlhf_mech.core import (
     get_divergence,
     get_payment_rule,
     get_training_rule,
-    rule_conflict,
 )
+from rlhf_mech.core._internal import rule_conflict
 from rlhf_mech.errors import SHOWN_CHARS, SpecError, shown
 from rlhf_mech.files._arrays import ARRAY_SUFFIXES, read_array
 from rlhf_mech.files._yaml import Loader

@@ -27,13 +27,10 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field, WithJsonSchema
 
-from rlhf_mech.core import (
+from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame
+from rlhf_mech.core._internal import (
     FILE_NORMALIZATIONS,
     PROMPT_WEIGHT_TOL,
-    Mechanism,
-    Normalization,
-    Profile,
-    PromptGame,
     default_outcome_names,
     prompt_rule_conflict,
 )

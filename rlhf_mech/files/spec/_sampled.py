@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rlhf_mech.core import NORMALIZATION_TOL
+from rlhf_mech.core._internal import NORMALIZATION_TOL
 from rlhf_mech.files.spec._document import ArrayLoader, Document, Path_, shown, vector
 from rlhf_mech.files.spec._schemas import FILE_REFERENCE, MAX_OUTCOMES
 

@@ -1,0 +1,31 @@
+"""The package-internal names of :mod:`rlhf_mech.core` (what the layers above use)."""
+
+from rlhf_mech.core._candidates import scale_scores as scale_scores
+from rlhf_mech.core._deviation import BLOCK_ELEMENTS as BLOCK_ELEMENTS
+from rlhf_mech.core._deviation import ProgressCallback as ProgressCallback
+from rlhf_mech.core._divergences import ClosedForm as ClosedForm
+from rlhf_mech.core._fair import MAXMIN_OVER as MAXMIN_OVER
+from rlhf_mech.core._lazy import attach_stub as attach_stub
+from rlhf_mech.core._mechanism import rule_conflict as rule_conflict
+from rlhf_mech.core._mechanism import weighted_rewards as weighted_rewards
+from rlhf_mech.core._normalizations import FILE_NORMALIZATIONS as FILE_NORMALIZATIONS
+from rlhf_mech.core._normalizations import NORMALIZATION_TOL as NORMALIZATION_TOL
+from rlhf_mech.core._normalizations import minmax_scale as minmax_scale
+from rlhf_mech.core._numerics import rows_per_chunk as rows_per_chunk
+from rlhf_mech.core._optimality import jacobian_weights as jacobian_weights
+from rlhf_mech.core._parameters import Configurable as Configurable
+from rlhf_mech.core._prompts import PROMPT_WEIGHT_TOL as PROMPT_WEIGHT_TOL
+from rlhf_mech.core._prompts import default_outcome_names as default_outcome_names
+from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
+from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
+from rlhf_mech.core._resample import GROUP_FIGURES as GROUP_FIGURES
+from rlhf_mech.core._resample import PROFILE_FIGURES as PROFILE_FIGURES
+from rlhf_mech.core._resample import leave_one_out_distributions as leave_one_out_distributions
+from rlhf_mech.core._resample import samples_of as samples_of
+from rlhf_mech.core._resample import slot_figures as slot_figures
+from rlhf_mech.core._solver import optimal_values as optimal_values
+from rlhf_mech.core._status import CONVERGED as CONVERGED
+from rlhf_mech.core._status import MAXITER as MAXITER
+from rlhf_mech.core._status import STALLED as STALLED
+from rlhf_mech.core._status import STATUS_MESSAGES as STATUS_MESSAGES
+from rlhf_mech.core._training import ScoreFunctions as ScoreFunctions
