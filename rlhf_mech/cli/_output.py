@@ -29,6 +29,7 @@ from rich.measure import Measurement
 from rich.text import Text
 
 from rlhf_mech.errors import printable
+from rlhf_mech.render import OutputFormat
 
 
 class ColorChoice(StrEnum):
@@ -105,6 +106,16 @@ class Output:
         """Plain text on stdout, as it is (CSV, annotations, YAML)."""
         sys.stdout.write(text)
         sys.stdout.flush()
+
+    def emit(self, fmt: OutputFormat, result: Any) -> None:
+        """``result`` in format ``fmt`` on stdout (:mod:`rlhf_mech.render._outputs`)."""
+        rendered = fmt.render(result)
+        if fmt.medium == "json":
+            self.write_json(rendered)
+        elif fmt.medium == "text":
+            self.write(rendered)
+        else:
+            self.print(rendered)
 
     def write_json(self, data: Any) -> None:
         """``data`` as JSON on stdout (:func:`rlhf_mech.render.write_json`), streamed."""

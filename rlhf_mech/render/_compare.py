@@ -22,7 +22,6 @@ from rich.text import Text
 
 from rlhf_mech.analysis import Comparison, LeastCostRow, MechanismFigures
 from rlhf_mech.core import PromptGame
-from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render._format import rule_json, rule_label
 from rlhf_mech.render._html import (
     TableData,
@@ -456,15 +455,9 @@ def compare_figure(c: Comparison) -> Any:
 
 def save_compare_plot(c: Comparison, path: str | Path) -> Path:
     """Draw :func:`compare_figure` to ``path`` (``.png`` added to a name without a suffix)."""
-    from rlhf_mech.render._plot import plot_path
+    from rlhf_mech.render._plot import save_figure
 
-    target = plot_path(path)
-    fig = compare_figure(c)
-    try:
-        fig.savefig(target, dpi=120, metadata={"Date": None} if target.suffix == ".svg" else None)
-    except (OSError, ValueError) as exc:
-        raise RlhfMechError(f"--plot: cannot write {target}: {exc}") from None
-    return target
+    return save_figure(compare_figure(c), path)
 
 
 def compare_html(c: Comparison) -> str:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.errors import RlhfMechError, printable
+from rlhf_mech.errors import printable
 from rlhf_mech.files import ImportResult, ImportRun, LogInputs, RewardLog, StepAudit
 from rlhf_mech.render._format import annotation, fmt, plural
 
@@ -257,12 +257,6 @@ def training_figure(training: Sequence[StepAudit]) -> Any:
 
 def save_training_plot(training: Sequence[StepAudit], path: str | Path) -> Path:
     """Draw :func:`training_figure` to ``path`` (``.png`` added when it has no suffix)."""
-    from rlhf_mech.render._plot import plot_path
+    from rlhf_mech.render._plot import save_figure
 
-    target = plot_path(path)
-    figure = training_figure(training)
-    try:
-        figure.savefig(target, dpi=110)
-    except (OSError, ValueError) as exc:
-        raise RlhfMechError(f"--plot: cannot write {printable(str(target))}: {printable(str(exc))}") from None
-    return target
+    return save_figure(training_figure(training), path, dpi=110)

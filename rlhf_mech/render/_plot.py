@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_mech.analysis import FAMILIES, SweepResult
-from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.errors import RlhfMechError, printable
 
 MISSING_MATPLOTLIB = "--plot needs matplotlib: pip install matplotlib (the 'plot' extra of rlhf-mech)"
 
@@ -105,13 +105,24 @@ def plot_path(path: str | Path) -> Path:
     return path if path.suffix else path.with_name(path.name + ".png")
 
 
-def save_sweep_plot(results: Sequence[SweepResult], path: str | Path) -> Path:
-    """Draw :func:`sweep_figure` to ``path`` (PNG, PDF or SVG by its suffix; ``.png`` when
-    it has none) and return the path written."""
+def save_figure(figure: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``figure`` to ``path`` (PNG, PDF or SVG by its suffix; ``.png`` when it has none,
+    :func:`plot_path`; an SVG without its date, so the same figure gives the same bytes) and
+    return the path written.
+
+    Raises
+    ------
+    RlhfMechError
+        naming ``--plot`` and the path, when it cannot be written.
+    """
     target = plot_path(path)
-    fig = sweep_figure(results)
     try:
-        fig.savefig(target, dpi=120)
+        figure.savefig(target, dpi=dpi, metadata={"Date": None} if target.suffix == ".svg" else None)
     except (OSError, ValueError) as exc:
-        raise RlhfMechError(f"--plot: cannot write {target}: {exc}") from None
+        raise RlhfMechError(f"--plot: cannot write {printable(str(target))}: {printable(str(exc))}") from None
     return target
+
+
+def save_sweep_plot(results: Sequence[SweepResult], path: str | Path) -> Path:
+    """Draw :func:`sweep_figure` to ``path`` (:func:`save_figure`) and return the path written."""
+    return save_figure(sweep_figure(results), path)
