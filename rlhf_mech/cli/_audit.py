@@ -23,7 +23,7 @@ from rlhf_mech.cli._app import (
 )
 from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.cli._uncertainty import audit_intervals
-from rlhf_mech.errors import RlhfMechError, printable
+from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render import AUDIT_FORMATS, format_help
 
 AuditFormat = format_enum("AuditFormat", AUDIT_FORMATS)
@@ -139,7 +139,7 @@ def audit_command(
     with command(Terminal(color, quiet, verbose)) as out:
         from rlhf_mech.cli._compare import write_text
         from rlhf_mech.cli._config import audit_settings
-        from rlhf_mech.files import audit_files
+        from rlhf_mech.files import audit_files, type_audits
         from rlhf_mech.render import audit_html, audit_progress, invalid_lines, to_junit
 
         given = {"budget": budget, "tol": tol, "noise": noise, "samples": samples, "seed": seed}
@@ -168,7 +168,10 @@ def audit_command(
             if client is not None:
                 client.close()
         if types is not None:
-            _audit_types(out, run, types, settings.seed, counterexamples)
+            spec = _types_spec(types)
+            with out.step(f"types {spec.label}"):
+                rows = type_audits(run.audits, spec, settings.seed, counterexamples)
+            run = replace(run, types_label=spec.label, types=rows)
         with out.step("bootstrap"):
             run = audit_intervals(run, *intervals.arguments(settings.seed))
         with out.step("write"):
@@ -199,22 +202,6 @@ def _types_spec(text: str) -> Any:
     ):
         return TypesSpec(kind, int(rest or 0))
     raise RlhfMechError(f"--types {text!r}: expected vertices, 'grid K', 'random N' or 'files A.yaml,B.yaml'")
-
-
-def _audit_types(out: Any, run: Any, text: str, seed: int, directory: Path | None) -> None:
-    """``--types``: each group's epsilon over the type set, on stderr (one line per group)."""
-    from rlhf_mech.files import type_audits
-
-    spec = _types_spec(text)
-    with out.step(f"types {spec.label}"):
-        rows = type_audits(run.audits, spec, seed, directory)
-    for game, group, result, path in rows:
-        worst = ", ".join(f"{v:.4g}" for v in result.types[result.worst])
-        saved = f"; written to {path}" if path else ""
-        out.message(
-            f"{printable(game)} / {printable(group)}: epsilon over {len(result.gains)} types ({spec.label}) "
-            f"{result.epsilon:+.4g}, worst type [{worst}] size {result.sizes[result.worst]:.4g}{saved}"
-        )
 
 
 def _overrides(rules: RuleOptions) -> Callable[[Any], Any] | None:

@@ -8,6 +8,7 @@ from rlhf_mech.files._audits import load_games as load_games
 from rlhf_mech.files._audits import read_game as read_game
 from rlhf_mech.files._certificates import cycle_games as cycle_games
 from rlhf_mech.files._certificates import save_cycle as save_cycle
+from rlhf_mech.files._counterexamples import TypeRow as TypeRow
 from rlhf_mech.files._counterexamples import counterexample_game as counterexample_game
 from rlhf_mech.files._counterexamples import save_counterexamples as save_counterexamples
 from rlhf_mech.files._counterexamples import type_audits as type_audits

@@ -40,7 +40,7 @@ from rlhf_mech.analysis import (
 )
 from rlhf_mech.core import Game, Profile
 from rlhf_mech.errors import printable
-from rlhf_mech.files import AuditRun, InvalidFile
+from rlhf_mech.files import AuditRun, InvalidFile, TypeRow
 from rlhf_mech.render._format import annotation, plural, rule_json
 from rlhf_mech.render._html import TableData, code_block, html_page, html_table, paragraphs
 from rlhf_mech.render._uncertainty import audit_uncertainty_text, uncertainty_json
@@ -200,7 +200,12 @@ def audit_html(run: AuditRun) -> str:
     notes = [f"{game_label(a.game)}: {note}" for a in run.audits for note in a.notes]
     failures = failure_lines(run.audits, run.saved).plain.splitlines()
     sections = [
-        ("Verdict", paragraphs([summary_text(run.summary), *(game_verdict(a) for a in run.audits)])),
+        (
+            "Verdict",
+            paragraphs(
+                [summary_text(run.summary), *(game_verdict(a) for a in run.audits), *types_lines(run)]
+            ),
+        ),
         ("Checks", html_table(audit_table_data(run.audits, run.invalid))),
         ("Failures", paragraphs(failures or ["none"])),
         ("Notes", paragraphs(notes or ["none"], "note")),
@@ -311,6 +316,49 @@ def game_verdict(audit: GameAudit) -> str:
     return text
 
 
+def noise_line(audit: GameAudit) -> str | None:
+    """``--noise``: each group's expected gain under noise against its bound ``2 w_i eps``
+    (Theorem 4.12); ``None`` when the game was audited without noise."""
+    noisy = [(g.name, g.noisy) for g in audit.groups if g.noisy is not None]
+    if not noisy:
+        return None
+    eps = noisy[0][1].eps
+    figures = ", ".join(f"{printable(name)} {fmt_figure(n.gain)} <= {n.bound:.3g}" for name, n in noisy)
+    return f"{game_label(audit.game)}: under noise eps {eps:g} (Theorem 4.12), E gain <= 2 w_i eps: {figures}"
+
+
+def verdict_lines(run: AuditRun) -> list[str]:
+    """A verdict per game (:func:`game_verdict`), its noise bounds (:func:`noise_line`) and
+    each group's audit over the type set of ``--types`` (:func:`types_lines`)."""
+    lines = []
+    for audit in run.audits:
+        lines.append(game_verdict(audit))
+        noise = noise_line(audit)
+        if noise is not None:
+            lines.append(noise)
+    return lines + types_lines(run)
+
+
+def types_lines(run: AuditRun) -> list[str]:
+    """``--types``: per group, the largest gain found over the set of true types (a lower
+    bound on epsilon_IC over every type), the worst type and the file that replays it."""
+    lines = []
+    for row in run.types:
+        result = row.result
+        audit = run.audits[row.audit]
+        worst = vector_text(result.types[result.worst])
+        size = f"{result.sizes[result.worst]:.4g}"
+        text = (
+            f"{game_label(audit.game)}: {printable(row.group)}: epsilon over "
+            f"{plural(result.gains.size, 'type')} ({run.types_label}) {result.epsilon:+.4g}, "
+            f"worst type {worst} size {size}"
+        )
+        if row.path is not None:
+            text += f"; replay: rlhf-mech solve {quote_arg(row.path)}"
+        lines.append(text)
+    return lines
+
+
 def quote_arg(text: str) -> str:
     """A path as a shell argument."""
     import shlex
@@ -327,7 +375,7 @@ def render_audit(run: AuditRun) -> RichGroup:
         return RichGroup(Text(summary_text(summary), style=style))
     parts: list[Any] = [audit_table(audits, invalid), Text("\n".join(AUDIT_LEGEND), style="dim")]
     if audits:
-        parts.append(Text("\n".join(game_verdict(a) for a in audits)))
+        parts.append(Text("\n".join(verdict_lines(run))))
     failures = failure_lines(audits, saved)
     if failures.plain:
         parts.append(failures)
@@ -525,6 +573,23 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
     }
 
 
+def _types_json(row: TypeRow) -> dict[str, Any]:
+    """One group's audit over the type set of ``--types``."""
+    result = row.result
+    worst = result.types[result.worst]
+    return {
+        "group": row.group,
+        "types": int(result.gains.size),
+        "epsilon": _num(result.epsilon),
+        "worst_type": {
+            "parameters": [float(v) for v in worst] if worst.size <= JSON_VECTOR_LIMIT else None,
+            "size": _num(result.sizes[result.worst]),
+        },
+        "best_misreport": _misreport_json(result.best),
+        "replay": row.path,
+    }
+
+
 def audits_to_json(run: AuditRun) -> dict[str, Any]:
     """``rlhf-mech audit --format json``: one object per game (invalid files as
     ``{"source", "line", "error"}``, the error one line per problem) and the summary."""
@@ -536,6 +601,10 @@ def audits_to_json(run: AuditRun) -> dict[str, Any]:
     for entry, u in zip(games, run.uncertainty, strict=False):
         if u is not None:
             entry["uncertainty"] = uncertainty_json(u)
+    for k, entry in enumerate(games):
+        rows = [row for row in run.types if row.audit == k]
+        if rows:
+            entry["types"] = {"set": run.types_label, "groups": [_types_json(row) for row in rows]}
     games += [{"source": bad.source, "line": bad.line, "error": bad.message} for bad in invalid]
     return {
         "schema_version": AUDIT_SCHEMA_VERSION,
