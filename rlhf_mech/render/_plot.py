@@ -49,7 +49,8 @@ def sweep_figure(results: Sequence[SweepResult]) -> Any:
     Each panel plots the group's valuation ``w_i v_i`` (and, under a payment rule that
     charges, the payment and the utility) against the family's parameter, truth marked; an
     explicit report is drawn at two named positions (truthful, report), not on a numeric
-    axis. The title is wrapped to the figure's width.
+    axis; points adjusted to stay valid or above ``max_size`` are crossed. The title is wrapped
+    to the figure's width.
 
     Raises
     ------
@@ -78,6 +79,17 @@ def sweep_figure(results: Sequence[SweepResult]) -> Any:
                 linestyle="" if explicit else "-",
                 label=label if result.payment_rule.charges else "valuation = utility (w_i v_i)",
             )
+        marked = result.clipped | ~result.within_max_size
+        if marked.any():  # the points the table marks † (adjusted) or ‡ (above max_size)
+            ax.plot(
+                x[marked],
+                result.utilities[marked],
+                marker="x",
+                markersize=8,
+                color="tab:red",
+                linestyle="",
+                label="adjusted or above max_size",
+            )
         ax.axvline(x[t], color="grey", linestyle="--", linewidth=1, label="truth")
         ax.plot([x[t]], [result.utilities[t]], marker="*", markersize=12, color="tab:green", linestyle="")
         if explicit:
@@ -88,7 +100,8 @@ def sweep_figure(results: Sequence[SweepResult]) -> Any:
             ax.set_xlabel(result.parameter_name)
         ax.set_ylabel(_quantities(result))
         size = f"{result.game.truth.sizes[result.group]:g}"
-        ax.set_title(f"{result.group_name} (w = {size}), payment {result.payment_rule.name}", fontsize=10)
+        rules = f"training {result.game.mechanism.training_rule.name}, payment {result.payment_rule.name}"
+        ax.set_title(f"{result.group_name} (w = {size}), {rules}", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(results) :]:

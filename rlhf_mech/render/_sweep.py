@@ -1,9 +1,10 @@
 """Renderers for sweeps: Rich table, JSON dict, CSV text. They compute nothing new.
 
 The table has the layout of the paper's tables 2-6 (appendix F): one column per parameter
-value, one row per quantity of the deviating group, the best value of each row in bold and
-truth's column marked. A sweep of more than :data:`MAX_COLUMNS` points is shown transposed
-(one row per point). See :mod:`rlhf_mech.analysis` (:func:`~rlhf_mech.analysis.sweep`) for the quantities.
+value, one row per quantity of the deviating group, the best value of each row in brackets
+(and bold, where the terminal shows it) and truth's column marked. A sweep of more than
+:data:`MAX_COLUMNS` points is shown transposed (one row per point). See
+:mod:`rlhf_mech.analysis` (:func:`~rlhf_mech.analysis.sweep`) for the quantities.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from rlhf_mech.render._uncertainty import sweep_uncertainty_text, uncertainty_js
 MAX_COLUMNS = 10
 #: Sweeps of at least this many points (all groups together) get a progress bar on a terminal.
 PROGRESS_MIN_POINTS = 200
-#: Rows whose best value is bold (the reported size is an input, not a result).
+#: Rows whose best value is marked (the reported size is an input, not a result).
 BETTER_ROWS = frozenset(
     {"valuations", "group_valuations", "payments", "utilities", "utilities_no_payment", "social_welfare"}
 )
@@ -70,34 +71,45 @@ def _rows(result: SweepResult) -> list[tuple[str, str]]:
 
 
 def parameter_label(result: SweepResult, k: int) -> str:
-    """The header of point ``k``: its value, ``*`` for truth and ``†`` when clipped."""
+    """The header of point ``k``: its value, ``*`` for truth, ``†`` when clipped and ``‡``
+    when its reported size is above the game's ``max_size``."""
     if result.family == "explicit":
         label = "truth" if k == result.truthful_index else "report"
     else:
         label = num(float(result.parameters[k]))
-    return label + ("*" if k == result.truthful_index else "") + ("†" if result.clipped[k] else "")
+    marks = ("*" if k == result.truthful_index else "") + ("†" if result.clipped[k] else "")
+    return label + marks + ("" if result.within_max_size[k] else "‡")
+
+
+def _transposed(result: SweepResult) -> bool:
+    """Whether the table has one row per point (more than :data:`MAX_COLUMNS` points)."""
+    return result.parameters.size > MAX_COLUMNS
 
 
 def _caption(result: SweepResult) -> str:
     parts = ["* truthful report"]
     if result.clipped.any():
         parts.append("† report adjusted to stay valid")
-    parts.append("bold: best for the group in its row")
+    if not result.within_max_size.all():
+        parts.append("‡ reported size above max_size (not in the verdict)")
+    parts.append(f"[x]: best for the group in its {'column' if _transposed(result) else 'row'}")
     if result.payment_rule.charges:
         parts.append("utility = w_i v_i - payment")
     return "; ".join(parts)
 
 
 def _cell(result: SweepResult, attribute: str, k: int) -> Text:
-    value = float(getattr(result, attribute)[k])
-    best = attribute in BETTER_ROWS and bool(result.is_best(attribute)[k])
-    return Text(num(value), style="bold" if best else "")
+    value = num(float(getattr(result, attribute)[k]))
+    if attribute in BETTER_ROWS and bool(result.is_best(attribute)[k]):
+        return Text(f"[{value}]", style="bold")
+    return Text(value)
 
 
 def _title(result: SweepResult) -> str:
+    training = result.game.mechanism.training_rule.name
     return (
         f"{result.group_name}: {FAMILIES[result.family].title}; others' reports fixed "
-        f"(game {result.game.name}, payment {result.payment_rule.name})"
+        f"(game {result.game.name}, training {training}, payment {result.payment_rule.name})"
     )
 
 
@@ -112,7 +124,7 @@ def sweep_table(result: SweepResult) -> Table:
         caption=annotation(_caption(result)),
         caption_justify="left",
     )
-    if result.parameters.size <= MAX_COLUMNS:
+    if not _transposed(result):
         table.add_column(result.parameter_name, no_wrap=True)
         for k in points:
             style = "underline" if k == truth else ""
@@ -142,7 +154,8 @@ def _deviation_words(result: SweepResult, with_payment: bool) -> str:
         where = f"{result.parameter_name}={fmt(float(result.parameters[k]))}"
     if result.truth_is_optimal(with_payment):
         return f"truth is optimal (best deviation {gain:+.3g} at {where})"
-    return f"{result.group_name} gains {gain:+.3g} by reporting {where}"
+    edge = " (the edge of the range swept: a wider range may gain more)" if result.at_edge(k) else ""
+    return f"{result.group_name} gains {gain:+.3g} by reporting {where}{edge}"
 
 
 def verdict(result: SweepResult) -> str:
@@ -210,6 +223,7 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
                 "utility_no_payment": float(result.utilities_no_payment[k]),
                 "social_welfare": float(result.social_welfare[k]),
                 "clipped": bool(result.clipped[k]),
+                "within_max_size": bool(result.within_max_size[k]),
             }
             for k in range(result.parameters.size)
         ],
