@@ -394,3 +394,25 @@ def test_the_legend_names_the_mark_of_the_best_value_for_each_layout() -> None:
     best = sweep(load_game(GAME), "alices", "size", [0.5, 2], payment_rule="none")
     k = int(np.argmax(best.group_valuations))
     assert f"[{best.group_valuations[k]:.4g}]" in wide
+
+
+PROMPTS = str(Path(GAME).parent / "prompts" / "three_prompts.yaml")
+
+
+def test_a_game_of_many_prompts_is_swept_one_prompt_at_a_time() -> None:
+    """Issue 24: ``--prompt K`` sweeps prompt K of a game of many prompts as its own game."""
+    game = load_game(PROMPTS)
+    out = invoke(PROMPTS, "--group", "helpful", "--alpha", "0.5,2", "--prompt", "1", "--format", "json")
+    assert out.exit_code == 0, out.output
+    points = json.loads(out.stdout)["sweeps"][0]["points"]
+    expected = sweep(game.game(1), "helpful", "size", [0.5, 2])
+    assert [p["utility"] for p in points] == expected.utilities.tolist()
+    assert json.loads(out.stdout)["sweeps"][0]["game"] == "three-prompts [prompt 1]"
+    for args, message in (
+        ((), "a game of 3 prompts; sweep takes one outcome set: give --prompt K (0 to 2)"),
+        (("--prompt", "3"), "--prompt 3: the game has prompts 0 to 2"),
+    ):
+        bad = invoke(PROMPTS, "--group", "helpful", "--alpha", "2", *args)
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+    one = invoke(GAME, "--group", "alices", "--alpha", "2", "--prompt", "0")
+    assert one.exit_code == 2 and "is a game of one prompt" in one.output

@@ -39,6 +39,10 @@ def sweep_command(
         str | None, typer.Option(help="Explicit report: rewards as a comma list or a .csv/.npy file.")
     ] = None,
     report_size: Annotated[float | None, typer.Option(help="Explicit report: the reported size.")] = None,
+    prompt: Annotated[
+        int | None,
+        typer.Option(min=0, help="A game of many prompts: sweep prompt K (0 to P-1) as its own game."),
+    ] = None,
     output_format: SweepFormatOption = "table",  # type: ignore[assignment]
     plot: Annotated[
         Path | None, typer.Option(help="Also draw the sweep to FILE (.png, .pdf, .svg; matplotlib).")
@@ -54,9 +58,9 @@ def sweep_command(
 
         options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
         request = SweepRequest.from_options(
-            group=group, all_groups=all_groups, report_size=report_size, **options
+            group=group, all_groups=all_groups, report_size=report_size, prompt=prompt, **options
         )
-        game = game_file.load(out)
+        game = request.outcome_set(game_file.load(out))
         fmt = SWEEP_FORMATS[output_format]
         progress = sweep_progress(out.err, request.points(game), not terminal.quiet)
         with out.step("sweep"), progress as on_progress:
