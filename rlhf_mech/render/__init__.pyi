@@ -36,6 +36,7 @@ from rlhf_mech.render._compare import compare_to_json as compare_to_json
 from rlhf_mech.render._compare import mechanism_verdict as mechanism_verdict
 from rlhf_mech.render._compare import render_compare as render_compare
 from rlhf_mech.render._compare import save_compare_plot as save_compare_plot
+from rlhf_mech.render._fit import Fitted as Fitted
 from rlhf_mech.render._format import fmt as fmt
 from rlhf_mech.render._format import fmt_residual as fmt_residual
 from rlhf_mech.render._format import fmt_signed as fmt_signed

@@ -41,6 +41,7 @@ from rlhf_mech.analysis import (
 from rlhf_mech.core import Game, Profile
 from rlhf_mech.errors import printable
 from rlhf_mech.files import AuditRun, InvalidFile, TypeRow
+from rlhf_mech.render._fit import Fitted
 from rlhf_mech.render._format import annotation, plural, rule_json
 from rlhf_mech.render._html import TableData, code_block, html_page, html_table, paragraphs
 from rlhf_mech.render._uncertainty import audit_uncertainty_text, uncertainty_json
@@ -218,33 +219,67 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
     """One row per file and group, one column per check with its figure (✓ pass, ✗ fail,
     · reported but not required); a ``(game)`` row for the game-level ``expect:`` findings.
     File and group names are never cut or folded (the caller widens the console to fit)."""
-    checks = [c for c in CHECKS if any(f.check == c for a in audits for f in a.findings)]
-    table = Table(
-        title=annotation("rlhf-mech audit"),
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    checks = _checks(audits)
+    table = _frame("rlhf-mech audit")
     table.add_column("file", no_wrap=True)
-    table.add_column("group", no_wrap=True)
-    for check in checks:
-        table.add_column(CHECKS[check].column, justify="right" if check != "expect" else "left", no_wrap=True)
+    _check_columns(table, checks)
     for audit in audits:
-        names = [*audit.game.group_names, ""]
-        for k, name in enumerate(names):
-            row = [f for f in audit.findings if f.group == name]
-            if not row:
-                continue
-            cells = [_cell([f for f in row if f.check == check]) for check in checks]
-            source = escape(game_label(audit.game)) if k == 0 else ""
-            table.add_row(source, escape(name) or "(game)", *cells)
+        for k, (name, cells) in enumerate(_group_rows(audit, checks)):
+            table.add_row(escape(game_label(audit.game)) if k == 0 else "", name, *cells)
         table.add_section()
     for bad in invalid:
         table.add_row(
             escape(printable(bad.source)), "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1)
         )
     return table
+
+
+def compact_audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> RichGroup:
+    """The compact layout of :func:`audit_table`: one table per file, titled by the file,
+    without the file column; the invalid files listed after them."""
+    checks = _checks(audits)
+    parts: list[Any] = []
+    for audit in audits:
+        table = _frame(printable(game_label(audit.game)))
+        _check_columns(table, checks)
+        for name, cells in _group_rows(audit, checks):
+            table.add_row(name, *cells)
+        parts.append(table)
+    parts += [Text.assemble(printable(bad.source) + ": ", ("invalid file", "bold red")) for bad in invalid]
+    return RichGroup(*parts)
+
+
+def _checks(audits: Sequence[GameAudit]) -> list[str]:
+    """The checks some finding of ``audits`` is about, in the order of :data:`CHECKS`."""
+    return [c for c in CHECKS if any(f.check == c for a in audits for f in a.findings)]
+
+
+def _frame(title: str) -> Table:
+    return Table(
+        title=annotation(title),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
+def _check_columns(table: Table, checks: Sequence[str]) -> None:
+    """The group column and one column per check."""
+    table.add_column("group", no_wrap=True)
+    for check in checks:
+        table.add_column(CHECKS[check].column, justify="right" if check != "expect" else "left", no_wrap=True)
+
+
+def _group_rows(audit: GameAudit, checks: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The game's rows: each group with findings (``(game)``: the game-level ones) and its
+    cell per check."""
+    rows = []
+    for name in [*audit.game.group_names, ""]:
+        row = [f for f in audit.findings if f.group == name]
+        if row:
+            rows.append((escape(name) or "(game)", [_cell([f for f in row if f.check == c]) for c in checks]))
+    return rows
 
 
 def failure_lines(audits: Sequence[GameAudit], saved: Mapping[tuple[int, str], str] | None = None) -> Text:
@@ -373,7 +408,8 @@ def render_audit(run: AuditRun) -> RichGroup:
     style = "bold red" if summary.exit_code else "bold green"
     if run.quiet:
         return RichGroup(Text(summary_text(summary), style=style))
-    parts: list[Any] = [audit_table(audits, invalid), Text("\n".join(AUDIT_LEGEND), style="dim")]
+    table = Fitted(audit_table(audits, invalid), compact_audit_table(audits, invalid))
+    parts: list[Any] = [table, Text("\n".join(AUDIT_LEGEND), style="dim")]
     if audits:
         parts.append(Text("\n".join(verdict_lines(run))))
     failures = failure_lines(audits, saved)

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from rlhf_mech.errors import printable
 from rlhf_mech.files import ImportResult, ImportRun, LogInputs, RewardLog, StepAudit
+from rlhf_mech.render._fit import Fitted
 from rlhf_mech.render._format import annotation, fmt, plural
 
 
@@ -57,7 +58,7 @@ def render_import(
             keep_newlines=True,
         )
     )
-    parts: list[Any] = [*_read_as(inputs), files]
+    parts: list[Any] = [*_read_as(inputs), Fitted(files)]
     if result.candidates:
         models = tuple(result.reward_columns)
         cands = Table(
@@ -71,7 +72,7 @@ def render_import(
         for cand in result.candidates:
             kl = "" if cand.kl is None else fmt(cand.kl)
             cands.add_row(_t(cand.name), str(cand.rows), *(fmt(v) for v in cand.means), kl)
-        parts.append(cands)
+        parts.append(Fitted(cands))
     parts.append(Text(printable(_built(result, written), keep_newlines=True)))
     return RichGroup(*parts)
 
@@ -151,7 +152,7 @@ def render_log(log: RewardLog, inputs: LogInputs) -> RichGroup:
         lines += [f"  {printable(d)}" for d in log.dropped[:20]]
         if len(log.dropped) > 20:
             lines.append(f"  ... {len(log.dropped) - 20} more")
-    return RichGroup(*_read_as(inputs), _steps_table(log), rewards, Text("\n".join(lines)))
+    return RichGroup(*_read_as(inputs), Fitted(_steps_table(log)), Fitted(rewards), Text("\n".join(lines)))
 
 
 def training_table(training: Sequence[StepAudit]) -> Table:
@@ -198,7 +199,7 @@ def import_report(run: ImportRun) -> RichGroup:
     imported = run.imported
     if run.training or imported.steps:
         assert imported.log is not None
-        parts: list[Any] = [*_read_as(imported.inputs), _steps_table(imported.log)]
+        parts: list[Any] = [*_read_as(imported.inputs), Fitted(_steps_table(imported.log))]
         lines = [f"- {printable(note)}" for note in imported.log.notes]
         for one in imported.steps:
             game = one.result.game
@@ -209,7 +210,7 @@ def import_report(run: ImportRun) -> RichGroup:
             )
         parts.append(Text(printable("\n".join(lines), keep_newlines=True)))
         if run.training:
-            parts.append(training_table(run.training))
+            parts.append(Fitted(training_table(run.training)))
         written = run.written if isinstance(run.written, str) else f"{len(run.written)} files"
         parts.append(Text(printable(f"wrote {written}")))
         return RichGroup(*parts)

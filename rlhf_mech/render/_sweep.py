@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.console import Group as RichGroup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.analysis import FAMILIES, SweepResult
+from rlhf_mech.render._fit import Fitted
 from rlhf_mech.render._format import annotation, fmt, rule_json
 from rlhf_mech.render._uncertainty import sweep_uncertainty_text, uncertainty_json
 
@@ -58,16 +60,29 @@ def num(x: float) -> str:
     return "0" if x == 0 else f"{x:.4g}"
 
 
+#: SweepResult attribute -> (its row's label, its short label in the compact layout); the
+#: compact layout leaves out the utility without payment (= w_i v_i).
+LABELS: dict[str, tuple[str, str]] = {
+    "reported_sizes": ("reported size", "size"),
+    "valuations": ("valuation v_i", "v_i"),
+    "group_valuations": ("group valuation w_i v_i", "w_i v_i"),
+    "payments": ("payment", "p_i"),
+    "utilities": ("utility", "u_i"),
+    "utilities_no_payment": ("utility w/o payment", ""),
+    "social_welfare": ("social welfare", "SW"),
+}
+
+
 def _rows(result: SweepResult) -> list[tuple[str, str]]:
     """(label, SweepResult attribute) of the table's rows, in the order of tables 2-6."""
-    rows = []
+    attributes = []
     if result.family in ("size", "explicit"):
-        rows.append(("reported size", "reported_sizes"))
-    rows += [("valuation v_i", "valuations"), ("group valuation w_i v_i", "group_valuations")]
+        attributes.append("reported_sizes")
+    attributes += ["valuations", "group_valuations"]
     if result.payment_rule.charges:
-        rows += [("payment", "payments"), ("utility", "utilities")]
-    rows += [("utility w/o payment", "utilities_no_payment"), ("social welfare", "social_welfare")]
-    return rows
+        attributes += ["payments", "utilities"]
+    attributes += ["utilities_no_payment", "social_welfare"]
+    return [(LABELS[a][0], a) for a in attributes]
 
 
 def parameter_label(result: SweepResult, k: int) -> str:
@@ -86,13 +101,14 @@ def _transposed(result: SweepResult) -> bool:
     return result.parameters.size > MAX_COLUMNS
 
 
-def _caption(result: SweepResult) -> str:
+def _caption(result: SweepResult, by_point: bool) -> str:
+    """The legend under the table (``by_point``: the layout of one row per point)."""
     parts = ["* truthful report"]
     if result.clipped.any():
         parts.append("† report adjusted to stay valid")
     if not result.within_max_size.all():
         parts.append("‡ reported size above max_size (not in the verdict)")
-    parts.append(f"[x]: best for the group in its {'column' if _transposed(result) else 'row'}")
+    parts.append(f"[x]: best for the group in its {'column' if by_point else 'row'}")
     if result.payment_rule.charges:
         parts.append("utility = w_i v_i - payment")
     return "; ".join(parts)
@@ -121,7 +137,7 @@ def sweep_table(result: SweepResult) -> Table:
     table = Table(
         title=annotation(_title(result)),
         title_justify="left",
-        caption=annotation(_caption(result)),
+        caption=annotation(_caption(result, _transposed(result))),
         caption_justify="left",
     )
     if not _transposed(result):
@@ -142,6 +158,21 @@ def sweep_table(result: SweepResult) -> Table:
             style="underline" if k == truth else "",
         )
     return table
+
+
+def compact_sweep_table(result: SweepResult) -> RichGroup:
+    """The compact layout of :func:`sweep_table`: one row per point, short headers, no
+    frame, the legend (with the short names) below."""
+    rows = [(LABELS[a][1], a) for _, a in _rows(result) if LABELS[a][1]]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column(result.parameter_name, justify="right", no_wrap=True)
+    for label, _ in rows:
+        table.add_column(label, justify="right", no_wrap=True)
+    for k in range(result.parameters.size):
+        table.add_row(parameter_label(result, k), *(_cell(result, a, k) for _, a in rows))
+    names = "; ".join(f"{short}: {LABELS[a][0].removesuffix(' ' + short)}" for short, a in rows)
+    legend = f"{_caption(result, by_point=True)}; {names}; utility w/o payment = w_i v_i"
+    return RichGroup(table, Text(legend, style="dim"))
 
 
 def _deviation_words(result: SweepResult, with_payment: bool) -> str:
@@ -170,8 +201,9 @@ def verdict(result: SweepResult) -> str:
 
 
 def render_sweep(result: SweepResult) -> RichGroup:
-    """Everything ``rlhf-mech sweep`` shows for one group, as one Rich renderable."""
-    parts: list[Any] = [sweep_table(result)]
+    """Everything ``rlhf-mech sweep`` shows for one group, as one Rich renderable (the table
+    in its compact layout where it does not fit the width: :class:`~rlhf_mech.render.Fitted`)."""
+    parts: list[Any] = [Fitted(sweep_table(result), compact_sweep_table(result))]
     parts += [Text(f"note: {note}", style="dim") for note in result.notes]
     parts.append(Text(verdict(result), style="bold"))
     if result.uncertainty is not None:
