@@ -236,15 +236,16 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
 
 def compact_audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> RichGroup:
     """The compact layout of :func:`audit_table`: one table per file, titled by the file,
-    without the file column; the invalid files listed after them."""
-    checks = _checks(audits)
+    without the file column and with the columns of its own checks (each as records where
+    even it is too wide: :class:`~rlhf_mech.render.Fitted`); the invalid files after them."""
     parts: list[Any] = []
     for audit in audits:
+        checks = _checks([audit])
         table = _frame(printable(game_label(audit.game)))
         _check_columns(table, checks)
         for name, cells in _group_rows(audit, checks):
             table.add_row(name, *cells)
-        parts.append(table)
+        parts.append(Fitted(table))
     parts += [Text.assemble(printable(bad.source) + ": ", ("invalid file", "bold red")) for bad in invalid]
     return RichGroup(*parts)
 
