@@ -241,11 +241,11 @@ def compact_audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFi
     parts: list[Any] = []
     for audit in audits:
         checks = _checks([audit])
-        table = _frame(printable(game_label(audit.game)))
+        table = _frame(None)
         _check_columns(table, checks)
         for name, cells in _group_rows(audit, checks):
             table.add_row(name, *cells)
-        parts.append(Fitted(table))
+        parts += [annotation(printable(game_label(audit.game))), Fitted(table)]  # the file's name whole
     parts += [Text.assemble(printable(bad.source) + ": ", ("invalid file", "bold red")) for bad in invalid]
     return RichGroup(*parts)
 
@@ -255,9 +255,11 @@ def _checks(audits: Sequence[GameAudit]) -> list[str]:
     return [c for c in CHECKS if any(f.check == c for a in audits for f in a.findings)]
 
 
-def _frame(title: str) -> Table:
+def _frame(title: str | None) -> Table:
+    """The frame of the audit's tables (``title``: none for a file's table in the compact
+    layout, whose name stands above it whole)."""
     return Table(
-        title=annotation(title),
+        title=None if title is None else annotation(title),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
