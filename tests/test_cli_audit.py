@@ -260,7 +260,8 @@ def test_issue_15_rows_and_failures_name_the_file_not_the_game(tmp_path):
     assert result.exit_code == 1, result.output
     for folder in ("a", "b"):
         path = tmp_path / folder / "unpaid.yaml"
-        assert f"\n {path} " in result.stdout  # the table's row
+        # the table's row, or the title of its table in the compact layout (the path is long)
+        assert f"\n {path} " in result.stdout or f"\n{path}\n" in result.stdout
         assert f"✗ {path}:9: g1: DSIC (Definition 3.2)" in result.stdout
         assert f"✗ {path}:12: g2: DSIC (Definition 3.2)" in result.stdout
 
@@ -430,3 +431,39 @@ def test_a_pyproject_without_the_table_is_passed_over(games, monkeypatch):
     monkeypatch.chdir(games)
     result = runner.invoke(app, ["audit"])
     assert json.loads(result.stdout)["games"][0]["search"]["budget"] == 40
+
+
+def test_types_results_are_in_the_text_the_json_and_its_schema(write_game, tmp_path: Path) -> None:
+    """Issue 24: ``--types`` (epsilon over the type set, the worst type, its replay file) goes
+    to stdout and to each game's JSON, not to stderr alone; the figures are the library's."""
+    import jsonschema
+    import numpy as np
+
+    from rlhf_mech.analysis import TypesSpec
+    from rlhf_mech.analysis._internal import audit_types
+    from rlhf_mech.render import audit_schema
+    from rlhf_mech.render._internal import AUDIT_SCHEMA_VERSION
+
+    path = write_game(NO_PAYMENT)
+    args = ["audit", str(path), "--types", "vertices", "--budget", "20", "--save-counterexamples"]
+    result = runner.invoke(app, [*args, str(tmp_path / "cx"), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    jsonschema.validate(data, audit_schema(AUDIT_SCHEMA_VERSION))
+    types = data["games"][0]["types"]
+    assert types["set"] == "vertices"
+    game = load_game(path)
+    for i, entry in enumerate(types["groups"]):
+        expected = audit_types(
+            game, i, TypesSpec("vertices"), game.mechanism.payment_rule, 20, np.random.default_rng([0, i])
+        )
+        assert entry["group"] == game.group_names[i]
+        assert entry["types"] == 4  # the file's type and the simplex's 3 vertices
+        assert entry["epsilon"] == expected.epsilon > 0
+        assert entry["worst_type"]["parameters"] == expected.types[expected.worst].tolist()
+        assert Path(entry["replay"]).is_file()
+    text = " ".join(runner.invoke(app, [*args, str(tmp_path / "cx2")]).stdout.split())  # unwrapped
+    for i, name in enumerate(game.group_names):
+        epsilon = types["groups"][i]["epsilon"]
+        assert f"game.yaml: {name}: epsilon over 4 types (vertices) {epsilon:+.4g}, worst type" in text
+    assert text.count("; replay: rlhf-mech solve ") == 2

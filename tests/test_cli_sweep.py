@@ -356,3 +356,64 @@ def test_issue_15_a_long_title_is_wrapped_to_the_figure() -> None:
     figure, _ = _axes(["alpha", "2"])
     lines = figure._suptitle.get_text().splitlines()
     assert len(lines) >= 2 and max(len(line) for line in lines) <= 64  # 6.4 inches x 10 characters
+
+
+def test_sizes_above_max_size_are_marked_and_left_out_of_the_verdict() -> None:
+    """Issue 24: harmless_vs_humor has max_size 10 and alices size 3, so alpha = 4 and 5
+    report sizes 12 and 15, which the game does not allow; without payment they gain more
+    than any allowed point, yet the verdict is alpha = 3's (the largest allowed: an edge)."""
+    game = load_game(GAME)
+    result = sweep(game, "alices", "size", [0.5, 2, 3, 4, 5], payment_rule="none")
+    np.testing.assert_array_equal(result.within_max_size, [True, True, True, True, False, False])
+    gains = result.gains(with_payment=False)
+    assert gains[4] > gains[3] and gains[5] > gains[3]  # the disallowed points gain more
+    assert result.best_deviation(with_payment=False) == (float(gains[3]), 3)
+    assert result.at_edge(3) and not result.at_edge(2)
+    assert not result.is_best("group_valuations")[4:].any()
+    out = invoke(GAME, "--group", "alices", "--alpha", "0.5,2,3,4,5", "--payment", "none")
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.stdout.split())  # the paragraphs unwrapped
+    assert "4‡" in text and "5‡" in text and "3‡" not in text
+    assert "alpha = 4, 5: reported size above max_size 10" in text
+    assert (
+        f"alices gains {gains[3]:+.3g} by reporting alpha=3 (the edge of the range swept: a wider "
+        "range may gain more)" in text
+    )
+    assert "training sw_max, payment none" in text
+    points = json.loads(invoke(GAME, "--group", "alices", "--alpha", "3,4", "--format", "json").stdout)
+    assert [p["within_max_size"] for p in points["sweeps"][0]["points"]] == [True, True, False]
+
+
+def test_the_legend_names_the_mark_of_the_best_value_for_each_layout() -> None:
+    """The best value is bracketed (bold is lost without colour); the legend says row or
+    column, as the layout has them."""
+    wide = invoke(GAME, "--group", "alices", "--alpha", "0.5,2", "--payment", "none").stdout
+    assert "[x]: best for the group in its row" in wide and "bold" not in wide
+    long = ",".join(str(a) for a in np.linspace(0.2, 3, 12))
+    tall = invoke(GAME, "--group", "alices", "--alpha", long, "--payment", "none").stdout
+    assert "[x]: best for the group in its column" in tall
+    best = sweep(load_game(GAME), "alices", "size", [0.5, 2], payment_rule="none")
+    k = int(np.argmax(best.group_valuations))
+    assert f"[{best.group_valuations[k]:.4g}]" in wide
+
+
+PROMPTS = str(Path(GAME).parent / "prompts" / "three_prompts.yaml")
+
+
+def test_a_game_of_many_prompts_is_swept_one_prompt_at_a_time() -> None:
+    """Issue 24: ``--prompt K`` sweeps prompt K of a game of many prompts as its own game."""
+    game = load_game(PROMPTS)
+    out = invoke(PROMPTS, "--group", "helpful", "--alpha", "0.5,2", "--prompt", "1", "--format", "json")
+    assert out.exit_code == 0, out.output
+    points = json.loads(out.stdout)["sweeps"][0]["points"]
+    expected = sweep(game.game(1), "helpful", "size", [0.5, 2])
+    assert [p["utility"] for p in points] == expected.utilities.tolist()
+    assert json.loads(out.stdout)["sweeps"][0]["game"] == "three-prompts [prompt 1]"
+    for args, message in (
+        ((), "a game of 3 prompts; sweep takes one outcome set: give --prompt K (0 to 2)"),
+        (("--prompt", "3"), "--prompt 3: the game has prompts 0 to 2"),
+    ):
+        bad = invoke(PROMPTS, "--group", "helpful", "--alpha", "2", *args)
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+    one = invoke(GAME, "--group", "alices", "--alpha", "2", "--prompt", "0")
+    assert one.exit_code == 2 and "is a game of one prompt" in one.output

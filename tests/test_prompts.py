@@ -418,7 +418,10 @@ def test_solve_shows_the_weighted_means_and_each_prompts_share(tmp_path: Path) -
     refused = runner.invoke(app, ["solve", str(path), "--training", "maxmin"])
     assert refused.exit_code == 2 and "does not split into one problem per prompt" in refused.stderr
     swept = runner.invoke(app, ["sweep", str(path), "--group", "helpful", "--alpha", "1,2"])
-    assert swept.exit_code == 2 and "a game of many prompts; sweep takes one outcome set" in swept.stderr
+    assert (
+        swept.exit_code == 2
+        and "a game of 2 prompts; sweep takes one outcome set: give --prompt K (0 to 1)" in swept.stderr
+    )
     implementable = runner.invoke(app, ["implementability", str(path), "--group", "helpful"])
     assert implementable.exit_code == 2 and "implementability takes one outcome set" in implementable.stderr
 

@@ -125,32 +125,54 @@ class SweepResult:
     def converged(self) -> bool:
         return bool(np.all(self.status == CONVERGED))
 
+    @property
+    def within_max_size(self) -> Array:
+        """(P,) bool: the points whose reported size is at most the game's ``max_size`` (all of
+        them when it has none); a point above it is not a report the game allows, and is left
+        out of :meth:`best_deviation` and :meth:`truth_is_optimal`."""
+        if self.game.max_size is None:
+            return np.ones(self.parameters.size, dtype=bool)
+        return self.reported_sizes <= self.game.max_size * (1 + TIE_TOL)
+
     def gains(self, with_payment: bool = True) -> Array:
         """(P,) utility minus truth's utility, under the payment rule or without payment."""
         utility = self.utilities if with_payment else self.utilities_no_payment
         return utility - utility[self.truthful_index]
 
     def best_deviation(self, with_payment: bool = True) -> tuple[float, int] | None:
-        """The largest gain over truth among the other points and its index (``None``: no other)."""
+        """The largest gain over truth among the other points within ``max_size``
+        (:attr:`within_max_size`) and its index (``None``: no other)."""
         gains = self.gains(with_payment)
-        others = np.flatnonzero(np.arange(gains.size) != self.truthful_index)
+        others = np.flatnonzero((np.arange(gains.size) != self.truthful_index) & self.within_max_size)
         if others.size == 0:
             return None
         k = int(others[np.argmax(gains[others])])
         return float(gains[k]), k
 
+    def at_edge(self, k: int) -> bool:
+        """Whether point ``k`` is the smallest or the largest parameter swept within
+        ``max_size`` (a best point there may not be the best of the family: a wider range may
+        do better); never for an explicit report, or a sweep of two points or fewer."""
+        inside = np.flatnonzero(self.within_max_size)
+        if self.family == "explicit" or inside.size <= 2:
+            return False
+        return k in (int(inside[0]), int(inside[-1]))
+
     def truth_is_optimal(self, with_payment: bool = True) -> bool:
-        """Whether no point beats truth by more than :data:`GAIN_TOL` (relative)."""
+        """Whether no point within ``max_size`` beats truth by more than :data:`GAIN_TOL`
+        (relative)."""
         best = self.best_deviation(with_payment)
         utility = self.utilities if with_payment else self.utilities_no_payment
         scale = max(1.0, abs(float(utility[self.truthful_index])))
         return best is None or best[0] <= GAIN_TOL * scale
 
     def is_best(self, quantity: str) -> Array:
-        """(P,) bool: the points where ``quantity`` is best for the group (ties within TIE_TOL)."""
+        """(P,) bool: the points within ``max_size`` where ``quantity`` is best for the group
+        (ties within TIE_TOL)."""
         values = np.asarray(getattr(self, quantity))
-        best = values.max() if BETTER[quantity] == "max" else values.min()
-        return np.abs(values - best) <= TIE_TOL * max(1.0, abs(float(best)))
+        allowed = values[self.within_max_size]
+        best = allowed.max() if BETTER[quantity] == "max" else allowed.min()
+        return (np.abs(values - best) <= TIE_TOL * max(1.0, abs(float(best)))) & self.within_max_size
 
 
 def _num(x: float) -> str:
@@ -296,9 +318,20 @@ def _common_notes(game: Game, i: int, reports: Misreports) -> tuple[str, ...]:
     notes = []
     sizes = reports.sizes
     upper = game.max_size if game.max_size is not None else np.inf
-    if np.any((sizes != np.round(sizes)) | (sizes < 1) | (sizes > upper)):
+    if np.any((sizes != np.round(sizes)) | (sizes < 1)):
         bound = f"1..{_num(game.max_size)}" if game.max_size is not None else "the positive integers"
         notes.append(f"reported sizes are real-valued in this sweep (the game's sizes are {bound})")
+    above = sizes > upper * (1 + TIE_TOL)
+    if np.any(above):
+        if reports.family == "explicit":
+            which = "the given report"
+        else:
+            shown = ", ".join(_num(p) for p in reports.parameters[above])
+            which = f"{FAMILIES[reports.family].parameter} = {shown}"
+        notes.append(
+            f"{which}: reported size above max_size {_num(upper)}, a report the game does not allow "
+            "(marked ‡; left out of the verdict)"
+        )
     if i in game.misreporting_groups():
         notes.append(f"the report of {game.group_names[i]} in the file is replaced by the swept reports")
     liars = [game.group_names[j] for j in game.misreporting_groups() if j != i]

@@ -15,10 +15,13 @@ line instead of Click's usage box. Every line goes through
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -27,6 +30,13 @@ import typer
 from typer.core import TyperGroup
 
 from rlhf_mech.cli._output import ColorChoice, Output, print_error
+from rlhf_mech.cli._uncertainty import (
+    CiOption,
+    DesignOption,
+    EstimandOption,
+    IntervalOption,
+    ResamplesOption,
+)
 from rlhf_mech.errors import DECIMAL, RlhfMechError, shown
 from rlhf_mech.render import OutputFormat
 from rlhf_mech.render._internal import format_help
@@ -215,18 +225,22 @@ def format_enum(name: str, formats: dict[str, OutputFormat]) -> type[StrEnum]:
     return StrEnum(name, {f: f for f in formats})  # type: ignore[return-value]
 
 
-def format_option(formats: dict[str, OutputFormat]) -> Any:
-    """The ``--format`` / ``--output-format`` option of a command's formats."""
-    return typer.Option("--format", "--output-format", help=f"Output format: {format_help(formats)}.")
+def format_choice(name: str, formats: dict[str, OutputFormat]) -> Any:
+    """The ``--format`` / ``--output-format`` option of a command's formats, a choice named
+    ``name`` (:func:`format_enum`)."""
+    return Annotated[
+        format_enum(name, formats),
+        typer.Option("--format", "--output-format", help=f"Output format: {format_help(formats)}."),
+    ]
 
 
 @contextmanager
-def command(color: ColorChoice, quiet: bool, verbose: bool) -> Iterator[Output]:
+def command(terminal: Terminal) -> Iterator[Output]:
     """The output of one command, with its errors handled: a
     :class:`~rlhf_mech.errors.RlhfMechError` becomes lines on stderr (one per problem) and
     exit code 2."""
-    out = Output(color, quiet=quiet, verbose=verbose)
-    if quiet and verbose:
+    out = Output(terminal.color, quiet=terminal.quiet, verbose=terminal.verbose)
+    if terminal.quiet and terminal.verbose:
         out.error("give at most one of -q/--quiet and -v/--verbose")
         raise typer.Exit(2)
     try:
@@ -237,49 +251,11 @@ def command(color: ColorChoice, quiet: bool, verbose: bool) -> Iterator[Output]:
         raise typer.Exit(2) from None
 
 
-def emit(out: Output, fmt: OutputFormat, result: Any) -> None:
-    """Write ``result`` in format ``fmt`` on standard output."""
-    rendered = fmt.render(result)
-    if fmt.medium == "json":
-        out.write_json(rendered)
-    elif fmt.medium == "text":
-        out.write(rendered)
-    else:
-        out.print(rendered)
-
-
 def read_game(path: Path | str, allow_outside_refs: bool = False) -> Any:
     """The game in ``path`` (``-``: standard input), as :func:`rlhf_mech.files.read_game`."""
     from rlhf_mech.files._internal import read_game as read
 
     return read(path, allow_outside_refs)
-
-
-def game_with_rules(
-    out: Output,
-    path: Path,
-    allow_outside_refs: bool,
-    training: str | None = None,
-    training_param: list[str] | None = None,
-    payment: str | None = None,
-    payment_param: list[str] | None = None,
-) -> Any:
-    """The game in ``path`` under the rules of ``--training``/``--payment`` and their parameters
-    (:func:`~rlhf_mech.cli._options.rules_override`); its note, if any, on stderr."""
-    from rlhf_mech.cli._options import rules_override
-
-    with out.step(f"load {path}"):
-        game = read_game(path, allow_outside_refs)
-    game, note = rules_override(
-        game,
-        payment=payment,
-        payment_settings=payment_param,
-        training=training,
-        training_settings=training_param,
-    )
-    if note:
-        out.message(note)
-    return game
 
 
 QuietOption = Annotated[
@@ -297,26 +273,24 @@ PaymentOption = Annotated[
     str | None,
     typer.Option("--payment", help=f"Override the file's payment rule: {choices('payment_rules')}."),
 ]
-PaymentParamOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--payment-param",
-        help="KEY=VALUE, repeat the option for each parameter of the payment rule "
-        "(e.g. --payment-param steps=20 --payment-param step_size=0.5).",
-    ),
-]
 TrainingOption = Annotated[
     str | None,
     typer.Option("--training", help=f"Override the file's training rule: {choices('training_rules')}."),
 ]
-TrainingParamOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--training-param",
-        help="KEY=VALUE, repeat the option for each parameter of the training rule (e.g. over=groups "
-        "for maxmin).",
-    ),
+
+
+def _settings_option(kind: str, example: str) -> Any:
+    """The ``--KIND-param`` option: one ``KEY=VALUE`` per use, for the ``KIND`` rule."""
+    return typer.Option(
+        f"--{kind}-param",
+        help=f"KEY=VALUE, repeat the option for each parameter of the {kind} rule (e.g. {example}).",
+    )
+
+
+PaymentParamOption = Annotated[
+    list[str] | None, _settings_option("payment", "--payment-param steps=20 --payment-param step_size=0.5")
 ]
+TrainingParamOption = Annotated[list[str] | None, _settings_option("training", "over=groups for maxmin")]
 OutsideOption = Annotated[
     bool,
     typer.Option(
@@ -326,3 +300,156 @@ OutsideOption = Annotated[
 ]
 #: The help of an option that takes a parameter list.
 LIST_HELP = "a comma list (0.2,0.5,1,2) or start:stop:step"
+
+
+@dataclass(frozen=True)
+class RuleOptions:
+    """``--training``/``--payment`` and their ``KEY=VALUE`` parameters, as given."""
+
+    training: str | None = None
+    training_param: list[str] | None = None
+    payment: str | None = None
+    payment_param: list[str] | None = None
+
+    @property
+    def given(self) -> bool:
+        """Whether any of the four options was given."""
+        return any((self.training, self.training_param, self.payment, self.payment_param))
+
+    def apply(self, game: Any) -> tuple[Any, str]:
+        """``game`` under these rules and a note for the user
+        (:func:`~rlhf_mech.cli._options.rules_override`)."""
+        from rlhf_mech.cli._options import rules_override
+
+        return rules_override(
+            game,
+            payment=self.payment,
+            payment_settings=self.payment_param,
+            training=self.training,
+            training_settings=self.training_param,
+        )
+
+
+def rule_options(
+    *,
+    training: TrainingOption = None,
+    training_param: TrainingParamOption = None,
+    payment: PaymentOption = None,
+    payment_param: PaymentParamOption = None,
+) -> RuleOptions:
+    """The options of :class:`RuleOptions` (a group of :func:`with_options`)."""
+    return RuleOptions(training, training_param, payment, payment_param)
+
+
+@dataclass(frozen=True)
+class IntervalOptions:
+    """``--ci`` and the options of its bootstrap (docs/uncertainty.md), as given."""
+
+    ci: float | None
+    resamples: int
+    interval: str
+    estimand: str
+    design: str | None
+
+    def arguments(self, seed: int) -> tuple[Any, ...]:
+        """The arguments of the functions of :mod:`rlhf_mech.cli._uncertainty` after the
+        result: ``ci, resamples, seed, interval, estimand, design``."""
+        return (self.ci, self.resamples, seed, self.interval, self.estimand, self.design)
+
+
+def interval_options(
+    *,
+    ci: CiOption = None,
+    resamples: ResamplesOption = 1000,
+    interval: IntervalOption = "basic",
+    estimand: EstimandOption = "fixed",
+    design: DesignOption = None,
+) -> IntervalOptions:
+    """The options of :class:`IntervalOptions` (a group of :func:`with_options`)."""
+    return IntervalOptions(ci, resamples, interval, estimand, design)
+
+
+@dataclass(frozen=True)
+class GameOptions:
+    """A game file and the options on how to read it: ``--allow-outside-refs`` and the rules
+    that replace its own (:class:`RuleOptions`)."""
+
+    path: Path
+    rules: RuleOptions
+    allow_outside_refs: bool = False
+
+    def load(self, out: Output) -> Any:
+        """The game under the rules asked for (:meth:`RuleOptions.apply`); its note, if any,
+        on stderr."""
+        with out.step(f"load {self.path}"):
+            game = read_game(self.path, self.allow_outside_refs)
+        game, note = self.rules.apply(game)
+        if note:
+            out.message(note)
+        return game
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """``--color``, ``-q/--quiet`` and ``-v/--verbose``: what the command prints on stderr."""
+
+    color: ColorChoice = ColorChoice.auto
+    quiet: bool = False
+    verbose: bool = False
+
+
+def terminal_options(
+    *, quiet: QuietOption = False, verbose: VerboseOption = False, color: ColorOption = ColorChoice.auto
+) -> Terminal:
+    """The options of :class:`Terminal` (a group of :func:`with_options`)."""
+    return Terminal(color, quiet, verbose)
+
+
+def game_options(
+    game_file: GameFile, *, rules: RuleOptions, allow_outside_refs: OutsideOption = False
+) -> GameOptions:
+    """The argument and options of :class:`GameOptions` (a group of :func:`with_options`, which
+    also expands its ``rules``)."""
+    return GameOptions(game_file, rules, allow_outside_refs)
+
+
+#: The groups of options a command's parameter may stand for (:func:`with_options`), by the
+#: parameter's type; each option of a group is declared once, in its function.
+OPTION_GROUPS: dict[type, Callable[..., Any]] = {
+    RuleOptions: rule_options,
+    IntervalOptions: interval_options,
+    Terminal: terminal_options,
+}
+
+
+def with_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The command ``func`` whose parameters of a type in :data:`OPTION_GROUPS` stand each for
+    the options of that group (keyword-only, with their defaults).
+
+    The options take that parameter's place in the signature, and so in ``--help``; ``func``
+    receives what the group's function returns for the values given (as fastapi's
+    dependencies: Typer reads ``__signature__``).
+    """
+    signature = inspect.signature(func, eval_str=True)
+    groups = {
+        p.name: OPTION_GROUPS[p.annotation]
+        for p in signature.parameters.values()
+        if p.annotation in OPTION_GROUPS
+    }
+    members = {
+        name: tuple(inspect.signature(group, eval_str=True).parameters.values())
+        for name, group in groups.items()
+    }
+    parameters = [q for p in signature.parameters.values() for q in members.get(p.name, (p,))]
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for name, group in groups.items():
+            kwargs[name] = group(**{p.name: kwargs.pop(p.name) for p in members[name]})
+        return func(*args, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return run
+
+
+OPTION_GROUPS[GameOptions] = with_options(game_options)

@@ -12,26 +12,18 @@ import typer
 
 from rlhf_mech.cli._app import (
     ColorOption,
+    IntervalOptions,
     OutsideOption,
-    PaymentOption,
-    PaymentParamOption,
-    TrainingOption,
-    TrainingParamOption,
+    RuleOptions,
+    Terminal,
     VerboseOption,
     command,
-    emit,
     format_enum,
+    with_options,
 )
 from rlhf_mech.cli._output import ColorChoice
-from rlhf_mech.cli._uncertainty import (
-    CiOption,
-    DesignOption,
-    EstimandOption,
-    IntervalOption,
-    ResamplesOption,
-    audit_intervals,
-)
-from rlhf_mech.errors import RlhfMechError, printable
+from rlhf_mech.cli._uncertainty import audit_intervals
+from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render import AUDIT_FORMATS
 from rlhf_mech.render._internal import format_help
 
@@ -49,6 +41,7 @@ def _default(value: object) -> str:
     return f"{value} or [tool.rlhf-mech]"
 
 
+@with_options
 def audit_command(
     paths: Annotated[
         list[str] | None,
@@ -125,15 +118,8 @@ def audit_command(
             "file is reported invalid and the others go on (0: no limit).",
         ),
     ] = 600.0,
-    ci: CiOption = None,
-    resamples: ResamplesOption = 1000,
-    interval: IntervalOption = "basic",
-    estimand: EstimandOption = "fixed",
-    design: DesignOption = None,
-    training: TrainingOption = None,
-    training_param: TrainingParamOption = None,
-    payment: PaymentOption = None,
-    payment_param: PaymentParamOption = None,
+    intervals: IntervalOptions,
+    rules: RuleOptions,
     html: Annotated[
         Path | None, typer.Option(help="Also write a self-contained HTML report to FILE.")
     ] = None,
@@ -151,10 +137,10 @@ def audit_command(
     audited all the same) or there is nothing to audit. Options not given come from
     \\[tool.rlhf-mech] in pyproject.toml.
     """
-    with command(color, quiet, verbose) as out:
+    with command(Terminal(color, quiet, verbose)) as out:
         from rlhf_mech.cli._compare import write_text
         from rlhf_mech.cli._config import audit_settings
-        from rlhf_mech.files._internal import audit_files
+        from rlhf_mech.files._internal import audit_files, type_audits
         from rlhf_mech.render import audit_html, to_junit
         from rlhf_mech.render._internal import audit_progress, invalid_lines
 
@@ -178,21 +164,24 @@ def audit_command(
                 progress=lambda tasks: audit_progress(out.err, tasks, enabled=not quiet),
                 step=out.step,
                 quiet=quiet,
-                rules=_overrides(training, training_param, payment, payment_param),
+                rules=_overrides(rules),
             )
         finally:
             if client is not None:
                 client.close()
         if types is not None:
-            _audit_types(out, run, types, settings.seed, counterexamples)
+            spec = _types_spec(types)
+            with out.step(f"types {spec.label}"):
+                rows = type_audits(run.audits, spec, settings.seed, counterexamples)
+            run = replace(run, types_label=spec.label, types=rows)
         with out.step("bootstrap"):
-            run = audit_intervals(run, ci, resamples, settings.seed, interval, estimand, design)
+            run = audit_intervals(run, *intervals.arguments(settings.seed))
         with out.step("write"):
             if junit is not None:
                 write_text(junit, to_junit(run))
             if html is not None:
                 write_text(html, audit_html(run))
-            emit(out, AUDIT_FORMATS[settings.output_format], run)
+            out.emit(AUDIT_FORMATS[settings.output_format], run)
     raise typer.Exit(run.summary.exit_code)
 
 
@@ -217,44 +206,15 @@ def _types_spec(text: str) -> Any:
     raise RlhfMechError(f"--types {text!r}: expected vertices, 'grid K', 'random N' or 'files A.yaml,B.yaml'")
 
 
-def _audit_types(out: Any, run: Any, text: str, seed: int, directory: Path | None) -> None:
-    """``--types``: each group's epsilon over the type set, on stderr (one line per group)."""
-    from rlhf_mech.files._internal import type_audits
-
-    spec = _types_spec(text)
-    with out.step(f"types {spec.label}"):
-        rows = type_audits(run.audits, spec, seed, directory)
-    for game, group, result, path in rows:
-        worst = ", ".join(f"{v:.4g}" for v in result.types[result.worst])
-        saved = f"; written to {path}" if path else ""
-        out.message(
-            f"{printable(game)} / {printable(group)}: epsilon over {len(result.gains)} types ({spec.label}) "
-            f"{result.epsilon:+.4g}, worst type [{worst}] size {result.sizes[result.worst]:.4g}{saved}"
-        )
-
-
-def _overrides(
-    training: str | None,
-    training_param: list[str] | None,
-    payment: str | None,
-    payment_param: list[str] | None,
-) -> Callable[[Any], Any] | None:
+def _overrides(rules: RuleOptions) -> Callable[[Any], Any] | None:
     """What ``--training``/``--payment`` (and their parameters) do to each game: its rules
-    replaced (:func:`~rlhf_mech.cli._options.rules_override`) and its ``expect:`` block, written
+    replaced (:meth:`~rlhf_mech.cli._app.RuleOptions.apply`) and its ``expect:`` block, written
     for the file's rules, set aside with a note; ``None`` when none is given."""
-    if training is None and payment is None and not training_param and not payment_param:
+    if not rules.given:
         return None
 
     def override(game: Any) -> Any:
-        from rlhf_mech.cli._options import rules_override
-
-        changed, note = rules_override(
-            game,
-            payment=payment,
-            payment_settings=payment_param,
-            training=training,
-            training_settings=training_param,
-        )
+        changed, note = rules.apply(game)
         said = "rules set on the command line: the file's expect: block is not checked" + (
             f"; {note}" if note else ""
         )

@@ -9,27 +9,24 @@ from typing import Annotated, Any
 import typer
 
 from rlhf_mech.cli._app import (
-    ColorOption,
     GameFile,
     OutsideOption,
-    QuietOption,
-    VerboseOption,
+    Terminal,
     choices,
     command,
-    emit,
-    format_enum,
-    format_option,
+    format_choice,
     read_game,
+    with_options,
 )
-from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render import COMPARE_FORMATS
 
-CompareFormat = format_enum("CompareFormat", COMPARE_FORMATS)
+CompareFormatOption = format_choice("CompareFormat", COMPARE_FORMATS)
 
 _GRID_HELP = "KEY=V1,V2: the values of a parameter of the {} rules to compare (repeat per parameter)."
 
 
+@with_options
 def compare_command(
     game_file: GameFile,
     *,
@@ -55,7 +52,7 @@ def compare_command(
     types: Annotated[
         int, typer.Option(min=0, help="Random rewards per group of the least-cost type sets (0: none).")
     ] = 24,
-    output_format: Annotated[CompareFormat, format_option(COMPARE_FORMATS)] = "table",  # type: ignore[valid-type, assignment]
+    output_format: CompareFormatOption = "table",  # type: ignore[assignment]
     plot: Annotated[
         Path | None, typer.Option(help="Also draw gain against cost and welfare to FILE (matplotlib).")
     ] = None,
@@ -63,13 +60,11 @@ def compare_command(
         Path | None, typer.Option(help="Also write a self-contained HTML report to FILE.")
     ] = None,
     allow_outside_refs: OutsideOption = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    color: ColorOption = ColorChoice.auto,
+    terminal: Terminal,
 ) -> None:
     """Compare mechanisms (training x payment rules) on one game: welfare, fairness, revenue,
     manipulability, IR, training cost, the Pareto front, and the least-cost DSIC payments."""
-    with command(color, quiet, verbose) as out:
+    with command(terminal) as out:
         from rlhf_mech.analysis import CompareOptions, compare
         from rlhf_mech.render import compare_html, save_compare_plot
 
@@ -85,7 +80,7 @@ def compare_command(
             if html is not None:
                 write_text(html, compare_html(result))
                 out.message(f"report written to {html}")
-            emit(out, COMPARE_FORMATS[output_format], result)
+            out.emit(COMPARE_FORMATS[output_format], result)
 
 
 def write_text(path: Path, text: str) -> None:

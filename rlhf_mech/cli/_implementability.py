@@ -8,23 +8,20 @@ from typing import Annotated
 import typer
 
 from rlhf_mech.cli._app import (
-    ColorOption,
     GameFile,
     OutsideOption,
-    QuietOption,
-    VerboseOption,
+    Terminal,
     command,
-    emit,
-    format_enum,
-    format_option,
+    format_choice,
     read_game,
+    with_options,
 )
-from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.render import IMPLEMENTABILITY_FORMATS
 
-ImplementabilityFormat = format_enum("ImplementabilityFormat", IMPLEMENTABILITY_FORMATS)
+ImplementabilityFormatOption = format_choice("ImplementabilityFormat", IMPLEMENTABILITY_FORMATS)
 
 
+@with_options
 def implementability_command(
     game_file: GameFile,
     *,
@@ -62,13 +59,9 @@ def implementability_command(
         ),
     ] = None,
     rows: Annotated[int, typer.Option(min=1, help="Payment rows shown in the table.")] = 10,
-    output_format: Annotated[
-        ImplementabilityFormat, format_option(IMPLEMENTABILITY_FORMATS)  # type: ignore[valid-type]
-    ] = "text",  # type: ignore[assignment]
+    output_format: ImplementabilityFormatOption = "text",  # type: ignore[assignment]
     allow_outside_refs: OutsideOption = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    color: ColorOption = ColorChoice.auto,
+    terminal: Terminal,
 ) -> None:
     """Decide cycle monotonicity (Definition E.1) of the training rule on a set of one group's types.
 
@@ -76,7 +69,7 @@ def implementability_command(
     Rochet payments that make it DSIC on the set, beside p^AFF for SW-Max. Exit code 0 when
     monotone on the set, 1 when a negative cycle is found, 2 on bad input.
     """
-    with command(color, quiet, verbose) as out:
+    with command(terminal) as out:
         from rlhf_mech.analysis import implementability, type_set
         from rlhf_mech.analysis._internal import group_of
         from rlhf_mech.cli._options import parse_parameters
@@ -98,5 +91,5 @@ def implementability_command(
             saved = tuple(str(p) for p in write_cycle(result, save_cycle))
             out.message(f"negative cycle written to {save_cycle} ({len(saved)} game files)")
         with out.step("write"):
-            emit(out, IMPLEMENTABILITY_FORMATS[output_format], ImplementabilityOutput(result, saved, rows))
+            out.emit(IMPLEMENTABILITY_FORMATS[output_format], ImplementabilityOutput(result, saved, rows))
     raise typer.Exit(0 if result.monotone else 1)

@@ -9,13 +9,11 @@ from typing import Annotated
 import typer
 
 from rlhf_mech.cli._app import (
-    ColorOption,
-    QuietOption,
-    VerboseOption,
+    Terminal,
     choices,
     command,
+    with_options,
 )
-from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.errors import RlhfMechError
 
 
@@ -26,6 +24,7 @@ class ImportKind(StrEnum):
     responses = "responses"
 
 
+@with_options
 def import_game(
     files: Annotated[
         list[str],
@@ -151,9 +150,7 @@ def import_game(
     ] = "affine_maximizer",
     name: Annotated[str | None, typer.Option(help="The game's name.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file.")] = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    color: ColorOption = ColorChoice.auto,
+    terminal: Terminal,
 ) -> None:
     """Build a game file from the logs an RLHF trainer writes (docs/import.md, docs/candidates.md)."""
     given = {
@@ -169,7 +166,7 @@ def import_game(
         "--logratio-col": logratio_col,
         "--logprob-col": logprob_col,
     }
-    with command(color, quiet, verbose) as out:
+    with command(terminal) as out:
         from rlhf_mech.files import LogOptions
         from rlhf_mech.files._internal import (
             ImportRequest,
@@ -221,7 +218,7 @@ def import_game(
             run = run_import(request)
         if run.text is not None:
             out.write(run.text)
-        if not quiet:
+        if not terminal.quiet:
             out.print(import_report(run), stderr=request.to_stdout)
         if plot is not None and run.training:
             out.message(f"plot written to {save_training_plot(run.training, plot)}")

@@ -219,6 +219,8 @@ class SweepRequest:
     report_size : the ``--report-size`` value, or ``None``.
     group : the group's name (``None`` with ``all_groups``).
     all_groups : sweep every group in turn.
+    prompt : for a game of many prompts, the prompt swept (``--prompt K``, from 0), as its
+        own game (:meth:`~rlhf_mech.core.PromptGame.game`).
     """
 
     family: str
@@ -227,6 +229,7 @@ class SweepRequest:
     report_size: float | None = None
     group: str | None = None
     all_groups: bool = False
+    prompt: int | None = None
 
     @classmethod
     def from_options(
@@ -239,6 +242,7 @@ class SweepRequest:
         epsilon: str | None = None,
         report_reward: str | None = None,
         report_size: float | None = None,
+        prompt: int | None = None,
     ) -> SweepRequest:
         """Check the command line's choice of group and strategy.
 
@@ -271,17 +275,35 @@ class SweepRequest:
             ("polarise", "--epsilon", epsilon),
         ):
             if text is not None:
-                return cls(family, parse_parameters(text, option), group=group, all_groups=all_groups)
-        return cls("explicit", np.empty(0), report_reward, report_size, group, all_groups)
+                parameters = parse_parameters(text, option)
+                return cls(family, parameters, group=group, all_groups=all_groups, prompt=prompt)
+        return cls("explicit", np.empty(0), report_reward, report_size, group, all_groups, prompt)
 
-    def groups(self, game: Game | PromptGame) -> list[int]:
-        """The deviating groups' indices (:class:`RlhfMechError` for an unknown name, or for a
-        game of many prompts)."""
-        if isinstance(game, PromptGame):
+    def outcome_set(self, game: Game | PromptGame) -> Game:
+        """The game swept: ``game`` itself, or prompt :attr:`prompt` of a game of many prompts.
+
+        Raises
+        ------
+        RlhfMechError
+            for a game of many prompts without ``--prompt``, a prompt it does not have, or
+            ``--prompt`` on a game of one prompt.
+        """
+        if not isinstance(game, PromptGame):
+            if self.prompt is not None:
+                raise RlhfMechError(f"--prompt {self.prompt}: {shown(game.name)} is a game of one prompt")
+            return game
+        last = game.n_prompts - 1
+        if self.prompt is None:
             raise RlhfMechError(
-                f"{game.source or game.name}: a game of many prompts; sweep takes one outcome set "
-                "(solve shows each prompt's gains, audit checks the game prompt by prompt)"
+                f"{game.source or game.name}: a game of {game.n_prompts} prompts; sweep takes one "
+                f"outcome set: give --prompt K (0 to {last}) to sweep prompt K as its own game"
             )
+        if self.prompt > last:
+            raise RlhfMechError(f"--prompt {self.prompt}: the game has prompts 0 to {last}")
+        return game.game(self.prompt)
+
+    def groups(self, game: Game) -> list[int]:
+        """The deviating groups' indices (:class:`RlhfMechError` for an unknown name)."""
         if self.all_groups:
             return list(range(game.n_groups))
         assert self.group is not None

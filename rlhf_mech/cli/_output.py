@@ -5,9 +5,11 @@ One :class:`Output` per command holds the two Rich consoles (``--color auto|alwa
 (``-q`` quiet, ``-v`` each step with its time on stderr) and the rules every printed table
 follows:
 
-* nothing is cut or folded to the terminal's width (nor to 80 columns when piped): a
-  renderable is printed as wide as its widest line needs, and a terminal narrower than
-  that wraps the long lines itself (names, tables and messages stay whole and grep-able);
+* no table cell is cut or folded: a renderable is printed as wide as its widest line needs,
+  up to the width of the terminal, or ``$COLUMNS`` where it is set (a pipe without it has no
+  limit, not Rich's 80 columns: the lines stay whole and grep-able). A table wider than that
+  is printed in its compact layout (:class:`rlhf_mech.render.Fitted`) and the paragraphs are
+  wrapped at that width, so that no line is longer than it;
 * no line ends in spaces.
 
 JSON goes through :func:`rlhf_mech.render.write_json` as a stream of bytes. Only Rich and
@@ -16,6 +18,7 @@ the standard library are imported here: this module is loaded at start-up.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -29,6 +32,7 @@ from rich.measure import Measurement
 from rich.text import Text
 
 from rlhf_mech.errors import printable
+from rlhf_mech.render import OutputFormat
 
 
 class ColorChoice(StrEnum):
@@ -50,6 +54,15 @@ def strip_trailing_spaces(text: str) -> str:
     """Every line of ``text`` without its trailing spaces (colour codes kept)."""
     lines = text.split("\n")
     return "\n".join(_TRAILING.sub(lambda m: "".join(_ESCAPE.findall(m.group())), line) for line in lines)
+
+
+def width_limit(console: Console) -> int | None:
+    """The most columns a line may take: ``$COLUMNS`` where it is set (a positive number), else
+    the terminal's width; ``None`` (no limit) for a pipe or a file without ``$COLUMNS``."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return console.width if console.is_terminal else None
 
 
 def make_console(color: ColorChoice, stderr: bool = False) -> Console:
@@ -82,9 +95,11 @@ class Output:
         self.err = make_console(color, stderr=True)
 
     def _width(self, console: Console, renderable: Any) -> int:
-        """The width ``renderable`` needs to show every line whole."""
+        """The width ``renderable`` is printed in: what it needs to show every line whole, at
+        most the terminal's width or ``$COLUMNS`` (:func:`width_limit`)."""
         measured = Measurement.get(console, console.options.update_width(_MEASURE_WIDTH), renderable)
-        return max(measured.maximum, 1)
+        limit = width_limit(console)
+        return max(min(measured.maximum, limit or measured.maximum), 1)
 
     def print(self, renderable: Any, stderr: bool = False) -> None:
         """A Rich renderable on stdout (or stderr): names whole, no trailing spaces."""
@@ -105,6 +120,16 @@ class Output:
         """Plain text on stdout, as it is (CSV, annotations, YAML)."""
         sys.stdout.write(text)
         sys.stdout.flush()
+
+    def emit(self, fmt: OutputFormat, result: Any) -> None:
+        """``result`` in format ``fmt`` on stdout (:mod:`rlhf_mech.render._outputs`)."""
+        rendered = fmt.render(result)
+        if fmt.medium == "json":
+            self.write_json(rendered)
+        elif fmt.medium == "text":
+            self.write(rendered)
+        else:
+            self.print(rendered)
 
     def write_json(self, data: Any) -> None:
         """``data`` as JSON on stdout (:func:`rlhf_mech.render.write_json`), streamed."""

@@ -7,45 +7,18 @@ from typing import Annotated
 
 import typer
 
-from rlhf_mech.cli._app import (
-    ColorOption,
-    GameFile,
-    OutsideOption,
-    PaymentOption,
-    PaymentParamOption,
-    QuietOption,
-    TrainingOption,
-    TrainingParamOption,
-    VerboseOption,
-    command,
-    emit,
-    format_enum,
-    format_option,
-    game_with_rules,
-)
-from rlhf_mech.cli._output import ColorChoice
-from rlhf_mech.cli._uncertainty import (
-    CiOption,
-    CiSeedOption,
-    DesignOption,
-    EstimandOption,
-    IntervalOption,
-    ResamplesOption,
-    uncertainty,
-)
+from rlhf_mech.cli._app import GameOptions, IntervalOptions, Terminal, command, format_choice, with_options
+from rlhf_mech.cli._uncertainty import CiSeedOption, uncertainty
 from rlhf_mech.render import SOLVE_FORMATS
 
-SolveFormat = format_enum("SolveFormat", SOLVE_FORMATS)
+SolveFormatOption = format_choice("SolveFormat", SOLVE_FORMATS)
 
 
+@with_options
 def solve(
-    game_file: GameFile,
+    game_file: GameOptions,
     *,
-    training: TrainingOption = None,
-    training_param: TrainingParamOption = None,
-    payment: PaymentOption = None,
-    payment_param: PaymentParamOption = None,
-    output_format: Annotated[SolveFormat, format_option(SOLVE_FORMATS)] = "table",  # type: ignore[valid-type, assignment]
+    output_format: SolveFormatOption = "table",  # type: ignore[assignment]
     top: Annotated[int, typer.Option(min=1, help="Outcomes shown in the distribution table.")] = 10,
     save_distribution: Annotated[
         Path | None,
@@ -56,40 +29,32 @@ def solve(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --save-distribution file.")] = False,
-    ci: CiOption = None,
-    resamples: ResamplesOption = 1000,
+    intervals: IntervalOptions,
     seed: CiSeedOption = 0,
-    interval: IntervalOption = "basic",
-    estimand: EstimandOption = "fixed",
-    design: DesignOption = None,
-    allow_outside_refs: OutsideOption = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    color: ColorOption = ColorChoice.auto,
+    terminal: Terminal,
 ) -> None:
     """Run the mechanism on a game: truthful versus reported profiles, side by side."""
-    with command(color, quiet, verbose) as out:
+    with command(terminal) as out:
         from rlhf_mech.core import solve as solve_game
         from rlhf_mech.files._internal import check_new_file, save_distributions
         from rlhf_mech.render import SolveOutput
 
         if save_distribution is not None:
             check_new_file(save_distribution, "--save-distribution", force, suffix=".npy")
-        game = game_with_rules(
-            out, game_file, allow_outside_refs, training, training_param, payment, payment_param
-        )
+        game = game_file.load(out)
         with out.step("solve"):
             solution = solve_game(game)
         with out.step("bootstrap"):
-            error_bars = uncertainty(game, ci, resamples, seed, interval, estimand, design)
+            error_bars = uncertainty(game, *intervals.arguments(seed))
         saved = None
         if save_distribution is not None:
             saved = save_distributions(solution, save_distribution)
             out.message(f"distributions written to {saved} (row 0 truthful, row 1 reported)")
         with out.step("write"):
-            emit(out, SOLVE_FORMATS[output_format], SolveOutput(solution, top, saved, error_bars))
+            out.emit(SOLVE_FORMATS[output_format], SolveOutput(solution, top, saved, error_bars))
 
 
+@with_options
 def schema(
     candidates: Annotated[
         bool, typer.Option("--candidates", help="The candidate-model game format (docs/candidates.md).")
@@ -101,12 +66,10 @@ def schema(
         bool, typer.Option("--compare", help="The JSON that `compare --format json` prints.")
     ] = False,
     *,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    color: ColorOption = ColorChoice.auto,
+    terminal: Terminal,
 ) -> None:
     """Print a JSON Schema: of game files (default), candidate-model games, audit or compare JSON."""
-    with command(color, quiet, verbose) as out:
+    with command(terminal) as out:
         from rlhf_mech.errors import RlhfMechError
 
         if candidates + audit + compare > 1:

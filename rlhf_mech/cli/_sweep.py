@@ -9,38 +9,22 @@ import typer
 
 from rlhf_mech.cli._app import (
     LIST_HELP,
-    ColorOption,
-    GameFile,
-    OutsideOption,
-    PaymentOption,
-    PaymentParamOption,
-    QuietOption,
-    TrainingOption,
-    TrainingParamOption,
-    VerboseOption,
+    GameOptions,
+    IntervalOptions,
+    Terminal,
     command,
-    emit,
-    format_enum,
-    format_option,
-    game_with_rules,
+    format_choice,
+    with_options,
 )
-from rlhf_mech.cli._output import ColorChoice
-from rlhf_mech.cli._uncertainty import (
-    CiOption,
-    CiSeedOption,
-    DesignOption,
-    EstimandOption,
-    IntervalOption,
-    ResamplesOption,
-    sweep_intervals,
-)
+from rlhf_mech.cli._uncertainty import CiSeedOption, sweep_intervals
 from rlhf_mech.render import SWEEP_FORMATS
 
-SweepFormat = format_enum("SweepFormat", SWEEP_FORMATS)
+SweepFormatOption = format_choice("SweepFormat", SWEEP_FORMATS)
 
 
+@with_options
 def sweep_command(
-    game_file: GameFile,
+    game_file: GameOptions,
     *,
     group: Annotated[str | None, typer.Option(help="The group that misreports.")] = None,
     all_groups: Annotated[bool, typer.Option("--all-groups", help="Sweep every group in turn.")] = False,
@@ -55,45 +39,37 @@ def sweep_command(
         str | None, typer.Option(help="Explicit report: rewards as a comma list or a .csv/.npy file.")
     ] = None,
     report_size: Annotated[float | None, typer.Option(help="Explicit report: the reported size.")] = None,
-    training: TrainingOption = None,
-    training_param: TrainingParamOption = None,
-    payment: PaymentOption = None,
-    payment_param: PaymentParamOption = None,
-    output_format: Annotated[SweepFormat, format_option(SWEEP_FORMATS)] = "table",  # type: ignore[valid-type, assignment]
+    prompt: Annotated[
+        int | None,
+        typer.Option(min=0, help="A game of many prompts: sweep prompt K (0 to P-1) as its own game."),
+    ] = None,
+    output_format: SweepFormatOption = "table",  # type: ignore[assignment]
     plot: Annotated[
         Path | None, typer.Option(help="Also draw the sweep to FILE (.png, .pdf, .svg; matplotlib).")
     ] = None,
-    ci: CiOption = None,
-    resamples: ResamplesOption = 1000,
+    intervals: IntervalOptions,
     seed: CiSeedOption = 0,
-    interval: IntervalOption = "basic",
-    estimand: EstimandOption = "fixed",
-    design: DesignOption = None,
-    allow_outside_refs: OutsideOption = False,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
-    color: ColorOption = ColorChoice.auto,
+    terminal: Terminal,
 ) -> None:
     """Sweep one group's misreports, the others' reports fixed: truthful versus strategic."""
-    with command(color, quiet, verbose) as out:
+    with command(terminal) as out:
         from rlhf_mech.cli._options import SweepRequest
         from rlhf_mech.render import save_sweep_plot
         from rlhf_mech.render._internal import sweep_progress
 
         options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
         request = SweepRequest.from_options(
-            group=group, all_groups=all_groups, report_size=report_size, **options
+            group=group, all_groups=all_groups, report_size=report_size, prompt=prompt, **options
         )
-        game = game_with_rules(
-            out, game_file, allow_outside_refs, training, training_param, payment, payment_param
-        )
+        game = request.outcome_set(game_file.load(out))
         fmt = SWEEP_FORMATS[output_format]
-        with out.step("sweep"), sweep_progress(out.err, request.points(game), not quiet) as on_progress:
+        progress = sweep_progress(out.err, request.points(game), not terminal.quiet)
+        with out.step("sweep"), progress as on_progress:
             # only JSON shows the distributions
             results = request.run(game, None, on_progress, keep_distributions=fmt.name == "json")
         with out.step("bootstrap"):
-            results = sweep_intervals(results, ci, resamples, seed, interval, estimand, design)
+            results = sweep_intervals(results, *intervals.arguments(seed))
         with out.step("write"):
             if plot is not None:
                 out.message(f"plot written to {save_sweep_plot(results, plot)}")
-            emit(out, fmt, results)
+            out.emit(fmt, results)

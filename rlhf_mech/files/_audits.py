@@ -21,7 +21,7 @@ from rlhf_mech.analysis import AuditOptions, GameAudit, Uncertainty, run_audits
 from rlhf_mech.analysis._internal import AuditSummary, failure_message, summarise, time_limit
 from rlhf_mech.core import Game, PromptGame
 from rlhf_mech.errors import RlhfMechError, SpecError
-from rlhf_mech.files._counterexamples import save_counterexamples
+from rlhf_mech.files._counterexamples import TypeRow, save_counterexamples
 from rlhf_mech.files.spec import MAX_FILE_BYTES, STDIN_NAME, load_game
 
 #: A context manager around one step of the work, given what it does (``-v`` times them).
@@ -85,6 +85,8 @@ class AuditRun:
     uncertainty : per audit, a sampled game's figures with their sampling error (``--ci``;
         :func:`~rlhf_mech.analysis.audit_uncertainty`), ``None`` for a population game; empty
         without ``--ci``.
+    types_label : the type set of ``--types`` (``vertices``, ``grid K``, ...), ``None`` without.
+    types : each group's audit over that set (:func:`type_audits`); empty without ``--types``.
     """
 
     audits: tuple[GameAudit, ...]
@@ -93,6 +95,8 @@ class AuditRun:
     saved: dict[tuple[int, str], str] = field(default_factory=dict)
     quiet: bool = False
     uncertainty: tuple[Uncertainty | None, ...] = ()
+    types_label: str | None = None
+    types: tuple[TypeRow, ...] = ()
 
 
 def read_game(path: Path | str, allow_outside_refs: bool = False) -> Game | PromptGame:

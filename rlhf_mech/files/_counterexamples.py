@@ -147,21 +147,33 @@ def save_counterexamples(
     return saved
 
 
+@dataclasses.dataclass(frozen=True)
+class TypeRow:
+    """One group's audit over a set of true types (``rlhf-mech audit --types``).
+
+    Attributes
+    ----------
+    audit : the index of the game's audit in the run; group : the group's name.
+    result : the audit over the type set; path : the worst type's replay file, or ``None``.
+    """
+
+    audit: int
+    group: str
+    result: TypeAudit
+    path: str | None = None
+
+
 def type_audits(
     audits: Sequence[GameAudit], spec: TypesSpec, seed: int, directory: str | Path | None = None
-) -> list[tuple[str, str, TypeAudit, str | None]]:
+) -> tuple[TypeRow, ...]:
     """The audit over a set of true types (``rlhf-mech audit --types``) of every group of the
     one-prompt games audited, under each game's payment rule at the audit's budget; where the
     worst type gains, with ``directory``, that type with its best misreport as a game file
     (``<stem>.<group>.types.yaml``: the group's true type replaced, its report the misreport;
     ``rlhf-mech solve`` replays the gain).
-
-    Returns
-    -------
-    [(game name, group name, the group's :class:`~rlhf_mech.analysis.TypeAudit`, path or None)]
     """
-    rows: list[tuple[str, str, TypeAudit, str | None]] = []
-    for audit, stem in zip(audits, counterexample_stems(audits), strict=True):
+    rows: list[TypeRow] = []
+    for k, (audit, stem) in enumerate(zip(audits, counterexample_stems(audits), strict=True)):
         game = audit.game
         if not isinstance(game, Game):  # a game of many prompts has no one type per group
             continue
@@ -173,5 +185,5 @@ def type_audits(
                 typed = with_type(game, i, result.types[result.worst], float(result.sizes[result.worst]))
                 target = Path(directory) / f"{stem}.{_slug(name)}.types.yaml"
                 path = str(write_counterexample(typed, i, result.best, target)[0])
-            rows.append((game.name, name, result, path))
-    return rows
+            rows.append(TypeRow(k, name, result, path))
+    return tuple(rows)

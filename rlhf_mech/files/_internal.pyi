@@ -6,6 +6,7 @@ from rlhf_mech.files._audits import game_paths as game_paths
 from rlhf_mech.files._audits import load_games as load_games
 from rlhf_mech.files._audits import read_game as read_game
 from rlhf_mech.files._certificates import cycle_games as cycle_games
+from rlhf_mech.files._counterexamples import TypeRow as TypeRow
 from rlhf_mech.files._counterexamples import counterexample_game as counterexample_game
 from rlhf_mech.files._counterexamples import type_audits as type_audits
 from rlhf_mech.files._counterexamples import write_counterexample as write_counterexample

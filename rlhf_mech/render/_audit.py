@@ -32,7 +32,8 @@ from rlhf_mech.analysis._internal import AuditSummary, PromptGains, audit_verdic
 from rlhf_mech.core import Game, Profile
 from rlhf_mech.errors import printable
 from rlhf_mech.files import AuditRun
-from rlhf_mech.files._internal import InvalidFile
+from rlhf_mech.files._internal import InvalidFile, TypeRow
+from rlhf_mech.render._fit import Fitted
 from rlhf_mech.render._format import annotation, plural, rule_json
 from rlhf_mech.render._html import TableData, code_block, html_page, html_table, paragraphs
 from rlhf_mech.render._uncertainty import audit_uncertainty_text, uncertainty_json
@@ -192,7 +193,12 @@ def audit_html(run: AuditRun) -> str:
     notes = [f"{game_label(a.game)}: {note}" for a in run.audits for note in a.notes]
     failures = failure_lines(run.audits, run.saved).plain.splitlines()
     sections = [
-        ("Verdict", paragraphs([summary_text(run.summary), *(game_verdict(a) for a in run.audits)])),
+        (
+            "Verdict",
+            paragraphs(
+                [summary_text(run.summary), *(game_verdict(a) for a in run.audits), *types_lines(run)]
+            ),
+        ),
         ("Checks", html_table(audit_table_data(run.audits, run.invalid))),
         ("Failures", paragraphs(failures or ["none"])),
         ("Notes", paragraphs(notes or ["none"], "note")),
@@ -205,33 +211,70 @@ def audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()
     """One row per file and group, one column per check with its figure (✓ pass, ✗ fail,
     · reported but not required); a ``(game)`` row for the game-level ``expect:`` findings.
     File and group names are never cut or folded (the caller widens the console to fit)."""
-    checks = [c for c in CHECKS if any(f.check == c for a in audits for f in a.findings)]
-    table = Table(
-        title=annotation("rlhf-mech audit"),
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    checks = _checks(audits)
+    table = _frame("rlhf-mech audit")
     table.add_column("file", no_wrap=True)
-    table.add_column("group", no_wrap=True)
-    for check in checks:
-        table.add_column(CHECKS[check].column, justify="right" if check != "expect" else "left", no_wrap=True)
+    _check_columns(table, checks)
     for audit in audits:
-        names = [*audit.game.group_names, ""]
-        for k, name in enumerate(names):
-            row = [f for f in audit.findings if f.group == name]
-            if not row:
-                continue
-            cells = [_cell([f for f in row if f.check == check]) for check in checks]
-            source = escape(game_label(audit.game)) if k == 0 else ""
-            table.add_row(source, escape(name) or "(game)", *cells)
+        for k, (name, cells) in enumerate(_group_rows(audit, checks)):
+            table.add_row(escape(game_label(audit.game)) if k == 0 else "", name, *cells)
         table.add_section()
     for bad in invalid:
         table.add_row(
             escape(printable(bad.source)), "", "[bold red]invalid file[/]", *[""] * (len(checks) - 1)
         )
     return table
+
+
+def compact_audit_table(audits: Sequence[GameAudit], invalid: Sequence[InvalidFile] = ()) -> RichGroup:
+    """The compact layout of :func:`audit_table`: one table per file, titled by the file,
+    without the file column and with the columns of its own checks (each as records where
+    even it is too wide: :class:`~rlhf_mech.render.Fitted`); the invalid files after them."""
+    parts: list[Any] = []
+    for audit in audits:
+        checks = _checks([audit])
+        table = _frame(None)
+        _check_columns(table, checks)
+        for name, cells in _group_rows(audit, checks):
+            table.add_row(name, *cells)
+        parts += [annotation(printable(game_label(audit.game))), Fitted(table)]  # the file's name whole
+    parts += [Text.assemble(printable(bad.source) + ": ", ("invalid file", "bold red")) for bad in invalid]
+    return RichGroup(*parts)
+
+
+def _checks(audits: Sequence[GameAudit]) -> list[str]:
+    """The checks some finding of ``audits`` is about, in the order of :data:`CHECKS`."""
+    return [c for c in CHECKS if any(f.check == c for a in audits for f in a.findings)]
+
+
+def _frame(title: str | None) -> Table:
+    """The frame of the audit's tables (``title``: none for a file's table in the compact
+    layout, whose name stands above it whole)."""
+    return Table(
+        title=None if title is None else annotation(title),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
+def _check_columns(table: Table, checks: Sequence[str]) -> None:
+    """The group column and one column per check."""
+    table.add_column("group", no_wrap=True)
+    for check in checks:
+        table.add_column(CHECKS[check].column, justify="right" if check != "expect" else "left", no_wrap=True)
+
+
+def _group_rows(audit: GameAudit, checks: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """The game's rows: each group with findings (``(game)``: the game-level ones) and its
+    cell per check."""
+    rows = []
+    for name in [*audit.game.group_names, ""]:
+        row = [f for f in audit.findings if f.group == name]
+        if row:
+            rows.append((escape(name) or "(game)", [_cell([f for f in row if f.check == c]) for c in checks]))
+    return rows
 
 
 def failure_lines(audits: Sequence[GameAudit], saved: Mapping[tuple[int, str], str] | None = None) -> Text:
@@ -303,6 +346,49 @@ def game_verdict(audit: GameAudit) -> str:
     return text
 
 
+def noise_line(audit: GameAudit) -> str | None:
+    """``--noise``: each group's expected gain under noise against its bound ``2 w_i eps``
+    (Theorem 4.12); ``None`` when the game was audited without noise."""
+    noisy = [(g.name, g.noisy) for g in audit.groups if g.noisy is not None]
+    if not noisy:
+        return None
+    eps = noisy[0][1].eps
+    figures = ", ".join(f"{printable(name)} {fmt_figure(n.gain)} <= {n.bound:.3g}" for name, n in noisy)
+    return f"{game_label(audit.game)}: under noise eps {eps:g} (Theorem 4.12), E gain <= 2 w_i eps: {figures}"
+
+
+def verdict_lines(run: AuditRun) -> list[str]:
+    """A verdict per game (:func:`game_verdict`), its noise bounds (:func:`noise_line`) and
+    each group's audit over the type set of ``--types`` (:func:`types_lines`)."""
+    lines = []
+    for audit in run.audits:
+        lines.append(game_verdict(audit))
+        noise = noise_line(audit)
+        if noise is not None:
+            lines.append(noise)
+    return lines + types_lines(run)
+
+
+def types_lines(run: AuditRun) -> list[str]:
+    """``--types``: per group, the largest gain found over the set of true types (a lower
+    bound on epsilon_IC over every type), the worst type and the file that replays it."""
+    lines = []
+    for row in run.types:
+        result = row.result
+        audit = run.audits[row.audit]
+        worst = vector_text(result.types[result.worst])
+        size = f"{result.sizes[result.worst]:.4g}"
+        text = (
+            f"{game_label(audit.game)}: {printable(row.group)}: epsilon over "
+            f"{plural(result.gains.size, 'type')} ({run.types_label}) {result.epsilon:+.4g}, "
+            f"worst type {worst} size {size}"
+        )
+        if row.path is not None:
+            text += f"; replay: rlhf-mech solve {quote_arg(row.path)}"
+        lines.append(text)
+    return lines
+
+
 def quote_arg(text: str) -> str:
     """A path as a shell argument."""
     import shlex
@@ -317,9 +403,10 @@ def render_audit(run: AuditRun) -> RichGroup:
     style = "bold red" if summary.exit_code else "bold green"
     if run.quiet:
         return RichGroup(Text(summary_text(summary), style=style))
-    parts: list[Any] = [audit_table(audits, invalid), Text("\n".join(AUDIT_LEGEND), style="dim")]
+    table = Fitted(audit_table(audits, invalid), compact_audit_table(audits, invalid))
+    parts: list[Any] = [table, Text("\n".join(AUDIT_LEGEND), style="dim")]
     if audits:
-        parts.append(Text("\n".join(game_verdict(a) for a in audits)))
+        parts.append(Text("\n".join(verdict_lines(run))))
     failures = failure_lines(audits, saved)
     if failures.plain:
         parts.append(failures)
@@ -517,6 +604,23 @@ def audit_to_json(audit: GameAudit, saved: Mapping[str, str] | None = None) -> d
     }
 
 
+def _types_json(row: TypeRow) -> dict[str, Any]:
+    """One group's audit over the type set of ``--types``."""
+    result = row.result
+    worst = result.types[result.worst]
+    return {
+        "group": row.group,
+        "types": int(result.gains.size),
+        "epsilon": _num(result.epsilon),
+        "worst_type": {
+            "parameters": [float(v) for v in worst] if worst.size <= JSON_VECTOR_LIMIT else None,
+            "size": _num(result.sizes[result.worst]),
+        },
+        "best_misreport": _misreport_json(result.best),
+        "replay": row.path,
+    }
+
+
 def audits_to_json(run: AuditRun) -> dict[str, Any]:
     """``rlhf-mech audit --format json``: one object per game (invalid files as
     ``{"source", "line", "error"}``, the error one line per problem) and the summary."""
@@ -528,6 +632,10 @@ def audits_to_json(run: AuditRun) -> dict[str, Any]:
     for entry, u in zip(games, run.uncertainty, strict=False):
         if u is not None:
             entry["uncertainty"] = uncertainty_json(u)
+    for k, entry in enumerate(games):
+        rows = [row for row in run.types if row.audit == k]
+        if rows:
+            entry["types"] = {"set": run.types_label, "groups": [_types_json(row) for row in rows]}
     games += [{"source": bad.source, "line": bad.line, "error": bad.message} for bad in invalid]
     return {
         "schema_version": AUDIT_SCHEMA_VERSION,

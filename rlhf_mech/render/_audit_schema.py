@@ -185,6 +185,26 @@ _FINDING = _object(
     }
 )
 
+#: ``--types``: each group's audit over a set of true types (render/_audit.py ``_types_json``).
+_TYPES = _object(
+    {
+        "set": {"type": "string", "description": "vertices, grid K, random N or user"},
+        "groups": {
+            "type": "array",
+            "items": _object(
+                {
+                    "group": {"type": "string"},
+                    "types": {"type": "integer", "minimum": 1},
+                    "epsilon": NUMBER_OR_NULL,
+                    "worst_type": _object({"parameters": _VECTOR, "size": NUMBER_OR_NULL}),
+                    "best_misreport": _MISREPORT,
+                    "replay": STRING_OR_NULL,
+                }
+            ),
+        },
+    }
+)
+
 _GAME = _object(
     {
         "source": STRING_OR_NULL,
@@ -226,11 +246,13 @@ _GAME = _object(
         "findings": {"type": "array", "items": _FINDING},
         "notes": {"type": "array", "items": {"type": "string"}},
         "uncertainty": UNCERTAINTY_SCHEMA,
+        "types": _TYPES,
     },
     optional=(
         "training_rule",
         "part",
         "uncertainty",
+        "types",
     ),  # added to layout 1 after its release: optional, no new version
 )
 

@@ -12,7 +12,7 @@ import io
 import math
 import shlex
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ from rich.text import Text
 from rlhf_mech.analysis import Comparison, MechanismFigures
 from rlhf_mech.analysis._internal import LeastCostRow
 from rlhf_mech.core import PromptGame
-from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render._format import rule_json, rule_label
 from rlhf_mech.render._html import (
     TableData,
@@ -171,21 +170,21 @@ def trade_off_table(c: Comparison) -> TableData:
 
 def groups_table(c: Comparison) -> TableData:
     """One row per mechanism and group: utility, payment, gain and its share, negative payments."""
-    rows: list[tuple[str, ...]] = []
-    for m in c.mechanisms:
-        rows.append((mechanism_name(m, c),))
-        for g in m.groups:
-            stderr = f" ±{g.negative_stderr:.0%}" if g.samples else ""
-            rows.append(
-                (
-                    "  " + g.name,
-                    num(g.utility),
-                    num(g.payment),
-                    signed(g.gain, c.options.tol),
-                    share(g.gain_share),
-                    (share(g.negative_share) + stderr) if g.samples else "-",
-                )
-            )
+    rows = _sections(
+        (
+            mechanism_name(m, c),
+            (
+                g.name,
+                num(g.utility),
+                num(g.payment),
+                signed(g.gain, c.options.tol),
+                share(g.gain_share),
+                (share(g.negative_share) + f" ±{g.negative_stderr:.0%}") if g.samples else "-",
+            ),
+        )
+        for m in c.mechanisms
+        for g in m.groups
+    )
     legend = (
         "u, p: utility and payment at truthful reports; gain: the best misreport found (%u: of u)",
         "p<0: estimated share of negative payments over random reports (± standard error)",
@@ -194,9 +193,30 @@ def groups_table(c: Comparison) -> TableData:
         title="per group",
         columns=("group", "u", "p", "gain", "%u", "p<0"),
         right=(False, True, True, True, True, True),
-        rows=tuple(rows),
+        rows=rows,
         legend=legend,
     )
+
+
+def _sections(rows: Iterable[tuple[str, tuple[str, ...]]]) -> tuple[tuple[str, ...], ...]:
+    """``(heading, row)`` pairs as table rows: a row of the heading alone wherever it changes,
+    then each row with its first cell indented under it."""
+    out: list[tuple[str, ...]] = []
+    current = None
+    for heading, (first, *rest) in rows:
+        if heading != current:
+            out.append((heading,))
+            current = heading
+        out.append(("  " + first, *rest))
+    return tuple(out)
+
+
+def _least_cost_row(row: LeastCostRow) -> tuple[str, ...]:
+    """A group's least-cost payments: K, the lowest, p^AFF, the highest, the verdict."""
+    extremes = row.payments.at_truth
+    low, high = extremes if extremes is not None else (None, None)
+    verdict = "DSIC possible" if extremes is not None else "no DSIC payment"
+    return (row.group, str(row.payments.result.K), num(low), num(row.affine_maximizer), num(high), verdict)
 
 
 def least_cost_table(c: Comparison) -> TableData | None:
@@ -204,25 +224,7 @@ def least_cost_table(c: Comparison) -> TableData | None:
     the true type on its type set, beside ``p^AFF``; ``None`` when none were computed."""
     if not c.least_cost:
         return None
-    rows: list[tuple[str, ...]] = []
-    current = None
-    for row in c.least_cost:
-        training = _label(row.training, c)
-        if training != current:
-            rows.append((training,))
-            current = training
-        extremes = row.payments.at_truth
-        low, high = extremes if extremes is not None else (None, None)
-        rows.append(
-            (
-                "  " + row.group,
-                str(row.payments.result.K),
-                num(low),
-                num(row.affine_maximizer),
-                num(high),
-                "DSIC possible" if extremes is not None else "no DSIC payment",
-            )
-        )
+    rows = _sections((_label(row.training, c), _least_cost_row(row)) for row in c.least_cost)
     legend = (
         "K types of the group: random rewards at its true size and at W, the others truthful",
         "lowest, highest: the extreme payments of its true type that are DSIC, IR and >= 0 on the K "
@@ -233,7 +235,7 @@ def least_cost_table(c: Comparison) -> TableData | None:
         title="what payment makes each training rule truthful, at least and at most cost",
         columns=("group", "K", "lowest", "p^AFF", "highest", "verdict"),
         right=(False, True, True, True, True, False),
-        rows=tuple(rows),
+        rows=rows,
         legend=legend,
     )
 
@@ -457,15 +459,9 @@ def compare_figure(c: Comparison) -> Any:
 
 def save_compare_plot(c: Comparison, path: str | Path) -> Path:
     """Draw :func:`compare_figure` to ``path`` (``.png`` added to a name without a suffix)."""
-    from rlhf_mech.render._plot import plot_path
+    from rlhf_mech.render._plot import save_figure
 
-    target = plot_path(path)
-    fig = compare_figure(c)
-    try:
-        fig.savefig(target, dpi=120, metadata={"Date": None} if target.suffix == ".svg" else None)
-    except (OSError, ValueError) as exc:
-        raise RlhfMechError(f"--plot: cannot write {target}: {exc}") from None
-    return target
+    return save_figure(compare_figure(c), path)
 
 
 def compare_html(c: Comparison) -> str:

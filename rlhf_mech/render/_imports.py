@@ -15,9 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from rlhf_mech.errors import RlhfMechError, printable
+from rlhf_mech.errors import printable
 from rlhf_mech.files import ImportResult, RewardLog, StepAudit
 from rlhf_mech.files._internal import ImportRun, LogInputs
+from rlhf_mech.render._fit import Fitted
 from rlhf_mech.render._format import annotation, fmt, plural
 
 
@@ -58,7 +59,7 @@ def render_import(
             keep_newlines=True,
         )
     )
-    parts: list[Any] = [*_read_as(inputs), files]
+    parts: list[Any] = [*_read_as(inputs), Fitted(files)]
     if result.candidates:
         models = tuple(result.reward_columns)
         cands = Table(
@@ -72,7 +73,7 @@ def render_import(
         for cand in result.candidates:
             kl = "" if cand.kl is None else fmt(cand.kl)
             cands.add_row(_t(cand.name), str(cand.rows), *(fmt(v) for v in cand.means), kl)
-        parts.append(cands)
+        parts.append(Fitted(cands))
     parts.append(Text(printable(_built(result, written), keep_newlines=True)))
     return RichGroup(*parts)
 
@@ -152,7 +153,7 @@ def render_log(log: RewardLog, inputs: LogInputs) -> RichGroup:
         lines += [f"  {printable(d)}" for d in log.dropped[:20]]
         if len(log.dropped) > 20:
             lines.append(f"  ... {len(log.dropped) - 20} more")
-    return RichGroup(*_read_as(inputs), _steps_table(log), rewards, Text("\n".join(lines)))
+    return RichGroup(*_read_as(inputs), Fitted(_steps_table(log)), Fitted(rewards), Text("\n".join(lines)))
 
 
 def training_table(training: Sequence[StepAudit]) -> Table:
@@ -199,7 +200,7 @@ def import_report(run: ImportRun) -> RichGroup:
     imported = run.imported
     if run.training or imported.steps:
         assert imported.log is not None
-        parts: list[Any] = [*_read_as(imported.inputs), _steps_table(imported.log)]
+        parts: list[Any] = [*_read_as(imported.inputs), Fitted(_steps_table(imported.log))]
         lines = [f"- {printable(note)}" for note in imported.log.notes]
         for one in imported.steps:
             game = one.result.game
@@ -210,7 +211,7 @@ def import_report(run: ImportRun) -> RichGroup:
             )
         parts.append(Text(printable("\n".join(lines), keep_newlines=True)))
         if run.training:
-            parts.append(training_table(run.training))
+            parts.append(Fitted(training_table(run.training)))
         written = run.written if isinstance(run.written, str) else f"{len(run.written)} files"
         parts.append(Text(printable(f"wrote {written}")))
         return RichGroup(*parts)
@@ -258,12 +259,6 @@ def training_figure(training: Sequence[StepAudit]) -> Any:
 
 def save_training_plot(training: Sequence[StepAudit], path: str | Path) -> Path:
     """Draw :func:`training_figure` to ``path`` (``.png`` added when it has no suffix)."""
-    from rlhf_mech.render._plot import plot_path
+    from rlhf_mech.render._plot import save_figure
 
-    target = plot_path(path)
-    figure = training_figure(training)
-    try:
-        figure.savefig(target, dpi=110)
-    except (OSError, ValueError) as exc:
-        raise RlhfMechError(f"--plot: cannot write {printable(str(target))}: {printable(str(exc))}") from None
-    return target
+    return save_figure(training_figure(training), path, dpi=110)

@@ -22,6 +22,7 @@ from rlhf_mech.render._compare import COMPARE_CSV_COLUMNS as COMPARE_CSV_COLUMNS
 from rlhf_mech.render._compare import COMPARE_SCHEMA_VERSION as COMPARE_SCHEMA_VERSION
 from rlhf_mech.render._compare import compare_figure as compare_figure
 from rlhf_mech.render._compare import mechanism_verdict as mechanism_verdict
+from rlhf_mech.render._fit import Fitted as Fitted
 from rlhf_mech.render._format import fmt as fmt
 from rlhf_mech.render._format import fmt_residual as fmt_residual
 from rlhf_mech.render._format import fmt_signed as fmt_signed

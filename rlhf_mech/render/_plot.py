@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_mech.analysis import FAMILIES, SweepResult
-from rlhf_mech.errors import RlhfMechError
+from rlhf_mech.errors import RlhfMechError, printable
 
 MISSING_MATPLOTLIB = "--plot needs matplotlib: pip install matplotlib (the 'plot' extra of rlhf-mech)"
 
@@ -49,7 +49,8 @@ def sweep_figure(results: Sequence[SweepResult]) -> Any:
     Each panel plots the group's valuation ``w_i v_i`` (and, under a payment rule that
     charges, the payment and the utility) against the family's parameter, truth marked; an
     explicit report is drawn at two named positions (truthful, report), not on a numeric
-    axis. The title is wrapped to the figure's width.
+    axis; points adjusted to stay valid or above ``max_size`` are crossed. The title is wrapped
+    to the figure's width.
 
     Raises
     ------
@@ -78,6 +79,17 @@ def sweep_figure(results: Sequence[SweepResult]) -> Any:
                 linestyle="" if explicit else "-",
                 label=label if result.payment_rule.charges else "valuation = utility (w_i v_i)",
             )
+        marked = result.clipped | ~result.within_max_size
+        if marked.any():  # the points the table marks † (adjusted) or ‡ (above max_size)
+            ax.plot(
+                x[marked],
+                result.utilities[marked],
+                marker="x",
+                markersize=8,
+                color="tab:red",
+                linestyle="",
+                label="adjusted or above max_size",
+            )
         ax.axvline(x[t], color="grey", linestyle="--", linewidth=1, label="truth")
         ax.plot([x[t]], [result.utilities[t]], marker="*", markersize=12, color="tab:green", linestyle="")
         if explicit:
@@ -88,7 +100,8 @@ def sweep_figure(results: Sequence[SweepResult]) -> Any:
             ax.set_xlabel(result.parameter_name)
         ax.set_ylabel(_quantities(result))
         size = f"{result.game.truth.sizes[result.group]:g}"
-        ax.set_title(f"{result.group_name} (w = {size}), payment {result.payment_rule.name}", fontsize=10)
+        rules = f"training {result.game.mechanism.training_rule.name}, payment {result.payment_rule.name}"
+        ax.set_title(f"{result.group_name} (w = {size}), {rules}", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(results) :]:
@@ -105,13 +118,24 @@ def plot_path(path: str | Path) -> Path:
     return path if path.suffix else path.with_name(path.name + ".png")
 
 
-def save_sweep_plot(results: Sequence[SweepResult], path: str | Path) -> Path:
-    """Draw :func:`sweep_figure` to ``path`` (PNG, PDF or SVG by its suffix; ``.png`` when
-    it has none) and return the path written."""
+def save_figure(figure: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``figure`` to ``path`` (PNG, PDF or SVG by its suffix; ``.png`` when it has none,
+    :func:`plot_path`; an SVG without its date, so the same figure gives the same bytes) and
+    return the path written.
+
+    Raises
+    ------
+    RlhfMechError
+        naming ``--plot`` and the path, when it cannot be written.
+    """
     target = plot_path(path)
-    fig = sweep_figure(results)
     try:
-        fig.savefig(target, dpi=120)
+        figure.savefig(target, dpi=dpi, metadata={"Date": None} if target.suffix == ".svg" else None)
     except (OSError, ValueError) as exc:
-        raise RlhfMechError(f"--plot: cannot write {target}: {exc}") from None
+        raise RlhfMechError(f"--plot: cannot write {printable(str(target))}: {printable(str(exc))}") from None
     return target
+
+
+def save_sweep_plot(results: Sequence[SweepResult], path: str | Path) -> Path:
+    """Draw :func:`sweep_figure` to ``path`` (:func:`save_figure`) and return the path written."""
+    return save_figure(sweep_figure(results), path)

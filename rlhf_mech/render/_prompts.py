@@ -8,12 +8,11 @@ from typing import Any
 from rich.console import Group as RichGroup
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from rlhf_mech.core import PromptGame, PromptOutcome, PromptSolution
 from rlhf_mech.errors import printable
-from rlhf_mech.render._format import annotation, fmt, fmt_signed, rule_json, rule_label
-from rlhf_mech.render._solve import gains_text, groups_json, profile_table
+from rlhf_mech.render._format import annotation, fmt, fmt_signed, rule_json
+from rlhf_mech.render._solve import gains_text, profile_json, profile_table, summary_table
 
 #: Characters of a prompt's text shown in the per-prompt table (the JSON has it whole).
 PROMPT_TEXT_SHOWN = 48
@@ -27,22 +26,12 @@ def _weighting(game: PromptGame) -> str:
 
 def prompt_game_summary(game: PromptGame) -> Table:
     """Key facts of a game of many prompts."""
-    mechanism = game.mechanism
-    div = mechanism.divergence
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("game", Text(game.name, no_wrap=True))
-    table.add_row("prompts", f"{game.n_prompts}, weights {_weighting(game)}")
-    table.add_row("outcomes", f"{game.n_outcomes} in all (one set per prompt)")
-    table.add_row("groups", f"{game.n_groups} (one size each, for every prompt)")
-    table.add_row("normalization", game.normalization.value)
-    table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(mechanism.lam)}")
-    table.add_row("training rule", rule_label(mechanism.training_rule, ()))
-    table.add_row("payment rule", rule_label(mechanism.payment_rule, ()))
-    for note in game.notes:
-        table.add_row("note", escape(note))
-    return table
+    shape = (
+        ("prompts", f"{game.n_prompts}, weights {_weighting(game)}"),
+        ("outcomes", f"{game.n_outcomes} in all (one set per prompt)"),
+        ("groups", f"{game.n_groups} (one size each, for every prompt)"),
+    )
+    return summary_table(game.name, shape, game, game.mechanism, ())
 
 
 def _shown(text: str) -> str:
@@ -117,12 +106,7 @@ def render_prompt_solution(solution: PromptSolution) -> RichGroup:
 def _outcome_json(game: PromptGame, outcome: PromptOutcome, reported_sizes: Any) -> dict[str, Any]:
     each = outcome.per_prompt
     return {
-        "social_welfare": outcome.social_welfare,
-        "asw": outcome.asw,
-        "divergence_value": outcome.divergence_value,
-        "kkt_residual": outcome.kkt_residual,
-        "converged": outcome.converged,
-        "groups": groups_json(game.group_names, outcome, game.truth.sizes, reported_sizes),
+        **profile_json(game, outcome, reported_sizes, converged=outcome.converged),
         "prompts": [
             {
                 "distribution": outcome.distributions[x],

@@ -19,6 +19,8 @@ from rlhf_mech.core import (
     GameSolution,
     Mechanism,
     ProfileOutcome,
+    PromptGame,
+    PromptOutcome,
     PromptSolution,
     ReportBasis,
 )
@@ -27,19 +29,32 @@ from rlhf_mech.render._format import annotation, fmt, fmt_residual, fmt_signed, 
 
 def game_summary(game: Game, mechanism: Mechanism) -> Table:
     """Key facts of a game: sizes of the problem, the regulariser, the training and payment rules."""
+    groups = f"{game.n_groups}" + (f" (max_size {fmt(game.max_size)})" if game.max_size else "")
+    return summary_table(
+        game.name, (("outcomes", f"{game.n_outcomes}"), ("groups", groups)), game, mechanism, game.outcomes
+    )
+
+
+def summary_table(
+    name: str,
+    shape: tuple[tuple[str, str], ...],
+    game: Game | PromptGame,
+    mechanism: Mechanism,
+    outcomes: Any,
+) -> Table:
+    """The key facts of a game (one prompt or many): its name, the rows of its ``shape``, its
+    normalisation, the regulariser, the rules (their labels over ``outcomes``) and its notes."""
     div = mechanism.divergence
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("game", Text(game.name, no_wrap=True))
-    table.add_row("outcomes", f"{game.n_outcomes}")
-    table.add_row(
-        "groups", f"{game.n_groups}" + (f" (max_size {fmt(game.max_size)})" if game.max_size else "")
-    )
+    table.add_row("game", Text(name, no_wrap=True))
+    for label, value in shape:
+        table.add_row(label, value)
     table.add_row("normalization", game.normalization.value)
     table.add_row("divergence", f"{div.name}: f(t) = {div.formula}, lambda = {fmt(mechanism.lam)}")
-    table.add_row("training rule", rule_label(mechanism.training_rule, game.outcomes))
-    table.add_row("payment rule", rule_label(mechanism.payment_rule, game.outcomes))
+    table.add_row("training rule", rule_label(mechanism.training_rule, outcomes))
+    table.add_row("payment rule", rule_label(mechanism.payment_rule, outcomes))
     for note in game.notes:
         table.add_row("note", escape(note))
     return table
@@ -238,15 +253,18 @@ def groups_json(
     ]
 
 
-def _profile_json(
-    game: Game, outcome: ProfileOutcome, sizes: np.ndarray, distribution: Any
+def profile_json(
+    game: Game | PromptGame, outcome: ProfileOutcome | PromptOutcome, sizes: np.ndarray, **extra: Any
 ) -> dict[str, Any]:
+    """A profile's figures (one prompt, or the weighted means of many): SW, ASW, the
+    divergence less its offset, the KKT residual, ``extra`` (in its order) and each group's
+    figures (:func:`groups_json`; ``sizes``: the reported sizes)."""
     return {
-        "distribution": distribution,
         "social_welfare": outcome.social_welfare,
         "asw": outcome.asw,
         "divergence_value": outcome.divergence_value,
         "kkt_residual": outcome.kkt_residual,
+        **extra,
         "groups": groups_json(game.group_names, outcome, game.truth.sizes, sizes),
     }
 
@@ -276,7 +294,7 @@ def solution_to_json(solution: GameSolution, distribution_file: str | None = Non
         "outcomes": list(game.outcomes),
         "notes": list(game.notes),
         "profiles": {
-            label: _profile_json(game, profile, sizes[label], distributions[label])
+            label: {"distribution": distributions[label], **profile_json(game, profile, sizes[label])}
             for label, profile in rows.items()
         },
         "gains": {game.group_names[i]: float(solution.gains[i]) for i in game.misreporting_groups()},

@@ -1,9 +1,10 @@
 """Renderers for sweeps: Rich table, JSON dict, CSV text. They compute nothing new.
 
 The table has the layout of the paper's tables 2-6 (appendix F): one column per parameter
-value, one row per quantity of the deviating group, the best value of each row in bold and
-truth's column marked. A sweep of more than :data:`MAX_COLUMNS` points is shown transposed
-(one row per point). See :mod:`rlhf_mech.analysis` (:func:`~rlhf_mech.analysis.sweep`) for the quantities.
+value, one row per quantity of the deviating group, the best value of each row in brackets
+(and bold, where the terminal shows it) and truth's column marked. A sweep of more than
+:data:`MAX_COLUMNS` points is shown transposed (one row per point). See
+:mod:`rlhf_mech.analysis` (:func:`~rlhf_mech.analysis.sweep`) for the quantities.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.console import Group as RichGroup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rlhf_mech.analysis import FAMILIES, SweepResult
+from rlhf_mech.render._fit import Fitted
 from rlhf_mech.render._format import annotation, fmt, rule_json
 from rlhf_mech.render._uncertainty import sweep_uncertainty_text, uncertainty_json
 
@@ -28,7 +31,7 @@ from rlhf_mech.render._uncertainty import sweep_uncertainty_text, uncertainty_js
 MAX_COLUMNS = 10
 #: Sweeps of at least this many points (all groups together) get a progress bar on a terminal.
 PROGRESS_MIN_POINTS = 200
-#: Rows whose best value is bold (the reported size is an input, not a result).
+#: Rows whose best value is marked (the reported size is an input, not a result).
 BETTER_ROWS = frozenset(
     {"valuations", "group_valuations", "payments", "utilities", "utilities_no_payment", "social_welfare"}
 )
@@ -57,47 +60,72 @@ def num(x: float) -> str:
     return "0" if x == 0 else f"{x:.4g}"
 
 
+#: SweepResult attribute -> (its row's label, its short label in the compact layout); the
+#: compact layout leaves out the utility without payment (= w_i v_i).
+LABELS: dict[str, tuple[str, str]] = {
+    "reported_sizes": ("reported size", "size"),
+    "valuations": ("valuation v_i", "v_i"),
+    "group_valuations": ("group valuation w_i v_i", "w_i v_i"),
+    "payments": ("payment", "p_i"),
+    "utilities": ("utility", "u_i"),
+    "utilities_no_payment": ("utility w/o payment", ""),
+    "social_welfare": ("social welfare", "SW"),
+}
+
+
 def _rows(result: SweepResult) -> list[tuple[str, str]]:
     """(label, SweepResult attribute) of the table's rows, in the order of tables 2-6."""
-    rows = []
+    attributes = []
     if result.family in ("size", "explicit"):
-        rows.append(("reported size", "reported_sizes"))
-    rows += [("valuation v_i", "valuations"), ("group valuation w_i v_i", "group_valuations")]
+        attributes.append("reported_sizes")
+    attributes += ["valuations", "group_valuations"]
     if result.payment_rule.charges:
-        rows += [("payment", "payments"), ("utility", "utilities")]
-    rows += [("utility w/o payment", "utilities_no_payment"), ("social welfare", "social_welfare")]
-    return rows
+        attributes += ["payments", "utilities"]
+    attributes += ["utilities_no_payment", "social_welfare"]
+    return [(LABELS[a][0], a) for a in attributes]
 
 
 def parameter_label(result: SweepResult, k: int) -> str:
-    """The header of point ``k``: its value, ``*`` for truth and ``†`` when clipped."""
+    """The header of point ``k``: its value, ``*`` for truth, ``†`` when clipped and ``‡``
+    when its reported size is above the game's ``max_size``."""
     if result.family == "explicit":
         label = "truth" if k == result.truthful_index else "report"
     else:
         label = num(float(result.parameters[k]))
-    return label + ("*" if k == result.truthful_index else "") + ("†" if result.clipped[k] else "")
+    marks = ("*" if k == result.truthful_index else "") + ("†" if result.clipped[k] else "")
+    return label + marks + ("" if result.within_max_size[k] else "‡")
 
 
-def _caption(result: SweepResult) -> str:
+def _transposed(result: SweepResult) -> bool:
+    """Whether the table has one row per point (more than :data:`MAX_COLUMNS` points)."""
+    return result.parameters.size > MAX_COLUMNS
+
+
+def _caption(result: SweepResult, by_point: bool) -> str:
+    """The legend under the table (``by_point``: the layout of one row per point)."""
     parts = ["* truthful report"]
     if result.clipped.any():
         parts.append("† report adjusted to stay valid")
-    parts.append("bold: best for the group in its row")
+    if not result.within_max_size.all():
+        parts.append("‡ reported size above max_size (not in the verdict)")
+    parts.append(f"[x]: best for the group in its {'column' if by_point else 'row'}")
     if result.payment_rule.charges:
         parts.append("utility = w_i v_i - payment")
     return "; ".join(parts)
 
 
 def _cell(result: SweepResult, attribute: str, k: int) -> Text:
-    value = float(getattr(result, attribute)[k])
-    best = attribute in BETTER_ROWS and bool(result.is_best(attribute)[k])
-    return Text(num(value), style="bold" if best else "")
+    value = num(float(getattr(result, attribute)[k]))
+    if attribute in BETTER_ROWS and bool(result.is_best(attribute)[k]):
+        return Text(f"[{value}]", style="bold")
+    return Text(value)
 
 
 def _title(result: SweepResult) -> str:
+    training = result.game.mechanism.training_rule.name
     return (
         f"{result.group_name}: {FAMILIES[result.family].title}; others' reports fixed "
-        f"(game {result.game.name}, payment {result.payment_rule.name})"
+        f"(game {result.game.name}, training {training}, payment {result.payment_rule.name})"
     )
 
 
@@ -109,10 +137,10 @@ def sweep_table(result: SweepResult) -> Table:
     table = Table(
         title=annotation(_title(result)),
         title_justify="left",
-        caption=annotation(_caption(result)),
+        caption=annotation(_caption(result, _transposed(result))),
         caption_justify="left",
     )
-    if result.parameters.size <= MAX_COLUMNS:
+    if not _transposed(result):
         table.add_column(result.parameter_name, no_wrap=True)
         for k in points:
             style = "underline" if k == truth else ""
@@ -132,6 +160,21 @@ def sweep_table(result: SweepResult) -> Table:
     return table
 
 
+def compact_sweep_table(result: SweepResult) -> RichGroup:
+    """The compact layout of :func:`sweep_table`: one row per point, short headers, no
+    frame, the legend (with the short names) below."""
+    rows = [(LABELS[a][1], a) for _, a in _rows(result) if LABELS[a][1]]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column(result.parameter_name, justify="right", no_wrap=True)
+    for label, _ in rows:
+        table.add_column(label, justify="right", no_wrap=True)
+    for k in range(result.parameters.size):
+        table.add_row(parameter_label(result, k), *(_cell(result, a, k) for _, a in rows))
+    names = "; ".join(f"{short}: {LABELS[a][0].removesuffix(' ' + short)}" for short, a in rows)
+    legend = f"{_caption(result, by_point=True)}; {names}; utility w/o payment = w_i v_i"
+    return RichGroup(table, Text(legend, style="dim"))
+
+
 def _deviation_words(result: SweepResult, with_payment: bool) -> str:
     best = result.best_deviation(with_payment)
     assert best is not None
@@ -142,7 +185,8 @@ def _deviation_words(result: SweepResult, with_payment: bool) -> str:
         where = f"{result.parameter_name}={fmt(float(result.parameters[k]))}"
     if result.truth_is_optimal(with_payment):
         return f"truth is optimal (best deviation {gain:+.3g} at {where})"
-    return f"{result.group_name} gains {gain:+.3g} by reporting {where}"
+    edge = " (the edge of the range swept: a wider range may gain more)" if result.at_edge(k) else ""
+    return f"{result.group_name} gains {gain:+.3g} by reporting {where}{edge}"
 
 
 def verdict(result: SweepResult) -> str:
@@ -157,8 +201,9 @@ def verdict(result: SweepResult) -> str:
 
 
 def render_sweep(result: SweepResult) -> RichGroup:
-    """Everything ``rlhf-mech sweep`` shows for one group, as one Rich renderable."""
-    parts: list[Any] = [sweep_table(result)]
+    """Everything ``rlhf-mech sweep`` shows for one group, as one Rich renderable (the table
+    in its compact layout where it does not fit the width: :class:`~rlhf_mech.render.Fitted`)."""
+    parts: list[Any] = [Fitted(sweep_table(result), compact_sweep_table(result))]
     parts += [Text(f"note: {note}", style="dim") for note in result.notes]
     parts.append(Text(verdict(result), style="bold"))
     if result.uncertainty is not None:
@@ -210,6 +255,7 @@ def sweep_to_json(result: SweepResult) -> dict[str, Any]:
                 "utility_no_payment": float(result.utilities_no_payment[k]),
                 "social_welfare": float(result.social_welfare[k]),
                 "clipped": bool(result.clipped[k]),
+                "within_max_size": bool(result.within_max_size[k]),
             }
             for k in range(result.parameters.size)
         ],
