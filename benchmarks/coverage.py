@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
 from dataclasses import replace
@@ -116,8 +117,8 @@ def sampled(
     return small, misreport[:, flat]
 
 
-#: The intervals compared: the three of INTERVALS, and BCa shifted by the jackknife bias.
-METHODS = ("percentile", "basic", "bca", "bca-jackknife")
+#: The intervals compared: the three of INTERVALS, and BCa and basic shifted by the jackknife bias.
+METHODS = ("percentile", "basic", "bca", "bca-jackknife", "basic-jackknife")
 QUANTITIES = ("payment", "utility", "social_welfare", "gain")
 
 
@@ -126,15 +127,19 @@ def _ends(u: object, figures: list[int]) -> dict[str, tuple[np.ndarray, np.ndarr
     flags (the jackknife bias over BIAS_WARN standard errors)."""
     out = {name: tuple(end[figures] for end in u.interval(name)) for name in METHODS[:3]}
     bias = np.array([u.figures[d].bias for d in figures])
-    low, high = out["bca"]
-    out["bca-jackknife"] = (low - bias, high - bias)
+    for name in ("bca", "basic"):
+        low, high = out[name]
+        out[f"{name}-jackknife"] = (low - bias, high - bias)
     out["biased"] = np.array([u.figures[d].biased for d in figures])
     return out
 
 
-def replicate(game: PromptGame, misreport: np.ndarray, options: BootstrapOptions) -> tuple[dict, bool, float]:
+def replicate(
+    game: PromptGame, misreport: np.ndarray, options: BootstrapOptions
+) -> tuple[dict, bool, dict[str, float]]:
     """Each quantity's intervals by every method on one sampled game, whether the
-    diagnostics warn, and the mean per-prompt ESS."""
+    diagnostics warn, and the diagnostics' figures (the smaller ESS and the larger top-1%
+    share of the two bootstraps)."""
     u = bootstrap(game, options)
     none = replace(game, mechanism=replace(game.mechanism, payment_rule="none"))
     polarised = Misreported("misreport", 0, Profile(misreport, game.truth.sizes), game.truth)
@@ -150,7 +155,14 @@ def replicate(game: PromptGame, misreport: np.ndarray, options: BootstrapOptions
     gain = next(d for d, f in enumerate(g.figures) if f.profile == "misreport" and f.quantity == "gain")
     out["gain"] = _ends(g, [gain])
     warn = u.diagnostics.warn or g.diagnostics.warn
-    return out, warn, u.diagnostics.mean_ess
+    both = (u.diagnostics, g.diagnostics)
+    diag = {
+        "mean_ess": min(d.mean_ess for d in both),
+        "pooled_ess": min(d.pooled_ess for d in both),
+        "min_ess": min(float(d.ess.min()) for d in both),
+        "top_share": max(d.pooled_top_share for d in both),
+    }
+    return out, warn, diag
 
 
 def setting(
@@ -163,26 +175,30 @@ def setting(
     reps: int,
     options: BootstrapOptions,
     seed: int,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, list]]:
     """Coverage per method and quantity (all replications, and those without a warning), the
-    share of replications that warn and the median mean per-prompt ESS."""
+    share of replications that warn and the median mean per-prompt ESS; and the raw
+    replications (each one's diagnostics, and per method and quantity whether each interval
+    covered), from which coverage under any other warning rule is counted."""
     game, misreport = population(P, m, n, divergence, lam, seed)
     exact = truth_values(game, misreport)
     rng = np.random.default_rng(seed + 1)
     hits: dict[tuple[str, str], list[np.ndarray]] = {(k, q): [] for k in METHODS for q in QUANTITIES}
     flags: dict[str, list[np.ndarray]] = {q: [] for q in QUANTITIES}
-    warns, ess = [], []
+    warns: list[bool] = []
+    diags: dict[str, list[float]] = {}
     for _ in range(reps):
         small, mis = sampled(game, misreport, N, rng)
-        got, warn, mean_ess = replicate(small, mis, options)
+        got, warn, diag = replicate(small, mis, options)
         warns.append(warn)
-        ess.append(mean_ess)
+        for key, value in diag.items():
+            diags.setdefault(key, []).append(value)
         for q in QUANTITIES:
             flags[q].append(got[q]["biased"] | warn)
             for k in METHODS:
                 low, high = got[q][k]
                 hits[k, q].append((low <= exact[q]) & (exact[q] <= high))
-    row: dict[str, float] = {"warn": float(np.mean(warns)), "ess": float(np.median(ess))}
+    row: dict[str, float] = {"warn": float(np.mean(warns)), "ess": float(np.median(diags["mean_ess"]))}
     for q in QUANTITIES:
         row[f"flagged:{q}"] = float(np.mean(flags[q]))
     for (k, q), h in hits.items():
@@ -190,7 +206,10 @@ def setting(
         quiet = ~np.array(flags[q])
         row[f"{k}:{q}"] = float(covered.mean())
         row[f"{k}:{q}:quiet"] = float(covered[quiet].mean()) if quiet.any() else float("nan")
-    return row
+    raw: dict[str, list] = {"warn": warns, **diags}
+    raw |= {f"biased:{q}": np.array(flags[q]).tolist() for q in QUANTITIES}
+    raw |= {f"{k}:{q}": np.array(h).tolist() for (k, q), h in hits.items()}
+    return row, raw
 
 
 def speed(B: int = 1000, P: int = 1000, N: int = 16, n: int = 4) -> None:
@@ -223,6 +242,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, nargs="*", help="only these numbers of prompts")
     parser.add_argument("--samples", type=int, nargs="*", help="only these N")
     parser.add_argument("--divergence", nargs="*", help="only these divergences")
+    parser.add_argument("--groups", type=int, nargs="*", help="only these numbers of groups")
+    parser.add_argument("--raw", type=Path, help="append each setting's replications here (JSON lines)")
     args = parser.parse_args()
     print(machine())
     if args.speed:
@@ -234,7 +255,13 @@ def main() -> None:
     else:
         m, reps, B = 100_000, args.reps or 1000, args.resamples or 1000
         axes = [("kl", "chi2"), (0.1, 1.0, 10.0), (2, 4), (1, 20, 200), (8, 32, 128, 512)]
-    for k, chosen in ((0, args.divergence), (1, args.lam), (3, args.prompts), (4, args.samples)):
+    for k, chosen in (
+        (0, args.divergence),
+        (1, args.lam),
+        (2, args.groups),
+        (3, args.prompts),
+        (4, args.samples),
+    ):
         if chosen:
             axes[k] = tuple(chosen)
     grid = itertools.product(*axes)
@@ -246,7 +273,11 @@ def main() -> None:
         "ESS warns, flagged: pay util SW gain | mean ESS"
     )
     for seed, (div, lam, n, P, N) in enumerate(grid):
-        r = setting(P, m, n, div, lam, N, reps, options, 1000 + seed)
+        r, raw = setting(P, m, n, div, lam, N, reps, options, 1000 + seed)
+        if args.raw:
+            cell = {"divergence": div, "lam": lam, "groups": n, "prompts": P, "samples": N, "m": m}
+            with args.raw.open("a") as f:
+                f.write(json.dumps({**cell, "resamples": B, "reps": reps, **raw}) + "\n")
         for k in METHODS:
             every = " ".join(f"{r[f'{k}:{q}']:.2f}" for q in QUANTITIES)
             quiet = " ".join(f"{r[f'{k}:{q}:quiet']:.2f}" for q in QUANTITIES)

@@ -72,6 +72,7 @@ from rlhf_mech.core import (
     PromptGame,
     Samples,
     leave_one_out_distributions,
+    replicate_figures,
     rows_per_chunk,
     samples_of,
     slot_figures,
@@ -362,7 +363,7 @@ def _rows(
     samples: Samples, prompts: Array, slots: Array, profiles: Sequence[Profile], estimand: Estimand
 ) -> Array:
     """(R, D) the statistics of rows of drawn slots, every profile on the same draws (paired)."""
-    return _row_stats([slot_figures(samples, prompts, slots, p, estimand)[0] for p in profiles])
+    return _row_stats(replicate_figures(samples, prompts, slots, list(profiles), estimand))
 
 
 def _per_prompt(samples: Samples, profiles: Sequence[Profile], estimand: Estimand) -> Array:

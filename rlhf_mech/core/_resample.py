@@ -22,6 +22,25 @@ The *estimand* (:data:`ESTIMANDS`) says what population quantity the draws estim
 rewards on the file's fixed scale, or the rewards re-normalised on every draw as the
 importers normalise them (shift by the samples' minimum, divide by their sum or maximum), so
 that an interval accounts for the normalisation's own sampling error.
+
+*The Gibbs shortcut* (:func:`replicate_figures`). For KL under SW-Max with the affine
+maximizer's payment (or none) on the fixed scale, a row's ``pi_init`` is ``c_j / N`` for the
+counts ``c`` of its prompt's own samples, and every figure is a ratio of sums linear in
+``c``: with ``g_j = (s_j - max_x s) / lambda`` over the prompt's samples ``j`` (the maximum
+over *all* its samples, so that one ``exp(g_j)`` serves every row),
+``E_{pi_init} exp(g) = sum_j c_j e^{g_j} / N``, the optimal value (eq. OPT) ``V(s) = max s +
+lambda log E_{pi_init} exp(g)``, ``pi*_j \propto c_j e^{g_j}`` (Prop. 4.8), so
+``v_i = sum_j c_j e^{g_j} rm_ij / sum_j c_j e^{g_j}``, ``D = lambda (<pi*, g> - log E exp(g))``
+and ``p_i = V(s_{-i}) - V(s) + w_i <pi*, rm_i>`` (eq. 1: ``max ASW_{-i} = V(s_{-i})``,
+``ASW_{-i}(pi*) = V(s) - w_i <pi*, rm_i>``). The exponentials are formed once per sample,
+not once per row, and a batch of rows is one sparse product of its counts with the
+samples' columns. A prompt whose scores spread at most ``lambda`` takes ``expm1`` (the
+``log1p`` form of :func:`~rlhf_mech.core._numerics.log_expectation_exp`); a row whose drawn
+mass underflows (:data:`GIBBS_FLOOR`) goes through the kernel. *The check*: the first and
+the last row of every batch also go through the kernel (:func:`slot_figures`), and unless
+their figures agree with the shortcut's within :data:`GIBBS_TOL` (relative to the
+figures' scale) the whole batch does; the rows' KKT residual and status are the checked
+rows' worst (the shortcut's rows are the closed form on the same arrays).
 """
 
 from __future__ import annotations
@@ -30,13 +49,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from rlhf_mech.core._game import Game
-from rlhf_mech.core._mechanism import Profile
+from rlhf_mech.core._mechanism import Mechanism, Profile
 from rlhf_mech.core._normalizations import Normalization
 from rlhf_mech.core._numerics import rows_per_chunk
 from rlhf_mech.core._outcomes import Figures, outcome, train
+from rlhf_mech.core._payments import AFFINE_MAXIMIZER, NONE, affine_maximizer_payment
 from rlhf_mech.core._prompts import PromptGame
+from rlhf_mech.core._training import SW_MAX
 
 Array = np.ndarray
 
@@ -261,3 +283,123 @@ def leave_one_out_distributions(samples: Samples, prompts: Array, reports: Profi
         mechanism = replace(mechanism, pi_init=np.full((R * n, N), 1.0 / N), outcome_costs=costs)
     solution, _ = train(mechanism, batch, mechanism.scores(batch.rewards, batch.sizes))
     return np.asarray(solution.pi).reshape(R, n, N)
+
+
+#: A row of the Gibbs shortcut whose drawn mass ``E_{pi_init} exp(g)`` is below this goes
+#: through the kernel (its exponentials lost their digits to underflow).
+GIBBS_FLOOR = 1e-250
+#: The shortcut's figures on the checked rows agree with the kernel's within this, relative
+#: to the largest figure (and 1); rounding is ~1e-15.
+GIBBS_TOL = 1e-9
+
+
+def gibbs_applies(mechanism: Mechanism, estimand: Estimand) -> bool:
+    """Whether rows of a sampled game take the Gibbs shortcut (module docstring): KL-type
+    divergence, SW-Max, the affine maximizer's payment or none, the fixed scale."""
+    return bool(
+        mechanism.divergence.gibbs_form
+        and mechanism.training_rule is SW_MAX
+        and any(mechanism.payment_rule is rule for rule in (AFFINE_MAXIMIZER, NONE))
+        and estimand.rescale is _fixed
+    )
+
+
+def replicate_figures(
+    samples: Samples,
+    prompts: Array,
+    slots: Array,
+    profiles: list[Profile],
+    estimand: Estimand = ESTIMANDS["fixed"],
+) -> list[Figures]:
+    """Each profile's figures on rows of drawn slots (as :func:`slot_figures`, every profile
+    on the same draws): through the Gibbs shortcut where it applies, checked against the
+    kernel (module docstring), else through the kernel."""
+    game = samples.game
+    if not gibbs_applies(game.mechanism, estimand):
+        return [slot_figures(samples, prompts, slots, p, estimand)[0] for p in profiles]
+    R, N = slots.shape
+    counts = csr_matrix(
+        (np.ones(R * N), slots.ravel(), np.arange(0, R * N + 1, N)), shape=(R, samples.slots.size)
+    )
+    out = []
+    for profile in profiles:
+        fast, underflow = _gibbs(samples, prompts, counts, N, profile)
+        check = np.unique(np.concatenate([[0, R - 1], np.flatnonzero(underflow)]))
+        slow = slot_figures(samples, prompts[check], slots[check], profile, estimand)[0]
+        if not _agree(fast, slow, check, underflow):
+            out.append(slot_figures(samples, prompts, slots, profile, estimand)[0])
+            continue
+        merged = {k: np.array(v) for k, v in vars(fast).items()}
+        for k, v in vars(slow).items():
+            merged[k][check] = v
+        merged["kkt_residual"][:] = np.max(slow.kkt_residual)
+        merged["status"][~np.isin(np.arange(R), check)] = np.max(slow.status)
+        out.append(Figures(**merged))
+    return out
+
+
+def _gibbs(
+    samples: Samples, prompts: Array, counts: csr_matrix, N: int, profile: Profile
+) -> tuple[Figures, Array]:
+    """The shortcut's figures of the rows whose counts are ``counts`` (R, S), and (R,) the
+    rows whose drawn mass underflowed (their figures are not to be used)."""
+    game = samples.game
+    mechanism = game.mechanism
+    lam, n = mechanism.lam, game.n_groups
+    truth, starts = game.truth, samples.offsets[:-1]
+    rewards = profile.rewards[:, samples.slots]  # (n, S): reported
+    costs = None if game.outcome_costs is None else -lam * game.outcome_costs[samples.slots]
+    full = profile.sizes @ rewards + (0.0 if costs is None else costs)
+    scores = np.vstack([full, full - profile.sizes[:, None] * rewards])  # (n + 1, S)
+    top = np.maximum.reduceat(scores, starts, axis=1)  # (n + 1, P)
+    gaps = (scores - np.repeat(top, samples.sizes, axis=1)) / lam
+    narrow = np.minimum.reduceat(gaps, starts, axis=1) >= -1.0  # (n + 1, P)
+    e = np.exp(gaps[0])
+    columns = [
+        np.where(np.repeat(narrow, samples.sizes, axis=1), np.expm1(gaps), np.exp(gaps)),
+        e * truth.rewards[:, samples.slots],
+        (e * gaps[0])[None],
+        e * profile.sizes[:, None] * rewards,
+    ]
+    if costs is not None:
+        columns.append((e * costs)[None])
+    sums = np.asarray(counts @ np.vstack(columns).T)  # (R, F)
+    mass, valued, tilted, own = np.split(sums[:, : 3 * n + 2], [n + 1, 2 * n + 1, 2 * n + 2], axis=1)
+    rows_narrow = narrow[:, prompts].T  # (R, n + 1)
+    # each log form is kept where it applies; an underflowed row's figures are replaced
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_mass = np.where(rows_narrow, np.log1p(mass / N), np.log(mass / N))
+        underflow = np.any(~rows_narrow & (mass / N < GIBBS_FLOOR), axis=1)
+        total = np.where(rows_narrow[:, 0], N + mass[:, 0], mass[:, 0])[:, None]  # sum_j c_j e^{g_j}
+        values = top[:, prompts].T + lam * log_mass  # (R, n + 1): V(s), V(s_{-i})
+        divergence = lam * (tilted[:, 0] / total[:, 0] - log_mass[:, 0])
+        if costs is not None:
+            divergence = divergence - sums[:, -1] / total[:, 0]
+        payments = (
+            affine_maximizer_payment(values[:, 1:], values[:, :1], own / total)
+            if mechanism.payment_rule is AFFINE_MAXIMIZER
+            else np.zeros((counts.shape[0], n))
+        )
+        valuations = valued / total
+    figures = Figures.of(
+        valuations=valuations,
+        sizes=truth.sizes,
+        payments=payments,
+        social_welfare=valuations @ truth.sizes,
+        divergence_value=divergence,
+        kkt_residual=np.zeros(counts.shape[0]),
+        status=np.zeros((counts.shape[0], n), dtype=int),
+    )
+    return figures, underflow
+
+
+def _agree(fast: Figures, slow: Figures, check: Array, underflow: Array) -> bool:
+    """Whether the shortcut's figures on the checked rows that did not underflow agree with
+    the kernel's within :data:`GIBBS_TOL` of their scale."""
+    keep = ~underflow[check]
+    pairs = [
+        (np.asarray(getattr(fast, k))[check][keep], np.asarray(getattr(slow, k))[keep])
+        for k in (*GROUP_FIGURES, "divergence_value", *PROFILE_FIGURES)
+    ]
+    scale = max([1.0] + [float(np.max(np.abs(b), initial=0.0)) for _, b in pairs])
+    return all(np.all(np.abs(a - b) <= GIBBS_TOL * scale) for a, b in pairs)
