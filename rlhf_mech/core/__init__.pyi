@@ -67,9 +67,10 @@ from rlhf_mech.core._resample import ESTIMANDS as ESTIMANDS
 from rlhf_mech.core._resample import GROUP_FIGURES as GROUP_FIGURES
 from rlhf_mech.core._resample import PROFILE_FIGURES as PROFILE_FIGURES
 from rlhf_mech.core._resample import Estimand as Estimand
+from rlhf_mech.core._resample import Replicates as Replicates
 from rlhf_mech.core._resample import Samples as Samples
 from rlhf_mech.core._resample import leave_one_out_distributions as leave_one_out_distributions
-from rlhf_mech.core._resample import replicate_figures as replicate_figures
+from rlhf_mech.core._resample import prepare_replicates as prepare_replicates
 from rlhf_mech.core._resample import samples_of as samples_of
 from rlhf_mech.core._resample import slot_figures as slot_figures
 from rlhf_mech.core._solver import SolveResult as SolveResult

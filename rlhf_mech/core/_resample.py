@@ -23,7 +23,7 @@ rewards on the file's fixed scale, or the rewards re-normalised on every draw as
 importers normalise them (shift by the samples' minimum, divide by their sum or maximum), so
 that an interval accounts for the normalisation's own sampling error.
 
-*The Gibbs shortcut* (:func:`replicate_figures`). For KL under SW-Max with the affine
+*The Gibbs shortcut* (:class:`Replicates`). For KL under SW-Max with the affine
 maximizer's payment (or none) on the fixed scale, a row's ``pi_init`` is ``c_j / N`` for the
 counts ``c`` of its prompt's own samples, and every figure is a ratio of sums linear in
 ``c``: with ``g_j = (s_j - max_x s) / lambda`` over the prompt's samples ``j`` (the maximum
@@ -304,91 +304,153 @@ def gibbs_applies(mechanism: Mechanism, estimand: Estimand) -> bool:
     )
 
 
-def replicate_figures(
-    samples: Samples,
-    prompts: Array,
-    slots: Array,
-    profiles: list[Profile],
-    estimand: Estimand = ESTIMANDS["fixed"],
-) -> list[Figures]:
-    """Each profile's figures on rows of drawn slots (as :func:`slot_figures`, every profile
-    on the same draws): through the Gibbs shortcut where it applies, checked against the
-    kernel (module docstring), else through the kernel."""
-    game = samples.game
-    if not gibbs_applies(game.mechanism, estimand):
-        return [slot_figures(samples, prompts, slots, p, estimand)[0] for p in profiles]
-    R, N = slots.shape
-    counts = csr_matrix(
-        (np.ones(R * N), slots.ravel(), np.arange(0, R * N + 1, N)), shape=(R, samples.slots.size)
-    )
-    out = []
-    for profile in profiles:
-        fast, underflow = _gibbs(samples, prompts, counts, N, profile)
-        check = np.unique(np.concatenate([[0, R - 1], np.flatnonzero(underflow)]))
-        slow = slot_figures(samples, prompts[check], slots[check], profile, estimand)[0]
-        if not _agree(fast, slow, check, underflow):
-            out.append(slot_figures(samples, prompts, slots, profile, estimand)[0])
-            continue
-        merged = {k: np.array(v) for k, v in vars(fast).items()}
-        for k, v in vars(slow).items():
-            merged[k][check] = v
-        merged["kkt_residual"][:] = np.max(slow.kkt_residual)
-        merged["status"][~np.isin(np.arange(R), check)] = np.max(slow.status)
-        out.append(Figures(**merged))
-    return out
+@dataclass(frozen=True)
+class _Table:
+    """One profile's columns of the Gibbs shortcut over every sample of the game (module
+    docstring), formed once and summed over by every row.
+
+    Attributes
+    ----------
+    columns : (S, F) divided by ``N_x``: ``exp(g)`` of the scores and of each leave-one-out
+        scores (``expm1`` for a narrow prompt), then ``e^{g}`` times each true reward, each
+        reported term ``w_i rm_i`` (left out where the profile is the truth), ``g``, and the
+        offset (where the game has outcome costs).
+    top : (P, n + 1) each prompt's largest score of each problem; narrow : (P, n + 1)
+        whether a prompt's problem spreads at most ``lambda``.
+    truthful : whether the profile is the truth; costs : whether the offset column is there.
+    """
+
+    columns: Array
+    top: Array
+    narrow: Array
+    truthful: bool
+    costs: bool
 
 
-def _gibbs(
-    samples: Samples, prompts: Array, counts: csr_matrix, N: int, profile: Profile
-) -> tuple[Figures, Array]:
-    """The shortcut's figures of the rows whose counts are ``counts`` (R, S), and (R,) the
-    rows whose drawn mass underflowed (their figures are not to be used)."""
+@dataclass(frozen=True)
+class Replicates:
+    """A sampled game's profiles, to be evaluated on rows of drawn slots (every profile on the
+    same draws): through the Gibbs shortcut where it applies (``tables``), checked against
+    the kernel (module docstring), else through the kernel (:func:`slot_figures`).
+    Made by :func:`prepare_replicates`."""
+
+    samples: Samples
+    profiles: tuple[Profile, ...]
+    estimand: Estimand
+    tables: tuple[_Table, ...] | None
+
+    def figures(self, prompts: Array, slots: Array) -> list[Figures]:
+        """Each profile's figures on rows ``slots`` (R, N) of prompts ``prompts`` (R,)."""
+        samples, estimand = self.samples, self.estimand
+        if self.tables is None:
+            return [slot_figures(samples, prompts, slots, p, estimand)[0] for p in self.profiles]
+        R = slots.shape[0]
+        out = []
+        for profile, table in zip(self.profiles, self.tables, strict=True):
+            fast, underflow = _gibbs(samples, table, prompts, slots)
+            check = np.unique(np.concatenate([[0, R - 1], np.flatnonzero(underflow)]))
+            slow = slot_figures(samples, prompts[check], slots[check], profile, estimand)[0]
+            if not _agree(fast, slow, check, underflow):
+                out.append(slot_figures(samples, prompts, slots, profile, estimand)[0])
+                continue
+            for k, v in vars(slow).items():  # the shortcut's arrays are its own: filled in place
+                getattr(fast, k)[check] = v
+            fast.kkt_residual[:] = np.max(slow.kkt_residual)
+            fast.status[:] = np.max(slow.status)
+            fast.status[check] = slow.status
+            out.append(fast)
+        return out
+
+
+def prepare_replicates(samples: Samples, profiles: list[Profile], estimand: Estimand) -> Replicates:
+    """The profiles of a sampled game, ready for rows of drawn slots (:class:`Replicates`)."""
+    tables = None
+    if gibbs_applies(samples.game.mechanism, estimand):
+        tables = tuple(_table(samples, p) for p in profiles)
+    return Replicates(samples, tuple(profiles), estimand, tables)
+
+
+def _table(samples: Samples, profile: Profile) -> _Table:
+    """The Gibbs shortcut's columns of one profile (:class:`_Table`)."""
     game = samples.game
-    mechanism = game.mechanism
-    lam, n = mechanism.lam, game.n_groups
-    truth, starts = game.truth, samples.offsets[:-1]
+    lam, starts, sizes = game.mechanism.lam, samples.offsets[:-1], samples.sizes
     rewards = profile.rewards[:, samples.slots]  # (n, S): reported
     costs = None if game.outcome_costs is None else -lam * game.outcome_costs[samples.slots]
     full = profile.sizes @ rewards + (0.0 if costs is None else costs)
     scores = np.vstack([full, full - profile.sizes[:, None] * rewards])  # (n + 1, S)
     top = np.maximum.reduceat(scores, starts, axis=1)  # (n + 1, P)
-    gaps = (scores - np.repeat(top, samples.sizes, axis=1)) / lam
-    narrow = np.minimum.reduceat(gaps, starts, axis=1) >= -1.0  # (n + 1, P)
+    gaps = (scores - np.repeat(top, sizes, axis=1)) / lam
+    narrow = np.minimum.reduceat(gaps, starts, axis=1) >= -1.0
     e = np.exp(gaps[0])
+    truthful = profile.equals(game.truth)
     columns = [
-        np.where(np.repeat(narrow, samples.sizes, axis=1), np.expm1(gaps), np.exp(gaps)),
-        e * truth.rewards[:, samples.slots],
+        np.where(np.repeat(narrow, sizes, axis=1), np.expm1(gaps), np.exp(gaps)),
+        e * game.truth.rewards[:, samples.slots],
+        *([] if truthful else [e * profile.sizes[:, None] * rewards]),
         (e * gaps[0])[None],
-        e * profile.sizes[:, None] * rewards,
+        *([] if costs is None else [(e * costs)[None]]),
     ]
-    if costs is not None:
-        columns.append((e * costs)[None])
-    sums = np.asarray(counts @ np.vstack(columns).T)  # (R, F)
-    mass, valued, tilted, own = np.split(sums[:, : 3 * n + 2], [n + 1, 2 * n + 1, 2 * n + 2], axis=1)
-    rows_narrow = narrow[:, prompts].T  # (R, n + 1)
-    # each log form is kept where it applies; an underflowed row's figures are replaced
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_mass = np.where(rows_narrow, np.log1p(mass / N), np.log(mass / N))
-        underflow = np.any(~rows_narrow & (mass / N < GIBBS_FLOOR), axis=1)
-        total = np.where(rows_narrow[:, 0], N + mass[:, 0], mass[:, 0])[:, None]  # sum_j c_j e^{g_j}
-        values = top[:, prompts].T + lam * log_mass  # (R, n + 1): V(s), V(s_{-i})
-        divergence = lam * (tilted[:, 0] / total[:, 0] - log_mass[:, 0])
-        if costs is not None:
-            divergence = divergence - sums[:, -1] / total[:, 0]
-        payments = (
-            affine_maximizer_payment(values[:, 1:], values[:, :1], own / total)
-            if mechanism.payment_rule is AFFINE_MAXIMIZER
-            else np.zeros((counts.shape[0], n))
+    # divided by N_x: a row's sums over its draws are then means under its pi_init
+    table = np.ascontiguousarray(np.vstack(columns).T / np.repeat(sizes, sizes)[:, None])
+    return _Table(table, top.T.copy(), narrow.T.copy(), truthful, costs is not None)
+
+
+#: Rows of the Gibbs shortcut formed at a time: its sums and their temporaries stay in the
+#: cache (measured: 1.6x faster than one pass over 64,000 rows).
+GIBBS_BLOCK_ELEMENTS = 1 << 15
+
+
+def _gibbs(samples: Samples, table: _Table, prompts: Array, slots: Array) -> tuple[Figures, Array]:
+    """The shortcut's figures of rows of drawn slots, and (R,) the rows whose drawn mass
+    underflowed (their figures are not to be used)."""
+    game = samples.game
+    mechanism, truth = game.mechanism, game.truth
+    lam, n = mechanism.lam, game.n_groups
+    R, N = slots.shape
+    columns = table.columns
+    valuations, payments = np.empty((R, n)), np.zeros((R, n))
+    divergence, underflow = np.empty(R), np.empty(R, dtype=bool)
+    tilt = n if table.truthful else 2 * n  # the column of g
+    narrow = table.narrow.any()
+    step = max(1, GIBBS_BLOCK_ELEMENTS // columns.shape[1])
+    ones, ends = np.ones(step * N), np.arange(0, step * N + 1, N)  # every block's, sliced
+    for start in range(0, R, step):
+        rows = slice(start, min(R, start + step))
+        count = rows.stop - rows.start
+        counts = csr_matrix(
+            (ones[: count * N], slots[rows].ravel(), ends[: count + 1]), shape=(count, columns.shape[0])
         )
-        valuations = valued / total
+        sums = counts @ columns  # (rows, F): E_{pi_init} of each column
+        mass, ratios = sums[:, : n + 1], sums[:, n + 1 :]  # E exp(g) (minus 1 where narrow)
+        # each log form where it applies; an underflowed row's figures are replaced
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_mass = np.log(mass)
+            if narrow:
+                near = table.narrow[prompts[rows]]
+                log_mass[near] = np.log1p(mass[near])
+                underflow[rows] = np.any((mass < GIBBS_FLOOR) & ~near, axis=1)
+                ratios /= mass[:, :1] + near[:, :1]  # <pi*, column>: over E exp(g)
+            else:  # one reduction over the block first: rows underflow rarely
+                underflow[rows] = mass.min() < GIBBS_FLOOR and mass.min(axis=1) < GIBBS_FLOOR
+                ratios /= mass[:, :1]
+            values = table.top[prompts[rows]]  # V(s), V(s_{-i})
+            values += lam * log_mass
+            # D = lambda (<pi*, g> - log E exp(g)), less <pi*, offset>
+            divergence[rows] = lam * (ratios[:, tilt] - log_mass[:, 0])
+            if table.costs:
+                divergence[rows] -= ratios[:, tilt + 1]
+            valuations[rows] = ratios[:, :n]
+            if mechanism.payment_rule is AFFINE_MAXIMIZER:
+                own = ratios[:, :n] * truth.sizes if table.truthful else ratios[:, n:tilt]
+                payments[rows] = affine_maximizer_payment(values[:, 1:], values[:, :1], own)
     figures = Figures.of(
         valuations=valuations,
         sizes=truth.sizes,
         payments=payments,
         social_welfare=valuations @ truth.sizes,
         divergence_value=divergence,
-        kkt_residual=np.zeros(counts.shape[0]),
-        status=np.zeros((counts.shape[0], n), dtype=int),
+        kkt_residual=np.zeros(R),
+        status=np.zeros((R, n), dtype=int),
     )
     return figures, underflow
 
