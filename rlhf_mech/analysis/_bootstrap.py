@@ -72,6 +72,7 @@ from rlhf_mech.core import (
     PromptGame,
     Replicates,
     Samples,
+    by_name,
     leave_one_out_distributions,
     prepare_replicates,
     rows_per_chunk,
@@ -115,17 +116,14 @@ class Design:
     clusters: bool
 
 
-DESIGNS: dict[str, Design] = {
-    d.name: d
-    for d in (
-        Design("responses", "each prompt's responses resampled, the prompts fixed", False),
-        Design(
-            "two_stage",
-            "prompts resampled as clusters, then each drawn prompt's responses",
-            True,
-        ),
-    )
-}
+DESIGNS: dict[str, Design] = by_name(
+    Design("responses", "each prompt's responses resampled, the prompts fixed", False),
+    Design(
+        "two_stage",
+        "prompts resampled as clusters, then each drawn prompt's responses",
+        True,
+    ),
+)
 
 Interval = Callable[[Array, Array, Array, float], tuple[Array, Array]]
 

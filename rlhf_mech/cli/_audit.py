@@ -30,6 +30,7 @@ from rlhf_mech.cli._uncertainty import (
     IntervalOption,
     ResamplesOption,
     audit_intervals,
+    bootstrap_options,
 )
 from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.render import AUDIT_FORMATS, format_help
@@ -161,6 +162,7 @@ def audit_command(
         settings = audit_settings(
             paths, output_format, workers, others, backend.value, scheduler, list(AUDIT_FORMATS), **given
         )
+        ci_options = bootstrap_options(ci, resamples, settings.seed, interval, estimand, design)
         client = _dask_client(scheduler) if scheduler is not None else None
         try:
             run = audit_files(
@@ -184,7 +186,7 @@ def audit_command(
         if types is not None:
             _audit_types(out, run, types, settings.seed, counterexamples)
         with out.step("bootstrap"):
-            run = audit_intervals(run, ci, resamples, settings.seed, interval, estimand, design)
+            run = audit_intervals(run, ci_options)
         with out.step("write"):
             if junit is not None:
                 write_text(junit, to_junit(run))

@@ -31,6 +31,7 @@ from rlhf_mech.cli._uncertainty import (
     EstimandOption,
     IntervalOption,
     ResamplesOption,
+    bootstrap_options,
     uncertainty,
 )
 from rlhf_mech.render import SOLVE_FORMATS
@@ -73,6 +74,7 @@ def solve(
         from rlhf_mech.files import check_new_file, save_distributions
         from rlhf_mech.render import SolveOutput
 
+        ci_options = bootstrap_options(ci, resamples, seed, interval, estimand, design)
         if save_distribution is not None:
             check_new_file(save_distribution, "--save-distribution", force, suffix=".npy")
         game = game_with_rules(
@@ -81,7 +83,7 @@ def solve(
         with out.step("solve"):
             solution = solve_game(game)
         with out.step("bootstrap"):
-            error_bars = uncertainty(game, ci, resamples, seed, interval, estimand, design)
+            error_bars = uncertainty(game, ci_options)
         saved = None
         if save_distribution is not None:
             saved = save_distributions(solution, save_distribution)

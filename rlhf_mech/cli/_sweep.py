@@ -32,6 +32,7 @@ from rlhf_mech.cli._uncertainty import (
     EstimandOption,
     IntervalOption,
     ResamplesOption,
+    bootstrap_options,
     sweep_intervals,
 )
 from rlhf_mech.render import SWEEP_FORMATS
@@ -79,6 +80,7 @@ def sweep_command(
         from rlhf_mech.cli._options import SweepRequest
         from rlhf_mech.render import save_sweep_plot, sweep_progress
 
+        ci_options = bootstrap_options(ci, resamples, seed, interval, estimand, design)
         options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
         request = SweepRequest.from_options(
             group=group, all_groups=all_groups, report_size=report_size, **options
@@ -91,7 +93,7 @@ def sweep_command(
             # only JSON shows the distributions
             results = request.run(game, None, on_progress, keep_distributions=fmt.name == "json")
         with out.step("bootstrap"):
-            results = sweep_intervals(results, ci, resamples, seed, interval, estimand, design)
+            results = sweep_intervals(results, ci_options)
         with out.step("write"):
             if plot is not None:
                 out.message(f"plot written to {save_sweep_plot(results, plot)}")

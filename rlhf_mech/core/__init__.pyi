@@ -63,6 +63,7 @@ from rlhf_mech.core._prompts import default_outcome_names as default_outcome_nam
 from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
 from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
 from rlhf_mech.core._prompts import solve_prompts as solve_prompts
+from rlhf_mech.core._registry import by_name as by_name
 from rlhf_mech.core._resample import ESTIMANDS as ESTIMANDS
 from rlhf_mech.core._resample import GROUP_FIGURES as GROUP_FIGURES
 from rlhf_mech.core._resample import PROFILE_FIGURES as PROFILE_FIGURES

@@ -58,6 +58,7 @@ from rlhf_mech.core._numerics import rows_per_chunk
 from rlhf_mech.core._outcomes import Figures, outcome, train
 from rlhf_mech.core._payments import AFFINE_MAXIMIZER, NONE, affine_maximizer_payment
 from rlhf_mech.core._prompts import PromptGame
+from rlhf_mech.core._registry import by_name
 from rlhf_mech.core._training import SW_MAX
 
 Array = np.ndarray
@@ -163,23 +164,20 @@ class Estimand:
     rescale: Rescale
 
 
-ESTIMANDS: dict[str, Estimand] = {
-    e.name: e
-    for e in (
-        Estimand(
-            "fixed",
-            "the population's figures with the rewards on the file's fixed scale",
-            _fixed,
-        ),
-        Estimand(
-            "renormalised",
-            "the population's figures with each reward model normalised as the importers do "
-            "(shift by the minimum, divide by the sum over the draws or the maximum), the "
-            "normalisation re-estimated on every draw",
-            _renormalised,
-        ),
-    )
-}
+ESTIMANDS: dict[str, Estimand] = by_name(
+    Estimand(
+        "fixed",
+        "the population's figures with the rewards on the file's fixed scale",
+        _fixed,
+    ),
+    Estimand(
+        "renormalised",
+        "the population's figures with each reward model normalised as the importers do "
+        "(shift by the minimum, divide by the sum over the draws or the maximum), the "
+        "normalisation re-estimated on every draw",
+        _renormalised,
+    ),
+)
 
 
 def slot_figures(
