@@ -308,6 +308,27 @@ def test_audit_ci_verdicts_and_json_schema(prompt_file: Path) -> None:
         "unprofitable across the interval",
         "not distinguishable from truthful",
     }
+    # Theorem 4.12 (affine maximizer, SW-Max): 2 w_i eps, eps the widest half-interval of the
+    # group's valuation over the audited profiles
+    assert "Theorem 4.12, b: sampling error of its valuation eps = " in text.output
+    sizes = {"a": 1.0, "b": 2.0}
+    for bound in sampled["uncertainty"]["theorem_4_12"]:
+        widths = [
+            max(f["estimate"] - f["ci"][0], f["ci"][1] - f["estimate"])
+            for f in sampled["uncertainty"]["figures"]
+            if f["quantity"] == "valuation" and f["group"] == bound["group"]
+        ]
+        assert len(widths) >= 2 and bound["eps"] == max(widths) > 0
+        assert bound["size"] == sizes[bound["group"]]
+        assert abs(bound["bound"] - 2.0 * bound["size"] * bound["eps"]) <= 1e-15
+
+
+def test_theorem_4_12_is_not_shown_where_it_does_not_apply(prompt_file: Path) -> None:
+    """Without a DSIC payment (``none``) the theorem's bound is not given."""
+    args = ["audit", str(prompt_file), "--payment", "none", "--ci", "0.9", "--resamples", "30"]
+    result = runner.invoke(app, [*args, "--budget", "20", "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    assert "theorem_4_12" not in json.loads(result.stdout)["games"][0]["uncertainty"]
 
 
 def test_sweep_ci_gives_every_point_an_interval(core_file: Path) -> None:

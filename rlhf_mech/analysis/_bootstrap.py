@@ -296,6 +296,30 @@ class Diagnostics:
 
 
 @dataclass(frozen=True)
+class SamplingBound:
+    """Theorem 4.12 with the valuations' estimated sampling error, for one group.
+
+    A sampled game's mechanism sees valuations estimated from samples. Where they are within
+    ``eps`` of the population's at the fine-tuned models compared (``|v_i(theta; rm^) -
+    v_i(theta; rm)| <= eps``, what the proof's steps (1) and (3) use of the theorem's
+    ``max_x |rm^_i(x) - rm_i(x)| <= eps``), no misreport gains group ``i`` more than
+    ``2 w_i eps`` (SW-Max training, the affine maximizer's payment). ``eps`` is estimated as
+    the widest half-interval of the group's valuation over the audited profiles (the
+    truthful one and each best misreport's): it holds with about the intervals' level.
+
+    Attributes
+    ----------
+    group : its name; size : its true size ``w_i``; eps : the estimated sampling error of its
+    valuation; bound : ``2 w_i eps``.
+    """
+
+    group: str
+    size: float
+    eps: float
+    bound: float
+
+
+@dataclass(frozen=True)
 class Uncertainty:
     """A sampled game's figures with their sampling error (:func:`bootstrap`).
 
@@ -307,6 +331,7 @@ class Uncertainty:
     replicates : (B, D) every replicate of the figures, in the order of ``figures``, and
     acceleration : (D,) BCa's: another interval of :data:`INTERVALS` of the same draws
     (benchmarks/coverage.py compares them) without drawing again.
+    bounds : an audit's :class:`SamplingBound` per group, where Theorem 4.12 applies.
     """
 
     options: BootstrapOptions
@@ -318,6 +343,7 @@ class Uncertainty:
     samples: int
     replicates: Array
     acceleration: Array
+    bounds: tuple[SamplingBound, ...] = ()
 
     def interval(self, name: str) -> tuple[Array, Array]:
         """(D,) lower and upper ends of interval ``name`` (:data:`INTERVALS`) of the same
@@ -606,7 +632,9 @@ def audit_uncertainty(audit: GameAudit, options: BootstrapOptions) -> Uncertaint
     the audit, held fixed and re-evaluated on every replicate: under the game's payment rule
     (against the others' profile where it was found) and without payment (the search of
     ``profitable without payment``). The interval is for the population gain of *that*
-    misreport, a lower bound on the group's best gain as the search's is.
+    misreport, a lower bound on the group's best gain as the search's is. Where Theorem 4.12
+    applies (a DSIC payment rule of an additive, SW-Max training rule), each group's bound
+    from its valuations' sampling error (:class:`SamplingBound`).
     """
     game = audit.game
     if game.sample_counts is None:
@@ -621,12 +649,29 @@ def audit_uncertainty(audit: GameAudit, options: BootstrapOptions) -> Uncertaint
     priced = bootstrap(game, options, ruled)
     unpriced = bootstrap(game.with_rules(game.mechanism.training_rule, NONE), options, free)
     keep = [d for d, f in enumerate(unpriced.figures) if f.quantity == "gain" and f.profile != "reported"]
+    mechanism = game.mechanism
+    applies = mechanism.payment_rule.dsic and mechanism.training_rule.additive
     return replace(
         priced,
         figures=priced.figures + tuple(unpriced.figures[d] for d in keep),
         replicates=np.concatenate([priced.replicates, unpriced.replicates[:, keep]], axis=1),
         acceleration=np.concatenate([priced.acceleration, unpriced.acceleration[keep]]),
+        bounds=_sampling_bounds(priced, audit) if applies else (),
     )
+
+
+def _sampling_bounds(priced: Uncertainty, audit: GameAudit) -> tuple[SamplingBound, ...]:
+    """Theorem 4.12's bound for every group from the half-widths of its valuation's
+    intervals over the profiles of ``priced`` (:class:`SamplingBound`)."""
+    out = []
+    for g in audit.groups:
+        eps = max(
+            max(f.estimate - f.low, f.high - f.estimate)
+            for f in priced.figures
+            if f.quantity == "valuation" and f.group == g.name
+        )
+        out.append(SamplingBound(g.name, g.size, eps, 2.0 * g.size * eps))
+    return tuple(out)
 
 
 def _fixed_misreport(
