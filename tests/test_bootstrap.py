@@ -20,6 +20,7 @@ from rlhf_mech.core import (
     Normalization,
     Profile,
     PromptGame,
+    _resample,
     by_name,
     prepare_replicates,
     samples_of,
@@ -438,6 +439,17 @@ def test_gibbs_shortcut_matches_the_kernel(lam: float, costs: bool, payment: str
         for name in ("valuations", "payments", "utilities", "social_welfare", "asw", "divergence_value"):
             np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-11)
         assert np.all(a.status == 0) and np.max(a.kkt_residual) < 1e-9
+    # the shortcut itself (not its fallback), on rows shorter than their prompts' draws (the
+    # jackknife's N - 1): every row that did not underflow
+    short = slots[:, :7]
+    for table, profile in zip(fast.tables, profiles, strict=True):
+        got, underflow = _resample._gibbs(samples, table, prompts, short)
+        want = slot_figures(samples, prompts, short, profile, fixed)[0]
+        assert (~underflow).sum() >= 30
+        for name in ("valuations", "payments", "social_welfare", "divergence_value"):
+            np.testing.assert_allclose(
+                getattr(got, name)[~underflow], getattr(want, name)[~underflow], rtol=0, atol=1e-11
+            )
 
 
 def test_gibbs_shortcut_is_not_taken_where_it_does_not_apply() -> None:

@@ -444,8 +444,10 @@ def _acceleration(samples: Samples, design: Design, own: Array, influence: Array
     else:
         scale = np.repeat(q / samples.sizes, samples.sizes)[:, None]
         u = influence * scale
-    squares = (u**2).sum(axis=0)
-    return np.divide((u**3).sum(axis=0), 6.0 * squares**1.5, out=np.zeros_like(squares), where=squares > 0)
+    u2 = u * u  # products, not powers: a float power is 10x slower
+    squares = u2.sum(axis=0)
+    cubes = (u2 * u).sum(axis=0)
+    return np.divide(cubes, 6.0 * squares**1.5, out=np.zeros_like(squares), where=squares > 0)
 
 
 def _draw(

@@ -309,7 +309,7 @@ class _Table:
 
     Attributes
     ----------
-    columns : (S, F) divided by ``N_x``: ``exp(g)`` of the scores and of each leave-one-out
+    columns : (S, F) ``exp(g)`` of the scores and of each leave-one-out
         scores (``expm1`` for a narrow prompt), then ``e^{g}`` times each true reward, each
         reported term ``w_i rm_i`` (left out where the profile is the truth), ``g``, and the
         offset (where the game has outcome costs).
@@ -388,8 +388,7 @@ def _table(samples: Samples, profile: Profile) -> _Table:
         (e * gaps[0])[None],
         *([] if costs is None else [(e * costs)[None]]),
     ]
-    # divided by N_x: a row's sums over its draws are then means under its pi_init
-    table = np.ascontiguousarray(np.vstack(columns).T / np.repeat(sizes, sizes)[:, None])
+    table = np.ascontiguousarray(np.vstack(columns).T)
     return _Table(table, top.T.copy(), narrow.T.copy(), truthful, costs is not None)
 
 
@@ -411,12 +410,13 @@ def _gibbs(samples: Samples, table: _Table, prompts: Array, slots: Array) -> tup
     tilt = n if table.truthful else 2 * n  # the column of g
     narrow = table.narrow.any()
     step = max(1, GIBBS_BLOCK_ELEMENTS // columns.shape[1])
-    ones, ends = np.ones(step * N), np.arange(0, step * N + 1, N)  # every block's, sliced
+    # each draw weighs 1 / N (its pi_init): a row's product is the mean over its draws
+    weights, ends = np.full(step * N, 1.0 / N), np.arange(0, step * N + 1, N)  # sliced per block
     for start in range(0, R, step):
         rows = slice(start, min(R, start + step))
         count = rows.stop - rows.start
         counts = csr_matrix(
-            (ones[: count * N], slots[rows].ravel(), ends[: count + 1]), shape=(count, columns.shape[0])
+            (weights[: count * N], slots[rows].ravel(), ends[: count + 1]), shape=(count, columns.shape[0])
         )
         sums = counts @ columns  # (rows, F): E_{pi_init} of each column
         mass, ratios = sums[:, : n + 1], sums[:, n + 1 :]  # E exp(g) (minus 1 where narrow)
