@@ -20,6 +20,10 @@ flagged (no ESS warning, jackknife bias within BIAS_WARN standard errors); the s
 replications whose ESS diagnostic warns, the share of intervals flagged, the median mean
 per-prompt ESS.
 
+``--raw FILE`` appends each setting's replications (their diagnostics, and whether each
+interval covered) as a JSON line; ``--summarise FILE...`` pools them into coverage by the
+replication's mean per-prompt ESS.
+
 ``--speed``: B = 1,000 replicates of a 1,000-prompt x 16-sample, 4-group KL game against the
 exponentials they must form (B x (n + 1) x outcomes, ``np.exp`` into a preallocated array,
 same run).
@@ -27,7 +31,9 @@ same run).
 Run::
 
     python benchmarks/coverage.py [--quick] [--reps 1000] [--resamples 1000] [--speed]
-        [--divergence kl chi2] [--lam 0.1 1] [--prompts 1 20] [--samples 32 128]
+        [--divergence kl chi2] [--lam 0.1 1] [--groups 3] [--prompts 1 20] [--samples 32 128]
+        [--raw FILE]
+    python benchmarks/coverage.py --summarise FILE...
 """
 
 from __future__ import annotations
@@ -253,6 +259,32 @@ def speed(B: int = 1000, P: int = 1000, N: int = 16, n: int = 4, repeats: int = 
         )
 
 
+#: The bins of a replication's mean per-prompt ESS in :func:`summarise` (the warning's
+#: threshold, ESS_WARN = 100, is one of their edges).
+ESS_BINS = (0.0, 10.0, 30.0, 60.0, 100.0, 150.0, 250.0, np.inf)
+
+
+def summarise(paths: list[Path]) -> None:
+    """Coverage by the replication's mean per-prompt ESS, every setting of the ``--raw``
+    files pooled: what the warning's threshold rests on."""
+    cells = [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+    print(f"{len(cells)} settings; coverage by the replication's mean per-prompt ESS, settings pooled")
+    print("method          ESS bin       reps | pay   util  SW    gain")
+    for method in METHODS:
+        for low, high in itertools.pairwise(ESS_BINS):
+            hits = {q: [] for q in QUANTITIES}
+            reps = 0
+            for cell in cells:
+                ess = np.array(cell["mean_ess"])
+                rows = (ess >= low) & (ess < high)
+                reps += int(rows.sum())
+                for q in QUANTITIES:
+                    hits[q].append(np.array(cell[f"{method}:{q}"]).reshape(ess.size, -1)[rows].ravel())
+            if reps:
+                shares = " ".join(f"{np.concatenate(hits[q]).mean():.3f}" for q in QUANTITIES)
+                print(f"{method:15s} [{low:g}, {high:g}) {reps:6d} | {shares}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small grid, m = 10^4, few replications")
@@ -265,8 +297,12 @@ def main() -> None:
     parser.add_argument("--divergence", nargs="*", help="only these divergences")
     parser.add_argument("--groups", type=int, nargs="*", help="only these numbers of groups")
     parser.add_argument("--raw", type=Path, help="append each setting's replications here (JSON lines)")
+    parser.add_argument("--summarise", type=Path, nargs="*", help="only the coverage by ESS of --raw files")
     args = parser.parse_args()
     print(machine())
+    if args.summarise:
+        summarise(args.summarise)
+        return
     if args.speed:
         speed()
         return
