@@ -474,3 +474,18 @@ def test_bad_ci_options_are_one_error_line_before_any_work(prompt_file: Path) ->
         lines = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert len(lines) == 1 and "--ci:" in lines[0]
         assert "Traceback" not in result.output
+
+
+def test_a_batch_that_fails_the_check_goes_through_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the checked rows disagree (a tolerance no rounding meets), the whole batch is the
+    kernel's: its figures and its KKT residuals row by row."""
+    game = _random_sampled_game(1.0, False, "affine_maximizer", seed=4)
+    samples = samples_of(game)
+    rng = np.random.default_rng(5)
+    prompts = rng.integers(0, game.n_prompts, 40)
+    slots = samples.offsets[prompts][:, None] + rng.integers(0, 12, (40, 12))
+    monkeypatch.setattr(_resample, "GIBBS_TOL", -1.0)
+    (got,) = prepare_replicates(samples, [game.truth], ESTIMANDS["fixed"]).figures(prompts, slots)
+    want = slot_figures(samples, prompts, slots, game.truth, ESTIMANDS["fixed"])[0]
+    for name in ("payments", "utilities", "kkt_residual"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
