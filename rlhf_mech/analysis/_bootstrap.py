@@ -89,8 +89,8 @@ CHUNK_REPLICATES = 64
 #: The effective sample size (pooled, or the mean per prompt) below which intervals are
 #: flagged as untrustworthy: the lowest edge of the bins of benchmarks/coverage.py
 #: ``--summarise`` above which every quantity's 95% basic interval covered at least 0.93
-#: within its standard error (31 settings, KL and chi^2, 1 and 8 prompts, 100-300
-#: replications each; ESS [100, 150): the no-payment gain 0.91 over 927 replications;
+#: within its standard error (43 settings, KL and chi^2, 1 and 8 prompts, 100-300
+#: replications each; ESS [100, 150): the no-payment gain 0.92 over 1,562 replications;
 #: [150, 250): 0.94-0.95; docs/uncertainty.md).
 ESS_WARN = 150.0
 #: The share of the fine-tuned mass on the top 1% of samples above which intervals are
