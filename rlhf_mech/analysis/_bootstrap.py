@@ -14,8 +14,9 @@ then each drawn prompt's responses, the figure of a replicate being the prompt-w
 ``sum_s q_{x_s} f_s / sum_s q_{x_s}``. A one-prompt game has only ``responses``.
 
 Each replicate is the same outcomes with another ``pi_init`` row, so all replicates are one
-batch of the profile kernel (:func:`~rlhf_mech.core._resample.slot_figures`), ``chunk``
-replicates at a time (memory bounded; the draws depend on the seed and the chunk size only).
+batch (:class:`~rlhf_mech.core._resample.Replicates`: the profile kernel, or for KL the Gibbs
+shortcut checked against it), :data:`CHUNK_REPLICATES` replicates at a time (memory bounded;
+the draws depend on the seed and the chunk size only).
 
 Intervals (:data:`INTERVALS`), for replicates ``theta*_b`` of an estimate ``theta``:
 
