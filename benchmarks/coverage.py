@@ -20,6 +20,10 @@ flagged (no ESS warning, jackknife bias within BIAS_WARN standard errors); the s
 replications whose ESS diagnostic warns, the share of intervals flagged, the median mean
 per-prompt ESS.
 
+``--raw FILE`` appends each setting's replications (their diagnostics, and whether each
+interval covered) as a JSON line; ``--summarise FILE...`` pools them into coverage by the
+replication's mean per-prompt ESS.
+
 ``--speed``: B = 1,000 replicates of a 1,000-prompt x 16-sample, 4-group KL game against the
 exponentials they must form (B x (n + 1) x outcomes, ``np.exp`` into a preallocated array,
 same run).
@@ -27,17 +31,22 @@ same run).
 Run::
 
     python benchmarks/coverage.py [--quick] [--reps 1000] [--resamples 1000] [--speed]
-        [--divergence kl chi2] [--lam 0.1 1] [--prompts 1 20] [--samples 32 128]
+        [--divergence kl chi2] [--lam 0.1 1] [--groups 3] [--prompts 1 20] [--samples 32 128]
+        [--raw FILE]
+    python benchmarks/coverage.py --summarise FILE...
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 
@@ -46,7 +55,7 @@ from _common import machine
 
 from rlhf_mech.analysis import BootstrapOptions, bootstrap
 from rlhf_mech.analysis._internal import Misreported
-from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame, solve_prompts
+from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame, _resample, solve_prompts
 
 
 def population(
@@ -117,8 +126,8 @@ def sampled(
     return small, misreport[:, flat]
 
 
-#: The intervals compared: the three of INTERVALS, and BCa shifted by the jackknife bias.
-METHODS = ("percentile", "basic", "bca", "bca-jackknife")
+#: The intervals compared: the three of INTERVALS, and BCa and basic shifted by the jackknife bias.
+METHODS = ("percentile", "basic", "bca", "bca-jackknife", "basic-jackknife")
 QUANTITIES = ("payment", "utility", "social_welfare", "gain")
 
 
@@ -127,15 +136,19 @@ def _ends(u: object, figures: list[int]) -> dict[str, tuple[np.ndarray, np.ndarr
     flags (the jackknife bias over BIAS_WARN standard errors)."""
     out = {name: tuple(end[figures] for end in u.interval(name)) for name in METHODS[:3]}
     bias = np.array([u.figures[d].bias for d in figures])
-    low, high = out["bca"]
-    out["bca-jackknife"] = (low - bias, high - bias)
+    for name in ("bca", "basic"):
+        low, high = out[name]
+        out[f"{name}-jackknife"] = (low - bias, high - bias)
     out["biased"] = np.array([u.figures[d].biased for d in figures])
     return out
 
 
-def replicate(game: PromptGame, misreport: np.ndarray, options: BootstrapOptions) -> tuple[dict, bool, float]:
+def replicate(
+    game: PromptGame, misreport: np.ndarray, options: BootstrapOptions
+) -> tuple[dict, bool, dict[str, float]]:
     """Each quantity's intervals by every method on one sampled game, whether the
-    diagnostics warn, and the mean per-prompt ESS."""
+    diagnostics warn, and the diagnostics' figures (the smaller ESS and the larger top-1%
+    share of the two bootstraps)."""
     u = bootstrap(game, options)
     none = replace(game, mechanism=replace(game.mechanism, payment_rule="none"))
     polarised = Misreported("misreport", 0, Profile(misreport, game.truth.sizes), game.truth)
@@ -151,7 +164,14 @@ def replicate(game: PromptGame, misreport: np.ndarray, options: BootstrapOptions
     gain = next(d for d, f in enumerate(g.figures) if f.profile == "misreport" and f.quantity == "gain")
     out["gain"] = _ends(g, [gain])
     warn = u.diagnostics.warn or g.diagnostics.warn
-    return out, warn, u.diagnostics.mean_ess
+    both = (u.diagnostics, g.diagnostics)
+    diag = {
+        "mean_ess": min(d.mean_ess for d in both),
+        "pooled_ess": min(d.pooled_ess for d in both),
+        "min_ess": min(float(d.ess.min()) for d in both),
+        "top_share": max(d.pooled_top_share for d in both),
+    }
+    return out, warn, diag
 
 
 def setting(
@@ -164,26 +184,30 @@ def setting(
     reps: int,
     options: BootstrapOptions,
     seed: int,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, list]]:
     """Coverage per method and quantity (all replications, and those without a warning), the
-    share of replications that warn and the median mean per-prompt ESS."""
+    share of replications that warn and the median mean per-prompt ESS; and the raw
+    replications (each one's diagnostics, and per method and quantity whether each interval
+    covered), from which coverage under any other warning rule is counted."""
     game, misreport = population(P, m, n, divergence, lam, seed)
     exact = truth_values(game, misreport)
     rng = np.random.default_rng(seed + 1)
     hits: dict[tuple[str, str], list[np.ndarray]] = {(k, q): [] for k in METHODS for q in QUANTITIES}
     flags: dict[str, list[np.ndarray]] = {q: [] for q in QUANTITIES}
-    warns, ess = [], []
+    warns: list[bool] = []
+    diags: dict[str, list[float]] = {}
     for _ in range(reps):
         small, mis = sampled(game, misreport, N, rng)
-        got, warn, mean_ess = replicate(small, mis, options)
+        got, warn, diag = replicate(small, mis, options)
         warns.append(warn)
-        ess.append(mean_ess)
+        for key, value in diag.items():
+            diags.setdefault(key, []).append(value)
         for q in QUANTITIES:
             flags[q].append(got[q]["biased"] | warn)
             for k in METHODS:
                 low, high = got[q][k]
                 hits[k, q].append((low <= exact[q]) & (exact[q] <= high))
-    row: dict[str, float] = {"warn": float(np.mean(warns)), "ess": float(np.median(ess))}
+    row: dict[str, float] = {"warn": float(np.mean(warns)), "ess": float(np.median(diags["mean_ess"]))}
     for q in QUANTITIES:
         row[f"flagged:{q}"] = float(np.mean(flags[q]))
     for (k, q), h in hits.items():
@@ -191,27 +215,75 @@ def setting(
         quiet = ~np.array(flags[q])
         row[f"{k}:{q}"] = float(covered.mean())
         row[f"{k}:{q}:quiet"] = float(covered[quiet].mean()) if quiet.any() else float("nan")
-    return row
+    raw: dict[str, list] = {"warn": warns, **diags}
+    raw |= {f"biased:{q}": np.array(flags[q]).tolist() for q in QUANTITIES}
+    raw |= {f"{k}:{q}": np.array(h).tolist() for (k, q), h in hits.items()}
+    return row, raw
 
 
-def speed(B: int = 1000, P: int = 1000, N: int = 16, n: int = 4) -> None:
-    """The speed check (module docstring)."""
+def _best(run: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The shortest wall-clock and the shortest CPU time (this process, all its threads) of
+    ``repeats`` runs of ``run``: under other load the CPU time is the steadier measure."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return min(wall), min(cpu)
+
+
+def speed(B: int = 1000, P: int = 1000, N: int = 16, n: int = 4, repeats: int = 3) -> None:
+    """The speed check (module docstring): the best of ``repeats`` runs of the exponentials and
+    of the bootstrap (its Gibbs shortcut), one run through the kernel (the shortcut switched
+    off), and a loop of ``solve`` estimated from one solve; wall-clock and CPU seconds."""
     game, _ = population(P, N * 4, n, "kl", 1.0, 0)
     small, _ = sampled(game, game.truth.rewards, N, np.random.default_rng(1))
     outcomes = int(small.sample_counts.sum())
     work = np.empty((B, n + 1, outcomes))
     np.random.default_rng(2).random(out=work)
-    start = time.perf_counter()
-    np.exp(work, out=work)
-    exps = time.perf_counter() - start
-    start = time.perf_counter()
-    bootstrap(small, BootstrapOptions(resamples=B, design="responses"))
-    boot = time.perf_counter() - start
+    options = BootstrapOptions(resamples=B, design="responses")
+    exps = _best(lambda: np.exp(work, out=work), repeats)
+    boot = _best(lambda: bootstrap(small, options), repeats)
+    with patch.object(_resample, "gibbs_applies", lambda mechanism, estimand: False):
+        kernel = _best(lambda: bootstrap(small, options), 1)
+    loop = tuple(B * t for t in _best(lambda: solve_prompts(small), repeats))
     print(
-        f"speed: B={B} replicates of {P} prompts x {N} samples, {n} groups, KL: bootstrap "
-        f"{boot:.2f} s, np.exp of B x (n+1) x {outcomes} = {B * (n + 1) * outcomes:.3g} values "
-        f"{exps:.2f} s: ratio {boot / exps:.1f}x"
+        f"speed: B={B} replicates of {P} prompts x {N} samples, {n} groups, KL (best of {repeats}); "
+        f"np.exp of B x (n+1) x {outcomes} = {B * (n + 1) * outcomes:.3g} values"
     )
+    for k, clock in enumerate(("wall", "CPU")):
+        print(
+            f"  {clock:4s}: np.exp {exps[k]:.2f} s; bootstrap {boot[k]:.2f} s = {boot[k] / exps[k]:.1f}x; "
+            f"through the kernel {kernel[k]:.2f} s = {kernel[k] / exps[k]:.1f}x; a loop of {B} solves "
+            f"~{loop[k]:.1f} s = {loop[k] / exps[k]:.0f}x"
+        )
+
+
+#: The bins of a replication's mean per-prompt ESS in :func:`summarise` (the warning's
+#: threshold, ESS_WARN = 100, is one of their edges).
+ESS_BINS = (0.0, 10.0, 30.0, 60.0, 100.0, 150.0, 250.0, np.inf)
+
+
+def summarise(paths: list[Path]) -> None:
+    """Coverage by the replication's mean per-prompt ESS, every setting of the ``--raw``
+    files pooled: what the warning's threshold rests on."""
+    cells = [json.loads(line) for path in paths for line in path.read_text().splitlines()]
+    print(f"{len(cells)} settings; coverage by the replication's mean per-prompt ESS, settings pooled")
+    print("method          ESS bin       reps | pay   util  SW    gain")
+    for method in METHODS:
+        for low, high in itertools.pairwise(ESS_BINS):
+            hits = {q: [] for q in QUANTITIES}
+            reps = 0
+            for cell in cells:
+                ess = np.array(cell["mean_ess"])
+                rows = (ess >= low) & (ess < high)
+                reps += int(rows.sum())
+                for q in QUANTITIES:
+                    hits[q].append(np.array(cell[f"{method}:{q}"]).reshape(ess.size, -1)[rows].ravel())
+            if reps:
+                shares = " ".join(f"{np.concatenate(hits[q]).mean():.3f}" for q in QUANTITIES)
+                print(f"{method:15s} [{low:g}, {high:g}) {reps:6d} | {shares}")
 
 
 def main() -> None:
@@ -224,8 +296,14 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, nargs="*", help="only these numbers of prompts")
     parser.add_argument("--samples", type=int, nargs="*", help="only these N")
     parser.add_argument("--divergence", nargs="*", help="only these divergences")
+    parser.add_argument("--groups", type=int, nargs="*", help="only these numbers of groups")
+    parser.add_argument("--raw", type=Path, help="append each setting's replications here (JSON lines)")
+    parser.add_argument("--summarise", type=Path, nargs="*", help="only the coverage by ESS of --raw files")
     args = parser.parse_args()
     print(machine())
+    if args.summarise:
+        summarise(args.summarise)
+        return
     if args.speed:
         speed()
         return
@@ -235,7 +313,13 @@ def main() -> None:
     else:
         m, reps, B = 100_000, args.reps or 1000, args.resamples or 1000
         axes = [("kl", "chi2"), (0.1, 1.0, 10.0), (2, 4), (1, 20, 200), (8, 32, 128, 512)]
-    for k, chosen in ((0, args.divergence), (1, args.lam), (3, args.prompts), (4, args.samples)):
+    for k, chosen in (
+        (0, args.divergence),
+        (1, args.lam),
+        (2, args.groups),
+        (3, args.prompts),
+        (4, args.samples),
+    ):
         if chosen:
             axes[k] = tuple(chosen)
     grid = itertools.product(*axes)
@@ -247,7 +331,11 @@ def main() -> None:
         "ESS warns, flagged: pay util SW gain | mean ESS"
     )
     for seed, (div, lam, n, P, N) in enumerate(grid):
-        r = setting(P, m, n, div, lam, N, reps, options, 1000 + seed)
+        r, raw = setting(P, m, n, div, lam, N, reps, options, 1000 + seed)
+        if args.raw:
+            cell = {"divergence": div, "lam": lam, "groups": n, "prompts": P, "samples": N, "m": m}
+            with args.raw.open("a") as f:
+                f.write(json.dumps({**cell, "resamples": B, "reps": reps, **raw}) + "\n")
         for k in METHODS:
             every = " ".join(f"{r[f'{k}:{q}']:.2f}" for q in QUANTITIES)
             quiet = " ".join(f"{r[f'{k}:{q}:quiet']:.2f}" for q in QUANTITIES)

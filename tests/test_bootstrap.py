@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from rlhf_mech.analysis import BootstrapOptions, _bootstrap, bootstrap
 from rlhf_mech.cli import app
-from rlhf_mech.core import Mechanism, Normalization, Profile, PromptGame, solve
+from rlhf_mech.core import ESTIMANDS, Mechanism, Normalization, Profile, PromptGame, _resample, solve
+from rlhf_mech.core._internal import by_name, prepare_replicates, samples_of, slot_figures
 from rlhf_mech.errors import SpecError
 from rlhf_mech.files import load_game
 from rlhf_mech.files._internal import game_text, import_responses
@@ -299,6 +300,27 @@ def test_audit_ci_verdicts_and_json_schema(prompt_file: Path) -> None:
         "unprofitable across the interval",
         "not distinguishable from truthful",
     }
+    # Theorem 4.12 (affine maximizer, SW-Max): 2 w_i eps, eps the widest half-interval of the
+    # group's valuation over the audited profiles
+    assert "Theorem 4.12, b: sampling error of its valuation eps = " in text.output
+    sizes = {"a": 1.0, "b": 2.0}
+    for bound in sampled["uncertainty"]["theorem_4_12"]:
+        widths = [
+            max(f["estimate"] - f["ci"][0], f["ci"][1] - f["estimate"])
+            for f in sampled["uncertainty"]["figures"]
+            if f["quantity"] == "valuation" and f["group"] == bound["group"]
+        ]
+        assert len(widths) >= 2 and bound["eps"] == max(widths) > 0
+        assert bound["size"] == sizes[bound["group"]]
+        assert abs(bound["bound"] - 2.0 * bound["size"] * bound["eps"]) <= 1e-15
+
+
+def test_theorem_4_12_is_not_shown_where_it_does_not_apply(prompt_file: Path) -> None:
+    """Without a DSIC payment (``none``) the theorem's bound is not given."""
+    args = ["audit", str(prompt_file), "--payment", "none", "--ci", "0.9", "--resamples", "30"]
+    result = runner.invoke(app, [*args, "--budget", "20", "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    assert "theorem_4_12" not in json.loads(result.stdout)["games"][0]["uncertainty"]
 
 
 def test_sweep_ci_gives_every_point_an_interval(core_file: Path) -> None:
@@ -348,3 +370,113 @@ def test_renormalised_estimand_is_the_identity_on_the_original_draw(prompt_file:
     for a, b in zip(fixed.figures, renormalised.figures, strict=True):
         assert abs(a.estimate - b.estimate) < 1e-12
     assert any(abs(a.se - b.se) > 1e-6 for a, b in zip(fixed.figures, renormalised.figures, strict=True))
+
+
+def _random_sampled_game(
+    lam: float, costs: bool, payment: str, seed: int, prompts: int = 2, N: int = 12
+) -> PromptGame:
+    """A KL sampled game of ``prompts`` prompts of ``N`` draws each (repeats counted), 3
+    groups, the third misreporting its size and reward."""
+    rng = np.random.default_rng(seed)
+    counts = [np.bincount(rng.integers(0, 7, N), minlength=7) for _ in range(prompts)]
+    counts = [c[c > 0] for c in counts]
+    offsets = np.concatenate([[0], np.cumsum([c.size for c in counts])])
+    flat = np.concatenate(counts)
+    rewards = rng.random((3, flat.size))
+    misreport = rewards.copy()
+    misreport[2] = rewards[2] ** 3
+    pi = flat / N
+    return PromptGame(
+        name="random",
+        prompts=tuple(f"p{x}" for x in range(prompts)),
+        group_names=("a", "b", "c"),
+        mechanism=Mechanism(pi_init=pi[: offsets[1]], divergence="kl", lam=lam, payment_rule=payment),
+        normalization=Normalization.MAX,
+        offsets=offsets,
+        pi_init=pi,
+        truth=Profile(rewards, np.array([1.0, 2.0, 1.5])),
+        reports=Profile(misreport, np.array([1.0, 2.0, 3.0])),
+        weights=np.full(prompts, 1.0 / prompts),
+        sample_counts=flat.astype(np.int64),
+        outcome_costs=rng.random(flat.size) if costs else None,
+    )
+
+
+@pytest.mark.parametrize(
+    "lam, costs, payment",
+    [
+        (1.0, False, "affine_maximizer"),
+        (0.02, True, "affine_maximizer"),
+        (1e5, False, "affine_maximizer"),
+        (0.5, True, "none"),
+        (2e-4, False, "affine_maximizer"),
+    ],
+)
+def test_gibbs_shortcut_matches_the_kernel(lam: float, costs: bool, payment: str) -> None:
+    """The KL replicates' shortcut (sums over counts, core/_resample.py) gives the kernel's
+    figures on random draws: a wide and a narrow spread, outcome costs, no payment, and a
+    lambda at which rows underflow (those go through the kernel)."""
+    game = _random_sampled_game(lam, costs, payment, seed=int(lam * 1000) % 97)
+    samples = samples_of(game)
+    profiles = [game.truth, game.reports]
+    rng = np.random.default_rng(3)
+    prompts = rng.integers(0, game.n_prompts, 300)
+    slots = samples.offsets[prompts][:, None] + rng.integers(0, 12, (300, 12))
+    fixed = ESTIMANDS["fixed"]
+    fast = prepare_replicates(samples, profiles, fixed)
+    assert fast.tables is not None
+    slow = [slot_figures(samples, prompts, slots, p, fixed)[0] for p in profiles]
+    for a, b in zip(fast.figures(prompts, slots), slow, strict=True):
+        for name in ("valuations", "payments", "utilities", "social_welfare", "asw", "divergence_value"):
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-11)
+        assert np.all(a.status == 0) and np.max(a.kkt_residual) < 1e-9
+    # the shortcut itself (not its fallback), on rows shorter than their prompts' draws (the
+    # jackknife's N - 1): every row that did not underflow
+    short = slots[:, :7]
+    for table, profile in zip(fast.tables, profiles, strict=True):
+        got, underflow = _resample._gibbs(samples, table, prompts, short)
+        want = slot_figures(samples, prompts, short, profile, fixed)[0]
+        assert (~underflow).sum() >= 30
+        for name in ("valuations", "payments", "social_welfare", "divergence_value"):
+            np.testing.assert_allclose(
+                getattr(got, name)[~underflow], getattr(want, name)[~underflow], rtol=0, atol=1e-11
+            )
+
+
+def test_gibbs_shortcut_is_not_taken_where_it_does_not_apply() -> None:
+    """chi^2, another payment rule or the renormalised estimand go through the kernel."""
+    game = _random_sampled_game(1.0, False, "affine_maximizer", seed=1)
+    samples = samples_of(game)
+    assert prepare_replicates(samples, [game.truth], ESTIMANDS["renormalised"]).tables is None
+    chi2 = replace(game, mechanism=replace(game.mechanism, divergence="chi2"))
+    assert prepare_replicates(samples_of(chi2), [game.truth], ESTIMANDS["fixed"]).tables is None
+
+
+def test_a_registry_refuses_two_records_of_one_name() -> None:
+    assert list(by_name(*_bootstrap.DESIGNS.values())) == ["responses", "two_stage"]
+    with pytest.raises(ValueError, match="share a name"):
+        by_name(_bootstrap.DESIGNS["responses"], _bootstrap.DESIGNS["responses"])
+
+
+def test_bad_ci_options_are_one_error_line_before_any_work(prompt_file: Path) -> None:
+    for option in (["--interval", "studentised"], ["--estimand", "scaled"], ["--design", "pairs"]):
+        result = runner.invoke(app, ["solve", str(prompt_file), "--ci", "0.95", *option])
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and "--ci:" in lines[0]
+        assert "Traceback" not in result.output
+
+
+def test_a_batch_that_fails_the_check_goes_through_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the checked rows disagree (a tolerance no rounding meets), the whole batch is the
+    kernel's: its figures and its KKT residuals row by row."""
+    game = _random_sampled_game(1.0, False, "affine_maximizer", seed=4)
+    samples = samples_of(game)
+    rng = np.random.default_rng(5)
+    prompts = rng.integers(0, game.n_prompts, 40)
+    slots = samples.offsets[prompts][:, None] + rng.integers(0, 12, (40, 12))
+    monkeypatch.setattr(_resample, "GIBBS_TOL", -1.0)
+    (got,) = prepare_replicates(samples, [game.truth], ESTIMANDS["fixed"]).figures(prompts, slots)
+    want = slot_figures(samples, prompts, slots, game.truth, ESTIMANDS["fixed"])[0]
+    for name in ("payments", "utilities", "kkt_residual"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))

@@ -9,6 +9,7 @@ from rlhf_mech.analysis._bootstrap import INTERVALS as INTERVALS
 from rlhf_mech.analysis._bootstrap import BootstrapOptions as BootstrapOptions
 from rlhf_mech.analysis._bootstrap import Diagnostics as Diagnostics
 from rlhf_mech.analysis._bootstrap import Estimated as Estimated
+from rlhf_mech.analysis._bootstrap import SamplingBound as SamplingBound
 from rlhf_mech.analysis._bootstrap import Uncertainty as Uncertainty
 from rlhf_mech.analysis._bootstrap import bootstrap as bootstrap
 from rlhf_mech.analysis._checks import ALL_CHECKS as ALL_CHECKS

@@ -14,8 +14,9 @@ then each drawn prompt's responses, the figure of a replicate being the prompt-w
 ``sum_s q_{x_s} f_s / sum_s q_{x_s}``. A one-prompt game has only ``responses``.
 
 Each replicate is the same outcomes with another ``pi_init`` row, so all replicates are one
-batch of the profile kernel (:func:`~rlhf_mech.core._resample.slot_figures`), ``chunk``
-replicates at a time (memory bounded; the draws depend on the seed and the chunk size only).
+batch (:class:`~rlhf_mech.core._resample.Replicates`: the profile kernel, or for KL the Gibbs
+shortcut checked against it), :data:`CHUNK_REPLICATES` replicates at a time (memory bounded;
+the draws depend on the seed and the chunk size only).
 
 Intervals (:data:`INTERVALS`), for replicates ``theta*_b`` of an estimate ``theta``:
 
@@ -65,7 +66,10 @@ from rlhf_mech.core import ESTIMANDS, NONE, Estimand, Game, Profile, PromptGame,
 from rlhf_mech.core._internal import (
     GROUP_FIGURES,
     PROFILE_FIGURES,
+    Replicates,
+    by_name,
     leave_one_out_distributions,
+    prepare_replicates,
     rows_per_chunk,
     samples_of,
     slot_figures,
@@ -78,10 +82,12 @@ DEFAULT_RESAMPLES = 1000
 #: Replicates whose rows are solved in one pass (bounds memory; part of the seed's meaning).
 CHUNK_REPLICATES = 64
 #: The effective sample size (pooled, or the mean per prompt) below which intervals are
-#: flagged as untrustworthy. Measured (benchmarks/coverage.py, one prompt, 95% basic
-#: intervals): ESS 25 covered 0.85-0.93, ESS 55 0.85-0.93, ESS 100 0.93-0.96, ESS 218
-#: 0.90-0.94 (docs/uncertainty.md).
-ESS_WARN = 100.0
+#: flagged as untrustworthy: the lowest edge of the bins of benchmarks/coverage.py
+#: ``--summarise`` above which every quantity's 95% basic interval covered at least 0.93
+#: within its standard error (43 settings, KL and chi^2, 1 and 8 prompts, 100-300
+#: replications each; ESS [100, 150): the no-payment gain 0.92 over 1,562 replications;
+#: [150, 250): 0.94-0.95; docs/uncertainty.md).
+ESS_WARN = 150.0
 #: The share of the fine-tuned mass on the top 1% of samples above which intervals are
 #: flagged.
 TOP_SHARE_WARN = 0.5
@@ -107,17 +113,14 @@ class Design:
     clusters: bool
 
 
-DESIGNS: dict[str, Design] = {
-    d.name: d
-    for d in (
-        Design("responses", "each prompt's responses resampled, the prompts fixed", False),
-        Design(
-            "two_stage",
-            "prompts resampled as clusters, then each drawn prompt's responses",
-            True,
-        ),
-    )
-}
+DESIGNS: dict[str, Design] = by_name(
+    Design("responses", "each prompt's responses resampled, the prompts fixed", False),
+    Design(
+        "two_stage",
+        "prompts resampled as clusters, then each drawn prompt's responses",
+        True,
+    ),
+)
 
 Interval = Callable[[Array, Array, Array, float], tuple[Array, Array]]
 
@@ -290,6 +293,30 @@ class Diagnostics:
 
 
 @dataclass(frozen=True)
+class SamplingBound:
+    """Theorem 4.12 with the valuations' estimated sampling error, for one group.
+
+    A sampled game's mechanism sees valuations estimated from samples. Where they are within
+    ``eps`` of the population's at the fine-tuned models compared (``|v_i(theta; rm^) -
+    v_i(theta; rm)| <= eps``, what the proof's steps (1) and (3) use of the theorem's
+    ``max_x |rm^_i(x) - rm_i(x)| <= eps``), no misreport gains group ``i`` more than
+    ``2 w_i eps`` (SW-Max training, the affine maximizer's payment). ``eps`` is estimated as
+    the widest half-interval of the group's valuation over the audited profiles (the
+    truthful one and each best misreport's): it holds with about the intervals' level.
+
+    Attributes
+    ----------
+    group : its name; size : its true size ``w_i``; eps : the estimated sampling error of its
+    valuation; bound : ``2 w_i eps``.
+    """
+
+    group: str
+    size: float
+    eps: float
+    bound: float
+
+
+@dataclass(frozen=True)
 class Uncertainty:
     """A sampled game's figures with their sampling error (:func:`bootstrap`).
 
@@ -301,6 +328,7 @@ class Uncertainty:
     replicates : (B, D) every replicate of the figures, in the order of ``figures``, and
     acceleration : (D,) BCa's: another interval of :data:`INTERVALS` of the same draws
     (benchmarks/coverage.py compares them) without drawing again.
+    bounds : an audit's :class:`SamplingBound` per group, where Theorem 4.12 applies.
     """
 
     options: BootstrapOptions
@@ -312,6 +340,7 @@ class Uncertainty:
     samples: int
     replicates: Array
     acceleration: Array
+    bounds: tuple[SamplingBound, ...] = ()
 
     def interval(self, name: str) -> tuple[Array, Array]:
         """(D,) lower and upper ends of interval ``name`` (:data:`INTERVALS`) of the same
@@ -342,40 +371,44 @@ def _labels(game: PromptGame, profiles: Sequence[str]) -> list[tuple[str, str, s
     return out
 
 
-def _row_stats(figures_by_profile: Sequence[object]) -> Array:
+def _row_stats(figures_by_profile: Sequence[object], weights: Array | None = None) -> Array:
     """(R, D) the statistics of rows: per profile, every group's valuation, payment and
-    utility, then SW and ASW."""
+    utility, then SW and ASW; with ``weights`` (C, P), rows of ``C`` replicates of ``P``
+    prompts each, (C, D) each replicate's weighted means (each figure reduced before it is
+    placed: one pass over the rows)."""
     parts = []
     for fig in figures_by_profile:
         parts += [getattr(fig, name) for name in GROUP_FIGURES]
         parts += [np.asarray(getattr(fig, name))[:, None] for name in PROFILE_FIGURES]
+    if weights is not None:
+        C, P = weights.shape
+        parts = [np.einsum("cp,cpk->ck", weights, part.reshape(C, P, -1)) for part in parts]
     return np.concatenate(parts, axis=1)
 
 
-def _rows(
-    samples: Samples, prompts: Array, slots: Array, profiles: Sequence[Profile], estimand: Estimand
-) -> Array:
-    """(R, D) the statistics of rows of drawn slots, every profile on the same draws (paired)."""
-    return _row_stats([slot_figures(samples, prompts, slots, p, estimand)[0] for p in profiles])
+def _rows(profiles: Replicates, prompts: Array, slots: Array, weights: Array | None = None) -> Array:
+    """(R, D) the statistics of rows of drawn slots, every profile on the same draws (paired);
+    with ``weights``, each replicate's weighted means (:func:`_row_stats`)."""
+    return _row_stats(profiles.figures(prompts, slots), weights)
 
 
-def _per_prompt(samples: Samples, profiles: Sequence[Profile], estimand: Estimand) -> Array:
+def _per_prompt(profiles: Replicates) -> Array:
     """(P, D) each prompt's statistics on its own draw."""
+    samples = profiles.samples
     out = None
     for cls in samples.classes():
-        stats = _rows(samples, cls, samples.own(cls), profiles, estimand)
+        stats = _rows(profiles, cls, samples.own(cls))
         out = np.empty((samples.game.n_prompts, stats.shape[1])) if out is None else out
         out[cls] = stats
     assert out is not None
     return out
 
 
-def _jackknife(
-    samples: Samples, profiles: Sequence[Profile], estimand: Estimand, own: Array
-) -> tuple[Array, Array]:
+def _jackknife(profiles: Replicates, own: Array) -> tuple[Array, Array]:
     """The delete-one-response jackknife: (P, D) each prompt's bias ``(N - 1)(mean_j f^{(-j)}
     - f)`` and the (S, D) influence values ``(N - 1)(mean_j f^{(-j)} - f^{(-j)})`` of every
     slot (zero for prompts of one sample, which have no jackknife)."""
+    samples = profiles.samples
     P, D = own.shape
     bias = np.zeros((P, D))
     influence = np.zeros((int(samples.offsets[-1]), D))
@@ -389,7 +422,7 @@ def _jackknife(
             part = cls[start : start + rows_per_chunk(N * N)]
             full = samples.own(part)  # (C, N)
             slots = full[:, left].reshape(-1, N - 1)
-            values = _rows(samples, np.repeat(part, N), slots, profiles, estimand)
+            values = _rows(profiles, np.repeat(part, N), slots)
             values = values.reshape(part.size, N, D)
             mean = values.mean(axis=1)
             bias[part] = (N - 1) * (mean - own[part])
@@ -408,8 +441,10 @@ def _acceleration(samples: Samples, design: Design, own: Array, influence: Array
     else:
         scale = np.repeat(q / samples.sizes, samples.sizes)[:, None]
         u = influence * scale
-    squares = (u**2).sum(axis=0)
-    return np.divide((u**3).sum(axis=0), 6.0 * squares**1.5, out=np.zeros_like(squares), where=squares > 0)
+    u2 = u * u  # products, not powers: a float power is 10x slower
+    squares = u2.sum(axis=0)
+    cubes = (u2 * u).sum(axis=0)
+    return np.divide(cubes, 6.0 * squares**1.5, out=np.zeros_like(squares), where=squares > 0)
 
 
 def _draw(
@@ -425,35 +460,34 @@ def _draw(
     flat = prompts.ravel()
     sizes = samples.sizes[flat]
     rows: dict[int, tuple[Array, Array]] = {}
+    # 32-bit slots where they fit: half the time of drawing and summing 64-bit ones
+    index = np.int32 if samples.offsets[-1] < np.iinfo(np.int32).max else np.int64
     for N in np.unique(sizes):
         where = np.flatnonzero(sizes == N)
-        draws = rng.integers(0, int(N), (where.size, int(N)))
-        rows[int(N)] = (where, samples.offsets[flat[where]][:, None] + draws)
+        draws = rng.integers(0, int(N), (where.size, int(N)), dtype=index)
+        rows[int(N)] = (where, samples.offsets[flat[where]].astype(index)[:, None] + draws)
     return prompts, rows
 
 
-def _replicates(
-    samples: Samples,
-    design: Design,
-    profiles: Sequence[Profile],
-    estimand: Estimand,
-    B: int,
-    seed: int,
-    D: int,
-) -> Array:
+def _replicates(profiles: Replicates, design: Design, B: int, seed: int, D: int) -> Array:
     """(B, D) the replicates' statistics, :data:`CHUNK_REPLICATES` at a time."""
+    samples = profiles.samples
     rng = np.random.default_rng(seed)
     q = samples.game.weights
     out = np.empty((B, D))
     for start in range(0, B, CHUNK_REPLICATES):
         count = min(CHUNK_REPLICATES, B - start)
         prompts, rows = _draw(rng, samples, design, count)
-        stats = np.empty((count * samples.game.n_prompts, D))
         flat = prompts.ravel()
-        for where, slots in rows.values():
-            stats[where] = _rows(samples, flat[where], slots, profiles, estimand)
         weights = q[prompts]  # (count, P): a replicate's figure is its weighted prompt mean
         weights = weights / weights.sum(axis=1, keepdims=True)
+        if len(rows) == 1:  # every prompt of one size: the rows in order
+            ((_, slots),) = rows.values()
+            out[start : start + count] = _rows(profiles, flat, slots, weights)
+            continue
+        stats = np.empty((flat.size, D))
+        for where, slots in rows.values():
+            stats[where] = _rows(profiles, flat[where], slots)
         out[start : start + count] = np.einsum("bp,bpd->bd", weights, stats.reshape(count, -1, D))
     return out
 
@@ -551,15 +585,14 @@ def bootstrap(
         return np.concatenate([stats, np.stack(extra, axis=-1)], axis=-1) if extra else stats
 
     labels += [(names[p], "gain", prompt_game.group_names[i]) for p, i, _ in gains]
-    own = with_gains(_per_prompt(samples, profiles, estimand))
+    prepared = prepare_replicates(samples, profiles, estimand)
+    own = with_gains(_per_prompt(prepared))
     estimate = prompt_game.weights @ own
-    raw_bias, raw_influence = _jackknife(samples, profiles, estimand, own[:, : len(profiles) * width])
+    raw_bias, raw_influence = _jackknife(prepared, own[:, : len(profiles) * width])
     bias = prompt_game.weights @ with_gains(raw_bias)
     influence = with_gains(raw_influence)
     replicates = with_gains(
-        _replicates(
-            samples, design, profiles, estimand, options.resamples, options.seed, len(profiles) * width
-        )
+        _replicates(prepared, design, options.resamples, options.seed, len(profiles) * width)
     )
     acceleration = _acceleration(samples, design, own, influence)
     low, high = INTERVALS[options.interval](replicates, estimate, acceleration, options.level)
@@ -598,7 +631,9 @@ def audit_uncertainty(audit: GameAudit, options: BootstrapOptions) -> Uncertaint
     the audit, held fixed and re-evaluated on every replicate: under the game's payment rule
     (against the others' profile where it was found) and without payment (the search of
     ``profitable without payment``). The interval is for the population gain of *that*
-    misreport, a lower bound on the group's best gain as the search's is.
+    misreport, a lower bound on the group's best gain as the search's is. Where Theorem 4.12
+    applies (a DSIC payment rule of an additive, SW-Max training rule), each group's bound
+    from its valuations' sampling error (:class:`SamplingBound`).
     """
     game = audit.game
     if game.sample_counts is None:
@@ -613,12 +648,29 @@ def audit_uncertainty(audit: GameAudit, options: BootstrapOptions) -> Uncertaint
     priced = bootstrap(game, options, ruled)
     unpriced = bootstrap(game.with_rules(game.mechanism.training_rule, NONE), options, free)
     keep = [d for d, f in enumerate(unpriced.figures) if f.quantity == "gain" and f.profile != "reported"]
+    mechanism = game.mechanism
+    applies = mechanism.payment_rule.dsic and mechanism.training_rule.additive
     return replace(
         priced,
         figures=priced.figures + tuple(unpriced.figures[d] for d in keep),
         replicates=np.concatenate([priced.replicates, unpriced.replicates[:, keep]], axis=1),
         acceleration=np.concatenate([priced.acceleration, unpriced.acceleration[keep]]),
+        bounds=_sampling_bounds(priced, audit) if applies else (),
     )
+
+
+def _sampling_bounds(priced: Uncertainty, audit: GameAudit) -> tuple[SamplingBound, ...]:
+    """Theorem 4.12's bound for every group from the half-widths of its valuation's
+    intervals over the profiles of ``priced`` (:class:`SamplingBound`)."""
+    out = []
+    for g in audit.groups:
+        eps = max(
+            max(f.estimate - f.low, f.high - f.estimate)
+            for f in priced.figures
+            if f.quantity == "valuation" and f.group == g.name
+        )
+        out.append(SamplingBound(g.name, g.size, eps, 2.0 * g.size * eps))
+    return tuple(out)
 
 
 def _fixed_misreport(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlhf_mech.core import Normalization
-from rlhf_mech.core._internal import NORMALIZATION_TOL, rows_per_chunk
+from rlhf_mech.core._internal import NORMALIZATION_TOL, by_name, rows_per_chunk
 
 Array = np.ndarray
 
@@ -54,15 +54,12 @@ class Family:
 
 
 #: Every family, by name (the sweep's strategies; section 5 and Theorem 4.2).
-FAMILIES: dict[str, Family] = {
-    f.name: f
-    for f in (
-        Family("size", "alpha", 1.0, "Strategy 1: report size alpha * w_i"),
-        Family("mixing", "beta", 1.0, "Strategy 2: report beta * rm_i + (1 - beta) * rm_-i"),
-        Family("polarise", "epsilon", 0.0, "Theorem 4.2: polarised report (epsilon)"),
-        Family("explicit", "report", 0.0, "explicit report"),
-    )
-}
+FAMILIES: dict[str, Family] = by_name(
+    Family("size", "alpha", 1.0, "Strategy 1: report size alpha * w_i"),
+    Family("mixing", "beta", 1.0, "Strategy 2: report beta * rm_i + (1 - beta) * rm_-i"),
+    Family("polarise", "epsilon", 0.0, "Theorem 4.2: polarised report (epsilon)"),
+    Family("explicit", "report", 0.0, "explicit report"),
+)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from rlhf_mech.cli._uncertainty import (
     EstimandOption,
     IntervalOption,
     ResamplesOption,
+    bootstrap_options,
 )
 from rlhf_mech.errors import DECIMAL, RlhfMechError, shown
 from rlhf_mech.render import OutputFormat
@@ -351,10 +352,10 @@ class IntervalOptions:
     estimand: str
     design: str | None
 
-    def arguments(self, seed: int) -> tuple[Any, ...]:
-        """The arguments of the functions of :mod:`rlhf_mech.cli._uncertainty` after the
-        result: ``ci, resamples, seed, interval, estimand, design``."""
-        return (self.ci, self.resamples, seed, self.interval, self.estimand, self.design)
+    def options(self, seed: int) -> Any:
+        """One :class:`~rlhf_mech.analysis.BootstrapOptions` (``None`` without ``--ci``), built
+        and checked where the command line is read, before any work."""
+        return bootstrap_options(self.ci, self.resamples, seed, self.interval, self.estimand, self.design)
 
 
 def interval_options(

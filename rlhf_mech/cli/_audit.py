@@ -149,6 +149,7 @@ def audit_command(
         settings = audit_settings(
             paths, output_format, workers, others, backend.value, scheduler, list(AUDIT_FORMATS), **given
         )
+        ci_options = intervals.options(settings.seed)
         client = _dask_client(scheduler) if scheduler is not None else None
         try:
             run = audit_files(
@@ -175,7 +176,7 @@ def audit_command(
                 rows = type_audits(run.audits, spec, settings.seed, counterexamples)
             run = replace(run, types_label=spec.label, types=rows)
         with out.step("bootstrap"):
-            run = audit_intervals(run, *intervals.arguments(settings.seed))
+            run = audit_intervals(run, ci_options)
         with out.step("write"):
             if junit is not None:
                 write_text(junit, to_junit(run))

@@ -39,13 +39,14 @@ def solve(
         from rlhf_mech.files._internal import check_new_file, save_distributions
         from rlhf_mech.render import SolveOutput
 
+        ci_options = intervals.options(seed)
         if save_distribution is not None:
             check_new_file(save_distribution, "--save-distribution", force, suffix=".npy")
         game = game_file.load(out)
         with out.step("solve"):
             solution = solve_game(game)
         with out.step("bootstrap"):
-            error_bars = uncertainty(game, *intervals.arguments(seed))
+            error_bars = uncertainty(game, ci_options)
         saved = None
         if save_distribution is not None:
             saved = save_distributions(solution, save_distribution)

@@ -57,6 +57,7 @@ def sweep_command(
         from rlhf_mech.render import save_sweep_plot
         from rlhf_mech.render._internal import sweep_progress
 
+        ci_options = intervals.options(seed)
         options = {"alpha": alpha, "beta": beta, "epsilon": epsilon, "report_reward": report_reward}
         request = SweepRequest.from_options(
             group=group, all_groups=all_groups, report_size=report_size, prompt=prompt, **options
@@ -68,7 +69,7 @@ def sweep_command(
             # only JSON shows the distributions
             results = request.run(game, None, on_progress, keep_distributions=fmt.name == "json")
         with out.step("bootstrap"):
-            results = sweep_intervals(results, *intervals.arguments(seed))
+            results = sweep_intervals(results, ci_options)
         with out.step("write"):
             if plot is not None:
                 out.message(f"plot written to {save_sweep_plot(results, plot)}")

@@ -43,7 +43,19 @@ EstimandOption = Annotated[
 ]
 
 
-def _options(ci: float, resamples: int, seed: int, interval: str, estimand: str, design: str | None) -> Any:
+def bootstrap_options(
+    ci: float | None, resamples: int, seed: int, interval: str, estimand: str, design: str | None
+) -> Any:
+    """The ``--ci`` options as one :class:`~rlhf_mech.analysis.BootstrapOptions`, built once
+    where the command line is read, or ``None`` without ``--ci``.
+
+    Raises
+    ------
+    RlhfMechError
+        for an unknown interval, estimand or design.
+    """
+    if ci is None:
+        return None
     from rlhf_mech.analysis import BootstrapOptions
 
     try:
@@ -54,23 +66,15 @@ def _options(ci: float, resamples: int, seed: int, interval: str, estimand: str,
         raise RlhfMechError(f"--ci: {exc}") from None
 
 
-def uncertainty(
-    game: Any,
-    ci: float | None,
-    resamples: int,
-    seed: int,
-    interval: str,
-    estimand: str,
-    design: str | None = None,
-) -> Any:
-    """The bootstrap of ``game`` with these options, or ``None`` without ``--ci``.
+def uncertainty(game: Any, options: Any) -> Any:
+    """The bootstrap of ``game`` with ``options``, or ``None`` without ``--ci``.
 
     Raises
     ------
     RlhfMechError
-        for a game not marked as sampled, or an unknown interval or estimand.
+        for a game not marked as sampled.
     """
-    if ci is None:
+    if options is None:
         return None
     from rlhf_mech.analysis import bootstrap
 
@@ -79,42 +83,24 @@ def uncertainty(
             f"--ci: game {printable(game.name)!r} is not marked as sampled (sampled: in its file, "
             "written by every import); its pi_init is taken as exact"
         )
-    return bootstrap(game, _options(ci, resamples, seed, interval, estimand, design))
+    return bootstrap(game, options)
 
 
-def audit_intervals(
-    run: Any,
-    ci: float | None,
-    resamples: int,
-    seed: int,
-    interval: str,
-    estimand: str,
-    design: str | None = None,
-) -> Any:
+def audit_intervals(run: Any, options: Any) -> Any:
     """``run`` with the sampling error of every sampled game's audit (``--ci``; population
     games: ``None``), or ``run`` itself without ``--ci``."""
-    if ci is None:
+    if options is None:
         return run
     from rlhf_mech.analysis._internal import audit_uncertainty
 
-    options = _options(ci, resamples, seed, interval, estimand, design)
     return replace(run, uncertainty=tuple(audit_uncertainty(a, options) for a in run.audits))
 
 
-def sweep_intervals(
-    results: Any,
-    ci: float | None,
-    resamples: int,
-    seed: int,
-    interval: str,
-    estimand: str,
-    design: str | None = None,
-) -> Any:
+def sweep_intervals(results: Any, options: Any) -> Any:
     """Each sweep with the sampling error of its points (``--ci``; population games: none),
     or ``results`` themselves without ``--ci``."""
-    if ci is None:
+    if options is None:
         return results
     from rlhf_mech.analysis._internal import sweep_uncertainty
 
-    options = _options(ci, resamples, seed, interval, estimand, design)
     return [replace(r, uncertainty=sweep_uncertainty(r, options)) for r in results]

@@ -18,9 +18,12 @@ from rlhf_mech.core._prompts import PROMPT_WEIGHT_TOL as PROMPT_WEIGHT_TOL
 from rlhf_mech.core._prompts import default_outcome_names as default_outcome_names
 from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
 from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
+from rlhf_mech.core._registry import by_name as by_name
 from rlhf_mech.core._resample import GROUP_FIGURES as GROUP_FIGURES
 from rlhf_mech.core._resample import PROFILE_FIGURES as PROFILE_FIGURES
+from rlhf_mech.core._resample import Replicates as Replicates
 from rlhf_mech.core._resample import leave_one_out_distributions as leave_one_out_distributions
+from rlhf_mech.core._resample import prepare_replicates as prepare_replicates
 from rlhf_mech.core._resample import samples_of as samples_of
 from rlhf_mech.core._resample import slot_figures as slot_figures
 from rlhf_mech.core._solver import optimal_values as optimal_values

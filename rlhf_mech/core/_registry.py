@@ -9,9 +9,33 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
+
+
+class Named(Protocol):
+    """A registry's record: it has a canonical ``name``."""
+
+    @property
+    def name(self) -> str: ...
+
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Named)
+
+
+def by_name(*records: R) -> dict[str, R]:
+    """The registry of ``records``: each by its ``name``, in the order given.
+
+    Raises
+    ------
+    ValueError
+        where two records share a name (the later one would hide the earlier).
+    """
+    registry = {r.name: r for r in records}
+    if len(registry) != len(records):
+        names = [r.name for r in records]
+        raise ValueError(f"records share a name: {sorted({x for x in names if names.count(x) > 1})}")
+    return registry
 
 
 def lookup(

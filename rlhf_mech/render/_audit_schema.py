@@ -68,7 +68,19 @@ UNCERTAINTY_SCHEMA = _object(
                 "warn": {"type": "boolean"},
             }
         ),
-    }
+        "theorem_4_12": {
+            "type": "array",
+            "items": _object(
+                {
+                    "group": {"type": "string"},
+                    "size": {"type": "number"},
+                    "eps": NUMBER_OR_NULL,
+                    "bound": NUMBER_OR_NULL,
+                }
+            ),
+        },
+    },
+    optional=("theorem_4_12",),
 )
 
 

@@ -119,6 +119,14 @@ def audit_uncertainty_text(label: str, u: Uncertainty) -> RichGroup:
         style="bold",
     )
     lines = [Text(f"  {f.profile}: {gain_verdict(f, o.level)}") for f in u.figures if f.quantity == "gain"]
+    lines += [
+        Text(
+            f"  Theorem 4.12, {escape(b.group)}: sampling error of its valuation eps = {fmt(b.eps)} (the "
+            f"widest {o.level:.0%} half-interval): a misreport gains at most 2 w_i eps = "
+            f"2 x {fmt(b.size)} x {fmt(b.eps)} = {fmt(b.bound)}"
+        )
+        for b in u.bounds
+    ]
     return RichGroup(head, *lines, diagnostics_text(u))
 
 
@@ -152,7 +160,8 @@ def sweep_uncertainty_text(result: SweepResult) -> RichGroup:
 def uncertainty_json(u: Uncertainty) -> dict[str, Any]:
     """``{"level", "resamples", "seed", "interval", "design", "estimand", "bias_corrected",
     "prompts", "samples", "figures": [{"profile", "quantity", "group", "estimate", "se",
-    "ci": [low, high], "bias", "verdict"?}], "diagnostics": {...}}``."""
+    "ci": [low, high], "bias", "verdict"?}], "diagnostics": {...}, "theorem_4_12"?: [{"group",
+    "size", "eps", "bound"}]}`` (the last for an audit where the theorem applies)."""
     o, d = u.options, u.diagnostics
     figures = []
     for f in u.figures:
@@ -169,6 +178,7 @@ def uncertainty_json(u: Uncertainty) -> dict[str, Any]:
         if f.quantity == "gain":
             entry["verdict"] = VERDICTS[f.side]
         figures.append(entry)
+    bounds = {"theorem_4_12": [vars(b) for b in u.bounds]} if u.bounds else {}
     return {
         "level": o.level,
         "resamples": o.resamples,
@@ -193,4 +203,5 @@ def uncertainty_json(u: Uncertainty) -> dict[str, Any]:
             "bias_threshold": BIAS_WARN,
             "warn": d.warn,
         },
+        **bounds,
     }
