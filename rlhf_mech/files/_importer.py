@@ -115,13 +115,21 @@ class ImportResult:
     provenance: tuple[str, ...] = ()
 
 
+def robust_means(values: Array) -> Array:
+    """The means along the last axis of finite ``values``, without overflow: each row is
+    divided by its largest magnitude first (``np.mean`` of ``[1e308, 1e308]`` is ``inf``;
+    this is ``1e308``)."""
+    scale = np.max(np.abs(values), axis=-1, keepdims=True)
+    usable = (scale != 0) & np.isfinite(scale)
+    with np.errstate(over="ignore", invalid="ignore"):  # of rows whose other mean is taken
+        plain = np.mean(values, axis=-1)
+        scaled = np.mean(values / np.where(usable, scale, 1.0), axis=-1) * scale[..., 0]
+    return np.where(usable[..., 0], scaled, plain)
+
+
 def robust_mean(values: Array) -> float:
-    """The mean of finite ``values``, without overflow: the values are divided by the largest
-    magnitude first (``np.mean`` of ``[1e308, 1e308]`` is ``inf``; this is ``1e308``)."""
-    scale = float(np.max(np.abs(values))) if values.size else 0.0
-    if scale == 0.0 or not math.isfinite(scale):
-        return float(np.mean(values))
-    return float(np.mean(values / scale)) * scale
+    """The mean of finite ``values``, without overflow (:func:`robust_means`)."""
+    return float(robust_means(values)) if values.size else float(np.mean(values))
 
 
 def column_stats(column: str, role: str, values: Array) -> ColumnStats:
@@ -398,6 +406,31 @@ def assemble_candidates(
 # --- response games --------------------------------------------------------------------------
 
 
+def normalised_rows(values: Array, normalization: Normalization | str) -> tuple[Array, Array, Array, Array]:
+    """Shift each row (the last axis) of ``values`` to be non-negative, then divide it by its
+    sum or maximum (section 2): :func:`normalise_rewards` on every row at once.
+
+    Returns
+    -------
+    rewards : the normalised rows (a flat row, see ``flat``, is left shifted and undivided);
+    shift : (...,) what was added to each row; divisor : (...,) its sum or maximum;
+    flat : (...,) bool, the rows that are all zero after shifting (no preference).
+    """
+    normalization = Normalization(normalization)
+    top = np.max(np.abs(values), axis=-1, keepdims=True)
+    # a power of two (dividing by it is exact) with |values| / scale <= 2
+    scale = np.where(top > 0, np.ldexp(1.0, np.frexp(top)[1] - 1), 1.0)
+    scaled = values / scale
+    low = scaled.min(axis=-1, keepdims=True)
+    shifted = np.where(low < 0, scaled - low, scaled)
+    total = normalization.total(shifted)[..., None]
+    flat = total == 0
+    with np.errstate(over="ignore"):
+        shift = np.where(low < 0, -low * scale, 0.0)
+        divisor = total * scale
+    return shifted / np.where(flat, 1.0, total), shift[..., 0], divisor[..., 0], flat[..., 0]
+
+
 def normalise_rewards(values: Array, normalization: Normalization | str) -> tuple[Array, float, float]:
     """Shift a reward column to be non-negative, then divide by its sum or maximum (section 2).
 
@@ -419,35 +452,28 @@ def normalise_rewards(values: Array, normalization: Normalization | str) -> tupl
     ValueError
         if the shifted column is all zero (it carries no preference).
     """
-    normalization = Normalization(normalization)
-    top = float(np.max(np.abs(values)))
-    # a power of two (dividing by it is exact) with |values| / scale <= 2
-    scale = math.ldexp(1.0, math.frexp(top)[1] - 1) if top > 0 else 1.0
-    scaled = values / scale
-    low = float(scaled.min())
-    shifted = scaled - low if low < 0 else scaled
-    total = float(normalization.total(shifted))
-    if total == 0:
+    rewards, shift, divisor, flat = normalised_rows(values, normalization)
+    if flat:
         raise ValueError("every value is the same after shifting to be non-negative")
-    with np.errstate(over="ignore"):
-        shift = -low * scale if low < 0 else 0.0
-        divisor = total * scale
-    return shifted / total, float(shift), float(divisor)
+    return rewards, float(shift), float(divisor)
 
 
-def _exact_simplex(q: Array) -> Array:
-    """``q / sum q``, its largest entry nudged (by ulps) until the float sum is exactly 1.
+def exact_simplex(q: Array) -> Array:
+    """Each row (the last axis) ``q / sum q``, its largest entry nudged (by ulps) until the
+    row's float sum is exactly 1.
 
     The game-file loader divides ``initial`` by its sum, so only an exact sum loads back
     unchanged (and writes back to the same bytes).
     """
-    q = q / q.sum()
-    top = int(np.argmax(q))
+    q = q / q.sum(axis=-1, keepdims=True)
+    rows = q.reshape(-1, q.shape[-1])  # a view: nudging it nudges q
+    top = np.argmax(rows, axis=1)
+    every = np.arange(len(rows))
     for _ in range(8):
-        residual = 1.0 - float(q.sum())
-        if residual == 0.0:
+        residual = 1.0 - rows.sum(axis=1)
+        if not residual.any():
             break
-        q[top] += residual
+        rows[every, top] += residual
     return q
 
 
@@ -475,10 +501,11 @@ def check_response_options(
 
 
 def combine_rewards(preferences: Array, normalised: Array, normalization: Normalization) -> Array:
-    """(n, m) each group's reward model: its preference combination of the (k, m) normalised
-    reward models, normalised again (a combination of sum-1 rewards need not sum to 1)."""
+    """(..., n, m) each group's reward model: its preference combination of the (..., k, m)
+    normalised reward models, normalised again (a combination of sum-1 rewards need not sum
+    to 1)."""
     rewards = preferences @ normalised
-    return rewards / normalization.total(rewards)[:, None]
+    return rewards / normalization.total(rewards)[..., None]
 
 
 def import_responses(
@@ -538,7 +565,7 @@ def import_responses(
         logp = numeric_column(table, logprob_column)
         used.append(column_stats(logprob_column, "log-probability", logp))
         log_total = float(logsumexp(logp))
-        pi_init = _exact_simplex(np.exp(logp - log_total))
+        pi_init = exact_simplex(np.exp(logp - log_total))
         tiny = np.finfo(float).tiny
         low = np.flatnonzero(pi_init < tiny)
         if low.size:

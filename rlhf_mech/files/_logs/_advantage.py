@@ -214,16 +214,17 @@ def infer(batches: Sequence[Batch], variant: tuple[str, str]) -> Array | None:
         if found is None:
             continue
         d, block = found
-        for b in np.unique(block):
-            rows = block == b
-            a = batch.advantage[rows]
-            norm = float(a @ a)
-            if norm == 0 or not np.isfinite(norm):
-                continue
-            db = d[rows]
-            part = np.column_stack([db, -a]) if exact else db - np.outer(a, a @ db) / norm
-            gram += part.T @ part
-            used += 1
+        a = batch.advantage
+        norm = np.bincount(block, weights=a * a)
+        informative = (norm != 0) & np.isfinite(norm)
+        rows = informative[block]
+        if exact:
+            part = np.column_stack([d, -a])[rows]
+        else:  # each row minus its projection on the block's advantages: P D, block by block
+            along = np.column_stack([np.bincount(block, weights=a * column) for column in d.T])
+            part = (d - a[:, None] * along[block] / norm[block, None])[rows]
+        gram += part.T @ part
+        used += int(informative.sum())
     if not used or not np.isfinite(gram).all():
         return None
     values, vectors = np.linalg.eigh(gram)
