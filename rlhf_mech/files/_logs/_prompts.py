@@ -56,6 +56,7 @@ from rlhf_mech.files._logs._record import (
     PromptGroups,
     RewardLog,
     StepInfo,
+    first_sight_codes,
     group_by_prompt,
     select_step,
 )
@@ -125,11 +126,10 @@ def _distinct_responses(log: RewardLog, by_prompt: PromptGroups) -> tuple[Array,
     """The outcomes of every prompt at once: per position of ``by_prompt.rows``, its outcome
     (0 .. U - 1, prompt by prompt, each prompt's distinct responses in log order); per
     outcome, the log row of its first sample and its prompt."""
-    codes: dict[str, int] = {}
-    response = np.fromiter((codes.setdefault(y, len(codes)) for y in log.responses), np.int64, log.n_rows)
+    response, distinct = first_sight_codes(log.responses)
     prompt = np.repeat(np.arange(len(by_prompt.prompts)), by_prompt.sizes)
     _, first, inverse = np.unique(
-        prompt * len(codes) + response[by_prompt.rows], return_index=True, return_inverse=True
+        prompt * len(distinct) + response[by_prompt.rows], return_index=True, return_inverse=True
     )
     order = np.argsort(first)  # by first sight: prompt by prompt, log order within one
     rank = np.empty_like(order)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -308,6 +308,14 @@ def steps_in(log: RewardLog, chosen: tuple[int, int] | None) -> tuple[int, ...]:
     return steps
 
 
+def first_sight_codes(texts: Sequence[str]) -> tuple[Array, tuple[str, ...]]:
+    """(N,) the code of each text (0, 1, ... in order of first sight) and the distinct texts
+    in that order (C-level dict work: no Python loop per row)."""
+    distinct = tuple(dict.fromkeys(texts))
+    code = dict(zip(distinct, range(len(distinct)), strict=True))
+    return np.fromiter(map(code.__getitem__, texts), np.intp, len(texts)), distinct
+
+
 @dataclass(frozen=True)
 class PromptGroups:
     """The rows of a one-step log, grouped by prompt.
@@ -320,15 +328,11 @@ class PromptGroups:
     prompts : (P,) the distinct prompts, sorted.
     rows : (N,) int array, the log's row indices, prompt by prompt.
     offsets : (P + 1,) int array: prompt p owns ``rows[offsets[p]:offsets[p + 1]]``.
-    responses : per prompt, its (m_p,) responses.
-    rewards : per prompt, its (m_p, K) rewards (``log.rewards[rows of p]``).
     """
 
     prompts: tuple[str, ...]
     rows: Array
     offsets: Array
-    responses: tuple[tuple[str, ...], ...]
-    rewards: tuple[Array, ...]
 
     @property
     def sizes(self) -> Array:
@@ -345,9 +349,7 @@ def group_by_prompt(log: RewardLog) -> PromptGroups:
         when the log holds several steps (:func:`select_step` first).
     """
     log = select_step(log)
-    codes: dict[str, int] = {}
-    first = np.fromiter((codes.setdefault(p, len(codes)) for p in log.prompts), np.intp, log.n_rows)
-    seen = tuple(codes)
+    first, seen = first_sight_codes(log.prompts)
     order = sorted(range(len(seen)), key=seen.__getitem__)
     rank = np.empty(len(seen), dtype=np.intp)
     rank[order] = np.arange(len(seen))
@@ -356,11 +358,4 @@ def group_by_prompt(log: RewardLog) -> PromptGroups:
     offsets = np.concatenate([[0], np.cumsum(np.bincount(prompt_of_row, minlength=len(seen)))])
     rows.setflags(write=False)
     offsets.setflags(write=False)
-    bounds = list(itertools.pairwise(offsets))
-    return PromptGroups(
-        prompts=tuple(seen[i] for i in order),
-        rows=rows,
-        offsets=offsets,
-        responses=tuple(tuple(log.responses[r] for r in rows[a:b]) for a, b in bounds),
-        rewards=tuple(np.split(log.rewards[rows], offsets[1:-1])),
-    )
+    return PromptGroups(prompts=tuple(seen[i] for i in order), rows=rows, offsets=offsets)

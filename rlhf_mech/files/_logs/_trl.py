@@ -24,6 +24,7 @@ What trl 1.16 writes (``GRPOTrainer.log``), and what this reader makes of it:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ import numpy as np
 from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._logs import _advantage
 from rlhf_mech.files._logs._layouts import TRL_FILE
-from rlhf_mech.files._logs._record import AGGREGATIONS, Array, RewardLog, StepInfo
+from rlhf_mech.files._logs._record import AGGREGATIONS, Array, RewardLog, StepInfo, first_sight_codes
 from rlhf_mech.files._logs._trl_run import TrainerState, run_folder, trainer_state, trl_config
 from rlhf_mech.files._tables import finite_number, located
 from rlhf_mech.files.spec._document import is_name
@@ -513,11 +514,9 @@ def _batches(tables: _Tables, columns: Sequence[str]) -> list[_advantage.Batch]:
 # --- steps -----------------------------------------------------------------------------------
 
 
-def _step_info(step: int, prompts: Sequence[str], state: TrainerState | None) -> StepInfo:
-    counts: dict[str, int] = {}
-    for p in prompts:
-        counts[p] = counts.get(p, 0) + 1
-    sizes = (min(counts.values()), max(counts.values()))
+def _step_info(step: int, samples: Array, state: TrainerState | None) -> StepInfo:
+    """What the file of ``step`` holds; ``samples`` (P,): how many rows each of its prompts has."""
+    sizes = (int(samples.min()), int(samples.max()))
     known = state is not None and (state.global_step is None or step <= state.global_step)
     if known and step in state.eval_steps:  # type: ignore[union-attr]
         role, why = (
@@ -539,7 +538,7 @@ def _step_info(step: int, prompts: Sequence[str], state: TrainerState | None) ->
             ),
         )
     initial = (role == "train" and step == 1) or (role == "eval" and step == 0)
-    return StepInfo(step, role, initial, len(prompts), len(counts), sizes, why)
+    return StepInfo(step, role, initial, int(samples.sum()), len(samples), sizes, why)
 
 
 # --- the reader ------------------------------------------------------------------------------
@@ -667,9 +666,10 @@ def read_trl(
         n = len(tables.prompts[f])
         lines.append(np.arange(1, n + 1))
         source.append(np.full(n, f, dtype=np.intp))
+        prompt_codes, _ = first_sight_codes(tables.prompts[f])
         for step in np.unique(tables.steps[f]):
-            rows = np.flatnonzero(tables.steps[f] == step)
-            infos.append(_step_info(int(step), [tables.prompts[f][r] for r in rows], state))
+            samples = np.bincount(prompt_codes[tables.steps[f] == step])
+            infos.append(_step_info(int(step), samples[samples > 0], state))
     used = {"step", "prompt", "completion", "advantage", *columns.values()}
     ignored = [n for n in schemas[0].names if n not in used]
     if ignored:
@@ -691,8 +691,8 @@ def read_trl(
         trainer="trl",
         reward_names=names,
         reward_columns=tuple(columns.values()),
-        prompts=tuple(p for ps in tables.prompts for p in ps),
-        responses=tuple(r for rs in tables.responses for r in rs),
+        prompts=tuple(itertools.chain.from_iterable(tables.prompts)),
+        responses=tuple(itertools.chain.from_iterable(tables.responses)),
         rewards=np.concatenate(rewards),
         row_steps=np.concatenate(tables.steps),
         files=tuple(files),
