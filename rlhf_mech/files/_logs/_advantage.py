@@ -241,13 +241,14 @@ def infer(batches: Sequence[Batch], variant: tuple[str, str]) -> Array | None:
     return w / w[nonzero[0]]
 
 
-def scaled(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> Array:
+def scaled(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> tuple[Array, Fit | None]:
     """``weights`` times the factor that best reproduces the advantages: a common factor
     ``c`` changes them only through TRL's ``1e-4`` (``D cw / (c std + 1e-4)``), so it matters
-    where a group's rewards barely vary. ``weights`` itself when they already fit."""
+    where a group's rewards barely vary. ``weights`` itself when they already fit. With the
+    :func:`check` of the weights returned."""
     fit = check(batches, weights, variant)
     if fit is None or fit.fits:
-        return weights
+        return weights, fit
     from scipy.optimize import minimize_scalar
 
     def loss(log_c: float) -> float:
@@ -259,14 +260,18 @@ def scaled(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -
         return total
 
     best = minimize_scalar(loss, bounds=(-14.0, 14.0), method="bounded", options={"xatol": 1e-10})
-    return weights * float(np.exp(best.x))
+    weights = weights * float(np.exp(best.x))
+    return weights, check(batches, weights, variant)
 
 
-def rounded(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> Array:
-    """``weights`` rounded to the fewest significant digits (up to 6) that still fit."""
+def rounded(
+    batches: Sequence[Batch], weights: Array, variant: tuple[str, str], fit: Fit
+) -> tuple[Array, Fit]:
+    """``weights`` (which fit, as ``fit`` says) rounded to the fewest significant digits (up
+    to 6) that still fit, with their :func:`check`."""
     for digits in range(1, 7):
         candidate = np.array([float(f"{w:.{digits}g}") for w in weights])
-        fit = check(batches, candidate, variant)
-        if fit is not None and fit.fits:
-            return candidate
-    return weights
+        found = check(batches, candidate, variant)
+        if found is not None and found.fits:
+            return candidate, found
+    return weights, fit

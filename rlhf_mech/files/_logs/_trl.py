@@ -400,15 +400,15 @@ def _check_weights(
                 "them)"
             )
         return weights.values, None
-    inferred: tuple[Array, tuple[str, str]] | None = None
+    inferred: tuple[Array, _advantage.Fit] | None = None
     others = [v for v in _advantage.VARIANTS if v not in variants]
     for variant in [*variants, *(others if weights.values is not None else ())]:
         found = _advantage.infer(batches, variant)
         if found is None:
             continue
-        found = _advantage.scaled(batches, found, variant)
-        if (fit := _advantage.check(batches, found, variant)) is not None and fit.fits:
-            inferred = (_advantage.rounded(batches, found, variant), variant)
+        found, fit = _advantage.scaled(batches, found, variant)
+        if fit is not None and fit.fits:
+            inferred = _advantage.rounded(batches, found, variant, fit)
             break
     if weights.values is not None:
         for variant in variants:
@@ -432,8 +432,8 @@ def _check_weights(
             )
             return weights.values, None
         better = _fmt_weights(names, inferred[0])
-        if inferred[1] not in variants:
-            better += f" with {inferred[1][0]}, scale_rewards={inferred[1][1]}"
+        if inferred[1].variant not in variants:
+            better += f" with {inferred[1].variant[0]}, scale_rewards={inferred[1].variant[1]}"
         if weights.given or aggregation_given:
             notes.append(
                 f"WARNING reward weights: {_fmt_weights(names, weights.values)}, {weights.source}, do not "
@@ -452,9 +452,8 @@ def _check_weights(
             "this run's, or its weights are in another order; pass the run's weights with --reward-weights",
         )
     if inferred is not None:
-        w, variant = inferred
-        fit = _advantage.check(batches, w, variant)
-        assert fit is not None
+        w, fit = inferred
+        variant = fit.variant
         notes.append(
             f"reward weights: {_fmt_weights(names, w)}, inferred from the logged advantage column (up to a "
             "common factor, which shows only through TRL's 1e-4); they reproduce it to "
@@ -480,8 +479,8 @@ def _infer_count(between: list[str], tables: _Tables, variants: list[tuple[str, 
             w = _advantage.infer(batches, variant)
             if w is None:
                 continue
-            w = _advantage.scaled(batches, w, variant)
-            if (fit := _advantage.check(batches, w, variant)) is not None and fit.fits:
+            fit = _advantage.scaled(batches, w, variant)[1]
+            if fit is not None and fit.fits:
                 return k
     return None
 
