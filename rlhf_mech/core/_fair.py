@@ -41,7 +41,7 @@ from rlhf_mech.core._duals import (
     DualProblem,
     Utility,
     linear_maxmin,
-    simplex_barrier,
+    simplex_newton,
     welfare_dual,
 )
 from rlhf_mech.core._optimality import kkt_residual
@@ -183,7 +183,7 @@ def maxmin(over: str = OVER.default) -> FairRule:
         measures=MAXMIN_MEASURES[OVER.check(over)],
         welfare=_minimum,
         gap=_maxmin_gap,
-        dual=simplex_barrier,
+        dual=simplex_newton,
         linear=linear_maxmin,
     )
 
