@@ -24,7 +24,9 @@ from rlhf_mech.files import (
     parse_reward_columns,
     read_table,
     resolve_kind,
+    robust_mean,
 )
+from rlhf_mech.files._importer import exact_simplex, normalised_rows, robust_means
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -207,6 +209,33 @@ def test_normalise_rewards_shifts_then_divides(normalization):
     np.testing.assert_array_equal(rewards, (values + 1.0) / divisor)
     with pytest.raises(ValueError, match="same after shifting"):
         normalise_rewards(np.array([-2.0, -2.0]), Normalization(normalization))
+
+
+@pytest.mark.parametrize("normalization", ["sum", "max"])
+def test_rows_are_normalised_and_averaged_as_each_row_alone(normalization):
+    """A (prompts, K, m) block of rows, as the log importer builds them, gives bit for bit what
+    each row gives alone: normalised rewards and the flat rows, robust means, and initial
+    distributions whose float sum is exactly 1."""
+    rng = np.random.default_rng(7)
+    for m in (1, 3, 8, 13, 129):
+        block = rng.normal(size=(5, 3, m)) * 10.0 ** rng.integers(-200, 200, size=(5, 3, 1))
+        block[0, 1] = -2.5  # flat: 0 everywhere once shifted
+        rewards, shift, divisor, flat = normalised_rows(block, Normalization(normalization))
+        assert flat[0, 1]
+        np.testing.assert_array_equal(robust_means(block), [[robust_mean(r) for r in rows] for rows in block])
+        for b, k in np.ndindex(5, 3):
+            if flat[b, k]:
+                with pytest.raises(ValueError, match="same after shifting"):
+                    normalise_rewards(block[b, k], Normalization(normalization))
+                continue
+            alone = normalise_rewards(block[b, k], Normalization(normalization))
+            assert rewards[b, k].tobytes() == alone[0].tobytes()
+            assert (shift[b, k], divisor[b, k]) == alone[1:]
+        counts = rng.integers(1, 9, size=(6, m)).astype(float)
+        simplex = exact_simplex(counts)
+        assert (simplex.sum(axis=1) == 1.0).all()
+        for row, alone in zip(simplex, counts, strict=True):
+            assert row.tobytes() == exact_simplex(alone).tobytes()
 
 
 @pytest.mark.parametrize("normalization", ["sum", "max"])
