@@ -26,7 +26,7 @@ from rlhf_mech.files import (
     resolve_kind,
     robust_mean,
 )
-from rlhf_mech.files._importer import exact_simplex, normalised_rows, robust_means
+from rlhf_mech.files._importer import GameOptions, exact_simplex, normalised_rows, robust_means
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -158,13 +158,15 @@ def test_candidate_in_two_files_is_an_error(tmp_path):
 
 def test_groups_from_options(model_files):
     groups = [parse_group_option("alice:3:helpful=0.8,harmless=0.2"), parse_group_option("bob:2:harmless")]
-    game = import_candidates(model_files, reward_columns=COLUMNS, groups=groups).game
+    game = import_candidates(model_files, reward_columns=COLUMNS, options=GameOptions(groups)).game
     assert game.group_names == ("alice", "bob")
     np.testing.assert_array_equal(game.truth.preferences, [[0.8, 0.2], [0.0, 1.0]])
     np.testing.assert_array_equal(game.truth.sizes, [3.0, 2.0])
     np.testing.assert_allclose(game.truth.rewards, game.truth.preferences @ game.report_basis.scores.T)
     with pytest.raises(RlhfMechError, match="unknown reward model 'humor'"):
-        import_candidates(model_files, reward_columns=COLUMNS, groups=[parse_group_option("c:1:humor")])
+        import_candidates(
+            model_files, reward_columns=COLUMNS, options=GameOptions([parse_group_option("c:1:humor")])
+        )
 
 
 def test_scale_none_rejects_negative_means(tmp_path):
@@ -243,7 +245,11 @@ def test_response_game(tmp_path, normalization):
     path, columns = _responses(tmp_path, 6)
     groups = [parse_group_option("mix:2:helpful=0.5,harmless=0.5"), parse_group_option("safe:1:harmless")]
     result = import_responses(
-        path, reward_columns=COLUMNS, logprob_column="logprob", groups=groups, normalization=normalization
+        path,
+        reward_columns=COLUMNS,
+        logprob_column="logprob",
+        normalization=normalization,
+        options=GameOptions(groups),
     )
     game = result.game
     assert game.outcomes == tuple(f"x{j}" for j in range(6))

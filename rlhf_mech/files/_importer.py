@@ -149,6 +149,28 @@ class GroupOption:
     preference: dict[str, float]
 
 
+@dataclass(frozen=True)
+class GameOptions:
+    """What the user chose for the game an import builds, whatever its kind (``--group``,
+    ``--lambda``, ``--payment``, ``--name``): one value that every importer takes whole.
+
+    Attributes
+    ----------
+    groups : the groups; default one per reward model with size 1.
+    lam : the weight on the divergence; payment_rule : the payment rule's name.
+    name : the game's name; ``None``: from the files.
+    """
+
+    groups: Sequence[GroupOption] = ()
+    lam: float = 1.0
+    payment_rule: str = "affine_maximizer"
+    name: str | None = None
+
+
+#: The options of a game when none is chosen (the importers' default).
+GAME_DEFAULTS = GameOptions()
+
+
 def parse_group_option(text: str) -> GroupOption:
     """Parse ``NAME:SIZE:PREF`` with PREF ``model`` or ``model=weight,model=weight,...``.
 
@@ -253,11 +275,8 @@ def import_candidates(
     reward_columns: Mapping[str, str] | None = None,
     candidate_column: str | None = None,
     logratio_column: str | None = None,
-    groups: Sequence[GroupOption] = (),
     scale: str = "minmax",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GameOptions(),
 ) -> ImportResult:
     """A candidate-model game from per-model evaluation files.
 
@@ -268,11 +287,10 @@ def import_candidates(
     reward_columns : reward model name -> column; default every numeric column.
     logratio_column : per-response ``log pi(y) - log pi_init(y)``; the candidate's divergence
         is its mean (the Monte-Carlo KL estimate), 0 when not given.
-    groups : the groups; default one per reward model with size 1.
     scale : a :class:`~rlhf_mech.core.Scale` name (``minmax`` or ``none``).
-    lam : weight on the divergences; payment_rule : the payment rule; name : the game's name.
+    options : the groups, the weight on the divergences, the payment rule and the game's name.
     """
-    check_candidate_options(scale, lam)
+    check_candidate_options(scale, options.lam)
     if not paths:
         raise RlhfMechError("no input files")
     steps: list[str] = []
@@ -316,11 +334,8 @@ def import_candidates(
         columns,
         tuple(files),
         logratio_column=logratio_column,
-        groups=groups,
         scale=scale,
-        lam=lam,
-        payment_rule=payment_rule,
-        name=name,
+        options=options,
         steps=steps,
     )
 
@@ -331,11 +346,8 @@ def assemble_candidates(
     files: tuple[FileSummary, ...],
     *,
     logratio_column: str | None = None,
-    groups: Sequence[GroupOption] = (),
     scale: str = "minmax",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GameOptions(),
     steps: Sequence[str] = (),
     provenance: tuple[str, ...] = (),
 ) -> ImportResult:
@@ -378,16 +390,16 @@ def assemble_candidates(
         if Scale(scale) is Scale.MINMAX
         else "scale: none, the means are used as they are"
     )
-    group_names, prefs, sizes = _group_arrays(groups, models, steps)
+    group_names, prefs, sizes = _group_arrays(options.groups, models, steps)
     game = candidate_game(
-        name=name or "imported-candidates",
+        name=options.name or "imported-candidates",
         candidates=tuple(c.name for c in candidates),
         reward_models=models,
         raw_scores=raw,
         scale=scale,
         divergences=divergences,
-        lam=lam,
-        payment_rule=payment_rule,
+        lam=options.lam,
+        payment_rule=options.payment_rule,
         group_names=group_names,
         preferences=prefs,
         sizes=sizes,
@@ -513,12 +525,9 @@ def import_responses(
     *,
     reward_columns: Mapping[str, str] | None = None,
     logprob_column: str | None = None,
-    groups: Sequence[GroupOption] = (),
     normalization: Normalization | str = Normalization.SUM,
     divergence: str = "kl",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GameOptions(),
 ) -> ImportResult:
     """A core game whose outcomes are the rows of one file of responses from the initial model.
 
@@ -528,12 +537,11 @@ def import_responses(
     reward_columns : reward model name -> column; default every numeric column.
     logprob_column : ``log pi_init(y)`` per response; the initial distribution is its softmax
         over the rows (normalised in log space). Default: uniform.
-    groups : the groups; a group's reward is its preference combination of the normalised
-        reward columns, normalised again. Default: one group per reward model, size 1.
-    normalization : ``sum`` or ``max``; divergence, lam : the regulariser; payment_rule,
-    name : as in the game file.
+    normalization : ``sum`` or ``max``; divergence : the regulariser.
+    options : the groups (a group's reward is its preference combination of the normalised
+        reward columns, normalised again), lambda, the payment rule and the game's name.
     """
-    normalization, divergence = check_response_options(normalization, divergence, lam)
+    normalization, divergence = check_response_options(normalization, divergence, options.lam)
     steps: list[str] = []
     table = read_table(path)
     reserved = {logprob_column} if logprob_column else set()
@@ -583,7 +591,7 @@ def import_responses(
         )
     else:
         steps.append("initial distribution: uniform over the rows")
-    group_names, prefs, sizes = _group_arrays(groups, models, steps)
+    group_names, prefs, sizes = _group_arrays(options.groups, models, steps)
     rewards = combine_rewards(prefs, normalised, normalization)
     for i, group in enumerate(group_names):
         combination = " + ".join(
@@ -593,10 +601,12 @@ def import_responses(
             steps.append(f"group {group}: reward = ({combination}) divided by its {normalization.value}")
     truth = Profile(rewards, sizes)
     game = Game(
-        name=name or table.path.stem,
+        name=options.name or table.path.stem,
         outcomes=tuple(f"x{j}" for j in range(m)),
         group_names=group_names,
-        mechanism=Mechanism(pi_init=pi_init, divergence=divergence, lam=lam, payment_rule=payment_rule),
+        mechanism=Mechanism(
+            pi_init=pi_init, divergence=divergence, lam=options.lam, payment_rule=options.payment_rule
+        ),
         normalization=normalization,
         truth=truth,
         reports=truth,
@@ -683,24 +693,24 @@ def import_files(
 ) -> ImportResult:
     """:func:`import_candidates` or :func:`import_responses`, as :func:`resolve_kind` decides."""
     kind = resolve_kind(kind, len(paths), candidate_column, logratio_column, logprob_column)
-    common = {"reward_columns": reward_columns, "groups": groups, "lam": lam, "payment_rule": payment_rule}
+    options = GameOptions(groups, lam, payment_rule, name)
     if kind == "candidates":
         result = import_candidates(
             paths,
+            reward_columns=reward_columns,
             candidate_column=candidate_column,
             logratio_column=logratio_column,
             scale=scale,
-            name=name,
-            **common,
+            options=options,
         )
     else:
         result = import_responses(
             paths[0],
+            reward_columns=reward_columns,
             logprob_column=logprob_column,
             normalization=normalization,
             divergence=divergence,
-            name=name,
-            **common,
+            options=options,
         )
     check_names(result.game)
     return result

@@ -39,8 +39,9 @@ from rlhf_mech.core import (
 )
 from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._importer import (
+    GAME_DEFAULTS,
     FileSummary,
-    GroupOption,
+    GameOptions,
     ImportResult,
     _group_arrays,
     check_response_options,
@@ -251,12 +252,9 @@ def import_prompts(
     log: RewardLog,
     inputs: LogInputs,
     *,
-    groups: Sequence[GroupOption] = (),
     normalization: Normalization | str = Normalization.SUM,
     divergence: str = "kl",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GAME_DEFAULTS,
 ) -> ImportResult:
     """The game of many prompts of a TRL or OpenRLHF log (module docstring).
 
@@ -268,19 +266,19 @@ def import_prompts(
     RlhfMechError
         for an option that does not fit (normalisation, divergence, lambda, groups).
     """
-    normalization, divergence = check_response_options(normalization, divergence, lam)
+    normalization, divergence = check_response_options(normalization, divergence, options.lam)
     steps: list[str] = []
     log = _one_step(log, steps)
     by_prompt = group_by_prompt(log)
     models = log.reward_names
-    group_names, prefs, sizes = _group_arrays(groups, models, steps)
-    if log.reward_weights is not None and not groups:
+    group_names, prefs, sizes = _group_arrays(options.groups, models, steps)
+    if log.reward_weights is not None and not options.groups:
         weights = ",".join(f"{m}={w:g}" for m, w in zip(models, log.reward_weights, strict=True))
         steps.append(
             f"the trainer weighted the rewards {weights} ({log.aggregation or 'aggregation unknown'}): "
             f"--group trainer:1:{weights} makes that one group's preference"
         )
-    game_name = name if name is not None else _default_name(inputs)
+    game_name = options.name if options.name is not None else _default_name(inputs)
     outcome, first, prompt_of = _distinct_responses(log, by_prompt)
     P, U = len(by_prompt.prompts), len(first)
     raw = log.rewards[first]  # (U, K): each distinct response's rewards
@@ -306,8 +304,8 @@ def import_prompts(
         sizes=sizes,
         normalization=normalization,
         divergence=divergence,
-        lam=lam,
-        payment_rule=payment_rule,
+        lam=options.lam,
+        payment_rule=options.payment_rule,
         sample_counts=np.rint(pi_init * by_prompt.sizes[prompt_of]).astype(np.int64),  # a sampled game
     )
     listed = ", ".join(shown(p) for p in by_prompt.prompts[:3]) + (", ..." if P > 3 else "")
