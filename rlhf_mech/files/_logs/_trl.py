@@ -400,16 +400,6 @@ def _check_weights(
                 "them)"
             )
         return weights.values, None
-    inferred: tuple[Array, _advantage.Fit] | None = None
-    others = [v for v in _advantage.VARIANTS if v not in variants]
-    for variant in [*variants, *(others if weights.values is not None else ())]:
-        found = _advantage.infer(batches, variant)
-        if found is None:
-            continue
-        found, fit = _advantage.scaled(batches, found, variant)
-        if fit is not None and fit.fits:
-            inferred = _advantage.rounded(batches, found, variant, fit)
-            break
     if weights.values is not None:
         for variant in variants:
             fit = _advantage.check(batches, weights.values, variant)
@@ -421,6 +411,18 @@ def _check_weights(
                     f"{fit.files} files ({variant[0]}, scale_rewards={variant[1]})"
                 )
                 return weights.values, variant
+    # no weights, or weights that do not reproduce the advantages: which would?
+    inferred: tuple[Array, _advantage.Fit] | None = None
+    others = [v for v in _advantage.VARIANTS if v not in variants]
+    for variant in [*variants, *(others if weights.values is not None else ())]:
+        found = _advantage.infer(batches, variant)
+        if found is None:
+            continue
+        found, fit = _advantage.scaled(batches, found, variant)
+        if fit is not None and fit.fits:
+            inferred = _advantage.rounded(batches, found, variant, fit)
+            break
+    if weights.values is not None:
         worst = _advantage.check(batches, weights.values, variants[0])
         residual = f" (largest difference {worst.residual:.3g})" if worst is not None else ""
         if inferred is None:
