@@ -6,8 +6,9 @@ SW-Max optimal value: convex, gradient ``pi*(s)``, Hessian ``R (diag(a) - a a^T 
 in the weights, :func:`~rlhf_mech.core.jacobian_weights`), conjugacy turns each into a problem
 over ``n`` weights with one SW-Max solve inside (:class:`DualProblem`):
 
-* :func:`simplex_barrier` minimises ``V(sum_i y_i rho_i + offset)`` over the simplex (maxmin:
-  ``min_i x_i = min_{y in simplex} <y, x>``);
+* :func:`simplex_newton` minimises ``V(sum_i y_i rho_i + offset)`` over the simplex (maxmin:
+  ``min_i x_i = min_{y in simplex} <y, x>``) by projected Newton, :func:`simplex_barrier` (a
+  log-barrier method) taking what it leaves;
 * :func:`orthant_newton` minimises ``V(sum_i c_i rho_i + offset) - sum_i w_i u_*(c_i / w_i)``
   over ``c > 0`` for a welfare ``sum_i w_i u(v_i)`` (Nash, alpha-fair; ``u_*`` the concave
   conjugate of :class:`Utility`);
