@@ -131,8 +131,9 @@ def main() -> int:
                 value, seconds = runs[0][0], min(t for _, t in runs)
                 theirs = cvxpy_timed(n, m, divergence, args.tol, args.cap) if cvxpy_on else None
                 if theirs is None:
+                    said = "> cap" if cvxpy_on else "not run"  # not above a size it did not finish
                     cvxpy_on = False
-                    print(f"{divergence:>5} {n:>3} {m:>9,} {seconds:>9.4f} {'> cap':>9} {'':>8} {'':>9}")
+                    print(f"{divergence:>5} {n:>3} {m:>9,} {seconds:>9.4f} {said:>9} {'':>8} {'':>9}")
                 else:
                     difference = abs(theirs["value"] - value)
                     speedup = theirs["seconds"] / seconds
