@@ -14,8 +14,9 @@ does not apply to them (appendix E). With ``rho_i`` a group's reported measure a
 
 All are concave. Each rule is one :class:`FairRule` record: its measures, its welfare, its
 duality gap and its dual solver (:mod:`~rlhf_mech.core._duals`: projected Newton on the
-simplex for maxmin, a log-barrier method behind it, damped Newton on ``c > 0`` through the conjugate of ``u`` for the
-welfare sums, and a linear programme for maxmin under TV and the argmax rule). A rule with
+simplex for maxmin, a log-barrier method behind it, damped Newton on ``c > 0`` through the
+conjugate of ``u`` for the welfare sums, and a linear programme for maxmin under TV and the
+argmax rule). A rule with
 parameters is a builder of records (``maxmin(over=...)``, ``alpha_fair(alpha=...)``, the
 pattern of optax's ``adam(lr)``), kept in :data:`FAIR_RULES`.
 
