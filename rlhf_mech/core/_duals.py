@@ -383,7 +383,9 @@ def simplex_newton(problem: DualProblem) -> Array:
         def value_at(local: Array, points: Array, rows: Array = rows) -> Array:
             return problem.at(points, rows[local]).solve.value
 
-        y[rows] = _armijo_arc(value_at, target, delta, yw, g, value)
+        points, accepted = _armijo_arc(value_at, target, delta, yw, g, value)
+        y[rows[accepted]] = points[accepted]
+        stuck[rows[~accepted]] = True  # no decrease along the arc: the barrier's
     if live.any():  # what projected Newton left: the barrier, from the start
         rows = np.flatnonzero(live)
         y[rows] = simplex_barrier(replace(problem, measures=measures[rows], sizes=problem.sizes[rows]))
@@ -392,10 +394,11 @@ def simplex_newton(problem: DualProblem) -> Array:
 
 def _armijo_arc(
     value_at: Callable[[Array, Array], Array], target: Array, delta: Array, y: Array, g: Array, value: Array
-) -> Array:
+) -> tuple[Array, Array]:
     """Armijo along the projection arc ``y(t) = P(target + t delta)``: per row the first
-    ``t`` of ``1, 1/2, 1/4, ...`` with ``V(y(t)) <= V(y) + <g, y(t) - y> / 4`` (rounding
-    slack added), or the last tried where none passes; ``value_at(rows, points)`` is ``V``."""
+    ``t`` of ``1, 1/2, ..., 2^-39`` with ``V(y(t)) <= V(y) + <g, y(t) - y> / 4`` (rounding
+    slack added); ``value_at(rows, points)`` is ``V``. Returns the points and which rows
+    found one."""
     step = np.ones(len(y))
     out = y.copy()
     pending = np.ones(len(y), dtype=bool)
@@ -411,7 +414,7 @@ def _armijo_arc(
         out[idx] = points
         pending[idx[ok]] = False
         step[idx[~ok]] /= 2.0
-    return out
+    return out, ~pending
 
 
 def simplex_barrier(problem: DualProblem) -> Array:
