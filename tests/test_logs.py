@@ -166,6 +166,8 @@ def test_group_by_prompt_gives_one_outcome_set_per_prompt(trl_run):
     for p, prompt in enumerate(groups.prompts):
         rows = [r for r in range(12) if written.prompts[r] == prompt]  # step 0: the first 12 rows
         np.testing.assert_array_equal(groups.rows[groups.offsets[p] : groups.offsets[p + 1]], rows)
+        np.testing.assert_array_equal(groups.rewards[p], written.rewards[rows])
+        assert groups.responses[p] == tuple(written.responses[r] for r in rows)
 
 
 def test_trainer_state_tells_rewards_from_log_extra_columns(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -328,16 +328,30 @@ class PromptGroups:
     prompts : (P,) the distinct prompts, sorted.
     rows : (N,) int array, the log's row indices, prompt by prompt.
     offsets : (P + 1,) int array: prompt p owns ``rows[offsets[p]:offsets[p + 1]]``.
+    log : the log grouped (for :attr:`responses` and :attr:`rewards`, built when asked for:
+        the importer works on ``rows`` and never builds a Python object per prompt).
     """
 
     prompts: tuple[str, ...]
     rows: Array
     offsets: Array
+    log: RewardLog = field(repr=False, compare=False)
 
     @property
     def sizes(self) -> Array:
         """(P,) how many responses each prompt has."""
         return np.diff(self.offsets)
+
+    @property
+    def responses(self) -> tuple[tuple[str, ...], ...]:
+        """Per prompt, its (m_p,) responses."""
+        bounds = zip(self.offsets[:-1], self.offsets[1:], strict=True)
+        return tuple(tuple(self.log.responses[r] for r in self.rows[a:b]) for a, b in bounds)
+
+    @property
+    def rewards(self) -> tuple[Array, ...]:
+        """Per prompt, its (m_p, K) rewards (``log.rewards[rows of p]``)."""
+        return tuple(np.split(self.log.rewards[self.rows], self.offsets[1:-1]))
 
 
 def group_by_prompt(log: RewardLog) -> PromptGroups:
@@ -358,4 +372,4 @@ def group_by_prompt(log: RewardLog) -> PromptGroups:
     offsets = np.concatenate([[0], np.cumsum(np.bincount(prompt_of_row, minlength=len(seen)))])
     rows.setflags(write=False)
     offsets.setflags(write=False)
-    return PromptGroups(prompts=tuple(seen[i] for i in order), rows=rows, offsets=offsets)
+    return PromptGroups(prompts=tuple(seen[i] for i in order), rows=rows, offsets=offsets, log=log)
