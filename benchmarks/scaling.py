@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +245,41 @@ def prompts_table(sizes: list[int], max_yaml: int, max_audit: int, repeat: int) 
     }
 
 
+# --- import of a TRL log: time against its rows -----------------------------------------------
+
+
+def imports_table(rows: list[int], repeat: int) -> dict[str, float]:
+    """``rlhf-mech import`` (``run_import``: read, build, write, load back) of a TRL
+    completions file of ``rows`` rows (16 samples per prompt) against
+    ``pyarrow.parquet.read_table`` of it, interleaved, best of ``repeat``; the log-log slope."""
+    import pyarrow.parquet as pq
+
+    from rlhf_mech.files._internal import ImportRequest, run_import
+
+    print(f"{'rows':>9} {'prompts':>8} {'import s':>9} {'read s':>8} {'ratio':>6}")
+    out: dict[str, float] = {}
+    points = []
+    for n in rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            log = write_trl_log(folder / "run", n // SAMPLES)
+            request = ImportRequest(files=(str(folder / "run"),), output=folder / "i.yaml", force=True)
+            contenders = {"read": partial(pq.read_table, log), "import": partial(run_import, request)}
+            best = interleaved_best(contenders, repeat)
+        ratio = best["import"] / best["read"]
+        points.append((n, best["import"]))
+        print(
+            f"{n:>9,} {n // SAMPLES:>8,} {best['import']:>9.3f} {best['read']:>8.4f} {ratio:>6.2f}",
+            flush=True,
+        )
+        out[f"import_over_read_{n}"] = ratio
+    if len(points) >= 2:
+        logs = np.log(points)
+        out["slope_import"] = float(np.polyfit(logs[:, 0], logs[:, 1], 1)[0])
+        print(f"log-log slope of import time on rows: {out['slope_import']:.2f}")
+    return out
+
+
 # --- implementability: time against the number of types K -------------------------------------
 
 
@@ -326,6 +362,8 @@ def main() -> None:
         "--max-yaml", type=int, default=10_000, help="--prompts: most prompts written as YAML"
     )
     parser.add_argument("--max-audit", type=int, default=10_000, help="--prompts: most prompts audited")
+    parser.add_argument("--imports", action="store_true", help="import of a TRL log against read_table")
+    parser.add_argument("--rows", default="10000,100000,1000000", help="--imports: the rows of the logs")
     parser.add_argument("--implementability", action="store_true", help="implementability against K")
     parser.add_argument("--ks", default="200,400,800,1600", help="--implementability: the numbers of types")
     parser.add_argument("--workers", action="store_true", help="audit time against workers, -j and dask")
@@ -340,12 +378,14 @@ def main() -> None:
     parser.add_argument("--n-fixed", type=int, default=8, help="n of the sweep over m")
     parser.add_argument("--m-fixed", type=int, default=100_000, help="m of the sweep over n")
     args = parser.parse_args()
-    if args.prompts or args.workers or args.implementability:
+    if args.prompts or args.workers or args.implementability or args.imports:
         print(f"machine: {machine()}")
         fields: dict[str, float] = {}
         if args.prompts:
             sizes = [int(x) for x in args.sizes.split(",")]
             fields |= prompts_table(sizes, args.max_yaml, args.max_audit, args.repeat)
+        if args.imports:
+            fields |= imports_table([int(x) for x in args.rows.split(",")], args.repeat)
         if args.implementability:
             fields |= implementability_table([int(k) for k in args.ks.split(",")])
         if args.workers:

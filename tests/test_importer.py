@@ -17,6 +17,7 @@ from rlhf_mech.core import Normalization
 from rlhf_mech.core._internal import minmax_scale
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.files import import_candidates, import_files
+from rlhf_mech.files._importer import GameOptions, exact_simplex, normalised_rows, robust_means
 from rlhf_mech.files._internal import (
     INLINE_LIMIT,
     import_responses,
@@ -25,6 +26,7 @@ from rlhf_mech.files._internal import (
     parse_reward_columns,
     read_table,
     resolve_kind,
+    robust_mean,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,13 +159,15 @@ def test_candidate_in_two_files_is_an_error(tmp_path):
 
 def test_groups_from_options(model_files):
     groups = [parse_group_option("alice:3:helpful=0.8,harmless=0.2"), parse_group_option("bob:2:harmless")]
-    game = import_candidates(model_files, reward_columns=COLUMNS, groups=groups).game
+    game = import_candidates(model_files, reward_columns=COLUMNS, options=GameOptions(groups)).game
     assert game.group_names == ("alice", "bob")
     np.testing.assert_array_equal(game.truth.preferences, [[0.8, 0.2], [0.0, 1.0]])
     np.testing.assert_array_equal(game.truth.sizes, [3.0, 2.0])
     np.testing.assert_allclose(game.truth.rewards, game.truth.preferences @ game.report_basis.scores.T)
     with pytest.raises(RlhfMechError, match="unknown reward model 'humor'"):
-        import_candidates(model_files, reward_columns=COLUMNS, groups=[parse_group_option("c:1:humor")])
+        import_candidates(
+            model_files, reward_columns=COLUMNS, options=GameOptions([parse_group_option("c:1:humor")])
+        )
 
 
 def test_scale_none_rejects_negative_means(tmp_path):
@@ -211,11 +215,42 @@ def test_normalise_rewards_shifts_then_divides(normalization):
 
 
 @pytest.mark.parametrize("normalization", ["sum", "max"])
+def test_rows_are_normalised_and_averaged_as_each_row_alone(normalization):
+    """A (prompts, K, m) block of rows, as the log importer builds them, gives bit for bit what
+    each row gives alone: normalised rewards and the flat rows, robust means, and initial
+    distributions whose float sum is exactly 1."""
+    rng = np.random.default_rng(7)
+    for m in (1, 3, 8, 13, 129):
+        block = rng.normal(size=(5, 3, m)) * 10.0 ** rng.integers(-200, 200, size=(5, 3, 1))
+        block[0, 1] = -2.5  # flat: 0 everywhere once shifted
+        rewards, shift, divisor, flat = normalised_rows(block, Normalization(normalization))
+        assert flat[0, 1]
+        np.testing.assert_array_equal(robust_means(block), [[robust_mean(r) for r in rows] for rows in block])
+        for b, k in np.ndindex(5, 3):
+            if flat[b, k]:
+                with pytest.raises(ValueError, match="same after shifting"):
+                    normalise_rewards(block[b, k], Normalization(normalization))
+                continue
+            alone = normalise_rewards(block[b, k], Normalization(normalization))
+            assert rewards[b, k].tobytes() == alone[0].tobytes()
+            assert (shift[b, k], divisor[b, k]) == alone[1:]
+        counts = rng.integers(1, 9, size=(6, m)).astype(float)
+        simplex = exact_simplex(counts)
+        assert (simplex.sum(axis=1) == 1.0).all()
+        for row, alone in zip(simplex, counts, strict=True):
+            assert row.tobytes() == exact_simplex(alone).tobytes()
+
+
+@pytest.mark.parametrize("normalization", ["sum", "max"])
 def test_response_game(tmp_path, normalization):
     path, columns = _responses(tmp_path, 6)
     groups = [parse_group_option("mix:2:helpful=0.5,harmless=0.5"), parse_group_option("safe:1:harmless")]
     result = import_responses(
-        path, reward_columns=COLUMNS, logprob_column="logprob", groups=groups, normalization=normalization
+        path,
+        reward_columns=COLUMNS,
+        logprob_column="logprob",
+        normalization=normalization,
+        options=GameOptions(groups),
     )
     game = result.game
     assert game.outcomes == tuple(f"x{j}" for j in range(6))

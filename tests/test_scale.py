@@ -550,3 +550,20 @@ def test_the_dask_backend_ships_each_game_once_and_gives_the_bytes_of_one_proces
     assert not any(isinstance(a, type(games[0])) for args in client.submitted for a in args)
     assert client.cancelled == len(client.submitted) + len(games)  # released when done
     assert [audit_to_json(a) for a in remote] == [audit_to_json(a) for a in local]
+
+
+def test_a_game_of_many_prompts_is_split_into_tasks_by_its_prompts(monkeypatch) -> None:
+    """Above PROMPT_CHUNK prompts the work of a game is one task per (group, chunk of prompts),
+    each chunk with its own seed, and the audit is the same, byte for byte, in one process and
+    on the cluster."""
+    from rlhf_mech.analysis import AuditOptions, _prompt_search, run_audits
+    from rlhf_mech.render._audit import audit_to_json
+
+    monkeypatch.setattr(_prompt_search, "PROMPT_CHUNK", 2)
+    game = load_game(Path(__file__).resolve().parents[1] / "games" / "prompts" / "three_prompts.yaml")
+    options = AuditOptions(budget=10)
+    client = _RecordingClient()
+    remote = run_audits([game], options, seed=3, dask_client=client)
+    local = run_audits([game], options, seed=3)
+    assert len(client.submitted) == game.n_groups * 2  # prompts 0-1 and 2, every group
+    assert audit_to_json(remote[0]) == audit_to_json(local[0])

@@ -49,7 +49,12 @@ from rlhf_mech.analysis._checks import (
 from rlhf_mech.analysis._noisy import NoisyResult, Prediction, noisy_search, predict_no_payment_gain
 from rlhf_mech.analysis._objective import SearchResult
 from rlhf_mech.analysis._others import OthersSpec, others_profiles
-from rlhf_mech.analysis._prompt_search import search_prompts
+from rlhf_mech.analysis._prompt_search import (
+    PromptPart,
+    finish_prompt_search,
+    prompt_chunks,
+    search_prompt_chunk,
+)
 from rlhf_mech.analysis._search import evaluations_for, search_misreports
 from rlhf_mech.analysis._space import ReportSpace, size_bound
 from rlhf_mech.core import (
@@ -57,6 +62,7 @@ from rlhf_mech.core import (
     NONE,
     Game,
     GameSolution,
+    PaymentRule,
     Profile,
     PromptGame,
     PromptSolution,
@@ -256,24 +262,93 @@ def _audit_prompts_group(
     """Group ``i`` of a game of many prompts: the best joint misreport over every prompt, under
     the game's payment rule and without payment (:func:`~rlhf_mech.analysis.search_prompts`).
     The others report as in the file; the noise check and the theorems' prediction are about
-    one prompt, and are not made."""
-    dsic_seed, none_seed = seed.spawn(2)
+    one prompt, and are not made.
+
+    A game of more than :data:`~rlhf_mech.analysis._prompt_search.PROMPT_CHUNK` prompts is
+    searched chunk by chunk (:func:`audit_prompt_chunk`, the tasks :func:`run_audits` spreads),
+    chunk ``c`` drawing from its own generator (:func:`_chunk_rng`); a game of one chunk draws
+    every search and its refinement from one generator."""
+    seeds = seed.spawn(2)
+    chunks = prompt_chunks(game.n_prompts)
+    if len(chunks) == 1:
+        rngs = [np.random.default_rng(s) for s in seeds]
+        return _prompts_group_audit(
+            game, i, options, rngs, [_chunk_searches(game, i, options, rngs, chunks[0])]
+        )
+    parts = [
+        _chunk_searches(game, i, options, [_chunk_rng(s, c) for s in seeds], chunk)
+        for c, chunk in enumerate(chunks)
+    ]
+    return _prompts_group_audit(game, i, options, [_chunk_rng(s, len(chunks)) for s in seeds], parts)
+
+
+def _chunk_rng(seed: np.random.SeedSequence, c: int) -> np.random.Generator:
+    """The generator of chunk ``c`` of a search (``c`` = the number of chunks: its
+    refinement's): the child ``c`` of ``seed``, whatever ``seed`` spawned before."""
+    return np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, c)))
+
+
+def _rules(game: PromptGame) -> tuple[PaymentRule | str, ...]:
+    """The payment rules a group of the game is searched under: its own, and none where it charges."""
     rule = game.mechanism.payment_rule
+    return (rule, NONE) if rule.charges else (rule,)
+
+
+def _chunk_searches(
+    game: PromptGame, i: int, options: AuditOptions, rngs: Sequence[np.random.Generator], chunk: range
+) -> list[PromptPart]:
+    """Group ``i``'s searches on the prompts ``chunk``, one per rule of :func:`_rules`."""
     budget = evaluations_for(options.budget, int(game.outcome_counts.max()))
-    dsic = search_prompts(game, i, rule, budget, np.random.default_rng(dsic_seed))
-    no_payment = dsic
-    if rule.charges:
-        no_payment = search_prompts(game, i, NONE, budget, np.random.default_rng(none_seed))
+    return [
+        search_prompt_chunk(game, i, rule, budget, rng, chunk)
+        for rule, rng in zip(_rules(game), rngs, strict=False)
+    ]
+
+
+def _prompts_group_audit(
+    game: PromptGame,
+    i: int,
+    options: AuditOptions,
+    rngs: Sequence[np.random.Generator],
+    parts: Sequence[Sequence[PromptPart]],
+) -> GroupAudit:
+    """Group ``i``'s audit from the searches of every chunk (``parts[c][rule]``)."""
+    budget = evaluations_for(options.budget, int(game.outcome_counts.max()))
+    searches = [
+        finish_prompt_search(game, i, rule, budget, rng, [chunk[k] for chunk in parts])
+        for k, (rule, rng) in enumerate(zip(_rules(game), rngs, strict=False))
+    ]
     reason = "Theorems 4.2 and B.2 are about one prompt: see each prompt's gain"
     return GroupAudit(
         index=i,
         name=game.group_names[i],
         size=float(game.truth.sizes[i]),
-        dsic=dsic,
-        no_payment=no_payment,
+        dsic=searches[0],
+        no_payment=searches[-1],
         noisy=None,
         prediction=Prediction(False, "", reason),
     )
+
+
+def audit_prompt_chunk(
+    game: PromptGame, i: int, options: AuditOptions, seed: int, c: int
+) -> list[PromptPart]:
+    """Chunk ``c`` of group ``i``'s searches (:func:`_audit_prompts_group`): one task of
+    :func:`run_audits` for a game of several chunks."""
+    seeds = group_seed(seed, game.source, game.name, i).spawn(2)
+    with threadpool_limits(limits=1, user_api="blas"):
+        chunk = prompt_chunks(game.n_prompts)[c]
+        return _chunk_searches(game, i, options, [_chunk_rng(s, c) for s in seeds], chunk)
+
+
+def assemble_prompt_group(
+    game: PromptGame, i: int, options: AuditOptions, seed: int, parts: Sequence[Sequence[PromptPart]]
+) -> GroupAudit:
+    """Group ``i``'s audit from its chunks' searches (:func:`audit_prompt_chunk`, in order)."""
+    seeds = group_seed(seed, game.source, game.name, i).spawn(2)
+    rngs = [_chunk_rng(s, len(parts)) for s in seeds]
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _prompts_group_audit(game, i, options, rngs, parts)
 
 
 def _audit_group(game: Game, i: int, options: AuditOptions, seed: np.random.SeedSequence) -> GroupAudit:

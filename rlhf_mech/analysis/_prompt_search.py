@@ -72,6 +72,39 @@ class _Found:
     stalled: int
 
 
+#: Prompts per task of a game of many prompts (:func:`prompt_chunks`): the audit of a game of
+#: more searches it chunk by chunk, each chunk with its own seed, so that a cluster spreads
+#: one game's work over its workers; a game of at most this many is one chunk.
+PROMPT_CHUNK = 2048
+
+
+def prompt_chunks(n_prompts: int) -> list[range]:
+    """The consecutive chunks of at most :data:`PROMPT_CHUNK` prompts a search is cut into."""
+    return [range(a, min(n_prompts, a + PROMPT_CHUNK)) for a in range(0, n_prompts, PROMPT_CHUNK)]
+
+
+@dataclass(frozen=True)
+class PromptPart:
+    """One chunk of a group's search (:func:`search_prompt_chunk`): the best report found on
+    each of its prompts, over every size up to ``W`` (``whole``) and at the true size.
+
+    Attributes
+    ----------
+    prompts : the chunk's prompts (consecutive); their outcomes are the flat columns
+        ``offsets[prompts.start]:offsets[prompts.stop]``.
+    rewards : ``whole`` / ``true`` -> the reports on those columns; gains : -> (len(prompts),).
+    min_payment : (len(prompts),) the smallest payment met on each prompt.
+    evaluations, stalled : report evaluations spent, and those whose solve did not converge.
+    """
+
+    prompts: range
+    rewards: dict[str, Array]
+    gains: dict[str, Array]
+    min_payment: Array
+    evaluations: int
+    stalled: int
+
+
 def search_prompts(
     game: PromptGame, i: int, payment_rule: str | PaymentRule, budget: int, rng: np.random.Generator
 ) -> SearchResult:
@@ -89,14 +122,32 @@ def search_prompts(
     model per prompt on the flat outcome axis, ``(T,)``, its gains ``sum_x q_x g_x``, and its
     ``prompts`` each prompt's gains.
     """
+    part = search_prompt_chunk(game, i, payment_rule, budget, rng, range(game.n_prompts))
+    return finish_prompt_search(game, i, payment_rule, budget, rng, [part])
+
+
+def search_prompt_chunk(
+    game: PromptGame,
+    i: int,
+    payment_rule: str | PaymentRule,
+    budget: int,
+    rng: np.random.Generator,
+    prompts: range,
+) -> PromptPart:
+    """The search of :func:`search_prompts` on the chunk ``prompts`` alone (each prompt's
+    search needs only that prompt: the terms of the whole game's gain are separate)."""
     mechanism = game.mechanism.with_payment_rule(payment_rule)
     W, true_size = size_bound(game)[0], float(game.truth.sizes[i])
-    T, P = game.n_outcomes, game.n_prompts
-    rewards = {"whole": np.empty(T), "true": np.empty(T)}
-    gains = {"whole": np.empty(P), "true": np.empty(P)}
-    min_payment = np.full(P, np.inf)
+    first = int(game.offsets[prompts.start])
+    columns = int(game.offsets[prompts.stop]) - first
+    rewards = {"whole": np.empty(columns), "true": np.empty(columns)}
+    gains = {"whole": np.empty(len(prompts)), "true": np.empty(len(prompts))}
+    min_payment = np.full(len(prompts), np.inf)
     evaluations = stalled = 0
     for batch in game.batches():
+        batch = batch[(batch >= prompts.start) & (batch < prompts.stop)]
+        if not batch.size:
+            continue
         k = int(game.outcome_counts[batch[0]])
         space = ReportSpace.of(game.game(int(batch[0])))
         step = max(1, CHUNK_ELEMENTS // (max(budget, 1) * k))
@@ -105,15 +156,36 @@ def search_prompts(
             rules, truth, reports = game.batch(rows, mechanism)
             group = deviation(rules, truth, reports, i)
             truth_z = true_size * truth.rewards[:, i, :]
-            cols = game.columns(rows)
+            cols, here = game.columns(rows) - first, rows - prompts.start
             for key, size in (("whole", W), ("true", true_size)):
                 found = _search_batch(group, space, space.cap(size), truth_z, budget, rng)
                 theta, _ = space.report(found.z, size)
                 rewards[key][cols] = theta
-                gains[key][rows] = found.gains
-                min_payment[rows] = np.minimum(min_payment[rows], found.min_payment)
+                gains[key][here] = found.gains
+                min_payment[here] = np.minimum(min_payment[here], found.min_payment)
                 evaluations += found.evaluations
                 stalled += found.stalled
+    return PromptPart(prompts, rewards, gains, min_payment, evaluations, stalled)
+
+
+def finish_prompt_search(
+    game: PromptGame,
+    i: int,
+    payment_rule: str | PaymentRule,
+    budget: int,
+    rng: np.random.Generator,
+    parts: list[PromptPart],
+) -> SearchResult:
+    """The whole game's search from its chunks' (in prompt order, covering every prompt):
+    the one-prompt refinement of the prompts that weigh most (:func:`_refine`, drawing from
+    ``rng``), then the joint report and its gains."""
+    mechanism = game.mechanism.with_payment_rule(payment_rule)
+    W, true_size = size_bound(game)[0], float(game.truth.sizes[i])
+    rewards = {key: np.concatenate([p.rewards[key] for p in parts]) for key in ("whole", "true")}
+    gains = {key: np.concatenate([p.gains[key] for p in parts]) for key in ("whole", "true")}
+    min_payment = np.concatenate([p.min_payment for p in parts])
+    evaluations = sum(p.evaluations for p in parts)
+    stalled = sum(p.stalled for p in parts)
     refined = _refine(game, i, mechanism, gains, rewards, budget, rng)
     evaluations += refined
     q = game.weights

@@ -18,8 +18,27 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from rlhf_mech.analysis._audit import AuditOptions, GameAudit, GroupAudit, audit_game, audit_groups
+from rlhf_mech.analysis._audit import (
+    AuditOptions,
+    GameAudit,
+    GroupAudit,
+    assemble_prompt_group,
+    audit_game,
+    audit_groups,
+    audit_prompt_chunk,
+)
+from rlhf_mech.analysis._prompt_search import PromptPart, prompt_chunks
 from rlhf_mech.core import Game, PromptGame
+
+
+def _prompt_tasks(game: Game | PromptGame) -> list[tuple[int, int]]:
+    """``(group, chunk of prompts)`` for each task of a game of several chunks of prompts
+    (:func:`~rlhf_mech.analysis._prompt_search.prompt_chunks`): a big log's game is spread over
+    the workers by its prompts, not only by its few groups. Empty for any other game."""
+    if not isinstance(game, PromptGame):
+        return []
+    chunks = len(prompt_chunks(game.n_prompts))
+    return [(i, c) for i in range(game.n_groups) for c in range(chunks)] if chunks > 1 else []
 
 
 def _chunks(n_groups: int, parallelism: int) -> list[tuple[int, ...]]:
@@ -78,13 +97,11 @@ class _TaskFailure:
     message: str
 
 
-def _isolated_groups(
-    game: Game, indices: Sequence[int], options: AuditOptions, seed: int, limit: float | None
-) -> list[GroupAudit] | _TaskFailure:
-    """:func:`audit_groups` under ``limit``; any exception becomes the file's failure."""
+def _isolated(game: Game | PromptGame, call: Callable[..., Any], limit: float | None, *args: Any) -> Any:
+    """``call(game, *args)`` under ``limit``; any exception becomes the file's failure."""
     try:
         with time_limit(limit):
-            return audit_groups(game, indices, options, seed)
+            return call(game, *args)
     except Exception as exc:  # one file's failure, whatever it is, must not stop the others
         return _TaskFailure(failure_message(exc))
 
@@ -152,20 +169,35 @@ def run_audits(
     per_game: list[list[GroupAudit]] = [[] for _ in games]
     failed: dict[int, str] = {}
     limit = time_limit_s if on_failure is not None else None
+    parts: dict[tuple[int, int], list[list[PromptPart]]] = {}  # (game, group) -> its chunks' searches
 
-    def work(g: int, chunk: Sequence[int]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    def task(call: Callable[..., Any], g: int, *args: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if on_failure is None:
-            return audit_groups, (games[g], chunk, options, seed)
-        return _isolated_groups, (games[g], chunk, options, seed, limit)
+            return call, (games[g], *args)
+        return _isolated, (games[g], call, limit, *args)
 
-    def collect(g: int, chunk: Sequence[int], done: list[GroupAudit] | _TaskFailure) -> None:
+    def work(g: int, unit: tuple[int, ...]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """A chunk of groups, or ``(-1, group, chunk of prompts)`` of a big game of prompts."""
+        if unit[0] < 0:
+            return task(audit_prompt_chunk, g, unit[1], options, seed, unit[2])
+        return task(audit_groups, g, unit, options, seed)
+
+    def collect(g: int, unit: tuple[int, ...], done: Any) -> None:
         if isinstance(done, _TaskFailure):
             failed.setdefault(g, done.message)
-        else:
+            return
+        if unit[0] >= 0:
             per_game[g].extend(done)
-        for _ in chunk:
-            if on_task_done:
-                on_task_done()
+            for _ in unit:
+                if on_task_done:
+                    on_task_done()
+            return
+        mine = parts.setdefault((g, unit[1]), [])
+        mine.append(done)
+        if len(mine) == len(prompt_chunks(games[g].n_prompts)):  # the group's last chunk
+            call, args = task(assemble_prompt_group, g, unit[1], options, seed, mine)
+            audit = call(*args)
+            collect(g, (unit[1],), audit if isinstance(audit, _TaskFailure) else [audit])
 
     client = dask_client
     if client is None and workers == 1:
@@ -175,7 +207,13 @@ def run_audits(
                 collect(g, (i,), call(*args))
     else:
         parallelism = workers if client is None else max(1, sum(client.nthreads().values()))
-        tasks = [(g, chunk) for g, game in enumerate(games) for chunk in _chunks(game.n_groups, parallelism)]
+        tasks: list[tuple[int, tuple[int, ...]]] = []
+        for g, game in enumerate(games):
+            split = _prompt_tasks(game)
+            if split:
+                tasks += [(g, (-1, i, c)) for i, c in split]
+            else:
+                tasks += [(g, chunk) for chunk in _chunks(game.n_groups, parallelism)]
         calls = [work(g, chunk) for g, chunk in tasks]
         if client is None:
             from joblib import Parallel, delayed
@@ -197,7 +235,7 @@ def run_audits(
             try:
                 with time_limit(limit):
                     audits.append(audit_game(game, options, seed, per_game[g]))
-            except Exception as exc:  # as in _isolated_groups
+            except Exception as exc:  # as in _isolated
                 failed[g] = failure_message(exc)
     if on_failure is not None:
         for g in sorted(failed):

@@ -13,9 +13,10 @@ does not apply to them (appendix E). With ``rho_i`` a group's reported measure a
   the welfare ordering tends to maxmin's as ``alpha -> inf``), ``rho_i = rm_i``.
 
 All are concave. Each rule is one :class:`FairRule` record: its measures, its welfare, its
-duality gap and its dual solver (:mod:`~rlhf_mech.core._duals`: a log-barrier Newton method on
-the simplex for maxmin, damped Newton on ``c > 0`` through the conjugate of ``u`` for the
-welfare sums, and a linear programme for maxmin under TV and the argmax rule). A rule with
+duality gap and its dual solver (:mod:`~rlhf_mech.core._duals`: projected Newton on the
+simplex for maxmin, a log-barrier method behind it, damped Newton on ``c > 0`` through the
+conjugate of ``u`` for the welfare sums, and a linear programme for maxmin under TV and the
+argmax rule). A rule with
 parameters is a builder of records (``maxmin(over=...)``, ``alpha_fair(alpha=...)``, the
 pattern of optax's ``adam(lr)``), kept in :data:`FAIR_RULES`.
 
@@ -41,7 +42,7 @@ from rlhf_mech.core._duals import (
     DualProblem,
     Utility,
     linear_maxmin,
-    simplex_barrier,
+    simplex_newton,
     welfare_dual,
 )
 from rlhf_mech.core._optimality import kkt_residual
@@ -183,7 +184,7 @@ def maxmin(over: str = OVER.default) -> FairRule:
         measures=MAXMIN_MEASURES[OVER.check(over)],
         welfare=_minimum,
         gap=_maxmin_gap,
-        dual=simplex_barrier,
+        dual=simplex_newton,
         linear=linear_maxmin,
     )
 

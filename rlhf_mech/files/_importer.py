@@ -107,13 +107,21 @@ class ImportResult:
     provenance: tuple[str, ...] = ()
 
 
+def robust_means(values: Array) -> Array:
+    """The means along the last axis of finite ``values``, without overflow: each row is
+    divided by its largest magnitude first (``np.mean`` of ``[1e308, 1e308]`` is ``inf``;
+    this is ``1e308``)."""
+    scale = np.max(np.abs(values), axis=-1, keepdims=True)
+    usable = (scale != 0) & np.isfinite(scale)
+    with np.errstate(over="ignore", invalid="ignore"):  # of rows whose other mean is taken
+        plain = np.mean(values, axis=-1)
+        scaled = np.mean(values / np.where(usable, scale, 1.0), axis=-1) * scale[..., 0]
+    return np.where(usable[..., 0], scaled, plain)
+
+
 def robust_mean(values: Array) -> float:
-    """The mean of finite ``values``, without overflow: the values are divided by the largest
-    magnitude first (``np.mean`` of ``[1e308, 1e308]`` is ``inf``; this is ``1e308``)."""
-    scale = float(np.max(np.abs(values))) if values.size else 0.0
-    if scale == 0.0 or not math.isfinite(scale):
-        return float(np.mean(values))
-    return float(np.mean(values / scale)) * scale
+    """The mean of finite ``values``, without overflow (:func:`robust_means`)."""
+    return float(robust_means(values)) if values.size else float(np.mean(values))
 
 
 def column_stats(column: str, role: str, values: Array) -> ColumnStats:
@@ -131,6 +139,28 @@ class GroupOption:
     name: str
     size: float
     preference: dict[str, float]
+
+
+@dataclass(frozen=True)
+class GameOptions:
+    """What the user chose for the game an import builds, whatever its kind (``--group``,
+    ``--lambda``, ``--payment``, ``--name``): one value that every importer takes whole.
+
+    Attributes
+    ----------
+    groups : the groups; default one per reward model with size 1.
+    lam : the weight on the divergence; payment_rule : the payment rule's name.
+    name : the game's name; ``None``: from the files.
+    """
+
+    groups: Sequence[GroupOption] = ()
+    lam: float = 1.0
+    payment_rule: str = "affine_maximizer"
+    name: str | None = None
+
+
+#: The options of a game when none is chosen (the importers' default).
+GAME_DEFAULTS = GameOptions()
 
 
 def parse_group_option(text: str) -> GroupOption:
@@ -237,11 +267,8 @@ def import_candidates(
     reward_columns: Mapping[str, str] | None = None,
     candidate_column: str | None = None,
     logratio_column: str | None = None,
-    groups: Sequence[GroupOption] = (),
     scale: str = "minmax",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GameOptions(),
 ) -> ImportResult:
     """A candidate-model game from per-model evaluation files.
 
@@ -252,11 +279,10 @@ def import_candidates(
     reward_columns : reward model name -> column; default every numeric column.
     logratio_column : per-response ``log pi(y) - log pi_init(y)``; the candidate's divergence
         is its mean (the Monte-Carlo KL estimate), 0 when not given.
-    groups : the groups; default one per reward model with size 1.
     scale : a :class:`~rlhf_mech.core.Scale` name (``minmax`` or ``none``).
-    lam : weight on the divergences; payment_rule : the payment rule; name : the game's name.
+    options : the groups, the weight on the divergences, the payment rule and the game's name.
     """
-    check_candidate_options(scale, lam)
+    check_candidate_options(scale, options.lam)
     if not paths:
         raise RlhfMechError("no input files")
     steps: list[str] = []
@@ -300,11 +326,8 @@ def import_candidates(
         columns,
         tuple(files),
         logratio_column=logratio_column,
-        groups=groups,
         scale=scale,
-        lam=lam,
-        payment_rule=payment_rule,
-        name=name,
+        options=options,
         steps=steps,
     )
 
@@ -315,11 +338,8 @@ def assemble_candidates(
     files: tuple[FileSummary, ...],
     *,
     logratio_column: str | None = None,
-    groups: Sequence[GroupOption] = (),
     scale: str = "minmax",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GameOptions(),
     steps: Sequence[str] = (),
     provenance: tuple[str, ...] = (),
 ) -> ImportResult:
@@ -362,16 +382,16 @@ def assemble_candidates(
         if Scale(scale) is Scale.MINMAX
         else "scale: none, the means are used as they are"
     )
-    group_names, prefs, sizes = _group_arrays(groups, models, steps)
+    group_names, prefs, sizes = _group_arrays(options.groups, models, steps)
     game = candidate_game(
-        name=name or "imported-candidates",
+        name=options.name or "imported-candidates",
         candidates=tuple(c.name for c in candidates),
         reward_models=models,
         raw_scores=raw,
         scale=scale,
         divergences=divergences,
-        lam=lam,
-        payment_rule=payment_rule,
+        lam=options.lam,
+        payment_rule=options.payment_rule,
         group_names=group_names,
         preferences=prefs,
         sizes=sizes,
@@ -388,6 +408,31 @@ def assemble_candidates(
 
 
 # --- response games --------------------------------------------------------------------------
+
+
+def normalised_rows(values: Array, normalization: Normalization | str) -> tuple[Array, Array, Array, Array]:
+    """Shift each row (the last axis) of ``values`` to be non-negative, then divide it by its
+    sum or maximum (section 2): :func:`normalise_rewards` on every row at once.
+
+    Returns
+    -------
+    rewards : the normalised rows (a flat row, see ``flat``, is left shifted and undivided);
+    shift : (...,) what was added to each row; divisor : (...,) its sum or maximum;
+    flat : (...,) bool, the rows that are all zero after shifting (no preference).
+    """
+    normalization = Normalization(normalization)
+    top = np.max(np.abs(values), axis=-1, keepdims=True)
+    # a power of two (dividing by it is exact) with |values| / scale <= 2
+    scale = np.where(top > 0, np.ldexp(1.0, np.frexp(top)[1] - 1), 1.0)
+    scaled = values / scale
+    low = scaled.min(axis=-1, keepdims=True)
+    shifted = np.where(low < 0, scaled - low, scaled)
+    total = normalization.total(shifted)[..., None]
+    flat = total == 0
+    with np.errstate(over="ignore"):
+        shift = np.where(low < 0, -low * scale, 0.0)
+        divisor = total * scale
+    return shifted / np.where(flat, 1.0, total), shift[..., 0], divisor[..., 0], flat[..., 0]
 
 
 def normalise_rewards(values: Array, normalization: Normalization | str) -> tuple[Array, float, float]:
@@ -411,35 +456,28 @@ def normalise_rewards(values: Array, normalization: Normalization | str) -> tupl
     ValueError
         if the shifted column is all zero (it carries no preference).
     """
-    normalization = Normalization(normalization)
-    top = float(np.max(np.abs(values)))
-    # a power of two (dividing by it is exact) with |values| / scale <= 2
-    scale = math.ldexp(1.0, math.frexp(top)[1] - 1) if top > 0 else 1.0
-    scaled = values / scale
-    low = float(scaled.min())
-    shifted = scaled - low if low < 0 else scaled
-    total = float(normalization.total(shifted))
-    if total == 0:
+    rewards, shift, divisor, flat = normalised_rows(values, normalization)
+    if flat:
         raise ValueError("every value is the same after shifting to be non-negative")
-    with np.errstate(over="ignore"):
-        shift = -low * scale if low < 0 else 0.0
-        divisor = total * scale
-    return shifted / total, float(shift), float(divisor)
+    return rewards, float(shift), float(divisor)
 
 
-def _exact_simplex(q: Array) -> Array:
-    """``q / sum q``, its largest entry nudged (by ulps) until the float sum is exactly 1.
+def exact_simplex(q: Array) -> Array:
+    """Each row (the last axis) ``q / sum q``, its largest entry nudged (by ulps) until the
+    row's float sum is exactly 1.
 
     The game-file loader divides ``initial`` by its sum, so only an exact sum loads back
     unchanged (and writes back to the same bytes).
     """
-    q = q / q.sum()
-    top = int(np.argmax(q))
+    q = q / q.sum(axis=-1, keepdims=True)
+    rows = q.reshape(-1, q.shape[-1])  # a view: nudging it nudges q
+    top = np.argmax(rows, axis=1)
+    every = np.arange(len(rows))
     for _ in range(8):
-        residual = 1.0 - float(q.sum())
-        if residual == 0.0:
+        residual = 1.0 - rows.sum(axis=1)
+        if not residual.any():
             break
-        q[top] += residual
+        rows[every, top] += residual
     return q
 
 
@@ -467,10 +505,11 @@ def check_response_options(
 
 
 def combine_rewards(preferences: Array, normalised: Array, normalization: Normalization) -> Array:
-    """(n, m) each group's reward model: its preference combination of the (k, m) normalised
-    reward models, normalised again (a combination of sum-1 rewards need not sum to 1)."""
+    """(..., n, m) each group's reward model: its preference combination of the (..., k, m)
+    normalised reward models, normalised again (a combination of sum-1 rewards need not sum
+    to 1)."""
     rewards = preferences @ normalised
-    return rewards / normalization.total(rewards)[:, None]
+    return rewards / normalization.total(rewards)[..., None]
 
 
 def import_responses(
@@ -478,12 +517,9 @@ def import_responses(
     *,
     reward_columns: Mapping[str, str] | None = None,
     logprob_column: str | None = None,
-    groups: Sequence[GroupOption] = (),
     normalization: Normalization | str = Normalization.SUM,
     divergence: str = "kl",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GameOptions(),
 ) -> ImportResult:
     """A core game whose outcomes are the rows of one file of responses from the initial model.
 
@@ -493,12 +529,11 @@ def import_responses(
     reward_columns : reward model name -> column; default every numeric column.
     logprob_column : ``log pi_init(y)`` per response; the initial distribution is its softmax
         over the rows (normalised in log space). Default: uniform.
-    groups : the groups; a group's reward is its preference combination of the normalised
-        reward columns, normalised again. Default: one group per reward model, size 1.
-    normalization : ``sum`` or ``max``; divergence, lam : the regulariser; payment_rule,
-    name : as in the game file.
+    normalization : ``sum`` or ``max``; divergence : the regulariser.
+    options : the groups (a group's reward is its preference combination of the normalised
+        reward columns, normalised again), lambda, the payment rule and the game's name.
     """
-    normalization, divergence = check_response_options(normalization, divergence, lam)
+    normalization, divergence = check_response_options(normalization, divergence, options.lam)
     steps: list[str] = []
     table = read_table(path)
     reserved = {logprob_column} if logprob_column else set()
@@ -530,7 +565,7 @@ def import_responses(
         logp = numeric_column(table, logprob_column)
         used.append(column_stats(logprob_column, "log-probability", logp))
         log_total = float(logsumexp(logp))
-        pi_init = _exact_simplex(np.exp(logp - log_total))
+        pi_init = exact_simplex(np.exp(logp - log_total))
         tiny = np.finfo(float).tiny
         low = np.flatnonzero(pi_init < tiny)
         if low.size:
@@ -548,7 +583,7 @@ def import_responses(
         )
     else:
         steps.append("initial distribution: uniform over the rows")
-    group_names, prefs, sizes = _group_arrays(groups, models, steps)
+    group_names, prefs, sizes = _group_arrays(options.groups, models, steps)
     rewards = combine_rewards(prefs, normalised, normalization)
     for i, group in enumerate(group_names):
         combination = " + ".join(
@@ -558,10 +593,12 @@ def import_responses(
             steps.append(f"group {group}: reward = ({combination}) divided by its {normalization.value}")
     truth = Profile(rewards, sizes)
     game = Game(
-        name=name or table.path.stem,
+        name=options.name or table.path.stem,
         outcomes=tuple(f"x{j}" for j in range(m)),
         group_names=group_names,
-        mechanism=Mechanism(pi_init=pi_init, divergence=divergence, lam=lam, payment_rule=payment_rule),
+        mechanism=Mechanism(
+            pi_init=pi_init, divergence=divergence, lam=options.lam, payment_rule=options.payment_rule
+        ),
         normalization=normalization,
         truth=truth,
         reports=truth,
@@ -648,24 +685,24 @@ def import_files(
 ) -> ImportResult:
     """:func:`import_candidates` or :func:`import_responses`, as :func:`resolve_kind` decides."""
     kind = resolve_kind(kind, len(paths), candidate_column, logratio_column, logprob_column)
-    common = {"reward_columns": reward_columns, "groups": groups, "lam": lam, "payment_rule": payment_rule}
+    options = GameOptions(groups, lam, payment_rule, name)
     if kind == "candidates":
         result = import_candidates(
             paths,
+            reward_columns=reward_columns,
             candidate_column=candidate_column,
             logratio_column=logratio_column,
             scale=scale,
-            name=name,
-            **common,
+            options=options,
         )
     else:
         result = import_responses(
             paths[0],
+            reward_columns=reward_columns,
             logprob_column=logprob_column,
             normalization=normalization,
             divergence=divergence,
-            name=name,
-            **common,
+            options=options,
         )
     check_names(result.game)
     return result

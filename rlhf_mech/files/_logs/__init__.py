@@ -52,6 +52,7 @@ from typing import Any
 
 from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._importer import (
+    GameOptions,
     GroupOption,
     ImportResult,
     check_candidate_options,
@@ -198,29 +199,30 @@ def import_logs(
     ``options.table``).
     """
     builds = inputs.layout.builds
-    common = {"groups": groups, "scale": scale, "lam": lam, "payment_rule": payment_rule, "name": name}
     if builds == "table":
-        result = import_files(inputs.files, reward_columns=options.reward_columns, **common, **options.table)
+        result = import_files(
+            inputs.files,
+            reward_columns=options.reward_columns,
+            groups=groups,
+            scale=scale,
+            lam=lam,
+            payment_rule=payment_rule,
+            name=name,
+            **options.table,
+        )
         return LogImport(inputs, None, result)
+    game = GameOptions(groups, lam, payment_rule, name)
     if builds == "candidates":
         check_candidate_options(scale, lam)
     log = read_log(inputs, options)
     if builds == "candidates":
-        return LogImport(inputs, log, import_eval_candidates(log, inputs, **common))
+        return LogImport(inputs, log, import_eval_candidates(log, inputs, scale=scale, options=game))
     if not build:
         return LogImport(inputs, log, None)
-    table = options.table
-    common = {
-        "groups": groups,
-        "normalization": table.get("normalization", "sum"),
-        "divergence": table.get("divergence", "kl"),
-        "lam": lam,
-        "payment_rule": payment_rule,
-        "name": name,
-    }
+    building = {key: options.table[key] for key in ("normalization", "divergence") if key in options.table}
     if per_step(options.step):
-        return LogImport(inputs, log, None, import_steps(log, inputs, log.steps, **common))
-    return LogImport(inputs, log, import_prompts(log, inputs, **common))
+        return LogImport(inputs, log, None, import_steps(log, inputs, log.steps, options=game, **building))
+    return LogImport(inputs, log, import_prompts(log, inputs, options=game, **building))
 
 
 @dataclass(frozen=True)

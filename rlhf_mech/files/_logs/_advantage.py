@@ -71,36 +71,33 @@ class Batch:
 def file_batch(keys: Sequence[str], rewards: Array, advantage: Array) -> Batch | None:
     """The whole groups of one file (consecutive rows of one prompt, ``n`` of them, ``n`` the
     most common run length); ``None`` when there is none."""
-    runs: list[tuple[int, int]] = []
-    start = 0
-    for r in range(1, len(keys) + 1):
-        if r == len(keys) or keys[r] != keys[start]:
-            runs.append((start, r))
-            start = r
-    if not runs:
+    if not len(keys):
         return None
-    n = Counter(b - a for a, b in runs).most_common(1)[0][0]
-    if n < 2:
+    text = np.array(keys, dtype=object)
+    starts = np.flatnonzero(np.concatenate([[True], text[1:] != text[:-1]]))
+    lengths = np.diff(np.append(starts, len(keys)))
+    n = Counter(lengths.tolist()).most_common(1)[0][0]
+    whole = starts[lengths == n]
+    if n < 2 or not whole.size:
         return None
-    rows = [np.arange(a, b) for a, b in runs if b - a == n]
-    if not rows:
-        return None
-    index = np.concatenate(rows)
-    groups = np.repeat(np.arange(len(rows)), n)
-    return Batch(rewards[index], advantage[index], groups, whole=len(rows) * n == len(keys))
+    index = (whole[:, None] + np.arange(n)).ravel()
+    groups = np.repeat(np.arange(len(whole)), n)
+    return Batch(rewards[index], advantage[index], groups, whole=len(whole) * n == len(keys))
+
+
+def _group_sums(values: Array, groups: Array) -> Array:
+    """(G, ...) the sum of ``values`` (rows, ...) over each group's rows, in row order."""
+    if values.ndim == 1:
+        return np.bincount(groups, weights=values)
+    return np.stack([_group_sums(column, groups) for column in np.moveaxis(values, 1, 0)], axis=1)
 
 
 def _group_stats(values: Array, groups: Array) -> tuple[Array, Array]:
     """Per row: its group's mean and unbiased standard deviation of ``values`` (rows, ...)."""
-    count = np.bincount(groups)
-    shape = (len(count), *values.shape[1:])
-    total = np.zeros(shape)
-    np.add.at(total, groups, values)
-    mean = total / count.reshape((-1,) + (1,) * (values.ndim - 1))
+    count = np.bincount(groups).reshape((-1,) + (1,) * (values.ndim - 1))
+    mean = _group_sums(values, groups) / count
     dev = values - mean[groups]
-    square = np.zeros(shape)
-    np.add.at(square, groups, dev**2)
-    std = np.sqrt(square / (count - 1).reshape((-1,) + (1,) * (values.ndim - 1)))
+    std = np.sqrt(_group_sums(dev**2, groups) / (count - 1))
     return mean[groups], std[groups]
 
 
@@ -127,26 +124,34 @@ def _blocks(batch: Batch, variant: tuple[str, str]) -> tuple[Array, Array] | Non
 def predict(batch: Batch, weights: Array, variant: tuple[str, str]) -> Array | None:
     """The advantages TRL computes from the batch's rewards with ``weights`` under ``variant``
     (float64); ``None`` when the variant needs a whole batch the file does not hold."""
+    found = _predict(batch, weights, variant)
+    return None if found is None else found[0]
+
+
+def _predict(batch: Batch, weights: Array, variant: tuple[str, str]) -> tuple[Array, Array] | None:
+    """:func:`predict`, with each row's group standard deviation of ``rewards @ weights``
+    (what :func:`_tolerance` scales by)."""
     aggregation, scale = variant
+    total = batch.rewards @ weights
+    mean, std = _group_stats(total, batch.groups)
     if aggregation == "normalize_then_sum":
         if not batch.whole:
             return None
-        mean, std = _group_stats(batch.rewards, batch.groups)
-        total = ((batch.rewards - mean) / (std + STD_EPS)) @ weights
-        return (total - total.mean()) / (total.std(ddof=1) + STD_EPS)
-    total = batch.rewards @ weights
-    mean, std = _group_stats(total, batch.groups)
+        r_mean, r_std = _group_stats(batch.rewards, batch.groups)
+        summed = ((batch.rewards - r_mean) / (r_std + STD_EPS)) @ weights
+        return (summed - summed.mean()) / (summed.std(ddof=1) + STD_EPS), std
     if scale == "none":
-        return total - mean
+        return total - mean, std
     if scale == "batch":
         if not batch.whole:
             return None
-        return (total - mean) / (total.std(ddof=1) + STD_EPS)
-    return (total - mean) / (std + STD_EPS)
+        return (total - mean) / (total.std(ddof=1) + STD_EPS), std
+    return (total - mean) / (std + STD_EPS), std
 
 
-def _tolerance(batch: Batch, weights: Array, predicted: Array) -> Array:
-    """Per row: how far float32 arithmetic can move TRL's advantage from the float64 one.
+def _tolerance(batch: Batch, weights: Array, predicted: Array, std: Array) -> Array:
+    """Per row: how far float32 arithmetic can move TRL's advantage from the float64 one
+    (``std``: each row's group standard deviation of ``rewards @ weights``).
 
     The weighted sum, the group mean and the standard deviation each carry a few float32
     roundings of the terms ``|w_k r_k|``; divided by the group's ``std + 1e-4`` they move the
@@ -156,10 +161,7 @@ def _tolerance(batch: Batch, weights: Array, predicted: Array) -> Array:
     k = batch.rewards.shape[1]
     size = np.bincount(batch.groups)[batch.groups]
     magnitude = np.abs(batch.rewards) @ np.abs(weights)
-    top = np.zeros(int(batch.groups.max()) + 1)
-    np.maximum.at(top, batch.groups, magnitude)
-    total = batch.rewards @ weights
-    _, std = _group_stats(total, batch.groups)
+    top = np.maximum.reduceat(magnitude, np.flatnonzero(np.diff(batch.groups, prepend=-1)))
     return 16 * _EPS32 * ((k + size) * top[batch.groups] / (std + STD_EPS) + np.abs(predicted)) + 1e-12
 
 
@@ -186,11 +188,12 @@ def check(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) ->
     """Recompute every usable row's advantage with ``weights``; ``None`` when no row can be."""
     residual, rows, files, fits = 0.0, 0, 0, True
     for batch in batches:
-        predicted = predict(batch, weights, variant)
-        if predicted is None or not np.isfinite(predicted).all():
+        found = _predict(batch, weights, variant)
+        if found is None or not np.isfinite(found[0]).all():
             continue
+        predicted, std = found
         error = np.abs(predicted - batch.advantage)
-        fits = fits and bool((error <= _tolerance(batch, weights, predicted)).all())
+        fits = fits and bool((error <= _tolerance(batch, weights, predicted, std)).all())
         residual = max(residual, float(error.max()))
         if not np.isfinite(residual):
             return None
@@ -214,16 +217,17 @@ def infer(batches: Sequence[Batch], variant: tuple[str, str]) -> Array | None:
         if found is None:
             continue
         d, block = found
-        for b in np.unique(block):
-            rows = block == b
-            a = batch.advantage[rows]
-            norm = float(a @ a)
-            if norm == 0 or not np.isfinite(norm):
-                continue
-            db = d[rows]
-            part = np.column_stack([db, -a]) if exact else db - np.outer(a, a @ db) / norm
-            gram += part.T @ part
-            used += 1
+        a = batch.advantage
+        norm = np.bincount(block, weights=a * a)
+        informative = (norm != 0) & np.isfinite(norm)
+        rows = informative[block]
+        if exact:
+            part = np.column_stack([d, -a])[rows]
+        else:  # each row minus its projection on the block's advantages: P D, block by block
+            along = _group_sums(a[:, None] * d, block)
+            part = (d - a[:, None] * along[block] / norm[block, None])[rows]
+        gram += part.T @ part
+        used += int(informative.sum())
     if not used or not np.isfinite(gram).all():
         return None
     values, vectors = np.linalg.eigh(gram)
@@ -237,13 +241,14 @@ def infer(batches: Sequence[Batch], variant: tuple[str, str]) -> Array | None:
     return w / w[nonzero[0]]
 
 
-def scaled(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> Array:
+def scaled(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> tuple[Array, Fit | None]:
     """``weights`` times the factor that best reproduces the advantages: a common factor
     ``c`` changes them only through TRL's ``1e-4`` (``D cw / (c std + 1e-4)``), so it matters
-    where a group's rewards barely vary. ``weights`` itself when they already fit."""
+    where a group's rewards barely vary. ``weights`` itself when they already fit. With the
+    :func:`check` of the weights returned."""
     fit = check(batches, weights, variant)
     if fit is None or fit.fits:
-        return weights
+        return weights, fit
     from scipy.optimize import minimize_scalar
 
     def loss(log_c: float) -> float:
@@ -255,14 +260,18 @@ def scaled(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -
         return total
 
     best = minimize_scalar(loss, bounds=(-14.0, 14.0), method="bounded", options={"xatol": 1e-10})
-    return weights * float(np.exp(best.x))
+    weights = weights * float(np.exp(best.x))
+    return weights, check(batches, weights, variant)
 
 
-def rounded(batches: Sequence[Batch], weights: Array, variant: tuple[str, str]) -> Array:
-    """``weights`` rounded to the fewest significant digits (up to 6) that still fit."""
+def rounded(
+    batches: Sequence[Batch], weights: Array, variant: tuple[str, str], fit: Fit
+) -> tuple[Array, Fit]:
+    """``weights`` (which fit, as ``fit`` says) rounded to the fewest significant digits (up
+    to 6) that still fit, with their :func:`check`."""
     for digits in range(1, 7):
         candidate = np.array([float(f"{w:.{digits}g}") for w in weights])
-        fit = check(batches, candidate, variant)
-        if fit is not None and fit.fits:
-            return candidate
-    return weights
+        found = check(batches, candidate, variant)
+        if found is not None and found.fits:
+            return candidate, found
+    return weights, fit

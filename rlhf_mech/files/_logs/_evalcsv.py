@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from rlhf_mech.errors import RlhfMechError, printable
 from rlhf_mech.files._importer import (
+    GAME_DEFAULTS,
     CandidateSummary,
     FileSummary,
-    GroupOption,
+    GameOptions,
     ImportResult,
     assemble_candidates,
     check_names,
@@ -204,18 +206,15 @@ def import_eval_candidates(
     log: RewardLog,
     inputs: LogInputs,
     *,
-    groups: Sequence[GroupOption] = (),
     scale: str = "minmax",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GAME_DEFAULTS,
 ) -> ImportResult:
     """The candidate-model game of MOD/RiC evaluation files: one candidate per file.
 
     A candidate's score per reward model is the mean over its file's rows (Definition 3.1 with
     measured means, as :func:`~rlhf_mech.files.import_candidates` computes it); its divergence
     is 0 (the files hold no log-probabilities). The game is named after the run's folder
-    unless ``name`` is given. The provenance (trainer, files, preference weights, rows) goes
+    unless ``options.name`` is given. The provenance (trainer, files, preference weights, rows) goes
     to :attr:`ImportResult.provenance`, for the game file's header comment.
     """
     assert log.file_preferences is not None
@@ -256,11 +255,8 @@ def import_eval_candidates(
         tuple(candidates),
         dict(zip(log.reward_names, log.reward_columns, strict=True)),
         tuple(files),
-        groups=groups,
         scale=scale,
-        lam=lam,
-        payment_rule=payment_rule,
-        name=name or (folder if is_name(folder) else None),
+        options=replace(options, name=options.name or (folder if is_name(folder) else None)),
         steps=steps,
         provenance=tuple(provenance),
     )

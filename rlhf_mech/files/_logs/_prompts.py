@@ -25,9 +25,8 @@ section 2; prompts are never flattened into one outcome set):
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +39,28 @@ from rlhf_mech.core import (
 )
 from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._importer import (
+    GAME_DEFAULTS,
     FileSummary,
-    GroupOption,
+    GameOptions,
     ImportResult,
-    _exact_simplex,
     _group_arrays,
     check_response_options,
     column_stats,
     combine_rewards,
-    normalise_rewards,
-    robust_mean,
+    exact_simplex,
+    normalised_rows,
+    robust_means,
 )
 from rlhf_mech.files._logs._layouts import LogInputs
-from rlhf_mech.files._logs._record import PromptGroups, RewardLog, StepInfo, group_by_prompt, select_step
+from rlhf_mech.files._logs._record import (
+    Array,
+    PromptGroups,
+    RewardLog,
+    StepInfo,
+    first_sight_codes,
+    group_by_prompt,
+    select_step,
+)
 from rlhf_mech.files._tables import located
 from rlhf_mech.files.spec._document import NAME_RULE, is_name
 from rlhf_mech.files.spec._prompts import MAX_PROMPTS
@@ -104,42 +112,54 @@ def _standing(info: StepInfo) -> str:
     return text
 
 
-def _per_prompt_rewards(
-    log: RewardLog,
-    rows: np.ndarray,
-    normalization: Normalization,
-    counts: dict[str, int],
-    spread: list[float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(m,) pi_init and (K, m) normalised rewards of one prompt's rows, and the (m,) first
-    row of each distinct response. A response sampled more than once gets the mean of its
-    rewards; ``spread`` collects how far its copies' rewards were apart."""
-    responses = [log.responses[r] for r in rows]
-    index: dict[str, int] = {}
-    of_row = np.array([index.setdefault(y, len(index)) for y in responses])
-    m = len(index)
-    first = rows[np.unique(of_row, return_index=True)[1]]  # codes run 0..m-1 in order of first sight
-    copies = np.bincount(of_row, minlength=m)
-    raw = log.rewards[first].T.copy()  # (K, m): each distinct response's rewards
-    if (copies > 1).any():
-        values = log.rewards[rows]
-        for j in np.flatnonzero(copies > 1):
-            mine = values[of_row == j]
-            low, high = mine.min(axis=0), mine.max(axis=0)
-            if (high > low).any():
-                raw[:, j] = [robust_mean(mine[:, k]) for k in range(mine.shape[1])]
-                scale = np.maximum(np.abs(low), np.abs(high))
-                spread.append(float(np.max((high - low) / np.where(scale > 0, scale, 1.0))))
-    pi_init = _exact_simplex(copies.astype(float))
-    rewards = np.empty_like(raw)
-    uniform = np.full(m, 1.0 / m) if normalization is Normalization.SUM else np.ones(m)
-    for k, name in enumerate(log.reward_names):
-        try:
-            rewards[k] = normalise_rewards(raw[k], normalization)[0]
-        except ValueError:  # 0 on every response of the prompt: it ranks nothing here
-            rewards[k] = uniform
-            counts[name] = counts.get(name, 0) + 1
-    return pi_init, rewards, first
+def _runs(lengths: Array) -> Iterator[tuple[int, Array, Array]]:
+    """For each distinct length ``m`` of the consecutive runs ``lengths``: ``m``, which runs
+    have it, and the (runs, m) positions of their entries. Arrays of one length stack into a
+    (runs, ..., m) block whose reductions along the last axis are, bit for bit, those of each
+    run alone (the same summation order)."""
+    starts = np.cumsum(lengths) - lengths
+    for m in np.unique(lengths):
+        which = np.flatnonzero(lengths == m)
+        yield int(m), which, starts[which, None] + np.arange(m)
+
+
+def _distinct_responses(log: RewardLog, by_prompt: PromptGroups) -> tuple[Array, Array, Array]:
+    """The outcomes of every prompt at once: per position of ``by_prompt.rows``, its outcome
+    (0 .. U - 1, prompt by prompt, each prompt's distinct responses in log order); per
+    outcome, the log row of its first sample and its prompt."""
+    response, distinct = first_sight_codes(log.responses)
+    prompt = np.repeat(np.arange(len(by_prompt.prompts)), by_prompt.sizes)
+    _, first, inverse = np.unique(
+        prompt * len(distinct) + response[by_prompt.rows], return_index=True, return_inverse=True
+    )
+    order = np.argsort(first)  # by first sight: prompt by prompt, log order within one
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    first = first[order]
+    return rank[inverse], by_prompt.rows[first], prompt[first]
+
+
+def _repeated_means(values: Array, outcome: Array, raw: Array) -> list[float]:
+    """Give each response sampled more than once whose copies' rewards differ the mean of
+    its rewards, in ``raw`` (U, K); ``values`` (N, K) are the positions' rewards and
+    ``outcome`` (N,) their outcomes. Returns how far apart each such response's copies were
+    (relative to their magnitude)."""
+    copies = np.bincount(outcome, minlength=len(raw))
+    at = np.flatnonzero(copies[outcome] > 1)
+    at = at[np.argsort(outcome[at], kind="stable")]  # copy by copy, in log order
+    runs = copies[copies > 1]
+    if not at.size:
+        return []
+    starts = np.cumsum(runs) - runs
+    mine = values[at]
+    low, high = np.minimum.reduceat(mine, starts), np.maximum.reduceat(mine, starts)
+    differ = (high > low).any(axis=1)
+    which = outcome[at[starts]]
+    for m, these, _ in _runs(runs[differ]):
+        block = mine[starts[differ][these, None] + np.arange(m)]  # (r, m, K): copy by copy
+        raw[which[differ][these]] = robust_means(np.ascontiguousarray(block.transpose(0, 2, 1)))
+    scale = np.maximum(np.abs(low), np.abs(high))[differ]
+    return list(np.max((high - low)[differ] / np.where(scale > 0, scale, 1.0), axis=1))
 
 
 def _default_name(inputs: LogInputs) -> str:
@@ -190,34 +210,40 @@ def _check_writable(log: RewardLog, by_prompt: PromptGroups, name: str, outcomes
 def prompt_game(
     name: str,
     prompts: Sequence[str],
-    initial: Sequence[np.ndarray],
-    rewards: Sequence[np.ndarray],
+    offsets: Array,
+    initial: Array,
+    rewards: Array,
     *,
     group_names: tuple[str, ...],
-    sizes: np.ndarray,
+    sizes: Array,
     normalization: Normalization,
     divergence: str = "kl",
     lam: float = 1.0,
     payment_rule: str = "affine_maximizer",
-    sample_counts: np.ndarray | None = None,
+    sample_counts: Array | None = None,
 ) -> PromptGame:
     """The game of many prompts, truthful reports: prompt ``x`` has outcomes
-    ``x0 .. x{m_x - 1}``, initial distribution ``initial[x]`` and the groups' (n, m_x) reward
-    models ``rewards[x]``; prompt weights uniform. The one place the importers build a
+    ``x0 .. x{m_x - 1}`` (``m_x = offsets[x + 1] - offsets[x]``), initial distribution
+    ``initial[offsets[x]:offsets[x + 1]]`` and the groups' reward models the same columns of
+    the (n, U) ``rewards``; prompt weights uniform. The one place the importers build a
     :class:`~rlhf_mech.core.PromptGame`."""
-    counts = [len(q) for q in initial]
-    truth = Profile(np.concatenate(list(rewards), axis=1), sizes)
+    truth = Profile(rewards, sizes)
     return PromptGame(
         name=name,
         prompts=tuple(prompts),
         group_names=group_names,
-        mechanism=Mechanism(pi_init=initial[0], divergence=divergence, lam=lam, payment_rule=payment_rule),
+        mechanism=Mechanism(
+            pi_init=initial[offsets[0] : offsets[1]],
+            divergence=divergence,
+            lam=lam,
+            payment_rule=payment_rule,
+        ),
         normalization=normalization,
-        offsets=np.concatenate([[0], np.cumsum(counts)]),
-        pi_init=np.concatenate(list(initial)),
+        offsets=offsets,
+        pi_init=initial,
         truth=truth,
         reports=truth,
-        weights=np.full(len(counts), 1.0 / len(counts)),
+        weights=np.full(len(offsets) - 1, 1.0 / (len(offsets) - 1)),
         sample_counts=sample_counts,
     )
 
@@ -226,12 +252,9 @@ def import_prompts(
     log: RewardLog,
     inputs: LogInputs,
     *,
-    groups: Sequence[GroupOption] = (),
     normalization: Normalization | str = Normalization.SUM,
     divergence: str = "kl",
-    lam: float = 1.0,
-    payment_rule: str = "affine_maximizer",
-    name: str | None = None,
+    options: GameOptions = GAME_DEFAULTS,
 ) -> ImportResult:
     """The game of many prompts of a TRL or OpenRLHF log (module docstring).
 
@@ -243,50 +266,52 @@ def import_prompts(
     RlhfMechError
         for an option that does not fit (normalisation, divergence, lambda, groups).
     """
-    normalization, divergence = check_response_options(normalization, divergence, lam)
+    normalization, divergence = check_response_options(normalization, divergence, options.lam)
     steps: list[str] = []
     log = _one_step(log, steps)
     by_prompt = group_by_prompt(log)
     models = log.reward_names
-    group_names, prefs, sizes = _group_arrays(groups, models, steps)
-    if log.reward_weights is not None and not groups:
+    group_names, prefs, sizes = _group_arrays(options.groups, models, steps)
+    if log.reward_weights is not None and not options.groups:
         weights = ",".join(f"{m}={w:g}" for m, w in zip(models, log.reward_weights, strict=True))
         steps.append(
             f"the trainer weighted the rewards {weights} ({log.aggregation or 'aggregation unknown'}): "
             f"--group trainer:1:{weights} makes that one group's preference"
         )
-    flat_counts: dict[str, int] = {}
-    spread: list[float] = []
-    game_name = name if name is not None else _default_name(inputs)
-    pis, rewards, drawn = [], [], []
-    repeated = 0
-    for a, b in itertools.pairwise(by_prompt.offsets):
-        rows = by_prompt.rows[a:b]
-        pi_init, normalised, first = _per_prompt_rewards(log, rows, normalization, flat_counts, spread)
-        repeated += rows.size - first.size
-        pis.append(pi_init)
-        drawn.append(np.rint(pi_init * rows.size).astype(np.int64))  # the samples: a sampled game
-        rewards.append(combine_rewards(prefs, normalised, normalization))
-    P = len(pis)
-    outcomes = sum(len(p) for p in pis)
-    _check_writable(log, by_prompt, game_name, outcomes)
+    game_name = options.name if options.name is not None else _default_name(inputs)
+    outcome, first, prompt_of = _distinct_responses(log, by_prompt)
+    P, U = len(by_prompt.prompts), len(first)
+    raw = log.rewards[first]  # (U, K): each distinct response's rewards
+    spread = _repeated_means(log.rewards[by_prompt.rows], outcome, raw)
+    copies = np.bincount(outcome, minlength=U)
+    pi_init, rewards = np.empty(U), np.empty((len(group_names), U))
+    flat = np.zeros((P, len(models)), dtype=bool)  # reward model k gives every response of x 0
+    for m, which, index in _runs(np.bincount(prompt_of, minlength=P)):
+        pi_init[index] = exact_simplex(copies[index].astype(float))
+        normalised, _, _, zero = normalised_rows(raw[index].transpose(0, 2, 1).copy(), normalization)
+        normalised[zero] = 1.0 / m if normalization is Normalization.SUM else 1.0  # uniform there
+        flat[which] = zero
+        rewards[:, index] = combine_rewards(prefs, normalised, normalization).transpose(1, 0, 2)
+    repeated = log.n_rows - U
+    _check_writable(log, by_prompt, game_name, U)
     game = prompt_game(
         game_name,
         by_prompt.prompts,
-        pis,
+        np.concatenate([[0], np.cumsum(np.bincount(prompt_of, minlength=P))]),
+        pi_init,
         rewards,
         group_names=group_names,
         sizes=sizes,
         normalization=normalization,
         divergence=divergence,
-        lam=lam,
-        payment_rule=payment_rule,
-        sample_counts=np.concatenate(drawn),
+        lam=options.lam,
+        payment_rule=options.payment_rule,
+        sample_counts=np.rint(pi_init * by_prompt.sizes[prompt_of]).astype(np.int64),  # a sampled game
     )
     listed = ", ".join(shown(p) for p in by_prompt.prompts[:3]) + (", ..." if P > 3 else "")
     steps.append(
-        f"prompts: {P}, in sorted order ({listed}); outcomes of a prompt: its {outcomes / P:.3g} "
-        f"distinct responses on average ({outcomes} in all), x{{j}} the j-th in log order; prompt weights "
+        f"prompts: {P}, in sorted order ({listed}); outcomes of a prompt: its {U / P:.3g} "
+        f"distinct responses on average ({U} in all), x{{j}} the j-th in log order; prompt weights "
         f"uniform (1/{P})"
     )
     sizes_per_prompt = np.diff(by_prompt.offsets)
@@ -310,9 +335,10 @@ def import_prompts(
         f"rewards: per prompt and reward model, shifted to be >= 0 where negative and divided by their "
         f"{normalization.value} (section 2)"
     )
-    for model, count in flat_counts.items():
+    for k in sorted(np.flatnonzero(flat.any(axis=0)), key=lambda k: (np.argmax(flat[:, k]), k)):
         steps.append(
-            f"reward {printable(model)} is 0 on every response of {count} of {P} prompts: uniform there"
+            f"reward {printable(models[k])} is 0 on every response of {int(flat[:, k].sum())} of {P} "
+            "prompts: uniform there"
         )
     columns = ", ".join(f"{m} = {c}" for m, c in zip(models, log.reward_columns, strict=True))
     files = []

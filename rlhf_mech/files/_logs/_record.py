@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +308,14 @@ def steps_in(log: RewardLog, chosen: tuple[int, int] | None) -> tuple[int, ...]:
     return steps
 
 
+def first_sight_codes(texts: Sequence[str]) -> tuple[Array, tuple[str, ...]]:
+    """(N,) the code of each text (0, 1, ... in order of first sight) and the distinct texts
+    in that order (C-level dict work: no Python loop per row)."""
+    distinct = tuple(dict.fromkeys(texts))
+    code = dict(zip(distinct, range(len(distinct)), strict=True))
+    return np.fromiter(map(code.__getitem__, texts), np.intp, len(texts)), distinct
+
+
 @dataclass(frozen=True)
 class PromptGroups:
     """The rows of a one-step log, grouped by prompt.
@@ -320,20 +328,30 @@ class PromptGroups:
     prompts : (P,) the distinct prompts, sorted.
     rows : (N,) int array, the log's row indices, prompt by prompt.
     offsets : (P + 1,) int array: prompt p owns ``rows[offsets[p]:offsets[p + 1]]``.
-    responses : per prompt, its (m_p,) responses.
-    rewards : per prompt, its (m_p, K) rewards (``log.rewards[rows of p]``).
+    log : the log grouped (for :attr:`responses` and :attr:`rewards`, built when asked for:
+        the importer works on ``rows`` and never builds a Python object per prompt).
     """
 
     prompts: tuple[str, ...]
     rows: Array
     offsets: Array
-    responses: tuple[tuple[str, ...], ...]
-    rewards: tuple[Array, ...]
+    log: RewardLog = field(repr=False, compare=False)
 
     @property
     def sizes(self) -> Array:
         """(P,) how many responses each prompt has."""
         return np.diff(self.offsets)
+
+    @property
+    def responses(self) -> tuple[tuple[str, ...], ...]:
+        """Per prompt, its (m_p,) responses."""
+        bounds = zip(self.offsets[:-1], self.offsets[1:], strict=True)
+        return tuple(tuple(self.log.responses[r] for r in self.rows[a:b]) for a, b in bounds)
+
+    @property
+    def rewards(self) -> tuple[Array, ...]:
+        """Per prompt, its (m_p, K) rewards (``log.rewards[rows of p]``)."""
+        return tuple(np.split(self.log.rewards[self.rows], self.offsets[1:-1]))
 
 
 def group_by_prompt(log: RewardLog) -> PromptGroups:
@@ -345,9 +363,7 @@ def group_by_prompt(log: RewardLog) -> PromptGroups:
         when the log holds several steps (:func:`select_step` first).
     """
     log = select_step(log)
-    codes: dict[str, int] = {}
-    first = np.fromiter((codes.setdefault(p, len(codes)) for p in log.prompts), np.intp, log.n_rows)
-    seen = tuple(codes)
+    first, seen = first_sight_codes(log.prompts)
     order = sorted(range(len(seen)), key=seen.__getitem__)
     rank = np.empty(len(seen), dtype=np.intp)
     rank[order] = np.arange(len(seen))
@@ -356,11 +372,4 @@ def group_by_prompt(log: RewardLog) -> PromptGroups:
     offsets = np.concatenate([[0], np.cumsum(np.bincount(prompt_of_row, minlength=len(seen)))])
     rows.setflags(write=False)
     offsets.setflags(write=False)
-    bounds = list(itertools.pairwise(offsets))
-    return PromptGroups(
-        prompts=tuple(seen[i] for i in order),
-        rows=rows,
-        offsets=offsets,
-        responses=tuple(tuple(log.responses[r] for r in rows[a:b]) for a, b in bounds),
-        rewards=tuple(np.split(log.rewards[rows], offsets[1:-1])),
-    )
+    return PromptGroups(prompts=tuple(seen[i] for i in order), rows=rows, offsets=offsets, log=log)

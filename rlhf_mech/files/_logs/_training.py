@@ -24,7 +24,7 @@ in-memory batch (``trainer._logs``, what ``log_completions`` writes) at every lo
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import numpy as np
 from rlhf_mech.analysis import AuditOptions, GameAudit, audit_game
 from rlhf_mech.core import PromptGame
 from rlhf_mech.errors import RlhfMechError, printable
-from rlhf_mech.files._importer import GroupOption, ImportResult
+from rlhf_mech.files._importer import GAME_DEFAULTS, GameOptions, GroupOption, ImportResult
 from rlhf_mech.files._logs._layouts import LogInputs, get_layout
 from rlhf_mech.files._logs._prompts import import_prompts
 from rlhf_mech.files._logs._record import RewardLog, StepInfo, select_step
@@ -131,16 +131,18 @@ def import_steps(
     inputs: LogInputs,
     steps: Sequence[int],
     *,
-    name: str | None = None,
-    **options: Any,
+    options: GameOptions = GAME_DEFAULTS,
+    **building: Any,
 ) -> tuple[StepGame, ...]:
     """One game of many prompts per step (each from that step's samples alone), named
-    ``{name}-step{N}``; ``options`` as for :func:`import_prompts`."""
+    ``{options.name}-step{N}``; ``building`` (normalization, divergence) as for
+    :func:`import_prompts`."""
     out = []
     for step in steps:
         one = select_step(log, step)
-        stem = name if name is not None else None
-        result = import_prompts(one, inputs, name=None if stem is None else f"{stem}-step{step}", **options)
+        stem = options.name
+        named = replace(options, name=None if stem is None else f"{stem}-step{step}")
+        result = import_prompts(one, inputs, options=named, **building)
         if stem is None:
             result = _renamed(result, f"{result.game.name}-step{step}")
         out.append(StepGame(step, log.step(step), result))
@@ -281,12 +283,9 @@ def game_from_batch(
     result = import_prompts(
         log,
         inputs,
-        groups=groups,
         normalization=normalization,
         divergence=divergence,
-        lam=lam,
-        payment_rule=payment_rule,
-        name=name,
+        options=GameOptions(groups, lam, payment_rule, name),
     )
     game = result.game
     assert isinstance(game, PromptGame)

@@ -24,6 +24,7 @@ What trl 1.16 writes (``GRPOTrainer.log``), and what this reader makes of it:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ import numpy as np
 from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._logs import _advantage
 from rlhf_mech.files._logs._layouts import TRL_FILE
-from rlhf_mech.files._logs._record import AGGREGATIONS, Array, RewardLog, StepInfo
+from rlhf_mech.files._logs._record import AGGREGATIONS, Array, RewardLog, StepInfo, first_sight_codes
 from rlhf_mech.files._logs._trl_run import TrainerState, run_folder, trainer_state, trl_config
 from rlhf_mech.files._tables import finite_number, located
 from rlhf_mech.files.spec._document import is_name
@@ -399,16 +400,6 @@ def _check_weights(
                 "them)"
             )
         return weights.values, None
-    inferred: tuple[Array, tuple[str, str]] | None = None
-    others = [v for v in _advantage.VARIANTS if v not in variants]
-    for variant in [*variants, *(others if weights.values is not None else ())]:
-        found = _advantage.infer(batches, variant)
-        if found is None:
-            continue
-        found = _advantage.scaled(batches, found, variant)
-        if (fit := _advantage.check(batches, found, variant)) is not None and fit.fits:
-            inferred = (_advantage.rounded(batches, found, variant), variant)
-            break
     if weights.values is not None:
         for variant in variants:
             fit = _advantage.check(batches, weights.values, variant)
@@ -420,6 +411,18 @@ def _check_weights(
                     f"{fit.files} files ({variant[0]}, scale_rewards={variant[1]})"
                 )
                 return weights.values, variant
+    # no weights, or weights that do not reproduce the advantages: which would?
+    inferred: tuple[Array, _advantage.Fit] | None = None
+    others = [v for v in _advantage.VARIANTS if v not in variants]
+    for variant in [*variants, *(others if weights.values is not None else ())]:
+        found = _advantage.infer(batches, variant)
+        if found is None:
+            continue
+        found, fit = _advantage.scaled(batches, found, variant)
+        if fit is not None and fit.fits:
+            inferred = _advantage.rounded(batches, found, variant, fit)
+            break
+    if weights.values is not None:
         worst = _advantage.check(batches, weights.values, variants[0])
         residual = f" (largest difference {worst.residual:.3g})" if worst is not None else ""
         if inferred is None:
@@ -431,8 +434,8 @@ def _check_weights(
             )
             return weights.values, None
         better = _fmt_weights(names, inferred[0])
-        if inferred[1] not in variants:
-            better += f" with {inferred[1][0]}, scale_rewards={inferred[1][1]}"
+        if inferred[1].variant not in variants:
+            better += f" with {inferred[1].variant[0]}, scale_rewards={inferred[1].variant[1]}"
         if weights.given or aggregation_given:
             notes.append(
                 f"WARNING reward weights: {_fmt_weights(names, weights.values)}, {weights.source}, do not "
@@ -451,9 +454,8 @@ def _check_weights(
             "this run's, or its weights are in another order; pass the run's weights with --reward-weights",
         )
     if inferred is not None:
-        w, variant = inferred
-        fit = _advantage.check(batches, w, variant)
-        assert fit is not None
+        w, fit = inferred
+        variant = fit.variant
         notes.append(
             f"reward weights: {_fmt_weights(names, w)}, inferred from the logged advantage column (up to a "
             "common factor, which shows only through TRL's 1e-4); they reproduce it to "
@@ -479,8 +481,8 @@ def _infer_count(between: list[str], tables: _Tables, variants: list[tuple[str, 
             w = _advantage.infer(batches, variant)
             if w is None:
                 continue
-            w = _advantage.scaled(batches, w, variant)
-            if (fit := _advantage.check(batches, w, variant)) is not None and fit.fits:
+            fit = _advantage.scaled(batches, w, variant)[1]
+            if fit is not None and fit.fits:
                 return k
     return None
 
@@ -513,11 +515,9 @@ def _batches(tables: _Tables, columns: Sequence[str]) -> list[_advantage.Batch]:
 # --- steps -----------------------------------------------------------------------------------
 
 
-def _step_info(step: int, prompts: Sequence[str], state: TrainerState | None) -> StepInfo:
-    counts: dict[str, int] = {}
-    for p in prompts:
-        counts[p] = counts.get(p, 0) + 1
-    sizes = (min(counts.values()), max(counts.values()))
+def _step_info(step: int, samples: Array, state: TrainerState | None) -> StepInfo:
+    """What the file of ``step`` holds; ``samples`` (P,): how many rows each of its prompts has."""
+    sizes = (int(samples.min()), int(samples.max()))
     known = state is not None and (state.global_step is None or step <= state.global_step)
     if known and step in state.eval_steps:  # type: ignore[union-attr]
         role, why = (
@@ -539,7 +539,7 @@ def _step_info(step: int, prompts: Sequence[str], state: TrainerState | None) ->
             ),
         )
     initial = (role == "train" and step == 1) or (role == "eval" and step == 0)
-    return StepInfo(step, role, initial, len(prompts), len(counts), sizes, why)
+    return StepInfo(step, role, initial, int(samples.sum()), len(samples), sizes, why)
 
 
 # --- the reader ------------------------------------------------------------------------------
@@ -667,9 +667,10 @@ def read_trl(
         n = len(tables.prompts[f])
         lines.append(np.arange(1, n + 1))
         source.append(np.full(n, f, dtype=np.intp))
+        prompt_codes, _ = first_sight_codes(tables.prompts[f])
         for step in np.unique(tables.steps[f]):
-            rows = np.flatnonzero(tables.steps[f] == step)
-            infos.append(_step_info(int(step), [tables.prompts[f][r] for r in rows], state))
+            samples = np.bincount(prompt_codes[tables.steps[f] == step])
+            infos.append(_step_info(int(step), samples[samples > 0], state))
     used = {"step", "prompt", "completion", "advantage", *columns.values()}
     ignored = [n for n in schemas[0].names if n not in used]
     if ignored:
@@ -691,8 +692,8 @@ def read_trl(
         trainer="trl",
         reward_names=names,
         reward_columns=tuple(columns.values()),
-        prompts=tuple(p for ps in tables.prompts for p in ps),
-        responses=tuple(r for rs in tables.responses for r in rs),
+        prompts=tuple(itertools.chain.from_iterable(tables.prompts)),
+        responses=tuple(itertools.chain.from_iterable(tables.responses)),
         rewards=np.concatenate(rewards),
         row_steps=np.concatenate(tables.steps),
         files=tuple(files),
