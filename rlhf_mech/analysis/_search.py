@@ -72,6 +72,7 @@ from rlhf_mech.analysis._polish import (
     plateau_probes,
     polish,
     polish_kinks,
+    polish_nonsmooth,
     polish_starts,
 )
 from rlhf_mech.analysis._space import ReportSpace
@@ -244,21 +245,24 @@ def search_polytope(
     space = objective.space
     truth_z = float(game.truth.sizes[i]) * space.truth(game, i)
     start = objective.evaluations
+    # a polish that follows the pieces of the utility (Heuristic 1) still gains where the
+    # candidates have stopped: half the usual share for the candidates
+    share_of = budget // 2 if objective.piecewise else budget
     pool = _Pool.empty()
     # the truth (a start for the polish: the gradient leads away from it where it pays) and
     # the structured families first, so that a tiny budget still tries them
     pool.add(objective, truth_z[None], "truth", start + budget)
     for label, points in families:
-        pool.add(objective, space.project(points, cap), label, start + budget // 8)
-    share = start + max(4, (3 * budget) // 8)  # vertices
+        pool.add(objective, space.project(points, cap), label, start + share_of // 8)
+    share = start + max(4, (3 * share_of) // 8)  # vertices
     vertices = space.vertices(cap, max(2, share - objective.evaluations), orders, rng)
     vertices, vertex_gains = pool.add(objective, vertices, "vertex", share)
-    pool.add(objective, _edges(vertices, vertex_gains), "edge", start + (7 * budget) // 16)
-    faces = _faces(vertices, max(2, budget // 8), rng)
-    pool.add(objective, faces, "face", start + budget // 2)
+    pool.add(objective, _edges(vertices, vertex_gains), "edge", start + (7 * share_of) // 16)
+    faces = _faces(vertices, max(2, share_of // 8), rng)
+    pool.add(objective, faces, "face", start + share_of // 2)
     scale = max(cap, np.finfo(float).tiny)
-    noise = truth_z + scale * 0.05 * rng.standard_normal((max(2, budget // 16), truth_z.size))
-    pool.add(objective, space.project(noise, cap), "random", start + budget // 2)
+    noise = truth_z + scale * 0.05 * rng.standard_normal((max(2, share_of // 16), truth_z.size))
+    pool.add(objective, space.project(noise, cap), "random", start + share_of // 2)
     z, gains, slopes, labels = pool.best(_STARTS, scale)
     if len(gains) == 0:
         return truth_z, 0.0, "truth", True
@@ -276,6 +280,21 @@ def search_polytope(
     k = int(np.argmax(polished_gains))
     best_z, best_gain = polished[k], float(polished_gains[k])
     label = "local" if np.abs(polished[k] - z[k]).max() > 0 else labels[k]
+    support_kinks = bool(np.isfinite(objective.group.mechanism.divergence.g_prime_at_zero))
+    if (
+        objective.piecewise
+        and support_kinks
+        and best_gain > 0
+        and objective.evaluations + z.shape[-1] + 2 <= end
+    ):
+        # every start's pieces settled, on a training rule whose solution has kinks of its
+        # own (chi^2's support changes, where the pieces are not smooth): what is left goes
+        # to the simplex method from the best point, which crosses them
+        before = best_gain
+        best_z, best_gain, _ = polish_nonsmooth(
+            objective, cap, best_z, best_gain, max(1.0, abs(best_gain)), end
+        )
+        label = "local" if best_gain > before else label
     for _ in range(_PLATEAU_ROUNDS if plateaus else 0):
         if objective.evaluations >= end:
             break
