@@ -27,6 +27,9 @@ Array = np.ndarray
 
 #: A polished start stops when its step falls below this fraction of the space's extent.
 MIN_STEP = 1e-9
+#: A piece of Heuristic 1's utility with slopes below this (relative to the gain's scale,
+#: over the polytope's extent) at a start is flat (:func:`flat_starts`).
+FLAT_SLOPE = 1e-9
 #: Trial step multipliers of the line search along the projected gradient (per iteration,
 #: for every start at once).
 _TRIALS = (4.0, 1.0, 0.25)
@@ -288,12 +291,28 @@ def polish_pieces(
     return best["z"], best["gain"], converged
 
 
+def flat_starts(objective: ReportObjective, cap: float, z: Array, scale: float) -> Array:
+    """Which starts ``z`` (S, d) of a utility that is the minimum of smooth pieces
+    (Heuristic 1, :meth:`~rlhf_mech.analysis._objective.ReportObjective.pieces`) have a
+    piece at the minimum that is flat: slopes below :data:`FLAT_SLOPE` of ``scale`` over the
+    extent ``cap``. A small ``lambda`` saturates the fine-tuned model and the checkpoints
+    (point masses whatever the report, within a range of reports), and there the epigraph's
+    ``t`` cannot rise along any piece's gradient; a simplex step of a quarter of the extent
+    leaves the plateau. Evaluates the pieces at every start."""
+    extent = max(cap, np.finfo(float).tiny)
+    gains, pieces, jacobians = objective.pieces(z, 1e-7 * extent)
+    tied = np.isfinite(pieces) & (pieces <= gains[:, None] + FLAT_SLOPE * scale)
+    steepest = np.where(tied, np.abs(jacobians).max(axis=2), np.inf).min(axis=1)
+    return steepest * extent <= FLAT_SLOPE * scale
+
+
 def polish_starts(
     objective: ReportObjective,
     cap: float,
     z: Array,
     gains: Array,
     budget: int,
+    flat: Array | None = None,
 ) -> tuple[Array, Array, bool]:
     """Local ascent from the starts ``z`` (S, d) by successive halving: every round shares
     an equal part of the budget left among the live starts (:func:`polish_start`, resumed
@@ -301,23 +320,32 @@ def polish_starts(
     converged. Without an exact gradient the starts are polished in turn instead, best
     first, each with the whole budget left (:func:`polish_nonsmooth`). A start that
     converged, or one that fell behind, keeps its best point.
+    ``flat`` marks the flat starts of a utility that is the minimum of smooth pieces
+    (:func:`flat_starts`): the others are polished piece by piece, or, where all are flat,
+    every start by the simplex method.
     Returns the points, their gains and whether every start still live at the end (the best
     among them) converged."""
     z, gains = z.copy(), gains.copy()
-    if not (objective.differentiable or objective.piecewise):
+    scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
+    live = list(np.argsort(-gains, kind="stable"))
+    nonsmooth = not (objective.differentiable or objective.piecewise)
+    if flat is not None:
+        # the pieces' polish cannot leave a flat start: the others share the budget, and
+        # where every start is flat the simplex method takes them in turn
+        live = [k for k in live if not flat[k]]
+        nonsmooth = not live
+        live = live or list(np.argsort(-gains, kind="stable"))
+    if nonsmooth:
         # the simplex method needs d + 1 evaluations before its first step: the starts in
         # turn, best first, each with the whole budget left (a start that converges early
         # leaves the rest to the next)
-        scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
         converged = True
-        for k in np.argsort(-gains, kind="stable"):
+        for k in live:
             if objective.evaluations + z.shape[-1] + 2 > budget:
                 break
             z[k], gains[k], converged = polish_nonsmooth(objective, cap, z[k], float(gains[k]), scale, budget)
         return z, gains, converged
     per_iteration = PIECE_EVALUATIONS if objective.piecewise else 1
-    scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
-    live = list(np.argsort(-gains, kind="stable"))
     rounds = max(1, math.ceil(math.log2(len(live))) + 1) if live else 0
     for r in range(rounds):
         end = objective.evaluations + (budget - objective.evaluations) // (rounds - r)
