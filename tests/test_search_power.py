@@ -74,7 +74,8 @@ def reference_gain(game: Game, i: int) -> float:
     [
         (INTERMEDIATE_CHECKPOINTS.with_parameters(steps=1, checkpoint_every=1, initial="excluded"), "sw_max"),
         (INTERMEDIATE_CHECKPOINTS.with_parameters(steps=5, checkpoint_every=1, initial="excluded"), "sw_max"),
-        (NONE, "nash"),
+        # 12 s under load (the reference's Nash solves)
+        pytest.param(NONE, "nash", marks=pytest.mark.slow),
     ],
     ids=["h1-T1", "h1-T5", "nash"],
 )
@@ -84,6 +85,22 @@ def test_search_reaches_the_reference_where_utility_has_kinks(payment: PaymentRu
         reference = reference_gain(game, i)
         found = search_misreports(game, i, payment, 200, np.random.default_rng(0)).best.gain
         assert found >= 0.99 * reference - 1e-9, (i, found, reference)
+
+
+@pytest.mark.parametrize("family", ["sw_max/h1_T1_initial", "sw_max/h1_T5_initial"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_heuristic_1_search_leaves_the_plateau_of_a_saturated_solve(family: str, seed: int) -> None:
+    """lambda 0.058 makes the fine-tuned model a point mass over most reports (gain exactly
+    0, flat pieces); the best misreport (the reference's, 0.3555, replayed with the kernel)
+    ties the group's favourite outcome with the others' best. The search reaches 0.99 of it
+    at the default budget (before: 0.002-0.46 of it)."""
+    game = holdout_game(np.random.default_rng([2026, 5]), 5, FAMILIES[family])
+    f = search_power.Utility(game, 1)
+    known = f(np.array([11.379286068646403, 4.3885113135226455, 0.8969691242798388]))
+    assert known > 0.35
+    rng = np.random.default_rng([seed, 1])
+    found = search_misreports(game, 1, game.mechanism.payment_rule, 200, rng).best.gain
+    assert found >= 0.99 * known, (found, known)
 
 
 @pytest.mark.parametrize("family", ["sw_max/h1_T1", "sw_max/h1_T5_initial"])
