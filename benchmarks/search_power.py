@@ -5,8 +5,9 @@ Target: on every family, at the default budget and at every seed tried, at least
 groups with a real gain reach 0.99 of the reference gain and none falls below 0.9.
 
 Families (:data:`FAMILIES`): SW-Max under each payment rule (none, the affine maximizer of
-eq. (1), Heuristic 1 at T = 1, 5, 100, Heuristic 2), MaxMin over agents and over groups and
-Nash (appendix E) without payment; each on KL and chi^2 games.
+eq. (1), Heuristic 1 at T = 1, 5, 100 with the initial model among the checkpoints and
+without, Heuristic 2), MaxMin over agents and over groups, Nash and alpha-fair (appendix E)
+without payment; each on KL and chi^2 games.
 
 Games come from two generators: ``tune`` (the generator the search was developed on: m 3..8,
 n 2..4, uniform rewards) and ``holdout`` (never looked at while tuning: Dirichlet(0.4) or
@@ -117,11 +118,14 @@ FAMILIES: dict[str, Family] = {
         Family("sw_max/h1_T1", "sw_max", heuristic(INTERMEDIATE_CHECKPOINTS, 1, "excluded")),
         Family("sw_max/h1_T5", "sw_max", heuristic(INTERMEDIATE_CHECKPOINTS, 5, "excluded")),
         Family("sw_max/h1_T100", "sw_max", heuristic(INTERMEDIATE_CHECKPOINTS, 100, "excluded")),
+        Family("sw_max/h1_T1_initial", "sw_max", heuristic(INTERMEDIATE_CHECKPOINTS, 1, "included")),
         Family("sw_max/h1_T5_initial", "sw_max", heuristic(INTERMEDIATE_CHECKPOINTS, 5, "included")),
+        Family("sw_max/h1_T100_initial", "sw_max", heuristic(INTERMEDIATE_CHECKPOINTS, 100, "included")),
         Family("sw_max/h2_T5", "sw_max", heuristic(EARLY_STOPPED, 5)),
         Family("maxmin_agents/none", "maxmin", NONE, "agents", cheap=False),
         Family("maxmin_groups/none", "maxmin", NONE, "groups", cheap=False),
         Family("nash/none", "nash", NONE, cheap=False),
+        Family("alpha_fair/none", "alpha_fair", NONE, cheap=False),
     )
 }
 
@@ -131,7 +135,10 @@ FAMILIES: dict[str, Family] = {
 # --------------------------------------------------------------------------------------------
 
 
-def _game(name: str, mechanism: Mechanism, normalization: Normalization, truth: Profile, w: float) -> Game:
+def make_game(
+    name: str, mechanism: Mechanism, normalization: Normalization, truth: Profile, w: float
+) -> Game:
+    """A game of the truthful profile ``truth`` (outcomes ``x0..``, groups ``g0..``), max_size ``w``."""
     n, m = truth.rewards.shape
     return Game(
         name=name,
@@ -155,7 +162,7 @@ def tune_game(rng: np.random.Generator, k: int, family: Family) -> Game:
     raw[rng.uniform(size=n) < 0.3, rng.integers(0, m)] = 0.0
     base = Mechanism(rng.dirichlet(np.ones(m)), ("kl", "chi2")[(k // 2) % 2], float(10 ** rng.uniform(-1, 1)))
     truth = Profile(normalization.normalise(raw), rng.integers(1, 11, n).astype(float))
-    return _game(f"tune-{k}", family.mechanism(base), normalization, truth, 10.0)
+    return make_game(f"tune-{k}", family.mechanism(base), normalization, truth, 10.0)
 
 
 def holdout_game(rng: np.random.Generator, k: int, family: Family) -> Game:
@@ -173,7 +180,7 @@ def holdout_game(rng: np.random.Generator, k: int, family: Family) -> Game:
     pi_init /= pi_init.sum()
     base = Mechanism(pi_init, ("kl", "chi2")[(k // 2) % 2], float(10 ** rng.uniform(-1.3, 0.7)))
     truth = Profile(normalization.normalise(raw), rng.uniform(1.0, 8.0, n).round(3))
-    return _game(f"holdout-{k}", family.mechanism(base), normalization, truth, 12.0)
+    return make_game(f"holdout-{k}", family.mechanism(base), normalization, truth, 12.0)
 
 
 GENERATORS = {"tune": tune_game, "holdout": holdout_game}

@@ -20,6 +20,9 @@ Array = np.ndarray
 #: ``status`` values of :class:`SearchResult` (scipy's ``flag_map`` idea).
 SEARCH_CONVERGED = 0
 BUDGET_EXHAUSTED = 1
+#: Evaluations a point of :meth:`ReportObjective.pieces` counts as (its solve, and the runs of
+#: its differences).
+PIECE_EVALUATIONS = 2
 SEARCH_STATUS_MESSAGES = {
     SEARCH_CONVERGED: "the polish of the best starts reached a local optimum in both spaces",
     BUDGET_EXHAUSTED: "the evaluation budget ran out before the polish of the best start converged",
@@ -186,6 +189,73 @@ class ReportObjective:
         utilities, slopes, gaps = self._utilities(np.atleast_2d(z), True)
         assert slopes is not None
         return utilities - self.truth_utility, slopes, gaps
+
+    @property
+    def piecewise(self) -> bool:
+        """Whether the utility is the minimum of smooth pieces (:meth:`pieces`): a payment
+        whose first term is a maximum over reference models (Heuristic 1), a training rule
+        with exact gradients, one game without noise."""
+        return (
+            self.group.mechanism.payment_rule.checkpoint_values is not None
+            and self.additive
+            and self.smooth
+            and self.group.games == 1
+            and self.extra is None
+        )
+
+    def pieces(self, z: Array, step: float) -> tuple[Array, Array, Array]:
+        r"""``(gains (B,), pieces (B, K), jacobians (B, K, d))`` of the contributions ``z``
+        under a payment with reference models (:attr:`piecewise`; section 4.4, Heuristic 1).
+
+        With ``psi`` the fine-tuned model, ``A = ASW_{-i}`` and ``a_t = A(theta_t)`` at the
+        reference models, the payment is ``max(max_t a_t, A(psi)) - A(psi)``, so the utility
+        is the minimum of the smooth pieces ``u_psi = w_i <psi, rm_i>`` (no payment) and
+        ``u_t = w_i <psi, rm_i> + A(psi) - a_t``; each is returned less the truthful utility,
+        and the gain is their minimum. The gradients of ``w_i <psi, rm_i>`` and of
+        ``A(psi)`` are exact (the training rule's ``sensitivity`` with the cotangents
+        ``w_i rm_i`` and ``-c``: ``dA(psi)/dc = -J^T c`` by the envelope theorem); those of
+        ``a_t``, which move with the run, are forward differences of step ``step``: one run per
+        coordinate, batched, which takes about one evaluation's time (a run is cheaper than a
+        solve; 1.2-1.8x in all, measured on the games of ``benchmarks/search_power.py``), so
+        that a point counts as :data:`PIECE_EVALUATIONS` evaluations. A piece is smooth
+        across the kinks of the minimum, so its differences mean what they say there.
+        """
+        mechanism = self.group.mechanism
+        functions = mechanism.training_rule.scores
+        values = mechanism.payment_rule.checkpoint_values
+        assert functions is not None and values is not None  # :attr:`piecewise`
+        z = np.atleast_2d(z)
+        b, d = z.shape
+        c = self.space.contributions(z)
+        others = self.group.others_scores
+        scores = others + c
+        solution = functions.solve(mechanism, scores)
+        own = self.group.size[0] * self.group.own[0]
+        valued = np.einsum("bm,bm->b", solution.pi, np.broadcast_to(own, c.shape))
+        at_psi = solution.value - np.einsum("bm,bm->b", solution.pi, c)
+        at_models = values(mechanism, scores[None], others)[0]  # (B, C)
+        steps = step * np.eye(d)
+        shifted = (z[:, None, :] + steps[None]).reshape(-1, d)
+        moved = values(mechanism, (others + self.space.contributions(shifted))[None], others)[0]
+        model_slopes = (moved.reshape(b, d, -1) - at_models[:, None, :]) / step  # (B, d, C)
+        to_coordinates = (lambda g: g) if self.space.basis is None else (lambda g: g @ self.space.basis.T)
+        own_slope = to_coordinates(
+            functions.sensitivity(mechanism, solution, scores, np.broadcast_to(own, c.shape))
+        )
+        psi_slope = -to_coordinates(functions.sensitivity(mechanism, solution, scores, c))
+        pieces = np.concatenate([valued[:, None], (valued + at_psi)[:, None] - at_models], axis=1)
+        jacobians = np.concatenate(
+            [own_slope[:, None, :], (own_slope + psi_slope)[:, None, :] - np.swapaxes(model_slopes, 1, 2)],
+            axis=1,
+        )
+        bad = solution.status != CONVERGED
+        self.stalled += int(bad.sum())
+        pieces = np.where(bad[:, None], -np.inf, pieces - self.truth_utility)
+        self.evaluations += b * PIECE_EVALUATIONS
+        self.priced += b
+        payments = np.where(bad, np.inf, pieces[:, 0] - pieces.min(axis=1))
+        self.min_payment = min(self.min_payment, float(payments.min()))
+        return pieces.min(axis=1), pieces, jacobians
 
     def _utilities(self, z: Array, gradients: bool) -> tuple[Array, Array | None, Array | None]:
         c = self.space.contributions(z)  # (B, m)

@@ -20,13 +20,16 @@ import math
 
 import numpy as np
 
-from rlhf_mech.analysis._objective import ReportObjective
+from rlhf_mech.analysis._objective import PIECE_EVALUATIONS, ReportObjective
 from rlhf_mech.analysis._space import ReportSpace
 
 Array = np.ndarray
 
 #: A polished start stops when its step falls below this fraction of the space's extent.
 MIN_STEP = 1e-9
+#: A piece of Heuristic 1's utility with slopes below this (relative to the gain's scale,
+#: over the polytope's extent) at a start is flat (:func:`flat_starts`).
+FLAT_SLOPE = 1e-9
 #: Trial step multipliers of the line search along the projected gradient (per iteration,
 #: for every start at once).
 _TRIALS = (4.0, 1.0, 0.25)
@@ -119,6 +122,8 @@ def polish_start(
     if has_kinks(objective):
         values, slopes, _ = objective.probe(z[None])
         return polish_kinks(objective, cap, z[None], values, slopes, end)
+    if objective.piecewise:
+        return polish_pieces(objective, cap, z, gain, end)
     if not objective.differentiable:
         return polish_nonsmooth(objective, cap, z, gain, scale, end)
     room = end - objective.evaluations
@@ -206,12 +211,108 @@ def polish_nonsmooth(
     return tracked.best_z, tracked.best_gain, converged
 
 
+def polish_pieces(
+    objective: ReportObjective, cap: float, z: Array, gain: float, end: int
+) -> tuple[Array, float, bool]:
+    """Local ascent of a utility that is the minimum of smooth pieces (Heuristic 1,
+    :meth:`~rlhf_mech.analysis._objective.ReportObjective.pieces`): SLSQP (scipy) on the
+    epigraph ``max t  s.t.  t <= u_k(z)`` for every piece ``k``, with each piece's gradient.
+
+    Where the maximum over the reference models changes hands the utility has a kink, but
+    every piece is smooth there: the linearised constraints of the pieces tied at the kink
+    say which way the tie can be kept or broken, so the method settles on the kink, or
+    leaves it, where a gradient of the minimum would point along one piece only. The
+    variables are ``y = z / U`` and ``t / s``, ``s`` the start's largest slope times ``U``,
+    so that SLSQP's first (unit-Hessian) step is on the scale of the polytope. A run that
+    stops on a kink (a failed line search) is restarted from the best point while that
+    improves. Returns the best point evaluated, its gain and whether the last run converged."""
+    from scipy.optimize import minimize
+
+    d = z.size
+    extent = max(cap, np.finfo(float).tiny)
+    space = objective.space
+    best = {"z": z.copy(), "gain": float(gain)}
+    last: dict[str, Array] = {}
+
+    def evaluate(x: Array) -> tuple[Array, Array]:
+        if "x" not in last or not np.array_equal(last["x"], x):
+            if objective.evaluations + PIECE_EVALUATIONS > end:
+                raise _OutOfBudget
+            point = space.project(x[None, :d] * extent, cap)
+            gains, pieces, jacobians = objective.pieces(point, 1e-7 * extent)
+            if gains[0] > best["gain"]:
+                best["z"], best["gain"] = point[0].copy(), float(gains[0])
+            if "scale" not in last:
+                peak = float(np.abs(jacobians[0][np.isfinite(pieces[0])]).max(initial=0.0)) * extent
+                last["scale"] = np.array(peak if peak > 0 else max(1.0, abs(gain)))
+            scale = float(last["scale"])
+            finite = np.isfinite(pieces[0])
+            last.update(
+                x=x.copy(),
+                values=np.where(finite, pieces[0] / scale - x[d], -1e300),
+                slopes=np.hstack(
+                    [
+                        np.where(finite[:, None], jacobians[0], 0.0) * extent / scale,
+                        -np.ones((len(finite), 1)),
+                    ]
+                ),
+            )
+        return last["values"], last["slopes"]
+
+    constraints = [{"type": "ineq", "fun": lambda x: evaluate(x)[0], "jac": lambda x: evaluate(x)[1]}]
+    if space.simplex:
+        constraints.append(
+            {"type": "ineq", "fun": lambda x: 1.0 - x[:d].sum(), "jac": lambda x: -np.r_[np.ones(d), 0.0]}
+        )
+    bounds = [*([(0.0, cap / extent)] * d), (None, None)]
+    objective_t = (lambda x: -x[d], lambda x: -np.r_[np.zeros(d), 1.0])
+    converged = False
+    with contextlib.suppress(_OutOfBudget):
+        evaluate(np.r_[z / extent, 0.0])  # the scale, from the start's slopes
+    while objective.evaluations + 2 * PIECE_EVALUATIONS <= end and "scale" in last:
+        before = best["gain"]
+        x0 = np.r_[best["z"] / extent, before / float(last["scale"])]
+        with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
+            result = minimize(
+                objective_t[0],
+                x0,
+                jac=objective_t[1],
+                method="SLSQP",
+                bounds=bounds,
+                constraints=constraints,
+                options={
+                    "maxiter": max(1, (end - objective.evaluations) // PIECE_EVALUATIONS),
+                    "ftol": 1e-14,
+                },
+            )
+            converged = bool(result.success)
+        if converged or not best["gain"] > before + 1e-12 * max(1.0, abs(before)):
+            break
+    return best["z"], best["gain"], converged
+
+
+def flat_starts(objective: ReportObjective, cap: float, z: Array, scale: float) -> Array:
+    """Which starts ``z`` (S, d) of a utility that is the minimum of smooth pieces
+    (Heuristic 1, :meth:`~rlhf_mech.analysis._objective.ReportObjective.pieces`) have a
+    piece at the minimum that is flat: slopes below :data:`FLAT_SLOPE` of ``scale`` over the
+    extent ``cap``. A small ``lambda`` saturates the fine-tuned model and the checkpoints
+    (point masses whatever the report, within a range of reports), and there the epigraph's
+    ``t`` cannot rise along any piece's gradient; a simplex step of a quarter of the extent
+    leaves the plateau. Evaluates the pieces at every start."""
+    extent = max(cap, np.finfo(float).tiny)
+    gains, pieces, jacobians = objective.pieces(z, 1e-7 * extent)
+    tied = np.isfinite(pieces) & (pieces <= gains[:, None] + FLAT_SLOPE * scale)
+    steepest = np.where(tied, np.abs(jacobians).max(axis=2), np.inf).min(axis=1)
+    return steepest * extent <= FLAT_SLOPE * scale
+
+
 def polish_starts(
     objective: ReportObjective,
     cap: float,
     z: Array,
     gains: Array,
     budget: int,
+    flat: Array | None = None,
 ) -> tuple[Array, Array, bool]:
     """Local ascent from the starts ``z`` (S, d) by successive halving: every round shares
     an equal part of the budget left among the live starts (:func:`polish_start`, resumed
@@ -219,23 +320,32 @@ def polish_starts(
     converged. Without an exact gradient the starts are polished in turn instead, best
     first, each with the whole budget left (:func:`polish_nonsmooth`). A start that
     converged, or one that fell behind, keeps its best point.
+    ``flat`` marks the flat starts of a utility that is the minimum of smooth pieces
+    (:func:`flat_starts`): the others are polished piece by piece, or, where all are flat,
+    every start by the simplex method.
     Returns the points, their gains and whether every start still live at the end (the best
     among them) converged."""
     z, gains = z.copy(), gains.copy()
-    if not objective.differentiable:
+    scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
+    live = list(np.argsort(-gains, kind="stable"))
+    nonsmooth = not (objective.differentiable or objective.piecewise)
+    if flat is not None:
+        # the pieces' polish cannot leave a flat start: the others share the budget, and
+        # where every start is flat the simplex method takes them in turn
+        live = [k for k in live if not flat[k]]
+        nonsmooth = not live
+        live = live or list(np.argsort(-gains, kind="stable"))
+    if nonsmooth:
         # the simplex method needs d + 1 evaluations before its first step: the starts in
         # turn, best first, each with the whole budget left (a start that converges early
         # leaves the rest to the next)
-        scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
         converged = True
-        for k in np.argsort(-gains, kind="stable"):
+        for k in live:
             if objective.evaluations + z.shape[-1] + 2 > budget:
                 break
             z[k], gains[k], converged = polish_nonsmooth(objective, cap, z[k], float(gains[k]), scale, budget)
         return z, gains, converged
-    per_iteration = 1
-    scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
-    live = list(np.argsort(-gains, kind="stable"))
+    per_iteration = PIECE_EVALUATIONS if objective.piecewise else 1
     rounds = max(1, math.ceil(math.log2(len(live))) + 1) if live else 0
     for r in range(rounds):
         end = objective.evaluations + (budget - objective.evaluations) // (rounds - r)

@@ -68,10 +68,12 @@ from rlhf_mech.analysis._objective import (
 from rlhf_mech.analysis._polish import (
     PAST_EDGE,
     SCIPY_DIMENSION,
+    flat_starts,
     has_kinks,
     plateau_probes,
     polish,
     polish_kinks,
+    polish_nonsmooth,
     polish_starts,
 )
 from rlhf_mech.analysis._space import ReportSpace
@@ -244,25 +246,48 @@ def search_polytope(
     space = objective.space
     truth_z = float(game.truth.sizes[i]) * space.truth(game, i)
     start = objective.evaluations
+    # a polish that follows the pieces of the utility (Heuristic 1) still gains where the
+    # candidates have stopped: half the usual share for the candidates
+    share_of = budget // 2 if objective.piecewise else budget
     pool = _Pool.empty()
     # the truth (a start for the polish: the gradient leads away from it where it pays) and
     # the structured families first, so that a tiny budget still tries them
     pool.add(objective, truth_z[None], "truth", start + budget)
+    ties = np.zeros((0, truth_z.size))
+    if objective.piecewise and space.basis is None:
+        # the reports that raise one outcome's score to the others' best: with a small lambda
+        # the fine-tuned model is a point mass (a plateau) except near such a tie (outside
+        # the candidates' shares)
+        others = objective.group.others_scores[0]
+        ties = np.diag(others.max() - others)[others < others.max()]
+        pool.add(objective, space.project(ties, cap), "tie", start + budget)
+    origin = start + len(ties)
     for label, points in families:
-        pool.add(objective, space.project(points, cap), label, start + budget // 8)
-    share = start + max(4, (3 * budget) // 8)  # vertices
+        pool.add(objective, space.project(points, cap), label, origin + share_of // 8)
+    share = origin + max(4, (3 * share_of) // 8)  # vertices
     vertices = space.vertices(cap, max(2, share - objective.evaluations), orders, rng)
     vertices, vertex_gains = pool.add(objective, vertices, "vertex", share)
-    pool.add(objective, _edges(vertices, vertex_gains), "edge", start + (7 * budget) // 16)
-    faces = _faces(vertices, max(2, budget // 8), rng)
-    pool.add(objective, faces, "face", start + budget // 2)
+    pool.add(objective, _edges(vertices, vertex_gains), "edge", origin + (7 * share_of) // 16)
+    faces = _faces(vertices, max(2, share_of // 8), rng)
+    pool.add(objective, faces, "face", origin + share_of // 2)
     scale = max(cap, np.finfo(float).tiny)
-    noise = truth_z + scale * 0.05 * rng.standard_normal((max(2, budget // 16), truth_z.size))
-    pool.add(objective, space.project(noise, cap), "random", start + budget // 2)
+    noise = truth_z + scale * 0.05 * rng.standard_normal((max(2, share_of // 16), truth_z.size))
+    pool.add(objective, space.project(noise, cap), "random", origin + share_of // 2)
     z, gains, slopes, labels = pool.best(_STARTS, scale)
     if len(gains) == 0:
         return truth_z, 0.0, "truth", True
     end = start + budget
+    flat = None
+    if objective.piecewise:
+        # a start on a plateau (a saturated fine-tuned model) is not polished piece by
+        # piece; where every start is on one, a quarter of the budget goes to more faces
+        gain_scale = max(1.0, float(np.abs(gains[np.isfinite(gains)]).max(initial=0.0)))
+        flat = flat_starts(objective, cap, z, gain_scale)
+        if flat.all():
+            faces = _faces(vertices, max(2, budget // 4), rng)
+            pool.add(objective, faces, "face", objective.evaluations + budget // 4)
+            z, gains, slopes, labels = pool.best(_STARTS, scale)
+            flat = flat_starts(objective, cap, z, gain_scale)
     if not (objective.smooth and z.shape[-1] <= SCIPY_DIMENSION):
         polished, polished_gains, converged = polish(objective, cap, z, gains, slopes, end, rng)
         k = int(np.argmax(polished_gains))
@@ -272,10 +297,25 @@ def search_polytope(
     # room for the plateau probes of the best point and a polish from the best probe
     reserve = _PLATEAU_ROUNDS * (len(PAST_EDGE) * z.shape[-1] + 4) if plateaus else 0
     polish_end = max(objective.evaluations + 2, end - min(reserve, budget // 4))
-    polished, polished_gains, converged = polish_starts(objective, cap, z, gains, polish_end)
+    polished, polished_gains, converged = polish_starts(objective, cap, z, gains, polish_end, flat)
     k = int(np.argmax(polished_gains))
     best_z, best_gain = polished[k], float(polished_gains[k])
     label = "local" if np.abs(polished[k] - z[k]).max() > 0 else labels[k]
+    support_kinks = bool(np.isfinite(objective.group.mechanism.divergence.g_prime_at_zero))
+    if (
+        objective.piecewise
+        and support_kinks
+        and best_gain > 0
+        and objective.evaluations + z.shape[-1] + 2 <= end
+    ):
+        # every start's pieces settled, on a training rule whose solution has kinks of its
+        # own (chi^2's support changes, where the pieces are not smooth): what is left goes
+        # to the simplex method from the best point, which crosses them
+        before = best_gain
+        best_z, best_gain, _ = polish_nonsmooth(
+            objective, cap, best_z, best_gain, max(1.0, abs(best_gain)), end
+        )
+        label = "local" if best_gain > before else label
     for _ in range(_PLATEAU_ROUNDS if plateaus else 0):
         if objective.evaluations >= end:
             break

@@ -134,6 +134,14 @@ class TrainingCost:
         return 1 + n * self.full_runs_per_group, n * self.early_stopped_runs_per_group
 
 
+class CheckpointValues(Protocol):
+    """``(mechanism, scores (G, P, m), others_scores (G, m)) -> (G, P, C)``: ``ASW_{-i}`` at
+    each model of the reference set of a report's scores (see
+    :attr:`PaymentRule.checkpoint_values`)."""
+
+    def __call__(self, mechanism: Mechanism, scores: Array, others: Array) -> Array: ...
+
+
 class UtilityGradient(Protocol):
     """``(true_weighted_reward, contribution) -> g``: the gradient of the group's utility in
     ``pi`` at its fine-tuned model (see :attr:`PaymentRule.utility_gradient`)."""
@@ -176,6 +184,11 @@ class PaymentRule(Configurable):
     parameters : ``((name, value), ...)``, the values set (:meth:`with_parameters`); a
         parameter not set takes its default (:meth:`setting`).
     cost : :class:`TrainingCost`, the training runs the rule needs besides the main run.
+    checkpoint_values : :class:`CheckpointValues` or ``None``: for a rule whose first term is
+        ``max(max_t ASW_{-i}(theta_t), ASW_{-i}(psi))`` over a reference set of models
+        (Heuristic 1's checkpoints), ``ASW_{-i}`` at each of them. The group's utility is
+        then the minimum of smooth pieces, one per model and one for ``psi``, which the
+        best-response search follows piece by piece.
     """
 
     family: ClassVar[str] = "payment rule"
@@ -195,6 +208,7 @@ class PaymentRule(Configurable):
     schema: tuple[Parameter, ...] = ()
     parameters: tuple[tuple[str, Any], ...] = ()
     cost: TrainingCost = TrainingCost()
+    checkpoint_values: CheckpointValues | None = None
 
 
 def affine_maximizer_payment(first: Array, objective: Array, own: Array) -> Array:
@@ -624,14 +638,20 @@ def _checkpoints_shortcut(
     return PaymentResult(first - at_psi, first, status, INTERMEDIATE_CHECKPOINTS.name)
 
 
+def _checkpoint_values(mechanism: Mechanism, scores: Array, others: Array) -> Array:
+    """``ASW_{-i}(theta_t)`` (G, P, C) at the checkpoints of a run on each report's scores
+    (G, P, m), with the others' scores ``b`` (G, m)."""
+    games, points, m = scores.shape
+    models = _checkpoint_models(mechanism, scores.reshape(-1, m)).reshape(games, points, -1, m)
+    return _others_asw(mechanism, models, others[:, None, None, :])
+
+
 def _checkpoints_group_payments(
     mechanism: Mechanism, first: Array, objective: Array, own: Array, scores: Array, others: Array
 ) -> Array:
     """Per report: the checkpoints of a run on *its* scores, ``ASW_{-i}`` at each with the
     others' scores ``b``, the best of them and of ``psi`` less ``ASW_{-i}(psi)``."""
-    games, points, m = scores.shape
-    models = _checkpoint_models(mechanism, scores.reshape(-1, m)).reshape(games, points, -1, m)
-    at_checkpoints = _others_asw(mechanism, models, others[:, None, None, :]).max(axis=-1)
+    at_checkpoints = _checkpoint_values(mechanism, scores, others).max(axis=-1)
     at_psi = objective - own
     return np.maximum(at_checkpoints, at_psi) - at_psi
 
@@ -675,6 +695,7 @@ INTERMEDIATE_CHECKPOINTS = PaymentRule(
     group_payments=_checkpoints_group_payments,
     shortcut=_checkpoints_shortcut,
     separable=False,
+    checkpoint_values=_checkpoint_values,
     schema=(
         *_TRAINING_PARAMETERS,
         Parameter("checkpoint_every", "int", 5, minimum=1, description="a checkpoint every k steps"),
