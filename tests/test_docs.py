@@ -99,9 +99,9 @@ def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
+    # in document order, on one pytest-xdist worker (--dist loadfile in pyproject.toml)
     "document, command, expected",
-    # a document's commands on one worker, in order (pytest-xdist's loadgroup)
-    [pytest.param(*example, marks=pytest.mark.xdist_group(example[0])) for example in EXAMPLES],
+    EXAMPLES,
     ids=[f"{d}: {c[:60]}" for d, c, _ in EXAMPLES],
 )
 def test_the_shown_output_is_what_the_command_prints(
