@@ -264,14 +264,22 @@ def test_ir_and_payment_findings_state_their_tolerance(write_game):
 # --- determinism and parallelism ------------------------------------------------------------
 
 
-def test_same_seed_same_result_and_seed_is_keyed_by_file(write_game):
+def test_same_seed_same_result_and_seed_is_keyed_by_content(write_game):
     game = load_game(write_game(NO_PAYMENT_GAME))
     a = audit_game(game, AuditOptions(budget=30), seed=5)
     b = audit_game(game, AuditOptions(budget=30), seed=5)
     assert [f.value for f in a.findings] == [f.value for f in b.findings]
-    assert group_seed(0, "x/a.yaml", "n", 1).entropy == group_seed(0, "y/a.yaml", "m", 1).entropy
-    s1, s2 = group_seed(0, "a.yaml", "", 0), group_seed(0, "b.yaml", "", 0)
+    # the same bytes under another name (or from stdin): the same seeds, the same figures
+    renamed = load_game(write_game(NO_PAYMENT_GAME, name="other.yaml"))
+    assert renamed.digest == game.digest and renamed.source != game.source
+    c = audit_game(renamed, AuditOptions(budget=30), seed=5)
+    assert [f.value for f in c.findings] == [f.value for f in a.findings]
+    assert group_seed(0, "d1", "n", 1).entropy == group_seed(0, "d1", "m", 1).entropy
+    s1, s2 = group_seed(0, "d1", "", 0), group_seed(0, "d2", "", 0)
     assert s1.generate_state(4).tolist() != s2.generate_state(4).tolist()
+    # a game built in code has no digest: its name is the key
+    by_name = [group_seed(0, None, name, 0).generate_state(4).tolist() for name in ("n", "m")]
+    assert by_name[0] != by_name[1]
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def test_invalid_file_exits_2_and_the_others_are_reported(games):
 def test_missing_path_is_invalid_input(games):
     result = audit(str(games / "good.yaml"), str(games / "nope.yaml"))
     assert result.exit_code == 2
-    assert "no such file or directory" in result.stderr
+    assert "cannot read the file: No such file or directory" in result.stderr
 
 
 def test_globs_and_directories(games):

@@ -571,7 +571,7 @@ def test_detection_refuses_what_it_cannot_tell(tmp_path, mod_run):
         match=r"no completions_\*.parquet \(TRL\), eval_data_pref\*.csv \(MOD, RiC\) or \*.jsonl",
     ):
         log_inputs([str(tmp_path / "empty")])
-    with pytest.raises(RlhfMechError, match="no such file or directory"):
+    with pytest.raises(RlhfMechError, match="cannot read the file: No such file or directory"):
         log_inputs([str(tmp_path / "missing.csv")])
     assert log_inputs([str(mod_run[0])], "ric").reason == "--from ric"
 

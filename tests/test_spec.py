@@ -43,6 +43,33 @@ def test_invalid_game_file_names_line_and_field(case: InvalidGameFile, write_gam
     assert "np.float64" not in str(err)
 
 
+@pytest.mark.parametrize(
+    "typo, line, field, hint",
+    [
+        ("divergence: {kind: kll, lambda: 1.0}", 3, "divergence.kind", "(did you mean 'kl'?)"),
+        ("payment: afine_maximizer", 3, "payment", "(did you mean 'affine_maximizer'?)"),
+        ("max_sise: 10", 3, "max_sise", "(did you mean 'max_size'?)"),
+    ],
+)
+def test_a_typo_gets_the_closest_valid_name(typo: str, line: int, field: str, hint: str, write_game) -> None:
+    """A misspelt name or key in a game file is answered with the closest valid one (issue 24),
+    as a misspelt rule on the command line is (``core._registry.lookup``)."""
+    group = "  - {name: g1, size: 1, reward: [0.5, 0.5]}"
+    text = f"outcomes: 2\nnormalization: sum\n{typo}\ngroups:\n{group}\n"
+    with pytest.raises(SpecError) as info:
+        load_game(write_game(text))
+    assert (info.value.line, info.value.field) == (line, field)
+    assert info.value.message.endswith(hint), info.value.message
+
+
+def test_a_word_far_from_every_name_gets_no_guess(write_game) -> None:
+    group = "  - {name: g1, size: 1, reward: [0.5, 0.5]}"
+    text = f"outcomes: 2\nnormalization: sum\npayment: bribe\ngroups:\n{group}\n"
+    with pytest.raises(SpecError) as info:
+        load_game(write_game(text))
+    assert "did you mean" not in info.value.message
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"cannot read the file") as info:
         load_game(tmp_path / "absent.yaml")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -229,14 +228,16 @@ class GameAudit:
 # --------------------------------------------------------------------------------------------
 
 
-def group_seed(seed: int, source: str | None, name: str, i: int) -> np.random.SeedSequence:
+def group_seed(seed: int, digest: str | None, name: str, i: int) -> np.random.SeedSequence:
     """The seed of group ``i``'s task: ``SeedSequence(seed)`` spawned by a key of the game's
-    file name (its base name, or the game's name) and then by the group's index.
+    content (the SHA-256 of its file's bytes, or the game's name for a game built in code)
+    and then by the group's index.
 
-    The key makes a game's figures independent of which other files are audited with it and
-    of the number of workers.
+    The key makes a game's figures independent of which other files are audited with it, of
+    the number of workers, and of the file's name or path (a game read from stdin gives the
+    figures of the same file on disk).
     """
-    key = Path(source).name if source else name
+    key = digest if digest else name
     file_seq = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(key.encode("utf-8")),))
     return file_seq.spawn(i + 1)[i]
 
@@ -335,7 +336,7 @@ def audit_prompt_chunk(
 ) -> list[PromptPart]:
     """Chunk ``c`` of group ``i``'s searches (:func:`_audit_prompts_group`): one task of
     :func:`run_audits` for a game of several chunks."""
-    seeds = group_seed(seed, game.source, game.name, i).spawn(2)
+    seeds = group_seed(seed, game.digest, game.name, i).spawn(2)
     with threadpool_limits(limits=1, user_api="blas"):
         chunk = prompt_chunks(game.n_prompts)[c]
         return _chunk_searches(game, i, options, [_chunk_rng(s, c) for s in seeds], chunk)
@@ -345,7 +346,7 @@ def assemble_prompt_group(
     game: PromptGame, i: int, options: AuditOptions, seed: int, parts: Sequence[Sequence[PromptPart]]
 ) -> GroupAudit:
     """Group ``i``'s audit from its chunks' searches (:func:`audit_prompt_chunk`, in order)."""
-    seeds = group_seed(seed, game.source, game.name, i).spawn(2)
+    seeds = group_seed(seed, game.digest, game.name, i).spawn(2)
     rngs = [_chunk_rng(s, len(parts)) for s in seeds]
     with threadpool_limits(limits=1, user_api="blas"):
         return _prompts_group_audit(game, i, options, rngs, parts)
@@ -418,7 +419,7 @@ def audit_game(
     """
     if groups is None:
         groups = [
-            audit_group(game, i, options, group_seed(seed, game.source, game.name, i))
+            audit_group(game, i, options, group_seed(seed, game.digest, game.name, i))
             for i in range(game.n_groups)
         ]
     tol = options.tol
@@ -549,4 +550,4 @@ def audit_groups(
     game: Game | PromptGame, indices: Sequence[int], options: AuditOptions, seed: int
 ) -> list[GroupAudit]:
     """:func:`audit_group` for several groups of one game: one task of :func:`run_audits`."""
-    return [audit_group(game, i, options, group_seed(seed, game.source, game.name, i)) for i in indices]
+    return [audit_group(game, i, options, group_seed(seed, game.digest, game.name, i)) for i in indices]

@@ -125,7 +125,7 @@ def game_paths(patterns: Sequence[str]) -> tuple[list[Path], list[InvalidFile]]:
             if not matches:
                 missing.append(InvalidFile.of(pattern, "no file matches"))
         else:
-            missing.append(InvalidFile.of(pattern, "no such file or directory"))
+            missing.append(InvalidFile.of(pattern, "cannot read the file: No such file or directory"))
     return list(dict.fromkeys(found)), missing
 
 

@@ -274,7 +274,7 @@ def log_inputs(args: Sequence[str], layout: str | None = None) -> LogInputs:
     for arg in args:
         label, path = _split_label(str(arg))
         if not path.exists():
-            raise RlhfMechError(f"{printable(str(path))}: no such file or directory")
+            raise RlhfMechError(f"{printable(str(path))}: cannot read the file: No such file or directory")
         if path.is_dir():
             found, kind = _expand_folder(path, layout)
             if kind is not None:
