@@ -251,3 +251,41 @@ def test_issue_23_json_output_escapes_what_json_leaves_raw(tmp_path):
     assert result.exit_code == 0 and _no_control(result.stdout) and "\u202e" not in result.stdout
     assert '"a\\u001b[31m\\u202eb\\u0085\\u2028é"' in result.stdout
     assert json.loads(result.stdout)["prompts"][0]["prompt"] == prompt
+
+
+# --- a parameter's list of outcomes is a set ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payment", "line", "index"),
+    [
+        ("{rule: intermediate_checkpoints, checkpoints: [a, b, a]}", 7, 2),
+        ("{rule: intermediate_checkpoints, checkpoints: [b, 'b']}", 7, 1),
+        ("\n  rule: intermediate_checkpoints\n  checkpoints:\n    - a\n    - c\n    - a", 12, 2),
+    ],
+)
+def test_issue_23_a_repeated_checkpoint_is_refused_at_the_repeat(tmp_path, payment, line, index):
+    path = tmp_path / "g.yaml"
+    path.write_text(VALID_GAME.replace(" affine_maximizer", " " + payment.lstrip(" ")), encoding="utf-8")
+    message = _one_error(["solve", str(path)])
+    assert message.startswith(f"{path}:{line}: payment.checkpoints[{index}]: outcome "), message
+    assert message.endswith("given twice")
+
+
+def test_issue_23_a_repeated_checkpoint_of_a_candidate_game(tmp_path):
+    text = (GAMES / "heuristics" / "candidate_checkpoints.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "c.yaml"
+    path.write_text(text.replace("checkpoints: [c1, c4]", "checkpoints: [c1, c4, c1]"), encoding="utf-8")
+    assert _one_error(["solve", str(path)]) == f"{path}:18: payment.checkpoints[2]: outcome 'c1' given twice"
+
+
+def test_issue_23_a_repeated_checkpoint_on_the_command_line_and_in_the_api(game):
+    args = ["solve", str(game), "--payment", "intermediate_checkpoints"]
+    args += ["--payment-param", "checkpoints=a,c,a"]
+    assert _one_error(args) == "--payment-param checkpoints: outcome 'a' given twice"
+    from rlhf_mech.core import get_payment_rule
+
+    rule = get_payment_rule("intermediate_checkpoints")
+    with pytest.raises(ValueError, match="`checkpoints` lists an outcome twice"):
+        rule.with_parameters(checkpoints=[2, 0, 2])
+    assert rule.with_parameters(checkpoints=[2, 0]).setting("checkpoints") == (2, 0)
