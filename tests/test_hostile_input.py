@@ -129,6 +129,53 @@ def test_issue_23_numbers_python_reads_and_the_command_line_does_not(game, args,
     assert _one_error([a.format(game=game) for a in args]).startswith(option)
 
 
+def _number_options() -> list[tuple[str, str, object]]:
+    """(command, parameter, its ``parser``) of every int or float option of every command, read
+    off the functions the commands were made from (their annotations, public Python)."""
+    import typing
+
+    found = []
+    for info in app.registered_commands:
+        hints = typing.get_type_hints(info.callback, include_extras=True)
+        for name, hint in hints.items():
+            if typing.get_origin(hint) is not typing.Annotated:
+                continue
+            kind, *extras = typing.get_args(hint)
+            if kind in (int, float) or set(typing.get_args(kind)) & {int, float}:
+                option = next(e for e in extras if hasattr(e, "parser"))
+                found.append((info.name or info.callback.__name__, name, option.parser))
+    return found
+
+
+def test_issue_23_every_number_option_reads_ascii_decimals_through_its_parser():
+    """The check is each option's ``parser=`` (Typer's public hook), not a scan of Typer's
+    private parameter fields: every int or float option of every command has one."""
+    options = _number_options()
+    assert len(options) >= 20 and all(parser is not None for _, _, parser in options), options
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["solve", "{game}", "--top", "-1"], "--top '-1': expected an integer >= 1"),
+        (["solve", "{game}", "--top", "0.5"], "--top '0.5': expected an integer"),
+        (["solve", "{game}", "--top", "1e3"], "--top '1e3': expected an integer"),
+        (
+            ["audit", "{game}", "-j\u0661"],
+            "--workers '\u0661': expected a number in ASCII digits (as 5, 0.5 or 1e-3)",
+        ),
+        (["audit", "{game}", "--tol", "1e400"], "--tol '1e400': expected a finite number"),
+        (["solve", "{game}", "--ci", "0.2"], "--ci '0.2': expected a number in 0.5..0.999"),
+        (
+            ["import", "x.csv", "--lambda", "\u0661"],
+            "--lambda '\u0661': expected a number in ASCII digits (as 5, 0.5 or 1e-3)",
+        ),
+    ],
+)
+def test_issue_23_a_number_option_says_what_it_expected(game, args, message):
+    assert _one_error([a.format(game=game) for a in args]) == message
+
+
 def test_issue_23_plain_decimals_are_still_numbers(game):
     for args in (["--tol", "1e-3"], ["--tol=0.5"], ["--seed", "+3"]):
         result = runner.invoke(app, ["audit", str(game), "--budget", "10", "-q", *args])

@@ -16,12 +16,13 @@ line instead of Click's usage box. Every line goes through
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -68,42 +69,53 @@ class App(TyperGroup):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None:
             _fill_choices(command)
-            _check_numbers(command, rest)
         return name, command, rest
 
 
-def _is_number_option(param: Any) -> bool:
-    """Whether ``param`` takes an int or a float: Typer 0.26 gives it a Click type, Typer
-    0.27 and later keep the annotation (``int | None``) in its ``type_descriptor``."""
-    kind = getattr(getattr(param, "type", None), "name", "")
-    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    return kind in ("integer", "float", "integer range", "float range") or any(
-        a is int or a is float for a in (annotation, *get_args(annotation))
-    )
+class NotANumber(click_errors.BadParameter):
+    """A value a number option (:func:`number`) refused, printed as ``--top '1_0': expected
+    ...``: the option's first name, then the value and what was expected."""
+
+    def format_message(self) -> str:
+        opts = getattr(self.param, "opts", None) or ["option"]
+        return f"{opts[0]} {self.message}"
 
 
-def _check_numbers(command: Any, args: list[str]) -> None:
-    """Every number given to an int or float option of ``command`` is written as a plain ASCII
-    decimal (:data:`~rlhf_mech.errors.DECIMAL`): Python's ``int()`` and ``float()``, which the
-    parsers call, also read ``1_0`` as 10 and other scripts' digits as theirs.
+def number(
+    integer: bool = False, low: float | None = None, high: float | None = None
+) -> Callable[[Any], Any]:
+    """The ``parser=`` of an int (``integer``) or float option: the value written as a plain
+    ASCII decimal (:data:`~rlhf_mech.errors.DECIMAL`; Python's ``int()`` and ``float()``, which
+    Typer would call, also read ``1_0`` as 10 and other scripts' digits as theirs), finite,
+    and within ``[low, high]`` (either end ``None``: none).
 
     Raises
     ------
-    click.UsageError
+    NotANumber
         naming the option (printed as one ``error:`` line by :class:`App`).
     """
-    numeric = {opt for p in command.params if _is_number_option(p) for opt in getattr(p, "opts", ())}
-    for k, token in enumerate(args):
-        if token == "--":
-            return
-        option, equals, value = token.partition("=")
-        if option not in numeric:
-            continue
-        given = value if equals else (args[k + 1] if k + 1 < len(args) else None)
-        if given is not None and not DECIMAL.fullmatch(given.strip()):
-            raise click_errors.UsageError(
-                f"{option} {shown(given)}: expected a number in ASCII digits (as 5, 0.5 or 1e-3)"
-            )
+
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):  # the option's default
+            return value
+        text = value.strip()
+        if not DECIMAL.fullmatch(text):
+            raise NotANumber(f"{shown(value)}: expected a number in ASCII digits (as 5, 0.5 or 1e-3)")
+        if integer and not text.lstrip("+-").isdigit():
+            raise NotANumber(f"{shown(value)}: expected an integer")
+        parsed = int(text) if integer else float(text)
+        if not math.isfinite(parsed):
+            raise NotANumber(f"{shown(value)}: expected a finite number")
+        if (low is not None and parsed < low) or (high is not None and parsed > high):
+            kind = "an integer" if integer else "a number"
+            if high is None:
+                what = f"{kind} >= {low:g}"
+            else:
+                what = f"{kind} <= {high:g}" if low is None else f"{kind} in {low:g}..{high:g}"
+            raise NotANumber(f"{shown(value)}: expected {what}")
+        return parsed
+
+    return parse
 
 
 app = typer.Typer(

@@ -19,6 +19,7 @@ from rlhf_mech.cli._app import (
     emit,
     format_enum,
     format_option,
+    number,
     read_game,
 )
 from rlhf_mech.cli._output import ColorChoice
@@ -47,13 +48,26 @@ def compare_command(
     ] = None,
     training_param: Annotated[list[str] | None, typer.Option(help=_GRID_HELP.format("training"))] = None,
     payment_param: Annotated[list[str] | None, typer.Option(help=_GRID_HELP.format("payment"))] = None,
-    budget: Annotated[int, typer.Option(min=10, help="Report evaluations per group and mechanism.")] = 200,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the searches and samples.")] = 0,
+    budget: Annotated[
+        int,
+        typer.Option(parser=number(integer=True, low=10), help="Report evaluations per group and mechanism."),
+    ] = 200,
+    seed: Annotated[
+        int, typer.Option(parser=number(integer=True, low=0), help="Seed of the searches and samples.")
+    ] = 0,
     samples: Annotated[
-        int, typer.Option(min=0, help="Random reports per group for the share of negative payments.")
+        int,
+        typer.Option(
+            parser=number(integer=True, low=0),
+            help="Random reports per group for the share of negative payments.",
+        ),
     ] = 64,
     types: Annotated[
-        int, typer.Option(min=0, help="Random rewards per group of the least-cost type sets (0: none).")
+        int,
+        typer.Option(
+            parser=number(integer=True, low=0),
+            help="Random rewards per group of the least-cost type sets (0: none).",
+        ),
     ] = 24,
     output_format: Annotated[CompareFormat, format_option(COMPARE_FORMATS)] = "table",  # type: ignore[valid-type, assignment]
     plot: Annotated[

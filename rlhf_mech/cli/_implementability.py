@@ -17,6 +17,7 @@ from rlhf_mech.cli._app import (
     emit,
     format_enum,
     format_option,
+    number,
     read_game,
 )
 from rlhf_mech.cli._output import ColorChoice
@@ -36,7 +37,10 @@ def implementability_command(
             help="The type set: grid, vertices, random or user (--type-reward only).",
         ),
     ] = "grid",
-    points: Annotated[int, typer.Option(help="Grid resolution, or the number of random points.")] = 4,
+    points: Annotated[
+        int,
+        typer.Option(parser=number(integer=True), help="Grid resolution, or the number of random points."),
+    ] = 4,
     sizes: Annotated[
         str | None,
         typer.Option(help="Sizes paired with every reward point, a comma list (default: the true size)."),
@@ -45,9 +49,15 @@ def implementability_command(
         list[str] | None,
         typer.Option(help="A reward to add as a type (comma list or .csv/.npy file), repeatable."),
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the random type set.")] = 0,
-    tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of a cycle sum (each edge +tol/K).")] = 1e-9,
-    max_types: Annotated[int, typer.Option(min=2, help="Most types allowed (time grows as K^3).")] = 2000,
+    seed: Annotated[
+        int, typer.Option(parser=number(integer=True, low=0), help="Seed of the random type set.")
+    ] = 0,
+    tol: Annotated[
+        float, typer.Option(parser=number(low=0), help="Tolerance of a cycle sum (each edge +tol/K).")
+    ] = 1e-9,
+    max_types: Annotated[
+        int, typer.Option(parser=number(integer=True, low=2), help="Most types allowed (time grows as K^3).")
+    ] = 2000,
     graph: Annotated[
         str,
         typer.Option(
@@ -61,7 +71,9 @@ def implementability_command(
             help="Write each step of a negative cycle as a game file into DIR (rlhf-mech solve replays it)."
         ),
     ] = None,
-    rows: Annotated[int, typer.Option(min=1, help="Payment rows shown in the table.")] = 10,
+    rows: Annotated[
+        int, typer.Option(parser=number(integer=True, low=1), help="Payment rows shown in the table.")
+    ] = 10,
     output_format: Annotated[
         ImplementabilityFormat, format_option(IMPLEMENTABILITY_FORMATS)  # type: ignore[valid-type]
     ] = "text",  # type: ignore[assignment]

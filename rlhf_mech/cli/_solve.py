@@ -22,6 +22,7 @@ from rlhf_mech.cli._app import (
     format_enum,
     format_option,
     game_with_rules,
+    number,
 )
 from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.cli._uncertainty import (
@@ -46,7 +47,10 @@ def solve(
     payment: PaymentOption = None,
     payment_param: PaymentParamOption = None,
     output_format: Annotated[SolveFormat, format_option(SOLVE_FORMATS)] = "table",  # type: ignore[valid-type, assignment]
-    top: Annotated[int, typer.Option(min=1, help="Outcomes shown in the distribution table.")] = 10,
+    top: Annotated[
+        int,
+        typer.Option(parser=number(integer=True, low=1), help="Outcomes shown in the distribution table."),
+    ] = 10,
     save_distribution: Annotated[
         Path | None,
         typer.Option(

@@ -23,6 +23,7 @@ from rlhf_mech.cli._app import (
     format_enum,
     format_option,
     game_with_rules,
+    number,
 )
 from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.cli._uncertainty import (
@@ -54,7 +55,9 @@ def sweep_command(
     report_reward: Annotated[
         str | None, typer.Option(help="Explicit report: rewards as a comma list or a .csv/.npy file.")
     ] = None,
-    report_size: Annotated[float | None, typer.Option(help="Explicit report: the reported size.")] = None,
+    report_size: Annotated[
+        float | None, typer.Option(parser=number(), help="Explicit report: the reported size.")
+    ] = None,
     training: TrainingOption = None,
     training_param: TrainingParamOption = None,
     payment: PaymentOption = None,
