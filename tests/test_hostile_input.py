@@ -52,6 +52,7 @@ def game(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("--noise", "1e308"),
         ("--noise", "-1"),
         ("--budget", "100000000000"),
+        ("--budget", "1e11"),
         ("--budget", "0"),
         ("--workers", "1000000"),
         ("-j", "0"),
@@ -336,3 +337,46 @@ def test_issue_23_a_repeated_checkpoint_on_the_command_line_and_in_the_api(game)
     with pytest.raises(ValueError, match="`checkpoints` lists an outcome twice"):
         rule.with_parameters(checkpoints=[2, 0, 2])
     assert rule.with_parameters(checkpoints=[2, 0]).setting("checkpoints") == (2, 0)
+
+
+@pytest.mark.parametrize("rule", ["none", "affine_maximizer", "early_stopped"])
+def test_issue_23_checkpoints_on_a_rule_without_them_are_refused(tmp_path, rule):
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        VALID_GAME.replace("payment: affine_maximizer", f"payment: {{rule: {rule}, checkpoints: [a]}}"),
+        encoding="utf-8",
+    )
+    assert _one_error(["solve", str(path)]).startswith(f"{path}:7: payment.checkpoints: unknown field")
+    path.write_text(VALID_GAME + "checkpoints: [a]\n", encoding="utf-8")
+    assert _one_error(["solve", str(path)]).startswith(f"{path}:15: checkpoints: unknown field")
+    args = [
+        "solve",
+        str(path).replace("g.yaml", "h.yaml"),
+        "--payment",
+        rule,
+        "--payment-param",
+        "checkpoints=a",
+    ]
+    (tmp_path / "h.yaml").write_text(VALID_GAME, encoding="utf-8")
+    assert _one_error(args) == (
+        f"--payment-param: payment rule {rule!r} has no parameter 'checkpoints'"
+        f" (its parameters: {'none' if rule != 'early_stopped' else 'steps, step_size'})"
+    )
+
+
+def test_issue_23_reverse_kl_early_stopped_at_a_tiny_lambda_has_finite_payments(tmp_path):
+    """It printed ``"payment": null`` with exit 0 (the early-stopped run collapsed to a point
+    mass, and reverse KL's -log 0 made the payment NaN)."""
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        VALID_GAME.replace("kind: kl, lambda: 1.0", "kind: reverse_kl, lambda: 1e-8").replace(
+            "payment: affine_maximizer", "payment: early_stopped"
+        ),
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["solve", str(path), "--format", "json"])
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    profiles = json.loads(result.stdout)["profiles"]
+    groups = [g for profile in profiles.values() for g in profile["groups"]]
+    assert len(groups) == 2 * len(profiles) >= 4
+    assert all(isinstance(g["payment"], float) and isinstance(g["utility"], float) for g in groups), groups
