@@ -155,6 +155,23 @@ def test_issue_23_every_number_option_reads_ascii_decimals_through_its_parser():
     assert len(options) >= 20 and all(parser is not None for _, _, parser in options), options
 
 
+def test_issue_23_integers_past_int64_are_refused_not_converted(game):
+    """``math.isfinite`` of a 400-digit int raised OverflowError (a traceback), ``int()`` of
+    5,000 digits raises ValueError; ``compare --samples 2**63-1`` asked numpy for exabytes.
+    A value is echoed cut to 40 characters."""
+    huge = "9" * 5000
+    assert _one_error(["solve", str(game), "--top", huge]).startswith("--top '9999")
+    assert _one_error(["audit", str(game), "--seed", "9" * 100]) == (
+        f"--seed {'9' * 37}...: expected an integer in 0..9223372036854775807"
+    )
+    assert _one_error(["audit", str(game), "-j", "9" * 101]).endswith(
+        ": expected an integer of at most 100 digits"
+    )
+    for option, top in (("--samples", 100_000), ("--types", 100_000), ("--budget", 1_000_000)):
+        message = _one_error(["compare", str(game), option, str(2**63 - 1)])
+        assert message == f"{option} '9223372036854775807': expected an integer <= {top}"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -166,7 +183,7 @@ def test_issue_23_every_number_option_reads_ascii_decimals_through_its_parser():
             "--workers '\u0661': expected a number in ASCII digits (as 5, 0.5 or 1e-3)",
         ),
         (["audit", "{game}", "--tol", "1e400"], "--tol '1e400': expected a finite number"),
-        (["solve", "{game}", "--ci", "0.2"], "--ci '0.2': expected a number in 0.5..0.999"),
+        (["solve", "{game}", "--ci", "0.2"], "--ci '0.2': expected a number >= 0.5"),
         (
             ["import", "x.csv", "--lambda", "\u0661"],
             "--lambda '\u0661': expected a number in ASCII digits (as 5, 0.5 or 1e-3)",

@@ -81,13 +81,19 @@ class NotANumber(click_errors.BadParameter):
         return f"{opts[0]} {self.message}"
 
 
+#: The most digits of an integer option (a seed of 2^63 has 19); Python's ``int()`` refuses
+#: more than 4,300.
+MAX_DIGITS = 100
+
+
 def number(
     integer: bool = False, low: float | None = None, high: float | None = None
 ) -> Callable[[Any], Any]:
     """The ``parser=`` of an int (``integer``) or float option: the value written as a plain
     ASCII decimal (:data:`~rlhf_mech.errors.DECIMAL`; Python's ``int()`` and ``float()``, which
     Typer would call, also read ``1_0`` as 10 and other scripts' digits as theirs), finite,
-    and within ``[low, high]`` (either end ``None``: none).
+    and within ``[low, high]`` (either end ``None``: none); an integer of at most
+    :data:`MAX_DIGITS` digits.
 
     Raises
     ------
@@ -101,18 +107,21 @@ def number(
         text = value.strip()
         if not DECIMAL.fullmatch(text):
             raise NotANumber(f"{shown(value)}: expected a number in ASCII digits (as 5, 0.5 or 1e-3)")
-        if integer and not text.lstrip("+-").isdigit():
+        if not integer:
+            parsed: float = float(text)
+            if not math.isfinite(parsed):
+                raise NotANumber(f"{shown(value)}: expected a finite number")
+        elif not text.lstrip("+-").isdigit():
             raise NotANumber(f"{shown(value)}: expected an integer")
-        parsed = int(text) if integer else float(text)
-        if not math.isfinite(parsed):
-            raise NotANumber(f"{shown(value)}: expected a finite number")
-        if (low is not None and parsed < low) or (high is not None and parsed > high):
-            kind = "an integer" if integer else "a number"
-            if high is None:
-                what = f"{kind} >= {low:g}"
-            else:
-                what = f"{kind} <= {high:g}" if low is None else f"{kind} in {low:g}..{high:g}"
-            raise NotANumber(f"{shown(value)}: expected {what}")
+        elif len(text) > MAX_DIGITS:  # int() raises past sys.get_int_max_str_digits()
+            raise NotANumber(f"{shown(value)}: expected an integer of at most {MAX_DIGITS} digits")
+        else:
+            parsed = int(text)
+        kind, written = ("an integer", lambda x: str(int(x))) if integer else ("a number", "{:g}".format)
+        if low is not None and parsed < low:
+            raise NotANumber(f"{shown(value)}: expected {kind} >= {written(low)}")
+        if high is not None and parsed > high:
+            raise NotANumber(f"{shown(value)}: expected {kind} <= {written(high)}")
         return parsed
 
     return parse

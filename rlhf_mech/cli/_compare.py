@@ -22,6 +22,7 @@ from rlhf_mech.cli._app import (
     number,
     read_game,
 )
+from rlhf_mech.cli._config import BOUNDS
 from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render import COMPARE_FORMATS
@@ -50,7 +51,10 @@ def compare_command(
     payment_param: Annotated[list[str] | None, typer.Option(help=_GRID_HELP.format("payment"))] = None,
     budget: Annotated[
         int,
-        typer.Option(parser=number(integer=True, low=10), help="Report evaluations per group and mechanism."),
+        typer.Option(
+            parser=number(integer=True, low=10, high=BOUNDS["budget"].high),
+            help="Report evaluations per group and mechanism.",
+        ),
     ] = 200,
     seed: Annotated[
         int, typer.Option(parser=number(integer=True, low=0), help="Seed of the searches and samples.")
@@ -58,14 +62,14 @@ def compare_command(
     samples: Annotated[
         int,
         typer.Option(
-            parser=number(integer=True, low=0),
+            parser=number(integer=True, low=0, high=BOUNDS["samples"].high),
             help="Random reports per group for the share of negative payments.",
         ),
     ] = 64,
     types: Annotated[
         int,
         typer.Option(
-            parser=number(integer=True, low=0),
+            parser=number(integer=True, low=0, high=BOUNDS["samples"].high),
             help="Random rewards per group of the least-cost type sets (0: none).",
         ),
     ] = 24,

@@ -101,7 +101,7 @@ def check_flag(key: str, value: Any) -> Any:
     bound = BOUNDS[key]
     if value is not None and not bound.accepts(value):
         why = f" ({bound.why})" if bound.why else ""
-        raise RlhfMechError(f"{bound.option} {value}: expected {bound.what}{why}")
+        raise RlhfMechError(f"{bound.option} {shown(value)}: expected {bound.what}{why}")
     return value
 
 

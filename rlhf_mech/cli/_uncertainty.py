@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from rlhf_mech.cli._app import number
+from rlhf_mech.cli._config import BOUNDS
 from rlhf_mech.errors import RlhfMechError, printable
 
 CiOption = Annotated[
@@ -23,7 +24,11 @@ CiOption = Annotated[
 ]
 ResamplesOption = Annotated[
     int,
-    typer.Option("--resamples", parser=number(integer=True, low=2), help="Bootstrap replicates for --ci."),
+    typer.Option(
+        "--resamples",
+        parser=number(integer=True, low=2, high=BOUNDS["samples"].high),
+        help="Bootstrap replicates for --ci.",
+    ),
 ]
 CiSeedOption = Annotated[
     int, typer.Option("--seed", parser=number(integer=True, low=0), help="Seed of the --ci resamples.")
