@@ -51,13 +51,15 @@ _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u2
 NUMBERS = (
     "nan", "inf", "-inf", "1e308", "-1e308", "1e11", "100000000000", "1000000", "1025", "-1", "0",
     "1e-320", "5e-324", "1_0", "\u0661", "\u0661\u0660", "0x10", "1e400", "9" * 401, "+3", "0.5",
-    "10", "2", "1e-9", "1e100", "1e101",
+    "10", "2", "1e-9", "1e100", "1e101", "9223372036854775807", "9" * 5000, "100001",
 )  # fmt: skip
 
 #: (command, numeric options) with a game file as the first argument.
 NUMERIC_OPTIONS = (
     ("audit", ("--budget", "--tol", "--seed", "--noise", "--samples", "-j", "--time-limit")),
-    ("solve", ("--top",)),
+    ("solve", ("--top", "--ci", "--resamples")),
+    # compare's --budget shares the audit's bound; at its top (10^6) a compare runs for minutes
+    ("compare", ("--seed", "--samples", "--types")),
     ("implementability", ("--seed", "--tol", "--max-types", "--rows")),
     ("sweep", ("--alpha", "--beta", "--epsilon", "--report-size")),
 )
@@ -97,6 +99,8 @@ def cli_numbers(rng: np.random.Generator, folder: Path, timeout_s: float) -> Ver
         argv += ["--group", "g1"]
     if command == "audit":
         argv += ["-q", "--budget", "10"] if option != "--budget" else ["-q"]
+    if command == "compare":
+        argv += ["--budget", "10"] + [x for o in ("--samples", "--types") if o != option for x in (o, "0")]
     # a number written as Python reads it and ASCII does not must be refused; so must a value
     # outside the bounds table (audit)
     key = {"-j": "workers"}.get(option, option.lstrip("-"))
