@@ -74,7 +74,9 @@ class App(TyperGroup):
 
 class NotANumber(click_errors.BadParameter):
     """A value a number option (:func:`number`) refused, printed as ``--top '1_0': expected
-    ...``: the option's first name, then the value and what was expected."""
+    ...``: the option's first name, then the value and what was expected. A Click exception,
+    not a ``ValueError``: pydantic, through which Typer calls a parser, passes it on as is and
+    Click adds the parameter."""
 
     def format_message(self) -> str:
         opts = getattr(self.param, "opts", None) or ["option"]
@@ -89,7 +91,8 @@ MAX_DIGITS = 100
 def number(
     integer: bool = False, low: float | None = None, high: float | None = None
 ) -> Callable[[Any], Any]:
-    """The ``parser=`` of an int (``integer``) or float option: the value written as a plain
+    """The ``parser=`` (Typer's public hook, given the text as typed) of an int (``integer``)
+    or float option: the value written as a plain
     ASCII decimal (:data:`~rlhf_mech.errors.DECIMAL`; Python's ``int()`` and ``float()``, which
     Typer would call, also read ``1_0`` as 10 and other scripts' digits as theirs), finite,
     and within ``[low, high]`` (either end ``None``: none); an integer of at most
