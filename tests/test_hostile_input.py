@@ -83,6 +83,18 @@ def test_issue_23_a_flag_and_its_configuration_key_share_one_bound(game, key):
     assert not bound.accepts(float("nan")) and not bound.accepts(True) and not bound.accepts(10**400)
 
 
+@pytest.mark.parametrize("key", [k for k, bound in BOUNDS.items() if not bound.integer and k != "time-limit"])
+def test_issue_23_a_float_setting_written_as_a_long_integer_in_the_configuration(game, key):
+    """``tol = 999...9`` (30 digits, a TOML int within the bound) reached numpy as an int it
+    could not test for finiteness (a TypeError traceback); it is held as the float 1e30."""
+    (game.parent / "pyproject.toml").write_text(f"[tool.rlhf-mech]\n{key} = {'9' * 30}\n", encoding="utf-8")
+    result = runner.invoke(app, ["audit", str(game), "--budget", "10", "-q"])
+    assert result.exit_code == 0, result.output
+    from rlhf_mech.cli._config import load_config
+
+    assert load_config(("text",), game.parent).values == {key: 1e30}
+
+
 def test_issue_23_a_configuration_nested_past_the_parser_is_one_line(game):
     (game.parent / "pyproject.toml").write_text(
         "[tool.rlhf-mech]\npaths = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8"
