@@ -32,6 +32,12 @@ CompareFormat = format_enum("CompareFormat", COMPARE_FORMATS)
 _GRID_HELP = "KEY=V1,V2: the values of a parameter of the {} rules to compare (repeat per parameter)."
 
 
+def _draws(help_text: str) -> Any:
+    """An option counting random draws per group: 0 up to the audit's noise samples (each draw
+    holds a report of every group's rewards, as a noise sample does)."""
+    return typer.Option(parser=number(integer=True, low=0, high=BOUNDS["samples"].high), help=help_text)
+
+
 def compare_command(
     game_file: GameFile,
     *,
@@ -59,20 +65,8 @@ def compare_command(
     seed: Annotated[
         int, typer.Option(parser=number(integer=True, low=0), help="Seed of the searches and samples.")
     ] = 0,
-    samples: Annotated[
-        int,
-        typer.Option(
-            parser=number(integer=True, low=0, high=BOUNDS["samples"].high),
-            help="Random reports per group for the share of negative payments.",
-        ),
-    ] = 64,
-    types: Annotated[
-        int,
-        typer.Option(
-            parser=number(integer=True, low=0, high=BOUNDS["samples"].high),
-            help="Random rewards per group of the least-cost type sets (0: none).",
-        ),
-    ] = 24,
+    samples: Annotated[int, _draws("Random reports per group for the share of negative payments.")] = 64,
+    types: Annotated[int, _draws("Random rewards per group of the least-cost type sets (0: none).")] = 24,
     output_format: Annotated[CompareFormat, format_option(COMPARE_FORMATS)] = "table",  # type: ignore[valid-type, assignment]
     plot: Annotated[
         Path | None, typer.Option(help="Also draw gain against cost and welfare to FILE (matplotlib).")
