@@ -40,6 +40,7 @@ from fuzzing import BASE, Hang, classify, clean_error, run_cli
 from rlhf_mech.cli._config import BOUNDS
 from rlhf_mech.core import DIVERGENCES, PAYMENT_RULES, TRAINING_RULES
 from rlhf_mech.errors import DECIMAL
+from rlhf_mech.render import AUDIT_FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 Verdict = tuple[str, str]  # (verdict, the input in words)
@@ -139,7 +140,12 @@ def config_values(rng: np.random.Generator, folder: Path, timeout_s: float) -> V
         parsed = tomllib.loads(f"v = {value}")["v"]
     except (tomllib.TOMLDecodeError, RecursionError):
         parsed = None
-    refused = key not in BOUNDS or key == "time-limit" or not BOUNDS[key].accepts(parsed)
+    if key == "output-format":
+        refused = not isinstance(parsed, str) or parsed not in AUDIT_FORMATS
+    elif key == "paths":  # a list of strings (the game on the command line is audited)
+        refused = not (isinstance(parsed, list) and all(isinstance(p, str) for p in parsed))
+    else:  # time-limit is a flag only
+        refused = key not in BOUNDS or key == "time-limit" or not BOUNDS[key].accepts(parsed)
     here = os.getcwd()
     os.chdir(folder)
     try:
