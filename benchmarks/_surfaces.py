@@ -11,10 +11,14 @@ through the command line and judges it.
 * ``jsonl oddities``: duplicate keys, numbers as strings, BOM, NaN literals, lone surrogates;
 * ``long inputs``: thousands of bad entries, duplicate keys, names of megabytes (under the
   size caps): a hang past the timeout is the failure;
-* ``extreme numerics``: every training x payment rule at lambda 1e-100 / 1e100, one-hot
+* ``extreme numerics``: every training x payment rule x divergence at lambda 1e-100 / 1e100, one-hot
   rewards, sizes 1e12 (a solve must exit 0 with finite output, or refuse cleanly);
 * ``control characters``: file names with ESC, CR, a newline and ``::error::`` through
-  ``audit`` in every output format.
+  ``audit`` in every output format;
+* ``rule parameters``: repeated checkpoints, checkpoints on a rule without them, numbers as
+  text, in the file and through ``--payment-param`` (each must be refused);
+* ``corrupt parquet``: a TRL file cut short or with control bytes written in (pyarrow's
+  message must come out escaped).
 
 A verdict is ``clean``, ``accepted``, ``traceback``, ``hang``, ``wrong_accept`` or
 ``unescaped`` (a control character of :func:`~rlhf_mech.errors.printable`'s set in what was
@@ -34,8 +38,9 @@ import pyarrow.parquet as pq
 from fuzzing import BASE, Hang, classify, clean_error, run_cli
 
 from rlhf_mech.cli._config import BOUNDS
-from rlhf_mech.core import PAYMENT_RULES, TRAINING_RULES
+from rlhf_mech.core import DIVERGENCES, PAYMENT_RULES, TRAINING_RULES
 from rlhf_mech.errors import DECIMAL
+from rlhf_mech.render import AUDIT_FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 Verdict = tuple[str, str]  # (verdict, the input in words)
@@ -47,13 +52,15 @@ _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u2
 NUMBERS = (
     "nan", "inf", "-inf", "1e308", "-1e308", "1e11", "100000000000", "1000000", "1025", "-1", "0",
     "1e-320", "5e-324", "1_0", "\u0661", "\u0661\u0660", "0x10", "1e400", "9" * 401, "+3", "0.5",
-    "10", "2", "1e-9", "1e100", "1e101",
+    "10", "2", "1e-9", "1e100", "1e101", "9223372036854775807", "9" * 5000, "100001",
 )  # fmt: skip
 
 #: (command, numeric options) with a game file as the first argument.
 NUMERIC_OPTIONS = (
     ("audit", ("--budget", "--tol", "--seed", "--noise", "--samples", "-j", "--time-limit")),
-    ("solve", ("--top",)),
+    ("solve", ("--top", "--ci", "--resamples")),
+    # compare's --budget shares the audit's bound; at its top (10^6) a compare runs for minutes
+    ("compare", ("--seed", "--samples", "--types")),
     ("implementability", ("--seed", "--tol", "--max-types", "--rows")),
     ("sweep", ("--alpha", "--beta", "--epsilon", "--report-size")),
 )
@@ -76,7 +83,9 @@ def _judge(argv: list[str], timeout_s: float, *, refuse: bool = False) -> str:
     if _unescaped(result):
         return "unescaped"
     if result.exit_code == 2:
-        return "clean" if clean_error(result) else "traceback"
+        # an audit reports an invalid file (stdout) beside the others and exits 2 (docs/audit.md)
+        audit = argv[0] == "audit" and all(line.startswith("error: ") for line in result.stderr.splitlines())
+        return "clean" if clean_error(result) or audit else "traceback"
     return "wrong_accept" if refuse else "accepted"
 
 
@@ -91,6 +100,8 @@ def cli_numbers(rng: np.random.Generator, folder: Path, timeout_s: float) -> Ver
         argv += ["--group", "g1"]
     if command == "audit":
         argv += ["-q", "--budget", "10"] if option != "--budget" else ["-q"]
+    if command == "compare":
+        argv += ["--budget", "10"] + [x for o in ("--samples", "--types") if o != option for x in (o, "0")]
     # a number written as Python reads it and ASCII does not must be refused; so must a value
     # outside the bounds table (audit)
     key = {"-j": "workers"}.get(option, option.lstrip("-"))
@@ -111,6 +122,7 @@ def _read(text: str, integer: bool) -> float | int | None:
 TOML_VALUES = (
     "1000000", "1025", "0", "-1", "10", "2", "nan", "inf", "-inf", "1e308", "1e-320", "1.5", "true",
     '"1"', '"text"', "[1, 2]", "{a = 1}", "9" * 30, "1_000", "0x10", "[" * 5000 + "]" * 5000,
+    "[" * 100_000 + "]" * 100_000,
 )  # fmt: skip
 
 
@@ -128,7 +140,12 @@ def config_values(rng: np.random.Generator, folder: Path, timeout_s: float) -> V
         parsed = tomllib.loads(f"v = {value}")["v"]
     except (tomllib.TOMLDecodeError, RecursionError):
         parsed = None
-    refused = key not in BOUNDS or key == "time-limit" or not BOUNDS[key].accepts(parsed)
+    if key == "output-format":
+        refused = not isinstance(parsed, str) or parsed not in AUDIT_FORMATS
+    elif key == "paths":  # a list of strings (the game on the command line is audited)
+        refused = not (isinstance(parsed, list) and all(isinstance(p, str) for p in parsed))
+    else:  # time-limit is a flag only
+        refused = key not in BOUNDS or key == "time-limit" or not BOUNDS[key].accepts(parsed)
     here = os.getcwd()
     os.chdir(folder)
     try:
@@ -172,6 +189,7 @@ def _import_verdict(argv: list[str], out: Path, timeout_s: float) -> str:
 
 def import_round_trip(rng: np.random.Generator, folder: Path, timeout_s: float) -> Verdict:
     kind = ("trl", "openrlhf", "mod")[int(rng.integers(3))]
+    score = "1.0"
     rewards = [float(_REWARDS[int(rng.integers(len(_REWARDS)))]) for _ in range(3)]
     prompt = _PROMPTS[int(rng.integers(len(_PROMPTS)))]
     out = folder / "imported.yaml"
@@ -199,12 +217,16 @@ def import_round_trip(rng: np.random.Generator, folder: Path, timeout_s: float) 
         path = sub / "eval_data_pref0.5_0.5.csv"
         quoted = '"' + prompt.replace('"', '""') + '"'
         lines = [",prompt,response,obtained_score1,obtained_score2"]
-        lines += [f"{k},{quoted},r{k},{r!r},1.0" for k, r in enumerate(rewards)]
+        score = ("1.0", "1_000", "\u0661", "0x10", "infinity")[int(rng.integers(5))]
+        lines += [f"{k},{quoted},r{k},{r!r},{score}" for k, r in enumerate(rewards)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         argv = ["import", str(sub), "-o", str(out), "--force"]
     if rng.random() < 0.3:
         argv += ["--name", _NAMES[int(rng.integers(len(_NAMES)))]]
-    return _import_verdict(argv, out, timeout_s), f"{kind} rewards={rewards} prompt={prompt[:12]!r}"
+    verdict = _import_verdict(argv, out, timeout_s)
+    if kind == "mod" and score != "1.0" and verdict == "accepted":  # a score Python reads, no CSV writes
+        verdict = "wrong_accept"
+    return verdict, f"{kind} rewards={rewards} prompt={prompt[:12]!r}"
 
 
 def parquet_schema(rng: np.random.Generator, folder: Path, timeout_s: float) -> Verdict:
@@ -304,7 +326,8 @@ def extreme_numerics(rng: np.random.Generator, folder: Path, timeout_s: float) -
     training = list(TRAINING_RULES)[int(rng.integers(len(TRAINING_RULES)))]
     payment = list(PAYMENT_RULES)[int(rng.integers(len(PAYMENT_RULES)))]
     lam = ("1e-100", "1e100", "1e-8", "1.0")[int(rng.integers(4))]
-    text = BASE.replace("lambda: 1.0", f"lambda: {lam}").replace(
+    divergence = list(DIVERGENCES)[int(rng.integers(len(DIVERGENCES)))]
+    text = BASE.replace("kind: kl, lambda: 1.0", f"kind: {divergence}, lambda: {lam}").replace(
         "payment: affine_maximizer", f"payment: {payment}"
     )
     text = text.replace("max_size: 5", f"max_size: 1e12\ntraining: {training}")
@@ -314,7 +337,7 @@ def extreme_numerics(rng: np.random.Generator, folder: Path, timeout_s: float) -
         text = text.replace("size: 2", "size: 1e12")
     path = folder / "extreme.yaml"
     path.write_text(text, encoding="utf-8")
-    return classify(path, timeout_s), f"{training} x {payment}, lambda {lam}"
+    return classify(path, timeout_s), f"{training} x {payment}, {divergence}, lambda {lam}"
 
 
 _FILE_NAMES = (
@@ -351,6 +374,68 @@ def control_characters(rng: np.random.Generator, folder: Path, timeout_s: float)
     return ("clean" if result.exit_code == 2 else "accepted"), f"{name!r} {fmt}"
 
 
+#: (payment: mapping or --payment-param value, whether it must be refused) on BASE (outcomes a, b, c).
+_RULE_PARAMETERS = (
+    ("{rule: intermediate_checkpoints, checkpoints: [a, c]}", False),
+    ("{rule: intermediate_checkpoints, checkpoints: [a, a]}", True),
+    ("{rule: intermediate_checkpoints, checkpoints: [c, b, 'c']}", True),
+    ("{rule: intermediate_checkpoints, checkpoints: [a, zz]}", True),
+    ("{rule: intermediate_checkpoints, checkpoints: []}", True),
+    ("{rule: affine_maximizer, checkpoints: [a]}", True),
+    ("{rule: early_stopped, checkpoints: [a]}", True),
+    ("{rule: early_stopped, steps: '10'}", True),
+    ("{rule: early_stopped, steps: 1_0}", True),
+    ("{rule: early_stopped, step_size: .nan}", True),
+    ("{rule: early_stopped, steps: 10, steps: 11}", True),
+    ("{rule: intermediate_checkpoints, checkpoint_every: 0}", True),
+)
+_PAYMENT_PARAMS = (
+    ("intermediate_checkpoints", "checkpoints=a,c", False),
+    ("intermediate_checkpoints", "checkpoints=a,a", True),
+    ("intermediate_checkpoints", "checkpoints=b,c,b", True),
+    ("affine_maximizer", "checkpoints=a", True),
+    ("early_stopped", "steps=1_0", True),
+    ("early_stopped", "step_size=\u0660.5", True),
+    ("early_stopped", "steps=nan", True),
+)
+
+
+def rule_parameters(rng: np.random.Generator, folder: Path, timeout_s: float) -> Verdict:
+    """A payment rule's parameters in the file and on the command line: repeated checkpoints,
+    checkpoints on a rule that has none, numbers as text."""
+    path = folder / "rules.yaml"
+    if rng.random() < 0.5:
+        payment, refused = _RULE_PARAMETERS[int(rng.integers(len(_RULE_PARAMETERS)))]
+        path.write_text(BASE.replace("payment: affine_maximizer", f"payment: {payment}"), encoding="utf-8")
+        verdict = classify(path, timeout_s)
+        return ("wrong_accept" if refused and verdict == "accepted" else verdict), payment
+    rule, setting, refused = _PAYMENT_PARAMS[int(rng.integers(len(_PAYMENT_PARAMS)))]
+    path.write_text(BASE, encoding="utf-8")
+    argv = ["solve", str(path), "--payment", rule, "--payment-param", setting, "--format", "json"]
+    return _judge(argv, timeout_s, refuse=refused), f"--payment {rule} --payment-param {setting}"
+
+
+def corrupt_parquet(rng: np.random.Generator, folder: Path, timeout_s: float) -> Verdict:
+    """A TRL parquet file cut short or with bytes overwritten (control bytes among them): the
+    reader's message (pyarrow's) must come out escaped."""
+    path = folder / "corrupt" / "completions" / "completions_00003.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"step": [3, 3], "prompt": ["p", "p"], "completion": ["a", "b"], "r": [1.0, 0.0]})
+    pq.write_table(table, path)
+    data = bytearray(path.read_bytes())
+    if rng.random() < 0.3:
+        data = data[: int(rng.integers(1, len(data)))]
+    else:
+        for _ in range(int(rng.integers(1, 8))):
+            data[int(rng.integers(len(data)))] = int(rng.choice([0x1B, 0x0A, 0x0D, 0x00, 0x85, 0xFF]))
+    path.write_bytes(bytes(data))
+    out = folder / "corrupt.yaml"
+    out.unlink(missing_ok=True)
+    return _import_verdict(
+        ["import", str(path), "-o", str(out), "--force"], out, timeout_s
+    ), "corrupt parquet"
+
+
 #: name -> (share of the campaign's inputs, the surface).
 SURFACES: dict[str, tuple[float, Callable[[np.random.Generator, Path, float], Verdict]]] = {
     "cli numbers": (0.12, cli_numbers),
@@ -362,4 +447,6 @@ SURFACES: dict[str, tuple[float, Callable[[np.random.Generator, Path, float], Ve
     "long inputs": (0.02, long_inputs),
     "extreme numerics": (0.08, extreme_numerics),
     "control characters": (0.05, control_characters),
+    "rule parameters": (0.03, rule_parameters),
+    "corrupt parquet": (0.02, corrupt_parquet),
 }

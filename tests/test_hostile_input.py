@@ -52,6 +52,7 @@ def game(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("--noise", "1e308"),
         ("--noise", "-1"),
         ("--budget", "100000000000"),
+        ("--budget", "1e11"),
         ("--budget", "0"),
         ("--workers", "1000000"),
         ("-j", "0"),
@@ -80,6 +81,18 @@ def test_issue_23_a_flag_and_its_configuration_key_share_one_bound(game, key):
     assert f"[tool.rlhf-mech] {key}: expected {bound.what}" in configured
     assert bound.accepts(int(bound.high) if bound.integer else bound.high)
     assert not bound.accepts(float("nan")) and not bound.accepts(True) and not bound.accepts(10**400)
+
+
+@pytest.mark.parametrize("key", [k for k, bound in BOUNDS.items() if not bound.integer and k != "time-limit"])
+def test_issue_23_a_float_setting_written_as_a_long_integer_in_the_configuration(game, key):
+    """``tol = 999...9`` (30 digits, a TOML int within the bound) reached numpy as an int it
+    could not test for finiteness (a TypeError traceback); it is held as the float 1e30."""
+    (game.parent / "pyproject.toml").write_text(f"[tool.rlhf-mech]\n{key} = {'9' * 30}\n", encoding="utf-8")
+    result = runner.invoke(app, ["audit", str(game), "--budget", "10", "-q"])
+    assert result.exit_code == 0, result.output
+    from rlhf_mech.cli._config import load_config
+
+    assert load_config(("text",), game.parent).values == {key: 1e30}
 
 
 def test_issue_23_a_configuration_nested_past_the_parser_is_one_line(game):
@@ -127,6 +140,70 @@ def test_issue_23_click_range_errors_are_one_line(game, args):
 def test_issue_23_numbers_python_reads_and_the_command_line_does_not(game, args, option):
     """``float("1_0")`` is 10 and ``int("\\u0661")`` is 1: an option takes ASCII decimals only."""
     assert _one_error([a.format(game=game) for a in args]).startswith(option)
+
+
+def _number_options() -> list[tuple[str, str, object]]:
+    """(command, parameter, its ``parser``) of every int or float option of every command, read
+    off the functions the commands were made from (their annotations, public Python)."""
+    import typing
+
+    found = []
+    for info in app.registered_commands:
+        hints = typing.get_type_hints(info.callback, include_extras=True)
+        for name, hint in hints.items():
+            if typing.get_origin(hint) is not typing.Annotated:
+                continue
+            kind, *extras = typing.get_args(hint)
+            if kind in (int, float) or set(typing.get_args(kind)) & {int, float}:
+                option = next(e for e in extras if hasattr(e, "parser"))
+                found.append((info.name or info.callback.__name__, name, option.parser))
+    return found
+
+
+def test_issue_23_every_number_option_reads_ascii_decimals_through_its_parser():
+    """The check is each option's ``parser=`` (Typer's public hook), not a scan of Typer's
+    private parameter fields: every int or float option of every command has one."""
+    options = _number_options()
+    assert len(options) >= 20 and all(parser is not None for _, _, parser in options), options
+
+
+def test_issue_23_integers_past_int64_are_refused_not_converted(game):
+    """``math.isfinite`` of a 400-digit int raised OverflowError (a traceback), ``int()`` of
+    5,000 digits raises ValueError; ``compare --samples 2**63-1`` asked numpy for exabytes.
+    A value is echoed cut to 40 characters."""
+    huge = "9" * 5000
+    assert _one_error(["solve", str(game), "--top", huge]).startswith("--top '9999")
+    assert _one_error(["audit", str(game), "--seed", "9" * 100]) == (
+        f"--seed {'9' * 37}...: expected an integer in 0..9223372036854775807"
+    )
+    assert _one_error(["audit", str(game), "-j", "9" * 101]).endswith(
+        ": expected an integer of at most 100 digits"
+    )
+    for option, top in (("--samples", 100_000), ("--types", 100_000), ("--budget", 1_000_000)):
+        message = _one_error(["compare", str(game), option, str(2**63 - 1)])
+        assert message == f"{option} '9223372036854775807': expected an integer <= {top}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["solve", "{game}", "--top", "-1"], "--top '-1': expected an integer >= 1"),
+        (["solve", "{game}", "--top", "0.5"], "--top '0.5': expected an integer"),
+        (["solve", "{game}", "--top", "1e3"], "--top '1e3': expected an integer"),
+        (
+            ["audit", "{game}", "-j\u0661"],
+            "--workers '\u0661': expected a number in ASCII digits (as 5, 0.5 or 1e-3)",
+        ),
+        (["audit", "{game}", "--tol", "1e400"], "--tol '1e400': expected a finite number"),
+        (["solve", "{game}", "--ci", "0.2"], "--ci '0.2': expected a number >= 0.5"),
+        (
+            ["import", "x.csv", "--lambda", "\u0661"],
+            "--lambda '\u0661': expected a number in ASCII digits (as 5, 0.5 or 1e-3)",
+        ),
+    ],
+)
+def test_issue_23_a_number_option_says_what_it_expected(game, args, message):
+    assert _one_error([a.format(game=game) for a in args]) == message
 
 
 def test_issue_23_plain_decimals_are_still_numbers(game):
@@ -251,3 +328,84 @@ def test_issue_23_json_output_escapes_what_json_leaves_raw(tmp_path):
     assert result.exit_code == 0 and _no_control(result.stdout) and "\u202e" not in result.stdout
     assert '"a\\u001b[31m\\u202eb\\u0085\\u2028é"' in result.stdout
     assert json.loads(result.stdout)["prompts"][0]["prompt"] == prompt
+
+
+# --- a parameter's list of outcomes is a set ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payment", "line", "index"),
+    [
+        ("{rule: intermediate_checkpoints, checkpoints: [a, b, a]}", 7, 2),
+        ("{rule: intermediate_checkpoints, checkpoints: [b, 'b']}", 7, 1),
+        ("\n  rule: intermediate_checkpoints\n  checkpoints:\n    - a\n    - c\n    - a", 12, 2),
+    ],
+)
+def test_issue_23_a_repeated_checkpoint_is_refused_at_the_repeat(tmp_path, payment, line, index):
+    path = tmp_path / "g.yaml"
+    path.write_text(VALID_GAME.replace(" affine_maximizer", " " + payment.lstrip(" ")), encoding="utf-8")
+    message = _one_error(["solve", str(path)])
+    assert message.startswith(f"{path}:{line}: payment.checkpoints[{index}]: outcome "), message
+    assert message.endswith("given twice")
+
+
+def test_issue_23_a_repeated_checkpoint_of_a_candidate_game(tmp_path):
+    text = (GAMES / "heuristics" / "candidate_checkpoints.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "c.yaml"
+    path.write_text(text.replace("checkpoints: [c1, c4]", "checkpoints: [c1, c4, c1]"), encoding="utf-8")
+    assert _one_error(["solve", str(path)]) == f"{path}:18: payment.checkpoints[2]: outcome 'c1' given twice"
+
+
+def test_issue_23_a_repeated_checkpoint_on_the_command_line_and_in_the_api(game):
+    args = ["solve", str(game), "--payment", "intermediate_checkpoints"]
+    args += ["--payment-param", "checkpoints=a,c,a"]
+    assert _one_error(args) == "--payment-param checkpoints: outcome 'a' given twice"
+    from rlhf_mech.core import get_payment_rule
+
+    rule = get_payment_rule("intermediate_checkpoints")
+    with pytest.raises(ValueError, match="`checkpoints` lists an outcome twice"):
+        rule.with_parameters(checkpoints=[2, 0, 2])
+    assert rule.with_parameters(checkpoints=[2, 0]).setting("checkpoints") == (2, 0)
+
+
+@pytest.mark.parametrize("rule", ["none", "affine_maximizer", "early_stopped"])
+def test_issue_23_checkpoints_on_a_rule_without_them_are_refused(tmp_path, rule):
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        VALID_GAME.replace("payment: affine_maximizer", f"payment: {{rule: {rule}, checkpoints: [a]}}"),
+        encoding="utf-8",
+    )
+    assert _one_error(["solve", str(path)]).startswith(f"{path}:7: payment.checkpoints: unknown field")
+    path.write_text(VALID_GAME + "checkpoints: [a]\n", encoding="utf-8")
+    assert _one_error(["solve", str(path)]).startswith(f"{path}:15: checkpoints: unknown field")
+    args = [
+        "solve",
+        str(path).replace("g.yaml", "h.yaml"),
+        "--payment",
+        rule,
+        "--payment-param",
+        "checkpoints=a",
+    ]
+    (tmp_path / "h.yaml").write_text(VALID_GAME, encoding="utf-8")
+    assert _one_error(args) == (
+        f"--payment-param: payment rule {rule!r} has no parameter 'checkpoints'"
+        f" (its parameters: {'none' if rule != 'early_stopped' else 'steps, step_size'})"
+    )
+
+
+def test_issue_23_reverse_kl_early_stopped_at_a_tiny_lambda_has_finite_payments(tmp_path):
+    """It printed ``"payment": null`` with exit 0 (the early-stopped run collapsed to a point
+    mass, and reverse KL's -log 0 made the payment NaN)."""
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        VALID_GAME.replace("kind: kl, lambda: 1.0", "kind: reverse_kl, lambda: 1e-8").replace(
+            "payment: affine_maximizer", "payment: early_stopped"
+        ),
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["solve", str(path), "--format", "json"])
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    profiles = json.loads(result.stdout)["profiles"]
+    groups = [g for profile in profiles.values() for g in profile["groups"]]
+    assert len(groups) == 2 * len(profiles) >= 4
+    assert all(isinstance(g["payment"], float) and isinstance(g["utility"], float) for g in groups), groups

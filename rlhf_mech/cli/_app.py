@@ -24,11 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
+from rlhf_mech.cli._numbers import click_errors
 from rlhf_mech.cli._output import ColorChoice, Output, print_error
 from rlhf_mech.cli._uncertainty import (
     CiOption,
@@ -38,14 +39,10 @@ from rlhf_mech.cli._uncertainty import (
     ResamplesOption,
     bootstrap_options,
 )
-from rlhf_mech.errors import DECIMAL, RlhfMechError, shown
+from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render import OutputFormat
 from rlhf_mech.render._internal import format_help
 
-try:  # Typer >= 0.26 parses with a copy of Click of its own: its exceptions are these
-    from typer._click import exceptions as click_errors
-except ImportError:  # pragma: no cover - an older Typer, on Click itself
-    from click import exceptions as click_errors  # type: ignore[no-redef]
 #: Ctrl-C at a prompt: Click's own in Typer 0.26, Typer's exception from 0.27 on.
 _ABORT: type[BaseException] = (
     getattr(click_errors, "Abort", None) or importlib.import_module("typer.exceptions").Abort
@@ -80,42 +77,7 @@ class App(TyperGroup):
         name, command, rest = super().resolve_command(ctx, args)
         if command is not None:
             _fill_choices(command)
-            _check_numbers(command, rest)
         return name, command, rest
-
-
-def _is_number_option(param: Any) -> bool:
-    """Whether ``param`` takes an int or a float: Typer 0.26 gives it a Click type, Typer
-    0.27 and later keep the annotation (``int | None``) in its ``type_descriptor``."""
-    kind = getattr(getattr(param, "type", None), "name", "")
-    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    return kind in ("integer", "float", "integer range", "float range") or any(
-        a is int or a is float for a in (annotation, *get_args(annotation))
-    )
-
-
-def _check_numbers(command: Any, args: list[str]) -> None:
-    """Every number given to an int or float option of ``command`` is written as a plain ASCII
-    decimal (:data:`~rlhf_mech.errors.DECIMAL`): Python's ``int()`` and ``float()``, which the
-    parsers call, also read ``1_0`` as 10 and other scripts' digits as theirs.
-
-    Raises
-    ------
-    click.UsageError
-        naming the option (printed as one ``error:`` line by :class:`App`).
-    """
-    numeric = {opt for p in command.params if _is_number_option(p) for opt in getattr(p, "opts", ())}
-    for k, token in enumerate(args):
-        if token == "--":
-            return
-        option, equals, value = token.partition("=")
-        if option not in numeric:
-            continue
-        given = value if equals else (args[k + 1] if k + 1 < len(args) else None)
-        if given is not None and not DECIMAL.fullmatch(given.strip()):
-            raise click_errors.UsageError(
-                f"{option} {shown(given)}: expected a number in ASCII digits (as 5, 0.5 or 1e-3)"
-            )
 
 
 app = typer.Typer(

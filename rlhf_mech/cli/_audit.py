@@ -21,6 +21,7 @@ from rlhf_mech.cli._app import (
     format_enum,
     with_options,
 )
+from rlhf_mech.cli._numbers import number
 from rlhf_mech.cli._output import ColorChoice
 from rlhf_mech.cli._uncertainty import audit_intervals
 from rlhf_mech.errors import RlhfMechError
@@ -69,21 +70,32 @@ def audit_command(
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the random search.", show_default=_default(0))
+        int | None,
+        typer.Option(
+            parser=number(integer=True), help="Seed of the random search.", show_default=_default(0)
+        ),
     ] = None,
     budget: Annotated[
         int | None,
-        typer.Option(help="Report evaluations per group and payment rule.", show_default=_default(200)),
+        typer.Option(
+            parser=number(integer=True),
+            help="Report evaluations per group and payment rule.",
+            show_default=_default(200),
+        ),
     ] = None,
     tol: Annotated[
         float | None,
-        typer.Option(help="Tolerance of every inequality.", show_default=_default("1e-09")),
+        typer.Option(parser=number(), help="Tolerance of every inequality.", show_default=_default("1e-09")),
     ] = None,
     noise: Annotated[
-        float | None, typer.Option(help="Theorem 4.12: noise bound eps > 0 on every reported reward.")
+        float | None,
+        typer.Option(parser=number(), help="Theorem 4.12: noise bound eps > 0 on every reported reward."),
     ] = None,
     samples: Annotated[
-        int | None, typer.Option(help="Noise samples per estimate.", show_default=_default(64))
+        int | None,
+        typer.Option(
+            parser=number(integer=True), help="Noise samples per estimate.", show_default=_default(64)
+        ),
     ] = None,
     others: Annotated[
         str,
@@ -102,7 +114,13 @@ def audit_command(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-j", help="Parallel processes.", show_default=_default(1)),
+        typer.Option(
+            "--workers",
+            "-j",
+            parser=number(integer=True),
+            help="Parallel processes.",
+            show_default=_default(1),
+        ),
     ] = None,
     backend: Annotated[AuditBackend, typer.Option(help="local processes or a dask cluster.")] = (
         AuditBackend.local  # type: ignore[assignment]
@@ -114,6 +132,7 @@ def audit_command(
         float,
         typer.Option(
             "--time-limit",
+            parser=number(),
             help="Seconds one file may take to load, and each part of its audit to run; past it the "
             "file is reported invalid and the others go on (0: no limit).",
         ),

@@ -18,12 +18,20 @@ from rlhf_mech.cli._app import (
     read_game,
     with_options,
 )
+from rlhf_mech.cli._config import BOUNDS
+from rlhf_mech.cli._numbers import number
 from rlhf_mech.errors import RlhfMechError
 from rlhf_mech.render import COMPARE_FORMATS
 
 CompareFormatOption = format_choice("CompareFormat", COMPARE_FORMATS)
 
 _GRID_HELP = "KEY=V1,V2: the values of a parameter of the {} rules to compare (repeat per parameter)."
+
+
+def _draws(help_text: str) -> Any:
+    """An option counting random draws per group: 0 up to the audit's noise samples (each draw
+    holds a report of every group's rewards, as a noise sample does)."""
+    return typer.Option(parser=number(integer=True, low=0, high=BOUNDS["samples"].high), help=help_text)
 
 
 @with_options
@@ -44,14 +52,18 @@ def compare_command(
     ] = None,
     training_param: Annotated[list[str] | None, typer.Option(help=_GRID_HELP.format("training"))] = None,
     payment_param: Annotated[list[str] | None, typer.Option(help=_GRID_HELP.format("payment"))] = None,
-    budget: Annotated[int, typer.Option(min=10, help="Report evaluations per group and mechanism.")] = 200,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the searches and samples.")] = 0,
-    samples: Annotated[
-        int, typer.Option(min=0, help="Random reports per group for the share of negative payments.")
-    ] = 64,
-    types: Annotated[
-        int, typer.Option(min=0, help="Random rewards per group of the least-cost type sets (0: none).")
-    ] = 24,
+    budget: Annotated[
+        int,
+        typer.Option(
+            parser=number(integer=True, low=10, high=BOUNDS["budget"].high),
+            help="Report evaluations per group and mechanism.",
+        ),
+    ] = 200,
+    seed: Annotated[
+        int, typer.Option(parser=number(integer=True, low=0), help="Seed of the searches and samples.")
+    ] = 0,
+    samples: Annotated[int, _draws("Random reports per group for the share of negative payments.")] = 64,
+    types: Annotated[int, _draws("Random rewards per group of the least-cost type sets (0: none).")] = 24,
     output_format: CompareFormatOption = "table",  # type: ignore[assignment]
     plot: Annotated[
         Path | None, typer.Option(help="Also draw gain against cost and welfare to FILE (matplotlib).")

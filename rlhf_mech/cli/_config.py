@@ -101,7 +101,7 @@ def check_flag(key: str, value: Any) -> Any:
     bound = BOUNDS[key]
     if value is not None and not bound.accepts(value):
         why = f" ({bound.why})" if bound.why else ""
-        raise RlhfMechError(f"{bound.option} {value}: expected {bound.what}{why}")
+        raise RlhfMechError(f"{bound.option} {shown(value)}: expected {bound.what}{why}")
     return value
 
 
@@ -183,7 +183,9 @@ def load_config(formats: Sequence[str], start: Path | None = None) -> AuditConfi
         ok, what = _KEYS[key]
         if not ok(value):
             raise RlhfMechError(f"{where}: [{SECTION}] {key}: expected {what}, got {shown(value)}")
-        values[key] = value
+        # TOML's `tol = 1` is an int: a float setting holds it as the float it is (an int of 30
+        # digits reached numpy as an object it cannot test for finiteness)
+        values[key] = float(value) if key in BOUNDS and not BOUNDS[key].integer else value
     fmt = values.get("output-format")
     if fmt is not None and fmt not in formats:
         raise RlhfMechError(

@@ -16,6 +16,7 @@ from rlhf_mech.cli._app import (
     read_game,
     with_options,
 )
+from rlhf_mech.cli._numbers import number
 from rlhf_mech.render import IMPLEMENTABILITY_FORMATS
 
 ImplementabilityFormatOption = format_choice("ImplementabilityFormat", IMPLEMENTABILITY_FORMATS)
@@ -33,7 +34,10 @@ def implementability_command(
             help="The type set: grid, vertices, random or user (--type-reward only).",
         ),
     ] = "grid",
-    points: Annotated[int, typer.Option(help="Grid resolution, or the number of random points.")] = 4,
+    points: Annotated[
+        int,
+        typer.Option(parser=number(integer=True), help="Grid resolution, or the number of random points."),
+    ] = 4,
     sizes: Annotated[
         str | None,
         typer.Option(help="Sizes paired with every reward point, a comma list (default: the true size)."),
@@ -42,9 +46,15 @@ def implementability_command(
         list[str] | None,
         typer.Option(help="A reward to add as a type (comma list or .csv/.npy file), repeatable."),
     ] = None,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the random type set.")] = 0,
-    tol: Annotated[float, typer.Option(min=0.0, help="Tolerance of a cycle sum (each edge +tol/K).")] = 1e-9,
-    max_types: Annotated[int, typer.Option(min=2, help="Most types allowed (time grows as K^3).")] = 2000,
+    seed: Annotated[
+        int, typer.Option(parser=number(integer=True, low=0), help="Seed of the random type set.")
+    ] = 0,
+    tol: Annotated[
+        float, typer.Option(parser=number(low=0), help="Tolerance of a cycle sum (each edge +tol/K).")
+    ] = 1e-9,
+    max_types: Annotated[
+        int, typer.Option(parser=number(integer=True, low=2), help="Most types allowed (time grows as K^3).")
+    ] = 2000,
     graph: Annotated[
         str,
         typer.Option(
@@ -58,7 +68,9 @@ def implementability_command(
             help="Write each step of a negative cycle as a game file into DIR (rlhf-mech solve replays it)."
         ),
     ] = None,
-    rows: Annotated[int, typer.Option(min=1, help="Payment rows shown in the table.")] = 10,
+    rows: Annotated[
+        int, typer.Option(parser=number(integer=True, low=1), help="Payment rows shown in the table.")
+    ] = 10,
     output_format: ImplementabilityFormatOption = "text",  # type: ignore[assignment]
     allow_outside_refs: OutsideOption = False,
     terminal: Terminal,

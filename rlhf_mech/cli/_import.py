@@ -14,6 +14,7 @@ from rlhf_mech.cli._app import (
     command,
     with_options,
 )
+from rlhf_mech.cli._numbers import number
 from rlhf_mech.errors import RlhfMechError
 
 
@@ -144,7 +145,7 @@ def import_game(
     divergence: Annotated[
         str, typer.Option(help=f"Responses: the training rule's divergence, {choices('divergences')}.")
     ] = "kl",
-    lam: Annotated[float, typer.Option("--lambda", help="Weight of the divergence.")] = 1.0,
+    lam: Annotated[float, typer.Option("--lambda", parser=number(), help="Weight of the divergence.")] = 1.0,
     payment: Annotated[
         str, typer.Option(help=f"The game's payment rule: {choices('payment_rules')}.")
     ] = "affine_maximizer",

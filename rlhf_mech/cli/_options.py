@@ -7,6 +7,7 @@ any work starts.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -69,6 +70,9 @@ def _configured(
             unknown = [n for n in names if n not in game.outcomes]
             if unknown:
                 raise RlhfMechError(f"{option} {key}: unknown outcome {unknown[0]!r}")
+            repeated = [n for n, count in Counter(names).items() if count > 1]
+            if repeated:
+                raise RlhfMechError(f"{option} {key}: outcome {shown(repeated[0])} given twice")
             values[key] = [game.outcomes.index(n) for n in names]
         elif kind in ("choice", None):  # None: with_parameters names the rule's parameters
             values[key] = text.strip()

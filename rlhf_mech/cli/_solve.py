@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from rlhf_mech.cli._app import GameOptions, IntervalOptions, Terminal, command, format_choice, with_options
+from rlhf_mech.cli._app import (
+    GameOptions,
+    IntervalOptions,
+    Terminal,
+    command,
+    format_choice,
+    with_options,
+)
+from rlhf_mech.cli._numbers import number
 from rlhf_mech.cli._uncertainty import CiSeedOption, uncertainty
 from rlhf_mech.render import SOLVE_FORMATS
 
@@ -19,7 +27,10 @@ def solve(
     game_file: GameOptions,
     *,
     output_format: SolveFormatOption = "table",  # type: ignore[assignment]
-    top: Annotated[int, typer.Option(min=1, help="Outcomes shown in the distribution table.")] = 10,
+    top: Annotated[
+        int,
+        typer.Option(parser=number(integer=True, low=1), help="Outcomes shown in the distribution table."),
+    ] = 10,
     save_distribution: Annotated[
         Path | None,
         typer.Option(

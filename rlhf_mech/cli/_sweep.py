@@ -16,6 +16,7 @@ from rlhf_mech.cli._app import (
     format_choice,
     with_options,
 )
+from rlhf_mech.cli._numbers import number
 from rlhf_mech.cli._uncertainty import CiSeedOption, sweep_intervals
 from rlhf_mech.render import SWEEP_FORMATS
 
@@ -38,10 +39,15 @@ def sweep_command(
     report_reward: Annotated[
         str | None, typer.Option(help="Explicit report: rewards as a comma list or a .csv/.npy file.")
     ] = None,
-    report_size: Annotated[float | None, typer.Option(help="Explicit report: the reported size.")] = None,
+    report_size: Annotated[
+        float | None, typer.Option(parser=number(), help="Explicit report: the reported size.")
+    ] = None,
     prompt: Annotated[
         int | None,
-        typer.Option(min=0, help="A game of many prompts: sweep prompt K (0 to P-1) as its own game."),
+        typer.Option(
+            parser=number(integer=True, low=0),
+            help="A game of many prompts: sweep prompt K (0 to P-1) as its own game.",
+        ),
     ] = None,
     output_format: SweepFormatOption = "table",  # type: ignore[assignment]
     plot: Annotated[

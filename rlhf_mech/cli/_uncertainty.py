@@ -8,21 +8,31 @@ from typing import Annotated, Any
 
 import typer
 
+from rlhf_mech.cli._config import BOUNDS
+from rlhf_mech.cli._numbers import number
 from rlhf_mech.errors import RlhfMechError, printable
 
 CiOption = Annotated[
     float | None,
     typer.Option(
         "--ci",
-        min=0.5,
-        max=0.999,
+        parser=number(low=0.5, high=0.999),
         help="For a sampled game (sampled: in the file; every import): the interval level, e.g. "
         "0.95; every figure gets an estimate, a standard error and a bootstrap interval.",
         show_default=False,
     ),
 ]
-ResamplesOption = Annotated[int, typer.Option("--resamples", min=2, help="Bootstrap replicates for --ci.")]
-CiSeedOption = Annotated[int, typer.Option("--seed", min=0, help="Seed of the --ci resamples.")]
+ResamplesOption = Annotated[
+    int,
+    typer.Option(
+        "--resamples",
+        parser=number(integer=True, low=2, high=BOUNDS["samples"].high),
+        help="Bootstrap replicates for --ci.",
+    ),
+]
+CiSeedOption = Annotated[
+    int, typer.Option("--seed", parser=number(integer=True, low=0), help="Seed of the --ci resamples.")
+]
 IntervalOption = Annotated[str, typer.Option("--interval", help="--ci interval: percentile, basic or bca.")]
 DesignOption = Annotated[
     str | None,

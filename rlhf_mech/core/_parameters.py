@@ -61,6 +61,8 @@ class Parameter:
             indices = tuple(value)
             if not indices or not all(isinstance(k, int | np.integer) and k >= 0 for k in indices):
                 raise ValueError(f"`{self.name}` must be a non-empty list of outcomes")
+            if len(set(indices)) < len(indices):  # a set of outcomes (checkpoints): no repeats
+                raise ValueError(f"`{self.name}` lists an outcome twice")
             return tuple(int(k) for k in indices)
         if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             raise ValueError(f"`{self.name}` must be a number, got {value!r}")

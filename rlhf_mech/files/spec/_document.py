@@ -663,8 +663,7 @@ def configured_rule(
         if given is None or parameter.name not in value.model_fields_set:
             continue
         if parameter.kind == "outcomes":
-            field = (key, parameter.name)
-            problems += [doc.error(field, f"unknown outcome {shown(n)}") for n in given if n not in index]
+            problems += _outcome_problems(doc, (key, parameter.name), given, index)
             given = [index[name] for name in given if name in index]
         settings[parameter.name] = given
     if problems:
@@ -673,6 +672,23 @@ def configured_rule(
         return rule.with_parameters(**settings)
     except ValueError as exc:
         raise doc.error((key,), str(exc)) from None
+
+
+def _outcome_problems(
+    doc: Document, field: Path_, names: list[str], index: dict[str, int]
+) -> list[SpecError]:
+    """The problems of a parameter's list of outcome ``names`` (``index``: the game's outcomes
+    by name): an unknown name, and a name given twice (a checkpoint counted twice is the same
+    checkpoint: a repeat is a typo, not a weight), located at the repeated entry."""
+    problems = []
+    seen: set[str] = set()
+    for k, name in enumerate(names):
+        if name not in index:
+            problems.append(doc.error(field, f"unknown outcome {shown(name)}"))
+        elif name in seen:
+            problems.append(doc.error((*field, k), f"outcome {shown(name)} given twice"))
+        seen.add(name)
+    return problems
 
 
 def payment_rule(doc: Document, value: Any, outcomes: tuple[str, ...]) -> PaymentRule:
