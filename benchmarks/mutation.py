@@ -3,8 +3,9 @@
 Each mutant is one exact replacement of a snippet of ``rlhf_mech/`` by the kind of edit a real
 bug looks like (a tolerance loosened 1e3x, a chunk boundary, a range end, a sign, a flag that
 stops being raised, ...). A mutant is matched by its text, never by a line number: the
-snippet must occur exactly once in its module, or the run stops before anything is run and
-says which mutant no longer fits (rewrite it against the new code).
+snippet must occur exactly once in its module. A mutant whose snippet is gone (or occurs
+twice) after the code changed is *stale*: it is listed as such, not run and not scored, and
+the run goes on with the others (rewrite it against the new code).
 
 For each mutant, in a scratch copy of the tree (one per job, under a temporary folder; the
 working tree is never touched), the mutant is applied and then, until one of them fails:
@@ -828,20 +829,13 @@ EQUIVALENT: tuple[tuple[Mutant, str], ...] = (
 # ------------------------------------------------------------------------------------------
 
 
-def check_snippets(mutants: Sequence[Mutant]) -> list[str]:
-    """Every mutant whose snippet does not occur exactly once, as a message."""
-    problems = []
-    for k, m in enumerate(mutants):
-        path = PACKAGE / m.path
-        if not path.is_file():
-            problems.append(f"mutant {k} ({m.description}): no file rlhf_mech/{m.path}")
-            continue
-        count = path.read_text(encoding="utf-8").count(m.old)
-        if count != 1:
-            problems.append(
-                f"mutant {k} ({m.description}): snippet found {count} times in rlhf_mech/{m.path}: {m.old!r}"
-            )
-    return problems
+def staleness(m: Mutant) -> str | None:
+    """Why the mutant no longer fits the code (its snippet does not occur exactly once), or None."""
+    path = PACKAGE / m.path
+    if not path.is_file():
+        return f"no file rlhf_mech/{m.path}"
+    count = path.read_text(encoding="utf-8").count(m.old)
+    return None if count == 1 else f"snippet found {count} times in rlhf_mech/{m.path}: {m.old!r}"
 
 
 def related_tests(m: Mutant) -> list[str]:
@@ -957,7 +951,7 @@ def campaign(mutants: Sequence[Mutant], jobs: int, stages: Sequence[str], timeou
         return outcomes
 
 
-def report(outcomes: Sequence[Outcome]) -> None:
+def report(outcomes: Sequence[Outcome], stale: int) -> None:
     per_module: dict[str, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         per_module[o.mutant.path].append(o)
@@ -974,7 +968,7 @@ def report(outcomes: Sequence[Outcome]) -> None:
     total = len(outcomes)
     print(
         f"\nRESULT killed={killed} total={total} score={100.0 * killed / max(total, 1):.1f} "
-        f"equivalent_excluded={len(EQUIVALENT)}"
+        f"equivalent_excluded={len(EQUIVALENT)} stale={stale}"
     )
 
 
@@ -994,12 +988,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated test files instead of the related ones (recheck survivors)",
     )
     args = parser.parse_args(argv)
-    problems = check_snippets([*MUTANTS, *(m for m, _ in EQUIVALENT)])
-    if problems:
-        print("error: mutants that no longer fit the code (rewrite them):", file=sys.stderr)
-        for p in problems:
-            print(f"error: {p}", file=sys.stderr)
-        return 2
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     if not stages or any(s not in ("related", "quick", "audit") for s in stages):
         parser.error("--stages takes related, quick and audit")
@@ -1008,19 +996,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         mutants = [mutants[int(k)] for k in args.select.split(",")]
     if args.tests:
         mutants = [replace(m, tests=tuple(args.tests.split(",")), own_tests_only=True) for m in mutants]
+    stale = {id(m): why for m in [*mutants, *(m for m, _ in EQUIVALENT)] if (why := staleness(m))}
     if args.list:
         for k, m in enumerate(mutants):
-            print(f"{k:3d} {m.path}: {m.description}\n    tests: {' '.join(related_tests(m))}")
+            mark = " (STALE)" if id(m) in stale else ""
+            print(f"{k:3d} {m.path}: {m.description}{mark}\n    tests: {' '.join(related_tests(m))}")
         print(f"\nequivalent, not run ({len(EQUIVALENT)}):")
         for m, why in EQUIVALENT:
             print(f"    {m.path}: {m.description}: {why}")
-        print(f"\n{len(mutants)} mutants")
+        print(f"\n{len(mutants)} mutants, {len(stale)} stale")
         return 0
     if not mutants:
         parser.error("--only matches no mutant")
+    for m, why in [(m, stale[id(m)]) for m in [*mutants, *(m for m, _ in EQUIVALENT)] if id(m) in stale]:
+        print(f"STALE {m.path}: {m.description}: {why}", flush=True)
+    live = [m for m in mutants if id(m) not in stale]
     start = time.perf_counter()
-    outcomes = campaign(mutants, max(1, args.jobs), stages, args.timeout)
-    report(outcomes)
+    outcomes = campaign(live, max(1, args.jobs), stages, args.timeout) if live else []
+    report(outcomes, len(mutants) - len(live))
     print(f"({time.perf_counter() - start:.0f} s, {args.jobs} job(s), stages {','.join(stages)})")
     return 0
 

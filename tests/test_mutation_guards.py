@@ -31,11 +31,13 @@ from rlhf_mech.analysis import (
     audit_game,
     group_seed,
     implementability,
+    mixing_misreports,
     negative_cycle,
     noisy_objective,
     rochet_payments,
     shortest_paths,
     size_bound,
+    sweep,
 )
 from rlhf_mech.analysis._checks import (
     Finding,
@@ -74,6 +76,7 @@ from rlhf_mech.core import (
 from rlhf_mech.core._duals import DualProblem, simplex_barrier
 from rlhf_mech.files import save_cycle
 from rlhf_mech.files._arrays import read_array
+from rlhf_mech.render import ImplementabilityOutput, render_implementability
 
 TOL = 1e-9
 
@@ -873,3 +876,84 @@ def test_cycle_files_say_who_reports_whom_along_a_cycle_of_three(monkeypatch, tm
     for j, path in enumerate(written):
         own, report = cycle[j], cycle[(j + 1) % 3]
         assert f"Step {j} of 3: true type {own} reports type {report} and gains +1 " in path.read_text()
+
+
+# --- sweeps: both sides of their tolerances, the size bound ---------------------------------------
+
+
+def _sweep_with_utilities(utilities: list[float]):
+    """A real sweep of group 0 (truth at index 0) whose utilities are replaced by ``utilities``."""
+    result = sweep(make_game(*TWO_GROUPS), 0, "size", [2.0])
+    assert result.truthful_index == 0 and result.parameters.tolist() == [1.0, 2.0]
+    u = np.asarray(utilities)
+    return dataclasses.replace(result, utilities=u, group_valuations=u)
+
+
+@pytest.mark.parametrize("truth", [0.5, -4.0])
+@pytest.mark.parametrize(("excess", "optimal"), [(0.0, True), (0.5e-9, True), (2e-9, False), (5e-7, False)])
+def test_sweep_truth_is_optimal_within_gain_tol_relative(truth: float, excess: float, optimal: bool) -> None:
+    """A point beating truth by more than GAIN_TOL * max(1, |u_truth|) makes truth not optimal."""
+    scale = max(1.0, abs(truth))
+    result = _sweep_with_utilities([truth, truth + excess * scale])
+    assert result.truth_is_optimal() is optimal
+    assert result.truth_is_optimal(with_payment=False) is optimal
+
+
+@pytest.mark.parametrize("best", [0.5, 3.0])
+def test_sweep_ties_for_best_within_tie_tol_relative(best: float) -> None:
+    """Points within TIE_TOL * max(1, |best|) of the best tie; 2 TIE_TOL away do not."""
+    scale = max(1.0, best)
+    result = _sweep_with_utilities([best - 0.5e-9 * scale, best, best - 2e-9 * scale, best - 5e-7 * scale])
+    assert result.is_best("utilities").tolist() == [True, True, False, False]
+
+
+def test_sweep_sizes_beyond_max_size_are_noted() -> None:
+    """Integer sizes within 1..max_size need no note; 12 > max_size = 10 does (size 3, alpha 4)."""
+    game = make_game(*TWO_GROUPS)
+    assert game.max_size == 10.0
+    inside = sweep(game, 0, "size", [2.0, 3.0])
+    assert inside.reported_sizes.tolist() == [3.0, 6.0, 9.0]
+    assert not any("real-valued" in note for note in inside.notes)
+    beyond = sweep(game, 0, "size", [4.0])
+    assert beyond.reported_sizes.tolist() == [3.0, 12.0]
+    assert any("reported sizes are real-valued in this sweep (the game's sizes are 1..10)" in n for n in beyond.notes)
+
+
+@pytest.mark.parametrize(("excess", "adjusted"), [(0.0, False), (0.5e-9, False), (2e-9, True), (1e-7, True)])
+def test_a_mix_off_its_total_by_more_than_normalization_tol_is_adjusted(excess: float, adjusted: bool) -> None:
+    """beta = 1 keeps rm_i bit for bit: a reward summing to 1 + excess is flagged beyond 1e-9."""
+    reward = np.array([0.25, 0.25, 0.5 + excess])
+    others = np.array([0.5, 0.25, 0.25])
+    reports = mixing_misreports(reward, 3.0, others, np.array([1.0, 0.0]), Normalization("sum"))
+    assert reports.adjusted.tolist() == [adjusted, False]
+    np.testing.assert_array_equal(reports.rewards[0], reward)  # flagged, never silently rescaled
+
+
+# --- the rendered cycle table: who reports whom ---------------------------------------------------
+
+
+def test_the_rendered_cycle_table_says_who_reports_whom_along_a_cycle_of_three(monkeypatch) -> None:
+    """Each row's type gains +1 by reporting the row's "reports type" (checked on the valuations
+    themselves, not on the result's cycle); the reverse direction would lose 1."""
+    from rich.console import Console
+
+    game = make_game(*TWO_GROUPS)
+    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
+    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
+    monkeypatch.setattr(
+        implementability_module,
+        "gain_matrix",
+        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
+    )
+    console = Console(width=200, record=True, color_system=None)
+    console.print(render_implementability(ImplementabilityOutput(implementability(game, 0, types))))
+    rows = []
+    for line in console.export_text().splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == 8 and cells[1].isdigit():
+            rows.append((int(cells[1]), int(cells[2]), int(cells[5]), cells[6]))
+    assert [r[0] for r in rows] == [0, 1, 2]
+    assert sorted(r[1] for r in rows) == [1, 2, 3]
+    for _, own, report, gain in rows:
+        assert CYCLE_VALUATIONS[report, own] - CYCLE_VALUATIONS[own, own] == 1.0
+        assert gain == "+1"
