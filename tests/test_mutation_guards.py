@@ -957,3 +957,55 @@ def test_the_rendered_cycle_table_says_who_reports_whom_along_a_cycle_of_three(m
     for _, own, report, gain in rows:
         assert CYCLE_VALUATIONS[report, own] - CYCLE_VALUATIONS[own, own] == 1.0
         assert gain == "+1"
+
+
+# --- the audit table: marks, counts, signs, names -------------------------------------------------
+
+
+def _finding(check: str, value: float, holds: bool, expected: bool | None, group: str = "g0", **kw) -> Finding:
+    return Finding(check, group, value, holds, expected, "statement", **kw)
+
+
+def _table_cells(findings: list[Finding], name: str = "guard") -> dict[str, list[str]]:
+    """The plain cells of the audit table of one game with ``findings``, by row's group."""
+    from rlhf_mech.render._audit import audit_table_data
+
+    game = dataclasses.replace(make_game(*TWO_GROUPS), name=name)
+    data = audit_table_data([SimpleNamespace(game=game, findings=findings)])
+    return {row[1]: list(row) for row in data.rows}
+
+
+def test_the_audit_table_marks_whether_a_check_passed_not_whether_its_property_holds() -> None:
+    """dsic expected false and not holding passes (✓); expected true and not holding fails (✗);
+    expected false but holding fails (✗)."""
+    cases = [(False, False, "✓"), (False, True, "✗"), (True, False, "✗"), (True, True, "✓")]
+    for holds, expected, mark in cases:
+        cells = _table_cells([_finding("dsic", 0.083, holds, expected)])
+        assert cells["g0"][2] == f"{mark} +0.083", (holds, expected)
+
+
+@pytest.mark.parametrize(("failures", "cell"), [(1, "✗ utility -0.5"), (2, "✗ utility -0.5 (+1)"), (3, "✗ utility -0.5 (+2)")])
+def test_an_expect_cell_counts_the_failures_it_does_not_show(failures: int, cell: str) -> None:
+    """The first failure is shown; ``(+k)`` counts the other k; a passing range is not counted."""
+    findings = [_finding("expect", -0.5, False, True, quantity="utility") for _ in range(failures)]
+    findings.append(_finding("expect", 0.25, True, True, quantity="payment"))
+    assert _table_cells(findings)["g0"][2] == cell
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.083, "+0.083"), (-2.1e-15, "-2.1e-15"), (0.0, "0")])
+def test_audit_figures_carry_their_sign(value: float, shown: str) -> None:
+    from rlhf_mech.render._audit import fmt_figure
+
+    assert fmt_figure(value) == shown
+
+
+def test_a_game_name_holding_markup_is_shown_as_written() -> None:
+    name = "[bold]x[/bold] [red]"
+    assert _table_cells([_finding("dsic", 0.0, True, None)], name)["g0"][0] == name
+
+
+@pytest.mark.parametrize(("count", "words"), [(0, "0 games"), (1, "1 game"), (2, "2 games")])
+def test_plural_counts_zero_as_plural(count: int, words: str) -> None:
+    from rlhf_mech.render._format import plural
+
+    assert plural(count, "game") == words
