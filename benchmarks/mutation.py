@@ -98,6 +98,13 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "render/_format": ("tests/test_cli.py", "tests/test_cli_audit.py"),
     "render/_implementability": ("tests/test_implementability.py",),
     "render/_json": ("tests/test_json_writer.py", "tests/test_audit_json.py"),
+    "render/_compare": ("tests/test_compare.py",),
+    "render/_sweep": ("tests/test_cli_sweep.py", "tests/test_sweep.py"),
+    "files/_prompt_tables": ("tests/test_prompts.py", "tests/test_importer.py"),
+    "files/spec": ("tests/test_spec.py", "tests/test_cli.py"),
+    "analysis/_least_cost": ("tests/test_compare.py", "tests/test_implementability.py"),
+    "analysis/_compare": ("tests/test_compare.py",),
+    "analysis/_bootstrap": ("tests/test_bootstrap.py",),
 }
 
 
@@ -694,6 +701,158 @@ MUTANTS: tuple[Mutant, ...] = (
         "own, report = int(result.cycle[j]), int(result.cycle[(j - 1) % len(result.cycle)])",
         "certificate file's misreports follow the cycle backwards",
     ),
+    M(
+        "files/_prompt_tables.py",
+        "off = np.abs(totals - 1.0) > NORMALIZATION_TOL",
+        "off = np.abs(totals - 1.0) > 1e3 * NORMALIZATION_TOL",
+        "a prompt's rewards' sum tolerance loosened 1e3x",
+    ),
+    M(
+        "files/_prompt_tables.py",
+        "far = np.flatnonzero(np.abs(totals - 1.0) > NORMALIZATION_TOL)",
+        "far = np.flatnonzero(np.abs(totals - 1.0) > 1e3 * NORMALIZATION_TOL)",
+        "an initial distribution off its sum by up to 1e-6 silently rescaled instead of refused",
+    ),
+    M(
+        "files/_prompt_tables.py",
+        "if offsets[0] != 0 or np.any(np.diff(offsets) < 1):",
+        "if offsets[0] != 0 or np.any(np.diff(offsets) < 0):",
+        "a prompt without outcomes accepted",
+    ),
+    M(
+        "files/_prompt_tables.py",
+        "bad = np.flatnonzero(~np.isfinite(weights) | (weights <= 0))",
+        "bad = np.flatnonzero(~np.isfinite(weights) | (weights < 0))",
+        "a prompt weight of 0 accepted",
+    ),
+    M(
+        "files/_prompt_tables.py",
+        'return int(np.searchsorted(offsets, j, side="right") - 1)',
+        'return int(np.searchsorted(offsets, j, side="left") - 1)',
+        "an error at a prompt's first outcome names the prompt before",
+    ),
+    M(
+        "files/_prompt_tables.py",
+        "if total > max_outcomes:",
+        "if total >= max_outcomes:",
+        "a table of exactly the largest outcome count refused",
+    ),
+    M(
+        "files/spec/_validation.py",
+        '_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">",',
+        '_BOUNDS = {"greater_than_equal": ">", "greater_than": ">=",',
+        "a bound's error message says > for >= (and the reverse)",
+    ),
+    # --- analysis/_least_cost.py, _compare.py, _bootstrap.py ----------------------------------
+    M(
+        "analysis/_least_cost.py",
+        "dist = shortest_paths(_with_source(np.asarray(weights, dtype=float).T, np.zeros(k)), root=k)",
+        "dist = shortest_paths(_with_source(np.asarray(weights, dtype=float), np.zeros(k)), root=k)",
+        "least payments: distances from the source instead of into the sink (graph not reversed)",
+    ),
+    M(
+        "analysis/_least_cost.py",
+        "weights = result.gains + result.tol / result.K",
+        "weights = result.gains - result.tol / result.K",
+        "least-cost edge weights: the tolerance subtracted",
+    ),
+    M(
+        "analysis/_least_cost.py",
+        "worst = int(np.argmax(lowest - own))",
+        "worst = int(np.argmin(lowest - own))",
+        "not IR: the message names the type with the least shortfall",
+    ),
+    M(
+        "analysis/_least_cost.py",
+        "return float(self.lowest[0]), float(self.highest[0])",
+        "return float(self.lowest[0]), float(self.highest[-1])",
+        "the highest payment at truth read off the last type",
+    ),
+    M(
+        "analysis/_compare.py",
+        "dominated = np.any(better_or_equal & strictly, axis=0)",
+        "dominated = np.any(better_or_equal & strictly, axis=1)",
+        "Pareto front: the dominating rows marked dominated (wrong axis)",
+    ),
+    M(
+        "analysis/_compare.py",
+        "strictly = np.any(points[:, None, :] < points[None, :, :] - tol, axis=-1)",
+        "strictly = np.all(points[:, None, :] < points[None, :, :] - tol, axis=-1)",
+        "Pareto dominance needs strictly better in every objective",
+    ),
+    M(
+        "analysis/_compare.py",
+        "gameable = any(g.gain > options.tol * max(1.0, abs(g.utility)) for g in groups)",
+        "gameable = any(g.gain > 1e3 * options.tol * max(1.0, abs(g.utility)) for g in groups)",
+        "compare: gameable from 1e3 tol",
+    ),
+    M(
+        "analysis/_compare.py",
+        "ir=all(g.utility >= -options.tol for g in groups),",
+        "ir=all(g.utility >= -1e3 * options.tol for g in groups),",
+        "compare: IR accepts utilities down to -1e3 tol",
+    ),
+    M(
+        "analysis/_compare.py",
+        "return min(g.utility for g in self.groups)",
+        "return max(g.utility for g in self.groups)",
+        "compare: the lowest utility is the largest",
+    ),
+    M(
+        "analysis/_compare.py",
+        "return float(sum(max(g.gain, 0.0) for g in self.groups))",
+        "return float(sum(g.gain for g in self.groups))",
+        "compare: total gain counts negative gains",
+    ),
+    M(
+        "analysis/_compare.py",
+        "return float(np.mean(total < -options.tol)), int(total.size)",
+        "return float(np.mean(total < -1e3 * options.tol)), int(total.size)",
+        "compare: negative payments counted from -1e3 tol",
+    ),
+    M(
+        "analysis/_compare.py",
+        "gameable = gain > audit.options.tol * max(1.0, abs(utility))",
+        "gameable = gain > 1e3 * audit.options.tol * max(1.0, abs(utility))",
+        "audit verdict: gameable from 1e3 tol",
+    ),
+    M(
+        "analysis/_bootstrap.py",
+        "return 2.0 * estimate - high, 2.0 * estimate - low",
+        "return 2.0 * estimate - low, 2.0 * estimate - high",
+        "basic interval's ends reversed",
+    ),
+    M(
+        "analysis/_bootstrap.py",
+        "alpha = (1.0 - level) / 2.0",
+        "alpha = 1.0 - level",
+        "percentile interval at level 1 - 2 alpha (both tails get alpha)",
+    ),
+    M(
+        "analysis/_bootstrap.py",
+        "below = (replicates < estimate).sum(axis=0) + 0.5 * (replicates == estimate).sum(axis=0)",
+        "below = (replicates < estimate).sum(axis=0)",
+        "BCa bias correction: ties with the estimate not split",
+    ),
+    # --- core/_fair.py -------------------------------------------------------------------------
+    M(
+        "core/_fair.py",
+        "return rewards * sizes[..., None]",
+        "return rewards",
+        "fair rules over groups: the group sizes dropped",
+    ),
+    M(
+        "core/_fair.py",
+        "if np.any(rewards.max(axis=-1) <= 0.0):",
+        "if np.any(rewards.max(axis=-1) < 0.0):",
+        "Nash: a group that values nothing accepted",
+    ),
+    M(
+        "core/_fair.py",
+        "return (weights * values).sum(axis=-1) - values.min(axis=-1)",
+        "return (weights * values).sum(axis=-1) - values.max(axis=-1)",
+        "maxmin duality gap against the largest value",
+    ),
     # --- render ------------------------------------------------------------------------------
     M(
         "render/_implementability.py",
@@ -730,6 +889,30 @@ MUTANTS: tuple[Mutant, ...] = (
         'source = escape(game_label(audit.game)) if k == 0 else ""',
         'source = game_label(audit.game) if k == 0 else ""',
         "a file name is printed into the table as Rich markup",
+    ),
+    M(
+        "render/_implementability.py",
+        '"reports": int(result.cycle[(j + 1) % c]),',
+        '"reports": int(result.cycle[(j - 1) % c]),',
+        "the JSON cycle's misreports follow the cycle backwards",
+    ),
+    M(
+        "render/_compare.py",
+        '"★" if m.pareto else "",',
+        '"★" if not m.pareto else "",',
+        "the compare table stars the rows off the Pareto front",
+    ),
+    M(
+        "render/_compare.py",
+        '"✓" if m.ir else "✗",',
+        '"✓" if m.ir or m.dsic_by_theorem else "✗",',
+        "the compare table's IR mark taken from the theorem",
+    ),
+    M(
+        "render/_sweep.py",
+        "best = attribute in BETTER_ROWS and bool(result.is_best(attribute)[k])",
+        "best = attribute in BETTER_ROWS and bool(result.is_best(attribute)[0])",
+        "the sweep table bolds a row's values by the first point's rank",
     ),
     M(
         "render/_format.py",

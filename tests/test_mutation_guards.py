@@ -916,11 +916,15 @@ def test_sweep_sizes_beyond_max_size_are_noted() -> None:
     assert not any("real-valued" in note for note in inside.notes)
     beyond = sweep(game, 0, "size", [4.0])
     assert beyond.reported_sizes.tolist() == [3.0, 12.0]
-    assert any("reported sizes are real-valued in this sweep (the game's sizes are 1..10)" in n for n in beyond.notes)
+    assert any(
+        "reported sizes are real-valued in this sweep (the game's sizes are 1..10)" in n for n in beyond.notes
+    )
 
 
 @pytest.mark.parametrize(("excess", "adjusted"), [(0.0, False), (0.5e-9, False), (2e-9, True), (1e-7, True)])
-def test_a_mix_off_its_total_by_more_than_normalization_tol_is_adjusted(excess: float, adjusted: bool) -> None:
+def test_a_mix_off_its_total_by_more_than_normalization_tol_is_adjusted(
+    excess: float, adjusted: bool
+) -> None:
     """beta = 1 keeps rm_i bit for bit: a reward summing to 1 + excess is flagged beyond 1e-9."""
     reward = np.array([0.25, 0.25, 0.5 + excess])
     others = np.array([0.5, 0.25, 0.25])
@@ -962,7 +966,9 @@ def test_the_rendered_cycle_table_says_who_reports_whom_along_a_cycle_of_three(m
 # --- the audit table: marks, counts, signs, names -------------------------------------------------
 
 
-def _finding(check: str, value: float, holds: bool, expected: bool | None, group: str = "g0", **kw) -> Finding:
+def _finding(
+    check: str, value: float, holds: bool, expected: bool | None, group: str = "g0", **kw
+) -> Finding:
     return Finding(check, group, value, holds, expected, "statement", **kw)
 
 
@@ -984,7 +990,9 @@ def test_the_audit_table_marks_whether_a_check_passed_not_whether_its_property_h
         assert cells["g0"][2] == f"{mark} +0.083", (holds, expected)
 
 
-@pytest.mark.parametrize(("failures", "cell"), [(1, "✗ utility -0.5"), (2, "✗ utility -0.5 (+1)"), (3, "✗ utility -0.5 (+2)")])
+@pytest.mark.parametrize(
+    ("failures", "cell"), [(1, "✗ utility -0.5"), (2, "✗ utility -0.5 (+1)"), (3, "✗ utility -0.5 (+2)")]
+)
 def test_an_expect_cell_counts_the_failures_it_does_not_show(failures: int, cell: str) -> None:
     """The first failure is shown; ``(+k)`` counts the other k; a passing range is not counted."""
     findings = [_finding("expect", -0.5, False, True, quantity="utility") for _ in range(failures)]
