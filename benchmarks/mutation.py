@@ -10,7 +10,7 @@ the run goes on with the others (rewrite it against the new code).
 For each mutant, in a scratch copy of the tree (one per job, under a temporary folder; the
 working tree is never touched), the mutant is applied and then, until one of them fails:
 
-1. its related tests (tests/test_mutation_guards.py, then the module's own test files, ``-m
+1. its related tests (the guards, tests/test_mutation_guards*.py, then the module's own test files, ``-m
    "not slow"``, ``-x``): the fast kill;
 2. the quick suite (``pytest -m "not slow"``), unless ``--stages`` leaves it out;
 3. ``rlhf-mech audit games/``, killed when its exit status differs from the unmutated tree's.
@@ -48,7 +48,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "rlhf_mech"
-GUARDS = "tests/test_mutation_guards.py"
+#: The guards of the mutants (run first for every mutant: small files, aimed at them).
+GUARDS = ("tests/test_mutation_guards.py", "tests/test_mutation_guards_files.py")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Mutant:
         return self.path.removesuffix(".py")
 
 
-#: Related tests of each module (prefix of its path), before tests/test_mutation_guards.py.
+#: Related tests of each module (prefix of its path), after the :data:`GUARDS`.
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "core/_solver": ("tests/test_solver.py", "tests/test_heuristics.py", "tests/test_numerics.py"),
     "core/_payments": ("tests/test_payments.py", "tests/test_heuristics.py", "tests/test_numerics.py"),
@@ -1022,10 +1023,10 @@ def staleness(m: Mutant) -> str | None:
 
 
 def related_tests(m: Mutant) -> list[str]:
-    """The guards first (one small file, aimed at the mutants), then the module's own tests."""
+    """The guards first (small files, aimed at the mutants), then the module's own tests."""
     if m.own_tests_only:
         return list(m.tests)
-    tests = [GUARDS] if (ROOT / GUARDS).is_file() else []
+    tests = [g for g in GUARDS if (ROOT / g).is_file()]
     tests += m.tests
     for prefix, files in MODULE_TESTS.items():
         if m.module.startswith(prefix):
