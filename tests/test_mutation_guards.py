@@ -1017,3 +1017,73 @@ def test_plural_counts_zero_as_plural(count: int, words: str) -> None:
     from rlhf_mech.render._format import plural
 
     assert plural(count, "game") == words
+
+
+# --- render: the JSON cycle, the compare table's marks, the sweep table's bold ------------------
+
+
+def test_the_json_cycle_says_who_reports_whom_along_a_cycle_of_three(monkeypatch) -> None:
+    """Each JSON step's type gains +1 by reporting its ``reports`` type (on the valuations)."""
+    from rlhf_mech.render import implementability_to_json
+
+    game = make_game(*TWO_GROUPS)
+    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
+    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
+    monkeypatch.setattr(
+        implementability_module,
+        "gain_matrix",
+        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
+    )
+    steps = implementability_to_json(ImplementabilityOutput(implementability(game, 0, types)))["cycle"][
+        "steps"
+    ]
+    assert sorted(s["type"] for s in steps) == [1, 2, 3]
+    for step in steps:
+        assert (
+            CYCLE_VALUATIONS[step["reports"], step["type"]] - CYCLE_VALUATIONS[step["type"], step["type"]]
+            == 1.0
+        )
+        assert step["gain"] == 1.0
+
+
+def test_the_sweep_table_bolds_each_rows_best_point() -> None:
+    """Utilities (0.5, 0.7): the second point is bold in the utility row, the first is not."""
+    from rlhf_mech.render import sweep_table
+
+    table = sweep_table(_sweep_with_utilities([0.5, 0.7]))
+    labels = [str(c) for c in table.columns[0].cells]
+    row = labels.index("utility")
+    first, second = (list(table.columns[k].cells)[row] for k in (1, 2))
+    assert (first.style, second.style) == ("", "bold")
+
+
+def test_the_compare_table_marks_ir_and_the_pareto_front_as_computed() -> None:
+    """An additive rule with p^AFF (DSIC by theorem) whose figures say not IR and on the front,
+    and one IR and off the front: the marks follow the figures, not the theorem."""
+    from rlhf_mech.analysis import CompareOptions, Comparison, MechanismFigures
+    from rlhf_mech.render._compare import trade_off_table
+
+    game = make_game(*TWO_GROUPS)
+    search = SimpleNamespace(best=SimpleNamespace(gain=0.0))
+    group = SimpleNamespace(
+        name="g0", utility=1.0, payment=0.0, search=search, gain=0.0, gain_share=0.0, samples=0
+    )
+    figures = MechanismFigures(
+        training=game.mechanism.training_rule,
+        payment=game.mechanism.payment_rule,
+        social_welfare=1.0,
+        asw=1.0,
+        groups=(group,),
+        full_runs=3,
+        early_stopped_runs=0,
+        early_stopped_steps=None,
+        gameable=False,
+        ir=False,
+        dsic_payment=None,
+        pareto=True,
+    )
+    assert figures.dsic_by_theorem
+    other = dataclasses.replace(figures, ir=True, pareto=False)
+    comparison = Comparison(game, CompareOptions(budget=10, samples=0), (figures, other), (), ())
+    rows = [row for row in trade_off_table(comparison).rows if len(row) > 1]
+    assert [(row[7], row[10]) for row in rows] == [("✗", "★"), ("✓", "")]

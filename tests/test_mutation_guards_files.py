@@ -241,3 +241,28 @@ def test_bca_on_replicates_symmetric_about_the_estimate_is_the_percentile_interv
     percentile = INTERVALS["percentile"](replicates, estimate, none, 0.8)
     np.testing.assert_allclose(bca, percentile, rtol=0, atol=1e-9)
     np.testing.assert_allclose(percentile, [[0.8, 14.0], [3.2, 26.0]], rtol=0, atol=1e-12)
+
+
+# --- the fair rules' checks and gap -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", ["nash", "alpha_fair"])
+def test_a_welfare_sum_refuses_a_group_that_values_nothing(rule: str) -> None:
+    """log v_i (and v^(1 - alpha)) needs v_i > 0: a reward model 0 everywhere is refused; one
+    positive somewhere is not."""
+    import rlhf_mech.core._fair as fair
+
+    check = (fair.nash() if rule == "nash" else fair.alpha_fair(2.0)).check
+    assert check is not None
+    check(np.array([[0.5, 0.5], [0.0, 1e-300]]))
+    with pytest.raises(ValueError, match="needs every reward model positive somewhere"):
+        check(np.array([[0.5, 0.5], [0.0, 0.0]]))
+
+
+def test_the_maxmin_duality_gap_is_the_weighted_values_above_the_least() -> None:
+    """F - P = sum_i y_i v_i - min_i v_i: 0 with all weight on the least value, 1 at (1/2, 1/2)."""
+    from rlhf_mech.core._fair import _maxmin_gap
+
+    values = np.array([[1.0, 3.0], [1.0, 3.0]])
+    gaps = _maxmin_gap(np.array([[1.0, 0.0], [0.5, 0.5]]), values, np.ones(2))
+    np.testing.assert_array_equal(gaps, [0.0, 1.0])
