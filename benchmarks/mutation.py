@@ -998,6 +998,26 @@ EQUIVALENT: tuple[tuple[Mutant, str], ...] = (
     ),
     (
         M(
+            "analysis/_least_cost.py",
+            "return None if dist is None else np.maximum(-dist[:k], 0.0)",
+            "return None if dist is None else -dist[:k]",
+            "least payments not clipped at 0",
+        ),
+        "the virtual sink is one edge of weight 0 from every type, so dist(a -> sink) <= 0 and "
+        "-dist >= 0 already: the clip at 0 never moves a value",
+    ),
+    (
+        M(
+            "analysis/_least_cost.py",
+            "return None if dist is None else np.minimum(dist[:k], caps)",
+            "return None if dist is None else dist[:k]",
+            "highest payments not capped at V_bb",
+        ),
+        "the virtual source's edge to b weighs caps[b], so dist(source -> b) <= caps[b] already: "
+        "the cap never moves a value",
+    ),
+    (
+        M(
             "render/_format.py",
             'return "0" if x == 0 else f"{abs(x):.1e}"',
             'return "0" if x == 0 else f"{x:.1e}"',

@@ -429,10 +429,9 @@ def test_a_negative_cycle_of_three_edges_is_walked_along_its_edges() -> None:
     np.testing.assert_array_equal(edges, [-1.0, -1.0, -1.0])  # the reverse cycle would sum to +3
 
 
-@pytest.mark.parametrize("graph", ["scipy", "numpy"])
-def test_a_certified_cycle_of_three_types_says_who_reports_whom(monkeypatch, graph: str) -> None:
-    """The certificate lists types that each gain by reporting the next one (Definition E.1)."""
-    game = make_game(*TWO_GROUPS)
+def _cycle_of_three(monkeypatch, **options):
+    """The implementability of four types whose valuations are :data:`CYCLE_VALUATIONS`
+    (the negative cycle 3 -> 1 -> 2 -> 3, each step a gain of 1)."""
     rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
     types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
     monkeypatch.setattr(
@@ -440,7 +439,13 @@ def test_a_certified_cycle_of_three_types_says_who_reports_whom(monkeypatch, gra
         "gain_matrix",
         lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
     )
-    result = implementability(game, 0, types, graph=graph)
+    return implementability(make_game(*TWO_GROUPS), 0, types, **options)
+
+
+@pytest.mark.parametrize("graph", ["scipy", "numpy"])
+def test_a_certified_cycle_of_three_types_says_who_reports_whom(monkeypatch, graph: str) -> None:
+    """The certificate lists types that each gain by reporting the next one (Definition E.1)."""
+    result = _cycle_of_three(monkeypatch, graph=graph)
     assert not result.monotone and result.cycle is not None
     assert sorted(result.cycle.tolist()) == [1, 2, 3]
     np.testing.assert_array_equal(result.cycle_gains, [1.0, 1.0, 1.0])
@@ -861,15 +866,7 @@ def test_a_yaml_integer_beyond_a_float_is_refused() -> None:
 
 def test_cycle_files_say_who_reports_whom_along_a_cycle_of_three(monkeypatch, tmp_path) -> None:
     """Each written step of the certificate names the true type and the next type it reports."""
-    game = make_game(*TWO_GROUPS)
-    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
-    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
-    monkeypatch.setattr(
-        implementability_module,
-        "gain_matrix",
-        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
-    )
-    result = implementability(game, 0, types)
+    result = _cycle_of_three(monkeypatch)
     assert result.cycle is not None
     written = save_cycle(result, tmp_path)
     cycle = result.cycle.tolist()
@@ -941,16 +938,8 @@ def test_the_rendered_cycle_table_says_who_reports_whom_along_a_cycle_of_three(m
     themselves, not on the result's cycle); the reverse direction would lose 1."""
     from rich.console import Console
 
-    game = make_game(*TWO_GROUPS)
-    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
-    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
-    monkeypatch.setattr(
-        implementability_module,
-        "gain_matrix",
-        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
-    )
     console = Console(width=200, record=True, color_system=None)
-    console.print(render_implementability(ImplementabilityOutput(implementability(game, 0, types))))
+    console.print(render_implementability(ImplementabilityOutput(_cycle_of_three(monkeypatch))))
     rows = []
     for line in console.export_text().splitlines():
         cells = [c.strip() for c in line.split("│")]
@@ -1026,17 +1015,7 @@ def test_the_json_cycle_says_who_reports_whom_along_a_cycle_of_three(monkeypatch
     """Each JSON step's type gains +1 by reporting its ``reports`` type (on the valuations)."""
     from rlhf_mech.render import implementability_to_json
 
-    game = make_game(*TWO_GROUPS)
-    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
-    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
-    monkeypatch.setattr(
-        implementability_module,
-        "gain_matrix",
-        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
-    )
-    steps = implementability_to_json(ImplementabilityOutput(implementability(game, 0, types)))["cycle"][
-        "steps"
-    ]
+    steps = implementability_to_json(ImplementabilityOutput(_cycle_of_three(monkeypatch)))["cycle"]["steps"]
     assert sorted(s["type"] for s in steps) == [1, 2, 3]
     for step in steps:
         assert (
