@@ -1155,24 +1155,34 @@ def campaign(mutants: Sequence[Mutant], jobs: int, stages: Sequence[str], timeou
         return outcomes
 
 
-def report(outcomes: Sequence[Outcome], stale: int) -> None:
+def report(outcomes: Sequence[Outcome], stale: Sequence[Mutant]) -> None:
+    """The score per module (killed / run; stale mutants apart), every survivor, the result."""
     per_module: dict[str, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         per_module[o.mutant.path].append(o)
-    print("\nscore per module (killed / mutants)")
-    for path in sorted(per_module):
+    stale_in: dict[str, int] = defaultdict(int)
+    for m in stale:
+        stale_in[m.path] += 1
+    print("\nscore per module (killed / run)")
+    for path in sorted({*per_module, *stale_in}):
         group = per_module[path]
         killed = sum(o.killed for o in group)
-        print(f"  {path:34s} {killed:3d} / {len(group):3d}  {100.0 * killed / len(group):5.1f}%")
+        score = f"{100.0 * killed / len(group):5.1f}%" if group else "    -"
+        extra = f"  ({stale_in[path]} stale)" if stale_in[path] else ""
+        print(f"  {path:34s} {killed:3d} / {len(group):3d}  {score}{extra}")
     survivors = [o for o in outcomes if not o.killed]
     print(f"\nsurvivors ({len(survivors)})")
     for o in survivors:
         print(f"  {o.mutant.path}: {o.mutant.description}\n    - {o.mutant.old!r}\n    + {o.mutant.new!r}")
+    if stale:
+        print(f"\nstale, not run ({len(stale)}): rewrite them against the new code")
+        for m in stale:
+            print(f"  {m.path}: {m.description}\n    - {m.old!r}")
     killed = sum(o.killed for o in outcomes)
     total = len(outcomes)
     print(
         f"\nRESULT killed={killed} total={total} score={100.0 * killed / max(total, 1):.1f} "
-        f"equivalent_excluded={len(EQUIVALENT)} stale={stale}"
+        f"equivalent_excluded={len(EQUIVALENT)} stale={len(stale)}"
     )
 
 
@@ -1200,24 +1210,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         mutants = [mutants[int(k)] for k in args.select.split(",")]
     if args.tests:
         mutants = [replace(m, tests=tuple(args.tests.split(",")), own_tests_only=True) for m in mutants]
-    stale = {id(m): why for m in [*mutants, *(m for m, _ in EQUIVALENT)] if (why := staleness(m))}
+    equivalent = [m for m, _ in EQUIVALENT]
+    stale = {id(m): why for m in [*mutants, *equivalent] if (why := staleness(m))}
     if args.list:
         for k, m in enumerate(mutants):
             mark = " (STALE)" if id(m) in stale else ""
             print(f"{k:3d} {m.path}: {m.description}{mark}\n    tests: {' '.join(related_tests(m))}")
         print(f"\nequivalent, not run ({len(EQUIVALENT)}):")
         for m, why in EQUIVALENT:
-            print(f"    {m.path}: {m.description}: {why}")
-        print(f"\n{len(mutants)} mutants, {len(stale)} stale")
+            mark = " (STALE)" if id(m) in stale else ""
+            print(f"    {m.path}: {m.description}{mark}: {why}")
+        print(f"\n{len(mutants)} mutants, {sum(id(m) in stale for m in mutants)} stale")
         return 0
     if not mutants:
         parser.error("--only matches no mutant")
-    for m, why in [(m, stale[id(m)]) for m in [*mutants, *(m for m, _ in EQUIVALENT)] if id(m) in stale]:
-        print(f"STALE {m.path}: {m.description}: {why}", flush=True)
+    for m in [*mutants, *equivalent]:
+        if id(m) in stale:
+            print(f"STALE {m.path}: {m.description}: {stale[id(m)]}", flush=True)
     live = [m for m in mutants if id(m) not in stale]
     start = time.perf_counter()
     outcomes = campaign(live, max(1, args.jobs), stages, args.timeout) if live else []
-    report(outcomes, len(mutants) - len(live))
+    report(outcomes, [m for m in mutants if id(m) in stale])
     print(f"({time.perf_counter() - start:.0f} s, {args.jobs} job(s), stages {','.join(stages)})")
     return 0
 
