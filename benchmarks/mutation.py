@@ -1128,6 +1128,10 @@ def campaign(mutants: Sequence[Mutant], jobs: int, stages: Sequence[str], timeou
             tree = Path(tmp) / f"tree{j}"
             scratch_copy(tree)
             trees.append(tree)
+        guards = [g for g in GUARDS if (ROOT / g).is_file()]
+        rc, tail = _run(pytest_cmd(trees[0], guards), trees[0], timeout)
+        if rc != 0:  # else every mutant would be "killed" by a test that fails anyway
+            raise SystemExit(f"error: the guards fail on the unmutated tree: {tail}")
         audit_rc = None
         if "audit" in stages:
             audit_rc, _ = _run(audit_cmd(), trees[0], timeout)
