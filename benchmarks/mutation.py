@@ -15,9 +15,11 @@ working tree is never touched), the mutant is applied and then, until one of the
 2. the quick suite (``pytest -m "not slow"``), unless ``--stages`` leaves it out;
 3. ``rlhf-mech audit games/``, killed when its exit status differs from the unmutated tree's.
 
-A mutant that makes a stage fail, crash or run past its time limit is killed; one that
-passes every stage survives. The run prints a line per mutant, the score per module (killed
-/ mutants) and every survivor, and ends with ``RESULT killed=.. total=.. score=..``.
+Before any mutant, the guards run on the unmutated tree (a failure there stops the run: it
+would "kill" every mutant). A mutant that makes a stage fail, crash or run past its time
+limit is killed; one that passes every stage survives. The run prints a line per mutant, the
+score per module (killed / run, stale apart), every survivor and every stale mutant, and ends
+with ``RESULT killed=.. total=.. score=.. stale=..``.
 
 Usage::
 
