@@ -1,6 +1,7 @@
-"""Guards of the file edge, the comparison and the fair rules (issue 27): each test fails under
-a mutant of benchmarks/mutation.py that the module's own tests let through (tolerances probed
-on both sides, boundary counts, error locations, the axis of a dominance test, ...)."""
+"""Guards of the tables of prompts, the least-cost payments, the comparison, the bootstrap
+intervals and the fair rules (issue 27): each test fails under a mutant of
+benchmarks/mutation.py that the modules' own tests let through (tolerances probed on both
+sides, boundary counts, error locations, hand-worked shortest paths, ...)."""
 
 from __future__ import annotations
 
