@@ -16,10 +16,12 @@ working tree is never touched), the mutant is applied and then, until one of the
 3. ``rlhf-mech audit games/``, killed when its exit status differs from the unmutated tree's.
 
 Before any mutant, the guards run on the unmutated tree (a failure there stops the run: it
-would "kill" every mutant). A mutant that makes a stage fail, crash or run past its time
-limit is killed; one that passes every stage survives. The run prints a line per mutant, the
-score per module (killed / run, stale apart), every survivor and every stale mutant, and ends
-with ``RESULT killed=.. total=.. score=.. stale=..``.
+would "kill" every mutant), and with the quick stage so does the quick suite: its tests that
+fail there (an environment without a login shell, ...) are left out of every stage. A mutant
+that makes a stage fail, crash or run past its time limit is killed; one that passes every
+stage survives. The run prints a line per mutant, the score per module (killed / run, stale
+apart), every survivor and every stale mutant, and ends with ``RESULT killed=.. total=..
+score=.. stale=..``.
 
 Usage::
 
@@ -1085,19 +1087,39 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> tuple[int | None, str]:
     return done.returncode, (failed or lines or [""])[0 if failed else -1]
 
 
-def pytest_cmd(tree: Path, args: list[str]) -> list[str]:
-    """pytest on the tree; its own ``--basetemp``: the shared ``/tmp/pytest-of-<user>`` keeps only
+def pytest_cmd(tree: Path, args: list[str], deselect: Sequence[str] = (), first: bool = True) -> list[str]:
+    """pytest on the tree (stopping at the first failure when ``first``), the ``deselect``-ed
+    tests left out; its own ``--basetemp``: the shared ``/tmp/pytest-of-<user>`` keeps only
     the newest sessions' folders, so concurrent runs would delete each other's ``tmp_path``."""
     base = f"--basetemp={tree.parent / (tree.name + '-pytest')}"
-    quiet = ["-x", "-q", "-p", "no:cacheprovider", base]
-    return [sys.executable, "-m", "pytest", *quiet, "-m", "not slow", *args]
+    quiet = ["-x"] * first + ["-q", "-p", "no:cacheprovider", base]
+    left_out = [arg for test in deselect for arg in ("--deselect", test)]
+    return [sys.executable, "-m", "pytest", *quiet, "-m", "not slow", *left_out, *args]
+
+
+def baseline_failures(tree: Path, timeout: float) -> tuple[str, ...]:
+    """The tests of the quick suite that fail on the unmutated tree (one that needs what the
+    scratch tree's environment lacks, such as a login shell): left out of every stage, or they
+    would "kill" every mutant that reaches them."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [*pytest_cmd(tree, [], first=False), "-rfE"]
+    done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    lines = done.stdout.splitlines()
+    return tuple(line.split()[1] for line in lines if line.startswith(("FAILED ", "ERROR ")))
 
 
 def audit_cmd() -> list[str]:
     return [sys.executable, "-m", "rlhf_mech", "audit", "games/"]
 
 
-def run_mutant(m: Mutant, tree: Path, stages: Sequence[str], timeout: float, audit_rc: int | None) -> Outcome:
+def run_mutant(
+    m: Mutant,
+    tree: Path,
+    stages: Sequence[str],
+    timeout: float,
+    audit_rc: int | None,
+    deselect: Sequence[str],
+) -> Outcome:
     path = tree / "rlhf_mech" / m.path
     original = path.read_text(encoding="utf-8")
     path.write_text(original.replace(m.old, m.new, 1), encoding="utf-8")
@@ -1105,13 +1127,13 @@ def run_mutant(m: Mutant, tree: Path, stages: Sequence[str], timeout: float, aud
     try:
         for stage in stages:
             if stage == "related":
-                rc, tail = _run(pytest_cmd(tree, related_tests(m)), tree, timeout)
+                rc, tail = _run(pytest_cmd(tree, related_tests(m), deselect), tree, timeout)
                 if rc == 5:
                     raise SystemExit(f"{m.description}: its related tests collect nothing")
                 if rc != 0:
                     return Outcome(m, True, stage, time.perf_counter() - start, tail)
             elif stage == "quick":
-                rc, tail = _run(pytest_cmd(tree, []), tree, timeout)
+                rc, tail = _run(pytest_cmd(tree, [], deselect), tree, timeout)
                 if rc != 0:
                     return Outcome(m, True, stage, time.perf_counter() - start, tail)
             elif stage == "audit":
@@ -1134,6 +1156,9 @@ def campaign(mutants: Sequence[Mutant], jobs: int, stages: Sequence[str], timeou
         rc, tail = _run(pytest_cmd(trees[0], guards), trees[0], timeout)
         if rc != 0:  # else every mutant would be "killed" by a test that fails anyway
             raise SystemExit(f"error: the guards fail on the unmutated tree: {tail}")
+        deselect = baseline_failures(trees[0], timeout) if "quick" in stages else ()
+        if deselect:
+            print(f"left out of every stage, failing on the unmutated tree: {' '.join(deselect)}", flush=True)
         audit_rc = None
         if "audit" in stages:
             audit_rc, _ = _run(audit_cmd(), trees[0], timeout)
@@ -1144,7 +1169,7 @@ def campaign(mutants: Sequence[Mutant], jobs: int, stages: Sequence[str], timeou
         def one(k: int, m: Mutant) -> Outcome:
             tree = free.pop()
             try:
-                return run_mutant(m, tree, stages, timeout, audit_rc)
+                return run_mutant(m, tree, stages, timeout, audit_rc, deselect)
             finally:
                 free.append(tree)
 

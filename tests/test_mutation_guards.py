@@ -490,6 +490,36 @@ def test_an_unconverged_leave_one_out_solve_is_flagged(monkeypatch) -> None:
     assert np.all(points.status != CONVERGED)
 
 
+def test_a_report_failing_in_one_noise_sample_is_distrusted_and_the_least_payment_kept() -> None:
+    """Two noise samples (Theorem 4.12): a report whose solve fails in one sample gets -inf, the
+    others their mean utility less truth's; the smallest payment is over every sample and
+    report (the kernel is replaced by fixed figures)."""
+    game = make_game(*TWO_GROUPS)
+
+    def outcomes(batch, gradients, keep_distributions):
+        if batch.shape[1] == 1:  # the truthful report
+            return SimpleNamespace(
+                utilities=np.full((2, 1), 0.1), status=np.zeros((2, 1), int), payments=np.zeros((2, 1))
+            )
+        status = np.full((2, 3), CONVERGED)
+        status[0, 1] = MAXITER
+        utilities = np.array([[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]])
+        return SimpleNamespace(
+            utilities=utilities, status=status, payments=np.array([[0.5, -0.7, 0.2], [0.9, 0.1, 0.3]])
+        )
+
+    group = SimpleNamespace(
+        mechanism=game.mechanism, games=2, differentiable=False, contribution_outcomes=outcomes
+    )
+    objective = ReportObjective(
+        group, ReportSpace.of(game), 3.0 * game.truth.rewards[0], extra=np.zeros((2, 4))
+    )
+    gains, _ = objective(np.array([[0.3, 1.5, 0.3, 0.9], [0.6, 0.6, 0.6, 1.2], [0.9, 0.3, 0.6, 1.2]]))
+    np.testing.assert_allclose(gains, [0.1, -np.inf, 0.3], rtol=0, atol=1e-15)
+    assert objective.stalled == 1
+    assert objective.min_payment == -0.7
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")
 def test_an_audit_of_unconverged_solves_is_not_healthy(monkeypatch) -> None:
     game = make_game(*TWO_GROUPS, divergence="hellinger", lam=0.3)
