@@ -1096,3 +1096,21 @@ def test_the_compare_table_marks_ir_and_the_pareto_front_as_computed() -> None:
     comparison = Comparison(game, CompareOptions(budget=10, samples=0), (figures, other), (), ())
     rows = [row for row in trade_off_table(comparison).rows if len(row) > 1]
     assert [(row[7], row[10]) for row in rows] == [("✗", "★"), ("✓", "")]
+
+
+def test_the_noisy_gain_is_the_mean_of_the_fresh_samples_with_its_standard_error(monkeypatch) -> None:
+    """Theorem 4.12's estimate on 4 fresh samples of gains (0.1, 0.4, 0.2, 0.3): the mean 0.25,
+    the standard error sqrt(0.05 / 3) / sqrt(4), the best sample 0.4 (the search is replaced)."""
+    import rlhf_mech.analysis._noisy as noisy_module
+
+    game = make_game(*TWO_GROUPS)
+    truth_z = 3.0 * ReportSpace.of(game).truth(game, 0)
+    monkeypatch.setattr(noisy_module, "vertex_orders", lambda *a, **k: ())
+    monkeypatch.setattr(noisy_module, "search_polytope", lambda *a, **k: (truth_z, 0.0, None, None))
+    monkeypatch.setattr(
+        noisy_module, "_per_sample_gains", lambda objective, z: np.array([0.1, 0.4, 0.2, 0.3])
+    )
+    result = noisy_module.noisy_search(game, 0, 0.01, 4, np.random.SeedSequence(0), 10)
+    assert result.gain == pytest.approx(0.25, abs=1e-15)
+    assert result.stderr == pytest.approx(np.sqrt(0.05 / 3) / 2, abs=1e-12)
+    assert result.max_sample_gain == 0.4 and result.bound == 2 * 3.0 * 0.01
