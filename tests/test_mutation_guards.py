@@ -1114,3 +1114,28 @@ def test_the_noisy_gain_is_the_mean_of_the_fresh_samples_with_its_standard_error
     assert result.gain == pytest.approx(0.25, abs=1e-15)
     assert result.stderr == pytest.approx(np.sqrt(0.05 / 3) / 2, abs=1e-12)
     assert result.max_sample_gain == 0.4 and result.bound == 2 * 3.0 * 0.01
+
+
+def test_sampled_reports_sizes_run_from_1_to_the_size_bound() -> None:
+    """A size coordinate u maps to 1 + (W - 1) u: u = 0 is size 1 (never below), u -> 1 is W."""
+    from rlhf_mech.analysis._others import point_reports
+
+    space = ReportSpace.of(make_game(*TWO_GROUPS))
+    d = space.dimension
+    uniform = np.zeros((3, d + 1))
+    uniform[:, -1] = [0.0, 0.5, 0.75]
+    _, sizes = point_reports(space, uniform)
+    bound = space.size_bound
+    np.testing.assert_allclose(
+        sizes, [1.0, 1.0 + 0.5 * (bound - 1.0), 1.0 + 0.75 * (bound - 1.0)], atol=1e-12
+    )
+
+
+def test_two_distinct_reward_values_predict_a_gain_without_payment() -> None:
+    """s_i = 2 (two distinct values), min rm_i > 0, KL: Theorem 4.2 predicts a gain."""
+    from rlhf_mech.analysis import predict_no_payment_gain
+
+    game = make_game([[0.2, 0.3, 0.2, 0.3], [0.1, 0.3, 0.5, 0.1]], [3.0, 7.0])
+    prediction = predict_no_payment_gain(game, 0)
+    assert prediction.predicted and prediction.theorem == "4.2"
+    assert prediction.reason.startswith("s_i = 2 >= 2")
