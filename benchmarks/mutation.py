@@ -172,6 +172,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "primal = np.maximum(np.abs(pi.sum(axis=-1) - 1.0), np.maximum(0.0, -pi.min(axis=-1)))",
         "primal = np.maximum(np.abs(pi.sum(axis=-1) - 1.0), np.maximum(0.0, pi.min(axis=-1)))",
         "KKT residual: primal feasibility sign of pi >= 0 flipped",
+        "tests/test_alpha_fair.py",
     ),
     # --- core/_payments.py: eq. (1), the Gibbs shortcut, the heuristics ------------------------
     M(
