@@ -30,9 +30,11 @@ from rlhf_mech.analysis import (
     TypeSet,
     audit_game,
     implementability,
+    mixing_misreports,
     negative_cycle,
     rochet_payments,
     shortest_paths,
+    sweep,
 )
 from rlhf_mech.analysis._checks import (
     Finding,
@@ -70,6 +72,7 @@ from rlhf_mech.core._duals import DualProblem, simplex_barrier
 from rlhf_mech.core._internal import CONVERGED, MAXITER, STATUS_MESSAGES
 from rlhf_mech.files import save_cycle
 from rlhf_mech.files._arrays import read_array
+from rlhf_mech.render import ImplementabilityOutput, render_implementability
 
 TOL = 1e-9
 
@@ -422,10 +425,9 @@ def test_a_negative_cycle_of_three_edges_is_walked_along_its_edges() -> None:
     np.testing.assert_array_equal(edges, [-1.0, -1.0, -1.0])  # the reverse cycle would sum to +3
 
 
-@pytest.mark.parametrize("graph", ["scipy", "numpy"])
-def test_a_certified_cycle_of_three_types_says_who_reports_whom(monkeypatch, graph: str) -> None:
-    """The certificate lists types that each gain by reporting the next one (Definition E.1)."""
-    game = make_game(*TWO_GROUPS)
+def _cycle_of_three(monkeypatch, **options):
+    """The implementability of four types whose valuations are :data:`CYCLE_VALUATIONS`
+    (the negative cycle 3 -> 1 -> 2 -> 3, each step a gain of 1)."""
     rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
     types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
     monkeypatch.setattr(
@@ -433,7 +435,13 @@ def test_a_certified_cycle_of_three_types_says_who_reports_whom(monkeypatch, gra
         "gain_matrix",
         lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
     )
-    result = implementability(game, 0, types, graph=graph)
+    return implementability(make_game(*TWO_GROUPS), 0, types, **options)
+
+
+@pytest.mark.parametrize("graph", ["scipy", "numpy"])
+def test_a_certified_cycle_of_three_types_says_who_reports_whom(monkeypatch, graph: str) -> None:
+    """The certificate lists types that each gain by reporting the next one (Definition E.1)."""
+    result = _cycle_of_three(monkeypatch, graph=graph)
     assert not result.monotone and result.cycle is not None
     assert sorted(result.cycle.tolist()) == [1, 2, 3]
     np.testing.assert_array_equal(result.cycle_gains, [1.0, 1.0, 1.0])
@@ -476,6 +484,36 @@ def test_an_unconverged_leave_one_out_solve_is_flagged(monkeypatch) -> None:
     side = deviation(game.mechanism, game.truth, game.truth, 1)
     points = side.outcomes(np.tile(game.truth.rewards[1], (1, 2, 1)), np.full((1, 2), 7.0))
     assert np.all(points.status != CONVERGED)
+
+
+def test_a_report_failing_in_one_noise_sample_is_distrusted_and_the_least_payment_kept() -> None:
+    """Two noise samples (Theorem 4.12): a report whose solve fails in one sample gets -inf, the
+    others their mean utility less truth's; the smallest payment is over every sample and
+    report (the kernel is replaced by fixed figures)."""
+    game = make_game(*TWO_GROUPS)
+
+    def outcomes(batch, gradients, keep_distributions):
+        if batch.shape[1] == 1:  # the truthful report
+            return SimpleNamespace(
+                utilities=np.full((2, 1), 0.1), status=np.zeros((2, 1), int), payments=np.zeros((2, 1))
+            )
+        status = np.full((2, 3), CONVERGED)
+        status[0, 1] = MAXITER
+        utilities = np.array([[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]])
+        return SimpleNamespace(
+            utilities=utilities, status=status, payments=np.array([[0.5, -0.7, 0.2], [0.9, 0.1, 0.3]])
+        )
+
+    group = SimpleNamespace(
+        mechanism=game.mechanism, games=2, differentiable=False, contribution_outcomes=outcomes
+    )
+    objective = ReportObjective(
+        group, ReportSpace.of(game), 3.0 * game.truth.rewards[0], extra=np.zeros((2, 4))
+    )
+    gains, _ = objective(np.array([[0.3, 1.5, 0.3, 0.9], [0.6, 0.6, 0.6, 1.2], [0.9, 0.3, 0.6, 1.2]]))
+    np.testing.assert_allclose(gains, [0.1, -np.inf, 0.3], rtol=0, atol=1e-15)
+    assert objective.stalled == 1
+    assert objective.min_payment == -0.7
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in subtract:RuntimeWarning")
@@ -854,18 +892,251 @@ def test_a_yaml_integer_beyond_a_float_is_refused() -> None:
 
 def test_cycle_files_say_who_reports_whom_along_a_cycle_of_three(monkeypatch, tmp_path) -> None:
     """Each written step of the certificate names the true type and the next type it reports."""
-    game = make_game(*TWO_GROUPS)
-    rewards = np.random.default_rng(5).dirichlet(np.ones(4), size=4)
-    types = TypeSet("grid", rewards, rewards, np.full(4, 3.0))
-    monkeypatch.setattr(
-        implementability_module,
-        "gain_matrix",
-        lambda pi, r, w: (CYCLE_VALUATIONS, np.diagonal(CYCLE_VALUATIONS)[None, :] - CYCLE_VALUATIONS),
-    )
-    result = implementability(game, 0, types)
+    result = _cycle_of_three(monkeypatch)
     assert result.cycle is not None
     written = save_cycle(result, tmp_path)
     cycle = result.cycle.tolist()
     for j, path in enumerate(written):
         own, report = cycle[j], cycle[(j + 1) % 3]
         assert f"Step {j} of 3: true type {own} reports type {report} and gains +1 " in path.read_text()
+
+
+# --- sweeps: both sides of their tolerances, the size bound ---------------------------------------
+
+
+def _sweep_with_utilities(utilities: list[float]):
+    """A real sweep of group 0 (truth at index 0) whose utilities are replaced by ``utilities``."""
+    alphas = [1.5, 2.0, 3.0][: len(utilities) - 1]  # sizes 4.5, 6, 9: within max_size 10
+    result = sweep(make_game(*TWO_GROUPS), 0, "size", alphas)
+    assert result.truthful_index == 0 and result.parameters.tolist() == [1.0, *alphas]
+    assert result.within_max_size.all()
+    u = np.asarray(utilities)
+    return dataclasses.replace(result, utilities=u, group_valuations=u)
+
+
+@pytest.mark.parametrize("truth", [0.5, -4.0])
+@pytest.mark.parametrize(("excess", "optimal"), [(0.0, True), (0.5e-9, True), (2e-9, False), (5e-7, False)])
+def test_sweep_truth_is_optimal_within_gain_tol_relative(truth: float, excess: float, optimal: bool) -> None:
+    """A point beating truth by more than GAIN_TOL * max(1, |u_truth|) makes truth not optimal."""
+    scale = max(1.0, abs(truth))
+    result = _sweep_with_utilities([truth, truth + excess * scale])
+    assert result.truth_is_optimal() is optimal
+    assert result.truth_is_optimal(with_payment=False) is optimal
+
+
+@pytest.mark.parametrize("best", [0.5, 3.0])
+def test_sweep_ties_for_best_within_tie_tol_relative(best: float) -> None:
+    """Points within TIE_TOL * max(1, |best|) of the best tie; 2 TIE_TOL away do not."""
+    scale = max(1.0, best)
+    result = _sweep_with_utilities([best - 0.5e-9 * scale, best, best - 2e-9 * scale, best - 5e-7 * scale])
+    assert result.is_best("utilities").tolist() == [True, True, False, False]
+
+
+def test_sweep_sizes_beyond_max_size_are_noted() -> None:
+    """Integer sizes within 1..max_size need no note; 12 > max_size = 10 does (size 3, alpha 4)
+    and is left out of the verdict; a size of 4.5 is real-valued."""
+    game = make_game(*TWO_GROUPS)
+    assert game.max_size == 10.0
+    inside = sweep(game, 0, "size", [2.0, 3.0])
+    assert inside.reported_sizes.tolist() == [3.0, 6.0, 9.0]
+    assert inside.notes == () and inside.within_max_size.all()
+    beyond = sweep(game, 0, "size", [4.0])
+    assert beyond.reported_sizes.tolist() == [3.0, 12.0]
+    assert beyond.within_max_size.tolist() == [True, False]
+    assert any("alpha = 4: reported size above max_size 10" in n for n in beyond.notes)
+    real = sweep(game, 0, "size", [1.5])
+    real_valued = "reported sizes are real-valued in this sweep (the game's sizes are 1..10)"
+    assert any(real_valued in note for note in real.notes)
+
+
+@pytest.mark.parametrize(("excess", "adjusted"), [(0.0, False), (0.5e-9, False), (2e-9, True), (1e-7, True)])
+def test_a_mix_off_its_total_by_more_than_normalization_tol_is_adjusted(
+    excess: float, adjusted: bool
+) -> None:
+    """beta = 1 keeps rm_i bit for bit: a reward summing to 1 + excess is flagged beyond 1e-9."""
+    reward = np.array([0.25, 0.25, 0.5 + excess])
+    others = np.array([0.5, 0.25, 0.25])
+    reports = mixing_misreports(reward, 3.0, others, np.array([1.0, 0.0]), Normalization("sum"))
+    assert reports.adjusted.tolist() == [adjusted, False]
+    np.testing.assert_array_equal(reports.rewards[0], reward)  # flagged, never silently rescaled
+
+
+# --- the rendered cycle table: who reports whom ---------------------------------------------------
+
+
+def test_the_rendered_cycle_table_says_who_reports_whom_along_a_cycle_of_three(monkeypatch) -> None:
+    """Each row's type gains +1 by reporting the row's "reports type" (checked on the valuations
+    themselves, not on the result's cycle); the reverse direction would lose 1."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None)
+    console.print(render_implementability(ImplementabilityOutput(_cycle_of_three(monkeypatch))))
+    rows = []
+    for line in console.export_text().splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == 8 and cells[1].isdigit():
+            rows.append((int(cells[1]), int(cells[2]), int(cells[5]), cells[6]))
+    assert [r[0] for r in rows] == [0, 1, 2]
+    assert sorted(r[1] for r in rows) == [1, 2, 3]
+    for _, own, report, gain in rows:
+        assert CYCLE_VALUATIONS[report, own] - CYCLE_VALUATIONS[own, own] == 1.0
+        assert gain == "+1"
+
+
+# --- the audit table: marks, counts, signs, names -------------------------------------------------
+
+
+def _finding(
+    check: str, value: float, holds: bool, expected: bool | None, group: str = "g0", **kw
+) -> Finding:
+    return Finding(check, group, value, holds, expected, "statement", **kw)
+
+
+def _table_cells(findings: list[Finding], name: str = "guard") -> dict[str, list[str]]:
+    """The plain cells of the audit table of one game with ``findings``, by row's group."""
+    from rlhf_mech.render._audit import audit_table_data
+
+    game = dataclasses.replace(make_game(*TWO_GROUPS), name=name)
+    data = audit_table_data([SimpleNamespace(game=game, findings=findings)])
+    return {row[1]: list(row) for row in data.rows}
+
+
+def test_the_audit_table_marks_whether_a_check_passed_not_whether_its_property_holds() -> None:
+    """dsic expected false and not holding passes (✓); expected true and not holding fails (✗);
+    expected false but holding fails (✗)."""
+    cases = [(False, False, "✓"), (False, True, "✗"), (True, False, "✗"), (True, True, "✓")]
+    for holds, expected, mark in cases:
+        cells = _table_cells([_finding("dsic", 0.083, holds, expected)])
+        assert cells["g0"][2] == f"{mark} +0.083", (holds, expected)
+
+
+@pytest.mark.parametrize(
+    ("failures", "cell"), [(1, "✗ utility -0.5"), (2, "✗ utility -0.5 (+1)"), (3, "✗ utility -0.5 (+2)")]
+)
+def test_an_expect_cell_counts_the_failures_it_does_not_show(failures: int, cell: str) -> None:
+    """The first failure is shown; ``(+k)`` counts the other k; a passing range is not counted."""
+    findings = [_finding("expect", -0.5, False, True, quantity="utility") for _ in range(failures)]
+    findings.append(_finding("expect", 0.25, True, True, quantity="payment"))
+    assert _table_cells(findings)["g0"][2] == cell
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.083, "+0.083"), (-2.1e-15, "-2.1e-15"), (0.0, "0")])
+def test_audit_figures_carry_their_sign(value: float, shown: str) -> None:
+    from rlhf_mech.render._audit import fmt_figure
+
+    assert fmt_figure(value) == shown
+
+
+def test_a_game_name_holding_markup_is_shown_as_written() -> None:
+    name = "[bold]x[/bold] [red]"
+    assert _table_cells([_finding("dsic", 0.0, True, None)], name)["g0"][0] == name
+
+
+@pytest.mark.parametrize(("count", "words"), [(0, "0 games"), (1, "1 game"), (2, "2 games")])
+def test_plural_counts_zero_as_plural(count: int, words: str) -> None:
+    from rlhf_mech.render._format import plural
+
+    assert plural(count, "game") == words
+
+
+# --- render: the JSON cycle, the compare table's marks, the sweep table's bold ------------------
+
+
+def test_the_json_cycle_says_who_reports_whom_along_a_cycle_of_three(monkeypatch) -> None:
+    """Each JSON step's type gains +1 by reporting its ``reports`` type (on the valuations)."""
+    from rlhf_mech.render import implementability_to_json
+
+    steps = implementability_to_json(ImplementabilityOutput(_cycle_of_three(monkeypatch)))["cycle"]["steps"]
+    assert sorted(s["type"] for s in steps) == [1, 2, 3]
+    for step in steps:
+        assert (
+            CYCLE_VALUATIONS[step["reports"], step["type"]] - CYCLE_VALUATIONS[step["type"], step["type"]]
+            == 1.0
+        )
+        assert step["gain"] == 1.0
+
+
+def test_the_sweep_table_bolds_each_rows_best_point() -> None:
+    """Utilities (0.5, 0.7): the second point is bold in the utility row, the first is not."""
+    from rlhf_mech.render._internal import sweep_table
+
+    table = sweep_table(_sweep_with_utilities([0.5, 0.7]))
+    labels = [str(c) for c in table.columns[0].cells]
+    row = labels.index("utility")
+    first, second = (list(table.columns[k].cells)[row] for k in (1, 2))
+    assert (first.style, second.style) == ("", "bold")
+
+
+def test_the_compare_table_marks_ir_and_the_pareto_front_as_computed() -> None:
+    """An additive rule with p^AFF (DSIC by theorem) whose figures say not IR and on the front,
+    and one IR and off the front: the marks follow the figures, not the theorem."""
+    from rlhf_mech.analysis import CompareOptions, Comparison, MechanismFigures
+    from rlhf_mech.render._compare import trade_off_table
+
+    game = make_game(*TWO_GROUPS)
+    search = SimpleNamespace(best=SimpleNamespace(gain=0.0))
+    group = SimpleNamespace(
+        name="g0", utility=1.0, payment=0.0, search=search, gain=0.0, gain_share=0.0, samples=0
+    )
+    figures = MechanismFigures(
+        training=game.mechanism.training_rule,
+        payment=game.mechanism.payment_rule,
+        social_welfare=1.0,
+        asw=1.0,
+        groups=(group,),
+        full_runs=3,
+        early_stopped_runs=0,
+        early_stopped_steps=None,
+        gameable=False,
+        ir=False,
+        dsic_payment=None,
+        pareto=True,
+    )
+    assert figures.dsic_by_theorem
+    other = dataclasses.replace(figures, ir=True, pareto=False)
+    comparison = Comparison(game, CompareOptions(budget=10, samples=0), (figures, other), (), ())
+    rows = [row for row in trade_off_table(comparison).rows if len(row) > 1]
+    assert [(row[7], row[10]) for row in rows] == [("✗", "★"), ("✓", "")]
+
+
+def test_the_noisy_gain_is_the_mean_of_the_fresh_samples_with_its_standard_error(monkeypatch) -> None:
+    """Theorem 4.12's estimate on 4 fresh samples of gains (0.1, 0.4, 0.2, 0.3): the mean 0.25,
+    the standard error sqrt(0.05 / 3) / sqrt(4), the best sample 0.4 (the search is replaced)."""
+    import rlhf_mech.analysis._noisy as noisy_module
+
+    game = make_game(*TWO_GROUPS)
+    truth_z = 3.0 * ReportSpace.of(game).truth(game, 0)
+    monkeypatch.setattr(noisy_module, "vertex_orders", lambda *a, **k: ())
+    monkeypatch.setattr(noisy_module, "search_polytope", lambda *a, **k: (truth_z, 0.0, None, None))
+    monkeypatch.setattr(
+        noisy_module, "_per_sample_gains", lambda objective, z: np.array([0.1, 0.4, 0.2, 0.3])
+    )
+    result = noisy_module.noisy_search(game, 0, 0.01, 4, np.random.SeedSequence(0), 10)
+    assert result.gain == pytest.approx(0.25, abs=1e-15)
+    assert result.stderr == pytest.approx(np.sqrt(0.05 / 3) / 2, abs=1e-12)
+    assert result.max_sample_gain == 0.4 and result.bound == 2 * 3.0 * 0.01
+
+
+def test_sampled_reports_sizes_run_from_1_to_the_size_bound() -> None:
+    """A size coordinate u maps to 1 + (W - 1) u: u = 0 is size 1 (never below), u -> 1 is W."""
+    from rlhf_mech.analysis._others import point_reports
+
+    space = ReportSpace.of(make_game(*TWO_GROUPS))
+    d = space.dimension
+    uniform = np.zeros((3, d + 1))
+    uniform[:, -1] = [0.0, 0.5, 0.75]
+    _, sizes = point_reports(space, uniform)
+    bound = space.size_bound
+    np.testing.assert_allclose(
+        sizes, [1.0, 1.0 + 0.5 * (bound - 1.0), 1.0 + 0.75 * (bound - 1.0)], atol=1e-12
+    )
+
+
+def test_two_distinct_reward_values_predict_a_gain_without_payment() -> None:
+    """s_i = 2 (two distinct values), min rm_i > 0, KL: Theorem 4.2 predicts a gain."""
+    from rlhf_mech.analysis import predict_no_payment_gain
+
+    game = make_game([[0.2, 0.3, 0.2, 0.3], [0.1, 0.3, 0.5, 0.1]], [3.0, 7.0])
+    prediction = predict_no_payment_gain(game, 0)
+    assert prediction.predicted and prediction.theorem == "4.2"
+    assert prediction.reason.startswith("s_i = 2 >= 2")

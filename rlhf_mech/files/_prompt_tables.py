@@ -470,12 +470,14 @@ def _initial(initial: Array, offsets: Array, notes: list[str]) -> Array:
     totals = np.add.reduceat(initial, offsets[:-1])
     far = np.flatnonzero(np.abs(totals - 1.0) > NORMALIZATION_TOL)
     if far.size:
-        raise TableError("initial", f"prompt {int(far[0])}: probabilities sum to {totals[far[0]]!r}, not 1")
+        raise TableError(
+            "initial", f"prompt {int(far[0])}: probabilities sum to {float(totals[far[0]])!r}, not 1"
+        )
     rescale = np.abs(totals - 1.0) > counts * np.finfo(float).eps
     if not rescale.any():
         return initial
     notes += [
-        f"initial distribution of prompts[{k}] divided by its sum {totals[k]!r} to sum to 1"
+        f"initial distribution of prompts[{k}] divided by its sum {float(totals[k])!r} to sum to 1"
         for k in np.flatnonzero(rescale)
     ]
     return initial / np.where(rescale, totals, 1.0).repeat(counts)
@@ -486,7 +488,9 @@ def _weights(weights: Array, P: int, notes: list[str]) -> Array:
         raise TableError("weights", f"expected {P} weights (one per prompt), got shape {weights.shape}")
     bad = np.flatnonzero(~np.isfinite(weights) | (weights <= 0))
     if bad.size:
-        raise TableError("weights", f"prompt {int(bad[0])}: weight {weights[bad[0]]!r}; weights must be > 0")
+        raise TableError(
+            "weights", f"prompt {int(bad[0])}: weight {float(weights[bad[0]])!r}; weights must be > 0"
+        )
     total = float(weights.sum())
     if abs(total - 1.0) <= PROMPT_WEIGHT_TOL:
         return weights
