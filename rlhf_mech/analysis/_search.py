@@ -75,6 +75,7 @@ from rlhf_mech.analysis._polish import (
     polish_kinks,
     polish_nonsmooth,
     polish_starts,
+    polish_ties,
 )
 from rlhf_mech.analysis._space import ReportSpace
 from rlhf_mech.analysis._strategies import (
@@ -294,6 +295,14 @@ def search_polytope(
         moved = np.abs(polished[k] - z[k]).max() > 0
         return polished[k], float(polished_gains[k]), "local" if moved else labels[k], converged
     plateaus = has_kinks(objective)
+    if objective.tied:
+        # MaxMin: every start settled on its piece of the utility (a few evaluations each,
+        # half the polish's budget at most), then the simplex method from the best
+        for k in np.argsort(-gains, kind="stable"):
+            room = (end - objective.evaluations) // 2
+            z[k], gains[k], _ = polish_ties(
+                objective, cap, z[k], float(gains[k]), objective.evaluations + room
+            )
     # room for the plateau probes of the best point and a polish from the best probe
     reserve = _PLATEAU_ROUNDS * (len(PAST_EDGE) * z.shape[-1] + 4) if plateaus else 0
     polish_end = max(objective.evaluations + 2, end - min(reserve, budget // 4))
