@@ -23,6 +23,10 @@ BUDGET_EXHAUSTED = 1
 #: Evaluations a point of :meth:`ReportObjective.pieces` counts as (its solve, and the runs of
 #: its differences).
 PIECE_EVALUATIONS = 2
+#: Points of MaxMin's pieces (:meth:`ReportObjective.tie_piece`: one SW-Max solve) that count
+#: as one evaluation (a MaxMin solve: 5-28x the time of a point, measured on the games of
+#: ``benchmarks/search_power.py``).
+TIE_POINTS_PER_EVALUATION = 4
 SEARCH_STATUS_MESSAGES = {
     SEARCH_CONVERGED: "the polish of the best starts reached a local optimum in both spaces",
     BUDGET_EXHAUSTED: "the evaluation budget ran out before the polish of the best start converged",
@@ -166,6 +170,7 @@ class ReportObjective:
         #: sees only the contribution, whatever the size
         self.fixed_size: float | None = None
         self.evaluations = 0
+        self.tie_points = 0
         self.priced = 0
         self.stalled = 0
         self.min_payment = np.inf
@@ -313,7 +318,8 @@ class ReportObjective:
         constraint's edge, not a crease in the objective. The gradients are exact through
         ``ds`` (:func:`~rlhf_mech.core.sensitivity`'s ``d pi / d s = diag(a) - a a^T / sum a``)
         and the measure ``rho_i(z)``'s Jacobian is a forward difference of step ``step`` (the
-        report map; no solve). One evaluation (an SW-Max solve, cheaper than MaxMin's)."""
+        report map; no solve). An SW-Max solve, cheaper than MaxMin's: :data:`TIE_POINTS_PER_EVALUATION`
+        points count as one evaluation."""
         mechanism = self.group.mechanism
         i, n = self.group.group, x.size - self.space.dimension
         z, y = x[:-n], x[-n:]
@@ -333,7 +339,8 @@ class ReportObjective:
         dz[1 + i] += jacobian @ pi  # v_i's measure moves with the report too
         jac = np.hstack([dz, slopes @ rho.T])
         values = cotangents @ pi
-        self.evaluations += 1
+        self.tie_points += 1
+        self.evaluations += int(self.tie_points % TIE_POINTS_PER_EVALUATION == 0)
         bad = solution.status[0] != CONVERGED
         self.stalled += int(bad)
         gain = -np.inf if bad else float(values[0] - self.truth_utility)

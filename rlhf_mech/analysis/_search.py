@@ -298,8 +298,9 @@ def search_polytope(
     if objective.tied:
         # MaxMin: every start settled on its piece of the utility (a few evaluations each,
         # half the polish's budget at most), then the simplex method from the best
-        for k in np.argsort(-gains, kind="stable"):
-            room = (end - objective.evaluations) // 2
+        ties_end = objective.evaluations + (end - objective.evaluations) // 2
+        for j, k in enumerate(np.argsort(-gains, kind="stable")):
+            room = (ties_end - objective.evaluations) // (len(gains) - j)
             z[k], gains[k], _ = polish_ties(
                 objective, cap, z[k], float(gains[k]), objective.evaluations + room
             )
