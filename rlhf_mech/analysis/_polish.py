@@ -7,8 +7,10 @@ the trained distribution can lose outcomes (chi^2: the utility has kinks, and is
 linear without payment) a trust-region cutting-plane method settles the best point on its
 kink, and the flat directions of a plateau are probed just past where their outcomes enter
 the support (the training rule's ``support_gaps``; :func:`polish_kinks`,
-:func:`plateau_probes`); without an exact gradient (Heuristic 1, MaxMin, Nash), a restarted
-bounded simplex method (:func:`polish_nonsmooth`); where the training rule is not
+:func:`plateau_probes`); MaxMin without payment piece by piece, the set of groups at the
+minimum held by equality constraints (:func:`polish_ties`); without an exact gradient
+(Heuristic 1, MaxMin, Nash), a restarted bounded simplex method (:func:`polish_nonsmooth`);
+where the training rule is not
 differentiable (TV), a batched compass search; beyond 64 parameters a batched projected
 gradient ascent.
 """
