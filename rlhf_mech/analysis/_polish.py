@@ -23,7 +23,7 @@ from functools import partial
 
 import numpy as np
 
-from rlhf_mech.analysis._objective import PIECE_EVALUATIONS, ReportObjective
+from rlhf_mech.analysis._objective import PIECE_EVALUATIONS, TIE_POINTS_PER_EVALUATION, ReportObjective
 from rlhf_mech.analysis._space import ReportSpace
 
 Array = np.ndarray
@@ -398,7 +398,10 @@ def _tie_ascent(
             method="SLSQP",
             bounds=bounds,
             constraints=constraints,
-            options={"maxiter": max(1, end - objective.evaluations), "ftol": 1e-14},
+            options={
+                "maxiter": max(1, TIE_POINTS_PER_EVALUATION * (end - objective.evaluations)),
+                "ftol": 1e-14,
+            },
         )
         converged = bool(result.success)
     return kept.get("z"), converged
