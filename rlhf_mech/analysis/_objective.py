@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlhf_mech.analysis._space import ReportSpace
-from rlhf_mech.core import Deviation, Game, Mechanism, Profile, deviation
-from rlhf_mech.core._internal import CONVERGED, rows_per_chunk
+from rlhf_mech.core import NONE, Deviation, Game, Mechanism, Profile, deviation, solve_sw_max
+from rlhf_mech.core._internal import CONVERGED, MAXMIN_MEASURES, jacobian_weights, rows_per_chunk
 
 Array = np.ndarray
 
@@ -23,6 +23,10 @@ BUDGET_EXHAUSTED = 1
 #: Evaluations a point of :meth:`ReportObjective.pieces` counts as (its solve, and the runs of
 #: its differences).
 PIECE_EVALUATIONS = 2
+#: Points of MaxMin's pieces (:meth:`ReportObjective.tie_piece`: one SW-Max solve) that count
+#: as one evaluation (a MaxMin solve: 5-28x the time of a point, measured on the games of
+#: ``benchmarks/search_power.py``).
+TIE_POINTS_PER_EVALUATION = 4
 SEARCH_STATUS_MESSAGES = {
     SEARCH_CONVERGED: "the polish of the best starts reached a local optimum in both spaces",
     BUDGET_EXHAUSTED: "the evaluation budget ran out before the polish of the best start converged",
@@ -166,6 +170,7 @@ class ReportObjective:
         #: sees only the contribution, whatever the size
         self.fixed_size: float | None = None
         self.evaluations = 0
+        self.tie_points = 0
         self.priced = 0
         self.stalled = 0
         self.min_payment = np.inf
@@ -256,6 +261,90 @@ class ReportObjective:
         payments = np.where(bad, np.inf, pieces[:, 0] - pieces.min(axis=1))
         self.min_payment = min(self.min_payment, float(payments.min()))
         return pieces.min(axis=1), pieces, jacobians
+
+    @property
+    def tied(self) -> bool:
+        """Whether the utility is smooth on each set of groups tied at the minimum
+        (:meth:`tie_piece`): MaxMin (either ``over``) without payment, a divergence with an
+        inverse of ``g'``, one game without noise."""
+        mechanism = self.group.mechanism
+        return (
+            mechanism.training_rule.name == "maxmin"
+            and mechanism.payment_rule.name == NONE.name
+            and self.smooth
+            and self.group.games == 1
+            and self.extra is None
+        )
+
+    def _measures(self, z: Array) -> Array:
+        """(B, n, m) MaxMin's measures ``rho_j`` of the profiles with the group's reports of
+        contributions ``z`` (B, d) inserted among the others' (:attr:`tied`)."""
+        g, i = self.group, self.group.group
+        theta, sizes = self.space.report(z, self.fixed_size)
+        rewards = self.space.rewards(theta)
+        b, (k, m) = len(z), g.others_rewards.shape[1:]
+        others_r = np.broadcast_to(g.others_rewards[0], (b, k, m))
+        others_s = np.broadcast_to(g.others_sizes[0], (b, k))
+        full_r = np.concatenate([others_r[:, :i], rewards[:, None], others_r[:, i:]], axis=1)
+        full_s = np.concatenate([others_s[:, :i], sizes[:, None], others_s[:, i:]], axis=1)
+        over = g.mechanism.training_rule.setting("over")
+        return MAXMIN_MEASURES[over](full_r, full_s)
+
+    def tie_weights(self, z: Array) -> tuple[Array, Array]:
+        """``(weights y (n,), values rho_j(pi) (n,))`` of the contribution ``z`` (one row) under
+        MaxMin (:attr:`tied`): the solve's optimal dual weights and the groups' values, which
+        say the groups at the minimum. One evaluation."""
+        mechanism, g, i = self.group.mechanism, self.group, self.group.group
+        theta, sizes = self.space.report(z[None], self.fixed_size)
+        rewards = np.insert(g.others_rewards[0], i, self.space.rewards(theta)[0], axis=0)
+        solution = mechanism.training_rule.solve(
+            mechanism, rewards[None], np.insert(g.others_sizes[0], i, sizes)[None]
+        )
+        assert solution.weights is not None  # a fair rule's solve carries its dual weights
+        self.evaluations += 1
+        return solution.weights[0], self._measures(z[None])[0] @ solution.pi[0]
+
+    def tie_piece(self, x: Array, step: float) -> tuple[float, Array, Array, Array]:
+        r"""MaxMin's utility on a piece (:attr:`tied`; appendix E): ``(gain, values (n,),
+        gain's gradient (d + n,), values' Jacobian (n, d + n))`` at ``x = (z, y)``.
+
+        MaxMin's model is ``pi = pi*(s)``, the SW-Max solution (eq. (OPT)) at the scores
+        ``s = sum_j y_j rho_j + offset``, with weights ``y`` on the simplex that are positive
+        only on the groups whose values ``v_j = <pi, rho_j>`` are the minimum (the minimax
+        theorem). With the group's report ``z`` and the weights ``y`` as free variables, the
+        gain ``w_i <pi, rm_i>`` and the values are smooth; the constraints that the groups of
+        a set ``A`` tie (``v_j = v_k``, ``j, k in A``), the others lie above and ``y`` is 0
+        off ``A`` make ``pi`` MaxMin's model, so that the kink where ``A`` changes is a
+        constraint's edge, not a crease in the objective. The gradients are exact through
+        ``ds`` (:func:`~rlhf_mech.core.sensitivity`'s ``d pi / d s = diag(a) - a a^T / sum a``)
+        and the measure ``rho_i(z)``'s Jacobian is a forward difference of step ``step`` (the
+        report map; no solve). An SW-Max solve, cheaper than MaxMin's: :data:`TIE_POINTS_PER_EVALUATION`
+        points count as one evaluation."""
+        mechanism = self.group.mechanism
+        i, n = self.group.group, x.size - self.space.dimension
+        z, y = x[:-n], x[-n:]
+        d = z.size
+        rho_all = self._measures(np.vstack([z, z + step * np.eye(d)]))  # (d + 1, n, m)
+        rho = rho_all[0]
+        jacobian = (rho_all[1:, i] - rho[i]) / step  # (d, m): d rho_i / dz
+        offset = mechanism.score_offset
+        scores = (y @ rho)[None] + (0.0 if offset is None else offset)
+        solution = solve_sw_max(scores, mechanism.pi_init, mechanism.divergence, mechanism.lam)
+        pi = solution.pi[0]
+        a = jacobian_weights(solution, scores, mechanism.pi_init, mechanism.divergence, mechanism.lam)[0]
+        cotangents = np.vstack([self.group.size[0] * self.group.own[0], rho])  # (n + 1, m)
+        total = a.sum()
+        slopes = a * (cotangents - (cotangents @ a)[:, None] / (total if total > 0 else 1.0))
+        dz = y[i] * slopes @ jacobian.T
+        dz[1 + i] += jacobian @ pi  # v_i's measure moves with the report too
+        jac = np.hstack([dz, slopes @ rho.T])
+        values = cotangents @ pi
+        self.tie_points += 1
+        self.evaluations += int(self.tie_points % TIE_POINTS_PER_EVALUATION == 0)
+        bad = solution.status[0] != CONVERGED
+        self.stalled += int(bad)
+        gain = -np.inf if bad else float(values[0] - self.truth_utility)
+        return gain, values[1:], jac[0], jac[1:]
 
     def _utilities(self, z: Array, gradients: bool) -> tuple[Array, Array | None, Array | None]:
         c = self.space.contributions(z)  # (B, m)

@@ -7,8 +7,10 @@ the trained distribution can lose outcomes (chi^2: the utility has kinks, and is
 linear without payment) a trust-region cutting-plane method settles the best point on its
 kink, and the flat directions of a plateau are probed just past where their outcomes enter
 the support (the training rule's ``support_gaps``; :func:`polish_kinks`,
-:func:`plateau_probes`); without an exact gradient (Heuristic 1, MaxMin, Nash), a restarted
-bounded simplex method (:func:`polish_nonsmooth`); where the training rule is not
+:func:`plateau_probes`); MaxMin without payment piece by piece, the set of groups at the
+minimum held by equality constraints (:func:`polish_ties`); without an exact gradient
+(Heuristic 1, MaxMin, Nash), a restarted bounded simplex method (:func:`polish_nonsmooth`);
+where the training rule is not
 differentiable (TV), a batched compass search; beyond 64 parameters a batched projected
 gradient ascent.
 """
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+from functools import partial
 
 import numpy as np
 
-from rlhf_mech.analysis._objective import PIECE_EVALUATIONS, ReportObjective
+from rlhf_mech.analysis._objective import PIECE_EVALUATIONS, TIE_POINTS_PER_EVALUATION, ReportObjective
 from rlhf_mech.analysis._space import ReportSpace
 
 Array = np.ndarray
@@ -46,6 +49,10 @@ _FD_DIMENSION = 16
 _PLATEAU_STEPS = (0.5, 0.25, 0.125)
 #: Probes past a plateau's edge: fractions of the room beyond the edge.
 PAST_EDGE = (1.0 / 64.0, 0.25, 0.75)
+#: Pieces of MaxMin's utility polished in turn from one start (:func:`polish_ties`).
+_TIE_ROUNDS = 4
+#: Groups whose values lie within this of the minimum (relative to the values' scale) tie.
+TIE_TOL = 1e-6
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,6 +296,115 @@ def polish_pieces(
         if converged or not best["gain"] > before + 1e-12 * max(1.0, abs(before)):
             break
     return best["z"], best["gain"], converged
+
+
+def polish_ties(
+    objective: ReportObjective, cap: float, z: Array, gain: float, end: int
+) -> tuple[Array, float, bool]:
+    """Local ascent of MaxMin's utility piece by piece (an active-set method; appendix E).
+
+    MaxMin's model changes its formula where the set ``A`` of groups at the minimum changes,
+    and the group's best report usually sits on such a kink (it gains by being at the
+    minimum, and is kept there by a tie). On one ``A`` the utility is smooth in the report
+    and the dual weights (:func:`_tie_ascent`); where a constraint meets its edge (a weight
+    falls to 0, another group reaches the minimum) the next round begins there, with the
+    set of MaxMin's solve at that point, while the gain rises (:data:`_TIE_ROUNDS`). Every
+    point kept is evaluated by the mechanism's own solve (the pieces only steer). Returns
+    the best point evaluated, its gain and whether the last round converged."""
+    best_z, best_gain = z.copy(), float(gain)
+    converged = False
+    for _ in range(_TIE_ROUNDS):
+        if objective.evaluations + z.size + 4 > end:
+            break
+        found, converged = _tie_ascent(objective, cap, best_z, best_gain, end)
+        if found is None or objective.evaluations >= end:
+            break
+        gains, _ = objective(found[None])
+        if not gains[0] > best_gain + 1e-12 * max(1.0, abs(best_gain)):
+            break
+        best_z, best_gain = found, float(gains[0])
+    return best_z, best_gain, converged
+
+
+def _tie_ascent(
+    objective: ReportObjective, cap: float, z: Array, gain: float, end: int
+) -> tuple[Array | None, bool]:
+    """One piece of :func:`polish_ties`: SLSQP (scipy) over the report ``z`` and the dual
+    weights ``y`` (:meth:`~rlhf_mech.analysis._objective.ReportObjective.tie_piece`),
+    maximising the gain subject to ``v_j = v_a`` for the groups of ``A`` (those within
+    :data:`TIE_TOL` of the minimum or with a positive weight at ``z``, and the group itself,
+    whose report moves the model only while it is at the minimum), ``v_k >= v_a`` for the
+    others, ``sum y = 1``, ``y >= 0`` and ``y = 0`` off ``A``, from the weights of MaxMin's
+    solve at ``z`` (:meth:`~rlhf_mech.analysis._objective.ReportObjective.tie_weights`).
+    Returns the best point visited whose constraints hold to :data:`TIE_TOL` (``None`` if
+    none) and whether SLSQP converged."""
+    from scipy.optimize import minimize
+
+    d, i = z.size, objective.group.group
+    extent = max(cap, np.finfo(float).tiny)
+    space = objective.space
+    y0, v0 = objective.tie_weights(z)
+    n = y0.size
+    scale = max(float(np.abs(v0).max()), abs(gain), np.finfo(float).tiny)
+    active = (v0 <= v0.min() + TIE_TOL * scale) | (y0 > TIE_TOL)
+    active[i] = True
+    a = int(np.flatnonzero(active)[0])
+    tied, above = np.flatnonzero(active)[1:], np.flatnonzero(~active)
+    y0 = np.where(active, y0, 0.0)
+    y0 = y0 / y0.sum() if y0.sum() > 0 else active / active.sum()
+    units = np.r_[np.full(d, extent), np.ones(n)]  # the variables are (z / extent, y)
+    kept: dict[str, Array] = {}
+    last: dict[str, Array] = {}
+
+    def evaluate(x: Array) -> dict[str, Array]:
+        if "x" not in last or not np.array_equal(last["x"], x):
+            if objective.evaluations + 1 >= end:
+                raise _OutOfBudget
+            point = space.project(x[None, :d] * extent, cap)[0]
+            g, v, dg, dv = objective.tie_piece(np.r_[point, x[d:]], 1e-7 * extent)
+            last.update(
+                x=x.copy(), g=np.array(g / scale), v=v / scale, dg=dg * units / scale, dv=dv * units / scale
+            )
+            slack = np.r_[np.abs(v[tied] - v[a]), v[a] - v[above]]
+            if np.isfinite(g) and g > kept.get("gain", -np.inf) and slack.max(initial=0.0) <= TIE_TOL * scale:
+                kept.update(gain=np.array(g), z=point)
+        return last
+
+    def values(x: Array, rows: Array) -> Array:
+        return evaluate(x)["v"][rows] - evaluate(x)["v"][a]
+
+    def slopes(x: Array, rows: Array) -> Array:
+        return evaluate(x)["dv"][rows] - evaluate(x)["dv"][a]
+
+    weights = np.r_[np.zeros(d), np.ones(n)]
+    constraints = [
+        {"type": "eq", "fun": lambda x: np.array([weights @ x - 1.0]), "jac": lambda x: weights[None]}
+    ]
+    for kind, rows in (("eq", tied), ("ineq", above)):
+        if len(rows):
+            constraints.append(
+                {"type": kind, "fun": partial(values, rows=rows), "jac": partial(slopes, rows=rows)}
+            )
+    if space.simplex:
+        total = np.r_[np.ones(d), np.zeros(n)]
+        constraints.append({"type": "ineq", "fun": lambda x: 1.0 - total @ x, "jac": lambda x: -total})
+    bounds = [*([(0.0, cap / extent)] * d), *((0.0, 1.0 if on else 0.0) for on in active)]
+    converged = False
+    with np.errstate(all="ignore"), contextlib.suppress(_OutOfBudget):
+        result = minimize(
+            lambda x: -float(evaluate(x)["g"]),
+            np.r_[z / extent, y0],
+            jac=lambda x: -evaluate(x)["dg"],
+            method="SLSQP",
+            bounds=bounds,
+            constraints=constraints,
+            options={
+                "maxiter": max(1, TIE_POINTS_PER_EVALUATION * (end - objective.evaluations)),
+                "ftol": 1e-14,
+            },
+        )
+        converged = bool(result.success)
+    return kept.get("z"), converged
 
 
 def flat_starts(objective: ReportObjective, cap: float, z: Array, scale: float) -> Array:

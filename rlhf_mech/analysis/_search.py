@@ -37,11 +37,14 @@ The search (:func:`search_misreports`)
    without payment) a trust-region cutting-plane method settles the best point on its kink,
    and the flat directions of a plateau are probed just past where their outcomes enter the
    support (the training rule's ``support_gaps``; :func:`polish_kinks`,
-   :func:`plateau_probes`); where the utility has no exact gradient and kinks (Heuristic 1's
-   maximum over checkpoints, MaxMin's minimum over groups) the best start alone, by a
-   restarted bounded simplex method (:func:`polish_nonsmooth`), which crosses kinks where
-   finite differences mislead; where the training rule is not differentiable (TV), a batched
-   compass search; beyond 64 parameters a batched projected gradient ascent;
+   :func:`plateau_probes`); under MaxMin without payment each start is first settled on its
+   piece, the set of groups at the minimum (an active-set method: SLSQP over the report and
+   the dual weights with the tied groups' values kept equal, restarted where the set
+   changes; :func:`polish_ties`); where the utility has no exact gradient and kinks
+   (Heuristic 1's maximum over checkpoints, MaxMin's minimum over groups) the starts in
+   turn, by a restarted bounded simplex method (:func:`polish_nonsmooth`), which crosses
+   kinks where finite differences mislead; where the training rule is not differentiable
+   (TV), a batched compass search; beyond 64 parameters a batched projected gradient ascent;
 3. for the argmax rule over candidate models, the exact best response: for each candidate a
    linear programme says whether some report selects it (:func:`_argmax_best_response`).
 
@@ -75,6 +78,7 @@ from rlhf_mech.analysis._polish import (
     polish_kinks,
     polish_nonsmooth,
     polish_starts,
+    polish_ties,
 )
 from rlhf_mech.analysis._space import ReportSpace
 from rlhf_mech.analysis._strategies import (
@@ -294,13 +298,23 @@ def search_polytope(
         moved = np.abs(polished[k] - z[k]).max() > 0
         return polished[k], float(polished_gains[k]), "local" if moved else labels[k], converged
     plateaus = has_kinks(objective)
+    starts = z.copy()
+    if objective.tied:
+        # MaxMin: every start settled on its piece of the utility (a few evaluations each,
+        # half the polish's budget at most), then the simplex method from the best
+        ties_end = objective.evaluations + (end - objective.evaluations) // 2
+        for j, k in enumerate(np.argsort(-gains, kind="stable")):
+            room = (ties_end - objective.evaluations) // (len(gains) - j)
+            z[k], gains[k], _ = polish_ties(
+                objective, cap, z[k], float(gains[k]), objective.evaluations + room
+            )
     # room for the plateau probes of the best point and a polish from the best probe
     reserve = _PLATEAU_ROUNDS * (len(PAST_EDGE) * z.shape[-1] + 4) if plateaus else 0
     polish_end = max(objective.evaluations + 2, end - min(reserve, budget // 4))
     polished, polished_gains, converged = polish_starts(objective, cap, z, gains, polish_end, flat)
     k = int(np.argmax(polished_gains))
     best_z, best_gain = polished[k], float(polished_gains[k])
-    label = "local" if np.abs(polished[k] - z[k]).max() > 0 else labels[k]
+    label = "local" if np.abs(polished[k] - starts[k]).max() > 0 else labels[k]
     support_kinks = bool(np.isfinite(objective.group.mechanism.divergence.g_prime_at_zero))
     if (
         objective.piecewise

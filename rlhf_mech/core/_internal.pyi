@@ -4,6 +4,7 @@ from rlhf_mech.core._candidates import scale_scores as scale_scores
 from rlhf_mech.core._deviation import BLOCK_ELEMENTS as BLOCK_ELEMENTS
 from rlhf_mech.core._deviation import ProgressCallback as ProgressCallback
 from rlhf_mech.core._divergences import ClosedForm as ClosedForm
+from rlhf_mech.core._fair import MAXMIN_MEASURES as MAXMIN_MEASURES
 from rlhf_mech.core._fair import MAXMIN_OVER as MAXMIN_OVER
 from rlhf_mech.core._lazy import attach_stub as attach_stub
 from rlhf_mech.core._mechanism import rule_conflict as rule_conflict
