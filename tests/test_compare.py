@@ -30,6 +30,7 @@ from rlhf_mech.files._internal import read_game
 from rlhf_mech.render import compare_schema, compare_to_csv, compare_to_json, render_compare
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
 GAME = "games/harmless_vs_humor.yaml"
 SMALL = CompareOptions(budget=30, samples=8, type_points=6)
 
@@ -249,3 +250,15 @@ def test_a_saved_cycle_names_a_replay_path_that_exists_from_where_it_was_run(
     first = sorted((tmp_path / "out").glob("*.yaml"))[0]
     replay = first.read_text(encoding="utf-8").split("Replay: rlhf-mech solve ")[1].split()[0]
     assert (tmp_path / replay).resolve() == first.resolve()
+
+
+def test_more_samples_than_implementability_keeps_types_are_all_drawn() -> None:
+    """``--samples`` above 2 x implementability's type cap (2,000) is a larger sample of random
+    reports for the share of negative payments, not an error naming another command's option."""
+    game = str(ROOT / "games" / "harmless_vs_humor.yaml")
+    args = ["compare", game, "--training", "sw_max", "--payment", "affine_maximizer", "--format", "json"]
+    result = runner.invoke(app, [*args, "--samples", "5000", "--types", "0"])
+    assert result.exit_code == 0, result.output
+    assert "--points" not in result.output
+    mechanism = json.loads(result.stdout)["mechanisms"][0]
+    assert mechanism["negative_payment_share"] == 0.0  # p^AFF >= 0 (Proposition 4.4)

@@ -348,7 +348,9 @@ def _negative_share(game: Game | PromptGame, i: int, options: CompareOptions) ->
     total: Array | None = None
     sizes = np.array([1.0, size_bound(game)[0]])
     for q, part in zip(weights, prompts, strict=True):
-        types = type_set(part, i, "random", max(1, options.samples // 2), sizes, options.seed + i)
+        points = max(1, options.samples // 2)
+        # no graph is built on these types (the cap is implementability's): every draw is kept
+        types = type_set(part, i, "random", points, sizes, options.seed + i, max_types=2 * points + 1)
         side = deviation(part.mechanism, part.truth, part.truth, i)
         with np.errstate(all="ignore"):
             out = side.outcomes(types.rewards[None], types.sizes[None], keep_distributions=False)
