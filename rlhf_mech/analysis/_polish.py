@@ -429,6 +429,7 @@ def polish_starts(
     gains: Array,
     budget: int,
     flat: Array | None = None,
+    stall: float = 0.0,
 ) -> tuple[Array, Array, bool]:
     """Local ascent from the starts ``z`` (S, d) by successive halving: every round shares
     an equal part of the budget left among the live starts (:func:`polish_start`, resumed
@@ -439,6 +440,9 @@ def polish_starts(
     ``flat`` marks the flat starts of a utility that is the minimum of smooth pieces
     (:func:`flat_starts`): the others are polished piece by piece, or, where all are flat,
     every start by the simplex method.
+    A start whose round raised its gain by at most ``stall`` of it (relative; 0: never) has
+    stalled and is dropped, so that the budget goes to the others (and to what the caller
+    does with what is left); it does not count as converged.
     Returns the points, their gains and whether every start still live at the end (the best
     among them) converged."""
     z, gains = z.copy(), gains.copy()
@@ -463,6 +467,7 @@ def polish_starts(
         return z, gains, converged
     per_iteration = PIECE_EVALUATIONS if objective.piecewise else 1
     rounds = max(1, math.ceil(math.log2(len(live))) + 1) if live else 0
+    settled = True  # no start dropped as stalled
     for r in range(rounds):
         end = objective.evaluations + (budget - objective.evaluations) // (rounds - r)
         still = []
@@ -471,16 +476,19 @@ def polish_starts(
             if room < 2 * per_iteration:
                 still.append(k)
                 continue
+            before = float(gains[k])
             z[k], gains[k], converged = polish_start(
-                objective, cap, z[k], float(gains[k]), scale, objective.evaluations + room
+                objective, cap, z[k], before, scale, objective.evaluations + room
             )
-            if not converged:
+            stalled = not converged and bool(stall) and gains[k] <= before + stall * abs(before)
+            settled &= not stalled
+            if not (converged or stalled):
                 still.append(k)
         if not still:
-            return z, gains, True
+            return z, gains, settled
         still.sort(key=lambda k: -gains[k])
         live = still[: max(1, len(still) // 2)] if r < rounds - 1 else still
-    return z, gains, not live
+    return z, gains, not live and settled
 
 
 def polish_kinks(

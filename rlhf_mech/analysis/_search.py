@@ -43,7 +43,9 @@ The search (:func:`search_misreports`)
    changes; :func:`polish_ties`); where the utility has no exact gradient and kinks
    (Heuristic 1's maximum over checkpoints, MaxMin's minimum over groups) the starts in
    turn, by a restarted bounded simplex method (:func:`polish_nonsmooth`), which crosses
-   kinks where finite differences mislead; where the training rule is not differentiable
+   kinks where finite differences mislead (under chi^2 a start whose piece-by-piece polish
+   stalls on a support kink is dropped, and what is left goes to the simplex method from
+   the best point); where the training rule is not differentiable
    (TV), a batched compass search; beyond 64 parameters a batched projected gradient ascent;
 3. for the argmax rule over candidate models, the exact best response: for each candidate a
    linear programme says whether some report selects it (:func:`_argmax_best_response`).
@@ -111,6 +113,11 @@ _WHOLE_SPACE_SHARE = 3 / 4
 _EDGE_VERTICES = 5
 #: Rounds of plateau probing and re-polishing per space.
 _PLATEAU_ROUNDS = 2
+#: A start of Heuristic 1's piece-by-piece polish under chi^2 whose round raised its gain by
+#: less than this (relative) has stalled on a kink of the pieces (a support change) and is
+#: dropped (:func:`~rlhf_mech.analysis._polish.polish_starts`): the budget it would have
+#: taken goes to the simplex method from the best point, which crosses such kinks.
+_STALL = 1e-3
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,11 +318,12 @@ def search_polytope(
     # room for the plateau probes of the best point and a polish from the best probe
     reserve = _PLATEAU_ROUNDS * (len(PAST_EDGE) * z.shape[-1] + 4) if plateaus else 0
     polish_end = max(objective.evaluations + 2, end - min(reserve, budget // 4))
-    polished, polished_gains, converged = polish_starts(objective, cap, z, gains, polish_end, flat)
+    support_kinks = bool(np.isfinite(objective.group.mechanism.divergence.g_prime_at_zero))
+    stall = _STALL if objective.piecewise and support_kinks else 0.0
+    polished, polished_gains, converged = polish_starts(objective, cap, z, gains, polish_end, flat, stall)
     k = int(np.argmax(polished_gains))
     best_z, best_gain = polished[k], float(polished_gains[k])
     label = "local" if np.abs(polished[k] - starts[k]).max() > 0 else labels[k]
-    support_kinks = bool(np.isfinite(objective.group.mechanism.divergence.g_prime_at_zero))
     if (
         objective.piecewise
         and support_kinks
