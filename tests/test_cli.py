@@ -309,7 +309,25 @@ def test_a_truthful_game_ranks_by_the_truthful_distribution(tmp_path: Path) -> N
 
 def test_issue_15_json_gains_list_the_misreporting_groups_only() -> None:
     data = json.loads(runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"]).stdout)
-    assert list(data["gains"]) == ["alices"]  # bobs reports truthfully
+    assert list(data["misreport_gains"]) == ["alices"]  # bobs reports truthfully
+
+
+def test_issue_24_the_json_names_its_gains_apart_from_the_librarys() -> None:
+    """The library's ``gains`` is every group's utility change; the JSON's key holds the
+    misreporting groups' only, so it is named ``misreport_gains``, not ``gains``."""
+    from rlhf_mech.core import solve
+
+    solution = solve(load_game(EXAMPLE))
+    data = json.loads(runner.invoke(app, ["solve", str(EXAMPLE), "--format", "json"]).stdout)
+    assert "gains" not in data
+    utilities = {
+        p: {g["name"]: g["utility"] for g in data["profiles"][p]["groups"]} for p in ("truthful", "reported")
+    }
+    change = {name: utilities["reported"][name] - utilities["truthful"][name] for name in ("alices", "bobs")}
+    assert data["misreport_gains"] == {"alices": pytest.approx(change["alices"], rel=0, abs=1e-15)}
+    assert abs(float(solution.gains[0]) - data["misreport_gains"]["alices"]) <= 1e-15
+    # alices' misreport moves the model, so the truthful bobs' utility changes too: the library has it
+    assert abs(float(solution.gains[1]) - change["bobs"]) <= 1e-15 and solution.gains[1] > 1e-3
 
 
 def test_issue_15_a_zero_kkt_residual_reads_0() -> None:

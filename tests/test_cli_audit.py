@@ -80,7 +80,7 @@ def test_issue_4_counterexample_replays_with_solve(games, tmp_path):
     assert path.parent == out
     replay = runner.invoke(app, ["solve", str(path), "--format", "json"])
     assert replay.exit_code == 0, replay.output
-    gain = json.loads(replay.stdout)["gains"][group["name"]]
+    gain = json.loads(replay.stdout)["misreport_gains"][group["name"]]
     assert gain == pytest.approx(group["dsic"]["max_gain"], abs=1e-9)
     assert solve(load_game(path)).gains[0] == pytest.approx(gain, abs=1e-12)
 

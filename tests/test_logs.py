@@ -489,6 +489,36 @@ def test_openrlhf_files_are_joined_on_input_and_output(tmp_path):
     np.testing.assert_array_equal(groups.sizes, [2, 2, 2, 2])
 
 
+def test_openrlhf_read_table_names_the_key_read_in_each_file(tmp_path, monkeypatch):
+    """Issue 24: each file is one reward model; the column read in it is the key ``reward``
+    (not the file's path), with that file's rewards only; the game file still names the files."""
+    written = write_openrlhf(tmp_path)
+    imported = _read(list(written.files))
+    log, result = imported.log, imported.result
+    assert result is not None
+    assert log.reward_columns == ("reward", "reward")
+    assert [f.path for f in log.reward_files] == list(written.files)
+    assert [s.path for s in result.files] == list(written.files)
+    for k, (summary, model) in enumerate(zip(result.files, ("helpful", "harmless"), strict=True)):
+        assert summary.rows == len(written.prompts) and summary.columns == ("input", "output", "reward")
+        (stats,) = summary.used
+        assert (stats.column, stats.role) == ("reward", f"reward {model}")
+        np.testing.assert_allclose(
+            [stats.minimum, stats.maximum, stats.mean],
+            [written.rewards[:, k].min(), written.rewards[:, k].max(), written.rewards[:, k].mean()],
+            rtol=1e-12,
+            atol=0,
+        )
+    assert result.provenance[0].endswith(
+        f"reward models helpful = {written.files[0]}, harmless = {written.files[1]}"
+    )
+    monkeypatch.chdir(tmp_path)  # short paths: the table fits 80 columns
+    shown = runner.invoke(app, ["import", "helpful.jsonl", "harmless.jsonl", "-o", "g.yaml"])
+    assert shown.exit_code == 0, shown.output
+    cells = [[c.strip() for c in line.split("│")[1:4]] for line in shown.output.splitlines() if "│" in line]
+    assert cells == [[f"{m}.jsonl", "reward", f"reward {m}"] for m in ("helpful", "harmless")]
+
+
 def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path

@@ -412,7 +412,7 @@ def test_solve_shows_the_weighted_means_and_each_prompts_share(tmp_path: Path) -
     assert "harmless misreports: group valuation +0.1606" in out
     data = json.loads(runner.invoke(app, ["solve", str(path), "--format", "json"]).stdout)
     solution = solve_prompts(load_game(path))
-    assert data["gains"] == {"harmless": pytest.approx(float(solution.gains[1]), abs=1e-15)}
+    assert data["misreport_gains"] == {"harmless": pytest.approx(float(solution.gains[1]), abs=1e-15)}
     assert [p["weight"] for p in data["prompts"]] == [0.5, 0.5]
     assert len(data["profiles"]["reported"]["prompts"][0]["distribution"]) == 3
     refused = runner.invoke(app, ["solve", str(path), "--training", "maxmin"])

@@ -16,6 +16,7 @@ from rlhf_mech.files._logs._layouts import get_layout as get_layout
 from rlhf_mech.files._logs._layouts import log_inputs as log_inputs
 from rlhf_mech.files._logs._openrlhf import read_openrlhf as read_openrlhf
 from rlhf_mech.files._logs._record import PromptGroups as PromptGroups
+from rlhf_mech.files._logs._record import RewardFile as RewardFile
 from rlhf_mech.files._logs._record import RewardLog as RewardLog
 from rlhf_mech.files._logs._record import StepInfo as StepInfo
 from rlhf_mech.files._logs._record import group_by_prompt as group_by_prompt

@@ -12,7 +12,13 @@ from rich.table import Table
 from rlhf_mech.core import PromptGame, PromptOutcome, PromptSolution
 from rlhf_mech.errors import printable
 from rlhf_mech.render._format import annotation, fmt, fmt_signed, rule_json
-from rlhf_mech.render._solve import gains_text, profile_json, profile_table, summary_table
+from rlhf_mech.render._solve import (
+    gains_text,
+    misreport_gains_json,
+    profile_json,
+    profile_table,
+    summary_table,
+)
 
 #: Characters of a prompt's text shown in the per-prompt table (the JSON has it whole).
 PROMPT_TEXT_SHOWN = 48
@@ -141,5 +147,5 @@ def prompt_solution_to_json(solution: PromptSolution) -> dict[str, Any]:
         "weighting": "uniform" if game.uniform_weights else "file",
         "notes": list(game.notes),
         "profiles": {label: _outcome_json(game, o, sizes[label]) for label, o in rows.items()},
-        "gains": {game.group_names[i]: float(solution.gains[i]) for i in game.misreporting_groups()},
+        "misreport_gains": misreport_gains_json(solution),
     }

@@ -269,13 +269,24 @@ def profile_json(
     }
 
 
+def misreport_gains_json(solution: GameSolution | PromptSolution) -> dict[str, float]:
+    """``misreport_gains``: per group whose report differs from its type, what its misreport
+    gains it, ``u_i(reported) - u_i(truthful)`` with section 3's quasi-linear utility
+    ``u_i = w_i v_i - p_i`` (the difference Definition 3.2 bounds). The library's
+    :attr:`~rlhf_mech.core.GameSolution.gains` holds that difference for every group, a truthful
+    group's included (what the others' misreports do to it); this key holds the misreporters'."""
+    game = solution.game
+    return {game.group_names[i]: float(solution.gains[i]) for i in game.misreporting_groups()}
+
+
 def solution_to_json(solution: GameSolution, distribution_file: str | None = None) -> dict[str, Any]:
     """The stable machine-readable form of ``rlhf-mech solve --format json``.
 
     Distributions are numpy arrays (the JSON writer puts each on one line); with
     ``distribution_file`` (``--save-distribution``) they are references into that file
     instead, ``{"file": ..., "row": 0}`` (truthful) and ``row: 1`` (reported), as a game file
-    references arrays. ``gains`` lists the groups whose report differs from their type.
+    references arrays. ``misreport_gains`` lists the groups whose report differs from their type
+    (:func:`misreport_gains_json`).
     """
     game = solution.game
     div = solution.mechanism.divergence
@@ -297,7 +308,7 @@ def solution_to_json(solution: GameSolution, distribution_file: str | None = Non
             label: {"distribution": distributions[label], **profile_json(game, profile, sizes[label])}
             for label, profile in rows.items()
         },
-        "gains": {game.group_names[i]: float(solution.gains[i]) for i in game.misreporting_groups()},
+        "misreport_gains": misreport_gains_json(solution),
         **({"candidates": _candidates_json(solution)} if candidates else {}),
     }
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._logs._layouts import OPENRLHF_KEYS, RANK_FILE
-from rlhf_mech.files._logs._record import RewardLog
+from rlhf_mech.files._logs._record import RewardFile, RewardLog
 from rlhf_mech.files._tables import (
     JSONL_SUFFIXES,
     EvalTable,
@@ -277,7 +277,7 @@ def read_openrlhf(
     return RewardLog(
         trainer="openrlhf",
         reward_names=names,
-        reward_columns=tuple(str(p) for p in files),
+        reward_columns=("reward",) * len(scored),
         prompts=tuple(p for p, _ in base.pairs),
         responses=tuple(o for _, o in base.pairs),
         rewards=rewards,
@@ -288,6 +288,7 @@ def read_openrlhf(
         file_columns=(base.columns,),
         notes=tuple(notes),
         dropped=tuple(dropped),
+        reward_files=tuple(RewardFile(s.path, s.columns) for s in scored),
     )
 
 

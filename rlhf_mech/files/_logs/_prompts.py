@@ -40,6 +40,7 @@ from rlhf_mech.core import (
 from rlhf_mech.errors import RlhfMechError, printable, shown
 from rlhf_mech.files._importer import (
     GAME_DEFAULTS,
+    ColumnStats,
     FileSummary,
     GameOptions,
     ImportResult,
@@ -340,17 +341,24 @@ def import_prompts(
             f"reward {printable(models[k])} is 0 on every response of {int(flat[:, k].sum())} of {P} "
             "prompts: uniform there"
         )
-    columns = ", ".join(f"{m} = {c}" for m, c in zip(models, log.reward_columns, strict=True))
-    files = []
+    read_from = [str(f.path) for f in log.reward_files] or log.reward_columns
+    columns = ", ".join(f"{m} = {c}" for m, c in zip(models, read_from, strict=True))
     provenance = [f"trainer: {log.trainer}; {P} prompts; {log.n_rows} responses; reward models {columns}"]
     counts = log.file_rows()
+
+    def used(rows: Array | slice, k: int) -> ColumnStats:
+        return column_stats(log.reward_columns[k], f"reward {models[k]}", log.rewards[rows, k])
+
+    # a file of one reward model (OpenRLHF) holds that model's rewards only, of every row
+    files = [
+        FileSummary(f.path, log.n_rows, f.columns, (used(slice(None), k),))
+        for k, f in enumerate(log.reward_files)
+    ]
     for f, path in enumerate(log.files):
         mine = log.source == f
-        used = tuple(
-            column_stats(column, f"reward {model}", log.rewards[mine, k])
-            for k, (model, column) in enumerate(zip(models, log.reward_columns, strict=True))
-        )
-        files.append(FileSummary(path, int(counts[f]), log.file_columns[f], used))
+        if not log.reward_files:
+            stats = tuple(used(mine, k) for k in range(len(models)))
+            files.append(FileSummary(path, int(counts[f]), log.file_columns[f], stats))
         step = "" if log.row_steps is None else f", step {int(log.row_steps[mine][0])}"
         provenance.append(f"{printable(str(path))}: {int(counts[f])} rows{step}")
     return ImportResult(

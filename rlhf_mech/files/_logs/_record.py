@@ -86,6 +86,21 @@ class StepInfo:
 
 
 @dataclass(frozen=True)
+class RewardFile:
+    """A file that holds one reward model's rewards and nothing of the others (OpenRLHF: one
+    JSONL per reward model, its rows joined with the other files' rows).
+
+    Attributes
+    ----------
+    path : the file (as given).
+    columns : all of its columns (keys), in file order.
+    """
+
+    path: Path
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RewardLog:
     """Sampled responses with one reward per reward model: what every response-level reader returns.
 
@@ -99,7 +114,7 @@ class RewardLog:
     ----------
     trainer : the layout's name (``trl``, ``openrlhf``, ``mod``, ``ric``).
     reward_names : (K,) names of the reward models (reward functions), K >= 1.
-    reward_columns : (K,) the column (or JSONL file) each reward was read from.
+    reward_columns : (K,) the column (JSONL key) each reward was read from.
     prompts, responses : (N,) the prompt and the sampled response of each row, N >= 1.
     rewards : (N, K) float array: ``rewards[r, k]`` is reward model k's reward for row r, as
         the trainer logged it (raw: not weighted, shifted or normalised); finite.
@@ -120,6 +135,9 @@ class RewardLog:
     step_info : per step present (TRL), what its file holds (:class:`StepInfo`); empty for
         layouts without steps.
     dropped : the lines read but not used, ``FILE:LINE: why`` each (OpenRLHF's padding copies).
+    reward_files : (K,) per reward, the file it was read from (:class:`RewardFile`) when each
+        reward model has its own file (OpenRLHF; the first is :attr:`files`' one file); empty
+        when the rewards are columns of :attr:`files`.
 
     Every array is read-only.
     """
@@ -141,6 +159,7 @@ class RewardLog:
     notes: tuple[str, ...] = ()
     step_info: tuple[StepInfo, ...] = ()
     dropped: tuple[str, ...] = ()
+    reward_files: tuple[RewardFile, ...] = ()
 
     def __post_init__(self) -> None:
         n, k = len(self.prompts), len(self.reward_names)
@@ -166,6 +185,8 @@ class RewardLog:
             raise ValueError("`source` must be non-decreasing and use every file")
         if len(self.file_columns) != len(self.files):
             raise ValueError("`file_columns` needs one entry per file")
+        if self.reward_files and len(self.reward_files) != k:
+            raise ValueError(f"`reward_files` needs one entry per reward ({k}) or none")
         if self.reward_weights is not None and self.reward_weights.shape != (k,):
             raise ValueError(f"`reward_weights` must have shape ({k},)")
         if self.aggregation is not None and self.aggregation not in AGGREGATIONS:
@@ -227,6 +248,7 @@ def _take(log: RewardLog, rows: Array, notes: tuple[str, ...]) -> RewardLog:
             if log.row_steps is not None and i.step in set(log.row_steps[rows].tolist())
         ),
         dropped=log.dropped,
+        reward_files=log.reward_files,
     )
 
 
