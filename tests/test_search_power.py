@@ -86,6 +86,17 @@ def test_search_reaches_the_reference_where_utility_has_kinks(payment: PaymentRu
         assert found >= 0.99 * reference - 1e-9, (i, found, reference)
 
 
+def _reaches_the_known_misreport(family: str, k: int, group: int, report: list[float], seed: int) -> float:
+    """On holdout game ``k`` of ``family``, the search at the default budget finds >= 0.99 of
+    the gain of ``report`` (the reference's misreport, replayed with the kernel); returns it."""
+    game = holdout_game(np.random.default_rng([2026, k]), k, FAMILIES[family])
+    known = search_power.Utility(game, group)(np.array(report))
+    rng = np.random.default_rng([seed, group])
+    found = search_misreports(game, group, game.mechanism.payment_rule, 200, rng).best.gain
+    assert found >= 0.99 * known, (found, known)
+    return known
+
+
 @pytest.mark.parametrize("family", ["sw_max/h1_T1_initial", "sw_max/h1_T5_initial"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_heuristic_1_search_leaves_the_plateau_of_a_saturated_solve(family: str, seed: int) -> None:
@@ -93,13 +104,8 @@ def test_heuristic_1_search_leaves_the_plateau_of_a_saturated_solve(family: str,
     0, flat pieces); the best misreport (the reference's, 0.3555, replayed with the kernel)
     ties the group's favourite outcome with the others' best. The search reaches 0.99 of it
     at the default budget (before: 0.002-0.46 of it)."""
-    game = holdout_game(np.random.default_rng([2026, 5]), 5, FAMILIES[family])
-    f = search_power.Utility(game, 1)
-    known = f(np.array([11.379286068646403, 4.3885113135226455, 0.8969691242798388]))
-    assert known > 0.35
-    rng = np.random.default_rng([seed, 1])
-    found = search_misreports(game, 1, game.mechanism.payment_rule, 200, rng).best.gain
-    assert found >= 0.99 * known, (found, known)
+    report = [11.379286068646403, 4.3885113135226455, 0.8969691242798388]
+    assert _reaches_the_known_misreport(family, 5, 1, report, seed) > 0.35
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -109,13 +115,8 @@ def test_heuristic_1_search_crosses_a_stalled_piece_under_chi2(seed: int) -> Non
     the best misreport (the reference's, 1.0256, replayed with the kernel) lies past a dip.
     Stalled starts are dropped and the simplex method from the best point gets their budget:
     0.99 of it at the default budget (before: 0.917 and 0.954)."""
-    game = holdout_game(np.random.default_rng([2026, 3]), 3, FAMILIES["sw_max/h1_T100"])
-    f = search_power.Utility(game, 2)
-    known = f(np.array([3.5118876e-07, 11.817826103221929, 4.653671910963661, 1.7940549709636677, 0.0]))
-    assert known > 1.02
-    rng = np.random.default_rng([seed, 2])
-    found = search_misreports(game, 2, game.mechanism.payment_rule, 200, rng).best.gain
-    assert found >= 0.99 * known, (found, known)
+    report = [3.5118876e-07, 11.817826103221929, 4.653671910963661, 1.7940549709636677, 0.0]
+    assert _reaches_the_known_misreport("sw_max/h1_T100", 3, 2, report, seed) > 1.02
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -124,12 +125,8 @@ def test_maxmin_over_groups_search_settles_on_the_tie(seed: int) -> None:
     the kernel) puts its weight where MaxMin's model, once the group is at the minimum, is
     kept there by a tie with the other group. The active-set polish reaches 0.99 of it at the
     default budget (before: 0.814 of it at both seeds)."""
-    game = holdout_game(np.random.default_rng([2026, 1]), 1, FAMILIES["maxmin_groups/none"])
-    known = search_power.Utility(game, 1)(np.array([0.0, 0.0, 1.7987616215594826, 0.0]))
-    assert known > 0.1688
-    rng = np.random.default_rng([seed, 1])
-    found = search_misreports(game, 1, game.mechanism.payment_rule, 200, rng).best.gain
-    assert found >= 0.99 * known, (found, known)
+    report = [0.0, 0.0, 1.7987616215594826, 0.0]
+    assert _reaches_the_known_misreport("maxmin_groups/none", 1, 1, report, seed) > 0.1688
 
 
 @pytest.mark.parametrize(("family", "k"), [("maxmin_groups/none", 1), ("maxmin_agents/none", 2)])
