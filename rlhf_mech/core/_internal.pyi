@@ -20,6 +20,7 @@ from rlhf_mech.core._prompts import default_outcome_names as default_outcome_nam
 from rlhf_mech.core._prompts import prompt_outcome as prompt_outcome
 from rlhf_mech.core._prompts import prompt_rule_conflict as prompt_rule_conflict
 from rlhf_mech.core._registry import by_name as by_name
+from rlhf_mech.core._registry import did_you_mean as did_you_mean
 from rlhf_mech.core._resample import GROUP_FIGURES as GROUP_FIGURES
 from rlhf_mech.core._resample import PROFILE_FIGURES as PROFILE_FIGURES
 from rlhf_mech.core._resample import Replicates as Replicates

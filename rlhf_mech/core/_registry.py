@@ -8,7 +8,7 @@ the canonical one. A lookup by an unknown name raises ``ValueError`` listing the
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
 
@@ -58,10 +58,13 @@ def lookup(
     canonical = (aliases or {}).get(name, name) if isinstance(name, str) else None
     if canonical in registry:
         return registry[canonical]
-    close = (
-        difflib.get_close_matches(str(name), [*registry, *(aliases or {})], n=1)
-        if isinstance(name, str)
-        else []
-    )
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, [*registry, *(aliases or {})])
     raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(registry)}{hint}")
+
+
+def did_you_mean(given: object, choices: Sequence[str]) -> str:
+    """`` (did you mean 'kl'?)`` where ``given`` is a string close to one of ``choices`` (a
+    typo, by :func:`difflib.get_close_matches`), else ``""``: the hint of every message that
+    refuses an unknown name (registries here, game-file fields in the files layer)."""
+    close = difflib.get_close_matches(given, choices, n=1) if isinstance(given, str) else []
+    return f" (did you mean {close[0]!r}?)" if close else ""

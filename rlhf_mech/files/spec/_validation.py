@@ -11,14 +11,14 @@ own checks still run on it. Linear in the number of errors, of which the first
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError, create_model
 
+from rlhf_mech.core._internal import did_you_mean
 from rlhf_mech.errors import SpecError, shown
 from rlhf_mech.files.spec._document import MAX_PROBLEMS, Document, Path_
 from rlhf_mech.files.spec._schemas import MAX_NAME_CHARS, NAME_PATTERN
@@ -53,10 +53,10 @@ def _message(err: Any, fields: tuple[str, ...]) -> str:
     """One pydantic error in the file's terms (``fields``: the keys its mapping accepts)."""
     kind = err["type"]
     if kind == "extra_forbidden":
-        return f"unknown field (expected one of: {', '.join(fields)}){_did_you_mean(err['loc'][-1], fields)}"
+        return f"unknown field (expected one of: {', '.join(fields)}){did_you_mean(err['loc'][-1], fields)}"
     if kind in ("literal_error", "enum"):
         choices = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
-        return err["msg"] + _did_you_mean(err["input"], choices)
+        return err["msg"] + did_you_mean(err["input"], choices)
     if kind == "missing":
         return "required field is missing"
     if kind == "union_tag_not_found":
@@ -76,13 +76,6 @@ def _message(err: Any, fields: tuple[str, ...]) -> str:
         bound = float(next(iter(err["ctx"].values())))
         return f"must be {_BOUNDS[kind]} {bound:g}, got {shown(err['input'])}"
     return err["msg"]
-
-
-def _did_you_mean(given: Any, choices: Sequence[str]) -> str:
-    """`` (did you mean 'kl'?)`` where ``given`` is a typo of one of ``choices``, else ``""``
-    (the closeness of :func:`rlhf_mech.core._registry.lookup`)."""
-    close = difflib.get_close_matches(given, choices, n=1) if isinstance(given, str) else []
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _file_location(data: Any, loc: tuple[Any, ...]) -> tuple[Path_, str]:
